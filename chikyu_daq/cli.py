@@ -1,0 +1,49 @@
+"""`chikyu-daq` command line. Heavy imports stay inside commands so `--help` is instant."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+
+from chikyu_daq.config import Config, ConfigError, load_config
+
+app = typer.Typer(
+    help="Chikyu DAQ: telemetry, yield estimation and HIL rig for rare-earth mud lifting.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+config_app = typer.Typer(help="Inspect and validate installation configs.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+
+ConfigOption = Annotated[Path, typer.Option("-c", "--config", help="Installation config (TOML).")]
+
+
+def fail_config(err: ConfigError) -> NoReturn:
+    """Print every config problem, one per line, and exit 2 (no traceback)."""
+    for issue in err.issues:
+        print(f"error: {issue.format(err.file)}", file=sys.stderr)
+    raise SystemExit(2)
+
+
+def load_or_exit(path: Path) -> Config:
+    try:
+        return load_config(path)
+    except ConfigError as err:
+        fail_config(err)
+
+
+@config_app.command("check")
+def config_check(file: Annotated[Path, typer.Argument(help="Config file to validate.")]) -> None:
+    """Validate FILE and print a summary of devices, channels and outputs."""
+    from chikyu_daq.config_summary import print_summary
+
+    cfg = load_or_exit(file)
+    print_summary(cfg, str(file))
+
+
+def main() -> None:
+    app()

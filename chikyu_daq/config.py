@@ -1,0 +1,304 @@
+"""The installation config: one TOML file, validated completely at load.
+
+`load_config(path)` returns a frozen `Config` or raises `ConfigError` whose `issues` each name the
+file, the key path and what was expected. Secrets are only ever referenced (`*_env`, `*_file`);
+`resolve_secret` reads them at connect time so they never sit in the config object or its logs.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, PositiveFloat, ValidationError, model_validator
+
+from drivers.spec import Bus, Device, RegisterMap, SentenceMap, Strict
+
+
+class Site(Strict):
+    vessel: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")]
+    #: Relative paths resolve against the working directory (systemd sets StateDirectory).
+    data_dir: str = "data"
+    description: str = ""
+
+
+class Processing(Strict):
+    grid_hz: PositiveFloat = 10.0
+    publish_hz: PositiveFloat = 1.0
+    align: Literal["hold", "linear"] = "hold"
+    #: A channel with no sample for this long is BAD on the grid.
+    staleness_s: PositiveFloat = 2.0
+    #: Grid points wait this long for late samples before they are computed.
+    lateness_s: Annotated[float, Field(ge=0.0)] = 0.3
+    max_gap_s: PositiveFloat = 2.0
+
+
+class Roles(Strict):
+    """Which channel feeds each estimator input; every value must be a configured channel."""
+
+    q_return: str = "ft201.volume_flow"
+    q_injection: str = "ft101.volume_flow"
+    rho_mix: str = "dt201.density"
+    p_collector: str = "pt301.pressure"
+    p_mid: str = "pt302.pressure"
+    p_upper: str = "pt303.pressure"
+    p_discharge: str = "ai20.pt101"
+    p_return_deck: str = "ai20.pt201"
+    torque_a: str = "p101a.torque"
+    torque_b: str = "p101b.torque"
+
+
+class Physics(Strict):
+    rho_w_kg_m3: PositiveFloat = 1025.0
+    rho_s_kg_m3: PositiveFloat = 2500.0
+    rho_b_kg_m3: PositiveFloat = 1300.0
+    g_m_s2: PositiveFloat = 9.80665
+    cv_max: Annotated[float, Field(gt=0.0, le=1.0)] = 0.35
+    return_id_m: PositiveFloat = 0.20
+    injection_hd_m: PositiveFloat = 0.25
+    riser_length_m: PositiveFloat = 5700.0
+    depth_collector_m: PositiveFloat = 5690.0
+    depth_mid_m: PositiveFloat = 2850.0
+    depth_upper_m: PositiveFloat = 500.0
+    darcy_f: PositiveFloat = 0.015
+    durand_fl: PositiveFloat = 0.8
+
+    @model_validator(mode="after")
+    def _densities_ordered(self) -> Physics:
+        if not self.rho_w_kg_m3 < self.rho_b_kg_m3 < self.rho_s_kg_m3:
+            raise ValueError("expected rho_w_kg_m3 < rho_b_kg_m3 < rho_s_kg_m3")
+        if not self.depth_upper_m < self.depth_mid_m < self.depth_collector_m:
+            raise ValueError("expected depth_upper_m < depth_mid_m < depth_collector_m")
+        return self
+
+
+class Uncertainty(Strict):
+    """Standard uncertainties (k = 1) of the E1 inputs."""
+
+    flow_rel: Annotated[float, Field(ge=0.0)] = 0.0025
+    density_kg_m3: Annotated[float, Field(ge=0.0)] = 0.75
+    rho_s_kg_m3: Annotated[float, Field(ge=0.0)] = 25.0
+    rho_w_kg_m3: Annotated[float, Field(ge=0.0)] = 1.0
+
+
+class Grade(Strict):
+    default_rey_ppm: PositiveFloat = 2000.0
+    default_u_rey_ppm: Annotated[float, Field(ge=0.0)] = 150.0
+    reo_factor: PositiveFloat = 1.2
+    replay_interpolate: bool = False
+
+
+class Stability(Strict):
+    window_s: PositiveFloat = 60.0
+    spectrum_window_s: PositiveFloat = 256.0
+    spectrum_update_s: PositiveFloat = 8.0
+    slope_window_s: PositiveFloat = 120.0
+    hampel_window: Annotated[int, Field(ge=3)] = 7
+    hampel_nsigma: PositiveFloat = 4.0
+
+
+class Alarm(Strict):
+    """Raise/clear with hysteresis; `above` says which side of the threshold is bad."""
+
+    enabled: bool = True
+    raise_at: float
+    clear_at: float
+    min_duration_s: Annotated[float, Field(ge=0.0)] = 5.0
+    above: bool = True
+
+    @model_validator(mode="after")
+    def _hysteresis(self) -> Alarm:
+        ok = self.clear_at <= self.raise_at if self.above else self.clear_at >= self.raise_at
+        if not ok:
+            side = "<=" if self.above else ">="
+            raise ValueError(f"expected clear_at {side} raise_at (hysteresis)")
+        return self
+
+
+ALARM_NAMES = (
+    "DEPOSITION_RISK",
+    "SLUGGING",
+    "PLUG_SUSPECTED",
+    "PUMP_SURGE",
+    "FLOW_IMBALANCE",
+    "ESTIMATOR_DISAGREEMENT",
+    "SENSOR_FAULT",
+)
+
+
+class Recorder(Strict):
+    enabled: bool = True
+    segment_s: PositiveFloat = 600.0
+    flush_s: Annotated[float, Field(gt=0.0, le=1.0)] = 0.5
+
+
+class Influx(Strict):
+    enabled: bool = False
+    dialect: Literal["v1", "v2"] = "v2"
+    url: str = "http://127.0.0.1:8086"
+    org: str = ""
+    bucket: str = ""
+    token_env: str | None = None
+    token_file: str | None = None
+    db: str = ""
+    rp: str = ""
+    username: str = ""
+    password_env: str | None = None
+    password_file: str | None = None
+    ca_file: str | None = None
+    batch_lines: Annotated[int, Field(ge=1, le=5000)] = 5000
+    batch_bytes: Annotated[int, Field(ge=1024, le=1_000_000)] = 1_000_000
+    spool_quota_mb: PositiveFloat = 1024.0
+    overflow: Literal["drop_oldest", "drop_newest"] = "drop_oldest"
+    timeout_s: PositiveFloat = 10.0
+
+    @model_validator(mode="after")
+    def _dialect_fields(self) -> Influx:
+        if not self.enabled:
+            return self
+        if self.dialect == "v2" and not self.bucket:
+            raise ValueError("dialect v2 needs bucket")
+        if self.dialect == "v1" and not self.db:
+            raise ValueError("dialect v1 needs db")
+        return self
+
+
+class Mqtt(Strict):
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=1, le=65535)] = 1883
+    prefix: str = "chikyu/{vessel}"
+    client_id: str = "chikyu-daq-{vessel}"
+    username: str = ""
+    password_env: str | None = None
+    password_file: str | None = None
+    tls: bool = False
+    ca_file: str | None = None
+    keepalive_s: Annotated[int, Field(ge=5)] = 30
+    queue_size: Annotated[int, Field(ge=10)] = 1000
+
+
+class Outputs(Strict):
+    influx: Influx = Field(default_factory=Influx)
+    mqtt: Mqtt = Field(default_factory=Mqtt)
+
+
+class Config(Strict):
+    site: Site
+    processing: Processing = Field(default_factory=Processing)
+    buses: dict[str, Bus]
+    maps: dict[str, RegisterMap]
+    sentences: dict[str, SentenceMap] = Field(default_factory=dict)
+    devices: dict[str, Device]
+    roles: Roles = Field(default_factory=Roles)
+    physics: Physics = Field(default_factory=Physics)
+    uncertainty: Uncertainty = Field(default_factory=Uncertainty)
+    grade: Grade = Field(default_factory=Grade)
+    stability: Stability = Field(default_factory=Stability)
+    alarms: dict[Literal[ALARM_NAMES], Alarm] = Field(default_factory=dict)  # type: ignore[valid-type]
+    recorder: Recorder = Field(default_factory=Recorder)
+    outputs: Outputs = Field(default_factory=Outputs)
+
+    @property
+    def mqtt_prefix(self) -> str:
+        return self.outputs.mqtt.prefix.format(vessel=self.site.vessel)
+
+
+@dataclass(frozen=True)
+class ConfigIssue:
+    """One thing wrong with a config file, located by key path (and line if TOML knows it)."""
+
+    path: str
+    message: str
+    line: int | None = None
+
+    def format(self, file: str) -> str:
+        where = f"{file}:{self.line}" if self.line else file
+        return f"{where}: {self.path or '<top level>'}: {self.message}"
+
+
+class ConfigError(Exception):
+    """A config that must not run; `issues` lists every problem found, not only the first."""
+
+    def __init__(self, file: str, issues: list[ConfigIssue]) -> None:
+        self.file = file
+        self.issues = issues
+        super().__init__("\n".join(i.format(file) for i in issues))
+
+
+def _loc_to_path(loc: tuple[int | str, ...]) -> str:
+    parts: list[str] = []
+    for item in loc:
+        if isinstance(item, int):
+            parts.append(f"[{item}]")
+        elif item in {"modbus_tcp", "modbus_rtu_tcp", "modbus_rtu_serial", "ascii_stream"}:
+            continue  # pydantic's discriminator tag, not a key the user wrote
+        else:
+            parts.append(("." if parts else "") + str(item))
+    return "".join(parts)
+
+
+def _pydantic_issues(err: ValidationError) -> list[ConfigIssue]:
+    issues = []
+    for e in err.errors():
+        msg = e["msg"]
+        if e["type"] == "extra_forbidden":
+            msg = "unknown key"
+        elif e["type"] == "missing":
+            msg = "required key is missing"
+        elif "input" in e and e["type"] not in {"value_error"}:
+            msg = f"{msg} (got {e['input']!r})"
+        msg = msg.removeprefix("Value error, ")
+        issues.append(ConfigIssue(_loc_to_path(e["loc"]), msg))
+    return issues
+
+
+_TOML_LINE = re.compile(r"line (\d+)")
+
+
+def parse_config(data: dict[str, Any], file: str = "<config>") -> Config:
+    """Validate an already parsed TOML document (also used for reloads and tests)."""
+    from chikyu_daq.config_checks import semantic_issues
+
+    try:
+        cfg = Config.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(file, _pydantic_issues(err)) from None
+    issues = semantic_issues(cfg)
+    if issues:
+        raise ConfigError(file, issues)
+    return cfg
+
+
+def load_config(path: str | Path) -> Config:
+    file = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as err:
+        raise ConfigError(file, [ConfigIssue("", f"cannot read file: {err.strerror}")]) from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        m = _TOML_LINE.search(str(err))
+        line = int(m.group(1)) if m else None
+        raise ConfigError(file, [ConfigIssue("", f"TOML syntax error: {err}", line)]) from None
+    return parse_config(data, file)
+
+
+def resolve_secret(env: str | None, file: str | None) -> str | None:
+    """Read a referenced secret; env wins over file. Never log the result."""
+    if env:
+        value = os.environ.get(env)
+        if value is not None:
+            return value
+    if file:
+        creds = os.environ.get("CREDENTIALS_DIRECTORY")
+        p = Path(file)
+        if not p.is_absolute() and creds:
+            p = Path(creds) / p
+        return p.read_text(encoding="utf-8").strip()
+    return None
