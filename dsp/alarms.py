@@ -1,0 +1,144 @@
+"""Hysteresis alarms with minimum durations, as per-sample state and timestamped events.
+
+Direction follows from the thresholds: ``raise_ > clear`` is a high alarm (raise when the value
+is at or above ``raise_``), ``raise_ < clear`` a low alarm. A condition must hold continuously
+for ``min_duration_s`` before the alarm raises, and the clear condition as long before it
+clears. A NaN value restarts the pending timer and leaves the alarm as it is: missing data
+neither raises nor clears anything. The chain kernel uses :func:`alarm_step`; the processor can
+use :func:`hysteresis_alarm` for SENSOR_FAULT(channel) on a quality-derived value.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import numpy as np
+from numba import njit
+from numpy.typing import NDArray
+
+
+@dataclass(frozen=True)
+class AlarmSpec:
+    """Raise/clear thresholds (value units) and the minimum duration of either condition."""
+
+    raise_: float
+    clear: float
+    min_duration_s: float
+
+    def __post_init__(self) -> None:
+        for name in ("raise_", "clear", "min_duration_s"):
+            if not isinstance(getattr(self, name), int | float):
+                raise TypeError(f"AlarmSpec.{name} must be a number, got {getattr(self, name)!r}")
+        if not (np.isfinite(self.raise_) and np.isfinite(self.clear)) or self.raise_ == self.clear:
+            raise ValueError(f"AlarmSpec needs finite, distinct thresholds, got {self}")
+        if not self.min_duration_s >= 0:
+            raise ValueError(f"AlarmSpec.min_duration_s must be >= 0, got {self.min_duration_s}")
+
+
+class AlarmEvent(NamedTuple):
+    t_ns: int
+    alarm: str
+    kind: str  # "raise" or "clear"
+    value: float
+
+
+@njit(cache=True, nogil=True)
+def alarm_step(
+    t_ns: int,
+    v: float,
+    raise_: float,
+    clear: float,
+    min_ns: int,
+    k: int,
+    active: NDArray[np.uint8],
+    pending_ns: NDArray[np.int64],
+) -> None:
+    """Advance alarm ``k``; ``pending_ns[k] < 0`` means no condition is being timed."""
+    if np.isnan(v):
+        pending_ns[k] = -1
+        return
+    high = raise_ > clear
+    if active[k] == 0:
+        cond = v >= raise_ if high else v <= raise_
+    else:
+        cond = v <= clear if high else v >= clear
+    if not cond:
+        pending_ns[k] = -1
+        return
+    if pending_ns[k] < 0:
+        pending_ns[k] = t_ns
+    if t_ns - pending_ns[k] >= min_ns:
+        active[k] = 1 - active[k]
+        pending_ns[k] = -1
+
+
+@njit(cache=True, nogil=True)
+def _alarm_kernel(
+    t_ns: NDArray[np.int64],
+    v: NDArray[np.float64],
+    raise_: float,
+    clear: float,
+    min_ns: int,
+    active: NDArray[np.uint8],
+    pending_ns: NDArray[np.int64],
+    out: NDArray[np.uint8],
+) -> None:
+    for i in range(t_ns.shape[0]):
+        alarm_step(t_ns[i], v[i], raise_, clear, min_ns, 0, active, pending_ns)
+        out[i] = active[0]
+
+
+class AlarmState(NamedTuple):
+    active: NDArray[np.uint8]
+    pending_ns: NDArray[np.int64]
+
+
+def alarm_init(n_alarms: int = 1) -> AlarmState:
+    return AlarmState(np.zeros(n_alarms, np.uint8), np.full(n_alarms, -1, np.int64))
+
+
+def events_from_bits(
+    names: tuple[str, ...],
+    t_ns: NDArray[np.int64],
+    bits: NDArray[np.uint8],
+    values: NDArray[np.float64],
+    prev_bits: int,
+) -> list[AlarmEvent]:
+    """Turn per-sample alarm bitmasks (bit k = ``names[k]``) into raise/clear events.
+
+    ``values[k, i]`` is the monitored value of alarm k at sample i; ``prev_bits`` is the mask
+    before the block, so an alarm active across a block boundary gives no duplicate event.
+    """
+    if bits.shape[0] == 0:
+        return []
+    b = bits.astype(np.int64)
+    prev = np.concatenate(([prev_bits], b[:-1]))
+    changed = np.flatnonzero(b != prev)
+    events: list[AlarmEvent] = []
+    for i in changed:
+        diff = int(b[i] ^ prev[i])
+        for k, name in enumerate(names):
+            if diff >> k & 1:
+                kind = "raise" if b[i] >> k & 1 else "clear"
+                events.append(AlarmEvent(int(t_ns[i]), name, kind, float(values[k, i])))
+    return events
+
+
+def hysteresis_alarm(
+    name: str,
+    t_ns: NDArray[np.int64],
+    value: NDArray[np.float64],
+    spec: AlarmSpec,
+    state: AlarmState,
+) -> tuple[NDArray[np.uint8], list[AlarmEvent]]:
+    """One alarm over a block; ``state`` (from :func:`alarm_init`) is updated in place."""
+    t_ns = np.ascontiguousarray(t_ns, dtype=np.int64)
+    value = np.ascontiguousarray(value, dtype=np.float64)
+    if t_ns.shape != value.shape:
+        raise ValueError(f"t_ns and value differ in shape: {t_ns.shape} vs {value.shape}")
+    prev = int(state.active[0])
+    out = np.empty(t_ns.shape[0], np.uint8)
+    min_ns = round(spec.min_duration_s * 1e9)
+    _alarm_kernel(t_ns, value, spec.raise_, spec.clear, min_ns, state.active, state.pending_ns, out)
+    return out, events_from_bits((name,), t_ns, out, value[None, :], prev)

@@ -1,0 +1,278 @@
+"""Hampel despiking and rolling mean/variance as streaming steps with explicit state.
+
+The ``*_step`` functions are njit helpers that the chain kernel inlines; ``hampel`` and
+``rolling_mean_var`` wrap them as standalone kernels so that each can be tested against a
+pandas/NumPy oracle. State lives in plain arrays owned by the caller and is updated in place.
+
+Both filters are trailing (causal): the value at grid index ``a`` uses indices ``a-w+1 .. a``,
+so a live stream never waits for the future and chunked processing equals one pass.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+from numba import njit
+from numpy.typing import NDArray
+
+MAD_TO_SIGMA = 1.4826  # consistent estimator of sigma for Gaussian noise
+
+
+@njit(cache=True, nogil=True)
+def hampel_step(
+    x: float,
+    c: int,
+    pos: int,
+    ring: NDArray[np.float64],
+    srt: NDArray[np.float64],
+    cnt: NDArray[np.int64],
+    n_sigma: float,
+    floor: float,
+    min_count: int,
+) -> tuple[float, bool]:
+    """Push ``x`` (NaN = invalid) into window row ``c`` at slot ``pos``; return (clean, replaced).
+
+    ``srt[c, :cnt[c]]`` keeps the window's valid values sorted, so median and MAD cost O(w)
+    instead of a sort per sample. Spikes stay in the window (classic Hampel on raw values).
+    The threshold is ``n_sigma * max(1.4826 * MAD, floor)``: held (repeated) grid values make
+    MAD zero, and without the floor every genuine change would be called a spike.
+    """
+    w = ring.shape[1]
+    old = ring[c, pos]
+    n = cnt[c]
+    if not np.isnan(old):
+        j = 0
+        while j < n and srt[c, j] != old:
+            j += 1
+        while j < n - 1:
+            srt[c, j] = srt[c, j + 1]
+            j += 1
+        n -= 1
+    if not np.isnan(x):
+        j = n
+        while j > 0 and srt[c, j - 1] > x:
+            srt[c, j] = srt[c, j - 1]
+            j -= 1
+        srt[c, j] = x
+        n += 1
+    ring[c, pos] = x
+    cnt[c] = n
+    if np.isnan(x) or n < min_count or n > w:
+        return x, False
+    half = n // 2
+    if n % 2 == 1:
+        med = srt[c, half]
+    else:
+        med = 0.5 * (srt[c, half - 1] + srt[c, half])
+    # MAD: merge the deviations on both sides of the median in ascending order.
+    lo = half - 1
+    hi = half + 1 if n % 2 == 1 else half
+    taken = 1 if n % 2 == 1 else 0  # odd n: the median itself is a zero deviation
+    d_prev = 0.0
+    d_cur = 0.0
+    need = half + 1  # index half of the sorted deviations (and half-1 for even n)
+    while taken < need:
+        dl = med - srt[c, lo] if lo >= 0 else np.inf
+        dh = srt[c, hi] - med if hi < n else np.inf
+        d_prev = d_cur
+        if dl <= dh:
+            d_cur = dl
+            lo -= 1
+        else:
+            d_cur = dh
+            hi += 1
+        taken += 1
+    mad = d_cur if n % 2 == 1 else 0.5 * (d_prev + d_cur)
+    scale = MAD_TO_SIGMA * mad
+    scale = max(scale, floor)
+    if abs(x - med) > n_sigma * scale:
+        return med, True
+    return x, False
+
+
+@njit(cache=True, nogil=True)
+def meanvar_step(
+    x: float,
+    c: int,
+    pos: int,
+    ring: NDArray[np.float64],
+    cnt: NDArray[np.int64],
+    mom: NDArray[np.float64],
+) -> None:
+    """Welford add/remove of ``x`` in window row ``c``; exact two-pass refresh at each wrap.
+
+    ``mom[c, 0]`` is the mean, ``mom[c, 1]`` the sum of squared deviations. Removal updates
+    drift slowly, so the moments are recomputed from the ring whenever ``pos`` wraps to 0: the
+    error stays bounded by one window of updates and the refresh points depend only on the
+    absolute sample index, which keeps chunked runs bit-identical to one pass.
+    """
+    w = ring.shape[1]
+    old = ring[c, pos]
+    n = cnt[c]
+    mean = mom[c, 0]
+    m2 = mom[c, 1]
+    if not np.isnan(old):
+        n -= 1
+        if n == 0:
+            mean = 0.0
+            m2 = 0.0
+        else:
+            d = old - mean
+            mean -= d / n
+            m2 -= d * (old - mean)
+    if not np.isnan(x):
+        n += 1
+        d = x - mean
+        mean += d / n
+        m2 += d * (x - mean)
+    ring[c, pos] = x
+    if pos == w - 1:
+        k = 0
+        s = 0.0
+        for j in range(w):
+            v = ring[c, j]
+            if not np.isnan(v):
+                s += v
+                k += 1
+        if k > 0:
+            mean = s / k
+            s2 = 0.0
+            for j in range(w):
+                v = ring[c, j]
+                if not np.isnan(v):
+                    s2 += (v - mean) * (v - mean)
+            m2 = s2
+        else:
+            mean = 0.0
+            m2 = 0.0
+        n = k
+    cnt[c] = n
+    mom[c, 0] = mean
+    mom[c, 1] = max(m2, 0.0)
+
+
+@njit(cache=True, nogil=True)
+def meanvar_get(c: int, cnt: NDArray[np.int64], mom: NDArray[np.float64], min_count: int) -> tuple[float, float]:
+    """Mean and sample variance (ddof=1) of row ``c``; NaN until ``min_count`` valid values."""
+    n = cnt[c]
+    if n < min_count or n < 2:
+        return np.nan, np.nan
+    return mom[c, 0], mom[c, 1] / (n - 1)
+
+
+@njit(cache=True, nogil=True)
+def _hampel_kernel(
+    x: NDArray[np.float64],
+    n_seen: NDArray[np.int64],
+    ring: NDArray[np.float64],
+    srt: NDArray[np.float64],
+    cnt: NDArray[np.int64],
+    n_sigma: float,
+    floor: float,
+    min_count: int,
+    out: NDArray[np.float64],
+    replaced: NDArray[np.bool_],
+) -> None:
+    w = ring.shape[1]
+    a = n_seen[0]
+    for i in range(x.shape[0]):
+        out[i], replaced[i] = hampel_step(x[i], 0, a % w, ring, srt, cnt, n_sigma, floor, min_count)
+        a += 1
+    n_seen[0] = a
+
+
+@njit(cache=True, nogil=True)
+def _meanvar_kernel(
+    x: NDArray[np.float64],
+    n_seen: NDArray[np.int64],
+    ring: NDArray[np.float64],
+    cnt: NDArray[np.int64],
+    mom: NDArray[np.float64],
+    min_count: int,
+    out_mean: NDArray[np.float64],
+    out_var: NDArray[np.float64],
+) -> None:
+    w = ring.shape[1]
+    a = n_seen[0]
+    for i in range(x.shape[0]):
+        meanvar_step(x[i], 0, a % w, ring, cnt, mom)
+        out_mean[i], out_var[i] = meanvar_get(0, cnt, mom, min_count)
+        a += 1
+    n_seen[0] = a
+
+
+class HampelState(NamedTuple):
+    """Window of one channel; arrays are updated in place by :func:`hampel`."""
+
+    n_seen: NDArray[np.int64]
+    ring: NDArray[np.float64]
+    srt: NDArray[np.float64]
+    cnt: NDArray[np.int64]
+
+
+class MeanVarState(NamedTuple):
+    """Window of one channel; arrays are updated in place by :func:`rolling_mean_var`."""
+
+    n_seen: NDArray[np.int64]
+    ring: NDArray[np.float64]
+    cnt: NDArray[np.int64]
+    mom: NDArray[np.float64]
+
+
+def _check_window(window: int, min_count: int) -> None:
+    if window < 1:
+        raise ValueError(f"window must be >= 1, got {window}")
+    if not 1 <= min_count <= window:
+        raise ValueError(f"min_count must be in [1, window], got {min_count}")
+
+
+def hampel_init(window: int, channels: int = 1) -> HampelState:
+    _check_window(window, 1)
+    return HampelState(
+        np.zeros(1, np.int64),
+        np.full((channels, window), np.nan),
+        np.zeros((channels, window)),
+        np.zeros(channels, np.int64),
+    )
+
+
+def meanvar_init(window: int, channels: int = 1) -> MeanVarState:
+    _check_window(window, 1)
+    return MeanVarState(
+        np.zeros(1, np.int64),
+        np.full((channels, window), np.nan),
+        np.zeros(channels, np.int64),
+        np.zeros((channels, 2)),
+    )
+
+
+def hampel(
+    x: NDArray[np.float64],
+    state: HampelState,
+    *,
+    n_sigma: float = 3.0,
+    floor: float = 0.0,
+    min_count: int = 3,
+) -> tuple[NDArray[np.float64], NDArray[np.bool_]]:
+    """Trailing Hampel filter; returns (cleaned, replaced). NaN stays NaN and is not counted."""
+    _check_window(state.ring.shape[1], min_count)
+    if n_sigma <= 0:
+        raise ValueError(f"n_sigma must be > 0, got {n_sigma}")
+    x = np.ascontiguousarray(x, dtype=np.float64)
+    out = np.empty_like(x)
+    rep = np.zeros(x.shape[0], np.bool_)
+    _hampel_kernel(x, state.n_seen, state.ring, state.srt, state.cnt, n_sigma, floor, min_count, out, rep)
+    return out, rep
+
+
+def rolling_mean_var(
+    x: NDArray[np.float64], state: MeanVarState, *, min_count: int = 2
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Trailing NaN-skipping mean and variance (ddof=1) over the state's window length."""
+    _check_window(state.ring.shape[1], min_count)
+    x = np.ascontiguousarray(x, dtype=np.float64)
+    mean = np.empty_like(x)
+    var = np.empty_like(x)
+    _meanvar_kernel(x, state.n_seen, state.ring, state.cnt, state.mom, min_count, mean, var)
+    return mean, var
