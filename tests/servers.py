@@ -1,0 +1,231 @@
+"""Real InfluxDB 1.x, VictoriaMetrics and Mosquitto processes for tests.
+
+Each server runs on a free loopback port with its own temporary data directory, can be stopped
+and started again on the same port (outage tests), and is killed at teardown. Outside CI a
+missing binary skips the test with the Debian package to install; with `CI=true` it fails.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_until(predicate: Callable[[], Any], timeout_s: float, interval_s: float = 0.05) -> Any:
+    """Poll `predicate` until it returns something truthy; fail the test at the deadline."""
+    deadline = time.monotonic() + timeout_s
+    last_exc: BaseException | None = None
+    while True:
+        try:
+            value = predicate()
+            if value:
+                return value
+        except Exception as exc:  # the server may not be up yet
+            last_exc = exc
+        if time.monotonic() >= deadline:
+            detail = f" (last error: {last_exc!r})" if last_exc else ""
+            pytest.fail(f"condition not met within {timeout_s} s{detail}")
+        time.sleep(interval_s)
+
+
+def require_binary(name: str, package: str) -> str:
+    path = shutil.which(name)
+    if path:
+        return path
+    msg = f"{name} not found: install the Debian package {package!r} (apt-get install {package})"
+    if os.environ.get("CI") == "true":
+        pytest.fail(msg)
+    pytest.skip(msg)
+
+
+def _tcp_open(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+            return True
+    except OSError:
+        return False
+
+
+class ServerProcess:
+    """A child process bound to fixed ports that can be stopped and restarted."""
+
+    name = "server"
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.port = free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log_path = workdir / f"{self.name}.log"
+
+    def command(self) -> list[str]:
+        raise NotImplementedError
+
+    def ready(self) -> bool:
+        return _tcp_open(self.port)
+
+    def start(self, timeout_s: float = 20.0) -> None:
+        assert self.proc is None, f"{self.name} already running"
+        log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(
+            self.command(), stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir
+        )
+        log.close()
+        deadline = time.monotonic() + timeout_s
+        while not self.ready():
+            if self.proc.poll() is not None:
+                tail = self.log_path.read_text(errors="replace")[-2000:]
+                raise RuntimeError(f"{self.name} exited with {self.proc.returncode}:\n{tail}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{self.name} did not answer within {timeout_s} s")
+            time.sleep(0.05)
+
+    def _end(self, sig: int) -> None:
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=5)
+        self.proc = None
+
+    def stop(self) -> None:
+        """Graceful stop (SIGTERM); data dir and port are kept for `start()`."""
+        self._end(signal.SIGTERM)
+
+    def kill(self) -> None:
+        self._end(signal.SIGKILL)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+class Influxd(ServerProcess):
+    """InfluxDB 1.x (Debian ships 1.6.7: the v1 `/write` and `/query` API only)."""
+
+    name = "influxd"
+
+    def __init__(self, workdir: Path) -> None:
+        super().__init__(workdir)
+        self.rpc_port = free_port()
+        conf = f"""
+reporting-disabled = true
+bind-address = "127.0.0.1:{self.rpc_port}"
+[meta]
+  dir = "{workdir}/meta"
+[data]
+  dir = "{workdir}/data"
+  wal-dir = "{workdir}/wal"
+  query-log-enabled = false
+[http]
+  bind-address = "127.0.0.1:{self.port}"
+  log-enabled = false
+  max-body-size = 0
+[monitor]
+  store-enabled = false
+[continuous_queries]
+  enabled = false
+"""
+        (workdir / "influxdb.conf").write_text(conf)
+
+    def command(self) -> list[str]:
+        return [
+            require_binary("influxd", "influxdb"),
+            "-config",
+            str(self.workdir / "influxdb.conf"),
+        ]
+
+    def ready(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"{self.url}/ping", timeout=0.5) as r:
+                return bool(r.status == 204)
+        except (OSError, urllib.error.URLError):
+            return False
+
+    def query(self, q: str, db: str = "") -> dict[str, Any]:
+        params = {"q": q, "epoch": "ns"}
+        if db:
+            params["db"] = db
+        url = f"{self.url}/query?{urllib.parse.urlencode(params)}"
+        with urllib.request.urlopen(url, timeout=10) as r:
+            return dict(json.loads(r.read()))
+
+    def create_db(self, name: str) -> None:
+        data = urllib.parse.urlencode({"q": f'CREATE DATABASE "{name}"'}).encode()
+        with urllib.request.urlopen(f"{self.url}/query", data=data, timeout=10) as r:
+            assert r.status == 200
+
+
+class Victoria(ServerProcess):
+    """VictoriaMetrics: accepts `/write` and `/api/v2/write`; read back with `/api/v1/export`."""
+
+    name = "victoria-metrics"
+
+    def command(self) -> list[str]:
+        return [
+            require_binary("victoria-metrics", "victoria-metrics"),
+            f"-storageDataPath={self.workdir / 'vmdata'}",
+            f"-httpListenAddr=127.0.0.1:{self.port}",
+            "-retentionPeriod=100y",
+            "-search.latencyOffset=0s",
+            "-search.disableCache",
+            "-loggerLevel=WARN",
+        ]
+
+    def ready(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"{self.url}/health", timeout=0.5) as r:
+                return bool(r.status == 200)
+        except (OSError, urllib.error.URLError):
+            return False
+
+    def export(self, match: str = '{__name__!=""}') -> list[dict[str, Any]]:
+        """Every stored series matching `match`, one dict per series (values and timestamps)."""
+        with urllib.request.urlopen(f"{self.url}/internal/force_flush", timeout=10):
+            pass
+        params = urllib.parse.urlencode({"match[]": match, "start": "0"})
+        with urllib.request.urlopen(f"{self.url}/api/v1/export?{params}", timeout=30) as r:
+            body = r.read().decode()
+        return [json.loads(line) for line in body.splitlines() if line.strip()]
+
+
+class Mosquitto(ServerProcess):
+    name = "mosquitto"
+    host = "127.0.0.1"
+
+    def __init__(self, workdir: Path, extra_conf: str = "") -> None:
+        super().__init__(workdir)
+        conf = (
+            f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
+            f"log_dest stdout\n{extra_conf}"
+        )
+        (workdir / "mosquitto.conf").write_text(conf)
+
+    def command(self) -> list[str]:
+        return [
+            require_binary("mosquitto", "mosquitto"),
+            "-c",
+            str(self.workdir / "mosquitto.conf"),
+        ]
