@@ -1,0 +1,204 @@
+"""InfluxDB line protocol, encoded a block at a time (no Python object per point).
+
+`encode_block` turns columnar arrays into line-protocol bytes with pyarrow compute kernels; field
+types follow the array dtypes (float64 → float, signed/unsigned integers → `i`, bool → boolean,
+str/object → string). Timestamps are UTC nanoseconds. Missing values (NaN, ±inf, None) are left
+out of their line, and a line left with no field is skipped, because InfluxDB rejects empty lines.
+
+Escaping (InfluxDB 1.x and 2.x parsers): measurement names escape `,` and space; tag keys, tag
+values and field keys escape `,`, `=` and space; string field values escape `\\` and `"`.
+Backslashes elsewhere are written as they are (the parsers keep a backslash that escapes nothing).
+Newlines anywhere, a backslash at the end of a name or tag value, and a backslash directly before
+a character that must be escaped cannot round-trip, so they raise `LineProtocolError` (a
+`ValueError`) naming the value. Empty tag values are dropped (line protocol has no empty tag).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+__all__ = [
+    "LineProtocolError",
+    "encode_block",
+    "encode_channels",
+    "escape_key",
+    "escape_measurement",
+    "escape_tag_value",
+    "line_count",
+]
+
+
+class LineProtocolError(ValueError):
+    """A name or value that line protocol cannot carry exactly."""
+
+
+_KEY_SPECIAL = (",", "=", " ")
+_MEAS_SPECIAL = (",", " ")
+
+
+def _check_name(value: str, special: tuple[str, ...], what: str) -> None:
+    if not isinstance(value, str):
+        raise TypeError(f"{what} must be str, got {type(value).__name__}: {value!r}")
+    if "\n" in value or "\r" in value:
+        raise LineProtocolError(f"{what} contains a newline: {value!r}")
+    if value.endswith("\\"):
+        raise LineProtocolError(f"{what} ends with a backslash: {value!r}")
+    for ch in special:
+        if "\\" + ch in value:
+            raise LineProtocolError(f"{what} has a backslash before {ch!r}: {value!r}")
+
+
+def _escape(value: str, special: tuple[str, ...]) -> str:
+    for ch in special:
+        value = value.replace(ch, "\\" + ch)
+    return value
+
+
+def escape_measurement(name: str) -> str:
+    """Escape a measurement name (commas and spaces)."""
+    _check_name(name, _MEAS_SPECIAL, "measurement")
+    if not name:
+        raise LineProtocolError("measurement name is empty")
+    return _escape(name, _MEAS_SPECIAL)
+
+
+def escape_key(key: str) -> str:
+    """Escape a tag key or field key (commas, equals signs, spaces)."""
+    _check_name(key, _KEY_SPECIAL, "key")
+    if not key:
+        raise LineProtocolError("tag or field key is empty")
+    return _escape(key, _KEY_SPECIAL)
+
+
+def escape_tag_value(value: str) -> str:
+    """Escape a tag value (commas, equals signs, spaces)."""
+    _check_name(value, _KEY_SPECIAL, "tag value")
+    return _escape(value, _KEY_SPECIAL)
+
+
+def series_prefix(measurement: str, tags: Mapping[str, str]) -> str:
+    """`measurement,tag=value,...` with tags sorted by key (InfluxDB's canonical order)."""
+    parts = [escape_measurement(measurement)]
+    for key in sorted(tags):
+        value = tags[key]
+        if value == "":
+            continue
+        parts.append(f"{escape_key(key)}={escape_tag_value(value)}")
+    return ",".join(parts)
+
+
+def _field_strings(key: str, values: np.ndarray | pa.Array) -> pa.Array:
+    """`key=value` strings for one field; null where the value is missing."""
+    arr = values if isinstance(values, pa.Array) else None
+    if arr is None:
+        a = np.asarray(values)
+        kind = a.dtype.kind
+        if kind == "f":
+            arr = pa.array(a.astype(np.float64, copy=False), mask=~np.isfinite(a))
+        elif kind in "iu":
+            if kind == "u" and a.dtype.itemsize == 8 and a.size and int(a.max()) > 2**63 - 1:
+                raise LineProtocolError(f"field {key!r}: unsigned value above int64 range")
+            arr = pa.array(a.astype(np.int64, copy=False))
+        elif kind == "b":
+            arr = pa.array(a)
+        elif kind in "OUS":
+            arr = pa.array(a, type=pa.string(), from_pandas=True)
+        else:
+            raise TypeError(f"field {key!r}: unsupported dtype {a.dtype}")
+    t = arr.type
+    prefix = pa.scalar(escape_key(key) + "=")
+    if pa.types.is_floating(t):
+        s = pc.cast(arr, pa.string())
+        return pc.binary_join_element_wise(prefix, s, "")
+    if pa.types.is_integer(t):
+        s = pc.cast(pc.cast(arr, pa.int64()), pa.string())
+        return pc.binary_join_element_wise(prefix, s, pa.scalar("i"), "")
+    if pa.types.is_boolean(t):
+        return pc.binary_join_element_wise(prefix, pc.cast(arr, pa.string()), "")
+    if pa.types.is_string(t) or pa.types.is_large_string(t):
+        s = pc.cast(arr, pa.string())
+        if pc.any(pc.match_substring_regex(s, r"[\r\n]")).as_py():
+            bad = pc.filter(s, pc.match_substring_regex(s, r"[\r\n]"))[0].as_py()
+            raise LineProtocolError(f"string field {key!r} contains a newline: {bad!r}")
+        s = pc.replace_substring(s, "\\", "\\\\")
+        s = pc.replace_substring(s, '"', '\\"')
+        return pc.binary_join_element_wise(prefix, pa.scalar('"'), s, pa.scalar('"'), "")
+    raise TypeError(f"field {key!r}: unsupported arrow type {t}")
+
+
+def _to_bytes(lines: pa.Array) -> bytes:
+    """The concatenated UTF-8 of a string array, straight from its data buffer."""
+    if len(lines) == 0:
+        return b""
+    lines = lines.combine_chunks() if isinstance(lines, pa.ChunkedArray) else lines
+    offsets = np.frombuffer(lines.buffers()[1], dtype=np.int32)[lines.offset :]
+    start, end = int(offsets[0]), int(offsets[len(lines)])
+    return lines.buffers()[2].to_pybytes()[start:end]
+
+
+def encode_block(
+    measurement: str,
+    tags: Mapping[str, str],
+    t_ns: np.ndarray,
+    fields: Mapping[str, np.ndarray | pa.Array],
+) -> bytes:
+    """Line protocol for `len(t_ns)` points of one series, `\\n`-terminated lines.
+
+    `fields` maps field key to an array as long as `t_ns`; its dtype picks the field type.
+    Points whose every field is missing produce no line.
+    """
+    t = np.asarray(t_ns)
+    if t.dtype.kind not in "iu":
+        raise TypeError(f"t_ns must be an integer array (ns), got {t.dtype}")
+    n = len(t)
+    if not fields or n == 0:
+        return b""
+    parts = []
+    for key, values in fields.items():
+        if len(values) != n:
+            raise ValueError(f"field {key!r} has {len(values)} values, t_ns has {n}")
+        parts.append(_field_strings(key, values))
+    # Each present field becomes "k=v," and a missing one "": pyarrow 26's null_handling="skip"
+    # drops whole rows, so the separator is carried by the parts and the last one cut off.
+    comma = pa.scalar(",")
+    padded = [pc.fill_null(pc.binary_join_element_wise(p, comma, ""), "") for p in parts]
+    joined = padded[0] if len(padded) == 1 else pc.binary_join_element_wise(*padded, "")
+    keep = pc.not_equal(pc.binary_length(joined), 0)
+    joined = pc.utf8_slice_codeunits(joined, 0, -1)
+    ts = pc.cast(pa.array(t.astype(np.int64, copy=False)), pa.string())
+    head = pa.scalar(series_prefix(measurement, tags) + " ")
+    lines = pc.binary_join_element_wise(head, joined, pa.scalar(" "), ts, pa.scalar("\n"), "")
+    if not pc.all(keep).as_py():
+        lines = pc.filter(lines, keep)
+    return _to_bytes(lines)
+
+
+def encode_channels(
+    measurement: str,
+    tags: Mapping[str, str],
+    channels: Mapping[str, tuple[np.ndarray, np.ndarray, np.ndarray]],
+) -> bytes:
+    """Raw samples of one device: field `<name>` = value and `<name>_q` = quality (integer).
+
+    Channels that share one timestamp array (polled together) share lines; the others get their
+    own lines, which InfluxDB merges by series and timestamp.
+    """
+    groups: list[tuple[np.ndarray, dict[str, np.ndarray]]] = []
+    for name, (t, v, q) in channels.items():
+        for gt, gfields in groups:
+            if len(gt) == len(t) and np.array_equal(gt, t):
+                gfields[name] = v
+                gfields[name + "_q"] = q
+                break
+        else:
+            groups.append((np.asarray(t), {name: v, name + "_q": q}))
+    return b"".join(encode_block(measurement, tags, gt, gf) for gt, gf in groups)
+
+
+def line_count(data: bytes) -> int:
+    """Number of complete lines in `data`."""
+    return data.count(b"\n")
