@@ -233,6 +233,8 @@ class ConfigError(Exception):
 def _loc_to_path(loc: tuple[int | str, ...]) -> str:
     parts: list[str] = []
     for item in loc:
+        if item == "[key]":
+            continue  # pydantic's marker for a bad dict key; the key itself is already named
         if isinstance(item, int):
             parts.append(f"[{item}]")
         elif item in {"modbus_tcp", "modbus_rtu_tcp", "modbus_rtu_serial", "ascii_stream"}:
@@ -250,7 +252,7 @@ def _pydantic_issues(err: ValidationError) -> list[ConfigIssue]:
             msg = "unknown key"
         elif e["type"] == "missing":
             msg = "required key is missing"
-        elif "input" in e and e["type"] not in {"value_error"}:
+        elif isinstance(e.get("input"), str | int | float | bool) and e["type"] != "value_error":
             msg = f"{msg} (got {e['input']!r})"
         msg = msg.removeprefix("Value error, ")
         issues.append(ConfigIssue(_loc_to_path(e["loc"]), msg))

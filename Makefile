@@ -1,0 +1,35 @@
+# Developer entry points. `make test` and `make demo` work on a fresh machine with Python 3.11+;
+# the server tests also need Debian's influxdb, victoria-metrics, mosquitto(-clients), socat and
+# mbpoll (`.ci/run` installs them as root).
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: install test test-fast lint demo bench clean
+
+$(STAMP): pyproject.toml constraints.txt
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q -c constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -m "not servers and not slow"
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+
+demo: $(STAMP)
+	$(VENV)/bin/chikyu-daq demo
+
+bench: $(STAMP)
+	mkdir -p benchmarks/out
+	for b in benchmarks/bench_*.py; do $(PY) $$b --out benchmarks/out || exit 1; done
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

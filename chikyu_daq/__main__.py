@@ -1,0 +1,3 @@
+from chikyu_daq.cli import main
+
+main()
