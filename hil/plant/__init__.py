@@ -1,0 +1,1 @@
+"""Plant model of the HIL rig: hydraulics with ground truth, sensors, faults, clock, synth."""

@@ -1,0 +1,367 @@
+"""HIL scenarios: plant parameters, a schedule of events and what a run is scored against.
+
+A scenario is a TOML file in ``hil/scenarios/`` (data, not code). Loading validates it
+completely: an unknown key or a bad value raises :class:`ScenarioError` naming the file and
+the key path, so a typo can never silently fall back to a default.
+
+Defaults of :class:`PlantParams` are the reference installation (``docs/CONVENTIONS.md``);
+CI scenarios override the riser length (and transmitter depths) so the transit is short,
+and :meth:`Scenario.at_full_scale` puts the 5,700 m riser back for synthetic recordings.
+"""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+__all__ = [
+    "ALARM_NAMES",
+    "PUMP_IDS",
+    "Accuracy",
+    "Event",
+    "ExpectedAlarm",
+    "Expectations",
+    "FaultEvent",
+    "FaultKind",
+    "FrictionEvent",
+    "GradeEvent",
+    "HeaveEvent",
+    "IntakeEvent",
+    "PlantParams",
+    "PumpSpeedEvent",
+    "PumpStartEvent",
+    "PumpTripEvent",
+    "Scenario",
+    "ScenarioError",
+    "SlugEvent",
+    "list_scenarios",
+    "load_scenario",
+]
+
+SCENARIO_DIR = Path(__file__).with_name("scenarios")
+ALARM_NAMES = frozenset(
+    {
+        "DEPOSITION_RISK",
+        "SLUGGING",
+        "PLUG_SUSPECTED",
+        "PUMP_SURGE",
+        "FLOW_IMBALANCE",
+        "ESTIMATOR_DISAGREEMENT",
+        "SENSOR_FAULT",
+    }
+)
+PUMP_IDS = ("p101a", "p101b")
+REFERENCE_DEPTHS_M = {"pt301": 5690.0, "pt302": 2850.0, "pt303": 500.0}
+
+
+class FaultKind(StrEnum):
+    """The one vocabulary of injectable faults (DESIGN "HIL"), shared by plant and emulators.
+
+    stuck: value frozen at onset (subsea: sample counter stops too). drift: bias ramping to
+    ``total`` over ``ramp_s``. dropout: the unit never answers. timeout: a request goes
+    unanswered with ``probability``. modbus_exception: the unit answers exception ``code``.
+    disconnect: the endpoint (``gateway``, ``subsea_bus``, ``dt201``) drops its connections.
+    namur_fail: a 4-20 mA loop sits at ``ma`` (default 3.5 mA). garbled: a densitometer
+    sentence is corrupted with ``probability``. empty_pipe: flowmeter/densitometer report an
+    empty pipe. status_bits: ``mask`` is OR-ed into the device's status word.
+    """
+
+    STUCK = "stuck"
+    DRIFT = "drift"
+    DROPOUT = "dropout"
+    TIMEOUT = "timeout"
+    MODBUS_EXCEPTION = "modbus_exception"
+    DISCONNECT = "disconnect"
+    NAMUR_FAIL = "namur_fail"
+    GARBLED = "garbled"
+    EMPTY_PIPE = "empty_pipe"
+    STATUS_BITS = "status_bits"
+
+
+class ScenarioError(ValueError):
+    """A scenario file that cannot be used; the message names the file and the key path."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PlantParams(_Strict):
+    """Physical plant. Units are in the names; defaults are the reference installation."""
+
+    rho_w_kg_m3: float = Field(1025.0, gt=0)
+    rho_s_kg_m3: float = Field(2500.0, gt=0)
+    rho_b_kg_m3: float = Field(1300.0, gt=0)
+    g_m_s2: float = Field(9.80665, gt=0)
+    p_atm_kpa: float = Field(101.325, gt=0)
+    riser_length_m: float = Field(5700.0, gt=0)
+    return_id_m: float = Field(0.20, gt=0)
+    injection_dh_m: float = Field(0.25, gt=0)
+    injection_area_m2: float = Field(0.1433, gt=0)
+    friction_return: float = Field(0.015, gt=0)
+    friction_injection: float = Field(0.015, gt=0)
+    transmitter_depths_m: dict[str, float] = Field(default_factory=lambda: dict(REFERENCE_DEPTHS_M))
+    cells: int = Field(400, ge=4, le=100_000)
+    dt_s: float = Field(0.1, gt=0, le=1.0)
+    # operation
+    injection_m3_h: float = Field(300.0, gt=0)
+    mud_intake_m3_h: float = Field(30.0, ge=0)
+    grade_ppm: float = Field(2000.0, ge=0)
+    initial_fill: Literal["steady", "water"] = "steady"
+    # pumps: two identical drives in parallel; the curve is fitted so that nominal speed
+    # delivers exactly injection_m3_h against the nominal system.
+    pump_speed_rpm: float = Field(1480.0, gt=0)
+    pump_shutoff_ratio: float = Field(1.35, gt=1.0)
+    pump_efficiency_bep: float = Field(0.78, gt=0, le=1)
+    pump_ramp_rpm_s: float = Field(150.0, gt=0)
+    pump_coast_tau_s: float = Field(4.0, gt=0)
+    flow_tau_s: float = Field(5.0, gt=0)
+    motor_rated_kw: float = Field(315.0, gt=0)
+    motor_rated_rpm: float = Field(1490.0, gt=0)
+    motor_voltage_v: float = Field(690.0, gt=0)
+    motor_power_factor: float = Field(0.86, gt=0, le=1)
+    motor_efficiency: float = Field(0.95, gt=0, le=1)
+    dc_bus_v: float = Field(930.0, gt=0)
+    run_hours_initial_h: float = Field(12_345.6, ge=0)
+    # deck: return line back pressure = static part + quadratic loss at nominal return flow
+    deck_static_kpa: float = Field(100.0, ge=0)
+    deck_loss_kpa: float = Field(50.0, ge=0)
+    # temperatures
+    seabed_temp_c: float = Field(1.6, gt=-5, lt=40)
+    deck_return_temp_c: float = Field(9.5, gt=-5, lt=60)
+    surface_water_temp_c: float = Field(24.0, gt=-5, lt=40)
+    # densitometer gamma attenuation: count_rate = counts_at_1000 * exp(-k (rho - 1000))
+    counts_at_1000: float = Field(60_600.0, gt=0)
+    attenuation_per_kg_m3: float = Field(0.00154, gt=0)
+    conductivity_us_cm: float = Field(52_000.0, gt=0)
+
+    @model_validator(mode="after")
+    def _check(self) -> PlantParams:
+        missing = set(REFERENCE_DEPTHS_M) - set(self.transmitter_depths_m)
+        extra = set(self.transmitter_depths_m) - set(REFERENCE_DEPTHS_M)
+        if missing or extra:
+            raise ValueError(
+                f"transmitter_depths_m must name exactly {sorted(REFERENCE_DEPTHS_M)}, "
+                f"got {sorted(self.transmitter_depths_m)}"
+            )
+        for tag, z in self.transmitter_depths_m.items():
+            if not 0.0 < z <= self.riser_length_m:
+                raise ValueError(
+                    f"transmitter_depths_m.{tag} = {z} m is outside the riser "
+                    f"(0, {self.riser_length_m}] m"
+                )
+        if not self.rho_w_kg_m3 < self.rho_b_kg_m3 < self.rho_s_kg_m3:
+            raise ValueError("need rho_w_kg_m3 < rho_b_kg_m3 < rho_s_kg_m3")
+        return self
+
+    @property
+    def return_area_m2(self) -> float:
+        return math.pi * self.return_id_m**2 / 4.0
+
+    @property
+    def phi_b(self) -> float:
+        """Solids volume fraction of the wet mud taken in."""
+        return (self.rho_b_kg_m3 - self.rho_w_kg_m3) / (self.rho_s_kg_m3 - self.rho_w_kg_m3)
+
+
+class _EventBase(_Strict):
+    at_s: float = Field(ge=0)
+
+
+class GradeEvent(_EventBase):
+    """Intake grade (REY ppm, dry basis) moves to ``grade_ppm`` over ``ramp_s``."""
+
+    kind: Literal["grade"]
+    grade_ppm: float = Field(ge=0)
+    ramp_s: float = Field(0.0, ge=0)
+
+
+class IntakeEvent(_EventBase):
+    """Wet-mud intake rate moves to ``mud_m3_h`` over ``ramp_s``."""
+
+    kind: Literal["intake"]
+    mud_m3_h: float = Field(ge=0)
+    ramp_s: float = Field(0.0, ge=0)
+
+
+class PumpSpeedEvent(_EventBase):
+    """New speed command; the drive ramps at its own rate."""
+
+    kind: Literal["pump_speed"]
+    pump: Literal["p101a", "p101b"]
+    speed_rpm: float = Field(ge=0)
+
+
+class PumpTripEvent(_EventBase):
+    """Drive fault: the pump coasts down, status bit 2 and ``fault_code`` are set."""
+
+    kind: Literal["pump_trip"]
+    pump: Literal["p101a", "p101b"]
+    fault_code: int = Field(7, ge=1, le=65535)
+
+
+class PumpStartEvent(_EventBase):
+    """Fault reset and restart towards the last speed command."""
+
+    kind: Literal["pump_start"]
+    pump: Literal["p101a", "p101b"]
+
+
+class FrictionEvent(_EventBase):
+    """Return-leg friction multiplier moves to ``factor`` over ``ramp_s`` (plugging)."""
+
+    kind: Literal["friction"]
+    factor: float = Field(gt=0)
+    ramp_s: float = Field(0.0, ge=0)
+
+
+class SlugEvent(_EventBase):
+    """Mud intake waves: intake x (1 + amplitude_rel sin(2 pi t / period_s))."""
+
+    kind: Literal["slugging"]
+    period_s: float = Field(gt=0)
+    amplitude_rel: float = Field(gt=0, le=1)
+    duration_s: float | None = Field(None, gt=0)
+
+
+class HeaveEvent(_EventBase):
+    """Vessel heave: transmitter depths move by amplitude_m, flows by flow_amplitude_rel."""
+
+    kind: Literal["heave"]
+    period_s: float = Field(gt=0)
+    amplitude_m: float = Field(ge=0)
+    flow_amplitude_rel: float = Field(0.0, ge=0, lt=1)
+    duration_s: float | None = Field(None, gt=0)
+
+
+class FaultEvent(_EventBase):
+    """A sensor, device or link fault on ``target`` (a device, endpoint or channel id)."""
+
+    kind: Literal["fault"]
+    target: str = Field(min_length=2)
+    fault: FaultKind
+    duration_s: float | None = Field(None, gt=0)
+    params: dict[str, float] = Field(default_factory=dict)
+
+
+Event = Annotated[
+    GradeEvent
+    | IntakeEvent
+    | PumpSpeedEvent
+    | PumpTripEvent
+    | PumpStartEvent
+    | FrictionEvent
+    | SlugEvent
+    | HeaveEvent
+    | FaultEvent,
+    Field(discriminator="kind"),
+]
+
+
+class ExpectedAlarm(_Strict):
+    """An alarm the DAQ must raise no later than ``latest_raise_s`` after the run starts.
+
+    Only alarms whose ``latest_raise_s`` lies inside the run are checked, so a full-length
+    expectation (an hour of drift) does not fail a short CI run.
+    """
+
+    name: str
+    channel: str | None = None
+    latest_raise_s: float = Field(gt=0)
+
+    @model_validator(mode="after")
+    def _known(self) -> ExpectedAlarm:
+        if self.name not in ALARM_NAMES:
+            raise ValueError(f"unknown alarm {self.name!r}; known: {sorted(ALARM_NAMES)}")
+        return self
+
+
+class Accuracy(_Strict):
+    """Scoring of the cumulative REY estimate against plant truth."""
+
+    rey_error_pct_max: float | None = Field(None, gt=0)
+    truth_in_interval: bool = False
+
+
+class Expectations(_Strict):
+    alarms: tuple[ExpectedAlarm, ...] = ()
+    allow_other_alarms: bool = True
+    accuracy: Accuracy = Accuracy()
+
+
+class Scenario(_Strict):
+    """One validated scenario file."""
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    description: str
+    duration_s: float = Field(gt=0)
+    ci_duration_s: float = Field(gt=0)
+    seed: int = Field(0, ge=0)
+    plant: PlantParams = PlantParams()
+    events: tuple[Event, ...] = ()
+    expect: Expectations = Expectations()
+
+    @model_validator(mode="after")
+    def _check(self) -> Scenario:
+        if self.ci_duration_s > self.duration_s:
+            raise ValueError("ci_duration_s must not exceed duration_s")
+        return self
+
+    def at_full_scale(self) -> Scenario:
+        """The same scenario on the reference 5,700 m riser (for ``hil synth``)."""
+        plant = self.plant.model_copy(
+            update={
+                "riser_length_m": 5700.0,
+                "transmitter_depths_m": dict(REFERENCE_DEPTHS_M),
+                "cells": 400,
+            }
+        )
+        return self.model_copy(update={"plant": plant})
+
+
+def _format_errors(source: str, err: ValidationError) -> str:
+    lines = [f"{source}: invalid scenario"]
+    for e in err.errors():
+        loc = ".".join(str(p) for p in e["loc"]) or "<root>"
+        if e["type"] == "extra_forbidden":
+            lines.append(f"  {loc}: unknown key")
+        else:
+            lines.append(f"  {loc}: {e['msg']}")
+    return "\n".join(lines)
+
+
+def parse_scenario(data: dict[str, object], source: str = "<scenario>") -> Scenario:
+    """Validate already-parsed TOML data; errors name ``source`` and the key path."""
+    try:
+        return Scenario.model_validate(data)
+    except ValidationError as err:
+        raise ScenarioError(_format_errors(source, err)) from None
+
+
+def load_scenario(name_or_path: str | Path) -> Scenario:
+    """Load a bundled scenario by name (``"nominal"``) or any scenario file by path."""
+    path = Path(name_or_path)
+    if path.suffix != ".toml":
+        path = SCENARIO_DIR / f"{name_or_path}.toml"
+        if not path.is_file():
+            raise ScenarioError(
+                f"no scenario named {name_or_path!r}; known: {', '.join(list_scenarios())}"
+            )
+    try:
+        with path.open("rb") as f:
+            data = tomllib.load(f)
+    except OSError as err:
+        raise ScenarioError(f"{path}: cannot read: {err.strerror}") from None
+    except tomllib.TOMLDecodeError as err:
+        raise ScenarioError(f"{path}: not valid TOML: {err}") from None
+    return parse_scenario(data, str(path))
+
+
+def list_scenarios() -> list[str]:
+    """Names of the bundled scenarios, sorted."""
+    return sorted(p.stem for p in SCENARIO_DIR.glob("*.toml"))
