@@ -125,9 +125,16 @@ def align(
     last_tq = np.array([state.last_t, state.last_q, int(state.has_last)], np.int64)
     out_v = np.empty(grid.shape[0])
     out_q = np.empty(grid.shape[0], np.uint8)
-    used = _align_kernel(t, v, q, grid, _METHODS[method], lag_ns, stale_ns, last, last_tq, out_v, out_q)
+    used = _align_kernel(
+        t, v, q, grid, _METHODS[method], lag_ns, stale_ns, last, last_tq, out_v, out_q
+    )
     new = AlignState(
-        int(last_tq[0]), float(last[0]), int(last_tq[1]), bool(last_tq[2]),
-        t[used:].copy(), v[used:].copy(), q[used:].copy(),
+        int(last_tq[0]),
+        float(last[0]),
+        int(last_tq[1]),
+        bool(last_tq[2]),
+        t[used:].copy(),
+        v[used:].copy(),
+        q[used:].copy(),
     )
     return out_v, out_q, new

@@ -153,7 +153,9 @@ def meanvar_step(
 
 
 @njit(cache=True, nogil=True)
-def meanvar_get(c: int, cnt: NDArray[np.int64], mom: NDArray[np.float64], min_count: int) -> tuple[float, float]:
+def meanvar_get(
+    c: int, cnt: NDArray[np.int64], mom: NDArray[np.float64], min_count: int
+) -> tuple[float, float]:
     """Mean and sample variance (ddof=1) of row ``c``; NaN until ``min_count`` valid values."""
     n = cnt[c]
     if n < min_count or n < 2:
@@ -262,7 +264,9 @@ def hampel(
     x = np.ascontiguousarray(x, dtype=np.float64)
     out = np.empty_like(x)
     rep = np.zeros(x.shape[0], np.bool_)
-    _hampel_kernel(x, state.n_seen, state.ring, state.srt, state.cnt, n_sigma, floor, min_count, out, rep)
+    _hampel_kernel(
+        x, state.n_seen, state.ring, state.srt, state.cnt, n_sigma, floor, min_count, out, rep
+    )
     return out, rep
 
 

@@ -43,7 +43,9 @@ def fft_tables(n_fft: int) -> tuple[NDArray[np.complex128], NDArray[np.int64]]:
 
 
 @njit(cache=True, nogil=True)
-def fft_inplace(x: NDArray[np.complex128], tw: NDArray[np.complex128], rev: NDArray[np.int64]) -> None:
+def fft_inplace(
+    x: NDArray[np.complex128], tw: NDArray[np.complex128], rev: NDArray[np.int64]
+) -> None:
     """Iterative radix-2 decimation-in-time FFT (same sign convention as ``np.fft.fft``)."""
     n = x.shape[0]
     for i in range(n):
@@ -233,7 +235,18 @@ def oscillation(
     out = np.empty((3, x.shape[0]))
     n = state.ring.shape[0]
     _osc_kernel(
-        x, decim, hop, dt_grid_s, f_lo_hz, f_hi_hz, int(max_invalid_frac * n),
-        state.ring, state.si, state.sf, state.tw, state.rev, out,
+        x,
+        decim,
+        hop,
+        dt_grid_s,
+        f_lo_hz,
+        f_hi_hz,
+        int(max_invalid_frac * n),
+        state.ring,
+        state.si,
+        state.sf,
+        state.tw,
+        state.rev,
+        out,
     )
     return out[0], out[1], out[2]

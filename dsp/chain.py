@@ -1,0 +1,236 @@
+"""The estimator chain over grid-aligned blocks: E1/E2/E3, yield, uncertainty, stability, alarms.
+
+Call :func:`init_state` once, then :func:`process_block` per block in time order. The state is
+a :class:`ChainState` of plain numpy arrays that ``process_block`` updates in place and also
+returns (so ``state = process_block(...)[1]`` reads naturally); copy it with
+:meth:`ChainState.copy` to fork a run. Blocks of any size give bit-identical results to one pass
+(window positions depend only on the absolute grid index). Physics and conventions are in the
+docstrings of :mod:`dsp.kernel` and :mod:`dsp.params`; the stability index is the minimum of
+per-mechanism scores in [0, 1] (deposition margin, CV of flow / density / torque, oscillation
+share, discharge-pressure rise while injection holds, flow-ratio deviation), because any one
+failing mechanism can stop the lift and an average would hide it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+import numpy as np
+from numpy.typing import NDArray
+
+from . import kernel as K
+from .alarms import AlarmEvent, events_from_bits
+from .params import ALARM_NAMES, ChainParams, pack
+from .spectrum import osc_init
+
+ROLES = (
+    "q_return_m3_h",
+    "q_injection_m3_h",
+    "rho_mix_kg_m3",
+    "p_collector_kpa",
+    "p_mid_kpa",
+    "p_upper_kpa",
+    "p_discharge_bar",
+    "p_return_deck_bar",
+    "torque_a_pct",
+    "torque_b_pct",
+)
+ASSAY_CAPACITY = 256  # newest assays kept; older ones no longer apply to future grid points
+
+
+@dataclass(frozen=True)
+class Block:
+    """One grid-aligned block: ``values[ROLES[r]]`` and ``quality[ROLES[r]]`` per role.
+
+    ``assay_*`` are lab assays (sampling time, REY ppm dry basis, standard uncertainty) known
+    when this block is processed; repeats of assays given earlier are ignored.
+    """
+
+    t_ns: NDArray[np.int64]
+    values: dict[str, NDArray[np.float64]]
+    quality: dict[str, NDArray[np.uint8]]
+    assay_t_ns: NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
+    assay_rey_ppm: NDArray[np.float64] = field(default_factory=lambda: np.zeros(0))
+    assay_u_rey_ppm: NDArray[np.float64] = field(default_factory=lambda: np.zeros(0))
+
+
+class ChainState(NamedTuple):
+    """Everything the chain remembers between blocks (plain arrays, mutated in place)."""
+
+    si: NDArray[np.int64]
+    sf: NDArray[np.float64]
+    acc_sys: NDArray[np.float64]
+    last_sys: NDArray[np.float64]
+    h_ring: NDArray[np.float64]
+    h_srt: NDArray[np.float64]
+    h_cnt: NDArray[np.int64]
+    a_ring: NDArray[np.float64]
+    a_cnt: NDArray[np.int64]
+    a_mom: NDArray[np.float64]
+    b_ring: NDArray[np.float64]
+    b_cnt: NDArray[np.int64]
+    b_mom: NDArray[np.float64]
+    hist: NDArray[np.float64]
+    lane: NDArray[np.float64]
+    o_ring: NDArray[np.float64]
+    o_si: NDArray[np.int64]
+    o_sf: NDArray[np.float64]
+    tw: NDArray[np.complex128]
+    rev: NDArray[np.int64]
+    al_active: NDArray[np.uint8]
+    al_pending: NDArray[np.int64]
+    assay_t: NDArray[np.int64]
+    assay_g: NDArray[np.float64]
+    assay_u: NDArray[np.float64]
+
+    def copy(self) -> ChainState:
+        return ChainState(*(np.array(a, copy=True) for a in self))
+
+
+@dataclass(frozen=True)
+class ChainResult:
+    """Per grid point results (float64, units in names) and alarm events of one block.
+
+    ``ms_e2_kg_s`` is already shifted by the transit time (``transit_s``), so it lines up
+    with E1. ``cum_*`` and ``gap_s`` are totals since :func:`init_state`. ``q_yield`` applies to
+    rates, ``q_cumulative`` to totals (UNCERTAIN once any gap was not integrated),
+    ``q_stability`` to the stability group. ``alarm_bits`` bit k is ``ALARM_NAMES[k]``.
+    """
+
+    t_ns: NDArray[np.int64]
+    data: NDArray[np.float64]  # [len(OUTPUT_FIELDS), n]
+    qual: NDArray[np.uint8]  # [len(QUALITY_FIELDS), n]
+    alarm_bits: NDArray[np.uint8]
+    events: list[AlarmEvent]
+
+    def __getitem__(self, name: str) -> NDArray[np.float64]:
+        return self.data[K.OUTPUT_FIELDS.index(name)]
+
+    def quality(self, name: str) -> NDArray[np.uint8]:
+        return self.qual[K.QUALITY_FIELDS.index(name)]
+
+    def as_dict(self) -> dict[str, NDArray[np.float64] | NDArray[np.uint8] | NDArray[np.int64]]:
+        d: dict[str, NDArray[np.float64] | NDArray[np.uint8] | NDArray[np.int64]] = {
+            "t_ns": self.t_ns
+        }
+        d.update({k: self.data[i] for i, k in enumerate(K.OUTPUT_FIELDS)})
+        d.update({k: self.qual[i] for i, k in enumerate(K.QUALITY_FIELDS)})
+        d["alarm_bits"] = self.alarm_bits
+        return d
+
+
+OUTPUT_FIELDS = K.OUTPUT_FIELDS
+QUALITY_FIELDS = K.QUALITY_FIELDS
+
+
+def init_state(params: ChainParams) -> ChainState:
+    p = params
+    _, pi, _ = pack(p)
+    osc = osc_init(p.osc_n_fft)
+    n_alarm = len(ALARM_NAMES)
+    sf = np.zeros(K.F_N_)
+    sf[K.F_SLOPE_P] = np.nan
+    sf[K.F_SLOPE_Q] = np.nan
+    si = np.zeros(K.S_N_, np.int64)
+    return ChainState(
+        si=si,
+        sf=sf,
+        acc_sys=np.zeros(K.N_SYS),
+        last_sys=np.zeros(K.N_SYS),
+        h_ring=np.full((3, p.hampel_window), np.nan),
+        h_srt=np.zeros((3, p.hampel_window)),
+        h_cnt=np.zeros(3, np.int64),
+        a_ring=np.full((4, int(pi[K.P.I_W_CV])), np.nan),
+        a_cnt=np.zeros(4, np.int64),
+        a_mom=np.zeros((4, 2)),
+        b_ring=np.full((3, int(pi[K.P.I_W_CMP])), np.nan),
+        b_cnt=np.zeros(3, np.int64),
+        b_mom=np.zeros((3, 2)),
+        hist=np.full((2, p.points(p.max_transit_s)), np.nan),
+        lane=np.full((2, int(pi[K.P.I_W_SLOPE])), np.nan),
+        o_ring=osc.ring,
+        o_si=osc.si,
+        o_sf=osc.sf,
+        tw=osc.tw,
+        rev=osc.rev,
+        al_active=np.zeros(n_alarm, np.uint8),
+        al_pending=np.full(n_alarm, -1, np.int64),
+        assay_t=np.zeros(0, np.int64),
+        assay_g=np.zeros(0),
+        assay_u=np.zeros(0),
+    )
+
+
+def _merge_assays(
+    state: ChainState, t: NDArray[np.int64], g: NDArray[np.float64], u: NDArray[np.float64]
+) -> ChainState:
+    t = np.asarray(t, np.int64)
+    g = np.asarray(g, np.float64)
+    u = np.asarray(u, np.float64)
+    if not t.shape == g.shape == u.shape:
+        raise ValueError(f"assay arrays differ in length: {t.shape}, {g.shape}, {u.shape}")
+    ok = np.isfinite(g) & np.isfinite(u) & (g >= 0) & (u >= 0)
+    if t.size == 0 or not ok.any():
+        return state
+    all_t = np.concatenate((state.assay_t, t[ok]))
+    all_g = np.concatenate((state.assay_g, g[ok]))
+    all_u = np.concatenate((state.assay_u, u[ok]))
+    # stable sort keeps the earlier-known assay first; the last of equal times wins (a re-post
+    # of a corrected result replaces the old one)
+    order = np.argsort(all_t, kind="stable")
+    all_t, all_g, all_u = all_t[order], all_g[order], all_u[order]
+    keep = np.ones(all_t.shape[0], bool)
+    keep[:-1] = all_t[1:] != all_t[:-1]
+    all_t, all_g, all_u = all_t[keep], all_g[keep], all_u[keep]
+    all_t, all_g, all_u = (a[-ASSAY_CAPACITY:] for a in (all_t, all_g, all_u))
+    return state._replace(assay_t=all_t, assay_g=all_g, assay_u=all_u)
+
+
+def _stack(block: Block) -> tuple[NDArray[np.int64], NDArray[np.float64], NDArray[np.uint8]]:
+    t = np.ascontiguousarray(block.t_ns, dtype=np.int64)
+    n = t.shape[0]
+    vals = np.empty((len(ROLES), n))
+    qual = np.empty((len(ROLES), n), np.uint8)
+    for r, name in enumerate(ROLES):
+        try:
+            v = block.values[name]
+            q = block.quality[name]
+        except KeyError:
+            raise ValueError(f"block lacks role {name!r}") from None
+        if v.shape != (n,) or q.shape != (n,):
+            raise ValueError(f"role {name!r} has shape {v.shape}/{q.shape}, expected ({n},)")
+        vals[r] = v
+        qual[r] = q
+    return t, vals, qual
+
+
+def process_block(
+    params: ChainParams, state: ChainState, block: Block
+) -> tuple[ChainResult, ChainState]:
+    """Run the chain over one block; ``state`` is updated in place and returned."""
+    t, vals, qual = _stack(block)
+    if t.shape[0] > 1 and np.any(np.diff(t) <= 0):
+        raise ValueError("block t_ns must be strictly increasing")
+    state = _merge_assays(state, block.assay_t_ns, block.assay_rey_ppm, block.assay_u_rey_ppm)
+    pf, pi, alarm_tab = pack(params)
+    n = t.shape[0]
+    out = np.empty((K.O_N, n))
+    oq = np.empty((K.Q_N, n), np.uint8)
+    bits = np.empty(n, np.uint8)
+    prev_bits = int(state.si[K.S_BITS])
+    grade_default = np.array([params.grade_default_ppm, params.u_grade_default_ppm])
+    s = state
+    K.chain_kernel(
+        t, vals, qual, pf, pi, alarm_tab, s.assay_t, s.assay_g, s.assay_u, grade_default,
+        s.si, s.sf, s.acc_sys, s.last_sys, s.h_ring, s.h_srt, s.h_cnt, s.a_ring, s.a_cnt,
+        s.a_mom, s.b_ring, s.b_cnt, s.b_mom, s.hist, s.lane, s.o_ring, s.o_si, s.o_sf, s.tw,
+        s.rev, s.al_active, s.al_pending, out, oq, bits,
+    )
+    if n:
+        state.si[K.S_BITS] = int(bits[-1])
+    alarm_values = out[
+        [K.O_MARGIN, K.O_OSC_SHARE, K.O_PLUG, K.O_CVT, K.O_RATIO, K.O_Z]
+    ]
+    events = events_from_bits(ALARM_NAMES, t, bits, alarm_values, prev_bits)
+    return ChainResult(t, out, oq, bits, events), state

@@ -1,0 +1,259 @@
+"""Chain parameters: site physics, instrument uncertainties, windows and alarm thresholds.
+
+Defaults are the reference installation (docs/CONVENTIONS.md). Uncertainties are standard
+(k = 1). Each instrument's stated total is split into a systematic part (calibration: the same
+error for the whole run, so it does not shrink when integrated) and a random part (noise
+independent between samples ``tau_random_s`` apart): flow 0.5 % of reading = 0.4 % calibration
+(+) 0.3 % repeatability; density 1.5 kg/m3 = 1.2 kg/m3 calibration (+) 0.9 kg/m3 counting noise
+per second. rho_s, rho_w and grade are systematic for a run.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields
+
+import numpy as np
+from numpy.typing import NDArray
+
+from .alarms import AlarmSpec
+
+ALARM_NAMES = (
+    "DEPOSITION_RISK",
+    "SLUGGING",
+    "PLUG_SUSPECTED",
+    "PUMP_SURGE",
+    "FLOW_IMBALANCE",
+    "ESTIMATOR_DISAGREEMENT",
+)
+
+
+@dataclass(frozen=True)
+class ChainParams:
+    # physics (kg/m3, m, m/s2)
+    rho_w: float = 1025.0
+    rho_s: float = 2500.0
+    rho_b: float = 1300.0
+    cv_max: float = 0.35
+    g: float = 9.80665
+    return_id_m: float = 0.20
+    injection_dh_m: float = 0.25
+    riser_length_m: float = 5700.0
+    return_leg_volume_m3: float = 179.0
+    depth_collector_m: float = 5690.0
+    depth_mid_m: float = 2850.0
+    depth_upper_m: float = 500.0
+    darcy_f: float = 0.015
+    durand_fl: float = 0.8
+    # grid and integration
+    grid_step_s: float = 0.1
+    max_gap_s: float = 2.0
+    max_transit_s: float = 3.0 * 3600.0
+    # uncertainties (standard, k = 1)
+    u_flow_rel_sys: float = 0.004
+    u_flow_rel_rand: float = 0.003
+    u_rho_m_sys_kg_m3: float = 1.2
+    u_rho_m_rand_kg_m3: float = 0.9
+    tau_random_s: float = 1.0
+    u_rho_s_kg_m3: float = 50.0
+    u_rho_w_kg_m3: float = 2.0
+    u_rho_b_kg_m3: float = 50.0
+    u_p_kpa: float = 5.0
+    # grade
+    grade_default_ppm: float = 2000.0
+    u_grade_default_ppm: float = 150.0
+    reo_factor: float = 1.2
+    grade_interpolate: bool = False
+    # windows (s) and filters
+    cv_window_s: float = 60.0
+    compare_window_s: float = 600.0
+    slope_window_s: float = 120.0
+    inj_hold_m3_h_s: float = 0.01  # injection "holds" while its slope is below this
+    hampel_window: int = 31
+    hampel_n_sigma: float = 4.0
+    hampel_floor_flow_m3_h: float = 2.0
+    hampel_floor_rho_kg_m3: float = 3.0
+    osc_decim: int = 2
+    osc_n_fft: int = 2048
+    osc_update_s: float = 10.0
+    osc_f_lo_hz: float = 0.02
+    osc_f_hi_hz: float = 2.0
+    # stability index scales: the value at which a component reaches 0 (1 = healthy)
+    margin_ok: float = 1.5
+    cv_flow_bad: float = 0.2
+    cv_density_bad: float = 0.05
+    cv_torque_bad: float = 0.2
+    slope_bad_bar_s: float = 0.01
+    ratio_nominal: float = 1.1
+    ratio_tol: float = 0.2
+    # alarms
+    deposition_risk: AlarmSpec = AlarmSpec(1.1, 1.2, 30.0)
+    slugging: AlarmSpec = AlarmSpec(0.5, 0.3, 60.0)
+    plug_suspected: AlarmSpec = AlarmSpec(0.005, 0.002, 60.0)
+    pump_surge: AlarmSpec = AlarmSpec(0.10, 0.05, 10.0)
+    flow_imbalance: AlarmSpec = AlarmSpec(1.0, 1.03, 60.0)
+    estimator_disagreement: AlarmSpec = AlarmSpec(3.0, 2.0, 300.0)
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if f.type in ("float", "int") and (
+                isinstance(v, bool) or not isinstance(v, int | float)
+            ):
+                raise TypeError(f"ChainParams.{f.name} must be a number, got {v!r}")
+            if f.type == "float" and not math.isfinite(v):
+                raise ValueError(f"ChainParams.{f.name} must be finite, got {v!r}")
+        if not self.rho_w < self.rho_b < self.rho_s:
+            raise ValueError(
+                f"need rho_w < rho_b < rho_s, got {self.rho_w}, {self.rho_b}, {self.rho_s}"
+            )
+        if not self.depth_collector_m > self.depth_mid_m > self.depth_upper_m >= 0:
+            raise ValueError("sensor depths must decrease collector > mid > upper >= 0")
+        positive = (
+            "cv_max",
+            "g",
+            "return_id_m",
+            "injection_dh_m",
+            "return_leg_volume_m3",
+            "grid_step_s",
+            "max_gap_s",
+            "max_transit_s",
+            "tau_random_s",
+            "grade_default_ppm",
+            "reo_factor",
+            "cv_window_s",
+            "compare_window_s",
+            "slope_window_s",
+            "osc_update_s",
+            "margin_ok",
+            "cv_flow_bad",
+            "cv_density_bad",
+            "cv_torque_bad",
+            "slope_bad_bar_s",
+            "ratio_tol",
+        )
+        for name in positive:
+            if not getattr(self, name) > 0:
+                raise ValueError(f"ChainParams.{name} must be > 0, got {getattr(self, name)}")
+        if self.hampel_window < 3 or self.osc_decim < 1:
+            raise ValueError("hampel_window must be >= 3 and osc_decim >= 1")
+        if self.osc_n_fft < 64 or self.osc_n_fft & (self.osc_n_fft - 1):
+            raise ValueError(f"osc_n_fft must be a power of two >= 64, got {self.osc_n_fft}")
+        if self.osc_f_hi_hz > 0.5 / (self.grid_step_s * self.osc_decim):
+            raise ValueError(f"osc_f_hi_hz {self.osc_f_hi_hz} is above the decimated Nyquist")
+        if self.margin_ok <= 1.0:
+            raise ValueError(f"margin_ok must be > 1, got {self.margin_ok}")
+
+    def alarm_specs(self) -> tuple[AlarmSpec, ...]:
+        """Specs in ``ALARM_NAMES`` order."""
+        return (
+            self.deposition_risk,
+            self.slugging,
+            self.plug_suspected,
+            self.pump_surge,
+            self.flow_imbalance,
+            self.estimator_disagreement,
+        )
+
+    def points(self, seconds: float) -> int:
+        """Whole grid steps in ``seconds`` (at least 1)."""
+        return max(1, round(seconds / self.grid_step_s))
+
+
+# Slots of the packed float vector handed to the kernel (module constants are frozen by numba).
+(
+    P_RHO_W,
+    P_RHO_S,
+    P_PHI_B,
+    P_CV_MAX,
+    P_G,
+    P_AREA_RET,
+    P_VC,
+    P_LEG_V,
+    P_DZ_LO,
+    P_DZ_UP,
+    P_DZ_ALL,
+    P_FRIC_PER_M,
+    P_DT,
+    P_MAX_GAP,
+    P_UQ_SYS,
+    P_UQ_RAND,
+    P_URHO_SYS,
+    P_URHO_RAND,
+    P_TAU,
+    P_URHO_S,
+    P_URHO_W,
+    P_URHO_B,
+    P_UP_KPA,
+    P_REO,
+    P_H_NSIG,
+    P_H_FLOOR_Q,
+    P_H_FLOOR_RHO,
+    P_F_LO,
+    P_F_HI,
+    P_MARGIN_OK,
+    P_CVF_BAD,
+    P_CVD_BAD,
+    P_CVT_BAD,
+    P_SLOPE_BAD,
+    P_RATIO_NOM,
+    P_RATIO_TOL,
+    P_INJ_HOLD,
+    P_N,
+) = range(38)
+(I_INTERP, I_W_CV, I_W_CMP, I_LANE, I_W_SLOPE, I_DECIM, I_HOP, I_MAX_INV, I_N) = range(9)
+
+
+def pack(p: ChainParams) -> tuple[NDArray[np.float64], NDArray[np.int64], NDArray[np.float64]]:
+    """(floats, ints, alarm table [n_alarms, 3] of raise, clear, min duration ns)."""
+    pf = np.zeros(P_N)
+    pf[P_RHO_W] = p.rho_w
+    pf[P_RHO_S] = p.rho_s
+    pf[P_PHI_B] = (p.rho_b - p.rho_w) / (p.rho_s - p.rho_w)
+    pf[P_CV_MAX] = p.cv_max
+    pf[P_G] = p.g
+    pf[P_AREA_RET] = math.pi * p.return_id_m**2 / 4.0
+    pf[P_VC] = p.durand_fl * math.sqrt(2.0 * p.g * p.return_id_m * (p.rho_s / p.rho_w - 1.0))
+    pf[P_LEG_V] = p.return_leg_volume_m3
+    pf[P_DZ_LO] = p.depth_collector_m - p.depth_mid_m
+    pf[P_DZ_UP] = p.depth_mid_m - p.depth_upper_m
+    pf[P_DZ_ALL] = p.depth_collector_m - p.depth_upper_m
+    pf[P_FRIC_PER_M] = p.darcy_f / p.return_id_m / 2.0  # times rho V^2 per metre of pipe
+    pf[P_DT] = p.grid_step_s
+    pf[P_MAX_GAP] = p.max_gap_s
+    pf[P_UQ_SYS] = p.u_flow_rel_sys
+    pf[P_UQ_RAND] = p.u_flow_rel_rand
+    pf[P_URHO_SYS] = p.u_rho_m_sys_kg_m3
+    pf[P_URHO_RAND] = p.u_rho_m_rand_kg_m3
+    pf[P_TAU] = p.tau_random_s
+    pf[P_URHO_S] = p.u_rho_s_kg_m3
+    pf[P_URHO_W] = p.u_rho_w_kg_m3
+    pf[P_URHO_B] = p.u_rho_b_kg_m3
+    pf[P_UP_KPA] = p.u_p_kpa
+    pf[P_REO] = p.reo_factor
+    pf[P_H_NSIG] = p.hampel_n_sigma
+    pf[P_H_FLOOR_Q] = p.hampel_floor_flow_m3_h
+    pf[P_H_FLOOR_RHO] = p.hampel_floor_rho_kg_m3
+    pf[P_F_LO] = p.osc_f_lo_hz
+    pf[P_F_HI] = p.osc_f_hi_hz
+    pf[P_MARGIN_OK] = p.margin_ok
+    pf[P_CVF_BAD] = p.cv_flow_bad
+    pf[P_CVD_BAD] = p.cv_density_bad
+    pf[P_CVT_BAD] = p.cv_torque_bad
+    pf[P_SLOPE_BAD] = p.slope_bad_bar_s
+    pf[P_RATIO_NOM] = p.ratio_nominal
+    pf[P_RATIO_TOL] = p.ratio_tol
+    pf[P_INJ_HOLD] = p.inj_hold_m3_h_s
+    pi = np.zeros(I_N, np.int64)
+    pi[I_INTERP] = int(p.grade_interpolate)
+    pi[I_W_CV] = p.points(p.cv_window_s)
+    pi[I_W_CMP] = p.points(p.compare_window_s)
+    pi[I_LANE] = p.points(1.0)
+    pi[I_W_SLOPE] = max(3, round(p.slope_window_s))
+    pi[I_DECIM] = p.osc_decim
+    pi[I_HOP] = max(1, round(p.osc_update_s / (p.grid_step_s * p.osc_decim)))
+    pi[I_MAX_INV] = p.osc_n_fft // 10
+    alarms = np.array(
+        [(a.raise_, a.clear, round(a.min_duration_s * 1e9)) for a in p.alarm_specs()], np.float64
+    )
+    return pf, pi, alarms
