@@ -149,7 +149,7 @@ class SentenceDecoder:
                 step = (seq - self._last_seq) % self.modulo
                 if step != 1:
                     self.seq_gaps += 1
-                    self.lost_sentences += (step - 1) % self.modulo
+                    self.lost_sentences += step - 1 if step else 0
             self._last_seq = seq
         quality = {name: Quality.GOOD for name in raw}
         for source, mask, q, targets in self.rules:

@@ -1,0 +1,159 @@
+"""One owner per Modbus bus: a single task polls every device of a gateway or serial line.
+
+Each device keeps its own deadline grid (`next_due += period`), so rates do not drift; a poll
+that ends past the next deadline counts the skipped slots as missed instead of queueing them.
+A unit that fails is marked BAD (one NaN sample per channel) and retried after an exponential
+backoff of its own, while the other units keep their grid. A lost link is re-established with
+exponential backoff, forever; while it is down each device yields a BAD batch per attempt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from drivers.errors import BadReply, DeviceError, ExceptionReply, LinkDown, NoResponse
+from drivers.modbus_transport import ModbusBus, ModbusTransport
+from drivers.regmap import DevicePlan
+from drivers.sample import Batch, bad_batch
+from drivers.spec import Device
+from drivers.stats import BusStats, DeviceStats
+
+Emit = Callable[[Batch], Awaitable[None]]
+
+
+@dataclass
+class _Slot:
+    plan: DevicePlan
+    device: Device
+    stats: DeviceStats
+    next_due: float = 0.0
+    backoff_s: float = 0.0
+
+
+class ModbusBusOwner:
+    def __init__(
+        self,
+        bus_id: str,
+        bus: ModbusBus,
+        devices: list[tuple[DevicePlan, Device, DeviceStats]],
+        emit: Emit,
+        stats: BusStats,
+        clock_ns: Callable[[], int],
+    ) -> None:
+        self.bus_id = bus_id
+        self.bus = bus
+        self.slots = [_Slot(p, d, s) for p, d, s in devices]
+        self.emit = emit
+        self.stats = stats
+        self.clock_ns = clock_ns
+        self.transport: ModbusTransport | None = None
+        #: Silent polls in a row, all units together, before the link itself is presumed dead.
+        self.max_silent = max(3, 2 * len(self.slots))
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        delay = self.bus.reconnect_min_s
+        try:
+            while True:
+                self.transport = ModbusTransport(self.bus)
+                if await self.transport.connect():
+                    self.stats.connected = True
+                    self.stats.connects += 1
+                    delay = self.bus.reconnect_min_s
+                    pause = max(
+                        (s.device.workarounds.pause_after_connect_s for s in self.slots), default=0
+                    )
+                    if pause:
+                        await asyncio.sleep(pause)
+                    try:
+                        await self._poll_forever(loop)
+                    except LinkDown:
+                        self.stats.link_errors += 1
+                else:
+                    self.stats.connect_failures += 1
+                self.stats.connected = False
+                self.transport.close()
+                t = self.clock_ns()
+                for s in self.slots:
+                    s.stats.state = "link_down"
+                    await self.emit(bad_batch(s.plan.device_id, s.plan.channels, t))
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.bus.reconnect_max_s)
+        finally:
+            self.stats.connected = False
+            if self.transport is not None:
+                self.transport.close()
+
+    async def _poll_forever(self, loop: asyncio.AbstractEventLoop) -> None:
+        now = loop.time()
+        for s in self.slots:
+            s.next_due, s.backoff_s = now, 0.0
+        silent = 0
+        while True:
+            slot = min(self.slots, key=lambda s: s.next_due)
+            wait = slot.next_due - loop.time()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            ok, no_answer = await self._poll(slot)
+            now = loop.time()
+            period = slot.plan.period_s
+            if ok:
+                silent = 0
+                slot.backoff_s = 0.0
+                nd = slot.next_due + period
+                if nd <= now:
+                    missed = int((now - nd) // period) + 1
+                    slot.stats.missed_deadlines += missed
+                    nd += missed * period
+                slot.next_due = nd
+            else:
+                silent = silent + 1 if no_answer else 0
+                if silent >= self.max_silent:
+                    raise LinkDown(f"{self.bus_id}: {silent} silent polls in a row")
+                d = slot.device
+                slot.backoff_s = min(max(2 * slot.backoff_s, d.backoff_min_s), d.backoff_max_s)
+                slot.stats.backoffs += 1
+                slot.stats.state = "backoff"
+                slot.next_due = now + slot.backoff_s
+
+    async def _poll(self, slot: _Slot) -> tuple[bool, bool]:
+        """Read every request of one device; (succeeded, failed by silence)."""
+        assert self.transport is not None
+        plan, st = slot.plan, slot.stats
+        replies: list[list[int]] = []
+        times: list[int] = []
+        pause = slot.device.workarounds.pause_between_requests_s
+        t0 = self.clock_ns()
+        try:
+            for i, preq in enumerate(plan.requests):
+                if pause and i:
+                    await asyncio.sleep(pause)
+                t0 = self.clock_ns()
+                regs = await self.transport.read(plan.unit, preq.request)
+                t1 = self.clock_ns()
+                st.latency((t1 - t0) / 1e6)
+                replies.append(regs)
+                times.append((t0 + t1) // 2)
+        except LinkDown:
+            st.polls_failed += 1
+            await self.emit(bad_batch(plan.device_id, plan.channels, t0))
+            raise
+        except DeviceError as err:
+            st.polls_failed += 1
+            if isinstance(err, NoResponse):
+                st.timeouts += 1
+            elif isinstance(err, ExceptionReply):
+                st.exceptions += 1
+                st.last_exception_code = err.code
+            elif isinstance(err, BadReply):
+                st.bad_replies += 1
+            await self.emit(bad_batch(plan.device_id, plan.channels, (t0 + self.clock_ns()) // 2))
+            return False, isinstance(err, NoResponse)
+        st.polls_ok += 1
+        st.state = "ok"
+        batch = plan.decode(replies, times)
+        st.frozen_counter = plan.frozen
+        await self.emit(batch)
+        return True, False

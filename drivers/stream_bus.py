@@ -1,0 +1,143 @@
+"""Owner of a device-paced ASCII stream (the densitometer): listen, parse, never send.
+
+The connection is opened through pyserial-asyncio-fast (a device path or `socket://`), with a
+protocol that only receives: it keeps no reference to the transport's write side, so no byte can
+reach the instrument. No valid sentence for `silence_timeout_s` marks the device BAD and
+reconnects, with exponential backoff, forever.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+
+import serial_asyncio_fast
+
+from drivers.sample import Batch, bad_batch
+from drivers.sentence import SentenceDecoder, SentenceParser
+from drivers.spec import AsciiStreamBus
+from drivers.stats import BusStats, DeviceStats
+
+Emit = Callable[[Batch], Awaitable[None]]
+
+
+class _Listener(asyncio.Protocol):
+    """Receive-only protocol: bytes -> sentences -> batches on a queue, timestamped at arrival."""
+
+    def __init__(self, owner: StreamBusOwner) -> None:
+        self.owner = owner
+        self.lost = asyncio.get_running_loop().create_future()
+
+    def data_received(self, data: bytes) -> None:
+        self.owner.on_bytes(data)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.lost.done():
+            self.lost.set_result(None)
+
+
+class StreamBusOwner:
+    def __init__(
+        self,
+        bus_id: str,
+        bus: AsciiStreamBus,
+        decoder: SentenceDecoder,
+        emit: Emit,
+        stats: BusStats,
+        device_stats: DeviceStats,
+        clock_ns: Callable[[], int],
+    ) -> None:
+        self.bus_id = bus_id
+        self.bus = bus
+        self.decoder = decoder
+        self.parser = SentenceParser()
+        self.emit = emit
+        self.stats = stats
+        self.dstats = device_stats
+        self.clock_ns = clock_ns
+        self._batches: asyncio.Queue[Batch] = asyncio.Queue(maxsize=1000)
+        self.overflow = 0
+
+    def on_bytes(self, data: bytes) -> None:
+        t = self.clock_ns()
+        for s in self.parser.feed(data):
+            batch = self.decoder.decode(s, t)
+            if batch is None:
+                continue
+            try:
+                self._batches.put_nowait(batch)
+            except asyncio.QueueFull:
+                self.overflow += 1
+        d = self.dstats
+        d.bad_frames = self.parser.bad_frames + self.decoder.bad_frames
+        d.seq_gaps = self.decoder.seq_gaps
+        d.lost_sentences = self.decoder.lost_sentences
+
+    async def _open(self) -> tuple[asyncio.BaseTransport, _Listener]:
+        b = self.bus
+        transport, proto = await asyncio.wait_for(
+            serial_asyncio_fast.create_serial_connection(
+                asyncio.get_running_loop(),
+                lambda: _Listener(self),
+                b.url,
+                baudrate=b.baudrate,
+                bytesize=b.bytesize,
+                parity=b.parity,
+                stopbits=b.stopbits,
+            ),
+            timeout=max(b.silence_timeout_s, 1.0),
+        )
+        assert isinstance(proto, _Listener)
+        return transport, proto
+
+    async def run(self) -> None:
+        delay = self.bus.reconnect_min_s
+        dev = self.decoder.device_id
+        while True:
+            try:
+                transport, proto = await self._open()
+            except (TimeoutError, OSError, ValueError):
+                self.stats.connect_failures += 1
+                self.dstats.state = "link_down"
+                await self.emit(bad_batch(dev, self.decoder.channels, self.clock_ns()))
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.bus.reconnect_max_s)
+                continue
+            self.stats.connected = True
+            self.stats.connects += 1
+            self.decoder.reset_sequence()
+            try:
+                got_any = await self._listen(proto)
+            finally:
+                self.stats.connected = False
+                transport.close()
+            self.stats.link_errors += 1
+            await self.emit(bad_batch(dev, self.decoder.channels, self.clock_ns()))
+            if got_any:
+                delay = self.bus.reconnect_min_s
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, self.bus.reconnect_max_s)
+
+    async def _listen(self, proto: _Listener) -> bool:
+        """Forward batches until silence or link loss; True if anything valid arrived."""
+        got_any = False
+        while True:
+            get = asyncio.ensure_future(self._batches.get())
+            done, _ = await asyncio.wait(
+                {get, proto.lost},
+                timeout=self.bus.silence_timeout_s,
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+            if get not in done:
+                get.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await get
+                if not done:
+                    self.dstats.silences += 1
+                    self.dstats.state = "silent"
+                return got_any
+            got_any = True
+            self.dstats.polls_ok += 1
+            self.dstats.state = "ok"
+            await self.emit(get.result())
