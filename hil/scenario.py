@@ -248,6 +248,13 @@ class FaultEvent(_EventBase):
     duration_s: float | None = Field(None, gt=0)
     params: dict[str, float] = Field(default_factory=dict)
 
+    @model_validator(mode="after")
+    def _target(self) -> FaultEvent:
+        from hil.plant.faults import check_fault  # the device catalogue lives with the plant
+
+        check_fault(self.target, self.fault)
+        return self
+
 
 Event = Annotated[
     GradeEvent
