@@ -77,12 +77,18 @@ class Physics(Strict):
 
 
 class Uncertainty(Strict):
-    """Standard uncertainties (k = 1) of the E1 inputs."""
+    """Standard uncertainties (k = 1), split into systematic (calibration: one error for the
+    whole run, never shrinks when integrated) and random (independent `tau_random_s` apart)."""
 
-    flow_rel: Annotated[float, Field(ge=0.0)] = 0.0025
-    density_kg_m3: Annotated[float, Field(ge=0.0)] = 0.75
-    rho_s_kg_m3: Annotated[float, Field(ge=0.0)] = 25.0
-    rho_w_kg_m3: Annotated[float, Field(ge=0.0)] = 1.0
+    flow_rel_sys: Annotated[float, Field(ge=0.0)] = 0.004
+    flow_rel_rand: Annotated[float, Field(ge=0.0)] = 0.003
+    density_sys_kg_m3: Annotated[float, Field(ge=0.0)] = 1.2
+    density_rand_kg_m3: Annotated[float, Field(ge=0.0)] = 0.9
+    tau_random_s: PositiveFloat = 1.0
+    rho_s_kg_m3: Annotated[float, Field(ge=0.0)] = 50.0
+    rho_w_kg_m3: Annotated[float, Field(ge=0.0)] = 2.0
+    rho_b_kg_m3: Annotated[float, Field(ge=0.0)] = 50.0
+    p_kpa: Annotated[float, Field(ge=0.0)] = 5.0
 
 
 class Grade(Strict):
@@ -93,29 +99,49 @@ class Grade(Strict):
 
 
 class Stability(Strict):
-    window_s: PositiveFloat = 60.0
-    spectrum_window_s: PositiveFloat = 256.0
-    spectrum_update_s: PositiveFloat = 8.0
+    """Windows and the scales at which each stability component reaches 0 (see dsp.chain)."""
+
+    cv_window_s: PositiveFloat = 60.0
+    compare_window_s: PositiveFloat = 600.0
     slope_window_s: PositiveFloat = 120.0
-    hampel_window: Annotated[int, Field(ge=3)] = 7
-    hampel_nsigma: PositiveFloat = 4.0
+    injection_hold_m3_h_s: PositiveFloat = 0.01
+    hampel_window: Annotated[int, Field(ge=3)] = 31
+    hampel_n_sigma: PositiveFloat = 4.0
+    osc_n_fft: Annotated[int, Field(ge=64)] = 2048
+    osc_decim: Annotated[int, Field(ge=1)] = 2
+    osc_update_s: PositiveFloat = 10.0
+    osc_f_lo_hz: PositiveFloat = 0.02
+    osc_f_hi_hz: PositiveFloat = 2.0
+    margin_ok: Annotated[float, Field(gt=1.0)] = 1.5
+    cv_flow_bad: PositiveFloat = 0.2
+    cv_density_bad: PositiveFloat = 0.05
+    cv_torque_bad: PositiveFloat = 0.2
+    slope_bad_bar_s: PositiveFloat = 0.01
+    ratio_nominal: PositiveFloat = 1.1
+    ratio_tol: PositiveFloat = 0.2
+    max_transit_s: PositiveFloat = 10800.0
+
+    @model_validator(mode="after")
+    def _fft(self) -> Stability:
+        if self.osc_n_fft & (self.osc_n_fft - 1):
+            raise ValueError(f"osc_n_fft must be a power of two, got {self.osc_n_fft}")
+        if self.osc_f_lo_hz >= self.osc_f_hi_hz:
+            raise ValueError("expected osc_f_lo_hz < osc_f_hi_hz")
+        return self
 
 
 class Alarm(Strict):
-    """Raise/clear with hysteresis; `above` says which side of the threshold is bad."""
+    """Hysteresis: raise_at > clear_at is a high alarm, raise_at < clear_at a low one; each
+    condition must hold for min_duration_s."""
 
-    enabled: bool = True
     raise_at: float
     clear_at: float
     min_duration_s: Annotated[float, Field(ge=0.0)] = 5.0
-    above: bool = True
 
     @model_validator(mode="after")
     def _hysteresis(self) -> Alarm:
-        ok = self.clear_at <= self.raise_at if self.above else self.clear_at >= self.raise_at
-        if not ok:
-            side = "<=" if self.above else ">="
-            raise ValueError(f"expected clear_at {side} raise_at (hysteresis)")
+        if self.raise_at == self.clear_at:
+            raise ValueError("expected clear_at != raise_at (hysteresis)")
         return self
 
 

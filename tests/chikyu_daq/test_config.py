@@ -109,7 +109,7 @@ CASES: list[tuple[str, Edit, str]] = [
     ),
     (
         "hysteresis",
-        sub("raise_at = 1.2\nclear_at = 1.3", "raise_at = 1.2\nclear_at = 1.1"),
+        sub("raise_at = 1.1\nclear_at = 1.2", "raise_at = 1.1\nclear_at = 1.1"),
         "alarms.DEPOSITION_RISK",
     ),
     (

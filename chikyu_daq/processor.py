@@ -1,0 +1,227 @@
+"""Raw samples in, grid-aligned estimator results out: the one processor live and replay share.
+
+The processor is clocked by the samples themselves, never by the wall clock: grid point `T` is
+computed once samples `lateness_s` newer than `T` have been seen (a dead channel still sends
+BAD samples, so the clock keeps moving). Because the DSP kernels are chunk-invariant, a replay
+that feeds the recording in big chunks computes the same numbers, bit for bit, as the live
+daemon fed a few samples at a time. Samples older than a grid point already computed cannot
+change it any more; they are counted as `late_samples` and dropped from processing (the
+recorder still keeps them).
+
+Not thread-safe: the pipeline calls it from one worker thread at a time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from numpy.typing import NDArray
+
+from chikyu_daq.config import Config
+from chikyu_daq.params import chain_params, sensor_fault_spec
+from dsp import kernel as K
+from dsp.alarms import AlarmEvent, AlarmState, alarm_init, hysteresis_alarm
+from dsp.align import AlignState, align, align_init
+from dsp.chain import Block, init_state, process_block
+from dsp.params import ALARM_NAMES
+
+#: Config role → dsp input role.
+ROLE_INPUTS = {
+    "q_return": "q_return_m3_h",
+    "q_injection": "q_injection_m3_h",
+    "rho_mix": "rho_mix_kg_m3",
+    "p_collector": "p_collector_kpa",
+    "p_mid": "p_mid_kpa",
+    "p_upper": "p_upper_kpa",
+    "p_discharge": "p_discharge_bar",
+    "p_return_deck": "p_return_deck_bar",
+    "torque_a": "torque_a_pct",
+    "torque_b": "torque_b_pct",
+}
+BAD = 2
+#: Bound on grid points per kernel call (1 h at 10 Hz) so replay memory stays flat.
+MAX_POINTS = 36_000
+
+Arrays = tuple[NDArray[np.int64], NDArray[np.float64], NDArray[np.uint8]]
+
+
+@dataclass
+class Processed:
+    """Results of one advance: grid-rate columns plus the alarm events raised or cleared."""
+
+    t_ns: NDArray[np.int64]
+    columns: dict[str, NDArray[np.float64] | NDArray[np.uint8] | NDArray[np.int64]]
+    events: list[AlarmEvent]
+
+    def __len__(self) -> int:
+        return int(self.t_ns.shape[0])
+
+    def at_period(self, period_ns: int) -> NDArray[np.intp]:
+        """Indices of grid points on whole multiples of `period_ns` (the publish rate)."""
+        return np.flatnonzero(self.t_ns % period_ns == 0)
+
+
+@dataclass
+class _FaultTracker:
+    """SENSOR_FAULT(channel): seconds a role channel has been BAD without a break."""
+
+    name: str
+    state: AlarmState = field(default_factory=alarm_init)
+    bad_since_ns: int = -1
+
+    def step(self, t_ns: NDArray[np.int64], bad: NDArray[np.bool_]) -> NDArray[np.float64]:
+        idx = np.arange(t_ns.shape[0])
+        # start of the current BAD run at each point (-1: not in a run)
+        last_good = np.maximum.accumulate(np.where(~bad, idx, -1))
+        start_idx = last_good + 1
+        start_t = np.where(start_idx < t_ns.shape[0], t_ns[np.minimum(start_idx, len(t_ns) - 1)], 0)
+        if self.bad_since_ns >= 0:
+            start_t = np.where(last_good < 0, self.bad_since_ns, start_t)
+        seconds = np.where(bad, (t_ns - start_t) / 1e9, 0.0)
+        if bad.shape[0]:
+            self.bad_since_ns = int(start_t[-1]) if bad[-1] else -1
+        return seconds
+
+
+class Processor:
+    def __init__(self, cfg: Config, *, replay: bool = False) -> None:
+        self.params = chain_params(cfg, replay=replay)
+        proc = cfg.processing
+        self.step_ns = round(1e9 / proc.grid_hz)
+        self.publish_ns = round(1e9 / proc.publish_hz)
+        self.stale_ns = round(proc.staleness_s * 1e9)
+        self.lateness_ns = round(proc.lateness_s * 1e9)
+        self.method = proc.align
+        self.lag_ns = 0 if proc.align == "hold" else self.step_ns * 2
+        roles = cfg.roles.model_dump()
+        #: dsp input role → channel id
+        self.inputs = {ROLE_INPUTS[r]: ch for r, ch in roles.items()}
+        self.channels = set(self.inputs.values())
+        self._pending: dict[str, list[Arrays]] = {ch: [] for ch in self.channels}
+        self._align: dict[str, AlignState] = {ch: align_init() for ch in self.channels}
+        self._state = init_state(self.params)
+        self._fault_spec = sensor_fault_spec(cfg)
+        self._faults = {ch: _FaultTracker(f"SENSOR_FAULT({ch})") for ch in sorted(self.channels)}
+        self._assays: list[tuple[int, float, float]] = []
+        self._next_ns: int | None = None
+        self._newest_ns = -1
+        self.late_samples = 0
+        self.points_done = 0
+
+    # -- input ------------------------------------------------------------------------------
+    def feed(
+        self,
+        channel: str,
+        t_ns: NDArray[np.int64],
+        value: NDArray[np.float64],
+        quality: NDArray[np.uint8],
+    ) -> None:
+        """Queue samples of one channel (time-ordered); channels no role uses are ignored."""
+        if channel not in self.channels or t_ns.shape[0] == 0:
+            return
+        done = self._next_ns - self.step_ns if self._next_ns is not None else None
+        if done is not None and t_ns[0] <= done:
+            keep = t_ns > done
+            self.late_samples += int(t_ns.shape[0] - keep.sum())
+            t_ns, value, quality = t_ns[keep], value[keep], quality[keep]
+            if t_ns.shape[0] == 0:
+                return
+        self._pending[channel].append((t_ns, value, quality))
+        self._newest_ns = max(self._newest_ns, int(t_ns[-1]))
+
+    def feed_blocks(self, blocks: dict[str, Arrays]) -> None:
+        for ch, (t, v, q) in blocks.items():
+            self.feed(ch, t, v, q)
+
+    def add_assay(self, sampled_at_ns: int, rey_ppm: float, u_rey_ppm: float) -> None:
+        self._assays.append((sampled_at_ns, rey_ppm, u_rey_ppm))
+
+    # -- output -----------------------------------------------------------------------------
+    def advance(self, until_ns: int | None = None) -> Processed | None:
+        """Compute every grid point up to `until_ns` (default: newest sample − lateness)."""
+        if self._newest_ns < 0:
+            return None
+        limit = self._newest_ns - self.lateness_ns if until_ns is None else until_ns
+        if self._next_ns is None:
+            first = min(int(p[0][0][0]) for p in self._pending.values() if p)
+            self._next_ns = -(-first // self.step_ns) * self.step_ns
+        if limit < self._next_ns:
+            return None
+        n = (limit - self._next_ns) // self.step_ns + 1
+        parts = []
+        while n > 0:
+            k = min(n, MAX_POINTS)
+            grid = self._next_ns + self.step_ns * np.arange(k, dtype=np.int64)
+            parts.append(self._compute(grid))
+            self._next_ns += k * self.step_ns
+            n -= k
+        return parts[0] if len(parts) == 1 else _concat(parts)
+
+    def flush(self) -> Processed | None:
+        """Compute up to the newest sample: end of a replay or an orderly shutdown."""
+        return self.advance(self._newest_ns) if self._newest_ns >= 0 else None
+
+    def _compute(self, grid: NDArray[np.int64]) -> Processed:
+        values: dict[str, NDArray[np.float64]] = {}
+        quality: dict[str, NDArray[np.uint8]] = {}
+        events: list[AlarmEvent] = []
+        columns: dict[str, NDArray[np.float64] | NDArray[np.uint8] | NDArray[np.int64]] = {}
+        aligned: dict[str, tuple[NDArray[np.float64], NDArray[np.uint8]]] = {}
+        for ch in sorted(self.channels):
+            pend = self._pending[ch]
+            if pend:
+                t = np.concatenate([p[0] for p in pend])
+                v = np.concatenate([p[1] for p in pend])
+                q = np.concatenate([p[2] for p in pend])
+                pend.clear()
+            else:
+                t, v, q = np.zeros(0, np.int64), np.zeros(0), np.zeros(0, np.uint8)
+            gv, gq, self._align[ch] = align(
+                self._align[ch],
+                t,
+                v,
+                q,
+                grid,
+                method=self.method,
+                stale_ns=self.stale_ns,
+                lag_ns=self.lag_ns,
+            )
+            aligned[ch] = (gv, gq)
+        for role, ch in self.inputs.items():
+            values[role], quality[role] = aligned[ch]
+        at, ag, au = self._take_assays()
+        block = Block(grid, values, quality, at, ag, au)
+        result, self._state = process_block(self.params, self._state, block)
+        events.extend(result.events)
+        for ch, tracker in self._faults.items():
+            bad = aligned[ch][1] >= BAD
+            seconds = tracker.step(grid, bad)
+            _, ev = hysteresis_alarm(tracker.name, grid, seconds, self._fault_spec, tracker.state)
+            events.extend(ev)
+        columns.update(result.as_dict())
+        columns.pop("t_ns", None)
+        events.sort(key=lambda e: e.t_ns)
+        self.points_done += int(grid.shape[0])
+        return Processed(grid, columns, events)
+
+    def _take_assays(self) -> tuple[NDArray[np.int64], NDArray[np.float64], NDArray[np.float64]]:
+        if not self._assays:
+            return np.zeros(0, np.int64), np.zeros(0), np.zeros(0)
+        t, g, u = zip(*self._assays, strict=True)
+        self._assays.clear()
+        return np.array(t, np.int64), np.array(g, np.float64), np.array(u, np.float64)
+
+    def active_alarms(self) -> list[str]:
+        """Alarms active after the last computed grid point (the retained MQTT set)."""
+        bits = int(self._state.si[K.S_BITS])
+        names = [n for k, n in enumerate(ALARM_NAMES) if bits >> k & 1]
+        names += [t.name for t in self._faults.values() if t.state.active[0]]
+        return names
+
+
+def _concat(parts: list[Processed]) -> Processed:
+    t = np.concatenate([p.t_ns for p in parts])
+    cols = {k: np.concatenate([p.columns[k] for p in parts]) for k in parts[0].columns}
+    events = [e for p in parts for e in p.events]
+    return Processed(t, cols, events)
