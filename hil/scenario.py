@@ -24,8 +24,8 @@ __all__ = [
     "PUMP_IDS",
     "Accuracy",
     "Event",
-    "ExpectedAlarm",
     "Expectations",
+    "ExpectedAlarm",
     "FaultEvent",
     "FaultKind",
     "FrictionEvent",
@@ -94,51 +94,51 @@ class _Strict(BaseModel):
 class PlantParams(_Strict):
     """Physical plant. Units are in the names; defaults are the reference installation."""
 
-    rho_w_kg_m3: float = Field(1025.0, gt=0)
-    rho_s_kg_m3: float = Field(2500.0, gt=0)
-    rho_b_kg_m3: float = Field(1300.0, gt=0)
-    g_m_s2: float = Field(9.80665, gt=0)
-    p_atm_kpa: float = Field(101.325, gt=0)
-    riser_length_m: float = Field(5700.0, gt=0)
-    return_id_m: float = Field(0.20, gt=0)
-    injection_dh_m: float = Field(0.25, gt=0)
-    injection_area_m2: float = Field(0.1433, gt=0)
-    friction_return: float = Field(0.015, gt=0)
-    friction_injection: float = Field(0.015, gt=0)
+    rho_w_kg_m3: float = Field(default=1025.0, gt=0)
+    rho_s_kg_m3: float = Field(default=2500.0, gt=0)
+    rho_b_kg_m3: float = Field(default=1300.0, gt=0)
+    g_m_s2: float = Field(default=9.80665, gt=0)
+    p_atm_kpa: float = Field(default=101.325, gt=0)
+    riser_length_m: float = Field(default=5700.0, gt=0)
+    return_id_m: float = Field(default=0.20, gt=0)
+    injection_dh_m: float = Field(default=0.25, gt=0)
+    injection_area_m2: float = Field(default=0.1433, gt=0)
+    friction_return: float = Field(default=0.015, gt=0)
+    friction_injection: float = Field(default=0.015, gt=0)
     transmitter_depths_m: dict[str, float] = Field(default_factory=lambda: dict(REFERENCE_DEPTHS_M))
-    cells: int = Field(400, ge=4, le=100_000)
-    dt_s: float = Field(0.1, gt=0, le=1.0)
+    cells: int = Field(default=400, ge=4, le=100_000)
+    dt_s: float = Field(default=0.1, gt=0, le=1.0)
     # operation
-    injection_m3_h: float = Field(300.0, gt=0)
-    mud_intake_m3_h: float = Field(30.0, ge=0)
-    grade_ppm: float = Field(2000.0, ge=0)
+    injection_m3_h: float = Field(default=300.0, gt=0)
+    mud_intake_m3_h: float = Field(default=30.0, ge=0)
+    grade_ppm: float = Field(default=2000.0, ge=0)
     initial_fill: Literal["steady", "water"] = "steady"
     # pumps: two identical drives in parallel; the curve is fitted so that nominal speed
     # delivers exactly injection_m3_h against the nominal system.
-    pump_speed_rpm: float = Field(1480.0, gt=0)
-    pump_shutoff_ratio: float = Field(1.35, gt=1.0)
-    pump_efficiency_bep: float = Field(0.78, gt=0, le=1)
-    pump_ramp_rpm_s: float = Field(150.0, gt=0)
-    pump_coast_tau_s: float = Field(4.0, gt=0)
-    flow_tau_s: float = Field(5.0, gt=0)
-    motor_rated_kw: float = Field(315.0, gt=0)
-    motor_rated_rpm: float = Field(1490.0, gt=0)
-    motor_voltage_v: float = Field(690.0, gt=0)
-    motor_power_factor: float = Field(0.86, gt=0, le=1)
-    motor_efficiency: float = Field(0.95, gt=0, le=1)
-    dc_bus_v: float = Field(930.0, gt=0)
-    run_hours_initial_h: float = Field(12_345.6, ge=0)
+    pump_speed_rpm: float = Field(default=1480.0, gt=0)
+    pump_shutoff_ratio: float = Field(default=1.35, gt=1.0)
+    pump_efficiency_bep: float = Field(default=0.78, gt=0, le=1)
+    pump_ramp_rpm_s: float = Field(default=150.0, gt=0)
+    pump_coast_tau_s: float = Field(default=4.0, gt=0)
+    flow_tau_s: float = Field(default=5.0, gt=0)
+    motor_rated_kw: float = Field(default=315.0, gt=0)
+    motor_rated_rpm: float = Field(default=1490.0, gt=0)
+    motor_voltage_v: float = Field(default=690.0, gt=0)
+    motor_power_factor: float = Field(default=0.86, gt=0, le=1)
+    motor_efficiency: float = Field(default=0.95, gt=0, le=1)
+    dc_bus_v: float = Field(default=930.0, gt=0)
+    run_hours_initial_h: float = Field(default=12_345.6, ge=0)
     # deck: return line back pressure = static part + quadratic loss at nominal return flow
-    deck_static_kpa: float = Field(100.0, ge=0)
-    deck_loss_kpa: float = Field(50.0, ge=0)
+    deck_static_kpa: float = Field(default=100.0, ge=0)
+    deck_loss_kpa: float = Field(default=50.0, ge=0)
     # temperatures
-    seabed_temp_c: float = Field(1.6, gt=-5, lt=40)
-    deck_return_temp_c: float = Field(9.5, gt=-5, lt=60)
-    surface_water_temp_c: float = Field(24.0, gt=-5, lt=40)
+    seabed_temp_c: float = Field(default=1.6, gt=-5, lt=40)
+    deck_return_temp_c: float = Field(default=9.5, gt=-5, lt=60)
+    surface_water_temp_c: float = Field(default=24.0, gt=-5, lt=40)
     # densitometer gamma attenuation: count_rate = counts_at_1000 * exp(-k (rho - 1000))
-    counts_at_1000: float = Field(60_600.0, gt=0)
-    attenuation_per_kg_m3: float = Field(0.00154, gt=0)
-    conductivity_us_cm: float = Field(52_000.0, gt=0)
+    counts_at_1000: float = Field(default=60_600.0, gt=0)
+    attenuation_per_kg_m3: float = Field(default=0.00154, gt=0)
+    conductivity_us_cm: float = Field(default=52_000.0, gt=0)
 
     @model_validator(mode="after")
     def _check(self) -> PlantParams:
@@ -178,7 +178,7 @@ class GradeEvent(_EventBase):
 
     kind: Literal["grade"]
     grade_ppm: float = Field(ge=0)
-    ramp_s: float = Field(0.0, ge=0)
+    ramp_s: float = Field(default=0.0, ge=0)
 
 
 class IntakeEvent(_EventBase):
@@ -186,7 +186,7 @@ class IntakeEvent(_EventBase):
 
     kind: Literal["intake"]
     mud_m3_h: float = Field(ge=0)
-    ramp_s: float = Field(0.0, ge=0)
+    ramp_s: float = Field(default=0.0, ge=0)
 
 
 class PumpSpeedEvent(_EventBase):
@@ -202,7 +202,7 @@ class PumpTripEvent(_EventBase):
 
     kind: Literal["pump_trip"]
     pump: Literal["p101a", "p101b"]
-    fault_code: int = Field(7, ge=1, le=65535)
+    fault_code: int = Field(default=7, ge=1, le=65535)
 
 
 class PumpStartEvent(_EventBase):
@@ -217,7 +217,7 @@ class FrictionEvent(_EventBase):
 
     kind: Literal["friction"]
     factor: float = Field(gt=0)
-    ramp_s: float = Field(0.0, ge=0)
+    ramp_s: float = Field(default=0.0, ge=0)
 
 
 class SlugEvent(_EventBase):
@@ -226,7 +226,7 @@ class SlugEvent(_EventBase):
     kind: Literal["slugging"]
     period_s: float = Field(gt=0)
     amplitude_rel: float = Field(gt=0, le=1)
-    duration_s: float | None = Field(None, gt=0)
+    duration_s: float | None = Field(default=None, gt=0)
 
 
 class HeaveEvent(_EventBase):
@@ -235,8 +235,8 @@ class HeaveEvent(_EventBase):
     kind: Literal["heave"]
     period_s: float = Field(gt=0)
     amplitude_m: float = Field(ge=0)
-    flow_amplitude_rel: float = Field(0.0, ge=0, lt=1)
-    duration_s: float | None = Field(None, gt=0)
+    flow_amplitude_rel: float = Field(default=0.0, ge=0, lt=1)
+    duration_s: float | None = Field(default=None, gt=0)
 
 
 class FaultEvent(_EventBase):
@@ -245,7 +245,7 @@ class FaultEvent(_EventBase):
     kind: Literal["fault"]
     target: str = Field(min_length=2)
     fault: FaultKind
-    duration_s: float | None = Field(None, gt=0)
+    duration_s: float | None = Field(default=None, gt=0)
     params: dict[str, float] = Field(default_factory=dict)
 
     @model_validator(mode="after")
@@ -291,14 +291,14 @@ class ExpectedAlarm(_Strict):
 class Accuracy(_Strict):
     """Scoring of the cumulative REY estimate against plant truth."""
 
-    rey_error_pct_max: float | None = Field(None, gt=0)
+    rey_error_pct_max: float | None = Field(default=None, gt=0)
     truth_in_interval: bool = False
 
 
 class Expectations(_Strict):
     alarms: tuple[ExpectedAlarm, ...] = ()
     allow_other_alarms: bool = True
-    accuracy: Accuracy = Accuracy()
+    accuracy: Accuracy = Field(default_factory=Accuracy)
 
 
 class Scenario(_Strict):
@@ -308,10 +308,10 @@ class Scenario(_Strict):
     description: str
     duration_s: float = Field(gt=0)
     ci_duration_s: float = Field(gt=0)
-    seed: int = Field(0, ge=0)
-    plant: PlantParams = PlantParams()
+    seed: int = Field(default=0, ge=0)
+    plant: PlantParams = Field(default_factory=PlantParams)
     events: tuple[Event, ...] = ()
-    expect: Expectations = Expectations()
+    expect: Expectations = Field(default_factory=Expectations)
 
     @model_validator(mode="after")
     def _check(self) -> Scenario:

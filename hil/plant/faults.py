@@ -78,7 +78,9 @@ def check_fault(target: str, kind: FaultKind) -> None:
         raise ValueError(f"{kind.value} needs Modbus devices, not {target!r}")
     if kind is FaultKind.DRIFT and channel is None:
         raise ValueError("drift needs a channel target such as 'dt201.density'")
-    if kind is FaultKind.STATUS_BITS and (channel is not None or DEVICES[devices[0]].status is None):
+    if kind is FaultKind.STATUS_BITS and (
+        channel is not None or DEVICES[devices[0]].status is None
+    ):
         raise ValueError("status_bits needs a device with a status word")
 
 

@@ -175,10 +175,7 @@ def _advance(
                 n *= coast
             else:
                 cmd = d[D_CMD_A + j]
-                if n < cmd:
-                    n = min(cmd, n + ramp)
-                else:
-                    n = max(cmd, n - ramp)
+                n = min(cmd, n + ramp) if n < cmd else max(cmd, n - ramp)
             fs[sidx] = n
             if n > 1.0:
                 fs[S_RUNA + j] += dt

@@ -81,9 +81,7 @@ class SensorBank:
             dev: np.random.Generator(np.random.PCG64(np.random.SeedSequence([seed, i])))
             for i, dev in enumerate(DEVICES)
         }
-        self._lag_state = {
-            f"{d}.{c}": np.zeros(3) for d, s in DEVICES.items() for c in s.channels
-        }
+        self._lag_state = {f"{d}.{c}": np.zeros(3) for d, s in DEVICES.items() for c in s.channels}
         self._stuck: dict[tuple[int, str], float] = {}
 
     # -- helpers ---------------------------------------------------------------------
@@ -228,13 +226,13 @@ class SensorBank:
         churn = 0.04 * p.motor_rated_kw * (n / p.motor_rated_rpm) ** 3
         shaft_kw = np.where(spinning, h * q / eff + churn, 0.0)
         torque_pct = np.where(
-            spinning, 100.0 * shaft_kw / p.motor_rated_kw * p.motor_rated_rpm / np.maximum(n, 1.0), 0
+            spinning,
+            100.0 * shaft_kw / p.motor_rated_kw * p.motor_rated_rpm / np.maximum(n, 1.0),
+            0,
         )
         i_per_kw = 1000.0 / (np.sqrt(3.0) * p.motor_voltage_v * p.motor_power_factor)
         i_rated = p.motor_rated_kw * i_per_kw / p.motor_efficiency
-        current = np.where(
-            spinning, shaft_kw * i_per_kw / p.motor_efficiency + 0.15 * i_rated, 0.0
-        )
+        current = np.where(spinning, shaft_kw * i_per_kw / p.motor_efficiency + 0.15 * i_rated, 0.0)
         tripped = trip > 0.5
         running = ~tripped & (n > 5.0)
         at_speed = running & (np.abs(n - cmd) <= np.maximum(0.01 * cmd, 2.0))
@@ -257,7 +255,12 @@ class SensorBank:
                 device, "shaft_power", spec["shaft_power"], shaft_kw, t, win, gate
             ),
             "dc_bus_voltage": self._instrument(
-                device, "dc_bus_voltage", spec["dc_bus_voltage"], p.dc_bus_v - 0.03 * shaft_kw, t, win
+                device,
+                "dc_bus_voltage",
+                spec["dc_bus_voltage"],
+                p.dc_bus_v - 0.03 * shaft_kw,
+                t,
+                win,
             ),
             "fault_code": np.where(tripped, trip, 0.0),
             "run_hours": self._instrument(device, "run_hours", spec["run_hours"], run_h, t, win),

@@ -95,7 +95,11 @@ class _Synth:
         self.hyd = Hydraulics(p)
         self.schedule = Schedule(scenario)
         self.sensors = SensorBank(
-            p, self.hyd.depth_order, self.schedule.faults, seed, pump_q_bep_m3_s=p.injection_m3_h / 7200.0
+            p,
+            self.hyd.depth_order,
+            self.schedule.faults,
+            seed,
+            pump_q_bep_m3_s=p.injection_m3_h / 7200.0,
         )
         self.rng = {
             dev: np.random.Generator(np.random.PCG64(np.random.SeedSequence([seed, 1000 + i])))
@@ -146,9 +150,7 @@ class _Synth:
         latency = np.minimum(latency, 0.25 / rate)
         return k / rate + _SUBSEA_OFFSET_S.get(dev, 0.0) + latency
 
-    def link_faults(
-        self, dev: str, t: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray]:
+    def link_faults(self, dev: str, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Masks of samples lost to the link: (BAD NaN, dropped entirely)."""
         bad = np.zeros(t.shape[0], dtype=bool)
         dropped = np.zeros(t.shape[0], dtype=bool)
@@ -267,7 +269,9 @@ class _Synth:
 
     def totals_at(self, t_s: float) -> TruthTotals:
         i = int(np.argmin(np.abs(self.buf_t - t_s)))
-        return TruthTotals.from_row(self.buf[i], self.hyd.solids_initial_kg, self.hyd.rey_initial_kg)
+        return TruthTotals.from_row(
+            self.buf[i], self.hyd.solids_initial_kg, self.hyd.rey_initial_kg
+        )
 
 
 _DEVICE_COLUMNS: dict[str, tuple[str, ...]] = {

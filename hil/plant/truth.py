@@ -30,7 +30,9 @@ class TruthTotals:
     rey_initial_kg: float
 
     @classmethod
-    def from_row(cls, row: np.ndarray, solids_initial_kg: float, rey_initial_kg: float) -> TruthTotals:
+    def from_row(
+        cls, row: np.ndarray, solids_initial_kg: float, rey_initial_kg: float
+    ) -> TruthTotals:
         return cls(
             t_s=float(row[COL["t_s"]]),
             solids_in_kg=float(row[COL["solids_in_kg"]]),
