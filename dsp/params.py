@@ -71,6 +71,8 @@ class ChainParams:
     inj_hold_m3_h_s: float = 0.01  # injection "holds" while its slope is below this
     hampel_window: int = 31
     hampel_n_sigma: float = 4.0
+    # floors of the Hampel scale: keep them a few times above the sensor noise, or genuine
+    # noise on held grid values (where MAD is near 0) is clipped and biases the uncertainty
     hampel_floor_flow_m3_h: float = 2.0
     hampel_floor_rho_kg_m3: float = 3.0
     osc_decim: int = 2
