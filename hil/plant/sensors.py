@@ -4,7 +4,7 @@ A reading is ``lag(true + drift) + noise``, quantised at the register resolution
 inputs in counts, through the 4-20 mA loop), float32 where the wire is float32, then
 value-level faults (stuck, empty pipe, NAMUR current, status bits). One implementation
 serves a live step (arrays of one sample) and a synth block (arrays of thousands): every
-channel owns its lag state, every device its seeded random stream, so results depend only
+channel owns its lag state and its seeded random stream, so results depend only
 on the seed and the sample times.
 
 Readings are engineering units as in the ICD; status words are their integer values as
@@ -77,9 +77,11 @@ class SensorBank:
         self._depth_col = {tag: f"p_z{i}_kpa_abs" for i, tag in enumerate(depth_order)}
         self._faults = faults
         self._q_bep = pump_q_bep_m3_s
+        # one stream per channel, so splitting a run into blocks draws the same numbers
         self._rng = {
-            dev: np.random.Generator(np.random.PCG64(np.random.SeedSequence([seed, i])))
-            for i, dev in enumerate(DEVICES)
+            f"{d}.{c}": np.random.Generator(np.random.PCG64(np.random.SeedSequence([seed, i, j])))
+            for i, (d, s) in enumerate(DEVICES.items())
+            for j, c in enumerate(s.channels)
         }
         self._lag_state = {f"{d}.{c}": np.zeros(3) for d, s in DEVICES.items() for c in s.channels}
         self._stuck: dict[tuple[int, str], float] = {}
@@ -113,7 +115,7 @@ class SensorBank:
         windows: list[tuple[int, ActiveFault, np.ndarray]],
         noise_gate: np.ndarray | None = None,
     ) -> np.ndarray:
-        rng = self._rng[device]
+        rng = self._rng[f"{device}.{name}"]
         x = np.array(true, dtype=np.float64)
         for _, f, mask in windows:
             if f.kind is FaultKind.DRIFT and f.channel == name:
@@ -350,7 +352,7 @@ class SensorBank:
         density = self._instrument("dt201", "density", spec["density"], rho, t, win)
         # the gauge infers density from attenuation: counts follow its own reading
         rate = p.counts_at_1000 * np.exp(-p.attenuation_per_kg_m3 * (density - 1000.0))
-        rate = rate + self._rng["dt201"].normal(0.0, 1.0, t.shape[0]) * np.sqrt(rate / 2.0)
+        rate = rate + self._rng["dt201.count_rate"].normal(0.0, 1.0, t.shape[0]) * np.sqrt(rate / 2.0)
         rate = self._apply_stuck("dt201", "count_rate", np.round(rate), win)
         status = np.where(rate < _LOW_COUNT_RATE, _DT_LOW_COUNT, 0).astype(np.float64)
         temp = self._instrument(

@@ -101,9 +101,17 @@ class _Synth:
             seed,
             pump_q_bep_m3_s=p.injection_m3_h / 7200.0,
         )
+        # timing and link-fault streams apart, so any block size draws the same numbers
         self.rng = {
             dev: np.random.Generator(np.random.PCG64(np.random.SeedSequence([seed, 1000 + i])))
             for i, dev in enumerate(DEVICES)
+        }
+        self.link_rng = {
+            (dev, k): np.random.Generator(
+                np.random.PCG64(np.random.SeedSequence([seed, 2000 + i, k]))
+            )
+            for i, dev in enumerate(DEVICES)
+            for k in range(len(self.schedule.faults))
         }
         self.steps = 0
         self.buf_t = np.zeros(0)
@@ -154,19 +162,19 @@ class _Synth:
         """Masks of samples lost to the link: (BAD NaN, dropped entirely)."""
         bad = np.zeros(t.shape[0], dtype=bool)
         dropped = np.zeros(t.shape[0], dtype=bool)
-        rng = self.rng[dev]
-        for f in self.schedule.faults:
+        for k, f in enumerate(self.schedule.faults):
             if dev not in f.devices:
                 continue
+            rng = self.link_rng[(dev, k)]
             w = self._window(f, t)
             if not w.any():
                 continue
             if f.kind in (FaultKind.DROPOUT, FaultKind.DISCONNECT):
                 bad |= w
             elif f.kind in (FaultKind.TIMEOUT, FaultKind.MODBUS_EXCEPTION):
-                bad |= w & (rng.random(t.shape[0]) < f.param("probability", 1.0))
+                bad[w] |= rng.random(int(w.sum())) < f.param("probability", 1.0)
             elif f.kind is FaultKind.GARBLED:
-                dropped |= w & (rng.random(t.shape[0]) < f.param("probability", 0.3))
+                dropped[w] |= rng.random(int(w.sum())) < f.param("probability", 0.3)
         return bad, dropped
 
     @staticmethod
