@@ -85,7 +85,7 @@ class ChainState(NamedTuple):
     assay_u: NDArray[np.float64]
 
     def copy(self) -> ChainState:
-        return ChainState(*(np.array(a, copy=True) for a in self))
+        return ChainState._make(np.array(a, copy=True) for a in self)
 
 
 @dataclass(frozen=True)
@@ -183,7 +183,9 @@ def _merge_assays(
     keep = np.ones(all_t.shape[0], bool)
     keep[:-1] = all_t[1:] != all_t[:-1]
     all_t, all_g, all_u = all_t[keep], all_g[keep], all_u[keep]
-    all_t, all_g, all_u = (a[-ASSAY_CAPACITY:] for a in (all_t, all_g, all_u))
+    all_t = all_t[-ASSAY_CAPACITY:]
+    all_g = all_g[-ASSAY_CAPACITY:]
+    all_u = all_u[-ASSAY_CAPACITY:]
     return state._replace(assay_t=all_t, assay_g=all_g, assay_u=all_u)
 
 
@@ -222,15 +224,44 @@ def process_block(
     grade_default = np.array([params.grade_default_ppm, params.u_grade_default_ppm])
     s = state
     K.chain_kernel(
-        t, vals, qual, pf, pi, alarm_tab, s.assay_t, s.assay_g, s.assay_u, grade_default,
-        s.si, s.sf, s.acc_sys, s.last_sys, s.h_ring, s.h_srt, s.h_cnt, s.a_ring, s.a_cnt,
-        s.a_mom, s.b_ring, s.b_cnt, s.b_mom, s.hist, s.lane, s.o_ring, s.o_si, s.o_sf, s.tw,
-        s.rev, s.al_active, s.al_pending, out, oq, bits,
+        t,
+        vals,
+        qual,
+        pf,
+        pi,
+        alarm_tab,
+        s.assay_t,
+        s.assay_g,
+        s.assay_u,
+        grade_default,
+        s.si,
+        s.sf,
+        s.acc_sys,
+        s.last_sys,
+        s.h_ring,
+        s.h_srt,
+        s.h_cnt,
+        s.a_ring,
+        s.a_cnt,
+        s.a_mom,
+        s.b_ring,
+        s.b_cnt,
+        s.b_mom,
+        s.hist,
+        s.lane,
+        s.o_ring,
+        s.o_si,
+        s.o_sf,
+        s.tw,
+        s.rev,
+        s.al_active,
+        s.al_pending,
+        out,
+        oq,
+        bits,
     )
     if n:
         state.si[K.S_BITS] = int(bits[-1])
-    alarm_values = out[
-        [K.O_MARGIN, K.O_OSC_SHARE, K.O_PLUG, K.O_CVT, K.O_RATIO, K.O_Z]
-    ]
+    alarm_values = out[[K.O_MARGIN, K.O_OSC_SHARE, K.O_PLUG, K.O_CVT, K.O_RATIO, K.O_Z]]
     events = events_from_bits(ALARM_NAMES, t, bits, alarm_values, prev_bits)
     return ChainResult(t, out, oq, bits, events), state

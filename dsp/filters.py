@@ -61,10 +61,7 @@ def hampel_step(
     if np.isnan(x) or n < min_count or n > w:
         return x, False
     half = n // 2
-    if n % 2 == 1:
-        med = srt[c, half]
-    else:
-        med = 0.5 * (srt[c, half - 1] + srt[c, half])
+    med = srt[c, half] if n % 2 == 1 else 0.5 * (srt[c, half - 1] + srt[c, half])
     # MAD: merge the deviations on both sides of the median in ascending order.
     lo = half - 1
     hi = half + 1 if n % 2 == 1 else half

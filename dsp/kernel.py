@@ -241,7 +241,7 @@ def chain_kernel(
             pf[P.P_H_FLOOR_Q],
             w_h // 2 + 1,
         )
-        q_inj, rep_i = hampel_step(
+        q_inj, _rep_i = hampel_step(
             _valid(vals, qual, R_QINJ, i),
             1,
             a % w_h,
@@ -522,7 +522,7 @@ def chain_kernel(
                 av,
                 alarm_tab[k, 0],
                 alarm_tab[k, 1],
-                np.int64(alarm_tab[k, 2]),
+                int(alarm_tab[k, 2]),
                 k,
                 al_active,
                 al_pending,

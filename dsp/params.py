@@ -89,12 +89,12 @@ class ChainParams:
     ratio_nominal: float = 1.1
     ratio_tol: float = 0.2
     # alarms
-    deposition_risk: AlarmSpec = AlarmSpec(1.1, 1.2, 30.0)
-    slugging: AlarmSpec = AlarmSpec(0.5, 0.3, 60.0)
-    plug_suspected: AlarmSpec = AlarmSpec(0.005, 0.002, 60.0)
-    pump_surge: AlarmSpec = AlarmSpec(0.10, 0.05, 10.0)
-    flow_imbalance: AlarmSpec = AlarmSpec(1.0, 1.03, 60.0)
-    estimator_disagreement: AlarmSpec = AlarmSpec(3.0, 2.0, 300.0)
+    deposition_risk: AlarmSpec = AlarmSpec(1.1, 1.2, 30.0)  # noqa: RUF009 (frozen)
+    slugging: AlarmSpec = AlarmSpec(0.5, 0.3, 60.0)  # noqa: RUF009 (frozen)
+    plug_suspected: AlarmSpec = AlarmSpec(0.005, 0.002, 60.0)  # noqa: RUF009 (frozen)
+    pump_surge: AlarmSpec = AlarmSpec(0.10, 0.05, 10.0)  # noqa: RUF009 (frozen)
+    flow_imbalance: AlarmSpec = AlarmSpec(1.0, 1.03, 60.0)  # noqa: RUF009 (frozen)
+    estimator_disagreement: AlarmSpec = AlarmSpec(3.0, 2.0, 300.0)  # noqa: RUF009 (frozen)
 
     def __post_init__(self) -> None:
         for f in fields(self):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -53,7 +55,7 @@ def test_alarm_chunk_invariant(cuts: list[int]) -> None:
     s = alarm_init()
     edges = [0, *sorted(cuts), x.size]
     acts, evs = [], []
-    for a, b in zip(edges[:-1], edges[1:], strict=True):
+    for a, b in pairwise(edges):
         act, ev = hysteresis_alarm("X", t[a:b], x[a:b], spec, s)
         acts.append(act)
         evs += ev

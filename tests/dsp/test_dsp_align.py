@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -30,11 +32,11 @@ def oracle(t, v, q, grid, method: str, stale: int, lag: int):
         if k < 0 or e - t[k] > stale or q[k] == 2 or np.isnan(v[k]):
             continue
         out_v[i], out_q[i] = v[k], q[k]
-        if method == "linear" and k + 1 < t.size and t[k + 1] <= T:
-            if q[k + 1] < 2 and not np.isnan(v[k + 1]):
-                w = (e - t[k]) / (t[k + 1] - t[k])
-                out_v[i] = v[k] + w * (v[k + 1] - v[k])
-                out_q[i] = max(q[k], q[k + 1])
+        nxt_ok = k + 1 < t.size and t[k + 1] <= T and q[k + 1] < 2 and not np.isnan(v[k + 1])
+        if method == "linear" and nxt_ok:
+            w = (e - t[k]) / (t[k + 1] - t[k])
+            out_v[i] = v[k] + w * (v[k + 1] - v[k])
+            out_q[i] = max(q[k], q[k + 1])
     return out_v, out_q
 
 
@@ -54,8 +56,14 @@ def test_linear_on_a_ramp_is_exact() -> None:
     v = 2.0 * t / 1e9
     grid = np.arange(10, 900) * STEP
     out, q, _ = align(
-        align_init(), t, v, np.zeros(100, np.uint8), grid,
-        method="linear", stale_ns=2_000_000_000, lag_ns=1_000_000_000,
+        align_init(),
+        t,
+        v,
+        np.zeros(100, np.uint8),
+        grid,
+        method="linear",
+        stale_ns=2_000_000_000,
+        lag_ns=1_000_000_000,
     )
     np.testing.assert_allclose(out, 2.0 * (grid - 1_000_000_000) / 1e9, rtol=1e-12)
     assert not q.any()
@@ -85,7 +93,7 @@ def test_align_chunk_invariant(cuts: list[int], method_lag: tuple[str, int]) -> 
     st_ = align_init()
     parts_v, parts_q = [], []
     given_upto = 0
-    for a, b in zip(edges[:-1], edges[1:], strict=True):
+    for a, b in pairwise(edges):
         if a == b:
             continue
         # hand over exactly the samples that arrived by the last grid point of this block
@@ -103,5 +111,12 @@ def test_align_chunk_invariant(cuts: list[int], method_lag: tuple[str, int]) -> 
 
 def test_bad_method() -> None:
     with pytest.raises(ValueError, match="method"):
-        align(align_init(), np.zeros(0, np.int64), np.zeros(0), np.zeros(0, np.uint8),
-              np.zeros(0, np.int64), method="cubic", stale_ns=1)
+        align(
+            align_init(),
+            np.zeros(0, np.int64),
+            np.zeros(0),
+            np.zeros(0, np.uint8),
+            np.zeros(0, np.int64),
+            method="cubic",
+            stale_ns=1,
+        )

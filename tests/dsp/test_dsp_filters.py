@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -87,7 +89,7 @@ def test_filters_chunk_invariant(cuts: list[int], w: int) -> None:
     m1, v1 = rolling_mean_var(x, meanvar_init(w))
     hs, ms = hampel_init(w), meanvar_init(w)
     h2, m2, v2 = [], [], []
-    for a, b in zip(edges[:-1], edges[1:], strict=True):
+    for a, b in pairwise(edges):
         h2.append(hampel(x[a:b], hs, n_sigma=3.0, floor=0.1, min_count=2)[0])
         mm, vv = rolling_mean_var(x[a:b], ms)
         m2.append(mm)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dsp.spectrum import oscillation, osc_init
+from dsp.spectrum import osc_init, oscillation
 
 DT = 0.1
 DECIM = 2
@@ -79,9 +81,6 @@ def test_spectrum_chunk_invariant(cuts: list[int]) -> None:
     whole = oscillation(x, osc_init(N_FFT), dt_grid_s=DT, decim=DECIM, hop=HOP)
     s = osc_init(N_FFT)
     edges = [0, *sorted(cuts), x.size]
-    parts = [
-        oscillation(x[a:b], s, dt_grid_s=DT, decim=DECIM, hop=HOP)
-        for a, b in zip(edges[:-1], edges[1:], strict=True)
-    ]
+    parts = [oscillation(x[a:b], s, dt_grid_s=DT, decim=DECIM, hop=HOP) for a, b in pairwise(edges)]
     for k in range(3):
         np.testing.assert_array_equal(np.concatenate([p[k] for p in parts]), whole[k])
