@@ -3,6 +3,8 @@
 Endpoint strings: `"host:port"` for Modbus TCP and RTU-over-TCP buses, a device path for a
 serial RTU bus (an RTU-over-TCP bus given a path becomes a serial bus with the same timing),
 and a pyserial URL or path for an ASCII stream. A `(host, port)` tuple is accepted too.
+A `/dev/pts/` endpoint (an emulator's pseudo-terminal) gets parity N: Linux ptys cannot
+carry parity settings.
 """
 
 from __future__ import annotations
@@ -13,6 +15,9 @@ from typing import Any
 from drivers.spec import AsciiStreamBus, ModbusRtuSerialBus, ModbusRtuTcpBus, ModbusTcpBus
 
 Endpoint = str | tuple[str, int]
+
+#: Linux pseudo-terminals reject parity (tcsetattr EINVAL), so emulated lines run without it.
+PTY_PREFIX = "/dev/pts/"
 
 
 def _host_port(ep: Endpoint) -> tuple[str, int] | None:
@@ -30,7 +35,10 @@ def override_bus(bus: Any, ep: Endpoint) -> Any:
     hp = _host_port(ep)
     if isinstance(bus, AsciiStreamBus):
         url = f"socket://{hp[0]}:{hp[1]}" if hp else str(ep)
-        return bus.model_copy(update={"url": url})
+        update: dict[str, Any] = {"url": url}
+        if url.startswith(PTY_PREFIX):
+            update["parity"] = "N"
+        return bus.model_copy(update=update)
     if isinstance(bus, ModbusTcpBus):
         if hp is None:
             raise ValueError(f"Modbus TCP bus needs host:port, got {ep!r}")
@@ -45,6 +53,8 @@ def override_bus(bus: Any, ep: Endpoint) -> Any:
         line = {}
         if isinstance(bus, ModbusRtuSerialBus):
             line = {k: getattr(bus, k) for k in ("baudrate", "bytesize", "parity", "stopbits")}
+        if str(ep).startswith(PTY_PREFIX):
+            line["parity"] = "N"
         return ModbusRtuSerialBus(transport="modbus_rtu_serial", device=str(ep), **line, **timing)
     raise TypeError(f"unknown bus type {type(bus).__name__}")
 

@@ -71,6 +71,9 @@ class ModbusBusOwner:
                         await self._poll_forever(loop)
                     except LinkDown:
                         self.stats.link_errors += 1
+                    except Exception as err:  # never let one surprise end the bus task
+                        self.stats.link_errors += 1
+                        self.stats.last_error = f"{type(err).__name__}: {err}"
                 else:
                     self.stats.connect_failures += 1
                 self.stats.connected = False

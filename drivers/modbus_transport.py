@@ -65,6 +65,7 @@ class ModbusTransport:
     def __init__(self, bus: ModbusBus) -> None:
         self.bus = bus
         self._client = make_client(bus)
+        self.last_error = ""
         c: Any = self._client
         self._readers: dict[int, Callable[..., Awaitable[Any]]] = {
             3: c.read_holding_registers,
@@ -76,9 +77,11 @@ class ModbusTransport:
         return bool(self._client.connected)
 
     async def connect(self) -> bool:
+        """False on any failure: a port that rejects its settings must not kill the bus task."""
         try:
             return bool(await self._client.connect())
-        except (OSError, ModbusException):
+        except Exception as err:  # termios.error, SerialException, OSError, ModbusException...
+            self.last_error = f"{type(err).__name__}: {err}"
             return False
 
     async def read(self, unit: int, req: ReadRequest) -> list[int]:

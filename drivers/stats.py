@@ -51,6 +51,7 @@ class BusStats:
     connects: int = 0
     connect_failures: int = 0
     link_errors: int = 0
+    last_error: str = ""
 
 
 @dataclass

@@ -97,7 +97,7 @@ class StreamBusOwner:
         while True:
             try:
                 transport, proto = await self._open()
-            except (TimeoutError, OSError, ValueError):
+            except Exception:  # any open failure (termios, OSError, bad URL) means retry later
                 self.stats.connect_failures += 1
                 self.dstats.state = "link_down"
                 await self.emit(bad_batch(dev, self.decoder.channels, self.clock_ns()))
