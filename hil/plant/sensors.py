@@ -352,7 +352,9 @@ class SensorBank:
         density = self._instrument("dt201", "density", spec["density"], rho, t, win)
         # the gauge infers density from attenuation: counts follow its own reading
         rate = p.counts_at_1000 * np.exp(-p.attenuation_per_kg_m3 * (density - 1000.0))
-        rate = rate + self._rng["dt201.count_rate"].normal(0.0, 1.0, t.shape[0]) * np.sqrt(rate / 2.0)
+        rate = rate + self._rng["dt201.count_rate"].normal(0.0, 1.0, t.shape[0]) * np.sqrt(
+            rate / 2.0
+        )
         rate = self._apply_stuck("dt201", "count_rate", np.round(rate), win)
         status = np.where(rate < _LOW_COUNT_RATE, _DT_LOW_COUNT, 0).astype(np.float64)
         temp = self._instrument(

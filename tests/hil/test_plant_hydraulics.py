@@ -65,11 +65,15 @@ def test_transmitter_pressures_of_a_uniform_column_match_the_hand_formula() -> N
     # pump discharge: collector head balance of the two legs
     length = sc.plant.riser_length_m
     v_inj = Q_INJ / sc.plant.injection_area_m2
-    head = p_deck + (
-        F_INJ * length / D_INJ * RHO_W * v_inj**2 / 2
-        + F_RETURN * length / D_RETURN * RHO_M * v**2 / 2
-        + (RHO_M - RHO_W) * G * length
-    ) / 1000
+    head = (
+        p_deck
+        + (
+            F_INJ * length / D_INJ * RHO_W * v_inj**2 / 2
+            + F_RETURN * length / D_RETURN * RHO_M * v**2 / 2
+            + (RHO_M - RHO_W) * G * length
+        )
+        / 1000
+    )
     assert st["p_pump_kpa_g"] == pytest.approx(head, rel=1e-6)
 
 
