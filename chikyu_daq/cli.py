@@ -45,5 +45,44 @@ def config_check(file: Annotated[Path, typer.Argument(help="Config file to valid
     print_summary(cfg, str(file))
 
 
+@app.command("run")
+def run(
+    config: ConfigOption,
+    data_dir: Annotated[
+        Path | None, typer.Option("--data-dir", help="Override [site] data_dir.")
+    ] = None,
+    endpoints: Annotated[
+        str | None,
+        typer.Option("--endpoints", help="Re-point buses (JSON or a `hil serve` endpoints file)."),
+    ] = None,
+) -> None:
+    """The shipboard daemon: poll, record, estimate, stream (systemd Type=notify)."""
+    from chikyu_daq.daemon import run_daemon
+
+    eps = None
+    if endpoints:
+        from chikyu_daq.cmd_poll import load_endpoints
+
+        eps = load_endpoints(endpoints, wait_s=10.0)
+    raise SystemExit(run_daemon(config, data_dir=data_dir, endpoints=eps))
+
+
+def _register() -> None:
+    from chikyu_daq.cmd_hil_serve import hil_serve
+    from chikyu_daq.cmd_poll import poll
+    from chikyu_daq.cmd_replay import replay_cmd
+
+    app.command("poll")(poll)
+    app.command("replay")(replay_cmd)
+    hil_app.command("serve")(hil_serve)
+
+
+hil_app = typer.Typer(
+    help="Hardware-in-the-loop: emulators, scenarios, scoring.", no_args_is_help=True
+)
+app.add_typer(hil_app, name="hil")
+_register()
+
+
 def main() -> None:
     app()

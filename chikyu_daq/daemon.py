@@ -1,0 +1,185 @@
+"""`chikyu-daq run`: the shipboard daemon under systemd (`Type=notify`).
+
+READY once the kernels are warm and every device was tried; WATCHDOG from the main loop only
+while every pipeline task is alive (a dead task stops the pings and systemd restarts us);
+STATUS with a one-line summary. SIGTERM/SIGINT: stop polling, flush the DSP, close segments,
+drain the spool within `STOP_BOUND_S`, exit 0. SIGHUP: load and validate the file again; an
+invalid config is rejected with the reason and the running one carries on; a valid one
+restarts acquisition and outputs (a new run directory), keeping the processor, and so the
+cumulative totals, when the processing sections did not change.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from chikyu_daq.config import Config, ConfigError, load_config
+from chikyu_daq.pipeline import Pipeline
+from chikyu_daq.processor import Processor, warm_up
+from chikyu_daq.sdnotify import Notifier, watchdog_interval_s
+
+log = logging.getLogger("chikyu_daq.daemon")
+
+STOP_BOUND_S = 20.0
+STATUS_S = 5.0
+PROCESSING_SECTIONS = (
+    "processing",
+    "roles",
+    "physics",
+    "uncertainty",
+    "grade",
+    "stability",
+    "alarms",
+)
+
+
+def _same_processing(a: Config, b: Config) -> bool:
+    da, db = a.model_dump(), b.model_dump()
+    return all(da[s] == db[s] for s in PROCESSING_SECTIONS)
+
+
+class Daemon:
+    def __init__(
+        self,
+        config_path: Path,
+        cfg: Config,
+        *,
+        data_dir: Path | None = None,
+        endpoints: Mapping[str, str] | None = None,
+        notifier: Notifier | None = None,
+    ) -> None:
+        self.config_path = config_path
+        self.cfg = cfg
+        self.data_dir = data_dir or Path(cfg.site.data_dir)
+        self.endpoints = dict(endpoints or {})
+        self.notifier = notifier or Notifier()
+        self._events: asyncio.Queue[str] = asyncio.Queue()
+        self.pipeline: Pipeline | None = None
+        self._task: asyncio.Task[None] | None = None
+        self.reloads = 0
+        self.rejected_reloads = 0
+
+    def _buses(self, cfg: Config) -> dict[str, Any]:
+        if not self.endpoints:
+            return dict(cfg.buses)
+        from drivers.endpoints import override_buses
+
+        return override_buses(cfg.buses, self.endpoints)
+
+    async def _start(self, cfg: Config, processor: Processor | None) -> None:
+        self.pipeline = Pipeline(
+            cfg, data_dir=self.data_dir, buses=self._buses(cfg), processor=processor
+        )
+        self._task = asyncio.create_task(self.pipeline.run(), name="pipeline")
+        started = asyncio.create_task(self.pipeline.started.wait())
+        await asyncio.wait([started, self._task], return_when=asyncio.FIRST_COMPLETED)
+        started.cancel()
+        if self._task.done():
+            self._task.result()  # raise what killed it
+
+    async def _stop_pipeline(self) -> None:
+        if self.pipeline is None or self._task is None:
+            return
+        self.pipeline.request_stop()
+        try:
+            await asyncio.wait_for(asyncio.shield(self._task), STOP_BOUND_S)
+        except TimeoutError:
+            log.error("shutdown took longer than %.0f s; cancelling", STOP_BOUND_S)
+            self._task.cancel()
+
+    async def run(self) -> int:
+        loop = asyncio.get_running_loop()
+        for sig, name in (
+            (signal.SIGTERM, "stop"),
+            (signal.SIGINT, "stop"),
+            (signal.SIGHUP, "reload"),
+        ):
+            loop.add_signal_handler(sig, self._events.put_nowait, name)
+        warm_s = await asyncio.to_thread(warm_up, self.cfg)
+        log.info("kernels ready in %.2f s", warm_s)
+        await self._start(self.cfg, None)
+        assert self.pipeline is not None
+        log.info("running: run %s, data in %s", self.pipeline.outputs.run_id, self.data_dir)
+        self.notifier.ready(self.pipeline.status_line())
+        ticker = asyncio.create_task(self._keepalive())
+        try:
+            while True:
+                ev: asyncio.Task[Any] = asyncio.create_task(self._events.get())
+                assert self._task is not None
+                await asyncio.wait([ev, self._task], return_when=asyncio.FIRST_COMPLETED)
+                if not ev.done():
+                    ev.cancel()
+                    log.error("pipeline ended unexpectedly")
+                    return 1
+                if ev.result() == "stop":
+                    break
+                await self._reload()
+        finally:
+            ticker.cancel()
+            self.notifier.stopping()
+            await self._stop_pipeline()
+            log.info("stopped")
+        return 0
+
+    async def _reload(self) -> None:
+        try:
+            new = await asyncio.to_thread(load_config, self.config_path)
+        except ConfigError as err:
+            self.rejected_reloads += 1
+            for issue in err.issues:
+                log.error("reload rejected, keeping the running config: %s", issue.format(err.file))
+            self.notifier.status(f"reload rejected ({len(err.issues)} errors); old config running")
+            return
+        self.notifier.reloading()
+        keep = (
+            self.pipeline.processor if self.pipeline and _same_processing(self.cfg, new) else None
+        )
+        old_run = self.pipeline.outputs.run_id if self.pipeline else None
+        if self.pipeline is not None:
+            self.pipeline.outputs.write_event({"type": "reload", "status": "closing run"})
+        await self._stop_pipeline()
+        self.cfg = new
+        await self._start(new, keep)
+        assert self.pipeline is not None
+        self.pipeline.outputs.write_event(
+            {"type": "reload", "previous_run": old_run, "processor_kept": keep is not None}
+        )
+        self.reloads += 1
+        log.info(
+            "config reloaded: run %s (processor %s)",
+            self.pipeline.outputs.run_id,
+            "kept" if keep else "restarted",
+        )
+        self.notifier.ready(self.pipeline.status_line())
+
+    async def _keepalive(self) -> None:
+        interval = watchdog_interval_s()
+        period = min(interval, STATUS_S) if interval else STATUS_S
+        n = 0
+        while True:
+            await asyncio.sleep(period)
+            p = self.pipeline
+            if p is None or not p.tasks_alive():
+                continue  # no pings: systemd's watchdog restarts a daemon whose tasks died
+            if interval:
+                self.notifier.watchdog()
+            n += 1
+            if n * period >= STATUS_S or not interval:
+                n = 0
+                self.notifier.status(p.status_line())
+
+
+def run_daemon(
+    config_path: Path, *, data_dir: Path | None = None, endpoints: Mapping[str, str] | None = None
+) -> int:
+    from chikyu_daq.cli import load_or_exit
+    from chikyu_daq.logs import setup_logging
+
+    setup_logging()
+    cfg = load_or_exit(config_path)
+    return asyncio.run(Daemon(config_path, cfg, data_dir=data_dir, endpoints=endpoints).run())

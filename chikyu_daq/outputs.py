@@ -1,0 +1,284 @@
+"""Every output of one run behind one facade: recorder, InfluxDB spool, MQTT publisher.
+
+The pipeline's worker thread calls the `write_*` methods (files only, never the network); the
+event loop calls the `publish_*` methods (non-blocking hand-offs to the MQTT task). Which fields
+go to which InfluxDB measurement and MQTT topic is decided here, once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from chikyu_daq.config import Config
+from chikyu_daq.processor import Processed
+from dsp.alarms import AlarmEvent
+
+log = logging.getLogger(__name__)
+
+YIELD_FIELDS = (
+    "cv",
+    "ms_e1_kg_s",
+    "ms_e2_kg_s",
+    "ms_e3_kg_s",
+    "cv_section",
+    "transit_s",
+    "grade_ppm",
+    "rey_kg_h",
+    "reo_kg_h",
+    "cum_rey_kg",
+    "cum_reo_kg",
+    "u95_rey_kg_h",
+    "u95_cum_rey_kg",
+    "u95_cum_reo_kg",
+    "gap_s",
+    "disagreement_z",
+    "rho_mix_kg_m3",
+    "q_return_m3_h",
+    "q_injection_m3_h",
+    "q_yield",
+    "q_cumulative",
+)
+STABILITY_FIELDS = (
+    "velocity_m_s",
+    "deposition_margin",
+    "cv_flow",
+    "cv_density",
+    "cv_torque",
+    "osc_freq_hz",
+    "osc_share",
+    "osc_amp_bar",
+    "discharge_slope_bar_s",
+    "plug_indicator_bar_s",
+    "flow_ratio",
+    "stability_index",
+    "q_stability",
+)
+
+AssayCallback = Callable[[int, float, float, dict[str, Any]], None]
+
+
+def iso(t_ns: int) -> str:
+    return (
+        datetime.fromtimestamp(t_ns / 1e9, UTC)
+        .isoformat(timespec="milliseconds")
+        .replace("+00:00", "Z")
+    )
+
+
+def alarm_event_dict(ev: AlarmEvent) -> dict[str, Any]:
+    value = float(ev.value)
+    return {
+        "type": "alarm",
+        "alarm": ev.alarm,
+        "kind": ev.kind,
+        "t_ns": int(ev.t_ns),
+        "t": iso(int(ev.t_ns)),
+        "value": value if math.isfinite(value) else None,
+    }
+
+
+def _row(
+    t_ns: int, columns: Mapping[str, np.ndarray], i: int, names: tuple[str, ...]
+) -> dict[str, Any]:
+    row: dict[str, Any] = {"t": iso(t_ns), "t_ns": t_ns}
+    for k in names:
+        if k not in columns:
+            continue
+        v = columns[k][i]
+        if k.startswith("q_"):
+            row[k] = int(v)
+        else:
+            f = float(v)
+            row[k] = f if math.isfinite(f) else None
+    return row
+
+
+def flatten(prefix: str, d: Mapping[str, Any], out: dict[str, float]) -> dict[str, float]:
+    """Numeric leaves of a nested stats dict as `a_b_c` keys (the `daq` measurement's fields)."""
+    for k, v in d.items():
+        key = f"{prefix}_{k}" if prefix else str(k)
+        if isinstance(v, Mapping):
+            flatten(key, v, out)
+        elif isinstance(v, int | float):  # bool included: a state as 0/1
+            out[key] = float(v)
+    return out
+
+
+class Outputs:
+    def __init__(
+        self,
+        cfg: Config,
+        *,
+        data_dir: Path,
+        run_id: str | None = None,
+        on_assay: AssayCallback | None = None,
+        influx_enabled: bool | None = None,
+        mqtt_enabled: bool | None = None,
+        manifest_extra: Mapping[str, Any] | None = None,
+    ) -> None:
+        from chikyu_daq.recorder import Recorder
+
+        self.cfg = cfg
+        self.data_dir = data_dir
+        self.recorder: Recorder | None = None
+        if cfg.recorder.enabled:
+            manifest = {"config": cfg.model_dump(mode="json"), **(manifest_extra or {})}
+            self.recorder = Recorder(
+                data_dir / "runs",
+                run_id=run_id,
+                manifest=manifest,
+                segment_s=cfg.recorder.segment_s,
+                flush_s=cfg.recorder.flush_s,
+            )
+        self.run_id = self.recorder.run_id if self.recorder else (run_id or "norec")
+        self.tags = {"vessel": cfg.site.vessel, "run": self.run_id}
+        self.influx: Any = None
+        if influx_enabled if influx_enabled is not None else cfg.outputs.influx.enabled:
+            from chikyu_daq.influx import InfluxSink
+
+            self.influx = InfluxSink.from_config(cfg.outputs.influx, data_dir / "spool")
+        self.mqtt: Any = None
+        if mqtt_enabled if mqtt_enabled is not None else cfg.outputs.mqtt.enabled:
+            from chikyu_daq.mqtt import MqttPublisher
+
+            self.mqtt = MqttPublisher(cfg.outputs.mqtt, cfg.mqtt_prefix, on_assay=self._assay)
+        self._on_assay = on_assay
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.assays_applied = 0
+
+    def _assay(self, assay: Any) -> None:
+        record = assay.model_dump(mode="json") if hasattr(assay, "model_dump") else dict(assay)
+        t_ns = int(assay.sampled_at.timestamp() * 1e9) if hasattr(assay, "sampled_at") else 0
+        self.assays_applied += 1
+        if self._on_assay is not None:
+            self._on_assay(
+                t_ns, float(record["rey_ppm"]), float(record.get("u_rey_ppm", 0.0)), record
+            )
+
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        if self.mqtt is not None:
+            self.mqtt.set_status({"state": "online", "run": self.run_id, "t": iso(time.time_ns())})
+
+    def tasks(self) -> list[asyncio.Task[Any]]:
+        tasks = []
+        if self.influx is not None:
+            tasks.append(asyncio.create_task(self.influx.run(), name="influx"))
+        if self.mqtt is not None:
+            tasks.append(asyncio.create_task(self.mqtt.run(), name="mqtt"))
+        return tasks
+
+    # -- worker thread ----------------------------------------------------------------------
+    def write_raw(self, blocks: Mapping[str, tuple[np.ndarray, np.ndarray, np.ndarray]]) -> None:
+        if self.recorder is not None:
+            self.recorder.write_raw(blocks)
+        if self.influx is not None:
+            per_device: dict[str, dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]] = {}
+            for ch, arrays in blocks.items():
+                dev, _, name = ch.partition(".")
+                per_device.setdefault(dev, {})[name] = arrays
+            from chikyu_daq.lineproto import encode_channels
+
+            body = b"".join(encode_channels(d, self.tags, chans) for d, chans in per_device.items())
+            self._spool(body)
+
+    def write_results(self, processed: Processed, publish_ns: int) -> None:
+        if self.recorder is not None:
+            self.recorder.write_results(processed.t_ns, processed.columns)
+            for ev in processed.events:
+                self.recorder.write_event(alarm_event_dict(ev))
+        if self.influx is not None:
+            from chikyu_daq.lineproto import encode_block
+
+            idx = processed.at_period(publish_ns)
+            t = processed.t_ns[idx]
+            body = [
+                encode_block(m, self.tags, t, {k: processed.columns[k][idx] for k in names})
+                for m, names in (("yield", YIELD_FIELDS), ("stability", STABILITY_FIELDS))
+            ]
+            for ev in processed.events:
+                tags = {**self.tags, "alarm": ev.alarm}
+                body.append(
+                    encode_block(
+                        "alarm",
+                        tags,
+                        np.array([ev.t_ns], np.int64),
+                        {
+                            "active": np.array([int(ev.kind == "raise")], np.int64),
+                            "value": np.array([ev.value], np.float64),
+                        },
+                    )
+                )
+            self._spool(b"".join(body))
+
+    def write_event(self, event: Mapping[str, Any]) -> None:
+        if self.recorder is not None:
+            self.recorder.write_event(dict(event))
+
+    def _spool(self, body: bytes) -> None:
+        if not body:
+            return
+        self.influx.spool.append(body)
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self.influx.uploader.notify)
+
+    # -- event loop -------------------------------------------------------------------------
+    def publish_row(self, t_ns: int, columns: Mapping[str, np.ndarray], i: int) -> None:
+        if self.mqtt is None:
+            return
+        self.mqtt.publish_yield(_row(t_ns, columns, i, YIELD_FIELDS))
+        self.mqtt.publish_stability(_row(t_ns, columns, i, STABILITY_FIELDS))
+
+    def publish_alarm(self, event: dict[str, Any], active: list[str]) -> None:
+        if self.mqtt is not None:
+            self.mqtt.publish_alarm(event)
+            self.mqtt.set_active_alarms(active)
+
+    def publish_health(self, t_ns: int, health: Mapping[str, Any]) -> None:
+        fields = flatten("", health, {})
+        if self.influx is not None and fields:
+            from chikyu_daq.lineproto import encode_block
+
+            cols = {k: np.array([v]) for k, v in sorted(fields.items())}
+            body = encode_block("daq", self.tags, np.array([t_ns], np.int64), cols)
+            self.influx.spool.append(body)
+            self.influx.uploader.notify()
+        if self.mqtt is not None:
+            status: dict[str, Any] = {"state": "online", "run": self.run_id, "t": iso(t_ns)}
+            status["health"] = _clean(health)
+            self.mqtt.set_status(status)
+
+    def stats(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"assays_applied": self.assays_applied}
+        if self.influx is not None:
+            out["influx"] = self.influx.stats()
+        if self.mqtt is not None:
+            out["mqtt"] = self.mqtt.stats()
+        if self.recorder is not None:
+            out["recorder"] = self.recorder.stats()
+        return out
+
+    async def aclose(self, timeout_s: float = 10.0) -> None:
+        if self.recorder is not None:
+            await asyncio.to_thread(self.recorder.close)
+        if self.influx is not None:
+            await self.influx.aclose(timeout_s)
+        if self.mqtt is not None:
+            await self.mqtt.aclose()
+
+
+def _clean(d: Any) -> Any:
+    if isinstance(d, Mapping):
+        return {str(k): _clean(v) for k, v in d.items()}
+    if isinstance(d, float) and not math.isfinite(d):
+        return None
+    return d
