@@ -94,7 +94,11 @@ class ModbusBusOwner:
         for s in self.slots:
             s.next_due, s.backoff_s = now, 0.0
         silent = 0
+        me = asyncio.current_task()
         while True:
+            if me is not None and me.cancelling():
+                # Python 3.11's wait_for (inside pymodbus) can swallow a cancel that races a reply
+                raise asyncio.CancelledError
             slot = min(self.slots, key=lambda s: s.next_due)
             wait = slot.next_due - loop.time()
             if wait > 0:

@@ -9,7 +9,6 @@ reconnects, with exponential backoff, forever.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Awaitable, Callable
 
 import serial_asyncio_fast
@@ -122,7 +121,10 @@ class StreamBusOwner:
     async def _listen(self, proto: _Listener) -> bool:
         """Forward batches until silence or link loss; True if anything valid arrived."""
         got_any = False
+        me = asyncio.current_task()
         while True:
+            if me is not None and me.cancelling():
+                raise asyncio.CancelledError
             get = asyncio.ensure_future(self._batches.get())
             done, _ = await asyncio.wait(
                 {get, proto.lost},
@@ -131,8 +133,7 @@ class StreamBusOwner:
             )
             if get not in done:
                 get.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await get
+                await asyncio.gather(get, return_exceptions=True)  # our own cancel still raises
                 if not done:
                     self.dstats.silences += 1
                     self.dstats.state = "silent"
