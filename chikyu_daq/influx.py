@@ -447,6 +447,18 @@ class InfluxSink:
         """Raw samples of one device, `channels` keyed by channel name (without the device)."""
         return self.write_lines(encode_channels(device, tags, channels))
 
+    def write_stats(
+        self,
+        tags: Mapping[str, str],
+        extra: Mapping[str, float | int | bool] | None = None,
+        t_ns: int | None = None,
+    ) -> bool:
+        """Spool one `daq` self-metrics line: this sink's `stats()` plus `extra` fields."""
+        values = {**self.stats(), **(extra or {})}
+        fields = {k: np.array([v]) for k, v in values.items()}
+        t = np.array([time.time_ns() if t_ns is None else t_ns], dtype=np.int64)
+        return self.write_lines(encode_block("daq", tags, t, fields))
+
     async def run(self) -> None:
         await self.uploader.run()
 

@@ -203,8 +203,10 @@ class Recorder:
             for name, (t, v, q) in block.items():
                 if not (len(t) == len(v) == len(q)):
                     raise ValueError(f"channel {name!r}: t, value and quality lengths differ")
-                if len(t):
-                    self._raw_buf.setdefault(name, []).append((t, v, q))
+                if len(t):  # copied: the caller may reuse its buffers
+                    self._raw_buf.setdefault(name, []).append(
+                        (np.array(t, np.int64), np.array(v, np.float64), np.array(q, np.uint8))
+                    )
 
     def write_results(self, t_ns: np.ndarray, columns: Mapping[str, np.ndarray]) -> None:
         """Buffer result rows: `t_ns` plus equally long columns (any numeric or bool dtype)."""
