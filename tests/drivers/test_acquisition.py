@@ -220,22 +220,28 @@ def test_densitometer_faults_counted_and_silence_is_bad() -> None:
             eps = {"densitometer": rig.endpoints["densitometer"]}
             async with acquiring(cfg, eps, col, only=["dt201"]) as acq:
                 await col.wait_for(lambda: len(col.samples("dt201.density")) >= 3)
-                rig.set_fault("dt201", "bad_checksum")
-                await col.wait_for(lambda: acq.stats()["devices"]["dt201"]["bad_frames"] >= 3)
-                rig.clear_fault("dt201")
                 rig.set_fault("dt201", "seq_skip", n=5)
                 await col.wait_for(lambda: acq.stats()["devices"]["dt201"]["seq_gaps"] >= 1)
-                rig.set_fault("dt201", "no_reply")
-                await col.wait_for(lambda: acq.stats()["devices"]["dt201"]["silences"] >= 1, 3.0)
+
+                def dev() -> dict:
+                    return acq.stats()["devices"]["dt201"]
+
+                def good_since(n: int) -> bool:
+                    return any(b.samples["dt201.density"].quality == 0 for b in col.batches[n:])
+
+                # wrong checksums only: no valid sentence, so silence (a BAD batch) follows
+                rig.set_fault("dt201", "bad_checksum")
+                await col.wait_for(lambda: dev()["silences"] >= 1 and dev()["bad_frames"] >= 3)
                 assert col.batches[-1].samples["dt201.density"].quality == Quality.BAD
                 rig.clear_fault("dt201")
                 n = len(col.batches)
-                await col.wait_for(
-                    lambda: any(
-                        b.samples["dt201.density"].quality == Quality.GOOD for b in col.batches[n:]
-                    ),
-                    5.0,
-                )
+                await col.wait_for(lambda: good_since(n), 5.0)
+                rig.set_fault("dt201", "no_reply")
+                await col.wait_for(lambda: dev()["silences"] >= 2, 3.0)
+                assert math.isnan(col.batches[-1].samples["dt201.density"].value)
+                rig.clear_fault("dt201")
+                n = len(col.batches)
+                await col.wait_for(lambda: good_since(n), 5.0)
                 st = acq.stats()["devices"]["dt201"]
             assert rig.bytes_to_densitometers() == 0
         assert st["lost_sentences"] >= 5
