@@ -76,8 +76,11 @@ class ChainState(NamedTuple):
     o_ring: NDArray[np.float64]
     o_si: NDArray[np.int64]
     o_sf: NDArray[np.float64]
-    tw: NDArray[np.complex128]
+    tab: NDArray[np.complex128]
     rev: NDArray[np.int64]
+    win: NDArray[np.float64]
+    o_y: NDArray[np.float64]
+    o_z: NDArray[np.complex128]
     al_active: NDArray[np.uint8]
     al_pending: NDArray[np.int64]
     assay_t: NDArray[np.int64]
@@ -152,8 +155,11 @@ def init_state(params: ChainParams) -> ChainState:
         o_ring=osc.ring,
         o_si=osc.si,
         o_sf=osc.sf,
-        tw=osc.tw,
+        tab=osc.tab,
         rev=osc.rev,
+        win=osc.win,
+        o_y=osc.y,
+        o_z=osc.z,
         al_active=np.zeros(n_alarm, np.uint8),
         al_pending=np.full(n_alarm, -1, np.int64),
         assay_t=np.zeros(0, np.int64),
@@ -252,8 +258,11 @@ def process_block(
         s.o_ring,
         s.o_si,
         s.o_sf,
-        s.tw,
+        s.tab,
         s.rev,
+        s.win,
+        s.o_y,
+        s.o_z,
         s.al_active,
         s.al_pending,
         out,

@@ -38,18 +38,36 @@ def hampel_step(
     The threshold is ``n_sigma * max(1.4826 * MAD, floor)``: held (repeated) grid values make
     MAD zero, and without the floor every genuine change would be called a spike.
     """
-    w = ring.shape[1]
     old = ring[c, pos]
     n = cnt[c]
-    if not np.isnan(old):
-        j = 0
-        while j < n and srt[c, j] != old:
-            j += 1
-        while j < n - 1:
-            srt[c, j] = srt[c, j + 1]
-            j += 1
-        n -= 1
-    if not np.isnan(x):
+    old_ok = not np.isnan(old)
+    new_ok = not np.isnan(x)
+    if old_ok:
+        lo = 0  # lower bound of old in the sorted row (it is there exactly)
+        hi = n
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if srt[c, mid] < old:
+                lo = mid + 1
+            else:
+                hi = mid
+        j = lo
+        if new_ok:  # replace in place, moving only across the values between old and x
+            if x >= old:
+                while j + 1 < n and srt[c, j + 1] < x:
+                    srt[c, j] = srt[c, j + 1]
+                    j += 1
+            else:
+                while j > 0 and srt[c, j - 1] > x:
+                    srt[c, j] = srt[c, j - 1]
+                    j -= 1
+            srt[c, j] = x
+        else:
+            while j < n - 1:
+                srt[c, j] = srt[c, j + 1]
+                j += 1
+            n -= 1
+    elif new_ok:
         j = n
         while j > 0 and srt[c, j - 1] > x:
             srt[c, j] = srt[c, j - 1]
@@ -58,10 +76,12 @@ def hampel_step(
         n += 1
     ring[c, pos] = x
     cnt[c] = n
-    if np.isnan(x) or n < min_count or n > w:
+    if not new_ok or n < min_count:
         return x, False
     half = n // 2
     med = srt[c, half] if n % 2 == 1 else 0.5 * (srt[c, half - 1] + srt[c, half])
+    if abs(x - med) <= n_sigma * floor:
+        return x, False  # inside the floor band: no MAD can make it a spike
     # MAD: merge the deviations on both sides of the median in ascending order.
     lo = half - 1
     hi = half + 1 if n % 2 == 1 else half

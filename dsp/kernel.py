@@ -199,8 +199,11 @@ def chain_kernel(
     o_ring: NDArray[np.float64],
     o_si: NDArray[np.int64],
     o_sf: NDArray[np.float64],
-    tw: NDArray[np.complex128],
+    tab: NDArray[np.complex128],
     rev: NDArray[np.int64],
+    win: NDArray[np.float64],
+    o_y: NDArray[np.float64],
+    o_z: NDArray[np.complex128],
     al_active: NDArray[np.uint8],
     al_pending: NDArray[np.int64],
     out: NDArray[np.float64],
@@ -441,8 +444,11 @@ def chain_kernel(
             o_ring,
             o_si,
             o_sf,
-            tw,
+            tab,
             rev,
+            win,
+            o_y,
+            o_z,
         )
         out[O_OSC_F, i] = o_sf[OF_FREQ]
         out[O_OSC_SHARE, i] = o_sf[OF_SHARE]

@@ -30,9 +30,9 @@ OF_AMP = 3
 
 
 def fft_tables(n_fft: int) -> tuple[NDArray[np.complex128], NDArray[np.int64]]:
-    """Twiddles and bit-reversal permutation for :func:`fft_inplace`."""
-    if n_fft < 8 or n_fft & (n_fft - 1):
-        raise ValueError(f"n_fft must be a power of two >= 8, got {n_fft}")
+    """Twiddles and bit-reversal permutation for a complex :func:`fft_inplace` of ``n_fft``."""
+    if n_fft < 4 or n_fft & (n_fft - 1):
+        raise ValueError(f"n_fft must be a power of two >= 4, got {n_fft}")
     bits = n_fft.bit_length() - 1
     idx = np.arange(n_fft)
     rev = np.zeros(n_fft, np.int64)
@@ -76,16 +76,26 @@ def _estimate(
     f_lo: float,
     f_hi: float,
     max_invalid: int,
-    tw: NDArray[np.complex128],
+    tab: NDArray[np.complex128],
     rev: NDArray[np.int64],
+    win: NDArray[np.float64],
+    y: NDArray[np.float64],
+    z: NDArray[np.complex128],
     sf: NDArray[np.float64],
 ) -> None:
+    """Periodogram of the ring (oldest sample at ``head``); writes the held estimate in ``sf``.
+
+    The real FFT of length n is one complex FFT of length n/2 over (even + i odd) samples,
+    untangled per band bin: ``tab[:n//4]`` are the half-size twiddles, ``tab[n//4:]`` the
+    full-size ones ``exp(-2 pi i k / n)`` for k < n/2.
+    """
     n = ring.shape[0]
-    y = np.empty(n)
+    m = n // 2
     invalid = 0
     first = np.nan
     for i in range(n):
-        v = ring[(head + i) % n]
+        j = head + i
+        v = ring[j if j < n else j - n]
         y[i] = v
         if np.isnan(v):
             invalid += 1
@@ -114,32 +124,45 @@ def _estimate(
         sxy += (i - xm) * (y[i] - ym)
         sxx += (i - xm) * (i - xm)
     slope = sxy / sxx
-    z = np.empty(n, np.complex128)
-    for i in range(n):
-        win = 0.5 - 0.5 * np.cos(2.0 * np.pi * i / n)
-        z[i] = (y[i] - ym - slope * (i - xm)) * win
-    fft_inplace(z, tw, rev)
+    for k in range(m):
+        i0 = 2 * k
+        i1 = i0 + 1
+        re = (y[i0] - ym - slope * (i0 - xm)) * win[i0]
+        im = (y[i1] - ym - slope * (i1 - xm)) * win[i1]
+        z[k] = complex(re, im)
+    fft_inplace(z, tab[: m // 2], rev)
     df = 1.0 / (n * dt_s)
-    k_lo = int(np.ceil(f_lo / df - 1e-9))
-    k_hi = min(int(np.floor(f_hi / df + 1e-9)), n // 2)
-    k_lo = max(k_lo, 1)
+    k_lo = max(int(np.ceil(f_lo / df - 1e-9)), 1)
+    k_hi = min(int(np.floor(f_hi / df + 1e-9)), m - 1)
     total = 0.0
     best = -1.0
     kb = k_lo
+    p_prev = 0.0
+    p_best_lo = 0.0
+    p_best_hi = 0.0
+    p_after = False
     for k in range(k_lo, k_hi + 1):
-        p = z[k].real * z[k].real + z[k].imag * z[k].imag
+        a = z[k]
+        b = np.conj(z[m - k])
+        xk = 0.5 * (a + b) - 0.5j * tab[m // 2 + k] * (a - b)
+        p = xk.real * xk.real + xk.imag * xk.imag
         total += p
+        if p_after:
+            p_best_hi = p
+            p_after = False
         if p > best:
             best = p
             kb = k
-    peak = 0.0
-    for k in range(max(kb - 1, k_lo), min(kb + 1, k_hi) + 1):
-        peak += z[k].real * z[k].real + z[k].imag * z[k].imag
+            p_best_lo = p_prev if k > k_lo else 0.0
+            p_best_hi = 0.0
+            p_after = True
+        p_prev = p
+    peak = best + p_best_lo + p_best_hi  # the bin and its neighbours: Hann's main lobe
     sf[OF_FREQ] = kb * df
     sf[OF_SHARE] = peak / total if total > 0.0 else 0.0
     # A bin-centred sine of amplitude A gives |X| = A n/4 at the peak and A n/8 at each
     # neighbour under a Hann window: lobe power 3 A^2 n^2 / 32.
-    sf[OF_AMP] = np.sqrt(2.0 * 2.0 * peak / (n * 0.375 * n))
+    sf[OF_AMP] = np.sqrt(32.0 * peak / (3.0 * n * n))
 
 
 @njit(cache=True, nogil=True)
@@ -154,8 +177,11 @@ def osc_step(
     ring: NDArray[np.float64],
     si: NDArray[np.int64],
     sf: NDArray[np.float64],
-    tw: NDArray[np.complex128],
+    tab: NDArray[np.complex128],
     rev: NDArray[np.int64],
+    win: NDArray[np.float64],
+    y: NDArray[np.float64],
+    z: NDArray[np.complex128],
 ) -> None:
     """Feed one grid sample; the held estimate is in ``sf[OF_FREQ]``, ``sf[OF_SHARE]``."""
     if not np.isnan(x):
@@ -172,7 +198,7 @@ def osc_step(
     nd += 1
     si[OI_N_DEC] = nd
     if nd >= n and (nd - n) % hop == 0:
-        _estimate(ring, nd % n, dt_grid_s * decim, f_lo, f_hi, max_invalid, tw, rev, sf)
+        _estimate(ring, nd % n, dt_grid_s * decim, f_lo, f_hi, max_invalid, tab, rev, win, y, z, sf)
 
 
 @njit(cache=True, nogil=True)
@@ -187,32 +213,55 @@ def _osc_kernel(
     ring: NDArray[np.float64],
     si: NDArray[np.int64],
     sf: NDArray[np.float64],
-    tw: NDArray[np.complex128],
+    tab: NDArray[np.complex128],
     rev: NDArray[np.int64],
+    win: NDArray[np.float64],
+    y: NDArray[np.float64],
+    z: NDArray[np.complex128],
     out: NDArray[np.float64],
 ) -> None:
     for i in range(x.shape[0]):
-        osc_step(x[i], decim, hop, dt_grid_s, f_lo, f_hi, max_invalid, ring, si, sf, tw, rev)
+        osc_step(
+            x[i], decim, hop, dt_grid_s, f_lo, f_hi, max_invalid, ring, si, sf, tab, rev, win, y, z
+        )
         out[0, i] = sf[OF_FREQ]
         out[1, i] = sf[OF_SHARE]
         out[2, i] = sf[OF_AMP]
 
 
 class OscState(NamedTuple):
-    """Ring of decimated samples, counters and held estimate; updated in place."""
+    """Ring of decimated samples, counters and held estimate (updated in place); constant
+    tables (``tab``, ``rev``, ``win``) and work buffers (``y``, ``z``)."""
 
     ring: NDArray[np.float64]
     si: NDArray[np.int64]
     sf: NDArray[np.float64]
-    tw: NDArray[np.complex128]
+    tab: NDArray[np.complex128]
     rev: NDArray[np.int64]
+    win: NDArray[np.float64]
+    y: NDArray[np.float64]
+    z: NDArray[np.complex128]
 
 
 def osc_init(n_fft: int) -> OscState:
-    tw, rev = fft_tables(n_fft)
+    if n_fft < 16 or n_fft & (n_fft - 1):
+        raise ValueError(f"n_fft must be a power of two >= 16, got {n_fft}")
+    tw_half, rev = fft_tables(n_fft // 2)
+    tw_full = np.exp(-2j * np.pi * np.arange(n_fft // 2) / n_fft)
+    tab = np.concatenate((tw_half, tw_full)).astype(np.complex128)
+    win = 0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(n_fft) / n_fft)  # periodic Hann
     sf = np.zeros(4)
     sf[OF_FREQ:] = np.nan
-    return OscState(np.full(n_fft, np.nan), np.zeros(3, np.int64), sf, tw, rev)
+    return OscState(
+        np.full(n_fft, np.nan),
+        np.zeros(3, np.int64),
+        sf,
+        tab,
+        rev,
+        win,
+        np.empty(n_fft),
+        np.empty(n_fft // 2, np.complex128),
+    )
 
 
 def oscillation(
@@ -245,8 +294,11 @@ def oscillation(
         state.ring,
         state.si,
         state.sf,
-        state.tw,
+        state.tab,
         state.rev,
+        state.win,
+        state.y,
+        state.z,
         out,
     )
     return out[0], out[1], out[2]
