@@ -71,12 +71,17 @@ def _register() -> None:
     from chikyu_daq.cmd_hil_serve import hil_serve
     from chikyu_daq.cmd_poll import poll
     from chikyu_daq.cmd_replay import replay_cmd
+    from chikyu_daq.cmd_runs import runs_list, runs_show
 
     app.command("poll")(poll)
+    runs_app.command("list")(runs_list)
+    runs_app.command("show")(runs_show)
     app.command("replay")(replay_cmd)
     hil_app.command("serve")(hil_serve)
 
 
+runs_app = typer.Typer(help="Recorded runs: list and inspect.", no_args_is_help=True)
+app.add_typer(runs_app, name="runs")
 hil_app = typer.Typer(
     help="Hardware-in-the-loop: emulators, scenarios, scoring.", no_args_is_help=True
 )

@@ -103,6 +103,7 @@ def print_summary(cfg: Config, file: str) -> None:
     rec = f"recorder {'on' if cfg.recorder.enabled else 'off'}"
     console.print(f"outputs: {rec}; {influx}; {mqtt}")
     alarms = ", ".join(
-        f"{k} ({'>' if a.raise_at > a.clear_at else '<'}{a.raise_at:g})" for k, a in cfg.alarms.items()
+        f"{k} ({'>' if a.raise_at > a.clear_at else '<'}{a.raise_at:g})"
+        for k, a in cfg.alarms.items()
     )
     console.print(f"alarms: {alarms or 'none'}")

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from chikyu_daq.assay import Assay
 from chikyu_daq.config import Config
 from chikyu_daq.processor import Processed
 from dsp.alarms import AlarmEvent
@@ -78,6 +79,7 @@ def alarm_event_dict(ev: AlarmEvent) -> dict[str, Any]:
     value = float(ev.value)
     return {
         "type": "alarm",
+        "name": ev.alarm,
         "alarm": ev.alarm,
         "kind": ev.kind,
         "t_ns": int(ev.t_ns),
@@ -155,14 +157,10 @@ class Outputs:
         self._loop: asyncio.AbstractEventLoop | None = None
         self.assays_applied = 0
 
-    def _assay(self, assay: Any) -> None:
-        record = assay.model_dump(mode="json") if hasattr(assay, "model_dump") else dict(assay)
-        t_ns = int(assay.sampled_at.timestamp() * 1e9) if hasattr(assay, "sampled_at") else 0
+    def _assay(self, assay: Assay) -> None:
         self.assays_applied += 1
         if self._on_assay is not None:
-            self._on_assay(
-                t_ns, float(record["rey_ppm"]), float(record.get("u_rey_ppm", 0.0)), record
-            )
+            self._on_assay(assay.sampled_at_ns, assay.rey_ppm, assay.u_rey_ppm, assay.to_event())
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()

@@ -172,6 +172,19 @@ class Pipeline:
             self.ticks += 1
             self._publish(processed)
 
+    def inject_assay(
+        self, sampled_at_ns: int, rey_ppm: float, u_rey_ppm: float, sample_id: str
+    ) -> None:
+        """A lab result from elsewhere than MQTT (the HIL lab, a test): same path as MQTT's."""
+        self.outputs.assays_applied += 1
+        record = {
+            "sample_id": sample_id,
+            "rey_ppm": rey_ppm,
+            "u_rey_ppm": u_rey_ppm,
+            "sampled_at_ns": sampled_at_ns,
+        }
+        self._on_assay(sampled_at_ns, rey_ppm, u_rey_ppm, record)
+
     def _on_assay(
         self, sampled_at_ns: int, rey_ppm: float, u_rey_ppm: float, record: dict[str, Any]
     ) -> None:

@@ -1,0 +1,304 @@
+"""One HIL session: a scenario's plant behind the emulators, the real pipeline in front, scored.
+
+    session = HilSession(load_scenario("nominal"), data_dir=Path("data"), duration_s=240)
+    score = await session.run()
+
+The plant runs on the wall clock (the same clock the drivers stamp samples with). A sync task
+steps it, mirrors its link faults (dropouts, disconnects, garbled frames...) onto the emulators,
+records the truth, and plays the ship's lab: it samples the mud on deck every `lab_interval_s`
+and posts the assay `lab_delay_s` later, as the lab would over MQTT. The DAQ config is the
+reference installation with the scenario's geometry and constants, so only the plant knows
+the truth and only the DAQ's own estimate is scored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from chikyu_daq.config import Config, load_config
+from chikyu_daq.pipeline import Pipeline
+from chikyu_daq.processor import Processed
+from drivers.endpoints import override_buses
+from hil.emulators.faults import FAULT_KINDS
+from hil.emulators.rig import Rig
+from hil.plant import Plant, RealClock
+from hil.scenario import Scenario
+
+log = logging.getLogger(__name__)
+
+REFERENCE = Path(__file__).resolve().parent.parent / "config" / "reference.toml"
+SYNC_S = 0.1
+#: Plant link-fault kinds → emulator fault kinds.
+LINK_FAULTS = {
+    "dropout": "no_reply",
+    "timeout": "late_reply",
+    "modbus_exception": "exception",
+    "disconnect": "disconnect",
+    "garbled": "garbled",
+}
+
+
+def scenario_config(scenario: Scenario, base: Config | None = None) -> Config:
+    """The installation config for a scenario's plant: geometry and constants from the plant."""
+    cfg = base or load_config(REFERENCE)
+    p = scenario.plant
+    depths = p.transmitter_depths_m
+    physics = cfg.physics.model_copy(
+        update={
+            "rho_w_kg_m3": p.rho_w_kg_m3,
+            "rho_s_kg_m3": p.rho_s_kg_m3,
+            "rho_b_kg_m3": p.rho_b_kg_m3,
+            "g_m_s2": p.g_m_s2,
+            "return_id_m": p.return_id_m,
+            "injection_hd_m": p.injection_dh_m,
+            "riser_length_m": p.riser_length_m,
+            "depth_collector_m": depths["pt301"],
+            "depth_mid_m": depths["pt302"],
+            "depth_upper_m": depths["pt303"],
+            "darcy_f": p.friction_return,
+        }
+    )
+    return cfg.model_copy(update={"physics": physics})
+
+
+@dataclass
+class AlarmOutcome:
+    name: str
+    channel: str | None
+    latest_raise_s: float
+    raised_at_s: float | None
+
+    @property
+    def ok(self) -> bool:
+        return self.raised_at_s is not None and self.raised_at_s <= self.latest_raise_s
+
+    @property
+    def label(self) -> str:
+        return f"{self.name}({self.channel})" if self.channel else self.name
+
+
+@dataclass
+class Score:
+    scenario: str
+    duration_s: float
+    run_dir: str
+    daq_rey_kg: float
+    truth_rey_kg: float
+    u95_rey_kg: float
+    expected: list[AlarmOutcome] = field(default_factory=list)
+    unexpected: list[str] = field(default_factory=list)
+    checks: dict[str, tuple[bool, str]] = field(default_factory=dict)
+
+    @property
+    def rey_error_pct(self) -> float:
+        return 100.0 * (self.daq_rey_kg - self.truth_rey_kg) / self.truth_rey_kg
+
+    @property
+    def truth_in_interval(self) -> bool:
+        return abs(self.daq_rey_kg - self.truth_rey_kg) <= self.u95_rey_kg
+
+    @property
+    def passed(self) -> bool:
+        return all(ok for ok, _ in self.checks.values())
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "scenario": self.scenario,
+            "passed": self.passed,
+            "duration_s": self.duration_s,
+            "run_dir": self.run_dir,
+            "daq_rey_kg": self.daq_rey_kg,
+            "truth_rey_kg": self.truth_rey_kg,
+            "u95_rey_kg": self.u95_rey_kg,
+            "rey_error_pct": self.rey_error_pct,
+            "truth_in_interval": self.truth_in_interval,
+            "expected_alarms": [
+                {"alarm": a.label, "latest_raise_s": a.latest_raise_s, "raised_at_s": a.raised_at_s}
+                for a in self.expected
+            ],
+            "unexpected_alarms": self.unexpected,
+            "checks": {k: {"ok": ok, "detail": d} for k, (ok, d) in self.checks.items()},
+        }
+
+
+class HilSession:
+    def __init__(
+        self,
+        scenario: Scenario,
+        *,
+        data_dir: Path,
+        duration_s: float | None = None,
+        cfg: Config | None = None,
+        lab_interval_s: float = 60.0,
+        lab_delay_s: float = 20.0,
+        on_processed: Callable[[Processed], None] | None = None,
+        influx: bool | None = False,
+        mqtt: bool | None = False,
+    ) -> None:
+        self.scenario = scenario
+        self.duration_s = duration_s or scenario.ci_duration_s
+        self.cfg = scenario_config(scenario, cfg)
+        self.data_dir = data_dir
+        self.lab_interval_s = lab_interval_s
+        self.lab_delay_s = lab_delay_s
+        self.clock = RealClock()
+        self.plant = Plant(scenario, self.clock)
+        self.rig = Rig(self.cfg, source=self)
+        self._applied: dict[tuple[str, str], dict[str, Any]] = {}
+        self._truth_t: list[int] = []
+        self._truth_rey: list[float] = []
+        self._lab_queue: list[tuple[float, int, float, float]] = []
+        self._next_lab_s = lab_interval_s
+        self._on_processed = on_processed
+        self._influx, self._mqtt = influx, mqtt
+        self.pipeline: Pipeline | None = None
+        self.write_requests = 0
+
+    # ValueSource for the emulators: the plant's readings at the shared clock's time.
+    def values(self, t_s: float) -> dict[str, float]:
+        self.plant.advance_to(self.clock.now_s())
+        return self.plant.readings()
+
+    async def run(self) -> Score:
+        async with self.rig:
+            buses = override_buses(self.cfg.buses, self.rig.endpoints)
+            self.pipeline = Pipeline(
+                self.cfg,
+                data_dir=self.data_dir,
+                buses=buses,
+                on_processed=self._on_processed,
+                influx_enabled=self._influx,
+                mqtt_enabled=self._mqtt,
+                run_id=None,
+            )
+            task = asyncio.create_task(self.pipeline.run())
+            syncer = asyncio.create_task(self._sync_loop())
+            try:
+                end = time.monotonic() + self.duration_s
+                while time.monotonic() < end and not task.done():
+                    await asyncio.sleep(min(0.2, max(0.0, end - time.monotonic())))
+            finally:
+                syncer.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await syncer
+                self.pipeline.request_stop()
+                await task
+            self.write_requests = self.rig.write_requests()
+        return self.score()
+
+    async def _sync_loop(self) -> None:
+        while True:
+            self.plant.advance_to(self.clock.now_s())
+            self._truth_t.append(self.clock.now_ns())
+            self._truth_rey.append(self.plant.truth().rey_delivered_kg)
+            self._apply_faults()
+            self._play_lab()
+            await asyncio.sleep(SYNC_S)
+
+    def _apply_faults(self) -> None:
+        want: dict[tuple[str, str], dict[str, Any]] = {}
+        now = self.plant.t_s
+        for f in self.plant.active_faults():
+            kind = LINK_FAULTS.get(f.kind.value)
+            if kind is None:
+                continue
+            params = {k: v for k, v in f.params.items() if k in FAULT_KINDS[kind]}
+            if kind == "disconnect":
+                params["down_s"] = (f.end_s - now) if f.end_s is not None else 3600.0
+            for dev in f.devices:
+                if dev in self.rig.device_bus:
+                    want[(dev, kind)] = params
+        for key in set(self._applied) - set(want):
+            self.rig.clear_fault(*key)
+            log.info("fault cleared: %s %s", *key)
+        for key, params in want.items():
+            if key not in self._applied:
+                self.rig.set_fault(key[0], key[1], **params)
+                log.info("fault injected: %s %s %s", key[0], key[1], params)
+        self._applied = want
+
+    def _play_lab(self) -> None:
+        """Sample the mud on deck every interval; deliver the result after the lab delay."""
+        now = self.plant.t_s
+        if now >= self._next_lab_s:
+            self._next_lab_s += self.lab_interval_s
+            grade = self.plant.state()["grade_deck_ppm"]
+            self._lab_queue.append(
+                (now + self.lab_delay_s, self.clock.now_ns(), grade, 0.03 * grade)
+            )
+        due = [a for a in self._lab_queue if a[0] <= now]
+        if due and self.pipeline is not None:
+            for _, t_ns, grade, u in due:
+                self.pipeline.inject_assay(t_ns, grade, u, sample_id=f"HIL-{t_ns}")
+            self._lab_queue = [a for a in self._lab_queue if a[0] > now]
+
+    # -- scoring ----------------------------------------------------------------------------
+    def score(self) -> Score:
+        from chikyu_daq.recording import open_run
+
+        assert self.pipeline is not None
+        run = open_run(self.pipeline.outputs.recorder.path)  # type: ignore[union-attr]
+        res = run.results()
+        t = res["t_ns"]
+        cum = res["cum_rey_kg"]
+        ok = np.isfinite(cum)
+        t_a, t_b = int(t[ok][0]), int(t[ok][-1])
+        daq = float(cum[ok][-1] - cum[ok][0])
+        u95 = float(res["u95_cum_rey_kg"][ok][-1])
+        tt = np.array(self._truth_t, np.int64)
+        tr = np.array(self._truth_rey)
+        truth = float(np.interp(t_b, tt, tr) - np.interp(t_a, tt, tr))
+        score = Score(self.scenario.name, self.duration_s, str(run.path), daq, truth, u95)
+        start_ns = self.clock.start_ns
+        raised: dict[str, float] = {}
+        for ev in run.events():
+            if ev.get("type") == "alarm" and ev.get("kind") == "raise":
+                raised.setdefault(str(ev["alarm"]), (int(ev["t_ns"]) - start_ns) / 1e9)
+        matched: set[str] = set()
+        for exp in self.scenario.expect.alarms:
+            if exp.latest_raise_s > self.duration_s:
+                continue
+            label = f"{exp.name}({exp.channel})" if exp.channel else exp.name
+            hits = [
+                k for k in raised if k == label or (exp.channel is None and k.startswith(exp.name))
+            ]
+            at = min((raised[k] for k in hits), default=None)
+            matched.update(hits)
+            score.expected.append(AlarmOutcome(exp.name, exp.channel, exp.latest_raise_s, at))
+        if not self.scenario.expect.allow_other_alarms:
+            score.unexpected = sorted(set(raised) - matched)
+        for a in score.expected:
+            when = "never" if a.raised_at_s is None else f"at {a.raised_at_s:.1f} s"
+            score.checks[f"alarm {a.label}"] = (
+                a.ok,
+                f"raised {when}, due by {a.latest_raise_s:g} s",
+            )
+        score.checks["no unexpected alarms"] = (
+            not score.unexpected,
+            ", ".join(score.unexpected) or "none",
+        )
+        acc = self.scenario.expect.accuracy
+        if acc.rey_error_pct_max is not None:
+            score.checks["cumulative REY error"] = (
+                abs(score.rey_error_pct) <= acc.rey_error_pct_max,
+                f"{score.rey_error_pct:+.3f} % (limit ±{acc.rey_error_pct_max:g} %)",
+            )
+        if acc.truth_in_interval:
+            score.checks["truth inside 95 % interval"] = (
+                score.truth_in_interval,
+                f"|{daq:.4f} - {truth:.4f}| vs U95 {u95:.4f} kg",
+            )
+        score.checks["no Modbus writes"] = (
+            self.write_requests == 0,
+            f"{self.write_requests} writes",
+        )
+        return score
