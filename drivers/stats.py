@@ -5,7 +5,6 @@ Plain mutable records owned by one bus task each; `snapshot()` copies them into 
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -58,8 +57,8 @@ class BusStats:
 class AcquisitionStats:
     buses: dict[str, BusStats] = field(default_factory=dict)
     devices: dict[str, DeviceStats] = field(default_factory=dict)
-    #: channel -> samples per quality code
-    channels: dict[str, Counter[int]] = field(default_factory=dict)
+    #: channel -> samples per quality code [good, uncertain, bad]
+    channels: dict[str, list[int]] = field(default_factory=dict)
     batches: int = 0
     backpressure_waits: int = 0
 
@@ -68,7 +67,7 @@ class AcquisitionStats:
         for ch, s in batch.samples.items():
             c = self.channels.get(ch)
             if c is None:
-                c = self.channels[ch] = Counter()
+                c = self.channels[ch] = [0, 0, 0]
             c[s.quality] += 1
 
     def snapshot(self) -> dict[str, Any]:
@@ -79,6 +78,6 @@ class AcquisitionStats:
             "buses": {k: asdict(v) for k, v in self.buses.items()},
             "devices": {k: v.snapshot() for k, v in self.devices.items()},
             "channels": {
-                ch: {names[q]: c.get(q, 0) for q in names} for ch, c in self.channels.items()
+                ch: {names[q]: c[q] for q in names} for ch, c in self.channels.items()
             },
         }
