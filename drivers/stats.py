@@ -77,7 +77,5 @@ class AcquisitionStats:
             "backpressure_waits": self.backpressure_waits,
             "buses": {k: asdict(v) for k, v in self.buses.items()},
             "devices": {k: v.snapshot() for k, v in self.devices.items()},
-            "channels": {
-                ch: {names[q]: c[q] for q in names} for ch, c in self.channels.items()
-            },
+            "channels": {ch: {names[q]: c[q] for q in names} for ch, c in self.channels.items()},
         }
