@@ -67,7 +67,26 @@ def run(
     raise SystemExit(run_daemon(config, data_dir=data_dir, endpoints=eps))
 
 
+@app.command("demo")
+def demo(
+    duration: Annotated[float, typer.Option("--duration", help="Seconds to run.")] = 60.0,
+    scenario: Annotated[str, typer.Option("--scenario", help="HIL scenario name.")] = "nominal",
+    data_dir: Annotated[Path, typer.Option("--data-dir", help="Local data directory.")] = Path(
+        "data/demo"
+    ),
+    influx: Annotated[
+        bool, typer.Option("--influx", help="Also write to [outputs.influx].")
+    ] = False,
+    mqtt: Annotated[bool, typer.Option("--mqtt", help="Also publish to [outputs.mqtt].")] = False,
+) -> None:
+    """Emulated hardware, the real pipeline, a live dashboard; summary against plant truth."""
+    from chikyu_daq.demo import demo_main
+
+    raise SystemExit(demo_main(scenario, duration, data_dir, influx, mqtt))
+
+
 def _register() -> None:
+    from chikyu_daq.cmd_hil import hil_run, hil_synth
     from chikyu_daq.cmd_hil_serve import hil_serve
     from chikyu_daq.cmd_poll import poll
     from chikyu_daq.cmd_replay import replay_cmd
@@ -78,6 +97,8 @@ def _register() -> None:
     runs_app.command("show")(runs_show)
     app.command("replay")(replay_cmd)
     hil_app.command("serve")(hil_serve)
+    hil_app.command("run")(hil_run)
+    hil_app.command("synth")(hil_synth)
 
 
 runs_app = typer.Typer(help="Recorded runs: list and inspect.", no_args_is_help=True)
