@@ -7,7 +7,8 @@ returns (so ``state = process_block(...)[1]`` reads naturally); copy it with
 (window positions depend only on the absolute grid index). Physics and conventions are in the
 docstrings of :mod:`dsp.kernel` and :mod:`dsp.params`; the stability index is the minimum of
 per-mechanism scores in [0, 1] (deposition margin, CV of flow / density / torque, oscillation
-share, discharge-pressure rise while injection holds, flow-ratio deviation), because any one
+severity = band share x min(amplitude / osc_amp_bad_bar, 1), discharge-pressure rise while
+injection holds, flow-ratio deviation), because any one
 failing mechanism can stop the lift and an average would hide it.
 """
 
@@ -271,6 +272,6 @@ def process_block(
     )
     if n:
         state.si[K.S_BITS] = int(bits[-1])
-    alarm_values = out[[K.O_MARGIN, K.O_OSC_SHARE, K.O_PLUG, K.O_CVT, K.O_RATIO, K.O_Z]]
+    alarm_values = out[[K.O_MARGIN, K.O_OSC_SEV, K.O_PLUG, K.O_CVT, K.O_RATIO, K.O_Z]]
     events = events_from_bits(ALARM_NAMES, t, bits, alarm_values, prev_bits)
     return ChainResult(t, out, oq, bits, events), state

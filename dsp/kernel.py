@@ -48,6 +48,7 @@ OUTPUT_FIELDS = (
     "osc_freq_hz",
     "osc_share",
     "osc_amp_bar",
+    "osc_severity",
     "discharge_slope_bar_s",
     "injection_slope_m3_h_s",
     "plug_indicator_bar_s",
@@ -86,6 +87,7 @@ OUTPUT_FIELDS = (
     O_OSC_F,
     O_OSC_SHARE,
     O_OSC_AMP,
+    O_OSC_SEV,
     O_SLOPE_P,
     O_SLOPE_Q,
     O_PLUG,
@@ -96,7 +98,7 @@ OUTPUT_FIELDS = (
     O_QRET_C,
     O_QINJ_C,
     O_N,
-) = range(37)
+) = range(38)
 QUALITY_FIELDS = ("q_yield", "q_cumulative", "q_stability")
 (Q_YIELD, Q_CUM, Q_STAB, Q_N) = range(4)
 
@@ -322,12 +324,7 @@ def chain_kernel(
         # --- rolling statistics ------------------------------------------------------------
         tq_a = _valid(vals, qual, R_TQA, i)
         tq_b = _valid(vals, qual, R_TQB, i)
-        if np.isnan(tq_a):
-            tq = tq_b
-        elif np.isnan(tq_b):
-            tq = tq_a
-        else:
-            tq = tq_a + tq_b
+        tq = tq_a + tq_b  # NaN if either fails: a missing pump would fake a torque swing
         meanvar_step(q_ret, 0, a % w_a, a_ring, a_cnt, a_mom)
         meanvar_step(rho, 1, a % w_a, a_ring, a_cnt, a_mom)
         meanvar_step(tq, 2, a % w_a, a_ring, a_cnt, a_mom)
@@ -453,6 +450,8 @@ def chain_kernel(
         out[O_OSC_F, i] = o_sf[OF_FREQ]
         out[O_OSC_SHARE, i] = o_sf[OF_SHARE]
         out[O_OSC_AMP, i] = o_sf[OF_AMP]
+        osc_sev = o_sf[OF_SHARE] * min(o_sf[OF_AMP] / pf[P.P_OSC_AMP_BAD], 1.0)
+        out[O_OSC_SEV, i] = osc_sev
         # 1 Hz lane: block means of discharge pressure and injection flow, exact regression
         if not np.isnan(p_d):
             sf[F_LANE_SP] += p_d
@@ -492,7 +491,7 @@ def chain_kernel(
         stab = min(stab, c) if not np.isnan(c) else stab
         c = _component(cvt, pf[P.P_CVT_BAD])
         stab = min(stab, c) if not np.isnan(c) else stab
-        c = 1.0 - o_sf[OF_SHARE]
+        c = 1.0 - osc_sev
         stab = min(stab, c) if not np.isnan(c) else stab
         c = _component(out[O_PLUG, i], pf[P.P_SLOPE_BAD])
         stab = min(stab, c) if not np.isnan(c) else stab
@@ -514,7 +513,7 @@ def chain_kernel(
             if k == 0:
                 av = av0
             elif k == 1:
-                av = o_sf[OF_SHARE]
+                av = osc_sev
             elif k == 2:
                 av = out[O_PLUG, i]
             elif k == 3:

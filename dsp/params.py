@@ -86,6 +86,7 @@ class ChainParams:
     cv_density_bad: float = 0.05
     cv_torque_bad: float = 0.2
     slope_bad_bar_s: float = 0.01
+    osc_amp_bad_bar: float = 1.0  # oscillation severity = share * min(amplitude / this, 1)
     ratio_nominal: float = 1.1
     ratio_tol: float = 0.2
     # alarms
@@ -133,6 +134,7 @@ class ChainParams:
             "cv_torque_bad",
             "slope_bad_bar_s",
             "ratio_tol",
+            "osc_amp_bad_bar",
         )
         for name in positive:
             if not getattr(self, name) > 0:
@@ -201,8 +203,9 @@ class ChainParams:
     P_RATIO_NOM,
     P_RATIO_TOL,
     P_INJ_HOLD,
+    P_OSC_AMP_BAD,
     P_N,
-) = range(38)
+) = range(39)
 (I_INTERP, I_W_CV, I_W_CMP, I_LANE, I_W_SLOPE, I_DECIM, I_HOP, I_MAX_INV, I_N) = range(9)
 
 
@@ -246,6 +249,7 @@ def pack(p: ChainParams) -> tuple[NDArray[np.float64], NDArray[np.int64], NDArra
     pf[P_RATIO_NOM] = p.ratio_nominal
     pf[P_RATIO_TOL] = p.ratio_tol
     pf[P_INJ_HOLD] = p.inj_hold_m3_h_s
+    pf[P_OSC_AMP_BAD] = p.osc_amp_bad_bar
     pi = np.zeros(I_N, np.int64)
     pi[I_INTERP] = int(p.grade_interpolate)
     pi[I_W_CV] = p.points(p.cv_window_s)

@@ -121,9 +121,7 @@ def test_rolling_cvs_and_ratio_match_pandas() -> None:
         s = pd.Series(x).rolling(w, min_periods=w // 2)
         return (s.std() / s.mean().abs()).to_numpy()
 
-    tq = np.nansum(
-        [v["torque_a_pct"], np.where(q["torque_b_pct"] == 2, np.nan, v["torque_b_pct"])], 0
-    )
+    tq = v["torque_a_pct"] + np.where(q["torque_b_pct"] == 2, np.nan, v["torque_b_pct"])
     np.testing.assert_allclose(r["cv_flow"], cv(v["q_return_m3_h"]), rtol=1e-8, equal_nan=True)
     np.testing.assert_allclose(r["cv_density"], cv(v["rho_mix_kg_m3"]), rtol=1e-8, equal_nan=True)
     np.testing.assert_allclose(r["cv_torque"], cv(tq), rtol=1e-8, equal_nan=True)
