@@ -250,7 +250,8 @@ class HilSession:
         res = run.results()
         t = res["t_ns"]
         cum = res["cum_rey_kg"]
-        ok = np.isfinite(cum)
+        # integration starts at the first grid point with a valid rate (cum is 0 before it)
+        ok = np.isfinite(cum) & np.isfinite(res["rey_kg_h"])
         t_a, t_b = int(t[ok][0]), int(t[ok][-1])
         daq = float(cum[ok][-1] - cum[ok][0])
         u95 = float(res["u95_cum_rey_kg"][ok][-1])

@@ -174,7 +174,9 @@ def replay(
             last[k] = float(p.columns[k][-1])
         last["t_ns"] = float(p.t_ns[-1])
         if not first:
-            ok = np.flatnonzero(np.isfinite(p.columns["cum_rey_kg"]))
+            ok = np.flatnonzero(
+                np.isfinite(p.columns["cum_rey_kg"]) & np.isfinite(p.columns["rey_kg_h"])
+            )
             if ok.size:
                 first["t_ns"] = float(p.t_ns[ok[0]])
                 first["cum_rey_kg"] = float(p.columns["cum_rey_kg"][ok[0]])
