@@ -12,6 +12,7 @@ cumulative totals, when the processing sections did not change.
 from __future__ import annotations
 
 import asyncio
+import faulthandler
 import logging
 import signal
 from collections.abc import Mapping
@@ -100,8 +101,6 @@ class Daemon:
             (signal.SIGHUP, "reload"),
         ):
             loop.add_signal_handler(sig, self._events.put_nowait, name)
-        warm_s = await asyncio.to_thread(warm_up, self.cfg)
-        log.info("kernels ready in %.2f s", warm_s)
         await self._start(self.cfg, None)
         assert self.pipeline is not None
         log.info("running: run %s, data in %s", self.pipeline.outputs.run_id, self.data_dir)
@@ -181,5 +180,9 @@ def run_daemon(
     from chikyu_daq.logs import setup_logging
 
     setup_logging()
+    faulthandler.enable()  # a native crash leaves a traceback in the journal
     cfg = load_or_exit(config_path)
+    # Compile or load the kernels on the main thread, before READY: LLVM compiling in a
+    # worker thread has crashed the interpreter at exit.
+    log.info("kernels ready in %.2f s", warm_up(cfg))
     return asyncio.run(Daemon(config_path, cfg, data_dir=data_dir, endpoints=endpoints).run())
