@@ -288,8 +288,8 @@ def test_replay_equals_live(live: LiveRun, tmp_path: Path) -> None:
 
 
 def test_kill9_then_restart_loses_nothing(rig: Path, tmp_path: Path) -> None:
-    influxd = Influxd(tmp_path / "influxd")
     (tmp_path / "influxd").mkdir()
+    influxd = Influxd(tmp_path / "influxd")
     cfg = daemon_config(tmp_path / "daq.toml", influx_url=influxd.url, mqtt_port=None)
     # InfluxDB is down at first: lines pile up in the spool
     first = start_daemon(tmp_path, cfg, rig, "first")
