@@ -136,6 +136,7 @@ def init_state(params: ChainParams) -> ChainState:
     sf = np.zeros(K.F_N_)
     sf[K.F_SLOPE_P] = np.nan
     sf[K.F_SLOPE_Q] = np.nan
+    sf[K.F_Z] = np.nan
     si = np.zeros(K.S_N_, np.int64)
     return ChainState(
         si=si,
@@ -147,10 +148,10 @@ def init_state(params: ChainParams) -> ChainState:
         h_cnt=np.zeros(3, np.int64),
         a_ring=np.full((4, int(pi[K.P.I_W_CV])), np.nan),
         a_cnt=np.zeros(4, np.int64),
-        a_mom=np.zeros((4, 2)),
+        a_mom=np.zeros((4, 3)),
         b_ring=np.full((3, int(pi[K.P.I_W_CMP])), np.nan),
         b_cnt=np.zeros(3, np.int64),
-        b_mom=np.zeros((3, 2)),
+        b_mom=np.zeros((3, 3)),
         hist=np.full((2, p.points(p.max_transit_s)), np.nan),
         lane=np.full((2, int(pi[K.P.I_W_SLOPE])), np.nan),
         o_ring=osc.ring,
@@ -196,29 +197,31 @@ def _merge_assays(
     return state._replace(assay_t=all_t, assay_g=all_g, assay_u=all_u)
 
 
-def _stack(block: Block) -> tuple[NDArray[np.int64], NDArray[np.float64], NDArray[np.uint8]]:
+def _columns(
+    block: Block,
+) -> tuple[NDArray[np.int64], tuple[NDArray[np.float64], ...], tuple[NDArray[np.uint8], ...]]:
     t = np.ascontiguousarray(block.t_ns, dtype=np.int64)
     n = t.shape[0]
-    vals = np.empty((len(ROLES), n))
-    qual = np.empty((len(ROLES), n), np.uint8)
-    for r, name in enumerate(ROLES):
+    vals = []
+    qual = []
+    for name in ROLES:
         try:
-            v = block.values[name]
-            q = block.quality[name]
+            v = np.ascontiguousarray(block.values[name], dtype=np.float64)
+            q = np.ascontiguousarray(block.quality[name], dtype=np.uint8)
         except KeyError:
             raise ValueError(f"block lacks role {name!r}") from None
         if v.shape != (n,) or q.shape != (n,):
             raise ValueError(f"role {name!r} has shape {v.shape}/{q.shape}, expected ({n},)")
-        vals[r] = v
-        qual[r] = q
-    return t, vals, qual
+        vals.append(v)
+        qual.append(q)
+    return t, tuple(vals), tuple(qual)
 
 
 def process_block(
     params: ChainParams, state: ChainState, block: Block
 ) -> tuple[ChainResult, ChainState]:
     """Run the chain over one block; ``state`` is updated in place and returned."""
-    t, vals, qual = _stack(block)
+    t, vals, qual = _columns(block)
     if t.shape[0] > 1 and np.any(np.diff(t) <= 0):
         raise ValueError("block t_ns must be strictly increasing")
     state = _merge_assays(state, block.assay_t_ns, block.assay_rey_ppm, block.assay_u_rey_ppm)

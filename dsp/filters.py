@@ -117,56 +117,56 @@ def meanvar_step(
     cnt: NDArray[np.int64],
     mom: NDArray[np.float64],
 ) -> None:
-    """Welford add/remove of ``x`` in window row ``c``; exact two-pass refresh at each wrap.
+    """Slide window row ``c`` by one slot (``pos``), adding ``x`` (NaN = invalid).
 
-    ``mom[c, 0]`` is the mean, ``mom[c, 1]`` the sum of squared deviations. Removal updates
-    drift slowly, so the moments are recomputed from the ring whenever ``pos`` wraps to 0: the
-    error stays bounded by one window of updates and the refresh points depend only on the
-    absolute sample index, which keeps chunked runs bit-identical to one pass.
+    Shifted sums: ``mom[c] = (sum(x - K), sum((x - K)^2), K)`` with the shift ``K`` near the
+    window mean, so the variance does not cancel catastrophically at large offsets and an
+    update needs no division. Whenever ``pos`` wraps to 0 the sums are recomputed exactly from
+    the ring (two-pass, ``K`` = the window mean), which bounds rounding drift to one window of
+    updates; refresh points depend only on the absolute index, so chunked == one pass.
     """
     w = ring.shape[1]
     old = ring[c, pos]
     n = cnt[c]
-    mean = mom[c, 0]
-    m2 = mom[c, 1]
+    s1 = mom[c, 0]
+    s2 = mom[c, 1]
+    k = mom[c, 2]
     if not np.isnan(old):
         n -= 1
-        if n == 0:
-            mean = 0.0
-            m2 = 0.0
-        else:
-            d = old - mean
-            mean -= d / n
-            m2 -= d * (old - mean)
+        d = old - k
+        s1 -= d
+        s2 -= d * d
     if not np.isnan(x):
+        if n == 0:  # empty window: restart the shift at this value
+            k = x
+            s1 = 0.0
+            s2 = 0.0
         n += 1
-        d = x - mean
-        mean += d / n
-        m2 += d * (x - mean)
+        d = x - k
+        s1 += d
+        s2 += d * d
     ring[c, pos] = x
     if pos == w - 1:
-        k = 0
-        s = 0.0
+        m = 0
+        tot = 0.0
         for j in range(w):
             v = ring[c, j]
             if not np.isnan(v):
-                s += v
-                k += 1
-        if k > 0:
-            mean = s / k
-            s2 = 0.0
-            for j in range(w):
-                v = ring[c, j]
-                if not np.isnan(v):
-                    s2 += (v - mean) * (v - mean)
-            m2 = s2
-        else:
-            mean = 0.0
-            m2 = 0.0
-        n = k
+                tot += v
+                m += 1
+        k = tot / m if m > 0 else 0.0
+        s1 = 0.0
+        s2 = 0.0
+        for j in range(w):
+            v = ring[c, j]
+            if not np.isnan(v):
+                s1 += v - k
+                s2 += (v - k) * (v - k)
+        n = m
     cnt[c] = n
-    mom[c, 0] = mean
-    mom[c, 1] = max(m2, 0.0)
+    mom[c, 0] = s1
+    mom[c, 1] = s2
+    mom[c, 2] = k
 
 
 @njit(cache=True, nogil=True)
@@ -177,7 +177,8 @@ def meanvar_get(
     n = cnt[c]
     if n < min_count or n < 2:
         return np.nan, np.nan
-    return mom[c, 0], mom[c, 1] / (n - 1)
+    s1 = mom[c, 0]
+    return mom[c, 2] + s1 / n, max(mom[c, 1] - s1 * s1 / n, 0.0) / (n - 1)
 
 
 @njit(cache=True, nogil=True)
@@ -262,7 +263,7 @@ def meanvar_init(window: int, channels: int = 1) -> MeanVarState:
         np.zeros(1, np.int64),
         np.full((channels, window), np.nan),
         np.zeros(channels, np.int64),
-        np.zeros((channels, 2)),
+        np.zeros((channels, 3)),
     )
 
 

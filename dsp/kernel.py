@@ -17,6 +17,9 @@ from .alarms import alarm_step
 from .filters import hampel_step, meanvar_get, meanvar_step
 from .spectrum import OF_AMP, OF_FREQ, OF_SHARE, osc_step
 
+Rows = tuple[NDArray[np.float64], ...]  # one contiguous array per role: no stacking copy
+QRows = tuple[NDArray[np.uint8], ...]
+
 # input roles (rows of vals / qual)
 (R_QRET, R_QINJ, R_RHO, R_PCOL, R_PMID, R_PUP, R_PDIS, R_PRET, R_TQA, R_TQB, R_N) = range(11)
 
@@ -103,9 +106,21 @@ QUALITY_FIELDS = ("q_yield", "q_cumulative", "q_stability")
 (Q_YIELD, Q_CUM, Q_STAB, Q_N) = range(4)
 
 # int scalar state
-(S_N, S_HAS_LAST, S_LAST_T, S_GAPS, S_E2_PTR, S_BITS, S_LANE_N, S_LANE_CP, S_LANE_CQ, S_N_) = range(
-    10
-)
+(
+    S_N,
+    S_HAS_LAST,
+    S_LAST_T,
+    S_GAPS,
+    S_E2_PTR,
+    S_BITS,
+    S_LANE_N,
+    S_LANE_CP,
+    S_LANE_CQ,
+    S_LC1,
+    S_LC2,
+    S_LC3,
+    S_N_,
+) = range(13)
 # float scalar state
 (
     F_CUM,
@@ -119,18 +134,21 @@ QUALITY_FIELDS = ("q_yield", "q_cumulative", "q_stability")
     F_LANE_SQ,
     F_SLOPE_P,
     F_SLOPE_Q,
+    F_LS1,
+    F_LS2,
+    F_LS3,
+    F_Z,
     F_N_,
-) = range(12)
+) = range(16)
 N_SYS = 5  # systematic sources: flow calibration, density calibration, rho_s, rho_w, grade
 
 
-@njit(cache=True, nogil=True)
-def _valid(vals: NDArray[np.float64], qual: NDArray[np.uint8], r: int, i: int) -> float:
-    v = vals[r, i]
-    return v if qual[r, i] < 2 else np.nan
+@njit(cache=True, nogil=True, inline="always")
+def _valid(v: NDArray[np.float64], q: NDArray[np.uint8], i: int) -> float:
+    return v[i] if q[i] < 2 else np.nan
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _ratio_cv(c: int, cnt: NDArray[np.int64], mom: NDArray[np.float64], min_count: int) -> float:
     m, var = meanvar_get(c, cnt, mom, min_count)
     if np.isnan(m) or abs(m) < 1e-12:
@@ -165,7 +183,7 @@ def _slope(ring: NDArray[np.float64], c: int, head: int, min_count: int) -> floa
     return sxy / sxx if sxx > 0.0 else np.nan
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _component(x: float, bad: float) -> float:
     """1 at x = 0 falling linearly to 0 at x = bad."""
     return 1.0 - min(max(x / bad, 0.0), 1.0)
@@ -174,8 +192,8 @@ def _component(x: float, bad: float) -> float:
 @njit(cache=True, nogil=True)
 def chain_kernel(
     t: NDArray[np.int64],
-    vals: NDArray[np.float64],
-    qual: NDArray[np.uint8],
+    vals: Rows,
+    qual: QRows,
     pf: NDArray[np.float64],
     pi: NDArray[np.int64],
     alarm_tab: NDArray[np.float64],
@@ -231,14 +249,39 @@ def chain_kernel(
     n_assay = assay_t.shape[0]
     k_assay = 0
     sens = np.empty(N_SYS)
+    uq = pf[P.P_UQ_SYS]
+    a0 = si[S_N]
+    pos_h = a0 % w_h
+    pos_a = a0 % w_a
+    pos_hist = a0 % h_len
+    pos_lane = a0 % lane_len
+    p_slot = si[S_E2_PTR] % h_len
+    v_qret = vals[R_QRET]
+    q_qret = qual[R_QRET]
+    v_qinj = vals[R_QINJ]
+    q_qinj = qual[R_QINJ]
+    v_rho = vals[R_RHO]
+    q_rho = qual[R_RHO]
+    v_pcol = vals[R_PCOL]
+    q_pcol = qual[R_PCOL]
+    v_pmid = vals[R_PMID]
+    q_pmid = qual[R_PMID]
+    v_pup = vals[R_PUP]
+    q_pup = qual[R_PUP]
+    v_pdis = vals[R_PDIS]
+    q_pdis = qual[R_PDIS]
+    v_tqa = vals[R_TQA]
+    q_tqa = qual[R_TQA]
+    v_tqb = vals[R_TQB]
+    q_tqb = qual[R_TQB]
     for i in range(n):
         a = si[S_N]
         ti = t[i]
         # --- despiked primary channels -------------------------------------------------
         q_ret, rep_r = hampel_step(
-            _valid(vals, qual, R_QRET, i),
+            _valid(v_qret, q_qret, i),
             0,
-            a % w_h,
+            pos_h,
             h_ring,
             h_srt,
             h_cnt,
@@ -247,9 +290,9 @@ def chain_kernel(
             w_h // 2 + 1,
         )
         q_inj, _rep_i = hampel_step(
-            _valid(vals, qual, R_QINJ, i),
+            _valid(v_qinj, q_qinj, i),
             1,
-            a % w_h,
+            pos_h,
             h_ring,
             h_srt,
             h_cnt,
@@ -258,9 +301,9 @@ def chain_kernel(
             w_h // 2 + 1,
         )
         rho, rep_d = hampel_step(
-            _valid(vals, qual, R_RHO, i),
+            _valid(v_rho, q_rho, i),
             2,
-            a % w_h,
+            pos_h,
             h_ring,
             h_srt,
             h_cnt,
@@ -268,8 +311,8 @@ def chain_kernel(
             pf[P.P_H_FLOOR_RHO],
             w_h // 2 + 1,
         )
-        q_q = qual[R_QRET, i]
-        q_d = qual[R_RHO, i]
+        q_q = q_qret[i]
+        q_d = q_rho[i]
         if rep_r:
             q_q = max(q_q, 1)
         if rep_d:
@@ -288,21 +331,27 @@ def chain_kernel(
             sf[F_Q_HOLD] = max(q_ret, 0.0)
         vol = sf[F_V] + sf[F_Q_HOLD] * dt / 3600.0
         sf[F_V] = vol
-        hist[0, a % h_len] = vol
-        hist[1, a % h_len] = rho_s * phi_b * (q_ret - q_inj) / 3600.0
+        hist[0, pos_hist] = vol
+        hist[1, pos_hist] = rho_s * phi_b * (q_ret - q_inj) / 3600.0
         target = vol - pf[P.P_LEG_V]
-        p = max(si[S_E2_PTR], a - h_len + 1)
-        while p + 1 <= a and hist[0, (p + 1) % h_len] <= target:
+        p = si[S_E2_PTR]
+        if p < a - h_len + 1:  # the transit outgrew the history: restart at its oldest end
+            p = a - h_len + 1
+            p_slot = p % h_len
+        nxt = p_slot + 1 if p_slot + 1 < h_len else 0
+        while p + 1 <= a and hist[0, nxt] <= target:
             p += 1
+            p_slot = nxt
+            nxt = p_slot + 1 if p_slot + 1 < h_len else 0
         si[S_E2_PTR] = p
         ms2 = np.nan
         transit = np.nan
-        if p + 1 <= a and hist[0, p % h_len] <= target:
-            v0 = hist[0, p % h_len]
-            v1 = hist[0, (p + 1) % h_len]
+        if p + 1 <= a and hist[0, p_slot] <= target:
+            v0 = hist[0, p_slot]
+            v1 = hist[0, nxt]
             frac = (target - v0) / (v1 - v0)
-            m0 = hist[1, p % h_len]
-            ms2 = m0 + frac * (hist[1, (p + 1) % h_len] - m0)
+            m0 = hist[1, p_slot]
+            ms2 = m0 + frac * (hist[1, nxt] - m0)
             transit = (a - p - frac) * dt
         out[O_MS2, i] = ms2
         out[O_TRANSIT, i] = transit
@@ -310,9 +359,9 @@ def chain_kernel(
         vel = q_s / pf[P.P_AREA_RET]
         fr = pf[P.P_FRIC_PER_M] * vel * vel
         g = pf[P.P_G]
-        p_c = _valid(vals, qual, R_PCOL, i)
-        p_m = _valid(vals, qual, R_PMID, i)
-        p_u = _valid(vals, qual, R_PUP, i)
+        p_c = _valid(v_pcol, q_pcol, i)
+        p_m = _valid(v_pmid, q_pmid, i)
+        p_u = _valid(v_pup, q_pup, i)
         rho3 = (p_c - p_u) * 1000.0 / ((g + fr) * pf[P.P_DZ_ALL])
         out[O_RHO3, i] = rho3
         out[O_RHO_LO, i] = (p_c - p_m) * 1000.0 / ((g + fr) * pf[P.P_DZ_LO])
@@ -322,16 +371,13 @@ def chain_kernel(
         out[O_CV3, i] = cv3
         out[O_MS3, i] = ms3
         # --- rolling statistics ------------------------------------------------------------
-        tq_a = _valid(vals, qual, R_TQA, i)
-        tq_b = _valid(vals, qual, R_TQB, i)
+        tq_a = _valid(v_tqa, q_tqa, i)
+        tq_b = _valid(v_tqb, q_tqb, i)
         tq = tq_a + tq_b  # NaN if either fails: a missing pump would fake a torque swing
-        meanvar_step(q_ret, 0, a % w_a, a_ring, a_cnt, a_mom)
-        meanvar_step(rho, 1, a % w_a, a_ring, a_cnt, a_mom)
-        meanvar_step(tq, 2, a % w_a, a_ring, a_cnt, a_mom)
-        meanvar_step(q_inj, 3, a % w_a, a_ring, a_cnt, a_mom)
-        meanvar_step(ms1, 0, a % w_b, b_ring, b_cnt, b_mom)
-        meanvar_step(ms2, 1, a % w_b, b_ring, b_cnt, b_mom)
-        meanvar_step(ms3, 2, a % w_b, b_ring, b_cnt, b_mom)
+        meanvar_step(q_ret, 0, pos_a, a_ring, a_cnt, a_mom)
+        meanvar_step(rho, 1, pos_a, a_ring, a_cnt, a_mom)
+        meanvar_step(tq, 2, pos_a, a_ring, a_cnt, a_mom)
+        meanvar_step(q_inj, 3, pos_a, a_ring, a_cnt, a_mom)
         cvf = _ratio_cv(0, a_cnt, a_mom, min_a)
         cvd = _ratio_cv(1, a_cnt, a_mom, min_a)
         cvt = _ratio_cv(2, a_cnt, a_mom, min_a)
@@ -342,24 +388,16 @@ def chain_kernel(
         out[O_CVD, i] = cvd
         out[O_CVT, i] = cvt
         out[O_RATIO, i] = ratio
-        # --- estimator comparison over the same window -------------------------------------
-        m1, _ = meanvar_get(0, b_cnt, b_mom, min_b)
-        m2, _ = meanvar_get(1, b_cnt, b_mom, min_b)
-        m3, _ = meanvar_get(2, b_cnt, b_mom, min_b)
-        uq = pf[P.P_UQ_SYS]
-        dms_drho = rho_s * mq / 3600.0 / d_sw  # kg/s per kg/m3
-        u1_rho2 = (dms_drho * pf[P.P_URHO_SYS]) ** 2
-        z = np.nan
-        if not np.isnan(m1) and not np.isnan(m3):
-            u3 = dms_drho * np.sqrt(2.0) * pf[P.P_UP_KPA] * 1000.0 / (g * pf[P.P_DZ_ALL])
-            z = abs(m3 - m1) / np.sqrt(u1_rho2 + u3 * u3)  # flow error is common: left out
-        if not np.isnan(m1) and not np.isnan(m2):
-            u_qmud2 = (uq * mq) ** 2 + (uq * mqi) ** 2
-            u2_2 = (rho_s * phi_b / 3600.0) ** 2 * u_qmud2
-            u2_2 += (m2 * pf[P.P_URHO_B] / (phi_b * d_sw)) ** 2
-            z2 = abs(m2 - m1) / np.sqrt(u1_rho2 + (m1 * uq) ** 2 + u2_2)
-            z = z2 if np.isnan(z) else max(z, z2)
-        out[O_Z, i] = z
+        # 1 s sums of the three estimates, compared over the same window at each lane step
+        if not np.isnan(ms1):
+            sf[F_LS1] += ms1
+            si[S_LC1] += 1
+        if not np.isnan(ms2):
+            sf[F_LS2] += ms2
+            si[S_LC2] += 1
+        if not np.isnan(ms3):
+            sf[F_LS3] += ms3
+            si[S_LC3] += 1
         # --- grade -------------------------------------------------------------------------
         while k_assay < n_assay and assay_t[k_assay] <= ti:
             k_assay += 1
@@ -429,7 +467,7 @@ def chain_kernel(
         margin = vel / pf[P.P_VC]
         out[O_VEL, i] = vel
         out[O_MARGIN, i] = margin
-        p_d = _valid(vals, qual, R_PDIS, i)
+        p_d = _valid(v_pdis, q_pdis, i)
         osc_step(
             p_d,
             pi[P.I_DECIM],
@@ -459,7 +497,9 @@ def chain_kernel(
         if not np.isnan(q_inj):
             sf[F_LANE_SQ] += q_inj
             si[S_LANE_CQ] += 1
-        if (a + 1) % lane_len == 0:
+        pos_lane += 1
+        if pos_lane == lane_len:
+            pos_lane = 0
             ln = si[S_LANE_N]
             lane[0, ln % w_s] = sf[F_LANE_SP] / si[S_LANE_CP] if si[S_LANE_CP] > 0 else np.nan
             lane[1, ln % w_s] = sf[F_LANE_SQ] / si[S_LANE_CQ] if si[S_LANE_CQ] > 0 else np.nan
@@ -473,6 +513,31 @@ def chain_kernel(
             if ln >= w_s:
                 sf[F_SLOPE_P] = _slope(lane, 0, ln % w_s, w_s // 2) / step_s
                 sf[F_SLOPE_Q] = _slope(lane, 1, ln % w_s, w_s // 2) / step_s
+            pb = (ln - 1) % w_b
+            for c3 in range(3):
+                cnt_l = si[S_LC1 + c3]
+                mean_l = sf[F_LS1 + c3] / cnt_l if cnt_l > 0 else np.nan
+                meanvar_step(mean_l, c3, pb, b_ring, b_cnt, b_mom)
+                sf[F_LS1 + c3] = 0.0
+                si[S_LC1 + c3] = 0
+            m1, _ = meanvar_get(0, b_cnt, b_mom, min_b)
+            m2, _ = meanvar_get(1, b_cnt, b_mom, min_b)
+            m3, _ = meanvar_get(2, b_cnt, b_mom, min_b)
+            dms_drho = rho_s * mq / 3600.0 / d_sw  # kg/s per kg/m3
+            u1_rho2 = (dms_drho * pf[P.P_URHO_SYS]) ** 2
+            z = np.nan
+            if not np.isnan(m1) and not np.isnan(m3):
+                u3 = dms_drho * np.sqrt(2.0) * pf[P.P_UP_KPA] * 1000.0 / (g * pf[P.P_DZ_ALL])
+                z = abs(m3 - m1) / np.sqrt(u1_rho2 + u3 * u3)  # flow error is common: left out
+            if not np.isnan(m1) and not np.isnan(m2):
+                u_qmud2 = (uq * mq) ** 2 + (uq * mqi) ** 2
+                u2_2 = (rho_s * phi_b / 3600.0) ** 2 * u_qmud2
+                u2_2 += (m2 * pf[P.P_URHO_B] / (phi_b * d_sw)) ** 2
+                z2 = abs(m2 - m1) / np.sqrt(u1_rho2 + (m1 * uq) ** 2 + u2_2)
+                z = z2 if np.isnan(z) else max(z, z2)
+            sf[F_Z] = z
+        z = sf[F_Z]
+        out[O_Z, i] = z
         slope_p = sf[F_SLOPE_P]
         slope_q = sf[F_SLOPE_Q]
         plug = np.nan
@@ -499,7 +564,7 @@ def chain_kernel(
         stab = min(stab, c) if not np.isnan(c) else stab
         stab = np.nan if np.isinf(stab) else stab
         out[O_STAB, i] = stab
-        q_in = max(max(q_q, qual[R_QINJ, i]), max(q_d, qual[R_PDIS, i]))
+        q_in = max(max(q_q, q_qinj[i]), max(q_d, q_pdis[i]))
         if np.isnan(stab):
             oq[Q_STAB, i] = 2
         elif q_in > 0 or np.isnan(tq):
@@ -535,3 +600,7 @@ def chain_kernel(
             b |= al_active[k] << k
         bits[i] = b
         si[S_N] = a + 1
+        # ring positions advance together with the absolute index (no modulo in the loop)
+        pos_h = pos_h + 1 if pos_h + 1 < w_h else 0
+        pos_a = pos_a + 1 if pos_a + 1 < w_a else 0
+        pos_hist = pos_hist + 1 if pos_hist + 1 < h_len else 0

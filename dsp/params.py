@@ -253,7 +253,7 @@ def pack(p: ChainParams) -> tuple[NDArray[np.float64], NDArray[np.int64], NDArra
     pi = np.zeros(I_N, np.int64)
     pi[I_INTERP] = int(p.grade_interpolate)
     pi[I_W_CV] = p.points(p.cv_window_s)
-    pi[I_W_CMP] = p.points(p.compare_window_s)
+    pi[I_W_CMP] = max(2, round(p.compare_window_s))  # 1 s lane steps
     pi[I_LANE] = p.points(1.0)
     pi[I_W_SLOPE] = max(3, round(p.slope_window_s))
     pi[I_DECIM] = p.osc_decim

@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from dsp.alarms import AlarmSpec
 from dsp.chain import OUTPUT_FIELDS, ChainResult, init_state, process_block
 from dsp.params import ChainParams
 from tests.dsp.dsp_synth import grid, make_block, nominal, pressures_kpa
@@ -162,6 +163,20 @@ def test_deposition_alarm_on_flow_drop() -> None:
     assert len(ev) == 2
     assert ev[0][0] == "raise" and 80 <= ev[0][1] <= 80 + half_window + 0.1
     assert ev[1][0] == "clear" and 180 <= ev[1][1] <= 180 + half_window + 0.1
+
+
+def test_densitometer_step_raises_estimator_disagreement_and_clears() -> None:
+    """E1 follows a drifting densitometer; E2 and E3 do not, so the estimators disagree."""
+    p = dataclasses.replace(FAST, estimator_disagreement=AlarmSpec(3.0, 2.0, 60.0))
+    n = 6000
+    t, v, q = nominal(n, p)
+    v["rho_mix_kg_m3"][1000:3000] += 15.0  # from 100 s to 300 s
+    r = run(p, t, v, q)
+    ev = [(e.kind, (e.t_ns - t[0]) / 1e9) for e in r.events if e.alarm == "ESTIMATOR_DISAGREEMENT"]
+    assert [k for k, _ in ev] == ["raise", "clear"]
+    assert 160 <= ev[0][1] <= 175  # z passes 3 within seconds, then 60 s minimum duration
+    assert 360 <= ev[1][1] <= 400  # the 30 s comparison window empties, then 60 s again
+    assert np.nanmax(r["disagreement_z"][:900]) < 2.0
 
 
 def test_gap_longer_than_max_gap_is_not_integrated_and_reported() -> None:
