@@ -107,11 +107,15 @@ class Stability(Strict):
     injection_hold_m3_h_s: PositiveFloat = 0.01
     hampel_window: Annotated[int, Field(ge=3)] = 31
     hampel_n_sigma: PositiveFloat = 4.0
+    #: Despiking ignores deviations below these floors (keep them above sensor noise).
+    hampel_floor_flow_m3_h: PositiveFloat = 2.0
+    hampel_floor_rho_kg_m3: PositiveFloat = 3.0
     osc_n_fft: Annotated[int, Field(ge=64)] = 2048
     osc_decim: Annotated[int, Field(ge=1)] = 2
     osc_update_s: PositiveFloat = 10.0
     osc_f_lo_hz: PositiveFloat = 0.02
     osc_f_hi_hz: PositiveFloat = 2.0
+    osc_amp_bad_bar: PositiveFloat = 1.0
     margin_ok: Annotated[float, Field(gt=1.0)] = 1.5
     cv_flow_bad: PositiveFloat = 0.2
     cv_density_bad: PositiveFloat = 0.05
