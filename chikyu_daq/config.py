@@ -17,6 +17,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, PositiveFloat, ValidationError, model_validator
 
 from drivers.spec import Bus, Device, RegisterMap, SentenceMap, Strict
+from dsp.params import ALARM_NAMES as CHAIN_ALARM_NAMES
 
 
 class Site(Strict):
@@ -149,15 +150,8 @@ class Alarm(Strict):
         return self
 
 
-ALARM_NAMES = (
-    "DEPOSITION_RISK",
-    "SLUGGING",
-    "PLUG_SUSPECTED",
-    "PUMP_SURGE",
-    "FLOW_IMBALANCE",
-    "ESTIMATOR_DISAGREEMENT",
-    "SENSOR_FAULT",
-)
+#: The chain's alarms plus SENSOR_FAULT, which the processor derives from channel quality.
+ALARM_NAMES = (*CHAIN_ALARM_NAMES, "SENSOR_FAULT")
 
 
 class Recorder(Strict):

@@ -38,6 +38,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from chikyu_daq.durable import fsync_dir
 from chikyu_daq.recording import RAW_SCHEMA, segment_files
 
 __all__ = ["Recorder"]
@@ -45,14 +46,6 @@ __all__ = ["Recorder"]
 log = logging.getLogger(__name__)
 
 Block = Mapping[str, tuple[np.ndarray, np.ndarray, np.ndarray]]
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _write_atomic(table: pa.Table, path: Path) -> None:
@@ -63,7 +56,7 @@ def _write_atomic(table: pa.Table, path: Path) -> None:
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
 
 
 def _utc(t_ns: int) -> str:
@@ -101,7 +94,7 @@ class _Segmented:
         d = self.parts_dir()
         if not d.exists():
             d.mkdir()
-            _fsync_dir(self.folder)
+            fsync_dir(self.folder)
         self.part += 1
         _write_atomic(table, d / f"{self.part:06d}.parquet")
         self.rows += table.num_rows
@@ -118,7 +111,7 @@ class _Segmented:
                     table = table.unify_dictionaries().combine_chunks()
                 _write_atomic(table, self.folder / f"seg-{self.segment:06d}.parquet")
             shutil.rmtree(d)
-            _fsync_dir(self.folder)
+            fsync_dir(self.folder)
         if self.segment:
             self.segment += 1
         self.part = 0
@@ -168,7 +161,7 @@ class Recorder:
         self._events_fd = os.open(
             self.path / "events.jsonl", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644
         )
-        _fsync_dir(self.path)
+        fsync_dir(self.path)
         self._lock = threading.Lock()  # buffers
         self._io_lock = threading.Lock()  # files
         self._raw_buf: dict[str, list[tuple[np.ndarray, np.ndarray, np.ndarray]]] = {}
@@ -192,7 +185,7 @@ class Recorder:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, self.path / "manifest.json")
-        _fsync_dir(self.path)
+        fsync_dir(self.path)
 
     # -- buffering (any thread) ---------------------------------------------------------------
     def write_raw(self, block: Block) -> None:

@@ -35,6 +35,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from chikyu_daq.durable import fsync_dir
+
 __all__ = ["Batch", "Overflow", "Spool", "SpoolStats"]
 
 log = logging.getLogger(__name__)
@@ -77,14 +79,6 @@ class SpoolStats:
     rejected_lines: int
     torn_bytes: int
     lag_s: float
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class Spool:
@@ -145,7 +139,7 @@ class Spool:
     def _open_segment(self, seg: int) -> int:
         fd = os.open(self._path(seg), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         self._sizes[seg] = os.fstat(fd).st_size
-        _fsync_dir(self._seg_dir)
+        fsync_dir(self._seg_dir)
         return fd
 
     def _delete_segment(self, seg: int) -> None:
@@ -170,7 +164,7 @@ class Spool:
         finally:
             os.close(fd)
         os.replace(tmp, self.directory / "cursor.json")
-        _fsync_dir(self.directory)
+        fsync_dir(self.directory)
 
     # -- writing ----------------------------------------------------------------------------
     def append(self, lines: bytes) -> bool:
@@ -328,7 +322,7 @@ class Spool:
         base = self._rej_dir / f"{stamp}-{batch.segment:012d}-{batch.start:012d}"
         base.with_suffix(".lp").write_bytes(batch.data)
         base.with_suffix(".reason").write_text(reason + "\n", encoding="utf-8")
-        _fsync_dir(self._rej_dir)
+        fsync_dir(self._rej_dir)
         with self._lock:
             self.rejected_lines += batch.lines
         self.commit(batch)
