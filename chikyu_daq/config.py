@@ -111,12 +111,12 @@ class Stability(Strict):
     #: Despiking ignores deviations below these floors (keep them above sensor noise).
     hampel_floor_flow_m3_h: PositiveFloat = 2.0
     hampel_floor_rho_kg_m3: PositiveFloat = 3.0
-    osc_n_fft: Annotated[int, Field(ge=64)] = 2048
+    osc_n_fft: Annotated[int, Field(ge=64)] = 512
     osc_decim: Annotated[int, Field(ge=1)] = 2
     osc_update_s: PositiveFloat = 10.0
     osc_f_lo_hz: PositiveFloat = 0.02
     osc_f_hi_hz: PositiveFloat = 2.0
-    osc_amp_bad_bar: PositiveFloat = 1.0
+    osc_amp_bad_bar: PositiveFloat = 0.1
     margin_ok: Annotated[float, Field(gt=1.0)] = 1.5
     cv_flow_bad: PositiveFloat = 0.2
     cv_density_bad: PositiveFloat = 0.05
