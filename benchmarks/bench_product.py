@@ -127,14 +127,20 @@ def bench_live(tmp: Path, seconds: float) -> dict[str, Any]:
         import paho.mqtt.client as mqtt
 
         lat: list[float] = []
+        health: dict[str, Any] = {}
 
         def on_message(_c: Any, _u: Any, msg: Any) -> None:
-            lat.append(time.time() - json.loads(msg.payload)["t_ns"] / 1e9)
+            doc = json.loads(msg.payload)
+            if msg.topic.endswith("/status"):
+                health.update(doc.get("health") or {})
+            else:
+                lat.append(time.time() - doc["t_ns"] / 1e9)
 
         client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="bench-sub")
         client.on_message = on_message
         client.connect("127.0.0.1", port)
         client.subscribe("chikyu/chikyu/yield", qos=1)
+        client.subscribe("chikyu/chikyu/status", qos=1)
         client.loop_start()
         time.sleep(3.0)  # settle: first messages carry start-up effects
         lat.clear()
@@ -152,6 +158,8 @@ def bench_live(tmp: Path, seconds: float) -> dict[str, Any]:
             "cpu_share_one_core": round((cpu1 - cpu0) / (w1 - w0), 4),
             "rss_mb": round(rss, 1),
             "mqtt_messages": int(arr.size),
+            "late_samples": health.get("late_samples"),
+            "grid_points": health.get("grid_points"),
             "latency_ms_p50": round(float(np.percentile(arr, 50)), 1) if arr.size else None,
             "latency_ms_p99": round(float(np.percentile(arr, 99)), 1) if arr.size else None,
             "targets": {"startup_s": 3, "cpu_share": 0.10, "rss_mb": 300, "p99_ms": 250},
@@ -169,11 +177,13 @@ def main() -> None:
     ap.add_argument("--hours", type=float, default=24.0)
     ap.add_argument("--live-s", type=float, default=60.0)
     ap.add_argument("--skip-live", action="store_true")
+    ap.add_argument("--skip-replay", action="store_true")
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     result: dict[str, Any] = {"benchmark": "product", "cores": os.cpu_count()}
-    with tempfile.TemporaryDirectory() as d:
-        result["replay"] = bench_replay(Path(d) / "synth", args.hours)
+    if not args.skip_replay:
+        with tempfile.TemporaryDirectory() as d:
+            result["replay"] = bench_replay(Path(d) / "synth", args.hours)
     if not args.skip_live:
         with tempfile.TemporaryDirectory() as d:
             result["live"] = bench_live(Path(d), args.live_s)

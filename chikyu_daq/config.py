@@ -34,7 +34,7 @@ class Processing(Strict):
     #: A channel with no sample for this long is BAD on the grid.
     staleness_s: PositiveFloat = 2.0
     #: Grid points wait this long for late samples before they are computed.
-    lateness_s: Annotated[float, Field(ge=0.0)] = 0.3
+    lateness_s: Annotated[float, Field(ge=0.0)] = 0.1
     max_gap_s: PositiveFloat = 2.0
 
 
