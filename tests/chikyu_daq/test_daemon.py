@@ -315,3 +315,31 @@ def test_kill9_then_restart_loses_nothing(rig: Path, tmp_path: Path) -> None:
         assert second.proc.wait(40) == 0
     finally:
         influxd.kill()
+
+
+def test_sighup_with_valid_config_restarts_outputs_and_keeps_totals(
+    rig: Path, tmp_path: Path
+) -> None:
+    cfg = daemon_config(tmp_path / "daq.toml", influx_url=None, mqtt_port=None)
+    d = start_daemon(tmp_path, cfg, rig, "reload")
+    try:
+        (first,) = d.run_dirs()
+        wait_until(lambda: len(open_run(first).results().get("t_ns", [])) > 30, 30)
+        # a change outside the processing sections: outputs restart, the processor is kept
+        cfg.write_text(cfg.read_text().replace("segment_s = 600.0", "segment_s = 300.0"))
+        d.proc.send_signal(signal.SIGHUP)
+        wait_until(lambda: len(d.run_dirs()) == 2, 30)
+        second = d.run_dirs()[1]
+        wait_until(lambda: len(open_run(second).results().get("t_ns", [])) > 10, 30)
+        d.proc.send_signal(signal.SIGTERM)
+        assert d.proc.wait(40) == 0
+    finally:
+        if d.proc.poll() is None:
+            d.proc.kill()
+    a, b = open_run(first).results(), open_run(second).results()
+    assert b["t_ns"][0] > a["t_ns"][-1]  # no grid point computed twice
+    assert b["cum_rey_kg"][0] >= a["cum_rey_kg"][-1] > 0  # totals carried on, not reset
+    ev = [e for e in open_run(second).events() if e.get("type") == "reload"]
+    assert ev and ev[0]["processor_kept"] is True and ev[0]["previous_run"] == first.name
+    assert open_run(second).manifest["config"]["recorder"]["segment_s"] == 300.0
+    assert d.notify.seen("RELOADING", "1")
