@@ -78,11 +78,18 @@ def demo(
         bool, typer.Option("--influx", help="Also write to [outputs.influx].")
     ] = False,
     mqtt: Annotated[bool, typer.Option("--mqtt", help="Also publish to [outputs.mqtt].")] = False,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "-c", "--config", help="Installation config for outputs (default: reference)."
+        ),
+    ] = None,
 ) -> None:
     """Emulated hardware, the real pipeline, a live dashboard; summary against plant truth."""
     from chikyu_daq.demo import demo_main
 
-    raise SystemExit(demo_main(scenario, duration, data_dir, influx, mqtt))
+    base = load_or_exit(config) if config else None
+    raise SystemExit(demo_main(scenario, duration, data_dir, influx, mqtt, base))
 
 
 def _register() -> None:

@@ -19,6 +19,7 @@ from rich.live import Live
 from rich.panel import Panel
 from rich.table import Table
 
+from chikyu_daq.config import Config
 from chikyu_daq.hil_session import HilSession, Score
 from chikyu_daq.pipeline import LiveView
 
@@ -147,7 +148,14 @@ class _Null:
         return None
 
 
-def demo_main(scenario: str, duration_s: float, data_dir: Path, influx: bool, mqtt: bool) -> int:
+def demo_main(
+    scenario: str,
+    duration_s: float,
+    data_dir: Path,
+    influx: bool,
+    mqtt: bool,
+    base: Config | None = None,
+) -> int:
     from chikyu_daq.logs import setup_logging
     from chikyu_daq.processor import warm_up
     from chikyu_daq.recording import open_run
@@ -162,7 +170,7 @@ def demo_main(scenario: str, duration_s: float, data_dir: Path, influx: bool, mq
         print(f"error: {err}", file=sys.stderr)
         return 2
     session = HilSession(
-        sc, data_dir=data_dir, duration_s=duration_s, influx=influx or None, mqtt=mqtt or None
+        sc, data_dir=data_dir, duration_s=duration_s, cfg=base, influx=influx, mqtt=mqtt
     )
     console.print(
         f"warming up the kernels, then {duration_s:.0f} s of scenario '{sc.name}' "
