@@ -2,8 +2,11 @@
 
 Telegraf's shape: the map is data; `compile_device` groups fields into as few requests as the
 device allows (per function code, <= max registers, holes up to `hole_fill` bridged) and binds
-one decoder per field once. At read time `DevicePlan.decode` only slices and calls decoders,
-then applies the map's quality rules (status bits, frozen counter) to the device's channels.
+the decoding once: each request gets one precompiled `struct` layout for its whole register
+block (word reversal as a register permutation, byte swaps as a little-endian pack), so a reply
+becomes the raw number of every field by one pack and one unpack. At read time
+`DevicePlan.decode` only scales, applies the map's quality rules (status bits, frozen counter;
+nothing is copied while no rule fires) and builds the samples.
 Only function codes 3 and 4 exist here: `ReadRequest` refuses anything else, so no code path
 built from a plan can carry a Modbus write.
 """
@@ -11,10 +14,14 @@ built from a plan can carry a Modbus write.
 from __future__ import annotations
 
 import math
+import struct
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from itertools import pairwise
+from operator import itemgetter
+from typing import Any
 
-from drivers.codec import counts_to_ma, ma_to_eng, raw_decoder
+from drivers.codec import TYPE_CODES, WORD_ORDERS, RawDecoder, counts_to_ma, ma_to_eng, raw_decoder
 from drivers.sample import Batch, Quality, Sample
 from drivers.spec import READ_FUNCTIONS, Device, Field_, RegisterMap
 
@@ -37,6 +44,7 @@ class ReadRequest:
 
 
 FieldDecoder = Callable[[Sequence[int], int], tuple[float, float, Quality]]
+AnalogFn = Callable[[float], tuple[float, Quality]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +55,20 @@ class BoundField:
     offset: int
     decode: FieldDecoder  # -> (engineering value, raw integer-ish value, quality)
     bits: tuple[tuple[int, str], ...]
+    #: what `decode` does after the raw number (used with `PlannedRequest.unpack`):
+    #: value = raw * scale + add, or analog(raw) -> (value, NAMUR quality) first
+    scale: float = 1.0
+    add: float = 0.0
+    analog: AnalogFn | None = None
+
+
+def _analog_fn(f: Field_) -> AnalogFn | None:
+    """Counts -> (engineering value before scale/offset, NAMUR quality), bound once."""
+    a = f.analog
+    if a is None:
+        return None
+    c4, c20, lo, hi = a.counts_at_4ma, a.counts_at_20ma, a.eng_min, a.eng_max
+    return lambda counts: ma_to_eng(counts_to_ma(counts, c4, c20), lo, hi)
 
 
 def _field_decoder(f: Field_) -> FieldDecoder:
@@ -71,10 +93,87 @@ def _field_decoder(f: Field_) -> FieldDecoder:
     return dec
 
 
+#: `(registers of one reply) -> raw number of every field of the request, in field order`.
+Unpacker = Callable[[Sequence[int]], tuple[float, ...]]
+
+
+def _per_field_unpacker(fields: Sequence[Field_], start: int) -> Unpacker:
+    """Field by field through `codec.raw_decoder`: any layout, overlapping fields included."""
+    decs: tuple[tuple[RawDecoder, int], ...] = tuple(
+        (raw_decoder(f.type, f.word_order or "ABCD"), f.address - start) for f in fields
+    )
+
+    def unpack(regs: Sequence[int]) -> tuple[float, ...]:
+        return tuple([dec(regs, off) for dec, off in decs])
+
+    return unpack
+
+
+def block_unpacker(fields: Sequence[Field_], start: int, count: int) -> Unpacker:
+    """One pack + one unpack per reply for the whole block (same numbers as `raw_decoder`).
+
+    Reversed word orders (CDAB, DCBA) become a register permutation applied before packing;
+    byte-swapped orders (BADC, DCBA) are read from a second, little-endian packing of the block.
+    Overlapping fields or a `count` other than the type's width fall back to per-field decoding.
+    """
+    spans = []
+    for i, f in enumerate(fields):
+        code, n = TYPE_CODES[f.type]
+        reverse, swap = WORD_ORDERS[f.word_order or "ABCD"]
+        if f.registers != n:
+            return _per_field_unpacker(fields, start)
+        spans.append((f.address - start, n, code, reverse, swap, i))
+    spans.sort()
+    for (a_off, a_n, *_), (b_off, *_) in pairwise(spans):
+        if a_off + a_n > b_off:
+            return _per_field_unpacker(fields, start)
+    perm = list(range(count))
+    for off, n, _, reverse, _, _ in spans:
+        if reverse:
+            perm[off : off + n] = perm[off : off + n][::-1]
+    layers: list[tuple[Callable[..., bytes], Callable[[bytes], tuple[Any, ...]]]] = []
+    order: list[int] = []
+    for swapped in (False, True):
+        fmt, pos = [">"], 0
+        for off, n, code, _, swap, i in spans:
+            if swap is swapped:
+                fmt.append(f"{2 * (off - pos)}x{code}" if off > pos else code)
+                pos = off + n
+                order.append(i)
+        if len(fmt) > 1:
+            pack = struct.Struct(("<" if swapped else ">") + f"{count}H").pack
+            layers.append((pack, struct.Struct("".join(fmt)).unpack_from))
+    #: int64/uint64 raws become floats (53-bit mantissa) exactly as `raw_decoder` gives them
+    wide = any(f.type in ("int64", "uint64") for f in fields)
+    permute = itemgetter(*perm) if perm != sorted(perm) else None
+    reorder = (
+        itemgetter(*[order.index(i) for i in range(len(fields))])
+        if order != sorted(order)
+        else None
+    )
+    if len(layers) == 1 and permute is None and reorder is None and not wide:
+        pack, unpack_from = layers[0]
+        return lambda regs: unpack_from(pack(*regs))
+
+    def unpack(regs: Sequence[int]) -> tuple[float, ...]:
+        if permute is not None:
+            regs = permute(regs)
+        out: tuple[Any, ...] = ()
+        for pack, unpack_from in layers:
+            out += unpack_from(pack(*regs))
+        if reorder is not None:
+            out = reorder(out)
+        return tuple(map(float, out)) if wide else out
+
+    return unpack
+
+
 @dataclass(frozen=True, slots=True)
 class PlannedRequest:
     request: ReadRequest
     fields: tuple[BoundField, ...]
+    #: raw numbers of `fields` from one reply; `None`: decode field by field
+    unpack: Unpacker | None = None
 
 
 def group_fields(
@@ -110,6 +209,15 @@ class CounterState:
     changed_ns: int = 0
 
 
+_tuple_new = tuple.__new__
+_BIT = (0.0, 1.0)
+_GOOD = Quality.GOOD
+_BAD = Quality.BAD
+
+#: (field index, reply index, channel, scale, add, analog, ((bit, channel), ...)) per field
+_FieldOut = tuple[int, int, str, float, float, AnalogFn | None, tuple[tuple[int, str], ...]]
+
+
 @dataclass
 class DevicePlan:
     """Everything needed to poll one device: unit, requests, decoders, quality semantics."""
@@ -124,9 +232,93 @@ class DevicePlan:
     counter: tuple[str, int, tuple[str, ...]] | None  # (field, stale_after_ns, targets)
     _counter: CounterState = field(default_factory=CounterState)
     frozen: int = 0
+    # Bound at construction from the above: the hot path only indexes.
+    _fast: bool = field(init=False, repr=False, compare=False, default=False)
+    _unpackers: tuple[Unpacker, ...] = field(init=False, repr=False, compare=False, default=())
+    _outs: tuple[_FieldOut, ...] = field(init=False, repr=False, compare=False, default=())
+    _good: tuple[Quality, ...] = field(init=False, repr=False, compare=False, default=())
+    _rule_ix: tuple[tuple[int, int, Quality, tuple[int, ...]], ...] = field(
+        init=False, repr=False, compare=False, default=()
+    )
+    #: (field index, reply index, stale_after_ns, target field indices)
+    _counter_ix: tuple[int, int, int, tuple[int, ...]] | None = field(
+        init=False, repr=False, compare=False, default=None
+    )
+
+    def __post_init__(self) -> None:
+        self._fast = all(p.unpack is not None for p in self.requests)
+        if not self._fast:
+            return
+        self._unpackers = tuple(p.unpack for p in self.requests if p.unpack is not None)
+        dev = self.device_id
+        index: dict[str, int] = {}
+        outs: list[_FieldOut] = []
+        for ri, preq in enumerate(self.requests):
+            for bf in preq.fields:
+                g = len(outs)
+                index[bf.name] = g
+                bits = tuple((bit, f"{dev}.{bname}") for bit, bname in bf.bits)
+                outs.append((g, ri, f"{dev}.{bf.name}", bf.scale, bf.add, bf.analog, bits))
+        self._outs = tuple(outs)
+        self._good = (_GOOD,) * len(outs)
+        self._rule_ix = tuple(
+            (index[src], mask, q, tuple(index[t] for t in targets))
+            for src, mask, q, targets in self.rules
+        )
+        if self.counter is not None:
+            cname, stale_ns, targets = self.counter
+            g = index[cname]
+            self._counter_ix = (g, outs[g][1], stale_ns, tuple(index[t] for t in targets))
 
     def decode(self, replies: Sequence[Sequence[int]], t_ns: Sequence[int]) -> Batch:
         """Turn one reply per planned request (with its midpoint time) into a batch."""
+        if not self._fast:
+            return self._decode_per_field(replies, t_ns)
+        if len(t_ns) != len(replies):
+            raise ValueError(f"{len(replies)} replies but {len(t_ns)} times")
+        raw: tuple[float, ...] = ()
+        for unpack, regs in zip(self._unpackers, replies, strict=True):
+            raw += unpack(regs)
+        # Degradations per field (max with each field's own quality below); shared until one fires
+        deg: Sequence[Quality] = self._good
+        for g, mask, q, targets in self._rule_ix:
+            if int(raw[g]) & mask:
+                worse = deg if isinstance(deg, list) else list(deg)
+                for tg in targets:
+                    if q > worse[tg]:
+                        worse[tg] = q
+                deg = worse
+        if self._counter_ix is not None:
+            g, ri, stale_ns, targets = self._counter_ix
+            t, cval = t_ns[ri], raw[g]
+            st = self._counter
+            if cval != st.value or st.changed_ns == 0:
+                st.value, st.changed_ns = cval, t
+            elif t - st.changed_ns > stale_ns:
+                self.frozen += 1
+                worse = list(deg)
+                for tg in targets:
+                    worse[tg] = _BAD
+                deg = worse
+        new, bit01 = _tuple_new, _BIT
+        out: dict[str, Sample] = {}
+        for g, ri, ch, scale, add, analog, bits in self._outs:
+            r, t, q = raw[g], t_ns[ri], deg[g]
+            if analog is None:
+                out[ch] = new(Sample, (t, r * scale + add, q))
+            else:
+                eng, own = analog(r)
+                if own >= q:
+                    q = own
+                out[ch] = new(Sample, (t, eng * scale + add, q))
+            if bits:
+                ir = int(r)
+                for bit, bch in bits:
+                    out[bch] = new(Sample, (t, bit01[(ir >> bit) & 1], q))
+        return Batch(self.device_id, out)
+
+    def _decode_per_field(self, replies: Sequence[Sequence[int]], t_ns: Sequence[int]) -> Batch:
+        """Through each field's bound decoder (plans built by hand, without `unpack`)."""
         dev = self.device_id
         values: dict[str, tuple[int, float, float, Quality]] = {}
         for preq, regs, t in zip(self.requests, replies, t_ns, strict=True):
@@ -178,10 +370,19 @@ def compile_device(
         start = group[0].address
         count = max(f.address + f.registers for f in group) - start
         bound = tuple(
-            BoundField(f.name, f.address - start, _field_decoder(f), tuple(sorted(f.bits.items())))
+            BoundField(
+                f.name,
+                f.address - start,
+                _field_decoder(f),
+                tuple(sorted(f.bits.items())),
+                float(f.scale),
+                float(f.offset),
+                _analog_fn(f),
+            )
             for f in group
         )
-        planned.append(PlannedRequest(ReadRequest(group[0].function, start, count), bound))
+        request = ReadRequest(group[0].function, start, count)
+        planned.append(PlannedRequest(request, bound, block_unpacker(group, start, count)))
     rules = []
     for r in regmap.quality_rules:
         for n in (r.source, *r.applies_to):

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import random
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from drivers.regmap import ReadRequest, compile_device
-from drivers.sample import Quality
-from drivers.spec import Device, Field_, RegisterMap, Workarounds
+from drivers.regmap import CounterState, DevicePlan, ReadRequest, compile_device
+from drivers.sample import Batch, Quality
+from drivers.spec import REGISTER_COUNT, Device, Field_, RegisterMap, Workarounds
 from tests.drivers.helpers import reference_cfg
 
 
@@ -131,3 +135,115 @@ def test_flowmeter_diagnostics_and_analog_namur() -> None:
     assert math.isnan(b.samples["ai20.pt201"].value)
     assert b.samples["ai20.pt201"].quality == Quality.BAD
     assert b.samples["ai20.tt201"] == (5, 50.0, Quality.UNCERTAIN)
+
+
+# --- the block decoder (one struct layout per request) against the per-field decoders --------
+
+_TYPES = ["int16", "uint16", "int32", "uint32", "int64", "uint64", "float32", "float64"]
+_ORDERS = ["ABCD", "CDAB", "BADC", "DCBA"]
+
+
+def _per_field(plan: DevicePlan) -> DevicePlan:
+    """The same plan decoded field by field through the bound decoders (the reference)."""
+    reqs = tuple(dataclasses.replace(p, unpack=None) for p in plan.requests)
+    return dataclasses.replace(plan, requests=reqs, _counter=CounterState(), frozen=0)
+
+
+def _same(a: Batch, b: Batch) -> None:
+    assert a.device == b.device and list(a.samples) == list(b.samples)
+    for ch, sa in a.samples.items():
+        sb = b.samples[ch]
+        assert sa.t_ns == sb.t_ns and sa.quality == sb.quality, ch
+        assert type(sa.quality) is type(sb.quality) and type(sa.value) is float, ch
+        assert sa.value == sb.value or (math.isnan(sa.value) and math.isnan(sb.value)), ch
+
+
+@st.composite
+def _maps(draw: st.DrawFn) -> RegisterMap:
+    n = draw(st.integers(1, 8))
+    fields, addr = [], {3: 0, 4: 0}
+    for i in range(n):
+        fc = draw(st.sampled_from([3, 4]))
+        t = draw(st.sampled_from(_TYPES))
+        addr[fc] += draw(st.integers(0, 3))  # holes
+        word_order = draw(st.sampled_from(_ORDERS)) if REGISTER_COUNT[t] > 1 else None
+        bits = {0: f"b{i}a", 3: f"b{i}b"} if t in ("uint16", "int32") else {}
+        analog = {"eng_min": -5.0, "eng_max": 95.0} if t == "int16" and i % 2 else None
+        fields.append(
+            Field_(
+                name=f"f{i}",
+                address=addr[fc],
+                function=fc,
+                type=t,
+                word_order=word_order,
+                scale=draw(st.sampled_from([1.0, 0.1, -2.5])),
+                offset=draw(st.sampled_from([0.0, 3.0])),
+                bits=bits,
+                analog=analog,
+            )  # type: ignore[arg-type]
+        )
+        addr[fc] += REGISTER_COUNT[t]
+    names = [f.name for f in fields]
+    rules = [
+        {"source": names[0], "mask": 0x5, "quality": "uncertain", "applies_to": names[1:]},
+        {"source": names[-1], "mask": 0x2, "quality": "bad", "applies_to": names[:2]},
+    ]
+    counter = {"field": names[-1], "stale_after_s": 0.15, "applies_to": names[:1]}
+    return RegisterMap(fields=fields, quality_rules=rules, counter=counter)  # type: ignore[arg-type]
+
+
+@settings(max_examples=200, deadline=None)
+@given(m=_maps(), hole_fill=st.integers(0, 4), seed=st.integers(0, 2**32 - 1))
+def test_block_decoder_matches_per_field_decoders(
+    m: RegisterMap, hole_fill: int, seed: int
+) -> None:
+    fast = compile_device("d", _dev(hole_fill=hole_fill), m)
+    ref = _per_field(fast)
+    assert all(p.unpack is not None for p in fast.requests)
+    rng = random.Random(seed)
+    last: list[list[int]] = []
+    for k in range(6):
+        replies = [
+            [
+                rng.randrange(0x10000) if rng.random() < 0.7 else rng.choice([0, 5, 0x8000, 0xFFFF])
+                for _ in range(p.request.count)
+            ]
+            for p in fast.requests
+        ]
+        if k in (3, 4):  # repeat the previous reply: frozen counter paths
+            replies = last
+        last = replies
+        times = [1_000_000_000 + 100_000_000 * k + i for i in range(len(replies))]
+        try:
+            want = ref.decode(replies, times)
+        except (ValueError, OverflowError) as err:  # a float status source that is NaN or inf
+            with pytest.raises(type(err)):
+                fast.decode(replies, times)
+            continue
+        _same(fast.decode(replies, times), want)
+    assert fast.frozen == ref.frozen
+
+
+def test_overlapping_fields_fall_back_to_per_field_decoding() -> None:
+    m = RegisterMap(
+        fields=[
+            Field_(name="whole", address=0, type="uint32", bits={0: "lsb"}),
+            Field_(name="high", address=0, type="uint16"),
+            Field_(name="low", address=1, type="int16", scale=0.5),
+        ]  # type: ignore[arg-type]
+    )
+    plan = compile_device("d", _dev(), m)
+    b = plan.decode([[0x0001, 0xFFFF]], [7])
+    assert b.samples["d.whole"] == (7, 131071.0, Quality.GOOD)
+    assert b.samples["d.lsb"].value == 1.0
+    assert b.samples["d.high"].value == 1.0 and b.samples["d.low"].value == -0.5
+    _same(b, _per_field(plan).decode([[0x0001, 0xFFFF]], [7]))
+
+
+def test_decode_rejects_reply_count_mismatch() -> None:
+    cfg = reference_cfg()
+    plan = compile_device("p101a", cfg.devices["p101a"], cfg.maps["pump_drive"])
+    with pytest.raises(ValueError):
+        plan.decode([[0] * 10, [0] * 10], [1, 2])
+    with pytest.raises(ValueError):
+        plan.decode([[0] * 10], [1, 2])
