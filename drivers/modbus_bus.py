@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from operator import attrgetter
 
 from drivers.errors import BadReply, DeviceError, ExceptionReply, LinkDown, NoResponse
 from drivers.modbus_transport import ModbusBus, ModbusTransport
@@ -30,6 +31,14 @@ class _Slot:
     stats: DeviceStats
     next_due: float = 0.0
     backoff_s: float = 0.0
+    #: `device.workarounds.pause_between_requests_s`, read once (devices are immutable)
+    pause_s: float = field(init=False, default=0.0)
+
+    def __post_init__(self) -> None:
+        self.pause_s = self.device.workarounds.pause_between_requests_s
+
+
+_due = attrgetter("next_due")
 
 
 class ModbusBusOwner:
@@ -95,11 +104,13 @@ class ModbusBusOwner:
             s.next_due, s.backoff_s = now, 0.0
         silent = 0
         me = asyncio.current_task()
+        slots = self.slots
+        only = slots[0] if len(slots) == 1 else None
         while True:
             if me is not None and me.cancelling():
                 # Python 3.11's wait_for (inside pymodbus) can swallow a cancel that races a reply
                 raise asyncio.CancelledError
-            slot = min(self.slots, key=lambda s: s.next_due)
+            slot = only if only is not None else min(slots, key=_due)
             wait = slot.next_due - loop.time()
             if wait > 0:
                 await asyncio.sleep(wait)
@@ -127,20 +138,26 @@ class ModbusBusOwner:
 
     async def _poll(self, slot: _Slot) -> tuple[bool, bool]:
         """Read every request of one device; (succeeded, failed by silence)."""
-        assert self.transport is not None
-        plan, st = slot.plan, slot.stats
+        transport = self.transport
+        assert transport is not None
+        plan, st, clock = slot.plan, slot.stats, self.clock_ns
+        read, unit, pause = transport.read, plan.unit, slot.pause_s
         replies: list[list[int]] = []
         times: list[int] = []
-        pause = slot.device.workarounds.pause_between_requests_s
-        t0 = self.clock_ns()
+        t0 = clock()
         try:
             for i, preq in enumerate(plan.requests):
                 if pause and i:
                     await asyncio.sleep(pause)
-                t0 = self.clock_ns()
-                regs = await self.transport.read(plan.unit, preq.request)
-                t1 = self.clock_ns()
-                st.latency((t1 - t0) / 1e6)
+                t0 = clock()
+                regs = await read(unit, preq.request)
+                t1 = clock()
+                ms = (t1 - t0) / 1e6  # DeviceStats.latency, inline
+                st.latency_n += 1
+                st.latency_sum_ms += ms
+                st.latency_last_ms = ms
+                if ms > st.latency_max_ms:
+                    st.latency_max_ms = ms
                 replies.append(regs)
                 times.append((t0 + t1) // 2)
         except LinkDown:
@@ -156,7 +173,7 @@ class ModbusBusOwner:
                 st.last_exception_code = err.code
             elif isinstance(err, BadReply):
                 st.bad_replies += 1
-            await self.emit(bad_batch(plan.device_id, plan.channels, (t0 + self.clock_ns()) // 2))
+            await self.emit(bad_batch(plan.device_id, plan.channels, (t0 + clock()) // 2))
             return False, isinstance(err, NoResponse)
         st.polls_ok += 1
         st.state = "ok"

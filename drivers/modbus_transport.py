@@ -99,7 +99,7 @@ class ModbusTransport:
             raise BadReply(str(err)) from None
         if rr.isError():
             raise ExceptionReply(int(getattr(rr, "exception_code", 0)))
-        regs = list(rr.registers)
+        regs: list[int] = rr.registers  # a fresh list per response, no copy needed
         if len(regs) != req.count:
             raise BadReply(f"asked {req.count} registers, got {len(regs)}")
         return regs

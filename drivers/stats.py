@@ -64,11 +64,12 @@ class AcquisitionStats:
 
     def count(self, batch: Batch) -> None:
         self.batches += 1
+        channels = self.channels
         for ch, s in batch.samples.items():
-            c = self.channels.get(ch)
+            c = channels.get(ch)
             if c is None:
-                c = self.channels[ch] = [0, 0, 0]
-            c[s.quality] += 1
+                c = channels[ch] = [0, 0, 0]
+            c[s[2]] += 1  # s.quality
 
     def snapshot(self) -> dict[str, Any]:
         names = {int(q): q.name.lower() for q in Quality}
