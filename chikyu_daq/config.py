@@ -182,6 +182,10 @@ class Influx(Strict):
 
     @model_validator(mode="after")
     def _dialect_fields(self) -> Influx:
+        if self.ca_file and not self.url.startswith("https://"):
+            raise ValueError(
+                "ca_file is set but url is not https:// (credentials would go in clear)"
+            )
         if not self.enabled:
             return self
         if self.dialect == "v2" and not self.bucket:
@@ -204,6 +208,12 @@ class Mqtt(Strict):
     ca_file: str | None = None
     keepalive_s: Annotated[int, Field(ge=5)] = 30
     queue_size: Annotated[int, Field(ge=10)] = 1000
+
+    @model_validator(mode="after")
+    def _tls(self) -> Mqtt:
+        if self.ca_file and not self.tls:
+            raise ValueError("ca_file is set but tls = false (credentials would go in clear)")
+        return self
 
 
 class Outputs(Strict):

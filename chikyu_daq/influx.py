@@ -9,6 +9,8 @@ enter, into one tree:
 
     InfluxWriteError
      ├── RetryableError    network error, timeout, 429, 5xx; `.retry_after_s` from Retry-After
+     │    └── AuthError    401/403: credentials are wrong for every batch, so the data waits
+     │                     in the spool (logged as ERROR) instead of being rejected batch by batch
      ├── TooLargeError     413: the uploader splits the batch
      └── RejectedError     any other 4xx: `.status`, `.reason` (the server's message)
 
@@ -22,6 +24,7 @@ series and timestamp overwrite), so this at-least-once delivery stores every poi
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import email.utils
 import gzip
@@ -40,6 +43,7 @@ from chikyu_daq.lineproto import encode_block, encode_channels
 from chikyu_daq.spool import Batch, Spool
 
 __all__ = [
+    "AuthError",
     "InfluxSink",
     "InfluxWriteError",
     "LineWriter",
@@ -63,6 +67,10 @@ class RetryableError(InfluxWriteError):
     def __init__(self, message: str, retry_after_s: float | None = None) -> None:
         super().__init__(message)
         self.retry_after_s = retry_after_s
+
+
+class AuthError(RetryableError):
+    """The server refused our credentials: an installation fault, not a bad batch."""
 
 
 class TooLargeError(InfluxWriteError):
@@ -99,6 +107,8 @@ def classify(status: int, reason: str, retry_after: str | None) -> InfluxWriteEr
         return TooLargeError(f"HTTP 413: {reason}")
     if status == 429 or status >= 500:
         return RetryableError(f"HTTP {status}: {reason}", parse_retry_after(retry_after))
+    if status in (401, 403):
+        return AuthError(f"HTTP {status}: {reason}")
     return RejectedError(status, reason)
 
 
@@ -148,12 +158,13 @@ class V1Writer:
         import aiohttp
 
         if self._session is None:
-            auth = aiohttp.BasicAuth(self._username, self._password) if self._username else None
             self._session = aiohttp.ClientSession(
-                auth=auth, timeout=aiohttp.ClientTimeout(total=self._timeout_s)
+                timeout=aiohttp.ClientTimeout(total=self._timeout_s)
             )
         data = await asyncio.to_thread(gzip.compress, body, self._gzip_level)
         headers = {"Content-Encoding": "gzip", "Content-Type": "text/plain; charset=utf-8"}
+        if self._username:
+            headers["Authorization"] = _basic_auth(self._username, self._password)
         try:
             async with self._session.post(
                 f"{self.url}/write",
@@ -175,6 +186,11 @@ class V1Writer:
         if self._session is not None:
             await self._session.close()
             self._session = None
+
+
+def _basic_auth(username: str, password: str) -> str:
+    token = base64.b64encode(f"{username}:{password}".encode()).decode("ascii")
+    return f"Basic {token}"
 
 
 def _reason(text: str, fallback: str | None) -> str:
@@ -359,7 +375,10 @@ class Uploader:
                 if exc.retry_after_s is not None:
                     delay = max(delay, min(exc.retry_after_s, 300.0))
                 self._backoff_s = min(self._backoff_s * 2.0, self.backoff_max_s)
-                log.warning("influx write failed (%s); retrying in %.2f s", exc, delay)
+                level = logging.ERROR if isinstance(exc, AuthError) else logging.WARNING
+                log.log(
+                    level, "influx write failed (%s); data kept, retrying in %.2f s", exc, delay
+                )
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stop.wait(), delay)
                 continue

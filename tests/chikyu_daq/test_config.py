@@ -161,6 +161,20 @@ CASES: list[tuple[str, Edit, str]] = [
 ]
 
 
+CASES += [
+    (
+        "influx_ca_on_http",
+        after('token_file = "influx-token"', 'ca_file = "/etc/ssl/ship-ca.pem"'),
+        "outputs.influx: ca_file is set but url is not https://",
+    ),
+    (
+        "mqtt_ca_without_tls",
+        after('password_file = "mqtt-password"', 'ca_file = "/etc/ssl/ship-ca.pem"'),
+        "outputs.mqtt: ca_file is set but tls = false",
+    ),
+]
+
+
 def _influx_bucket_edit(text: str) -> str:
     text = sub('enabled = false\ndialect = "v2"', 'enabled = true\ndialect = "v2"')(text)
     return sub('bucket = "chikyu"\n', "")(text)

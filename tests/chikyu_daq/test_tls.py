@@ -244,37 +244,46 @@ def test_v1_untrusted_certificate_is_retried_and_nothing_is_lost(
     assert fixed.stats()["lines_sent"] == N
 
 
-def test_v1_wrong_password_is_rejected_loudly_with_the_reason(
+def test_v1_wrong_password_keeps_data_and_says_so_loudly(
     tls_influxd: TlsInfluxd,
     pki: Pki,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """401 is a 4xx other than 413/429: the module moves the batch to `rejected/` with the
-    server's reason and an ERROR line (kept on disk, not retried), and carries on."""
+    """401 means the credentials are wrong for every batch: nothing is rejected, the data waits
+    in the spool with an ERROR line per retry, and a corrected password delivers all of it."""
     tls_influxd.create_db("badpw")
     monkeypatch.setenv(PW_ENV, WRONG_PASSWORD)
     sink = InfluxSink.from_config(influx_cfg(tls_influxd, "badpw", pki.ca_cert), tmp_path / "sp")
     spool_points(sink)
 
-    async def main() -> None:
+    async def refused() -> None:
         task = asyncio.create_task(sink.run())
-        await until(sink.spool.empty, 15)
-        await sink.aclose()
+        await until(lambda: sink.stats()["retries"] >= 2, 15)
+        await sink.aclose(timeout_s=1.0)
         await task
 
-    asyncio.run(main())
+    asyncio.run(refused())
     stats = sink.stats()
-    assert stats["lines_sent"] == 0 and stats["lines_rejected"] == N
-    assert stats["batches_rejected"] == 1 and stats["retries"] == 0
-    [(path, reason)] = sink.spool.rejected()
-    assert reason.startswith("HTTP 401") and "authorization failed" in reason
-    assert WRONG_PASSWORD not in reason and WRONG_PASSWORD not in sink.uploader.last_error
-    assert path.read_bytes().count(b"\n") == N  # the batch is kept verbatim for a replay
+    assert stats["lines_sent"] == 0 and stats["batches_rejected"] == 0
+    assert sink.spool.rejected() == []
+    assert "HTTP 401" in sink.uploader.last_error and WRONG_PASSWORD not in sink.uploader.last_error
     errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
-    assert any("REJECTED" in r.getMessage() and "HTTP 401" in r.getMessage() for r in errors)
+    assert any("HTTP 401" in r.getMessage() and "data kept" in r.getMessage() for r in errors)
     assert stored(tls_influxd, "badpw") == []
+
+    monkeypatch.setenv(PW_ENV, INFLUX_PASSWORD)
+    fixed = InfluxSink.from_config(influx_cfg(tls_influxd, "badpw", pki.ca_cert), tmp_path / "sp")
+
+    async def delivered() -> None:
+        task = asyncio.create_task(fixed.run())
+        await until(fixed.spool.empty, 15)
+        await fixed.aclose()
+        await task
+
+    asyncio.run(delivered())
+    assert len(stored(tls_influxd, "badpw")) == N
 
 
 # -- InfluxDB v2 writer over https (loopback stub: influxd 1.6.7 has no /api/v2/write) ----------
