@@ -144,7 +144,7 @@ class ModbusBusOwner:
         read, unit, pause = transport.read, plan.unit, slot.pause_s
         replies: list[list[int]] = []
         times: list[int] = []
-        t0 = clock()
+        t0 = 0  # set before every read, so before anything below can raise
         try:
             for i, preq in enumerate(plan.requests):
                 if pause and i:
