@@ -136,6 +136,18 @@ def influx_cfg(server: TlsInfluxd, db: str, ca: Path | None, **kw: Any) -> Influ
     )
 
 
+def drain(sink: InfluxSink, timeout_s: float = 15.0) -> None:
+    """Run the uploader until the spool is empty, then close it."""
+
+    async def main() -> None:
+        task = asyncio.create_task(sink.run())
+        await until(sink.spool.empty, timeout_s)
+        await sink.aclose()
+        await task
+
+    asyncio.run(main())
+
+
 def spool_points(sink: InfluxSink, n: int = N) -> None:
     t = T0 + np.arange(n, dtype=np.int64) * 1_000_000
     sink.write_block("tls", {"vessel": "chikyu"}, t, {"v": np.arange(n, dtype=np.float64)})
@@ -159,13 +171,7 @@ def test_v1_https_with_password_from_env_delivers(
     sink = InfluxSink.from_config(influx_cfg(tls_influxd, "ok", pki.ca_cert), tmp_path / "spool")
     spool_points(sink)
 
-    async def main() -> None:
-        task = asyncio.create_task(sink.run())
-        await until(sink.spool.empty, 15)
-        await sink.aclose()
-        await task
-
-    asyncio.run(main())
+    drain(sink)
     assert stored(tls_influxd, "ok") == expected_rows()
     stats = sink.stats()
     assert stats["lines_sent"] == N and stats["influx_connected"] is True
@@ -183,13 +189,7 @@ def test_v1_https_password_from_file(
     sink = InfluxSink.from_config(cfg, tmp_path / "spool")
     spool_points(sink)
 
-    async def main() -> None:
-        task = asyncio.create_task(sink.run())
-        await until(sink.spool.empty, 15)
-        await sink.aclose()
-        await task
-
-    asyncio.run(main())
+    drain(sink)
     assert stored(tls_influxd, "okfile") == expected_rows()
 
 
@@ -233,13 +233,7 @@ def test_v1_untrusted_certificate_is_retried_and_nothing_is_lost(
     # The operator fixes ca_file: the same spool, reopened, delivers every point.
     fixed = InfluxSink.from_config(influx_cfg(tls_influxd, db, pki.ca_cert), spool_dir)
 
-    async def delivered() -> None:
-        task = asyncio.create_task(fixed.run())
-        await until(fixed.spool.empty, 15)
-        await fixed.aclose()
-        await task
-
-    asyncio.run(delivered())
+    drain(fixed)
     assert stored(tls_influxd, db) == expected_rows()
     assert fixed.stats()["lines_sent"] == N
 
@@ -276,13 +270,7 @@ def test_v1_wrong_password_keeps_data_and_says_so_loudly(
     monkeypatch.setenv(PW_ENV, INFLUX_PASSWORD)
     fixed = InfluxSink.from_config(influx_cfg(tls_influxd, "badpw", pki.ca_cert), tmp_path / "sp")
 
-    async def delivered() -> None:
-        task = asyncio.create_task(fixed.run())
-        await until(fixed.spool.empty, 15)
-        await fixed.aclose()
-        await task
-
-    asyncio.run(delivered())
+    drain(fixed)
     assert len(stored(tls_influxd, "badpw")) == N
 
 
