@@ -178,7 +178,6 @@ class HilSession:
                 on_processed=self._on_processed,
                 influx_enabled=self._influx,
                 mqtt_enabled=self._mqtt,
-                run_id=None,
             )
             task = asyncio.create_task(self.pipeline.run())
             syncer = asyncio.create_task(self._sync_loop())

@@ -216,7 +216,7 @@ class Pipeline:
             self._on_processed(processed)
         idx = processed.at_period(self.processor.publish_ns)
         for i in idx[-1:]:
-            row = {k: _num(v[i]) for k, v in processed.columns.items()}
+            row = {k: float(v[i]) for k, v in processed.columns.items()}
             self.view.results = row
             self.view.results_t_ns = int(processed.t_ns[i])
         for i in idx:
@@ -264,8 +264,3 @@ class Pipeline:
             f"{ok}/{len(acq)} devices ok, REY {r.get('rey_kg_h', math.nan):.2f} kg/h, "
             f"cum {rey:.1f} kg, alarms {len(self.view.active_alarms)}"
         )
-
-
-def _num(v: Any) -> float:
-    f = float(v)
-    return f
