@@ -32,19 +32,14 @@ def test_each_config_constant_changes_the_kernel_params(
     section, key = section_key
     sec = getattr(cfg, section)
     old = getattr(sec, key)
-    new = old * 2 if isinstance(old, int) and key in {"hampel_window", "osc_decim"} else old
-    if key == "osc_n_fft":
-        new = old * 2
-    elif isinstance(old, float):
+    if isinstance(old, float):
         new = old * 1.01
-    elif new == old:
-        new = old + 1
+    elif key == "osc_decim":
+        new = 1 if old > 1 else 2  # halving keeps the band under the decimated Nyquist
+    else:
+        new = old * 2  # window lengths and FFT sizes (powers of two)
     changed = cfg.model_copy(update={section: sec.model_copy(update={key: new})})
-    try:
-        params = chain_params(changed)
-    except ValueError:
-        pytest.skip(f"{section}.{key} perturbation is outside the kernel's valid range")
-    assert params != chain_params(cfg), f"{section}.{key} does not reach ChainParams"
+    assert chain_params(changed) != chain_params(cfg), f"{section}.{key} does not reach ChainParams"
 
 
 def test_every_chain_param_is_set_from_config(cfg: Config) -> None:
