@@ -9,33 +9,124 @@ from __future__ import annotations
 
 import os
 import re
+import string
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field, PositiveFloat, ValidationError, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
-from drivers.spec import Bus, Device, RegisterMap, SentenceMap, Strict
+from drivers.spec import HOST, Bus, Device, RegisterMap, SentenceMap, Strict, between
 from dsp.params import ALARM_NAMES as CHAIN_ALARM_NAMES
+
+#: Placeholders a string template may use (`prefix = "chikyu/{vessel}"`); the one expansion
+#: is `expand()`, so anything else (`{ship}`, `{0}`, `{vessel!r}`) is a config error.
+TEMPLATE_FIELDS = ("vessel",)
+
+
+def template_issue(template: str) -> str | None:
+    """Why `template` cannot be expanded with TEMPLATE_FIELDS, or None if it can."""
+    try:
+        parts = list(string.Formatter().parse(template))
+    except ValueError as err:  # a lone "{" or "}"
+        return f"malformed template ({err}); write {{{{ or }}}} for a literal brace"
+    known = ", ".join(f"{{{f}}}" for f in TEMPLATE_FIELDS)
+    for _, name, spec, conv in parts:
+        if name is None:
+            continue
+        if name not in TEMPLATE_FIELDS or spec or conv:
+            shown = "{" + name + (f"!{conv}" if conv else "") + (f":{spec}" if spec else "") + "}"
+            return f"unknown placeholder {shown} (known: {known})"
+    return None
+
+
+def expand(template: str, vessel: str) -> str:
+    return template.format(vessel=vessel)
+
+
+#: MQTT allows 65535 bytes per topic; the prefix is kept far below that so every topic under
+#: it (`<prefix>/alarms/SENSOR_FAULT(ft201.volume_flow)`...) stays short on the wire.
+MQTT_PREFIX_MAX_BYTES = 1024
+#: MQTT 3.1.1 guarantees 23 bytes, brokers accept more; longer than this is a mistake.
+MQTT_CLIENT_ID_MAX = 128
+
+
+def topic_prefix_issue(prefix: str) -> str | None:
+    """Why `prefix` (expanded) cannot prefix a topic the DAQ publishes to, or None."""
+    try:
+        size = len(prefix.encode("utf-8"))
+    except UnicodeEncodeError:
+        return "not valid UTF-8"
+    if size > MQTT_PREFIX_MAX_BYTES:
+        return f"topic prefix is {size} bytes, at most {MQTT_PREFIX_MAX_BYTES}"
+    if "+" in prefix or "#" in prefix:
+        return f"wildcards + and # cannot be published to (got {prefix!r})"
+    if prefix.startswith("$"):
+        return f"topics starting with $ belong to the broker (got {prefix!r})"
+    if "" in prefix.split("/"):
+        return f"empty topic level: no leading, trailing or double / (got {prefix!r})"
+    return None
+
+
+def client_id_issue(client_id: str) -> str | None:
+    """Why `client_id` (expanded) is not a usable MQTT client identifier, or None."""
+    if not 1 <= len(client_id) <= MQTT_CLIENT_ID_MAX:
+        return f"client id must be 1-{MQTT_CLIENT_ID_MAX} characters, got {len(client_id)}"
+    if not client_id.isascii() or not client_id.isprintable() or " " in client_id:
+        return f"client id must be printable ASCII without spaces (got {client_id!r})"
+    return None
+
+
+def url_issue(url: str) -> str | None:
+    """Why `url` is not an http(s) URL of a server, or None."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as err:
+        return f"not a URL: {err} (got {url!r})"
+    if parts.scheme not in {"http", "https"}:
+        return f"expected an http:// or https:// URL (got {url!r})"
+    if not parts.hostname or any(c.isspace() for c in url):
+        return f"expected http(s)://host[:port][/path] (got {url!r})"
+    if port == 0:
+        return f"port 0 (got {url!r})"
+    if parts.username is not None or parts.password is not None:
+        return "credentials do not belong in the URL: use *_env or *_file"
+    if parts.query or parts.fragment:
+        return f"no query or fragment expected (got {url!r})"
+    return None
 
 
 class Site(Strict):
-    vessel: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")]
+    #: Goes into topics, client ids and tags: short and plain.
+    vessel: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
     #: Relative paths resolve against the working directory (systemd sets StateDirectory).
-    data_dir: str = "data"
+    data_dir: Annotated[str, Field(min_length=1, max_length=4096)] = "data"
     description: str = ""
 
 
 class Processing(Strict):
-    grid_hz: PositiveFloat = 10.0
-    publish_hz: PositiveFloat = 1.0
+    """Rates and delays of the grid. The estimators allocate per grid point (e.g. the transit
+    history is max_transit_s x grid_hz), so the grid rate bounds memory as well as CPU: 100 Hz is
+    twice the fastest poll (AI-20 at 50 Hz) and 10 s per step is the coarsest useful grid."""
+
+    grid_hz: Annotated[float, between(0.1, 100.0)] = 10.0
+    publish_hz: Annotated[float, between(0.0, 100.0, open_lo=True)] = 1.0
     align: Literal["hold", "linear"] = "hold"
-    #: A channel with no sample for this long is BAD on the grid.
-    staleness_s: PositiveFloat = 2.0
-    #: Grid points wait this long for late samples before they are computed.
-    lateness_s: Annotated[float, Field(ge=0.0)] = 0.1
-    max_gap_s: PositiveFloat = 2.0
+    #: A channel with no sample for this long is BAD on the grid (an hour of silence is a fault).
+    staleness_s: Annotated[float, between(0.0, 3600.0, open_lo=True)] = 2.0
+    #: Grid points wait this long for late samples before they are computed; samples of every
+    #: channel are buffered meanwhile, and every output is delayed by it (a minute at most).
+    lateness_s: Annotated[float, between(0.0, 60.0)] = 0.1
+    max_gap_s: Annotated[float, between(0.0, 3600.0, open_lo=True)] = 2.0
+
+    @model_validator(mode="after")
+    def _rates(self) -> Processing:
+        if self.publish_hz > self.grid_hz:
+            raise ValueError(f"expected publish_hz <= grid_hz ({self.grid_hz:g})")
+        return self
 
 
 class Roles(Strict):
@@ -54,19 +145,21 @@ class Roles(Strict):
 
 
 class Physics(Strict):
-    rho_w_kg_m3: PositiveFloat = 1025.0
-    rho_s_kg_m3: PositiveFloat = 2500.0
-    rho_b_kg_m3: PositiveFloat = 1300.0
-    g_m_s2: PositiveFloat = 9.80665
-    cv_max: Annotated[float, Field(gt=0.0, le=1.0)] = 0.35
-    return_id_m: PositiveFloat = 0.20
-    injection_hd_m: PositiveFloat = 0.25
-    riser_length_m: PositiveFloat = 5700.0
-    depth_collector_m: PositiveFloat = 5690.0
-    depth_mid_m: PositiveFloat = 2850.0
-    depth_upper_m: PositiveFloat = 500.0
-    darcy_f: PositiveFloat = 0.015
-    durand_fl: PositiveFloat = 0.8
+    """Site constants, each within what the Earth and the mud allow (ranges are generous)."""
+
+    rho_w_kg_m3: Annotated[float, between(990.0, 1100.0)] = 1025.0  # fresh to brine
+    rho_s_kg_m3: Annotated[float, between(1500.0, 6000.0)] = 2500.0  # grains: clay to magnetite
+    rho_b_kg_m3: Annotated[float, between(990.0, 6000.0)] = 1300.0
+    g_m_s2: Annotated[float, between(9.7, 9.9)] = 9.80665  # 9.78 at the equator, 9.83 at a pole
+    cv_max: Annotated[float, between(0.0, 1.0, open_lo=True)] = 0.35
+    return_id_m: Annotated[float, between(0.01, 2.0)] = 0.20
+    injection_hd_m: Annotated[float, between(0.01, 2.0)] = 0.25
+    riser_length_m: Annotated[float, between(1.0, 12000.0)] = 5700.0  # deepest ocean ~11 km
+    depth_collector_m: Annotated[float, between(0.0, 12000.0, open_lo=True)] = 5690.0
+    depth_mid_m: Annotated[float, between(0.0, 12000.0, open_lo=True)] = 2850.0
+    depth_upper_m: Annotated[float, between(0.0, 12000.0, open_lo=True)] = 500.0
+    darcy_f: Annotated[float, between(0.001, 0.2)] = 0.015  # Moody chart
+    durand_fl: Annotated[float, between(0.1, 3.0)] = 0.8  # Durand's F_L, ~0.4-1.5 in practice
 
     @model_validator(mode="after")
     def _densities_ordered(self) -> Physics:
@@ -74,6 +167,8 @@ class Physics(Strict):
             raise ValueError("expected rho_w_kg_m3 < rho_b_kg_m3 < rho_s_kg_m3")
         if not self.depth_upper_m < self.depth_mid_m < self.depth_collector_m:
             raise ValueError("expected depth_upper_m < depth_mid_m < depth_collector_m")
+        if self.depth_collector_m > self.riser_length_m:
+            raise ValueError("expected depth_collector_m <= riser_length_m (sensors on the riser)")
         return self
 
 
@@ -81,50 +176,62 @@ class Uncertainty(Strict):
     """Standard uncertainties (k = 1), split into systematic (calibration: one error for the
     whole run, never shrinks when integrated) and random (independent `tau_random_s` apart)."""
 
-    flow_rel_sys: Annotated[float, Field(ge=0.0)] = 0.004
-    flow_rel_rand: Annotated[float, Field(ge=0.0)] = 0.003
-    density_sys_kg_m3: Annotated[float, Field(ge=0.0)] = 1.2
-    density_rand_kg_m3: Annotated[float, Field(ge=0.0)] = 0.9
-    tau_random_s: PositiveFloat = 1.0
-    rho_s_kg_m3: Annotated[float, Field(ge=0.0)] = 50.0
-    rho_w_kg_m3: Annotated[float, Field(ge=0.0)] = 2.0
-    rho_b_kg_m3: Annotated[float, Field(ge=0.0)] = 50.0
-    p_kpa: Annotated[float, Field(ge=0.0)] = 5.0
+    flow_rel_sys: Annotated[float, between(0.0, 1.0)] = 0.004
+    flow_rel_rand: Annotated[float, between(0.0, 1.0)] = 0.003
+    density_sys_kg_m3: Annotated[float, between(0.0, 1000.0)] = 1.2
+    density_rand_kg_m3: Annotated[float, between(0.0, 1000.0)] = 0.9
+    tau_random_s: Annotated[float, between(0.0, 3600.0, open_lo=True)] = 1.0
+    rho_s_kg_m3: Annotated[float, between(0.0, 1000.0)] = 50.0
+    rho_w_kg_m3: Annotated[float, between(0.0, 1000.0)] = 2.0
+    rho_b_kg_m3: Annotated[float, between(0.0, 1000.0)] = 50.0
+    p_kpa: Annotated[float, between(0.0, 10_000.0)] = 5.0
 
 
 class Grade(Strict):
-    default_rey_ppm: PositiveFloat = 2000.0
-    default_u_rey_ppm: Annotated[float, Field(ge=0.0)] = 150.0
-    reo_factor: PositiveFloat = 1.2
+    #: Rare-earth mud runs 1,000-7,000 ppm; 50,000 ppm (5 %) is far beyond any known deposit.
+    default_rey_ppm: Annotated[float, between(0.0, 50_000.0, open_lo=True)] = 2000.0
+    default_u_rey_ppm: Annotated[float, between(0.0, 50_000.0)] = 150.0
+    #: Oxide-to-element mass ratio, ~1.17-1.25 for the rare earths.
+    reo_factor: Annotated[float, between(1.0, 2.0)] = 1.2
     replay_interpolate: bool = False
 
 
 class Stability(Strict):
-    """Windows and the scales at which each stability component reaches 0 (see dsp.chain)."""
+    """Windows and the scales at which each stability component reaches 0 (see dsp.chain).
 
-    cv_window_s: PositiveFloat = 60.0
-    compare_window_s: PositiveFloat = 600.0
-    slope_window_s: PositiveFloat = 120.0
-    injection_hold_m3_h_s: PositiveFloat = 0.01
-    hampel_window: Annotated[int, Field(ge=3)] = 31
-    hampel_n_sigma: PositiveFloat = 4.0
+    The estimators allocate ring buffers from these: grid_hz x cv_window_s and x max_transit_s
+    points, compare/slope windows in 1 s lanes, hampel_window and osc_n_fft points. With
+    grid_hz <= 100 the bounds below cap the whole state at about 100 MB (transit history
+    12 h x 100 Hz x 2 lanes x 8 B = 69 MB) and the per-point work at a few thousand operations.
+    """
+
+    cv_window_s: Annotated[float, between(0.0, 3600.0, open_lo=True)] = 60.0
+    compare_window_s: Annotated[float, between(0.0, 86_400.0, open_lo=True)] = 600.0
+    slope_window_s: Annotated[float, between(0.0, 3600.0, open_lo=True)] = 120.0
+    injection_hold_m3_h_s: Annotated[float, between(0.0, 1000.0, open_lo=True)] = 0.01
+    #: Points of the despiking window; its sorted copy is updated per point (O(window)), and a
+    #: spike lasts seconds: 6001 points is 60 s even at 100 Hz.
+    hampel_window: Annotated[int, between(3, 6001)] = 31
+    hampel_n_sigma: Annotated[float, between(0.0, 100.0, open_lo=True)] = 4.0
     #: Despiking ignores deviations below these floors (keep them above sensor noise).
-    hampel_floor_flow_m3_h: PositiveFloat = 2.0
-    hampel_floor_rho_kg_m3: PositiveFloat = 3.0
-    osc_n_fft: Annotated[int, Field(ge=64)] = 512
-    osc_decim: Annotated[int, Field(ge=1)] = 2
-    osc_update_s: PositiveFloat = 10.0
-    osc_f_lo_hz: PositiveFloat = 0.02
-    osc_f_hi_hz: PositiveFloat = 2.0
-    osc_amp_bad_bar: PositiveFloat = 0.1
-    margin_ok: Annotated[float, Field(gt=1.0)] = 1.5
-    cv_flow_bad: PositiveFloat = 0.2
-    cv_density_bad: PositiveFloat = 0.05
-    cv_torque_bad: PositiveFloat = 0.2
-    slope_bad_bar_s: PositiveFloat = 0.01
-    ratio_nominal: PositiveFloat = 1.1
-    ratio_tol: PositiveFloat = 0.2
-    max_transit_s: PositiveFloat = 10800.0
+    hampel_floor_flow_m3_h: Annotated[float, between(0.0, 10_000.0, open_lo=True)] = 2.0
+    hampel_floor_rho_kg_m3: Annotated[float, between(0.0, 10_000.0, open_lo=True)] = 3.0
+    #: FFT length (power of two): 65536 decimated points is hours of signal at any grid rate.
+    osc_n_fft: Annotated[int, between(64, 65536)] = 512
+    osc_decim: Annotated[int, between(1, 1000)] = 2
+    osc_update_s: Annotated[float, between(0.0, 3600.0, open_lo=True)] = 10.0
+    osc_f_lo_hz: Annotated[float, between(0.0, 50.0, open_lo=True)] = 0.02
+    osc_f_hi_hz: Annotated[float, between(0.0, 50.0, open_lo=True)] = 2.0
+    osc_amp_bad_bar: Annotated[float, between(0.0, 1000.0, open_lo=True)] = 0.1
+    margin_ok: Annotated[float, between(1.0, 100.0, open_lo=True)] = 1.5
+    cv_flow_bad: Annotated[float, between(0.0, 10.0, open_lo=True)] = 0.2
+    cv_density_bad: Annotated[float, between(0.0, 10.0, open_lo=True)] = 0.05
+    cv_torque_bad: Annotated[float, between(0.0, 10.0, open_lo=True)] = 0.2
+    slope_bad_bar_s: Annotated[float, between(0.0, 100.0, open_lo=True)] = 0.01
+    ratio_nominal: Annotated[float, between(0.0, 10.0, open_lo=True)] = 1.1
+    ratio_tol: Annotated[float, between(0.0, 10.0, open_lo=True)] = 0.2
+    #: Longest transit the yield integral looks back over; 12 h is a flow of 1/20 of nominal.
+    max_transit_s: Annotated[float, between(1.0, 43_200.0)] = 10800.0
 
     @model_validator(mode="after")
     def _fft(self) -> Stability:
@@ -139,9 +246,10 @@ class Alarm(Strict):
     """Hysteresis: raise_at > clear_at is a high alarm, raise_at < clear_at a low one; each
     condition must hold for min_duration_s."""
 
-    raise_at: float
-    clear_at: float
-    min_duration_s: Annotated[float, Field(ge=0.0)] = 5.0
+    raise_at: Annotated[float, between(-1e9, 1e9)]
+    clear_at: Annotated[float, between(-1e9, 1e9)]
+    #: A condition held for a day is no longer an alarm but the state of the plant.
+    min_duration_s: Annotated[float, between(0.0, 86_400.0)] = 5.0
 
     @model_validator(mode="after")
     def _hysteresis(self) -> Alarm:
@@ -156,14 +264,16 @@ ALARM_NAMES = (*CHAIN_ALARM_NAMES, "SENSOR_FAULT")
 
 class Recorder(Strict):
     enabled: bool = True
-    segment_s: PositiveFloat = 600.0
-    flush_s: Annotated[float, Field(gt=0.0, le=1.0)] = 0.5
+    #: Each segment is compacted into one file: under 10 s that is a file storm, over a day
+    #: one file holds too much to lose. The ranges keep every segment >= 10 flushes.
+    segment_s: Annotated[float, between(10.0, 86_400.0)] = 600.0
+    flush_s: Annotated[float, between(0.0, 1.0, open_lo=True)] = 0.5
 
 
 class Influx(Strict):
     enabled: bool = False
     dialect: Literal["v1", "v2"] = "v2"
-    url: str = "http://127.0.0.1:8086"
+    url: Annotated[str, Field(max_length=2048)] = "http://127.0.0.1:8086"
     org: str = ""
     bucket: str = ""
     token_env: str | None = None
@@ -176,9 +286,20 @@ class Influx(Strict):
     ca_file: str | None = None
     batch_lines: Annotated[int, Field(ge=1, le=5000)] = 5000
     batch_bytes: Annotated[int, Field(ge=1024, le=1_000_000)] = 1_000_000
-    spool_quota_mb: PositiveFloat = 1024.0
+    #: The reference installation writes in the order of 50 kB/s of line protocol: 16 MB holds
+    #: a few minutes of outage and several whole batches (batch_bytes <= 1 MB); 1 TiB is more
+    #: disk than the DAQ computer has.
+    spool_quota_mb: Annotated[float, between(16.0, 1_048_576.0)] = 1024.0
     overflow: Literal["drop_oldest", "drop_newest"] = "drop_oldest"
-    timeout_s: PositiveFloat = 10.0
+    timeout_s: Annotated[float, between(0.0, 600.0, open_lo=True)] = 10.0
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, url: str) -> str:
+        problem = url_issue(url)
+        if problem:
+            raise ValueError(problem)
+        return url
 
     @model_validator(mode="after")
     def _dialect_fields(self) -> Influx:
@@ -197,17 +318,29 @@ class Influx(Strict):
 
 class Mqtt(Strict):
     enabled: bool = False
-    host: str = "127.0.0.1"
+    host: HOST = "127.0.0.1"
     port: Annotated[int, Field(ge=1, le=65535)] = 1883
-    prefix: str = "chikyu/{vessel}"
-    client_id: str = "chikyu-daq-{vessel}"
+    #: Templates (TEMPLATE_FIELDS); the expanded topic is checked with the site's vessel.
+    prefix: Annotated[str, Field(max_length=MQTT_PREFIX_MAX_BYTES)] = "chikyu/{vessel}"
+    client_id: Annotated[str, Field(max_length=MQTT_CLIENT_ID_MAX)] = "chikyu-daq-{vessel}"
     username: str = ""
     password_env: str | None = None
     password_file: str | None = None
     tls: bool = False
     ca_file: str | None = None
-    keepalive_s: Annotated[int, Field(ge=5)] = 30
-    queue_size: Annotated[int, Field(ge=10)] = 1000
+    #: The protocol field is 16 bits (65535 s), but the broker publishes the last will only
+    #: after 1.5 keepalives of silence: beyond an hour a dead daemon looks alive far too long.
+    keepalive_s: Annotated[int, between(5, 3600)] = 30
+    #: Events held while the broker is away; a million is hours of alarms and bounded memory.
+    queue_size: Annotated[int, between(10, 1_000_000)] = 1000
+
+    @field_validator("prefix", "client_id")
+    @classmethod
+    def _template(cls, template: str) -> str:
+        problem = template_issue(template)
+        if problem:
+            raise ValueError(problem)
+        return template
 
     @model_validator(mode="after")
     def _tls(self) -> Mqtt:
@@ -239,7 +372,7 @@ class Config(Strict):
 
     @property
     def mqtt_prefix(self) -> str:
-        return self.outputs.mqtt.prefix.format(vessel=self.site.vessel)
+        return expand(self.outputs.mqtt.prefix, self.site.vessel)
 
 
 @dataclass(frozen=True)
@@ -287,13 +420,23 @@ def _pydantic_issues(err: ValidationError) -> list[ConfigIssue]:
         elif e["type"] == "missing":
             msg = "required key is missing"
         elif isinstance(e.get("input"), str | int | float | bool) and e["type"] != "value_error":
-            msg = f"{msg} (got {e['input']!r})"
+            msg = f"{msg} (got {_shown(e['input'])})"
         msg = msg.removeprefix("Value error, ")
         issues.append(ConfigIssue(_loc_to_path(e["loc"]), msg))
     return issues
 
 
+def _shown(value: object) -> str:
+    """A value as the message quotes it: short, whatever the input (a 10 kB string, 10**5000)."""
+    if isinstance(value, int) and value.bit_length() > 64:
+        return f"an integer of {value.bit_length()} bits"
+    text = repr(value)
+    return text if len(text) <= 80 else f"{text[:60]}... ({len(text)} characters)"
+
+
 _TOML_LINE = re.compile(r"line (\d+)")
+#: A config is a few kB; anything past this is not one (and is not parsed into memory).
+MAX_CONFIG_BYTES = 1 << 20
 
 
 def parse_config(data: dict[str, Any], file: str = "<config>") -> Config:
@@ -313,15 +456,26 @@ def parse_config(data: dict[str, Any], file: str = "<config>") -> Config:
 def load_config(path: str | Path) -> Config:
     file = str(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        with Path(path).open("rb") as fh:
+            raw = fh.read(MAX_CONFIG_BYTES + 1)
     except OSError as err:
         raise ConfigError(file, [ConfigIssue("", f"cannot read file: {err.strerror}")]) from None
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ConfigError(file, [ConfigIssue("", f"larger than {MAX_CONFIG_BYTES} bytes")])
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise ConfigError(file, [ConfigIssue("", f"not UTF-8 text: {err.reason}")]) from None
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
         m = _TOML_LINE.search(str(err))
         line = int(m.group(1)) if m else None
         raise ConfigError(file, [ConfigIssue("", f"TOML syntax error: {err}", line)]) from None
+    except ValueError as err:  # e.g. an integer of more than 4300 digits
+        raise ConfigError(file, [ConfigIssue("", f"TOML value error: {err}")]) from None
+    except RecursionError:
+        raise ConfigError(file, [ConfigIssue("", "TOML nested too deeply")]) from None
     return parse_config(data, file)
 
 

@@ -3,8 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Literal
+from urllib.parse import urlsplit
 
-from chikyu_daq.config import Config, ConfigIssue
+from chikyu_daq.config import (
+    Config,
+    ConfigIssue,
+    client_id_issue,
+    expand,
+    topic_prefix_issue,
+)
 from drivers.spec import (
     REGISTER_COUNT,
     AsciiStreamBus,
@@ -15,9 +23,30 @@ from drivers.spec import (
     StreamField,
 )
 
+#: What each alarm watches: its direction (a "low" alarm raises when the value falls below
+#: raise_at) and the range the watched value can take, so thresholds that would never (or
+#: always) trip, or that trip the wrong way, are refused.
+ALARM_LIMITS: dict[str, tuple[Literal["high", "low"], float, float]] = {
+    "DEPOSITION_RISK": ("low", 0.0, 100.0),  # deposition margin V / Vc
+    "SLUGGING": ("high", 0.0, 1.0),  # oscillation severity, a share
+    "PLUG_SUSPECTED": ("high", -100.0, 100.0),  # discharge pressure slope, bar/s
+    "PUMP_SURGE": ("high", 0.0, 10.0),  # coefficient of variation of torque
+    "FLOW_IMBALANCE": ("low", 0.0, 10.0),  # return / injection flow ratio
+    "ESTIMATOR_DISAGREEMENT": ("high", 0.0, 1000.0),  # |E1 - E2| / combined u
+    "SENSOR_FAULT": ("high", 0.0, 86_400.0),  # seconds a role channel has been BAD
+}
+#: |scale| below this turns every reading into 0 (or denormal noise).
+MIN_ABS_SCALE = 1e-12
+#: pyserial URL schemes the stream bus may open; `socket`/`rfc2217` need host:port.
+SERIAL_SCHEMES = {"socket", "rfc2217", "loop", "spy"}
+
 
 def semantic_issues(cfg: Config) -> list[ConfigIssue]:
     issues: list[ConfigIssue] = []
+    issues.extend(_bus_issues(cfg))
+    issues.extend(_rate_issues(cfg))
+    issues.extend(_alarm_issues(cfg))
+    issues.extend(_mqtt_issues(cfg))
     for name, regmap in cfg.maps.items():
         issues.extend(_map_issues(f"maps.{name}", regmap))
     for name, smap in cfg.sentences.items():
@@ -31,7 +60,110 @@ def semantic_issues(cfg: Config) -> list[ConfigIssue]:
             issues.append(
                 ConfigIssue(f"roles.{role}", f"channel {channel!r} is not defined by any device")
             )
+    if not issues:
+        issues.extend(_estimator_issues(cfg))
     return issues
+
+
+def _bus_issues(cfg: Config) -> list[ConfigIssue]:
+    out = []
+    for name, bus in cfg.buses.items():
+        p = f"buses.{name}"
+        if bus.reconnect_min_s > bus.reconnect_max_s:
+            out.append(ConfigIssue(f"{p}.reconnect_max_s", "expected >= reconnect_min_s"))
+        if isinstance(bus, AsciiStreamBus):
+            problem = _serial_url_issue(bus.url)
+            if problem:
+                out.append(ConfigIssue(f"{p}.url", problem))
+    for dev_id, dev in cfg.devices.items():
+        if dev.backoff_min_s > dev.backoff_max_s:
+            out.append(ConfigIssue(f"devices.{dev_id}.backoff_max_s", "expected >= backoff_min_s"))
+    return out
+
+
+def _serial_url_issue(url: str) -> str | None:
+    """A device path (`/dev/ttyS2`, `COM3`) or a pyserial URL this DAQ can open."""
+    if "://" not in url:
+        return None
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as err:
+        return f"not a URL: {err} (got {url!r})"
+    if parts.scheme not in SERIAL_SCHEMES:
+        return f"unknown scheme {parts.scheme!r}: expected one of {sorted(SERIAL_SCHEMES)}"
+    if parts.scheme in {"socket", "rfc2217"} and (not parts.hostname or not port):
+        return f"expected {parts.scheme}://host:port (got {url!r})"
+    return None
+
+
+def _rate_issues(cfg: Config) -> list[ConfigIssue]:
+    """Keys of different sections that must agree on the grid rate."""
+    st = cfg.stability
+    nyquist = 0.5 * cfg.processing.grid_hz / st.osc_decim
+    if st.osc_f_hi_hz > nyquist:
+        return [
+            ConfigIssue(
+                "stability.osc_f_hi_hz",
+                f"{st.osc_f_hi_hz:g} Hz is above the Nyquist frequency of the decimated grid "
+                f"({nyquist:g} Hz = processing.grid_hz / 2 / stability.osc_decim)",
+            )
+        ]
+    return []
+
+
+def _alarm_issues(cfg: Config) -> list[ConfigIssue]:
+    out = []
+    for name, alarm in cfg.alarms.items():
+        direction, lo, hi = ALARM_LIMITS[name]
+        for key in ("raise_at", "clear_at"):
+            value = getattr(alarm, key)
+            if not lo <= value <= hi:
+                out.append(
+                    ConfigIssue(
+                        f"alarms.{name}.{key}",
+                        f"{value:g} is outside what the alarm watches ({lo:g} to {hi:g})",
+                    )
+                )
+        high = alarm.raise_at > alarm.clear_at
+        if alarm.raise_at != alarm.clear_at and high != (direction == "high"):
+            rel = ">" if direction == "high" else "<"
+            out.append(
+                ConfigIssue(
+                    f"alarms.{name}.clear_at",
+                    f"{name} is a {direction} alarm: expected raise_at {rel} clear_at",
+                )
+            )
+    return out
+
+
+def _mqtt_issues(cfg: Config) -> list[ConfigIssue]:
+    """The templates expanded as the publisher expands them, checked as MQTT sees them."""
+    mqtt = cfg.outputs.mqtt
+    prefix = cfg.mqtt_prefix
+    out = []
+    problem = topic_prefix_issue(prefix)
+    if problem:
+        out.append(ConfigIssue("outputs.mqtt.prefix", problem))
+    # the publisher fills {vessel} of the client id from the prefix's last level
+    vessels = {cfg.site.vessel, prefix.rstrip("/").rsplit("/", 1)[-1]}
+    for vessel in sorted(vessels):
+        problem = client_id_issue(expand(mqtt.client_id, vessel))
+        if problem:
+            out.append(ConfigIssue("outputs.mqtt.client_id", problem))
+            break
+    return out
+
+
+def _estimator_issues(cfg: Config) -> list[ConfigIssue]:
+    """Last line: the estimators' own parameter checks, so nothing they refuse passes here."""
+    from chikyu_daq.params import chain_params
+
+    try:
+        chain_params(cfg)
+    except (TypeError, ValueError) as err:
+        return [ConfigIssue("stability", f"refused by the estimators: {err}")]
+    return []
 
 
 def channel_ids(cfg: Config) -> Iterator[str]:
@@ -91,11 +223,15 @@ def _map_issues(path: str, regmap: RegisterMap) -> list[ConfigIssue]:
         for bit in f.bits:
             if not 0 <= bit < 16 * width:
                 out.append(ConfigIssue(f"{fp}.bits", f"bit {bit} outside a {16 * width}-bit value"))
+        if f.address + width > 65536:
+            out.append(ConfigIssue(f"{fp}.address", f"a {f.type} at {f.address} runs past 65535"))
+        if abs(f.scale) < MIN_ABS_SCALE:
+            out.append(ConfigIssue(f"{fp}.scale", f"|scale| must be >= {MIN_ABS_SCALE:g}"))
         if f.analog is not None:
             if f.type not in {"int16", "uint16"}:
                 out.append(ConfigIssue(f"{fp}.type", "an analog input is int16 or uint16 counts"))
-            if f.analog.eng_max == f.analog.eng_min:
-                out.append(ConfigIssue(f"{fp}.analog.eng_max", "must differ from eng_min"))
+            if not f.analog.eng_max > f.analog.eng_min:
+                out.append(ConfigIssue(f"{fp}.analog.eng_max", "must be above eng_min"))
             if f.analog.counts_at_20ma == f.analog.counts_at_4ma:
                 out.append(ConfigIssue(f"{fp}.analog.counts_at_20ma", "must differ from 4 mA"))
         end = f.address + width

@@ -8,9 +8,10 @@ several fields (overlapping registers, word orders on 16-bit types...) live in
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+import re
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 DataType = Literal["int16", "uint16", "int32", "uint32", "int64", "uint64", "float32", "float64"]
 WordOrder = Literal["ABCD", "CDAB", "BADC", "DCBA"]
@@ -32,19 +33,50 @@ REGISTER_COUNT: dict[str, int] = {
 READ_FUNCTIONS: dict[int, str] = {3: "holding", 4: "input"}
 
 
-class Strict(BaseModel):
-    """Base for config records: unknown keys are errors, values are immutable."""
+#: Control characters (C0 but tab/newline/CR, and DEL) have no place in a config string; a NUL
+#: would only surface later, as a crash when the string becomes a path, topic or header.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+
+def between(lo: float, hi: float, *, open_lo: bool = False) -> Any:
+    """A finite number in [lo, hi] (or (lo, hi]), of the declared type: no bool, no string,
+    no 3.0 for an int. Every numeric config key gets one, so no value reaches the core that
+    is nan, inf or outside what makes physical and computational sense."""
+    if open_lo:
+        return Field(strict=True, allow_inf_nan=False, gt=lo, le=hi)
+    return Field(strict=True, allow_inf_nan=False, ge=lo, le=hi)
+
+
+#: Hostnames and IP literals (IPv6 in brackets or bare); no spaces, slashes or schemes.
+HOST = Annotated[str, Field(min_length=1, max_length=253, pattern=r"^[A-Za-z0-9._:\[\]-]+$")]
+#: Seconds a bus or device waits before retrying; beyond an hour a dead link is never retried
+#: in practice, and below a millisecond the retry loop spins.
+RETRY_S = Annotated[float, between(0.001, 3600.0)]
+
+
+class Strict(BaseModel):
+    """Base for config records: unknown keys are errors, values are immutable, every float is
+    finite, and strings carry no control characters."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _printable(cls, value: Any) -> Any:
+        if isinstance(value, str) and _CONTROL.search(value):
+            raise ValueError("control character in string")
+        return value
 
 
 class AnalogInput(Strict):
     """4-20 mA loop read as counts; NAMUR NE43 decides the quality (ICD, AI-20)."""
 
-    eng_min: float
-    eng_max: float
-    counts_at_4ma: int = 0
-    counts_at_20ma: int = 27648
+    #: Engineering range; wider than 1e9 in any unit is a typo, not an instrument.
+    eng_min: Annotated[float, between(-1e9, 1e9)]
+    eng_max: Annotated[float, between(-1e9, 1e9)]
+    #: Counts of a 16-bit register, signed or unsigned.
+    counts_at_4ma: Annotated[int, between(-32768, 65535)] = 0
+    counts_at_20ma: Annotated[int, between(-32768, 65535)] = 27648
 
 
 class Field_(Strict):
@@ -54,10 +86,11 @@ class Field_(Strict):
     address: Annotated[int, Field(ge=0, le=65535)]
     function: Literal[3, 4] = 3
     type: DataType = "uint16"
-    count: PositiveInt | None = None
+    count: Annotated[int, between(1, 4)] | None = None
     word_order: WordOrder | None = None
-    scale: float = 1.0
-    offset: float = 0.0
+    #: value = raw * scale + offset; |scale| >= 1e-12 (checked with the map) and <= 1e9.
+    scale: Annotated[float, between(-1e9, 1e9)] = 1.0
+    offset: Annotated[float, between(-1e9, 1e9)] = 0.0
     unit: str = ""
     description: str = ""
     bits: dict[int, Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")]] = Field(
@@ -83,7 +116,7 @@ class CounterRule(Strict):
     """A free-running counter that stops moving means a frozen reading (BAD)."""
 
     field: str
-    stale_after_s: PositiveFloat = 0.5
+    stale_after_s: Annotated[float, between(0.0, 3600.0, open_lo=True)] = 0.5
     applies_to: list[str]
 
 
@@ -100,7 +133,8 @@ class StreamField(Strict):
     """A field of an ASCII sentence; position counts after the sentence tag."""
 
     name: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")]
-    position: Annotated[int, Field(ge=0)]
+    #: An NMEA-style line of at most a few hundred bytes has far fewer fields.
+    position: Annotated[int, between(0, 255)]
     format: Literal["int", "float", "hex"] = "float"
     unit: str = ""
     bits: dict[int, Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")]] = Field(
@@ -111,10 +145,11 @@ class StreamField(Strict):
 class SentenceMap(Strict):
     """An NMEA-style sentence: tag, fields, sequence counter and status-bit quality."""
 
-    tag: str = "PDNS"
+    tag: Annotated[str, Field(pattern=r"^[A-Za-z0-9]{1,16}$")] = "PDNS"
     fields: list[StreamField]
     sequence_field: str | None = "seq"
-    sequence_modulo: PositiveInt = 65536
+    #: A sequence counter wraps at a power of two up to 32 bits.
+    sequence_modulo: Annotated[int, between(2, 2**32)] = 65536
     quality_rules: list[BitQualityRule] = Field(default_factory=list)
 
 
@@ -126,34 +161,35 @@ class Workarounds(Strict):
     hole_fill: Annotated[int, Field(ge=0, le=125)] = 10
     #: Some gateways answer only exactly-mapped reads.
     one_request_per_field: bool = False
-    pause_between_requests_s: Annotated[float, Field(ge=0.0)] = 0.0
-    pause_after_connect_s: Annotated[float, Field(ge=0.0)] = 0.0
+    #: A pause longer than 10 s would starve every other device on the bus.
+    pause_between_requests_s: Annotated[float, between(0.0, 10.0)] = 0.0
+    pause_after_connect_s: Annotated[float, between(0.0, 10.0)] = 0.0
 
 
 class ModbusTcpBus(Strict):
     transport: Literal["modbus_tcp"]
-    host: str
+    host: HOST
     port: Annotated[int, Field(ge=1, le=65535)] = 502
-    timeout_s: PositiveFloat = 1.0
+    timeout_s: Annotated[float, between(0.0, 60.0, open_lo=True)] = 1.0
     retries: Annotated[int, Field(ge=0, le=10)] = 1
-    reconnect_min_s: PositiveFloat = 0.5
-    reconnect_max_s: PositiveFloat = 30.0
+    reconnect_min_s: RETRY_S = 0.5
+    reconnect_max_s: RETRY_S = 30.0
 
 
 class ModbusRtuTcpBus(Strict):
     """Modbus RTU framing through a serial device server's raw TCP socket."""
 
     transport: Literal["modbus_rtu_tcp"]
-    host: str
+    host: HOST
     port: Annotated[int, Field(ge=1, le=65535)] = 4001
-    timeout_s: PositiveFloat = 0.3
+    timeout_s: Annotated[float, between(0.0, 60.0, open_lo=True)] = 0.3
     retries: Annotated[int, Field(ge=0, le=10)] = 0
-    reconnect_min_s: PositiveFloat = 0.5
-    reconnect_max_s: PositiveFloat = 30.0
+    reconnect_min_s: RETRY_S = 0.5
+    reconnect_max_s: RETRY_S = 30.0
 
 
 class SerialLine(Strict):
-    baudrate: PositiveInt = 38400
+    baudrate: Annotated[int, between(50, 4_000_000)] = 38400
     bytesize: Literal[7, 8] = 8
     parity: Literal["N", "E", "O"] = "E"
     stopbits: Literal[1, 2] = 1
@@ -161,24 +197,24 @@ class SerialLine(Strict):
 
 class ModbusRtuSerialBus(SerialLine):
     transport: Literal["modbus_rtu_serial"]
-    device: str
-    timeout_s: PositiveFloat = 0.3
+    device: Annotated[str, Field(min_length=1)]
+    timeout_s: Annotated[float, between(0.0, 60.0, open_lo=True)] = 0.3
     retries: Annotated[int, Field(ge=0, le=10)] = 0
-    reconnect_min_s: PositiveFloat = 0.5
-    reconnect_max_s: PositiveFloat = 30.0
+    reconnect_min_s: RETRY_S = 0.5
+    reconnect_max_s: RETRY_S = 30.0
 
 
 class AsciiStreamBus(SerialLine):
     """A device-paced sentence stream: pyserial URL (`/dev/ttyS2`, `socket://host:port`)."""
 
     transport: Literal["ascii_stream"]
-    url: str
-    baudrate: PositiveInt = 19200
+    url: Annotated[str, Field(min_length=1)]
+    baudrate: Annotated[int, between(50, 4_000_000)] = 19200
     parity: Literal["N", "E", "O"] = "N"
     #: No sentence for this long marks the device's channels BAD and reconnects.
-    silence_timeout_s: PositiveFloat = 2.0
-    reconnect_min_s: PositiveFloat = 0.5
-    reconnect_max_s: PositiveFloat = 30.0
+    silence_timeout_s: Annotated[float, between(0.0, 3600.0, open_lo=True)] = 2.0
+    reconnect_min_s: RETRY_S = 0.5
+    reconnect_max_s: RETRY_S = 30.0
 
 
 Bus = Annotated[
@@ -193,13 +229,14 @@ class Device(Strict):
     bus: str
     map: str
     unit: Annotated[int, Field(ge=0, le=247)] | None = None
-    poll_hz: PositiveFloat | None = None
+    #: One Modbus transaction takes about a millisecond at best: 1 kHz is the ceiling.
+    poll_hz: Annotated[float, between(0.0, 1000.0, open_lo=True)] | None = None
     tag: str = ""
     description: str = ""
     #: Analog inputs that are not wired; configuring a field there is an error (ICD AI-20).
-    unwired: list[int] = Field(default_factory=list)
+    unwired: list[Annotated[int, between(0, 65535)]] = Field(default_factory=list)
     workarounds: Workarounds = Field(default_factory=Workarounds)
     #: Backoff after a failed transaction, doubling up to the max, so one dead unit
     #: costs its bus little time.
-    backoff_min_s: PositiveFloat = 0.5
-    backoff_max_s: PositiveFloat = 10.0
+    backoff_min_s: RETRY_S = 0.5
+    backoff_max_s: RETRY_S = 10.0
