@@ -122,12 +122,6 @@ class Processing(Strict):
     lateness_s: Annotated[float, between(0.0, 60.0)] = 0.1
     max_gap_s: Annotated[float, between(0.0, 3600.0, open_lo=True)] = 2.0
 
-    @model_validator(mode="after")
-    def _rates(self) -> Processing:
-        if self.publish_hz > self.grid_hz:
-            raise ValueError(f"expected publish_hz <= grid_hz ({self.grid_hz:g})")
-        return self
-
 
 class Roles(Strict):
     """Which channel feeds each estimator input; every value must be a configured channel."""

@@ -99,17 +99,22 @@ def _serial_url_issue(url: str) -> str | None:
 
 def _rate_issues(cfg: Config) -> list[ConfigIssue]:
     """Keys of different sections that must agree on the grid rate."""
-    st = cfg.stability
-    nyquist = 0.5 * cfg.processing.grid_hz / st.osc_decim
+    st, proc = cfg.stability, cfg.processing
+    out = []
+    if proc.publish_hz > proc.grid_hz:
+        out.append(
+            ConfigIssue("processing.publish_hz", f"expected <= grid_hz ({proc.grid_hz:g} Hz)")
+        )
+    nyquist = 0.5 * proc.grid_hz / st.osc_decim
     if st.osc_f_hi_hz > nyquist:
-        return [
+        out.append(
             ConfigIssue(
                 "stability.osc_f_hi_hz",
                 f"{st.osc_f_hi_hz:g} Hz is above the Nyquist frequency of the decimated grid "
                 f"({nyquist:g} Hz = processing.grid_hz / 2 / stability.osc_decim)",
             )
-        ]
-    return []
+        )
+    return out
 
 
 def _alarm_issues(cfg: Config) -> list[ConfigIssue]:
