@@ -278,8 +278,8 @@ class Influx(Strict):
     password_env: str | None = None
     password_file: str | None = None
     ca_file: str | None = None
-    batch_lines: Annotated[int, Field(ge=1, le=5000)] = 5000
-    batch_bytes: Annotated[int, Field(ge=1024, le=1_000_000)] = 1_000_000
+    batch_lines: Annotated[int, between(1, 5000)] = 5000
+    batch_bytes: Annotated[int, between(1024, 1_000_000)] = 1_000_000
     #: The reference installation writes in the order of 50 kB/s of line protocol: 16 MB holds
     #: a few minutes of outage and several whole batches (batch_bytes <= 1 MB); 1 TiB is more
     #: disk than the DAQ computer has.
@@ -313,7 +313,7 @@ class Influx(Strict):
 class Mqtt(Strict):
     enabled: bool = False
     host: HOST = "127.0.0.1"
-    port: Annotated[int, Field(ge=1, le=65535)] = 1883
+    port: Annotated[int, between(1, 65535)] = 1883
     #: Templates (TEMPLATE_FIELDS); the expanded topic is checked with the site's vessel.
     prefix: Annotated[str, Field(max_length=MQTT_PREFIX_MAX_BYTES)] = "chikyu/{vessel}"
     client_id: Annotated[str, Field(max_length=MQTT_CLIENT_ID_MAX)] = "chikyu-daq-{vessel}"

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 DataType = Literal["int16", "uint16", "int32", "uint32", "int64", "uint64", "float32", "float64"]
 WordOrder = Literal["ABCD", "CDAB", "BADC", "DCBA"]
@@ -33,9 +33,11 @@ REGISTER_COUNT: dict[str, int] = {
 READ_FUNCTIONS: dict[int, str] = {3: "holding", 4: "input"}
 
 
-#: Control characters (C0 but tab/newline/CR, and DEL) have no place in a config string; a NUL
-#: would only surface later, as a crash when the string becomes a path, topic or header.
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+#: Control characters have no place in a config string (a description may span lines): a NUL
+#: or CR/LF would only surface later, as a crash or an injection when the string becomes a
+#: path, topic, URL or header.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_CONTROL_BUT_LINES = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
 
 def between(lo: float, hi: float, *, open_lo: bool = False) -> Any:
@@ -62,8 +64,9 @@ class Strict(BaseModel):
 
     @field_validator("*", mode="after")
     @classmethod
-    def _printable(cls, value: Any) -> Any:
-        if isinstance(value, str) and _CONTROL.search(value):
+    def _printable(cls, value: Any, info: ValidationInfo) -> Any:
+        control = _CONTROL_BUT_LINES if info.field_name == "description" else _CONTROL
+        if isinstance(value, str) and control.search(value):
             raise ValueError("control character in string")
         return value
 
@@ -83,7 +86,7 @@ class Field_(Strict):
     """One quantity in a register map; becomes channel `<device>.<name>`."""
 
     name: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")]
-    address: Annotated[int, Field(ge=0, le=65535)]
+    address: Annotated[int, between(0, 65535)]
     function: Literal[3, 4] = 3
     type: DataType = "uint16"
     count: Annotated[int, between(1, 4)] | None = None
@@ -107,7 +110,7 @@ class BitQualityRule(Strict):
     """Bits of a status field that degrade other fields of the same poll."""
 
     source: str
-    mask: Annotated[int, Field(ge=1, le=0xFFFFFFFF)]
+    mask: Annotated[int, between(1, 0xFFFFFFFF)]
     quality: QualityName
     applies_to: list[str]
 
@@ -156,9 +159,9 @@ class SentenceMap(Strict):
 class Workarounds(Strict):
     """Per-device quirks as data; each exists because some real device needs it."""
 
-    max_registers_per_request: Annotated[int, Field(ge=1, le=125)] = 125
+    max_registers_per_request: Annotated[int, between(1, 125)] = 125
     #: Unused registers a request may span to join two fields (fewer transactions).
-    hole_fill: Annotated[int, Field(ge=0, le=125)] = 10
+    hole_fill: Annotated[int, between(0, 125)] = 10
     #: Some gateways answer only exactly-mapped reads.
     one_request_per_field: bool = False
     #: A pause longer than 10 s would starve every other device on the bus.
@@ -169,9 +172,9 @@ class Workarounds(Strict):
 class ModbusTcpBus(Strict):
     transport: Literal["modbus_tcp"]
     host: HOST
-    port: Annotated[int, Field(ge=1, le=65535)] = 502
+    port: Annotated[int, between(1, 65535)] = 502
     timeout_s: Annotated[float, between(0.0, 60.0, open_lo=True)] = 1.0
-    retries: Annotated[int, Field(ge=0, le=10)] = 1
+    retries: Annotated[int, between(0, 10)] = 1
     reconnect_min_s: RETRY_S = 0.5
     reconnect_max_s: RETRY_S = 30.0
 
@@ -181,9 +184,9 @@ class ModbusRtuTcpBus(Strict):
 
     transport: Literal["modbus_rtu_tcp"]
     host: HOST
-    port: Annotated[int, Field(ge=1, le=65535)] = 4001
+    port: Annotated[int, between(1, 65535)] = 4001
     timeout_s: Annotated[float, between(0.0, 60.0, open_lo=True)] = 0.3
-    retries: Annotated[int, Field(ge=0, le=10)] = 0
+    retries: Annotated[int, between(0, 10)] = 0
     reconnect_min_s: RETRY_S = 0.5
     reconnect_max_s: RETRY_S = 30.0
 
@@ -199,7 +202,7 @@ class ModbusRtuSerialBus(SerialLine):
     transport: Literal["modbus_rtu_serial"]
     device: Annotated[str, Field(min_length=1)]
     timeout_s: Annotated[float, between(0.0, 60.0, open_lo=True)] = 0.3
-    retries: Annotated[int, Field(ge=0, le=10)] = 0
+    retries: Annotated[int, between(0, 10)] = 0
     reconnect_min_s: RETRY_S = 0.5
     reconnect_max_s: RETRY_S = 30.0
 
@@ -228,7 +231,7 @@ class Device(Strict):
 
     bus: str
     map: str
-    unit: Annotated[int, Field(ge=0, le=247)] | None = None
+    unit: Annotated[int, between(0, 247)] | None = None
     #: One Modbus transaction takes about a millisecond at best: 1 kHz is the ceiling.
     poll_hz: Annotated[float, between(0.0, 1000.0, open_lo=True)] | None = None
     tag: str = ""

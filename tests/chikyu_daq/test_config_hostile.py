@@ -282,6 +282,14 @@ CASES: list[tuple[str, Edit, str]] = [
     ("queue_size_1e12", setkey("outputs.mqtt", "queue_size", 10**12), "outputs.mqtt.queue_size"),
     ("mqtt_host_space", setkey("outputs.mqtt", "host", "broker topside"), "outputs.mqtt.host"),
     ("mqtt_port_zero", setkey("outputs.mqtt", "port", 0), "outputs.mqtt.port"),
+    (
+        "username_crlf",
+        setkey("outputs.influx", "username", "daq\r\nX-Injected: 1"),
+        "outputs.influx.username",
+    ),
+    ("bus_port_string", setkey("buses.topside", "port", "502"), "buses.topside.port"),
+    ("bus_port_bool", setkey("buses.topside", "port", True), "buses.topside.port"),
+    ("unit_float", setkey("devices.ft201", "unit", 12.0), "devices.ft201.unit"),
     # -- site, buses, devices, maps -----------------------------------------------------------
     ("vessel_long", setkey("site", "vessel", "v" * 200), "site.vessel"),
     ("vessel_slash", setkey("site", "vessel", "chi/kyu"), "site.vessel"),
@@ -458,6 +466,7 @@ ACCEPTED: list[tuple[str, Edit]] = [
     ("stream_device_path", setkey("buses.densitometer", "url", "/dev/ttyS2")),
     ("rho_s_magnetite", setkey("physics", "rho_s_kg_m3", 5200.0)),
     ("int_for_float", setkey("processing", "grid_hz", 10)),
+    ("multiline_description", setkey("site", "description", "Chikyu\nexpedition 905\tDAQ")),
 ]
 
 
