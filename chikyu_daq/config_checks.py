@@ -120,6 +120,8 @@ def _rate_issues(cfg: Config) -> list[ConfigIssue]:
 def _alarm_issues(cfg: Config) -> list[ConfigIssue]:
     out = []
     for name, alarm in cfg.alarms.items():
+        if name not in ALARM_LIMITS:  # a new alarm without limits yet (a test requires them)
+            continue
         direction, lo, hi = ALARM_LIMITS[name]
         for key in ("raise_at", "clear_at"):
             value = getattr(alarm, key)
