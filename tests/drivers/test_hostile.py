@@ -35,8 +35,9 @@ MODBUS_CASES: list[tuple[str, str, float, str | None]] = [
     ("ft201", "volume_flow", 2300.0, GOOD),  # past the span, inside the margin
     ("ft201", "totalizer", 1e308, OUT_OF_RANGE),  # float64
     ("ft201", "totalizer", -math.inf, NON_FINITE),
-    ("p101a", "speed", 32767.0, OUT_OF_RANGE),  # int16 max
-    ("p101a", "speed", -32768.0, OUT_OF_RANGE),  # int16 min
+    ("p101a", "torque", 3276.7, OUT_OF_RANGE),  # int16 max x 0.1
+    ("p101a", "torque", -3276.8, OUT_OF_RANGE),  # int16 min x 0.1
+    ("p101a", "speed", 32767.0, GOOD),  # no range in the map: only non-finite is screened
     ("p101a", "motor_current", 6553.5, OUT_OF_RANGE),  # uint16 max x 0.1
     ("p101a", "run_hours", 429496729.5, OUT_OF_RANGE),  # uint32 max x 0.1
     ("p101a", "shaft_power", math.inf, NON_FINITE),  # float32 ABCD
