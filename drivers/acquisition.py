@@ -69,6 +69,7 @@ class Acquisition:
                 for sf in smap.fields:
                     self.units[f"{dev_id}.{sf.name}"] = sf.unit
                 dstats = self._stats.devices[dev_id] = DeviceStats()
+                dstats.bad_values = dec.rejections.counts
                 self._owners.append(
                     StreamBusOwner(bus_id, bus, dec, self._emit, bstats, dstats, clock)
                 )
@@ -80,7 +81,9 @@ class Acquisition:
                 plan = self.plans[dev_id] = compile_device(dev_id, dev, regmap)
                 for f in regmap.fields:
                     self.units[f"{dev_id}.{f.name}"] = f.unit
-                members.append((plan, dev, self._stats.devices.setdefault(dev_id, DeviceStats())))
+                dstats = self._stats.devices.setdefault(dev_id, DeviceStats())
+                dstats.bad_values = plan.rejections.counts
+                members.append((plan, dev, dstats))
             self._owners.append(ModbusBusOwner(bus_id, bus, members, self._emit, bstats, clock))
 
     @classmethod

@@ -36,6 +36,9 @@ WORD_ORDERS: dict[str, tuple[bool, bool]] = {
 
 RawDecoder = Callable[[Sequence[int], int], float]
 
+#: Largest finite float32.
+_F32_MAX = 3.4028234663852886e38
+
 
 def _check(dtype: str, word_order: str) -> tuple[str, int, bool, bool]:
     if dtype not in TYPE_CODES:
@@ -78,7 +81,9 @@ def encode_raw(raw: float | int, dtype: str, word_order: str = "ABCD") -> list[i
         lo, hi = (
             (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if code.islower() else (0, (1 << bits) - 1)
         )
-        num = 0 if math.isnan(raw) else min(max(round(raw), lo), hi)
+        num = 0 if math.isnan(raw) else lo if raw <= lo else hi if raw >= hi else round(raw)
+    elif code == "f" and math.isfinite(raw) and abs(raw) > _F32_MAX:
+        num = math.copysign(math.inf, raw)  # what a float32 conversion makes of it
     regs = list(struct.unpack(("<" if swap else ">") + "H" * n, struct.pack(">" + code, num)))
     return regs[::-1] if reverse else regs
 

@@ -24,6 +24,7 @@ from typing import Any
 from drivers.codec import TYPE_CODES, WORD_ORDERS, RawDecoder, counts_to_ma, ma_to_eng, raw_decoder
 from drivers.sample import Batch, Quality, Sample
 from drivers.spec import READ_FUNCTIONS, Device, Field_, RegisterMap
+from drivers.validity import FINITE, Rejections, as_bits, bounds
 
 MAX_REGISTERS = 125
 
@@ -60,6 +61,8 @@ class BoundField:
     scale: float = 1.0
     add: float = 0.0
     analog: AnalogFn | None = None
+    #: (lo, hi) the engineering value must lie in, else BAD (`drivers.validity`)
+    bounds: tuple[float, float] = FINITE
 
 
 def _analog_fn(f: Field_) -> AnalogFn | None:
@@ -214,8 +217,12 @@ _BIT = (0.0, 1.0)
 _GOOD = Quality.GOOD
 _BAD = Quality.BAD
 
-#: (field index, reply index, channel, scale, add, analog, ((bit, channel), ...)) per field
-_FieldOut = tuple[int, int, str, float, float, AnalogFn | None, tuple[tuple[int, str], ...]]
+#: (field index, reply index, channel, scale, add, analog, ((bit, channel), ...), lo, hi, name)
+_FieldOut = tuple[
+    int, int, str, float, float, AnalogFn | None, tuple[tuple[int, str], ...], float, float, str
+]
+_NAN = math.nan
+_MAXF = FINITE[1]
 
 
 @dataclass
@@ -244,8 +251,11 @@ class DevicePlan:
     _counter_ix: tuple[int, int, int, tuple[int, ...]] | None = field(
         init=False, repr=False, compare=False, default=None
     )
+    #: values screened out as BAD, per field and reason (shared with the device's stats)
+    rejections: Rejections = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        self.rejections = Rejections(self.device_id)
         self._fast = all(p.unpack is not None for p in self.requests)
         if not self._fast:
             return
@@ -258,7 +268,10 @@ class DevicePlan:
                 g = len(outs)
                 index[bf.name] = g
                 bits = tuple((bit, f"{dev}.{bname}") for bit, bname in bf.bits)
-                outs.append((g, ri, f"{dev}.{bf.name}", bf.scale, bf.add, bf.analog, bits))
+                lo, hi = bf.bounds
+                outs.append(
+                    (g, ri, f"{dev}.{bf.name}", bf.scale, bf.add, bf.analog, bits, lo, hi, bf.name)
+                )
         self._outs = tuple(outs)
         self._good = (_GOOD,) * len(outs)
         self._rule_ix = tuple(
@@ -282,7 +295,7 @@ class DevicePlan:
         # Degradations per field (max with each field's own quality below); shared until one fires
         deg: Sequence[Quality] = self._good
         for g, mask, q, targets in self._rule_ix:
-            if int(raw[g]) & mask:
+            if as_bits(raw[g]) & mask:
                 worse = deg if isinstance(deg, list) else list(deg)
                 for tg in targets:
                     if q > worse[tg]:
@@ -302,19 +315,28 @@ class DevicePlan:
                 deg = worse
         new, bit01 = _tuple_new, _BIT
         out: dict[str, Sample] = {}
-        for g, ri, ch, scale, add, analog, bits in self._outs:
+        for g, ri, ch, scale, add, analog, bits, lo, hi, name in self._outs:
             r, t, q = raw[g], t_ns[ri], deg[g]
             if analog is None:
-                out[ch] = new(Sample, (t, r * scale + add, q))
+                v = r * scale + add
             else:
                 eng, own = analog(r)
                 if own >= q:
                     q = own
-                out[ch] = new(Sample, (t, eng * scale + add, q))
+                v = eng * scale + add
+            if not lo <= v <= hi:
+                if q != _BAD or v == v:  # NaN on a BAD sample is already "no reading"
+                    self.rejections.add(name, v)
+                v, q = _NAN, _BAD
+            out[ch] = new(Sample, (t, v, q))
             if bits:
-                ir = int(r)
-                for bit, bch in bits:
-                    out[bch] = new(Sample, (t, bit01[(ir >> bit) & 1], q))
+                if -_MAXF <= r <= _MAXF:
+                    ir = int(r)
+                    for bit, bch in bits:
+                        out[bch] = new(Sample, (t, bit01[(ir >> bit) & 1], q))
+                else:
+                    for _, bch in bits:
+                        out[bch] = new(Sample, (t, _NAN, _BAD))
         return Batch(self.device_id, out)
 
     def _decode_per_field(self, replies: Sequence[Sequence[int]], t_ns: Sequence[int]) -> Batch:
@@ -327,7 +349,7 @@ class DevicePlan:
                 values[bf.name] = (t, eng, raw, q)
         quality = {name: v[3] for name, v in values.items()}
         for source, mask, q, targets in self.rules:
-            if int(values[source][2]) & mask:
+            if as_bits(values[source][2]) & mask:
                 for tgt in targets:
                     quality[tgt] = max(quality[tgt], q)
         if self.counter is not None:
@@ -345,9 +367,19 @@ class DevicePlan:
             for bf in preq.fields:
                 t, eng, raw, _ = values[bf.name]
                 q = quality[bf.name]
+                lo, hi = bf.bounds
+                if not lo <= eng <= hi:
+                    if q != Quality.BAD or eng == eng:
+                        self.rejections.add(bf.name, eng)
+                    eng, q = math.nan, Quality.BAD
                 out[f"{dev}.{bf.name}"] = Sample(t, eng, q)
+                finite = -_MAXF <= raw <= _MAXF
                 for bit, bname in bf.bits:
-                    out[f"{dev}.{bname}"] = Sample(t, float((int(raw) >> bit) & 1), q)
+                    out[f"{dev}.{bname}"] = (
+                        Sample(t, float((int(raw) >> bit) & 1), q)
+                        if finite
+                        else Sample(t, math.nan, Quality.BAD)
+                    )
         return Batch(dev, out)
 
 
@@ -378,6 +410,7 @@ def compile_device(
                 float(f.scale),
                 float(f.offset),
                 _analog_fn(f),
+                bounds(f.range),
             )
             for f in group
         )

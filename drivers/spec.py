@@ -100,6 +100,9 @@ class Field_(Strict):
         default_factory=dict
     )
     analog: AnalogInput | None = None
+    #: Engineering span (after scale/offset); beyond it by more than `validity.RANGE_MARGIN`
+    #: of the span a value is BAD (`out_of_range`). Without one only non-finite values are.
+    range: tuple[float, float] | None = None
 
     @property
     def registers(self) -> int:
@@ -143,6 +146,8 @@ class StreamField(Strict):
     bits: dict[int, Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")]] = Field(
         default_factory=dict
     )
+    #: Engineering span, as `Field_.range`.
+    range: tuple[float, float] | None = None
 
 
 class SentenceMap(Strict):

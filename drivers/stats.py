@@ -24,6 +24,8 @@ class DeviceStats:
     bad_frames: int = 0
     seq_gaps: int = 0
     lost_sentences: int = 0
+    #: sequence jumps too large to be lost sentences (a stray sentence, a device restart)
+    seq_resyncs: int = 0
     frozen_counter: int = 0
     silences: int = 0
     state: str = "init"
@@ -31,6 +33,8 @@ class DeviceStats:
     latency_sum_ms: float = 0.0
     latency_max_ms: float = 0.0
     latency_last_ms: float = 0.0
+    #: values screened out as BAD: field -> reason -> count (`drivers.validity`)
+    bad_values: dict[str, dict[str, int]] = field(default_factory=dict)
 
     def latency(self, ms: float) -> None:
         self.latency_n += 1

@@ -72,6 +72,7 @@ class StreamBusOwner:
         d.bad_frames = self.parser.bad_frames + self.decoder.bad_frames
         d.seq_gaps = self.decoder.seq_gaps
         d.lost_sentences = self.decoder.lost_sentences
+        d.seq_resyncs = self.decoder.seq_resyncs
 
     async def _open(self) -> tuple[asyncio.BaseTransport, _Listener]:
         b = self.bus

@@ -3,7 +3,9 @@
 Sentences are encoded from the config's `SentenceMap` (field positions and formats); decimals
 per field come from the ICD (density 2 places, temperature 1). Any byte received is counted in
 `rx_bytes`: the DAQ must never send one. A diagnostic `$PDNSD` goes out once a minute, and
-optionally an unknown sentence type, to exercise the parser's "ignore" path.
+optionally an unknown sentence type, to exercise the parser's "ignore" path. For hostile-input
+tests the `override` fault puts a field's literal text (or a number's repr) in every sentence,
+and `send_raw` writes any bytes between sentences.
 """
 
 from __future__ import annotations
@@ -72,7 +74,12 @@ class DensitometerEmulator(LinkServer):
     def sentence_body(self, t_s: float) -> str:
         values = self.source.values(t_s)
         parts: dict[int, str] = {}
+        ov = self.faults.get("override")
         for f in self.smap.fields:
+            if ov is not None and ov["field"] in (f.name, f"{self.device_id}.{f.name}"):
+                val = ov["value"]
+                parts[f.position] = val if isinstance(val, str) else repr(float(val))
+                continue
             if f.name == self.smap.sequence_field:
                 parts[f.position] = str(self.seq)
                 continue
@@ -101,6 +108,11 @@ class DensitometerEmulator(LinkServer):
             i = self._rng.randrange(1, len(line) - 2)
             line = line[:i] + noise + line[i:]
         return line
+
+    def send_raw(self, data: bytes) -> None:
+        """Put `data` on the wire now, between sentences, as it is (hostile byte streams)."""
+        for link in list(self.links):
+            link.write(data)
 
     def emit(self) -> None:
         """Produce one period's output (also callable directly by tests)."""

@@ -21,6 +21,9 @@ FAULT_KINDS: dict[str, dict[str, Any]] = {
     "namur_fail": {"channel": "", "ma": 3.5},  # loop current forced (wire break, short)
     "status_bits": {"field": "status", "bits": 0},  # bits ORed into a status field
     "seq_skip": {"n": 1},  # densitometer: sequence jumps by n once
+    # hostile value on the wire: engineering value (NaN, inf, absurd) or, for the
+    # densitometer, the field's literal text ("inf", "1e308", "-5")
+    "override": {"field": "", "value": 0.0},
 }
 
 

@@ -105,6 +105,9 @@ class EmulatedUnit:
             else:
                 self._frozen_counter = None
             return encode_raw(count, f.type, wo)
+        ov = self.faults.get("override")
+        if ov is not None and ov["field"] in (f.name, ch):
+            return encode_raw((float(ov["value"]) - f.offset) / f.scale, f.type, wo)
         v = values.get(ch, math.nan)
         if f.analog is not None:
             a = f.analog

@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import functools
+import math
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from drivers.sample import Quality
-from drivers.sentence import Sentence, SentenceDecoder, SentenceParser
+from drivers.sentence import (
+    MAX_SENTENCE_BYTES,
+    Sentence,
+    SentenceDecoder,
+    SentenceParser,
+    nmea_checksum,
+)
 from tests.drivers.helpers import reference_cfg
 
 
@@ -121,3 +128,170 @@ def test_junk_alone_is_harmless(junk: bytes) -> None:
     p = SentenceParser()
     assert p.feed(junk * 10) == []
     assert p.feed(line(ICD_EXAMPLE)) != []
+
+
+# --- hostile input (issue 10 item 8) ----------------------------------------------------------
+
+
+def test_checksum_must_be_two_uppercase_hex_digits() -> None:
+    """The ICD's checksum is 2 uppercase hex digits; `int(x, 16)` alone took lowercase too."""
+    body = next(
+        b
+        for status in range(0x10000)
+        if not f"{nmea_checksum((b := f'PDNS,1,1050.00,18.4,5,{status:04X}').encode()):02X}"[
+            1
+        ].isdigit()
+    )
+    cs = f"{nmea_checksum(body.encode()):02X}"
+    p = SentenceParser()
+    for wrong in (cs.lower(), cs[0] + cs[1].lower()):
+        assert p.feed(f"${body}*{wrong}\r\n".encode()) == [], wrong
+    assert p.feed(f"${body}* {cs}\r\n".encode()) == []  # 3 characters after `*`
+    assert (p.sentences, p.bad_frames) == (0, 3)
+    assert len(p.feed(f"${body}*{cs}\r\n".encode())) == 1
+
+
+def s_seq(seq: int) -> Sentence:
+    return Sentence("PDNS", (str(seq), "1050.00", "18.4", "5", "0000"))
+
+
+def test_stray_sentence_is_a_resync_not_65535_lost() -> None:
+    d = decoder()
+    for seq in (1740, 1741, 1742, 1739, 1743, 1744):  # 1739: a stray old sentence
+        assert d.decode(s_seq(seq), 0) is not None
+    assert (d.lost_sentences, d.seq_gaps, d.seq_resyncs) == (0, 0, 1)
+
+
+def test_device_restart_is_one_resync() -> None:
+    d = decoder()
+    for seq in (30000, 30001, 0, 1, 2, 4):  # restarted at 0; then one real loss (3)
+        d.decode(s_seq(seq), 0)
+    assert (d.lost_sentences, d.seq_gaps, d.seq_resyncs) == (1, 1, 1)
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        ("1", "1050.00", "18.4", "5", "F" * 150),  # hex beyond float range: OverflowError before
+        ("1", "1050.00", "18.4", "9" * 400, "0000"),
+        ("1", "1_050.5", "18.4", "5", "0000"),  # Python-only number syntax
+        ("1", " 1050.00", "18.4", "5", "0000"),
+        ("1", "1050.00", "18.4", "5", "0x10"),
+        ("1", "", "18.4", "5", "0000"),
+    ],
+)
+def test_malformed_fields_are_bad_frames(fields: tuple[str, ...]) -> None:
+    d = decoder()
+    assert d.decode(Sentence("PDNS", fields), 0) is None
+    assert d.bad_frames == 1
+
+
+@pytest.mark.parametrize(
+    ("density", "reason"),
+    [
+        ("inf", "non_finite"),
+        ("NaN", "non_finite"),
+        ("1e30", "out_of_range"),
+        ("-5", "out_of_range"),
+    ],
+)
+def test_absurd_density_is_bad_with_reason(density: str, reason: str) -> None:
+    d = decoder()
+    b = d.decode(Sentence("PDNS", ("1", density, "18.4", "5", "0000")), 7)
+    assert b is not None
+    assert math.isnan(b.samples["dt201.density"].value)
+    assert b.samples["dt201.density"].quality == Quality.BAD
+    assert b.samples["dt201.temperature"] == (7, 18.4, Quality.GOOD)
+    assert d.rejections.counts == {"density": {reason: 1}}
+
+
+def test_sequence_number_out_of_its_range_is_bad_and_ignored() -> None:
+    d = decoder()
+    for seq in (10, 11, 70000, -3, 12):
+        b = d.decode(s_seq(seq), 0)
+        assert b is not None
+        assert (b.samples["dt201.seq"].quality == Quality.BAD) == (seq not in (10, 11, 12))
+    assert (d.lost_sentences, d.seq_gaps, d.seq_resyncs) == (0, 0, 0)
+
+
+# --- property-based fuzzing of parser and decoder ----------------------------------------------
+
+#: Field texts an adversary (or a broken instrument) might send.
+HOSTILE_TEXTS = [
+    *("inf", "-inf", "+inf", "Infinity", "nan", "-nan", "NaN", "1e30", "1e308", "1e999"),
+    *("-5", "-0", "0x10", "1_000", "1e-400", ".", "FFFF", "", " 1", "F" * 40, "9" * 40),
+]
+hostile_text = st.one_of(
+    st.sampled_from(HOSTILE_TEXTS),
+    st.floats(allow_nan=True, allow_infinity=True).map(repr),
+    st.integers(-(10**30), 10**30).map(str),
+    st.text(alphabet="0123456789abcdefABCDEF.+-eE ,*$", max_size=12),
+)
+hostile_body = st.builds(
+    lambda tag, fields: ",".join([tag, *fields]),
+    st.sampled_from(["PDNS", "PDNS", "PDNS", "PDNSD", "GPZDA", ""]),
+    st.lists(hostile_text, max_size=7),
+)
+piece = st.one_of(
+    hostile_body.map(lambda b: line(b.replace("$", "").replace("*", "").replace("\n", ""))),
+    valid_bodies.map(line),
+    hostile_body.map(lambda b: line(b)[:-4].lower() + b"\r\n"),  # lowercase checksum
+    st.binary(max_size=64),
+    st.integers(1, 400).map(lambda n: b"$" * n),
+    st.integers(1, 400).map(lambda n: b"$PDNS," + b"7" * n + b"\r\n"),
+)
+
+
+@settings(max_examples=200, deadline=2000)
+@given(st.lists(piece, max_size=30), st.integers(1, 300))
+def test_fuzz_parser_and_decoder(pieces: list[bytes], chunk: int) -> None:
+    """Never raises, never a GOOD non-finite or out-of-span value, bounded state, counts add up."""
+    stream = b"".join(pieces)
+    p, d = SentenceParser(), decoder()
+    lo = {  # the reference map's spans with the 10 % margin, typed in
+        f.name: (a - 0.1 * (b - a), b + 0.1 * (b - a))
+        for f in reference_cfg().sentences["pdns"].fields
+        for a, b in [getattr(f, "range", None) or (-math.inf, math.inf)]
+    }
+    decoded = 0
+    for i in range(0, len(stream), chunk):
+        for s in p.feed(stream[i : i + chunk]):
+            b = d.decode(s, i)
+            if b is None:
+                continue
+            decoded += 1
+            for ch, smp in b.samples.items():
+                assert smp.quality in (Quality.GOOD, Quality.UNCERTAIN, Quality.BAD)
+                if smp.quality != Quality.BAD:
+                    assert math.isfinite(smp.value), (ch, smp)
+                    name = ch.split(".", 1)[1]
+                    if name in lo:
+                        assert lo[name][0] <= smp.value <= lo[name][1], (ch, smp)
+        assert p.pending <= MAX_SENTENCE_BYTES
+        assert p.noise_bytes + p.framed_bytes + p.pending == min(i + chunk, len(stream))
+    assert p.sentences == decoded + d.ignored + d.bad_frames
+    assert p.bad_frames <= stream.count(b"$")
+    assert 0 <= d.lost_sentences <= (d.max_gap - 1) * max(decoded - 1, 0)
+    assert d.seq_resyncs <= decoded
+
+
+@settings(max_examples=200, deadline=2000)
+@given(
+    st.integers(0, 65535),
+    st.integers(2, 40),
+    st.lists(
+        st.tuples(st.integers(0, 39), st.integers(1001, 64535)),
+        max_size=5,
+        unique_by=lambda t: t[0],
+    ),
+)
+def test_fuzz_strays_never_count_as_lost(start: int, n: int, strays: list[tuple[int, int]]) -> None:
+    """A stream +1 per sentence with strays far from it (> max gap away): nothing lost."""
+    d = decoder()
+    at = {pos: off for pos, off in strays if 0 < pos < n - 1}
+    at = {pos: off for pos, off in at.items() if pos - 1 not in at}  # strays do not come in pairs
+    for k in range(n):
+        d.decode(s_seq((start + k) % 65536), 0)
+        if k in at:
+            d.decode(s_seq((start + k + at[k]) % 65536), 0)
+    assert (d.lost_sentences, d.seq_gaps, d.seq_resyncs) == (0, 0, len(at))

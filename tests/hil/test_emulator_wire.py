@@ -18,6 +18,7 @@ import pytest
 
 from drivers.sentence import nmea_checksum
 from hil.emulators import Rig
+from hil.emulators.densitometer import DensitometerEmulator
 from hil.emulators.unit import crc16
 from tests.drivers.conftest import _no_modbus_writes  # noqa: F401  (session write check here too)
 from tests.drivers.helpers import arun, reference_cfg
@@ -205,5 +206,49 @@ def test_pty_rtu_answers() -> None:
             finally:
                 os.close(fd)
             assert bytes(got[:5]) == bytes((33, 4, 2, 0x03, 0x20))  # 8.00 degC = 800
+
+    arun(main())
+
+
+def test_hostile_overrides_reach_the_wire() -> None:
+    """`override` puts the absurd number itself on the wire; `send_raw` adds bytes verbatim."""
+    cfg = reference_cfg()
+
+    async def main() -> None:
+        async with Rig(cfg, densitometer_period_s=0.02) as rig:
+            port = int(rig.endpoints["topside"].rsplit(":", 1)[1])
+            rig.set_fault("ft201", "override", field="volume_flow", value=float("inf"))
+            ft = regs(await tcp_read(port, 12, 4, 0, 4))
+            assert ft[0:2] == [0x0000, 0x7F80]  # +inf float32, CDAB
+            assert ft[2:4] == [*reversed(f32(330.0 / 3600 / (3.141592653589793 * 0.01)))]
+            rig.set_fault("p101a", "override", field="speed", value=-1e9)
+            assert regs(await tcp_read(port, 1, 3, 1, 1)) == [0x8000]  # clipped to int16 min
+            rig.set_fault("pt301", "override", field="pressure", value=float("nan"))
+            sub = int(rig.endpoints["subsea"].rsplit(":", 1)[1])
+            reader, writer = await asyncio.open_connection("127.0.0.1", sub)
+            pdu = bytes((31, 4)) + struct.pack(">HH", 0, 2)
+            writer.write(pdu + crc16(pdu))
+            frame = await asyncio.wait_for(reader.readexactly(9), 2.0)
+            writer.close()
+            hi = struct.unpack(">H", frame[3:5])[0]
+            assert hi & 0x7F80 == 0x7F80 and (hi & 0x7F or frame[5:7] != b"\0\0")  # a NaN
+
+            host, dport = rig.endpoints["densitometer"].removeprefix("socket://").split(":")
+            reader, writer = await asyncio.open_connection(host, int(dport))
+            rig.set_fault("dt201", "override", field="density", value="1e308")
+            emu = rig.emulators["densitometer"]
+            assert isinstance(emu, DensitometerEmulator)
+            for _ in range(3):  # the fault takes effect from the next emission on
+                ln = await asyncio.wait_for(reader.readline(), 2.0)
+            m = re.match(rb"^\$PDNS,\d+,1e308,18\.4,52113,0000\*([0-9A-F]{2})\r\n$", ln)
+            assert m and int(m[1], 16) == nmea_checksum(ln[1 : ln.index(b"*")]), ln
+            junk = b"$$$\x00\xff$PDNS,1*zz\r\n"
+            emu.send_raw(junk)
+            got, deadline = b"", time.monotonic() + 2.0
+            while junk not in got and time.monotonic() < deadline:
+                got += await asyncio.wait_for(reader.read(4096), 2.0)
+            assert junk in got
+            writer.close()
+            assert rig.bytes_to_densitometers() == 0
 
     arun(main())
