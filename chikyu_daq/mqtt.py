@@ -116,6 +116,7 @@ class MqttPublisher:
         client_id: str | None = None,
         backoff_min_s: float = 0.5,
         backoff_max_s: float = 30.0,
+        log_every_s: float = LOG_EVERY_S,
     ) -> None:
         self.cfg = cfg
         self.prefix = prefix.rstrip("/")
@@ -146,7 +147,7 @@ class MqttPublisher:
         self.assays_retained_repeats = 0
         self.message_errors = 0
         self.task_errors = 0
-        self._throttle = LogThrottle()
+        self._throttle = LogThrottle(log_every_s)
         self.events_high_water = 0
         self.last_error = ""
 
@@ -363,7 +364,7 @@ class MqttPublisher:
         held = self._throttle.admit(exc.reason)
         if held is not None:
             more = f" ({held} more {exc.reason} rejections not logged)" if held else ""
-            log.warning("lab assay rejected on %s: %s%s", message.topic, exc, more)
+            log.warning("lab assay rejected (%s) on %s: %s%s", exc.reason, message.topic, exc, more)
 
     async def aclose(self, timeout_s: float = 5.0) -> None:
         """Flush queued messages, publish the final `offline` status, disconnect."""
