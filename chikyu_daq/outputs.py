@@ -2,7 +2,8 @@
 
 The pipeline's worker thread calls the `write_*` methods (files only, never the network); the
 event loop calls the `publish_*` methods (non-blocking hand-offs to the MQTT task). Which fields
-go to which InfluxDB measurement and MQTT topic is decided here, once.
+go to which InfluxDB measurement and MQTT topic, and with which JSON type, is the field table's
+(`dsp.fields`): quality codes as integers, every value as a float, non-finite as null.
 """
 
 from __future__ import annotations
