@@ -46,4 +46,3 @@ def test_groups_each_carry_their_quality_and_every_group_member_has_a_unit_or_is
     for name in YIELD_FIELDS + STABILITY_FIELDS:
         f = FIELD_BY_NAME[name]
         assert (f.unit == "") == f.quality, name
-
