@@ -207,7 +207,7 @@ class LabAssays(Strict):
     rey_ppm_min: Annotated[float, Field(gt=0.0, le=1e6, allow_inf_nan=False)] = 1.0
     rey_ppm_max: Annotated[float, Field(gt=0.0, le=1e6, allow_inf_nan=False)] = 50_000.0
     max_age_days: Annotated[float, Field(gt=0.0, le=3660.0, allow_inf_nan=False)] = 30.0
-    max_future_s: Annotated[float, Field(ge=0.0, le=86_400.0, allow_inf_nan=False)] = 300.0
+    max_future_s: Annotated[float, Field(ge=0.0, le=86_400.0, allow_inf_nan=False)] = 60.0
     max_payload_bytes: Annotated[int, Field(ge=256, le=65_536)] = 4096
     max_depth: Annotated[int, Field(ge=1, le=16)] = 2
     dedupe_ids: Annotated[int, Field(ge=16, le=1_000_000)] = 4096

@@ -224,7 +224,7 @@ def test_fuzz_raw_bytes_raise_only_assay_error(payload: bytes) -> None:
 @given(
     rey=st.floats(1.0, 50_000.0),
     rel_u=st.floats(0.001, 0.999),
-    ahead_s=st.integers(-30 * 86_400, 300),
+    ahead_s=st.integers(-int(LIMITS.max_age_days * 86_400), int(LIMITS.max_future_s)),
 )
 def test_fuzz_plausible_assays_are_accepted(rey: float, rel_u: float, ahead_s: int) -> None:
     """The limits do not reject what a lab really posts (no over-rejection)."""
