@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -313,3 +314,44 @@ def test_a_failing_message_handler_is_counted_and_the_next_message_read(
 
     pub = asyncio.run(main())
     assert pub.stats()["mqtt_message_errors"] == 1
+
+
+def test_future_dated_flood_cannot_evict_the_real_assay(
+    mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    """1,000 assays dated 2100 used to push the real 2,500 ppm one out of the 256 the chain keeps
+    (`dsp.chain.ASSAY_CAPACITY`), so the grade fell back to the default. Now they never get in."""
+    cfg = config_for(mosquitto)
+    proc = Processor(cfg)
+    default = cfg.grade.default_rey_ppm
+    assert default != 2500.0
+
+    def apply(t_ns: int, rey: float, u: float, record: dict[str, Any]) -> None:
+        proc.add_assay(t_ns, rey, u)  # what the pipeline does with an accepted assay
+
+    flood = [assay(f"FL{i}", hours_ago=-(24 * 365 * 74), rey_ppm=40_000.0) for i in range(1000)]
+
+    async def main() -> Outputs:
+        outputs = Outputs(
+            cfg, data_dir=tmp_path, on_assay=apply, mqtt_enabled=True, influx_enabled=False
+        )
+        await outputs.start()
+        tasks = outputs.tasks()
+        pub = outputs.mqtt
+        await until(lambda: pub.subscribed, 10)
+        await publish_all(mosquitto, [assay("REAL-2500"), *flood])
+        await until(lambda: pub.assays_accepted + pub.assays_rejected == 1 + len(flood), 20)
+        await outputs.aclose()
+        await asyncio.gather(*tasks)
+        return outputs
+
+    outputs = asyncio.run(main())
+    assert outputs.assays_applied == 1
+    assert outputs.mqtt.stats()["assays_rejected_reasons"] == {"window": len(flood)}
+    n = 20
+    t = time.time_ns() + np.arange(n, dtype=np.int64) * 100_000_000
+    for ch in proc.channels:
+        proc.feed(ch, t, np.full(n, 1000.0), np.zeros(n, np.uint8))
+    processed = proc.flush()
+    assert processed is not None
+    assert np.all(processed.columns["grade_ppm"] == 2500.0)
