@@ -37,7 +37,7 @@ accepted sample ids, so the retained copy that every (re)subscription delivers a
 applied twice; those repeats are counted (`assays_retained_repeats`), not logged as rejections.
 A retained message that fails validation (say `sampled_at` in year 9999) is rejected on every
 delivery like any other, never applied, so it cannot poison restarts; the lab clears it with an
-empty retained message.
+empty retained message (an empty message is counted as `assays_cleared`, not as a rejection).
 """
 
 from __future__ import annotations
@@ -145,6 +145,7 @@ class MqttPublisher:
         self.assays_rejected = 0
         self.assays_rejected_reasons: dict[str, int] = {}
         self.assays_retained_repeats = 0
+        self.assays_cleared = 0
         self.message_errors = 0
         self.task_errors = 0
         self._throttle = LogThrottle(log_every_s)
@@ -204,6 +205,7 @@ class MqttPublisher:
             "assays_rejected": self.assays_rejected,
             "assays_rejected_reasons": dict(self.assays_rejected_reasons),
             "assays_retained_repeats": self.assays_retained_repeats,
+            "assays_cleared": self.assays_cleared,
             "mqtt_message_errors": self.message_errors,
             "mqtt_task_errors": self.task_errors,
             "mqtt_last_error": self.last_error,
@@ -330,6 +332,9 @@ class MqttPublisher:
         payload = message.payload
         if not isinstance(payload, bytes | bytearray):
             payload = str(payload if payload is not None else "").encode()
+        if not payload:  # the lab clearing a retained assay: nothing to apply, nothing wrong
+            self.assays_cleared += 1
+            return
         try:
             assay = self.assays.check(bytes(payload))
         except DuplicateAssay as exc:

@@ -258,6 +258,8 @@ def test_retained_assay_applies_once_across_reconnects(mosquitto: Mosquitto, poi
         await until(lambda: pub.connects >= 2 and pub.subscribed, 15)
         seen = lambda: pub.assays_rejected + pub.assays_retained_repeats  # noqa: E731
         await until(lambda: seen() == (2 if poison else 1), 10)
+        await publish_all(mosquitto, [b""], retain=True)  # the lab clears the retained assay
+        await until(lambda: pub.assays_cleared == 1, 10)
         assert not task.done()
         await pub.aclose()
         await task
