@@ -310,6 +310,30 @@ class Influx(Strict):
         return self
 
 
+class LabAssays(Strict):
+    """Bounds on lab assays received over MQTT: what a plausible lab result looks like.
+
+    Checked before an assay reaches the grade: payload size and JSON nesting before parsing,
+    the grade range, and `sampled_at` within `max_age_days` before and `max_future_s` after now
+    (a far-future assay would otherwise outrank every real one). `dedupe_ids` bounds the memory
+    of sample ids already seen (duplicates are rejected).
+    """
+
+    rey_ppm_min: Annotated[float, Field(gt=0.0, le=1e6, allow_inf_nan=False)] = 1.0
+    rey_ppm_max: Annotated[float, Field(gt=0.0, le=1e6, allow_inf_nan=False)] = 50_000.0
+    max_age_days: Annotated[float, Field(gt=0.0, le=3660.0, allow_inf_nan=False)] = 30.0
+    max_future_s: Annotated[float, Field(ge=0.0, le=86_400.0, allow_inf_nan=False)] = 60.0
+    max_payload_bytes: Annotated[int, Field(ge=256, le=65_536)] = 4096
+    max_depth: Annotated[int, Field(ge=1, le=16)] = 2
+    dedupe_ids: Annotated[int, Field(ge=16, le=1_000_000)] = 4096
+
+    @model_validator(mode="after")
+    def _range(self) -> LabAssays:
+        if self.rey_ppm_min >= self.rey_ppm_max:
+            raise ValueError("rey_ppm_min must be below rey_ppm_max")
+        return self
+
+
 class Mqtt(Strict):
     enabled: bool = False
     host: HOST = "127.0.0.1"
@@ -327,6 +351,7 @@ class Mqtt(Strict):
     keepalive_s: Annotated[int, between(5, 3600)] = 30
     #: Events held while the broker is away; a million is hours of alarms and bounded memory.
     queue_size: Annotated[int, between(10, 1_000_000)] = 1000
+    assays: LabAssays = Field(default_factory=LabAssays)
 
     @field_validator("prefix", "client_id")
     @classmethod

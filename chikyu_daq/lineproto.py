@@ -4,24 +4,31 @@
 types follow the array dtypes (float64 → float, signed/unsigned integers → `i`, bool → boolean,
 str/object → string). Timestamps are UTC nanoseconds. Missing values (NaN, ±inf, None) are left
 out of their line, and a line left with no field is skipped, because InfluxDB rejects empty lines.
+Line protocol has no NaN or infinity (InfluxDB rejects the whole batch), so no non-finite float
+is ever written, whether it comes as a NumPy or an Arrow array; pass an `EncodeStats` to count
+the values left out (`nonfinite_skipped`) and the lines dropped for having none (`empty_lines`).
 
-Escaping (InfluxDB 1.x and 2.x parsers): measurement names escape `,` and space; tag keys, tag
-values and field keys escape `,`, `=` and space; string field values escape `\\` and `"`.
+Escaping (InfluxDB 1.x and 2.x parsers): measurement names escape `,` and space (and may not
+begin with `#`, which makes the line a comment); tag keys, tag values and field keys escape `,`,
+`=` and space; string field values escape `\\` and `"`.
 Backslashes elsewhere are written as they are (the parsers keep a backslash that escapes nothing).
 Newlines anywhere, a backslash at the end of a name or tag value, and a backslash directly before
-a character that must be escaped cannot round-trip, so they raise `LineProtocolError` (a
-`ValueError`) naming the value. Empty tag values are dropped (line protocol has no empty tag).
+a character that must be escaped (or before `"` in a measurement or key, which InfluxDB 1.x
+unescapes there) cannot round-trip, so they raise `LineProtocolError` (a `ValueError`) naming
+the value. Empty tag values are dropped (line protocol has no empty tag).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 __all__ = [
+    "EncodeStats",
     "LineProtocolError",
     "encode_block",
     "encode_channels",
@@ -34,6 +41,14 @@ __all__ = [
 
 class LineProtocolError(ValueError):
     """A name or value that line protocol cannot carry exactly."""
+
+
+@dataclass
+class EncodeStats:
+    """What the encoder left out, for health: a value or a whole line that cannot be written."""
+
+    nonfinite_skipped: int = 0
+    empty_lines: int = 0
 
 
 _KEY_SPECIAL = (",", "=", " ")
@@ -60,15 +75,17 @@ def _escape(value: str, special: tuple[str, ...]) -> str:
 
 def escape_measurement(name: str) -> str:
     """Escape a measurement name (commas and spaces)."""
-    _check_name(name, _MEAS_SPECIAL, "measurement")
+    _check_name(name, (*_MEAS_SPECIAL, '"'), "measurement")
     if not name:
         raise LineProtocolError("measurement name is empty")
+    if name.startswith("#"):
+        raise LineProtocolError(f"measurement begins with '#' (a comment line): {name!r}")
     return _escape(name, _MEAS_SPECIAL)
 
 
 def escape_key(key: str) -> str:
     """Escape a tag key or field key (commas, equals signs, spaces)."""
-    _check_name(key, _KEY_SPECIAL, "key")
+    _check_name(key, (*_KEY_SPECIAL, '"'), "key")
     if not key:
         raise LineProtocolError("tag or field key is empty")
     return _escape(key, _KEY_SPECIAL)
@@ -91,14 +108,19 @@ def series_prefix(measurement: str, tags: Mapping[str, str]) -> str:
     return ",".join(parts)
 
 
-def _field_strings(key: str, values: np.ndarray | pa.Array) -> pa.Array:
-    """`key=value` strings for one field; null where the value is missing."""
+def _field_strings(
+    key: str, values: np.ndarray | pa.Array, stats: EncodeStats | None = None
+) -> pa.Array:
+    """`key=value` strings for one field; null where the value is missing or not finite."""
     arr = values if isinstance(values, pa.Array) else None
     if arr is None:
         a = np.asarray(values)
         kind = a.dtype.kind
         if kind == "f":
-            arr = pa.array(a.astype(np.float64, copy=False), mask=~np.isfinite(a))
+            finite = np.isfinite(a)
+            arr = pa.array(a.astype(np.float64, copy=False), mask=~finite)
+            if stats is not None:
+                stats.nonfinite_skipped += int(a.size - np.count_nonzero(finite))
         elif kind in "iu":
             if kind == "u" and a.dtype.itemsize == 8 and a.size and int(a.max()) > 2**63 - 1:
                 raise LineProtocolError(f"field {key!r}: unsigned value above int64 range")
@@ -109,6 +131,11 @@ def _field_strings(key: str, values: np.ndarray | pa.Array) -> pa.Array:
             arr = pa.array(a, type=pa.string(), from_pandas=True)
         else:
             raise TypeError(f"field {key!r}: unsupported dtype {a.dtype}")
+    elif pa.types.is_floating(arr.type):
+        finite_arr = pc.is_finite(arr)  # null stays null
+        if stats is not None:
+            stats.nonfinite_skipped += int(pc.sum(pc.invert(finite_arr)).as_py() or 0)
+        arr = pc.if_else(finite_arr, arr, pa.scalar(None, arr.type))
     t = arr.type
     prefix = pa.scalar(escape_key(key) + "=")
     if pa.types.is_floating(t):
@@ -145,6 +172,7 @@ def encode_block(
     tags: Mapping[str, str],
     t_ns: np.ndarray,
     fields: Mapping[str, np.ndarray | pa.Array],
+    stats: EncodeStats | None = None,
 ) -> bytes:
     """Line protocol for `len(t_ns)` points of one series, `\\n`-terminated lines.
 
@@ -161,7 +189,7 @@ def encode_block(
     for key, values in fields.items():
         if len(values) != n:
             raise ValueError(f"field {key!r} has {len(values)} values, t_ns has {n}")
-        parts.append(_field_strings(key, values))
+        parts.append(_field_strings(key, values, stats))
     # Each present field becomes "k=v," and a missing one "": pyarrow 26's null_handling="skip"
     # drops whole rows, so the separator is carried by the parts and the last one cut off.
     comma = pa.scalar(",")
@@ -174,6 +202,8 @@ def encode_block(
     lines = pc.binary_join_element_wise(head, joined, pa.scalar(" "), ts, pa.scalar("\n"), "")
     if not pc.all(keep).as_py():
         lines = pc.filter(lines, keep)
+        if stats is not None:
+            stats.empty_lines += n - len(lines)
     return _to_bytes(lines)
 
 
@@ -181,6 +211,7 @@ def encode_channels(
     measurement: str,
     tags: Mapping[str, str],
     channels: Mapping[str, tuple[np.ndarray, np.ndarray, np.ndarray]],
+    stats: EncodeStats | None = None,
 ) -> bytes:
     """Raw samples of one device: field `<name>` = value and `<name>_q` = quality (integer).
 
@@ -196,7 +227,7 @@ def encode_channels(
                 break
         else:
             groups.append((np.asarray(t), {name: v, name + "_q": q}))
-    return b"".join(encode_block(measurement, tags, gt, gf) for gt, gf in groups)
+    return b"".join(encode_block(measurement, tags, gt, gf, stats) for gt, gf in groups)
 
 
 def line_count(data: bytes) -> int:

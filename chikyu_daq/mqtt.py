@@ -20,6 +20,24 @@ within its timeout, the caller cancels the `run()` task.
 
 Errors: connection trouble never leaves `run()`; it shows in `stats()` (`connected`,
 `connects`, `last_error`) and a WARNING log line. Secrets are read at connect time, never logged.
+No message can end the task: each one is handled inside its own `try`; a rejected assay is
+counted by reason (`assays_rejected_reasons`) and logged with its reason, at most one line per
+reason every `LOG_EVERY_S` (the suppressed ones are counted in the next line). An unexpected
+error inside a connection is logged with its traceback, counted (`mqtt_task_errors`) and
+handled like a lost connection: reconnect with backoff.
+
+Status: the will is `{"state": "offline"}`, retained; the broker publishes it when the
+connection dies without a DISCONNECT (killed process, lost network). A clean disconnect
+suppresses the will, so every clean way out publishes `offline` retained itself first:
+`aclose()`, and a cancelled `run()` (best effort, `OFFLINE_TIMEOUT_S`).
+
+Retained assays are accepted, once: after a restart the retained last result restores the grade
+at once instead of falling back to the default until the lab posts again. `AssayGate` remembers
+accepted sample ids, so the retained copy that every (re)subscription delivers again is not
+applied twice; those repeats are counted (`assays_retained_repeats`), not logged as rejections.
+A retained message that fails validation (say `sampled_at` in year 9999) is rejected on every
+delivery like any other, never applied, so it cannot poison restarts; the lab clears it with an
+empty retained message (an empty message is counted as `assays_cleared`, not as a rejection).
 """
 
 from __future__ import annotations
@@ -28,15 +46,18 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
 import random
 import ssl
+import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import aiomqtt
+import numpy as np
 
-from chikyu_daq.assay import Assay, AssayError, parse_assay
+from chikyu_daq.assay import Assay, AssayError, AssayGate, DuplicateAssay
 from chikyu_daq.config import Mqtt, resolve_secret
 
 __all__ = ["MqttPublisher"]
@@ -44,21 +65,43 @@ __all__ = ["MqttPublisher"]
 log = logging.getLogger(__name__)
 
 OFFLINE = {"state": "offline"}
+LOG_EVERY_S = 10.0  # at most one rejection line per reason this often
+OFFLINE_TIMEOUT_S = 2.0  # how long a cancelled run() tries to publish `offline`
 
 
 def _json(doc: Any) -> bytes:
     return json.dumps(doc, separators=(",", ":"), default=str, allow_nan=False).encode()
 
 
-def _clean(doc: Mapping[str, Any]) -> dict[str, Any]:
-    """JSON has no NaN: non-finite floats become null."""
-    out: dict[str, Any] = {}
-    for k, v in doc.items():
-        if isinstance(v, float) and (v != v or v in (float("inf"), float("-inf"))):
-            out[k] = None
-        else:
-            out[k] = v
-    return out
+def _clean(doc: Any) -> Any:
+    """JSON has no NaN: non-finite floats become null, at any depth; numpy scalars plain."""
+    if isinstance(doc, Mapping):
+        return {str(k): _clean(v) for k, v in doc.items()}
+    if isinstance(doc, list | tuple):
+        return [_clean(v) for v in doc]
+    if isinstance(doc, np.generic):
+        doc = doc.item()
+    if isinstance(doc, float) and not math.isfinite(doc):
+        return None
+    return doc
+
+
+class LogThrottle:
+    """At most one line per key every `every_s`; the lines held back are counted for the next."""
+
+    def __init__(self, every_s: float = LOG_EVERY_S) -> None:
+        self.every_s = every_s
+        self._next: dict[str, float] = {}
+        self._held: dict[str, int] = {}
+
+    def admit(self, key: str) -> int | None:
+        """None: hold this line back; else log it, with this many held back since the last."""
+        now = time.monotonic()
+        if now < self._next.get(key, -math.inf):
+            self._held[key] = self._held.get(key, 0) + 1
+            return None
+        self._next[key] = now + self.every_s
+        return self._held.pop(key, 0)
 
 
 class MqttPublisher:
@@ -73,6 +116,7 @@ class MqttPublisher:
         client_id: str | None = None,
         backoff_min_s: float = 0.5,
         backoff_max_s: float = 30.0,
+        log_every_s: float = LOG_EVERY_S,
     ) -> None:
         self.cfg = cfg
         self.prefix = prefix.rstrip("/")
@@ -96,8 +140,15 @@ class MqttPublisher:
         self.connects = 0
         self.published = 0
         self.live_coalesced = 0
+        self.assays = AssayGate(cfg.assays)
         self.assays_accepted = 0
         self.assays_rejected = 0
+        self.assays_rejected_reasons: dict[str, int] = {}
+        self.assays_retained_repeats = 0
+        self.assays_cleared = 0
+        self.message_errors = 0
+        self.task_errors = 0
+        self._throttle = LogThrottle(log_every_s)
         self.events_high_water = 0
         self.last_error = ""
 
@@ -152,6 +203,11 @@ class MqttPublisher:
             "mqtt_events_high_water": self.events_high_water,
             "assays_accepted": self.assays_accepted,
             "assays_rejected": self.assays_rejected,
+            "assays_rejected_reasons": dict(self.assays_rejected_reasons),
+            "assays_retained_repeats": self.assays_retained_repeats,
+            "assays_cleared": self.assays_cleared,
+            "mqtt_message_errors": self.message_errors,
+            "mqtt_task_errors": self.task_errors,
             "mqtt_last_error": self.last_error,
         }
 
@@ -186,24 +242,43 @@ class MqttPublisher:
                         backoff = self.backoff_min_s
                         self._dirty = set(self._retained)  # a restarted broker forgot them
                         log.info("mqtt connected to %s:%d", self.cfg.host, self.cfg.port)
-                        await client.subscribe(self.topic("lab/assay"), qos=1)
-                        self.subscribed = True
-                        await self._serve(client)
+                        try:
+                            await client.subscribe(self.topic("lab/assay"), qos=1)
+                            self.subscribed = True
+                            await self._serve(client)
+                        except asyncio.CancelledError:
+                            await self._publish_offline(client)
+                            raise
                         return  # closing: the context manager disconnects cleanly
                 except aiomqtt.MqttError as exc:
-                    self.connected = self.subscribed = False
                     self.last_error = str(exc)
-                    if self._closing:
-                        return
-                    delay = random.uniform(backoff / 2, backoff)
-                    log.warning("mqtt: %s; reconnecting in %.1f s", exc, delay)
-                    backoff = min(backoff * 2, self.backoff_max_s)
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._stop.wait(), delay)
+                except Exception as exc:  # a bug must not end the feed: log, count, reconnect
+                    self.task_errors += 1
+                    self.last_error = f"{type(exc).__name__}: {exc}"
+                    log.exception("mqtt: unexpected error")
+                self.connected = self.subscribed = False
+                if self._closing:
+                    return
+                delay = random.uniform(backoff / 2, backoff)
+                log.warning("mqtt: %s; reconnecting in %.1f s", self.last_error, delay)
+                backoff = min(backoff * 2, self.backoff_max_s)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stop.wait(), delay)
         finally:
             self.connected = self.subscribed = False
             self._running = False
             self._closed.set()
+
+    async def _publish_offline(self, client: aiomqtt.Client) -> None:
+        """Best effort on the way out: the clean disconnect that follows suppresses the will."""
+        payload = _json({**self._status, **OFFLINE})
+        try:
+            await asyncio.wait_for(
+                client.publish(self.topic("status"), payload, qos=1, retain=True),
+                OFFLINE_TIMEOUT_S,
+            )
+        except (TimeoutError, aiomqtt.MqttError) as exc:
+            log.warning("mqtt: could not publish offline status: %s", exc)
 
     async def _serve(self, client: aiomqtt.Client) -> None:
         receiver = asyncio.create_task(self._receive(client))
@@ -246,22 +321,55 @@ class MqttPublisher:
 
     async def _receive(self, client: aiomqtt.Client) -> None:
         async for message in client.messages:
-            payload = message.payload
-            if not isinstance(payload, bytes | bytearray):
-                payload = str(payload or "").encode()
             try:
-                assay = parse_assay(bytes(payload))
-            except AssayError as exc:
-                self.assays_rejected += 1
-                log.warning("lab assay rejected on %s: %s", message.topic, exc)
-                continue
-            self.assays_accepted += 1
-            log.info("lab assay %s accepted: %.0f ppm REY", assay.sample_id, assay.rey_ppm)
-            if self.on_assay is not None:
-                try:
-                    self.on_assay(assay)
-                except Exception:
-                    log.exception("on_assay callback failed for %s", assay.sample_id)
+                self._on_message(message)
+            except Exception:  # whatever a message does, the next one is still read
+                self.message_errors += 1
+                if self._throttle.admit("error") is not None:
+                    log.exception("mqtt: message on %s could not be handled", message.topic)
+
+    def _on_message(self, message: aiomqtt.Message) -> None:
+        payload = message.payload
+        if not isinstance(payload, bytes | bytearray):
+            payload = str(payload if payload is not None else "").encode()
+        if not payload:  # the lab clearing a retained assay: nothing to apply, nothing wrong
+            self.assays_cleared += 1
+            return
+        try:
+            assay = self.assays.check(bytes(payload))
+        except DuplicateAssay as exc:
+            if message.retain:  # the retained copy again after a (re)subscribe
+                self.assays_retained_repeats += 1
+                log.debug("lab assay %s: retained copy seen again", exc.sample_id)
+                return
+            self._reject(exc, message)
+            return
+        except AssayError as exc:
+            self._reject(exc, message)
+            return
+        self.assays_accepted += 1
+        log.info(
+            "lab assay %s%s accepted: %.0f ppm REY sampled %s",
+            assay.sample_id,
+            " (retained)" if message.retain else "",
+            assay.rey_ppm,
+            assay.sampled_at.isoformat(),
+        )
+        if self.on_assay is not None:
+            try:
+                self.on_assay(assay)
+            except Exception:
+                self.message_errors += 1
+                log.exception("on_assay callback failed for %s", assay.sample_id)
+
+    def _reject(self, exc: AssayError, message: aiomqtt.Message) -> None:
+        self.assays_rejected += 1
+        reasons = self.assays_rejected_reasons
+        reasons[exc.reason] = reasons.get(exc.reason, 0) + 1
+        held = self._throttle.admit(exc.reason)
+        if held is not None:
+            more = f" ({held} more {exc.reason} rejections not logged)" if held else ""
+            log.warning("lab assay rejected (%s) on %s: %s%s", exc.reason, message.topic, exc, more)
 
     async def aclose(self, timeout_s: float = 5.0) -> None:
         """Flush queued messages, publish the final `offline` status, disconnect."""

@@ -2,7 +2,8 @@
 
 The pipeline's worker thread calls the `write_*` methods (files only, never the network); the
 event loop calls the `publish_*` methods (non-blocking hand-offs to the MQTT task). Which fields
-go to which InfluxDB measurement and MQTT topic is decided here, once.
+go to which InfluxDB measurement and MQTT topic, and with which JSON type, is the field table's
+(`dsp.fields`): quality codes as integers, every value as a float, non-finite as null.
 """
 
 from __future__ import annotations
@@ -22,47 +23,9 @@ from chikyu_daq.assay import Assay
 from chikyu_daq.config import Config
 from chikyu_daq.processor import Processed
 from dsp.alarms import AlarmEvent
+from dsp.fields import FIELD_BY_NAME, STABILITY_FIELDS, YIELD_FIELDS
 
 log = logging.getLogger(__name__)
-
-YIELD_FIELDS = (
-    "cv",
-    "ms_e1_kg_s",
-    "ms_e2_kg_s",
-    "ms_e3_kg_s",
-    "cv_section",
-    "transit_s",
-    "grade_ppm",
-    "rey_kg_h",
-    "reo_kg_h",
-    "cum_rey_kg",
-    "cum_reo_kg",
-    "u95_rey_kg_h",
-    "u95_cum_rey_kg",
-    "u95_cum_reo_kg",
-    "gap_s",
-    "disagreement_z",
-    "rho_mix_kg_m3",
-    "q_return_m3_h",
-    "q_injection_m3_h",
-    "q_yield",
-    "q_cumulative",
-)
-STABILITY_FIELDS = (
-    "velocity_m_s",
-    "deposition_margin",
-    "cv_flow",
-    "cv_density",
-    "cv_torque",
-    "osc_freq_hz",
-    "osc_share",
-    "osc_amp_bar",
-    "discharge_slope_bar_s",
-    "plug_indicator_bar_s",
-    "flow_ratio",
-    "stability_index",
-    "q_stability",
-)
 
 AssayCallback = Callable[[int, float, float, dict[str, Any]], None]
 
@@ -88,19 +51,21 @@ def alarm_event_dict(ev: AlarmEvent) -> dict[str, Any]:
     }
 
 
+def _json_value(name: str, v: Any) -> float | int | None:
+    """One output value typed from the field table: codes as int, values as float, no NaN."""
+    f = float(v)
+    if not math.isfinite(f):
+        return None
+    return int(f) if FIELD_BY_NAME[name].dtype == "uint8" else f
+
+
 def _row(
     t_ns: int, columns: Mapping[str, np.ndarray], i: int, names: tuple[str, ...]
 ) -> dict[str, Any]:
     row: dict[str, Any] = {"t": iso(t_ns), "t_ns": t_ns}
     for k in names:
-        if k not in columns:
-            continue
-        v = columns[k][i]
-        if k.startswith("q_"):
-            row[k] = int(v)
-        else:
-            f = float(v)
-            row[k] = f if math.isfinite(f) else None
+        if k in columns:
+            row[k] = _json_value(k, columns[k][i])
     return row
 
 
@@ -146,8 +111,10 @@ class Outputs:
         self.influx: Any = None
         if influx_enabled if influx_enabled is not None else cfg.outputs.influx.enabled:
             from chikyu_daq.influx import InfluxSink
+            from chikyu_daq.lineproto import EncodeStats
 
             self.influx = InfluxSink.from_config(cfg.outputs.influx, data_dir / "spool")
+            self.encoded = EncodeStats()
         self.mqtt: Any = None
         if mqtt_enabled if mqtt_enabled is not None else cfg.outputs.mqtt.enabled:
             from chikyu_daq.mqtt import MqttPublisher
@@ -186,7 +153,10 @@ class Outputs:
                 per_device.setdefault(dev, {})[name] = arrays
             from chikyu_daq.lineproto import encode_channels
 
-            body = b"".join(encode_channels(d, self.tags, chans) for d, chans in per_device.items())
+            body = b"".join(
+                encode_channels(d, self.tags, chans, self.encoded)
+                for d, chans in per_device.items()
+            )
             self._spool(body)
 
     def write_results(self, processed: Processed, publish_ns: int) -> None:
@@ -200,7 +170,9 @@ class Outputs:
             idx = processed.at_period(publish_ns)
             t = processed.t_ns[idx]
             body = [
-                encode_block(m, self.tags, t, {k: processed.columns[k][idx] for k in names})
+                encode_block(
+                    m, self.tags, t, {k: processed.columns[k][idx] for k in names}, self.encoded
+                )
                 for m, names in (("yield", YIELD_FIELDS), ("stability", STABILITY_FIELDS))
             ]
             for ev in processed.events:
@@ -251,14 +223,13 @@ class Outputs:
             self.influx.spool.append(body)
             self.influx.uploader.notify()
         if self.mqtt is not None:
-            status: dict[str, Any] = {"state": "online", "run": self.run_id, "t": iso(t_ns)}
-            status["health"] = _clean(health)
-            self.mqtt.set_status(status)
+            status = {"state": "online", "run": self.run_id, "t": iso(t_ns), "health": health}
+            self.mqtt.set_status(status)  # non-finite numbers become null there
 
     def stats(self) -> dict[str, Any]:
         out: dict[str, Any] = {"assays_applied": self.assays_applied}
         if self.influx is not None:
-            out["influx"] = self.influx.stats()
+            out["influx"] = {**self.influx.stats(), "lineproto": vars(self.encoded).copy()}
         if self.mqtt is not None:
             out["mqtt"] = self.mqtt.stats()
         if self.recorder is not None:
@@ -272,11 +243,3 @@ class Outputs:
             await self.influx.aclose(timeout_s)
         if self.mqtt is not None:
             await self.mqtt.aclose()
-
-
-def _clean(d: Any) -> Any:
-    if isinstance(d, Mapping):
-        return {str(k): _clean(v) for k, v in d.items()}
-    if isinstance(d, float) and not math.isfinite(d):
-        return None
-    return d

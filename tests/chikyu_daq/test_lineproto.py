@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
+import pyarrow as pa
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from influxdb_client import Point, WritePrecision
 
-from chikyu_daq.lineproto import LineProtocolError, encode_block, encode_channels
+from chikyu_daq.lineproto import EncodeStats, LineProtocolError, encode_block, encode_channels
 
 
 def test_types_and_missing_values() -> None:
@@ -86,3 +91,144 @@ def test_channels_sharing_timestamps_share_lines() -> None:
         "ft201,vessel=c a=2,a_q=0i,b=4,b_q=0i 20",
         "ft201,vessel=c c=5,c_q=0i 10",
     ]
+
+
+# -- a reference parser (InfluxDB 1.x rules, as measured against influxd 1.6.7) -------------------
+def _take(s: str, i: int, stops: str, unescape: str) -> tuple[str, int]:
+    """Read up to an unescaped stop character; `\\c` becomes `c` only for c in `unescape`."""
+    out = []
+    while i < len(s) and s[i] not in stops:
+        if s[i] == "\\" and i + 1 < len(s) and s[i + 1] in unescape:
+            out.append(s[i + 1])
+            i += 2
+        else:
+            out.append(s[i])
+            i += 1
+    return "".join(out), i
+
+
+def parse_line(line: str) -> tuple[str, dict[str, str], dict[str, object], int]:
+    """One line → (measurement, tags, fields, t_ns); raises on anything malformed."""
+    assert not line.startswith("#"), "a comment line"
+    meas, i = _take(line, 0, ", ", ', "')
+    tags: dict[str, str] = {}
+    while line[i] == ",":
+        k, i = _take(line, i + 1, "=", ",= ")
+        assert line[i] == "="
+        v, i = _take(line, i + 1, ", ", ",= ")
+        assert k and v
+        tags[k] = v
+    assert line[i] == " "
+    fields: dict[str, object] = {}
+    while True:
+        k, i = _take(line, i + 1, "=", ',= "')
+        assert line[i] == "=" and k
+        i += 1
+        if line[i] == '"':
+            out, i = [], i + 1
+            while line[i] != '"':
+                if line[i] == "\\" and line[i + 1] in '\\"':
+                    i += 1
+                out.append(line[i])
+                i += 1
+            fields[k], i = "".join(out), i + 1
+        else:
+            j = i
+            while line[j] not in ", ":
+                j += 1
+            raw, i = line[i:j], j
+            if raw.endswith("i"):
+                fields[k] = int(raw[:-1])
+            elif raw in ("true", "false"):
+                fields[k] = raw == "true"
+            else:
+                value = float(raw)
+                assert math.isfinite(value), f"non-finite field {k}={raw}"
+                fields[k] = value
+        if line[i] == " ":
+            break
+        assert line[i] == ","
+    return meas, tags, fields, int(line[i + 1 :])
+
+
+def test_reference_parser_reads_influxdb_examples() -> None:
+    line = r'm\,e\ a\"s,t\ k=v\=1 f\"k=1.5,s="a\\b\"c",i=-2i,b=true 17'
+    assert parse_line(line) == ("m,e a\"s", {"t k": "v=1"}, {'f"k': 1.5, "s": 'a\\b"c', "i": -2,
+                                                             "b": True}, 17)  # fmt: skip
+
+
+# every character line protocol treats specially, often, among arbitrary others
+CHAR = st.sampled_from(list(',= \\"#i\n')) | st.characters(codec="utf-8", exclude_categories=["Cs"])
+NAME = st.text(CHAR, min_size=1, max_size=12)
+FLOATS = st.floats(allow_nan=True, allow_infinity=True, width=64)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    meas=NAME,
+    tags=st.dictionaries(NAME, st.text(CHAR, max_size=8), max_size=3),
+    keys=st.lists(NAME, min_size=1, max_size=4, unique=True),
+    data=st.data(),
+)
+def test_encoded_lines_parse_back_to_the_same_values(
+    meas: str, tags: dict[str, str], keys: list[str], data: st.DataObject
+) -> None:
+    """Whatever the names and values: either a clear refusal, or lines that parse back exactly."""
+    n = data.draw(st.integers(1, 4))
+    t = np.array(data.draw(st.lists(st.integers(0, 2**62), min_size=n, max_size=n)), np.int64)
+    kinds = data.draw(st.lists(st.sampled_from("fFiqbs"), min_size=len(keys), max_size=len(keys)))
+    fields: dict[str, np.ndarray | pa.Array] = {}
+    for key, kind in zip(keys, kinds, strict=True):
+        if kind in "fF":  # NumPy and Arrow floats, non-finite included
+            v = data.draw(st.lists(FLOATS, min_size=n, max_size=n))
+            fields[key] = np.array(v) if kind == "f" else pa.array(v, pa.float64())
+        elif kind in "iq":
+            lo, hi = (-(2**63), 2**63 - 1) if kind == "i" else (0, 255)
+            v = data.draw(st.lists(st.integers(lo, hi), min_size=n, max_size=n))
+            fields[key] = np.array(v, np.int64 if kind == "i" else np.uint8)
+        elif kind == "b":
+            fields[key] = np.array(data.draw(st.lists(st.booleans(), min_size=n, max_size=n)))
+        else:
+            text = st.text(st.characters(codec="utf-8", exclude_characters="\r\n"), max_size=8)
+            fields[key] = np.array(data.draw(st.lists(text, min_size=n, max_size=n)), object)
+    stats = EncodeStats()
+    try:
+        out = encode_block(meas, tags, t, fields, stats)
+    except LineProtocolError:
+        return  # refused with a reason: fine, as long as nothing unparseable is written
+    expected = []
+    nonfinite = 0
+    for row in range(n):
+        want: dict[str, object] = {}
+        for key, col in fields.items():
+            v = col[row].as_py() if isinstance(col, pa.Array) else col[row]
+            v = v.item() if isinstance(v, np.generic) else v
+            if isinstance(v, float) and not math.isfinite(v):
+                nonfinite += 1
+                continue
+            want[key] = v
+        if want:
+            expected.append((meas, {k: v for k, v in tags.items() if v}, want, int(t[row])))
+    assert out.endswith(b"\n") or out == b""
+    assert [parse_line(line) for line in out.decode().split("\n")[:-1]] == expected
+    assert stats.nonfinite_skipped == nonfinite
+    assert stats.empty_lines == n - len(expected)
+
+
+@pytest.mark.parametrize("values", [np.array([np.inf, 1.0]), pa.array([float("nan"), 1.0])])
+def test_non_finite_floats_never_reach_the_line(values: np.ndarray | pa.Array) -> None:
+    stats = EncodeStats()
+    out = encode_block("m", {}, np.array([1, 2]), {"x": values, "y": np.array([3.0, 4.0])}, stats)
+    assert out == b"m y=3 1\nm x=1,y=4 2\n"
+    assert stats.nonfinite_skipped == 1
+
+
+@pytest.mark.parametrize(
+    ("measurement", "tags", "key"),
+    [("#comment", {}, "f"), ('q\\"m', {}, "f"), ("m", {}, 'k\\"ey'), ("m", {'t\\"k': "v"}, "f")],
+)
+def test_names_influxdb_would_read_differently_are_refused(
+    measurement: str, tags: dict[str, str], key: str
+) -> None:
+    with pytest.raises(LineProtocolError):
+        encode_block(measurement, tags, np.array([1]), {key: np.array([1.0])})

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -25,9 +26,10 @@ from tests.servers import Mosquitto
 pytestmark = pytest.mark.servers
 REPO = Path(__file__).resolve().parents[2]
 PREFIX = "chikyu/testvessel"
+SAMPLED_AT = (datetime.now(UTC) - timedelta(hours=1)).isoformat()  # within the accepted window
 GOOD = {
     "sample_id": "MTS-26-0142",
-    "sampled_at": "2026-02-01T03:12:00Z",
+    "sampled_at": SAMPLED_AT,
     "rey_ppm": 2150.0,
     "u_rey_ppm": 120.0,
 }
@@ -150,7 +152,7 @@ def test_bad_assays_are_counted_and_never_applied(mosquitto: Mosquitto) -> None:
         b"not json",
         b"[1, 2]",
         json.dumps({**GOOD, "rey_ppm": -5}).encode(),
-        json.dumps({**GOOD, "sampled_at": "2026-02-01T03:12:00"}).encode(),
+        json.dumps({**GOOD, "sampled_at": SAMPLED_AT[:19]}).encode(),  # no timezone
         json.dumps({**GOOD, "extra": 1}).encode(),
         json.dumps({k: v for k, v in GOOD.items() if k != "u_rey_ppm"}).encode(),
     ]

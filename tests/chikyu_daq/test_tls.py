@@ -11,6 +11,7 @@ import ssl
 import sys
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +40,7 @@ PW_ENV = "CHIKYU_TEST_INFLUX_PASSWORD"
 PREFIX = "chikyu/tlsvessel"
 ASSAY = {
     "sample_id": "MTS-26-0777",
-    "sampled_at": "2026-02-01T03:12:00Z",
+    "sampled_at": (datetime.now(UTC) - timedelta(hours=1)).isoformat(),  # in the accepted window
     "rey_ppm": 2150.0,
     "u_rey_ppm": 120.0,
 }
