@@ -446,7 +446,7 @@ class Uploader:
             "spool_memory_bytes": s.memory_bytes,
             "spool_cursor_repairs": s.cursor_repairs,
             "spool_read_errors": self.spool_errors,
-            # health: spool_ok, spool_errors, spool_errors_<errno>, ... (numbers only: line protocol)
+            # health: spool_ok, spool_errors, spool_errors_<errno>, ... (numbers only)
             **{k: v for k, v in s.health.items() if isinstance(v, int | float)},
         }
 
