@@ -417,8 +417,7 @@ class Recorder:
         """Write pending event lines in order; a short write keeps its remainder pending."""
         if not self._events:
             return
-        if self._events_fd < 0:
-            self._ensure_run()
+        self._ensure_run()  # an event file deleted under us must not swallow the line
         try:
             while self._events:
                 data = self._events[0]
