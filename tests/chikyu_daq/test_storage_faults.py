@@ -321,3 +321,35 @@ def test_spool_segment_deleted_at_rest_is_counted(tmp_path: Path) -> None:
     assert got == lines(0, 200).replace(lost, b"").replace(
         truncated, truncated[: truncated.rfind(b"\n", 0, 100) + 1]
     )
+
+
+# -- what a disk fault leaves behind -------------------------------------------------------------
+def test_reader_skips_files_a_disk_fault_left_unreadable(tmp_path: Path) -> None:
+    rec = Recorder(tmp_path, run_id="r", autoflush=False, flush_s=0.5)
+    blocks = [block(k, 50) for k in range(3)]
+    for b in blocks:
+        rec.write_raw(b)
+        rec.write_results(b["ft201.volume_flow"][0][:2], {"y": np.ones(2)})
+        rec.flush()
+    rec.write_event({"kind": "a"})
+    rec.flush()
+    parts = tmp_path / "r" / "raw" / "seg-000001.parts"
+    saved = {p.name: p.read_bytes() for p in parts.iterdir()}
+    rec.close()
+    # A crash between compaction and removing the parts, and the compacted file lost its data.
+    parts.mkdir()
+    for name, data in saved.items():
+        (parts / name).write_bytes(data)
+    compacted = tmp_path / "r" / "raw" / "seg-000001.parquet"
+    compacted.write_bytes(compacted.read_bytes()[:10])
+    (parts / "000002.parquet").write_bytes(b"")  # a part whose blocks never reached the disk
+    results = next((tmp_path / "r" / "results").glob("*.parquet"))
+    results.write_bytes(b"\0" * 100)
+    with open(tmp_path / "r" / "events.jsonl", "ab") as f:
+        f.write(b"\0\0\0\0\n\xff\xfe\n")
+    run = open_run(tmp_path / "r")  # raised ArrowInvalid before
+    kept = [blocks[0], blocks[2]]
+    np.testing.assert_array_equal(run.raw()["ft201.volume_flow"][1], joined(kept)[1])
+    assert run.time_range() == (int(joined(kept)[0][0]), int(joined(kept)[0][-1]))
+    assert run.results_table().num_rows == 0
+    assert [e["kind"] for e in run.events()] == ["a"]
