@@ -98,6 +98,7 @@ def _register() -> None:
     from chikyu_daq.cmd_poll import poll
     from chikyu_daq.cmd_replay import replay_cmd
     from chikyu_daq.cmd_runs import runs_list, runs_show
+    from chikyu_daq.cmd_spool import spool_check, spool_show
 
     app.command("poll")(poll)
     runs_app.command("list")(runs_list)
@@ -106,6 +107,8 @@ def _register() -> None:
     hil_app.command("serve")(hil_serve)
     hil_app.command("run")(hil_run)
     hil_app.command("synth")(hil_synth)
+    spool_app.command("check")(spool_check)
+    spool_app.command("show")(spool_show)
 
 
 runs_app = typer.Typer(help="Recorded runs: list and inspect.", no_args_is_help=True)
@@ -114,6 +117,8 @@ hil_app = typer.Typer(
     help="Hardware-in-the-loop: emulators, scenarios, scoring.", no_args_is_help=True
 )
 app.add_typer(hil_app, name="hil")
+spool_app = typer.Typer(help="InfluxDB spool: check and inspect.", no_args_is_help=True)
+app.add_typer(spool_app, name="spool")
 _register()
 
 

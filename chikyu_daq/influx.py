@@ -319,6 +319,7 @@ class Uploader:
         self.retries = 0
         self.splits = 0
         self.last_error = ""
+        self.spool_errors = 0
         self.connected = False
         self._backoff_s = backoff_min_s
         self._wake: asyncio.Event | None = None
@@ -332,14 +333,21 @@ class Uploader:
             self._wake.set()
 
     async def run(self) -> None:
-        """Upload until `aclose()`; never raises for server trouble."""
+        """Upload until `aclose()`; never raises for server or disk trouble."""
         self._wake, self._stop, self._done = asyncio.Event(), asyncio.Event(), asyncio.Event()
         try:
             while not self._stop.is_set():
-                await asyncio.to_thread(self.spool.sync_if_due)
-                batch = await asyncio.to_thread(
-                    self.spool.next_batch, self.batch_lines, self.batch_bytes
-                )
+                try:
+                    await asyncio.to_thread(self.spool.sync_if_due)
+                    batch = await asyncio.to_thread(
+                        self.spool.next_batch, self.batch_lines, self.batch_bytes
+                    )
+                except OSError as exc:  # the spool absorbs disk faults; this is a last guard
+                    self.spool_errors += 1
+                    self.last_error = f"spool: {exc}"
+                    log.error("influx uploader: spool read failed (%s); retrying", exc)
+                    await self._pause(self.idle_poll_s)
+                    continue
                 if batch is None:
                     if self._closing:
                         break
@@ -391,10 +399,20 @@ class Uploader:
 
     async def _reject(self, batch: Batch, reason: str) -> None:
         self.connected = True
-        self.batches_rejected += 1
         self.last_error = reason
         path = await asyncio.to_thread(self.spool.reject, batch, reason)
+        if path is None:  # the disk refused to keep it: unsent, so it is tried again later
+            log.error("influx REJECTED %d lines (%s); cannot keep them yet", batch.lines, reason)
+            await self._pause(self._backoff_s)
+            self._backoff_s = min(self._backoff_s * 2.0, self.backoff_max_s)
+            return
+        self.batches_rejected += 1
         log.error("influx REJECTED %d lines (%s); kept in %s", batch.lines, reason, path)
+
+    async def _pause(self, delay: float) -> None:
+        assert self._stop is not None
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stop.wait(), delay)
 
     async def aclose(self, timeout_s: float = 5.0) -> None:
         """Send what is spooled for up to `timeout_s`, then stop and close the writer."""
@@ -424,6 +442,12 @@ class Uploader:
             "batches_rejected": self.batches_rejected,
             "retries": self.retries,
             "influx_connected": self.connected,
+            "lines_lost": s.lost_lines,
+            "spool_memory_bytes": s.memory_bytes,
+            "spool_cursor_repairs": s.cursor_repairs,
+            "spool_read_errors": self.spool_errors,
+            # health: spool_ok, spool_errors, spool_errors_<errno>, ... (numbers only)
+            **{k: v for k, v in s.health.items() if isinstance(v, int | float)},
         }
 
 

@@ -15,6 +15,17 @@ Layout and reading: `chikyu_daq.recording` (module docstring). How crash safety 
 So after `kill -9` or power loss everything older than `flush_s` (plus one write) is on disk and
 readable with `open_run`, with no repair step; a new process starts a new run.
 
+Storage faults never raise out of the write or flush paths (DESIGN "Degrade, never die"). A full
+or read-only disk, an I/O error or a deleted file or folder is counted by errno and logged at a
+limited rate (`chikyu_daq.durable.Health`, published in `stats()`); what could not be written
+stays in memory, up to `max_pending_bytes`, and is written by a later flush. Past that bound new
+data is dropped and counted (`recorder_dropped_*`), never the pending data. A failed temporary
+file is removed (a full disk gets its space back), an event file or folder deleted under the
+recorder is created again (the manifest too), rows lost with deleted files are counted
+(`recorder_lost_rows`, `recorder_lost_events`), and a compaction that fails leaves its parts,
+which are readable, and is tried again at the next rotation and at close. So the run directory
+reads back with `open_run` after any of these.
+
 Raw rows are grouped by channel within a part (each channel in time order), so the reader splits
 channels with one stable argsort.
 """
@@ -22,6 +33,7 @@ channels with one stable argsort.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import logging
 import os
@@ -29,6 +41,7 @@ import platform
 import shutil
 import threading
 import time
+from collections import deque
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -38,7 +51,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from chikyu_daq.durable import fsync_dir
+from chikyu_daq.durable import Health, fsync_dir
 from chikyu_daq.recording import RAW_SCHEMA, segment_files
 
 __all__ = ["Recorder"]
@@ -46,17 +59,26 @@ __all__ = ["Recorder"]
 log = logging.getLogger(__name__)
 
 Block = Mapping[str, tuple[np.ndarray, np.ndarray, np.ndarray]]
+Chunks = dict[str, list[tuple[np.ndarray, np.ndarray, np.ndarray]]]
+
+#: Memory of one buffered raw sample (t_ns, value, quality), for the pending bound.
+RAW_SAMPLE_BYTES = 17
 
 
 def _write_atomic(table: pa.Table, path: Path) -> None:
-    """Write a complete Parquet file under its final name, or nothing."""
+    """Write a complete Parquet file under its final name, or nothing (no temporary file left:
+    a full disk gets its space back). The directory fsync is the caller's."""
     tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        pq.write_table(table, f, compression="zstd")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    fsync_dir(path.parent)
+    try:
+        with open(tmp, "wb") as f:
+            pq.write_table(table, f, compression="zstd")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
 
 
 def _utc(t_ns: int) -> str:
@@ -74,47 +96,101 @@ def _versions() -> dict[str, str]:
 
 
 class _Segmented:
-    """One table kind (raw or results): parts of the open segment, compaction on rotation."""
+    """One table kind (raw or results): parts of the open segment, compaction on rotation.
 
-    def __init__(self, folder: Path) -> None:
+    `rows` is a ledger of the rows on disk per segment, so files deleted under the recorder are
+    noticed and their rows counted in `lost_rows` instead of vanishing silently.
+    """
+
+    def __init__(self, folder: Path, health: Health) -> None:
         self.folder = folder
-        folder.mkdir(parents=True, exist_ok=True)
+        self.health = health
         self.segment = 0
         self.part = 0
-        self.rows = 0
+        self.rows: dict[int, int] = {}
+        self.uncompacted: list[int] = []
+        self.lost_rows = 0
 
-    def parts_dir(self) -> Path:
-        return self.folder / f"seg-{self.segment:06d}.parts"
+    def parts_dir(self, segment: int | None = None) -> Path:
+        return self.folder / f"seg-{self.segment if segment is None else segment:06d}.parts"
+
+    def compacted(self, segment: int) -> Path:
+        return self.folder / f"seg-{segment:06d}.parquet"
+
+    def _sync_dir(self, path: Path) -> None:
+        try:
+            fsync_dir(path)
+        except OSError as exc:  # the file is written and readable; only its durability is unsure
+            self.health.note(f"fsync_{errno.errorcode.get(exc.errno or 0, 'error')}", str(exc))
+
+    def _lost(self, n: int, why: str) -> None:
+        self.lost_rows += n
+        self.health.note("deleted", f"{n} rows lost: {why}", logging.ERROR)
+
+    def check(self) -> None:
+        """Notice the folder or the open segment's parts deleted under us (rows counted)."""
+        if not self.rows:
+            return
+        if not self.folder.is_dir():
+            self._lost(sum(self.rows.values()), f"{self.folder} was deleted")
+            self.rows.clear()
+            self.uncompacted.clear()
+            return
+        n = self.rows.get(self.segment, 0)
+        if n and not self.parts_dir().is_dir() and not self.compacted(self.segment).exists():
+            self._lost(n, f"{self.parts_dir()} was deleted")
+            del self.rows[self.segment]
 
     def write_part(self, table: pa.Table) -> None:
+        """One finished Parquet part in the open segment; raises OSError with nothing written."""
         if table.num_rows == 0:
             return
         if self.segment == 0:
             self.segment = 1
         d = self.parts_dir()
-        if not d.exists():
-            d.mkdir()
-            fsync_dir(self.folder)
+        if not d.is_dir():
+            d.mkdir(parents=True, exist_ok=True)
+            self._sync_dir(self.folder)
         self.part += 1
         _write_atomic(table, d / f"{self.part:06d}.parquet")
-        self.rows += table.num_rows
+        self.rows[self.segment] = self.rows.get(self.segment, 0) + table.num_rows
+        self._sync_dir(d)
 
-    def rotate(self) -> None:
-        """Compact the open segment into `seg-N.parquet`; the next rows start segment N+1."""
-        d = self.parts_dir()
-        if self.segment and d.exists():
-            files = sorted(d.glob("*.parquet"))
-            if files:
-                tables = [pq.read_table(f) for f in files]
-                table = pa.concat_tables(tables, promote_options="permissive")
-                if "channel" in table.column_names:
-                    table = table.unify_dictionaries().combine_chunks()
-                _write_atomic(table, self.folder / f"seg-{self.segment:06d}.parquet")
-            shutil.rmtree(d)
-            fsync_dir(self.folder)
+    def advance(self) -> None:
+        """Close the open segment (to be compacted); the next rows start segment N+1."""
         if self.segment:
+            if self.rows.get(self.segment):
+                self.uncompacted.append(self.segment)
             self.segment += 1
         self.part = 0
+
+    def compact_pending(self) -> None:
+        """Compact closed segments into `seg-N.parquet`; raises OSError, leaving the rest."""
+        while self.uncompacted:
+            self._compact(self.uncompacted[0])
+            self.uncompacted.pop(0)
+
+    def _compact(self, segment: int) -> None:
+        d = self.parts_dir(segment)
+        target = self.compacted(segment)
+        files = sorted(d.glob("*.parquet")) if d.is_dir() else []
+        expected = self.rows.get(segment, 0)
+        if files and not target.exists():
+            table = pa.concat_tables(
+                [pq.read_table(f) for f in files], promote_options="permissive"
+            )
+            if "channel" in table.column_names:
+                table = table.unify_dictionaries().combine_chunks()
+            if table.num_rows < expected:
+                self._lost(expected - table.num_rows, f"parts of {target.name} were deleted")
+            self.rows[segment] = table.num_rows
+            _write_atomic(table, target)
+        elif not files and not target.exists() and expected:
+            self._lost(expected, f"{d} was deleted")
+            self.rows.pop(segment, None)
+        if d.exists():
+            shutil.rmtree(d)
+        self._sync_dir(self.folder)
 
 
 class Recorder:
@@ -122,6 +198,7 @@ class Recorder:
 
     Thread-safe; `close()` (or the context manager) compacts the last segment and stamps the end
     time into the manifest. A crashed recorder needs nothing: the run is readable as it lies.
+    Storage faults are absorbed, counted and retried (module doc); `stats()` shows the health.
     """
 
     def __init__(
@@ -133,19 +210,24 @@ class Recorder:
         segment_s: float = 600.0,
         flush_s: float = 0.5,
         autoflush: bool = True,
+        max_pending_bytes: int = 64 << 20,
     ) -> None:
         if not 0 < flush_s <= 1.0:
             raise ValueError(f"flush_s must be in (0, 1], got {flush_s}")
         if segment_s < flush_s:
             raise ValueError(f"segment_s must be >= flush_s, got {segment_s}")
+        if max_pending_bytes <= 0:
+            raise ValueError(f"max_pending_bytes must be positive, got {max_pending_bytes}")
         start_ns = time.time_ns()
         self.run_id = run_id or datetime.fromtimestamp(start_ns / 1e9, tz=UTC).strftime(
             "%Y%m%dT%H%M%S.%fZ"
         )
         self.path = Path(root) / self.run_id
-        self.path.mkdir(parents=True, exist_ok=False)
+        if self.path.exists():
+            raise FileExistsError(f"run directory already exists: {self.path}")
         self.segment_s = segment_s
         self.flush_s = flush_s
+        self.max_pending_bytes = int(max_pending_bytes)
         self._manifest: dict[str, Any] = {
             "format": 1,
             "run_id": self.run_id,
@@ -155,21 +237,33 @@ class Recorder:
             "config": {},
             **dict(manifest or {}),
         }
-        self._write_manifest()
-        self._raw = _Segmented(self.path / "raw")
-        self._results = _Segmented(self.path / "results")
-        self._events_fd = os.open(
-            self.path / "events.jsonl", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644
-        )
-        fsync_dir(self.path)
+        self.health = Health(f"recorder {self.run_id}:", log)
+        self._raw = _Segmented(self.path / "raw", self.health)
+        self._results = _Segmented(self.path / "results", self.health)
         self._lock = threading.Lock()  # buffers
         self._io_lock = threading.Lock()  # files
-        self._raw_buf: dict[str, list[tuple[np.ndarray, np.ndarray, np.ndarray]]] = {}
+        self._raw_buf: Chunks = {}
+        self._raw_n = 0
         self._res_buf: list[pa.Table] = []
+        self._res_bytes = 0
+        self._events: deque[bytes] = deque()
+        self._events_bytes = 0
+        self._events_fd = -1
+        self._events_in_file = 0
+        self._manifest_written = False
         self._segment_started = time.monotonic()
         self.samples_written = 0
         self.flush_errors = 0
+        self.dropped_samples = 0
+        self.dropped_rows = 0
+        self.dropped_events = 0
+        self.lost_events = 0
         self._closed = False
+        try:
+            self._ensure_run()
+        except OSError as exc:
+            self.health.fail(exc, f"cannot create {self.path}; keeping data in memory")
+            self._close_events_fd()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         if autoflush:
@@ -180,26 +274,82 @@ class Recorder:
 
     def _write_manifest(self) -> None:
         tmp = self.path / "manifest.json.tmp"
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(self._manifest, f, indent=2, default=str)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self.path / "manifest.json")
+        try:
+            with open(tmp, "w", encoding="utf-8") as f:
+                json.dump(self._manifest, f, indent=2, default=str)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, self.path / "manifest.json")
+        except BaseException:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise
         fsync_dir(self.path)
 
+    def _ensure_run(self) -> None:
+        """The run directory, its manifest and the open event file, created again if deleted."""
+        if not self._manifest_written or not (self.path / "manifest.json").exists():
+            if self._manifest_written:
+                self.health.note(
+                    "deleted",
+                    f"{self.path}/manifest.json was deleted; written again",
+                    logging.ERROR,
+                )
+            self.path.mkdir(parents=True, exist_ok=True)
+            self._write_manifest()
+            self._manifest_written = True
+        if self._events_fd >= 0 and os.fstat(self._events_fd).st_nlink == 0:
+            self.lost_events += self._events_in_file
+            self.health.note(
+                "deleted",
+                f"events.jsonl was deleted with {self._events_in_file} events; started again",
+                logging.ERROR,
+            )
+            self._close_events_fd()
+            self._events_in_file = 0
+        if self._events_fd < 0:
+            self._events_fd = os.open(
+                self.path / "events.jsonl", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644
+            )
+            fsync_dir(self.path)
+
+    def _close_events_fd(self) -> None:
+        """Give up the event file's descriptor (after an error): reopened by path next time."""
+        if self._events_fd >= 0:
+            with contextlib.suppress(OSError):
+                os.close(self._events_fd)
+            self._events_fd = -1
+
     # -- buffering (any thread) ---------------------------------------------------------------
+    def _pending_bytes_locked(self) -> int:
+        return self._raw_n * RAW_SAMPLE_BYTES + self._res_bytes + self._events_bytes
+
+    def _overflow(self, what: str) -> None:
+        self.health.note(
+            "overflow",
+            f"{what} dropped: {self.max_pending_bytes} bytes already wait for the disk",
+            logging.ERROR,
+        )
+
     def write_raw(self, block: Block) -> None:
         """Buffer raw samples: channel id -> (t_ns int64, value float64, quality uint8)."""
+        for name, (t, v, q) in block.items():
+            if not (len(t) == len(v) == len(q)):
+                raise ValueError(f"channel {name!r}: t, value and quality lengths differ")
+        n = sum(len(t) for t, _, _ in block.values())
         with self._lock:
             if self._closed:
                 raise RuntimeError("recorder is closed")
+            if self._pending_bytes_locked() + n * RAW_SAMPLE_BYTES > self.max_pending_bytes:
+                self.dropped_samples += n
+                self._overflow(f"{n} raw samples")
+                return
             for name, (t, v, q) in block.items():
-                if not (len(t) == len(v) == len(q)):
-                    raise ValueError(f"channel {name!r}: t, value and quality lengths differ")
                 if len(t):  # copied: the caller may reuse its buffers
                     self._raw_buf.setdefault(name, []).append(
                         (np.array(t, np.int64), np.array(v, np.float64), np.array(q, np.uint8))
                     )
+            self._raw_n += n
 
     def write_results(self, t_ns: np.ndarray, columns: Mapping[str, np.ndarray]) -> None:
         """Buffer result rows: `t_ns` plus equally long columns (any numeric or bool dtype)."""
@@ -214,7 +364,12 @@ class Recorder:
         with self._lock:
             if self._closed:
                 raise RuntimeError("recorder is closed")
+            if self._pending_bytes_locked() + table.nbytes > self.max_pending_bytes:
+                self.dropped_rows += table.num_rows
+                self._overflow(f"{table.num_rows} result rows")
+                return
             self._res_buf.append(table)
+            self._res_bytes += table.nbytes
 
     def write_event(self, event: Mapping[str, Any]) -> None:
         """Append one event (alarm, assay, reload) to `events.jsonl`; adds `t_ns` if missing."""
@@ -222,14 +377,23 @@ class Recorder:
         doc.setdefault("t_ns", time.time_ns())
         line = (json.dumps(doc, default=str, ensure_ascii=False) + "\n").encode()
         with self._io_lock:
-            if self._closed:
-                raise RuntimeError("recorder is closed")
-            os.write(self._events_fd, line)
+            with self._lock:
+                if self._closed:
+                    raise RuntimeError("recorder is closed")
+                if self._pending_bytes_locked() + len(line) > self.max_pending_bytes:
+                    self.dropped_events += 1
+                    self._overflow("an event")
+                    return
+                self._events.append(line)
+                self._events_bytes += len(line)
+            if not self.health.degraded:  # else the next flush retries
+                try:
+                    self._write_events()
+                except OSError as exc:
+                    self.health.fail(exc, "event write failed; kept in memory")
 
     # -- files (flusher thread, or the caller) ------------------------------------------------
-    def _raw_table(
-        self, buf: dict[str, list[tuple[np.ndarray, np.ndarray, np.ndarray]]]
-    ) -> pa.Table:
+    def _raw_table(self, buf: Chunks) -> pa.Table:
         names = list(buf)
         ts: list[np.ndarray] = []
         vs: list[np.ndarray] = []
@@ -249,37 +413,99 @@ class Recorder:
             schema=RAW_SCHEMA,
         )  # fmt: skip
 
+    def _write_events(self) -> None:
+        """Write pending event lines in order; a short write keeps its remainder pending."""
+        if not self._events:
+            return
+        self._ensure_run()  # an event file deleted under us must not swallow the line
+        try:
+            while self._events:
+                data = self._events[0]
+                n = os.write(self._events_fd, data)
+                self._events_bytes -= n
+                if n < len(data):
+                    self._events[0] = data[n:]
+                    raise OSError(errno.ENOSPC, "short write to events.jsonl")
+                self._events.popleft()
+                self._events_in_file += 1
+        except OSError:
+            self._close_events_fd()
+            raise
+
     def flush(self) -> None:
-        """Make everything written so far durable and readable (and rotate when due)."""
+        """Make everything written so far durable and readable (and rotate when due).
+
+        Never raises for storage faults: they are counted in `stats()` and retried."""
         with self._io_lock:
             self._flush_locked()
 
     def _flush_locked(self) -> None:
         with self._lock:
             raw, self._raw_buf = self._raw_buf, {}
+            raw_n, self._raw_n = self._raw_n, 0
             res, self._res_buf = self._res_buf, []
-        if raw:
-            table = self._raw_table(raw)
-            self._raw.write_part(table)
-            self.samples_written += table.num_rows
-        if res:
-            self._results.write_part(pa.concat_tables(res, promote_options="permissive"))
-        os.fsync(self._events_fd)
+            res_bytes, self._res_bytes = self._res_bytes, 0
+        try:
+            self._ensure_run()
+            self._raw.check()
+            self._results.check()
+            if raw:
+                table = self._raw_table(raw)
+                self._raw.write_part(table)
+                self.samples_written += table.num_rows
+                raw, raw_n = {}, 0
+            if res:
+                self._results.write_part(pa.concat_tables(res, promote_options="permissive"))
+                res, res_bytes = [], 0
+            self._write_events()
+            if self._events_fd >= 0:
+                try:
+                    os.fsync(self._events_fd)
+                except OSError:
+                    self._close_events_fd()
+                    raise
+        except OSError as exc:
+            self.flush_errors += 1
+            self.health.fail(exc, "flush failed; data kept in memory and retried")
+            with self._lock:  # back in front of what came meanwhile, order kept
+                for name, chunks in raw.items():
+                    self._raw_buf[name] = chunks + self._raw_buf.get(name, [])
+                self._raw_n += raw_n
+                self._res_buf[:0] = res
+                self._res_bytes += res_bytes
+            return
         if time.monotonic() - self._segment_started >= self.segment_s:
-            self._raw.rotate()
-            self._results.rotate()
             self._segment_started = time.monotonic()
+            self._raw.advance()
+            self._results.advance()
+            self._compact()
+        with self._lock:
+            if self._pending_bytes_locked() == 0:
+                self.health.ok()
+
+    def _compact(self) -> None:
+        """Compact closed segments; a failure leaves readable parts, retried next time."""
+        for seg in (self._raw, self._results):
+            try:
+                seg.compact_pending()
+            except OSError as exc:
+                self.health.note(
+                    f"compact_{errno.errorcode.get(exc.errno or 0, 'error')}",
+                    f"compaction failed, parts kept and retried later: {exc}",
+                )
 
     def _flush_loop(self) -> None:
         while not self._stop.wait(self.flush_s):
             try:
                 self.flush()
-            except Exception:  # a full disk must not kill the thread; counted and logged
+            except Exception:  # a bug, not a disk fault; the thread must go on
                 self.flush_errors += 1
                 log.exception("recorder flush failed")
 
     def close(self) -> None:
-        """Flush, compact the open segment and stamp `end_utc` into the manifest."""
+        """Flush, compact the open segment and stamp `end_utc` into the manifest.
+
+        What the disk still refuses at close is counted as dropped and logged."""
         if self._thread is not None:
             self._stop.set()
             self._thread.join()
@@ -288,14 +514,28 @@ class Recorder:
             if self._closed:
                 return
             self._flush_locked()
-            self._raw.rotate()
-            self._results.rotate()
+            self._raw.advance()
+            self._results.advance()
+            self._compact()
             with self._lock:
                 self._closed = True
-            os.close(self._events_fd)
+                left = (self._raw_n, sum(t.num_rows for t in self._res_buf), len(self._events))
+                self.dropped_samples += left[0]
+                self.dropped_rows += left[1]
+                self.dropped_events += left[2]
+            if any(left):
+                log.error(
+                    "recorder %s closed with %d samples, %d result rows and %d events unwritten",
+                    self.run_id,
+                    *left,
+                )
+            self._close_events_fd()
         end_ns = time.time_ns()
         self._manifest.update(end_ns=end_ns, end_utc=_utc(end_ns))
-        self._write_manifest()
+        try:
+            self._write_manifest()
+        except OSError as exc:
+            self.health.fail(exc, "cannot stamp the end time into manifest.json")
 
     def __enter__(self) -> Recorder:
         return self
@@ -303,9 +543,25 @@ class Recorder:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def stats(self) -> dict[str, int]:
+    def stats(self) -> dict[str, Any]:
+        """Counters and health (`recorder_ok`, `_state`, `_errors_<errno>`, `_last_error`)."""
+        try:
+            files = len(segment_files(self.path / "raw"))
+        except OSError:
+            files = 0
+        with self._lock:
+            pending = self._pending_bytes_locked()
+            pending_samples = self._raw_n
         return {
             "recorder_samples": self.samples_written,
             "recorder_flush_errors": self.flush_errors,
-            "recorder_files": len(segment_files(self.path / "raw")),
+            "recorder_files": files,
+            "recorder_pending_samples": pending_samples,
+            "recorder_pending_bytes": pending,
+            "recorder_dropped_samples": self.dropped_samples,
+            "recorder_dropped_rows": self.dropped_rows,
+            "recorder_dropped_events": self.dropped_events,
+            "recorder_lost_rows": self._raw.lost_rows + self._results.lost_rows,
+            "recorder_lost_events": self.lost_events,
+            **self.health.as_dict("recorder"),
         }

@@ -11,6 +11,9 @@ A run directory holds:
 Every file is either complete or absent (written to a temporary name, fsynced, renamed), so a
 run cut short by `kill -9` or power loss is read as it is, with no repair step: a segment is its
 compacted file if that exists, else its parts; a torn last line of `events.jsonl` is ignored.
+A file a disk fault left unreadable (empty, no footer, garbage) is skipped with a warning, and a
+compacted segment that cannot be read falls back to its parts when they are still there, so one
+bad file never makes the whole run unreadable.
 
 Reading is vectorised (pyarrow datasets, numpy gathers, no Python object per row), so a 24 h
 recording of ~40 million raw samples loads in seconds.
@@ -19,6 +22,7 @@ recording of ~40 million raw samples loads in seconds.
 from __future__ import annotations
 
 import json
+import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +32,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
+import pyarrow.parquet as pq
 
 __all__ = ["RAW_SCHEMA", "Run", "RunError", "list_runs", "open_run"]
 
@@ -40,6 +45,8 @@ RAW_SCHEMA = pa.schema(
     ]
 )
 
+log = logging.getLogger(__name__)
+
 _SEG = re.compile(r"^seg-(\d+)(\.parquet|\.parts)$")
 
 Channels = dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]
@@ -49,8 +56,20 @@ class RunError(Exception):
     """A path that is not a readable run."""
 
 
-def segment_files(folder: Path) -> list[Path]:
-    """Parquet files of `folder` in time order: compacted segments win over their parts."""
+def _readable(path: Path) -> bool:
+    """A complete Parquet file (footer and schema readable)."""
+    try:
+        pq.read_metadata(path)
+    except (OSError, pa.ArrowException):
+        return False
+    return True
+
+
+def segment_files(folder: Path, *, check: bool = False) -> list[Path]:
+    """Parquet files of `folder` in time order: compacted segments win over their parts.
+
+    With `check`, unreadable files are left out (logged) and an unreadable compacted segment
+    gives way to its parts."""
     if not folder.is_dir():
         return []
     segs: dict[int, dict[str, Path]] = {}
@@ -60,11 +79,27 @@ def segment_files(folder: Path) -> list[Path]:
             segs.setdefault(int(m.group(1)), {})[m.group(2)] = p
     files: list[Path] = []
     for _, kinds in sorted(segs.items()):
-        if ".parquet" in kinds:
-            files.append(kinds[".parquet"])
-        elif ".parts" in kinds:
-            files.extend(sorted(kinds[".parts"].glob("*.parquet")))
+        compacted = kinds.get(".parquet")
+        if compacted is not None and (not check or _readable(compacted)):
+            files.append(compacted)
+            continue
+        if compacted is not None:
+            log.warning("skipped an unreadable recording file: %s (its parts used)", compacted)
+        if ".parts" in kinds:
+            for f in sorted(kinds[".parts"].glob("*.parquet")):
+                if not check or _readable(f):
+                    files.append(f)
+                else:
+                    log.warning("skipped an unreadable recording file: %s", f)
     return files
+
+
+def _read(folder: Path, read: Any) -> Any:
+    """`read(files)`; if a file is unreadable, again with only the readable ones."""
+    try:
+        return read(segment_files(folder))
+    except (OSError, pa.ArrowException):
+        return read(segment_files(folder, check=True))
 
 
 def _time_filter(t0: int | None, t1: int | None) -> Any:
@@ -95,11 +130,14 @@ class Run:
         t1: int | None = None,
     ) -> pa.Table:
         """Raw samples in long format (channel, t_ns, value, quality), `t0 <= t_ns < t1`."""
-        files = segment_files(self.path / "raw")
-        if not files:
-            return RAW_SCHEMA.empty_table()
-        dataset = ds.dataset([str(f) for f in files], schema=RAW_SCHEMA, format="parquet")
-        table = dataset.to_table(filter=_time_filter(t0, t1)).unify_dictionaries()
+
+        def read(files: list[Path]) -> pa.Table:
+            if not files:
+                return RAW_SCHEMA.empty_table()
+            dataset = ds.dataset([str(f) for f in files], schema=RAW_SCHEMA, format="parquet")
+            return dataset.to_table(filter=_time_filter(t0, t1)).unify_dictionaries()
+
+        table = _read(self.path / "raw", read)
         if channels is not None:
             table = table.filter(
                 pc.is_in(pc.cast(table["channel"], pa.string()), pa.array(channels))
@@ -135,14 +173,17 @@ class Run:
 
     def results_table(self, t0: int | None = None, t1: int | None = None) -> pa.Table:
         """Results in wide format (t_ns + one column per result), `t0 <= t_ns < t1`."""
-        files = segment_files(self.path / "results")
-        if not files:
-            return pa.table({"t_ns": pa.array([], pa.int64())})
-        tables = [
-            ds.dataset(str(f), format="parquet").to_table(filter=_time_filter(t0, t1))
-            for f in files
-        ]
-        return pa.concat_tables(tables, promote_options="permissive")
+
+        def read(files: list[Path]) -> pa.Table:
+            if not files:
+                return pa.table({"t_ns": pa.array([], pa.int64())})
+            tables = [
+                ds.dataset(str(f), format="parquet").to_table(filter=_time_filter(t0, t1))
+                for f in files
+            ]
+            return pa.concat_tables(tables, promote_options="permissive")
+
+        return _read(self.path / "results", read)
 
     def results(self, t0: int | None = None, t1: int | None = None) -> dict[str, np.ndarray]:
         """Results as numpy columns (missing values NaN for floats)."""
@@ -176,12 +217,13 @@ class Run:
 
     def time_range(self) -> tuple[int, int] | None:
         """(first, last) raw sample time in ns, from Parquet statistics where possible."""
-        files = segment_files(self.path / "raw")
-        if not files:
-            return None
-        t = ds.dataset([str(f) for f in files], schema=RAW_SCHEMA, format="parquet").to_table(
-            columns=["t_ns"]
-        )["t_ns"]
+
+        def read(files: list[Path]) -> pa.Table:
+            return ds.dataset(
+                [str(f) for f in files], schema=RAW_SCHEMA, format="parquet"
+            ).to_table(columns=["t_ns"])
+
+        t = _read(self.path / "raw", read)["t_ns"]
         if len(t) == 0:
             return None
         mm = pc.min_max(t)
