@@ -7,8 +7,8 @@ The plant runs on the wall clock (the same clock the drivers stamp samples with)
 steps it, mirrors its link faults (dropouts, disconnects, garbled frames...) onto the emulators,
 records the truth, and plays the ship's lab: it samples the mud on deck every `lab_interval_s`
 and posts the assay `lab_delay_s` later, as the lab would over MQTT. The DAQ config is the
-reference installation with the scenario's geometry and constants, so only the plant knows
-the truth and only the DAQ's own estimate is scored.
+reference installation with the scenario's geometry (its nominal constants, never the
+plant's), so only the plant knows the truth and only the DAQ's own estimate is scored.
 """
 
 from __future__ import annotations
@@ -48,23 +48,23 @@ LINK_FAULTS = {
 
 
 def scenario_config(scenario: Scenario, base: Config | None = None) -> Config:
-    """The installation config for a scenario's plant: geometry and constants from the plant."""
+    """The installation config for a scenario's plant: its geometry, and nothing else.
+
+    Geometry is what the installation knows from its drawings (the CI scenarios' short riser);
+    the physical constants (ρw, ρs, ρb, g, friction) stay the installation's nominal values,
+    whatever the plant's truth is, so the DAQ is scored on its own estimate.
+    """
     cfg = base or load_config(REFERENCE)
     p = scenario.plant
     depths = p.transmitter_depths_m
     physics = cfg.physics.model_copy(
         update={
-            "rho_w_kg_m3": p.rho_w_kg_m3,
-            "rho_s_kg_m3": p.rho_s_kg_m3,
-            "rho_b_kg_m3": p.rho_b_kg_m3,
-            "g_m_s2": p.g_m_s2,
             "return_id_m": p.return_id_m,
             "injection_hd_m": p.injection_dh_m,
             "riser_length_m": p.riser_length_m,
             "depth_collector_m": depths["pt301"],
             "depth_mid_m": depths["pt302"],
             "depth_upper_m": depths["pt303"],
-            "darcy_f": p.friction_return,
         }
     )
     return cfg.model_copy(update={"physics": physics})
