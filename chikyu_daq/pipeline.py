@@ -213,8 +213,8 @@ class Pipeline:
         self._last_tick = time.monotonic()
         try:
             self._publish(processed)
-        except Exception as exc:
-            self.faults.record("publish", exc, "this tick's live values/alarms not published")
+        except Exception as exc:  # the view or active alarms: nothing else of the tick is lost
+            self.faults.record("publish", exc, "this tick's live view not updated")
 
     def inject_assay(
         self, sampled_at_ns: int, rey_ppm: float, u_rey_ppm: float, sample_id: str
@@ -279,23 +279,34 @@ class Pipeline:
         return processed
 
     def _publish(self, processed: Processed | None) -> None:
+        """Live values and alarms to the dashboards; each piece guarded on its own, so one
+        value that cannot be published costs that value, never the tick's alarms."""
         if processed is None or not len(processed):
             return
         if self._on_processed is not None:
-            self._on_processed(processed)
+            try:
+                self._on_processed(processed)
+            except Exception as exc:
+                self.faults.record("on_processed", exc, "callback skipped for this tick")
         idx = processed.at_period(self.processor.publish_ns)
         for i in idx[-1:]:
             row = {k: float(v[i]) for k, v in processed.columns.items()}
             self.view.results = row
             self.view.results_t_ns = int(processed.t_ns[i])
         for i in idx:
-            self.outputs.publish_row(int(processed.t_ns[i]), processed.columns, int(i))
+            try:
+                self.outputs.publish_row(int(processed.t_ns[i]), processed.columns, int(i))
+            except Exception as exc:
+                self.faults.record("publish_row", exc, "one second of live values not published")
         if processed.events:
             active = self.processor.active_alarms()
             self.view.active_alarms = active
             for ev in processed.events:
                 log.warning("alarm %s %s at value %.4g", ev.alarm, ev.kind, ev.value)
-                self.outputs.publish_alarm(alarm_event_dict(ev), active)
+                try:
+                    self.outputs.publish_alarm(alarm_event_dict(ev), active)
+                except Exception as exc:
+                    self.faults.record("publish_alarm", exc, f"alarm {ev.alarm} not published")
 
     # -- health -----------------------------------------------------------------------------
     async def _health(self) -> None:
