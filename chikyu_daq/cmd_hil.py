@@ -44,9 +44,27 @@ def hil_run(
     ),
     junit: Annotated[Path | None, typer.Option("--junit", help="Write JUnit XML here.")] = None,
     score_json: Annotated[Path | None, typer.Option("--json", help="Write the score here.")] = None,
+    influx: Annotated[
+        str | None,
+        typer.Option("--influx", help="InfluxDB 1.x URL: raw, results and health go there too."),
+    ] = None,
+    influx_db: Annotated[
+        str | None, typer.Option("--influx-db", help="Database (default hil_SCENARIO).")
+    ] = None,
+    mqtt: Annotated[
+        str | None, typer.Option("--mqtt", help="MQTT broker HOST:PORT: publish as at sea.")
+    ] = None,
+    mqtt_prefix: Annotated[
+        str | None, typer.Option("--mqtt-prefix", help="Topic prefix (default hil/SCENARIO).")
+    ] = None,
 ) -> None:
-    """Emulators + plant + the real pipeline; score against plant truth; exit 0 or 1."""
-    from chikyu_daq.hil_session import HilSession
+    """Emulators + plant + the real pipeline; score against plant truth; exit 0 or 1.
+
+    With `--influx`/`--mqtt` every output is on, as at sea (the fault campaign): the score then
+    also says whether the pipeline survived to the end with no task failure or step fault.
+    """
+    from chikyu_daq.config import load_config
+    from chikyu_daq.hil_session import REFERENCE, HilSession, with_outputs
     from chikyu_daq.logs import setup_logging
     from chikyu_daq.processor import warm_up
     from hil.scenario import ScenarioError, load_scenario
@@ -57,8 +75,27 @@ def hil_run(
     except (ScenarioError, FileNotFoundError, KeyError) as err:
         print(f"error: {err}", file=sys.stderr)
         raise SystemExit(2) from None
+    try:
+        base = with_outputs(
+            load_config(REFERENCE),
+            name=sc.name,
+            influx_url=influx,
+            influx_db=influx_db,
+            mqtt=mqtt,
+            mqtt_prefix=mqtt_prefix,
+        )
+    except ValueError as err:  # pydantic's ValidationError included: it names the field
+        print(f"error: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
     t0 = time.monotonic()
-    session = HilSession(sc, data_dir=data_dir, duration_s=duration)
+    session = HilSession(
+        sc,
+        data_dir=data_dir,
+        duration_s=duration,
+        cfg=base,
+        influx=bool(influx),
+        mqtt=bool(mqtt),
+    )
     warm_up(session.cfg)
     score = asyncio.run(session.run())
     elapsed = time.monotonic() - t0

@@ -1,17 +1,23 @@
 """`chikyu-daq run`: the shipboard daemon under systemd (`Type=notify`).
 
 READY once the kernels are warm and every device was tried; WATCHDOG from the main loop only
-while every pipeline task is alive (a dead task stops the pings and systemd restarts us);
-STATUS with a one-line summary. SIGTERM/SIGINT: stop polling, flush the DSP, close segments,
-drain the spool within `STOP_BOUND_S`, exit 0. SIGHUP: load and validate the file again; an
-invalid config is rejected with the reason and the running one carries on; a valid one
-restarts acquisition and outputs (a new run directory), keeping the processor, and so the
-cumulative totals, when the processing sections did not change.
+while the pipeline is healthy (`Pipeline.healthy()`: its supervised tasks run and the worker
+completes ticks; a stuck core stops the pings and systemd restarts us); STATUS with a one-line
+summary that names faults and tasks in a restart loop. A task that fails is restarted by the
+pipeline's supervisor; the process exits non-zero only for what a restart cannot fix: a
+pipeline that cannot be built (data directory unusable...) or a fatal task error.
+
+SIGTERM/SIGINT: stop polling, flush the DSP, close segments, drain the spool within
+`STOP_BOUND_S`, close the outputs (MQTT: retained `offline`), exit 0. SIGHUP: load and validate
+the file again; an invalid config is rejected with the reason and the running one carries on;
+a valid one restarts acquisition and outputs (a new run directory), keeping the processor, and
+so the cumulative totals, when the processing sections did not change.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import faulthandler
 import logging
 import signal
@@ -23,10 +29,13 @@ from chikyu_daq.config import Config, ConfigError, load_config
 from chikyu_daq.pipeline import Pipeline
 from chikyu_daq.processor import Processor, warm_up
 from chikyu_daq.sdnotify import Notifier, watchdog_interval_s
+from chikyu_daq.supervise import describe
 
 log = logging.getLogger("chikyu_daq.daemon")
 
 STOP_BOUND_S = 20.0
+#: After a cancelled shutdown: how long the outputs get to close.
+CLOSE_BOUND_S = 5.0
 STATUS_S = 5.0
 PROCESSING_SECTIONS = (
     "processing",
@@ -91,7 +100,9 @@ class Daemon:
             await asyncio.wait_for(asyncio.shield(self._task), STOP_BOUND_S)
         except TimeoutError:
             log.error("shutdown took longer than %.0f s; cancelling", STOP_BOUND_S)
-            self._task.cancel()
+            self._task.cancel()  # the pipeline still closes its outputs (MQTT `offline`)
+            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+                await asyncio.wait_for(self._task, CLOSE_BOUND_S)
 
     async def run(self) -> int:
         loop = asyncio.get_running_loop()
@@ -101,7 +112,8 @@ class Daemon:
             (signal.SIGHUP, "reload"),
         ):
             loop.add_signal_handler(sig, self._events.put_nowait, name)
-        await self._start(self.cfg, None)
+        if not await self._start_or_log(self.cfg, None):
+            return 1
         assert self.pipeline is not None
         log.info("running: run %s, data in %s", self.pipeline.outputs.run_id, self.data_dir)
         self.notifier.ready(self.pipeline.status_line())
@@ -113,11 +125,13 @@ class Daemon:
                 await asyncio.wait([ev, self._task], return_when=asyncio.FIRST_COMPLETED)
                 if not ev.done():
                     ev.cancel()
-                    log.error("pipeline ended unexpectedly")
+                    fatal = self.pipeline.fatal if self.pipeline else None
+                    log.error("pipeline ended: %s", describe(fatal) if fatal else "unexpectedly")
                     return 1
                 if ev.result() == "stop":
                     break
-                await self._reload()
+                if not await self._reload():
+                    return 1
         finally:
             ticker.cancel()
             self.notifier.stopping()
@@ -125,7 +139,20 @@ class Daemon:
             log.info("stopped")
         return 0
 
-    async def _reload(self) -> None:
+    async def _start_or_log(self, cfg: Config, processor: Processor | None) -> bool:
+        """Build and start the pipeline; False (logged, no traceback for OSError) if it cannot."""
+        try:
+            await self._start(cfg, processor)
+        except OSError as err:
+            log.error("cannot start: %s (data dir %s)", describe(err), self.data_dir)
+            return False
+        except Exception:
+            log.exception("cannot start")
+            return False
+        return True
+
+    async def _reload(self) -> bool:
+        """False when the new pipeline could not be started (the old one is already stopped)."""
         try:
             new = await asyncio.to_thread(load_config, self.config_path)
         except ConfigError as err:
@@ -133,7 +160,7 @@ class Daemon:
             for issue in err.issues:
                 log.error("reload rejected, keeping the running config: %s", issue.format(err.file))
             self.notifier.status(f"reload rejected ({len(err.issues)} errors); old config running")
-            return
+            return True
         self.notifier.reloading()
         keep = (
             self.pipeline.processor if self.pipeline and _same_processing(self.cfg, new) else None
@@ -143,7 +170,8 @@ class Daemon:
             self.pipeline.outputs.write_event({"type": "reload", "status": "closing run"})
         await self._stop_pipeline()
         self.cfg = new
-        await self._start(new, keep)
+        if not await self._start_or_log(new, keep):
+            return False
         assert self.pipeline is not None
         self.pipeline.outputs.write_event(
             {"type": "reload", "previous_run": old_run, "processor_kept": keep is not None}
@@ -155,17 +183,28 @@ class Daemon:
             "kept" if keep else "restarted",
         )
         self.notifier.ready(self.pipeline.status_line())
+        return True
 
     async def _keepalive(self) -> None:
         interval = watchdog_interval_s()
         period = min(interval, STATUS_S) if interval else STATUS_S
         n = 0
+        was_healthy = True
         while True:
             await asyncio.sleep(period)
             p = self.pipeline
-            if p is None or not p.tasks_alive():
-                continue  # no pings: systemd's watchdog restarts a daemon whose tasks died
-            if interval:
+            if p is None:
+                continue
+            healthy = p.healthy()
+            if healthy != was_healthy:
+                log.log(
+                    logging.INFO if healthy else logging.ERROR,
+                    "pipeline %s; watchdog pings %s",
+                    "healthy again" if healthy else "not healthy",
+                    "resumed" if healthy else "stopped (systemd restarts us)",
+                )
+                was_healthy = healthy
+            if interval and healthy:
                 self.notifier.watchdog()
             n += 1
             if n * period >= STATUS_S or not interval:

@@ -7,8 +7,8 @@ The plant runs on the wall clock (the same clock the drivers stamp samples with)
 steps it, mirrors its link faults (dropouts, disconnects, garbled frames...) onto the emulators,
 records the truth, and plays the ship's lab: it samples the mud on deck every `lab_interval_s`
 and posts the assay `lab_delay_s` later, as the lab would over MQTT. The DAQ config is the
-reference installation with the scenario's geometry and constants, so only the plant knows
-the truth and only the DAQ's own estimate is scored.
+reference installation with the scenario's geometry (its nominal constants, never the
+plant's), so only the plant knows the truth and only the DAQ's own estimate is scored.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ import numpy as np
 from chikyu_daq.config import Config, load_config
 from chikyu_daq.pipeline import Pipeline
 from chikyu_daq.processor import Processed
+from chikyu_daq.supervise import describe
 from drivers.endpoints import override_buses
 from hil.emulators.faults import FAULT_KINDS
 from hil.emulators.rig import Rig
@@ -48,26 +49,62 @@ LINK_FAULTS = {
 
 
 def scenario_config(scenario: Scenario, base: Config | None = None) -> Config:
-    """The installation config for a scenario's plant: geometry and constants from the plant."""
+    """The installation config for a scenario's plant: its geometry, and nothing else.
+
+    Geometry is what the installation knows from its drawings (the CI scenarios' short riser);
+    the physical constants (ρw, ρs, ρb, g, friction) stay the installation's nominal values,
+    whatever the plant's truth is, so the DAQ is scored on its own estimate.
+    """
     cfg = base or load_config(REFERENCE)
     p = scenario.plant
     depths = p.transmitter_depths_m
     physics = cfg.physics.model_copy(
         update={
-            "rho_w_kg_m3": p.rho_w_kg_m3,
-            "rho_s_kg_m3": p.rho_s_kg_m3,
-            "rho_b_kg_m3": p.rho_b_kg_m3,
-            "g_m_s2": p.g_m_s2,
             "return_id_m": p.return_id_m,
             "injection_hd_m": p.injection_dh_m,
             "riser_length_m": p.riser_length_m,
             "depth_collector_m": depths["pt301"],
             "depth_mid_m": depths["pt302"],
             "depth_upper_m": depths["pt303"],
-            "darcy_f": p.friction_return,
         }
     )
     return cfg.model_copy(update={"physics": physics})
+
+
+def with_outputs(
+    cfg: Config,
+    *,
+    name: str,
+    influx_url: str | None = None,
+    influx_db: str | None = None,
+    mqtt: str | None = None,
+    mqtt_prefix: str | None = None,
+) -> Config:
+    """`cfg` with InfluxDB (v1 `/write`) and/or MQTT (`HOST:PORT`) on, one db, prefix and
+    client id per `name`, so that several sessions can share one server (the fault campaign).
+
+    Raises `ValueError` naming the option for a malformed `HOST:PORT`."""
+    from chikyu_daq.config import Influx, Mqtt
+
+    update: dict[str, Any] = {}
+    if influx_url:
+        update["influx"] = Influx.model_validate(
+            {"enabled": True, "dialect": "v1", "url": influx_url, "db": influx_db or f"hil_{name}"}
+        )
+    if mqtt:
+        host, _, port = mqtt.rpartition(":")
+        if not host or not port.isdigit():
+            raise ValueError(f"--mqtt: expected HOST:PORT, got {mqtt!r}")
+        update["mqtt"] = Mqtt.model_validate(
+            {
+                "enabled": True,
+                "host": host,
+                "port": int(port),
+                "prefix": mqtt_prefix or f"hil/{name}",
+                "client_id": f"chikyu-hil-{name}",
+            }
+        )
+    return cfg.model_copy(update={"outputs": cfg.outputs.model_copy(update=update)})
 
 
 @dataclass
@@ -97,6 +134,8 @@ class Score:
     expected: list[AlarmOutcome] = field(default_factory=list)
     unexpected: list[str] = field(default_factory=list)
     checks: dict[str, tuple[bool, str]] = field(default_factory=dict)
+    #: `Pipeline.stats()` after the stop: task restarts, step faults, sinks' final counters.
+    final_stats: dict[str, Any] = field(default_factory=dict)
 
     @property
     def rey_error_pct(self) -> float:
@@ -127,7 +166,19 @@ class Score:
             ],
             "unexpected_alarms": self.unexpected,
             "checks": {k: {"ok": ok, "detail": d} for k, (ok, d) in self.checks.items()},
+            "final_stats": _json_safe(self.final_stats),
         }
+
+
+def _json_safe(d: Any) -> Any:
+    """Stats as strict JSON: non-finite floats become null."""
+    if isinstance(d, dict):
+        return {str(k): _json_safe(v) for k, v in d.items()}
+    if isinstance(d, list | tuple):
+        return [_json_safe(v) for v in d]
+    if isinstance(d, float) and not np.isfinite(d):
+        return None
+    return d
 
 
 class HilSession:
@@ -162,6 +213,9 @@ class HilSession:
         self._influx, self._mqtt = influx, mqtt
         self.pipeline: Pipeline | None = None
         self.write_requests = 0
+        #: Seconds into the session at which the pipeline ended by itself (None: it did not).
+        self.ended_at_s: float | None = None
+        self.pipeline_error = ""
 
     # ValueSource for the emulators: the plant's readings at the shared clock's time.
     def values(self, t_s: float) -> dict[str, float]:
@@ -182,15 +236,22 @@ class HilSession:
             task = asyncio.create_task(self.pipeline.run())
             syncer = asyncio.create_task(self._sync_loop())
             try:
-                end = time.monotonic() + self.duration_s
+                t0 = time.monotonic()
+                end = t0 + self.duration_s
                 while time.monotonic() < end and not task.done():
                     await asyncio.sleep(min(0.2, max(0.0, end - time.monotonic())))
+                if task.done():
+                    self.ended_at_s = time.monotonic() - t0
             finally:
                 syncer.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await syncer
                 self.pipeline.request_stop()
-                await task
+                try:
+                    await task
+                except Exception as exc:
+                    self.pipeline_error = f"{type(exc).__name__}: {exc}"
+                    log.exception("pipeline failed")
             self.write_requests = self.rig.write_requests()
         return self.score()
 
@@ -248,15 +309,18 @@ class HilSession:
         run = open_run(self.pipeline.outputs.recorder.path)  # type: ignore[union-attr]
         res = run.results()
         t = res["t_ns"]
-        cum = res["cum_rey_kg"]
+        none = np.full(len(t), np.nan)
+        cum = res.get("cum_rey_kg", none)
         # integration starts at the first grid point with a valid rate (cum is 0 before it)
-        ok = np.isfinite(cum) & np.isfinite(res["rey_kg_h"])
-        t_a, t_b = int(t[ok][0]), int(t[ok][-1])
-        daq = float(cum[ok][-1] - cum[ok][0])
-        u95 = float(res["u95_cum_rey_kg"][ok][-1])
-        tt = np.array(self._truth_t, np.int64)
-        tr = np.array(self._truth_rey)
-        truth = float(np.interp(t_b, tt, tr) - np.interp(t_a, tt, tr))
+        ok = np.isfinite(cum) & np.isfinite(res.get("rey_kg_h", none))
+        daq = truth = u95 = float("nan")
+        if ok.any():  # none when the pipeline died before its first rate
+            t_a, t_b = int(t[ok][0]), int(t[ok][-1])
+            daq = float(cum[ok][-1] - cum[ok][0])
+            u95 = float(res["u95_cum_rey_kg"][ok][-1])
+            tt = np.array(self._truth_t, np.int64)
+            tr = np.array(self._truth_rey)
+            truth = float(np.interp(t_b, tt, tr) - np.interp(t_a, tt, tr))
         score = Score(self.scenario.name, self.duration_s, str(run.path), daq, truth, u95)
         start_ns = self.clock.start_ns
         raised: dict[str, float] = {}
@@ -301,4 +365,26 @@ class HilSession:
             self.write_requests == 0,
             f"{self.write_requests} writes",
         )
+        self._check_survival(score)
         return score
+
+    def _check_survival(self, score: Score) -> None:
+        """Degrade, never die: the pipeline ran to the end, and nothing in it failed."""
+        assert self.pipeline is not None
+        p = self.pipeline
+        if self.ended_at_s is None and not self.pipeline_error:
+            alive = (True, f"ran the full {self.duration_s:g} s")
+        else:
+            why = self.pipeline_error or (describe(p.fatal) if p.fatal else "")
+            alive = (False, f"ended at {self.ended_at_s or 0:.1f} s {why}".strip())
+        score.checks["pipeline alive to the end"] = alive
+        stats = score.final_stats = p.stats()
+        failed = {k: v for k, v in stats["tasks"].items() if v["failures"]}
+        details = [
+            f"task {k}: {v['failures']} failures ({v['last_error']})" for k, v in failed.items()
+        ]
+        details += [f"{k}: {v['count']} ({v['last_error']})" for k, v in stats["faults"].items()]
+        score.checks["no task failures or step faults"] = (
+            not details,
+            "; ".join(details) or "none",
+        )

@@ -14,12 +14,19 @@ Queues and their policies (DESIGN "Pipeline"), all counted in `stats()`:
   never runs twice at once, so a slow tick only makes the next one bigger.
 - worker → MQTT: the publisher's own bounded queue; live values coalesce to the newest, alarm
   events never drop.
+
+Degrade, never die (`chikyu_daq.supervise`): acquisition, collector, health and the sinks run
+under a `Supervisor` (restart with backoff, counted in `stats()["tasks"]`). Inside a tick each
+step is guarded on its own and a failing one is counted in `stats()["faults"]` and skipped:
+the raw write comes first, so a processing error never loses raw samples; blocks that the
+processor refused are not fed again (a second feed would count them twice), they stay in the
+recording and the spool and are counted as `samples_unprocessed`; a failing `advance` is
+retried by the next tick; a failing sink write loses only that sink's copy of the tick.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import math
 import time
@@ -33,6 +40,7 @@ import numpy as np
 from chikyu_daq.config import Config
 from chikyu_daq.outputs import Outputs, alarm_event_dict
 from chikyu_daq.processor import Processed, Processor
+from chikyu_daq.supervise import Faults, Supervisor
 from drivers.acquisition import Acquisition
 from drivers.sample import Batch, BlockBuilder, Sample
 
@@ -43,6 +51,12 @@ TICK_S = 0.05
 HEALTH_S = 1.0
 #: How long to wait for every device's first attempt before READY anyway.
 FIRST_POLL_TIMEOUT_S = 5.0
+#: The collector restarts sooner than the sinks: while it is down the hub fills up.
+COLLECTOR_BACKOFF_MAX_S = 5.0
+#: A worker tick that has not completed for this long means the core is stuck.
+STALL_S = 15.0
+#: How long the collector may take to finish its tick at shutdown before it is cancelled.
+COLLECTOR_STOP_S = 10.0
 
 
 @dataclass
@@ -80,7 +94,11 @@ class Pipeline:
         self._builder = BlockBuilder()
         self._assays: list[tuple[int, float, float, dict[str, Any]]] = []
         self._on_processed = on_processed
-        self._tasks: list[asyncio.Task[Any]] = []
+        self.supervisor = Supervisor()
+        self.faults = Faults(logger=log)
+        self._collecting = True
+        self._last_tick = time.monotonic()
+        self.fatal: BaseException | None = None
         self.outputs = Outputs(
             cfg,
             data_dir=data_dir,
@@ -95,35 +113,44 @@ class Pipeline:
         self.ticks = 0
         self.worker_busy_s = 0.0
         self.last_processed_ns = 0
+        self.samples_unprocessed = 0
 
     # -- lifecycle --------------------------------------------------------------------------
     async def run(self) -> None:
-        """Run until `request_stop()`; then shut down in order and return."""
+        """Run until `request_stop()` (or a fatal task error); then shut down in order."""
         await self.outputs.start()
-        spawn = asyncio.create_task
-        self._tasks = [
-            spawn(self.acquisition.run(), name="acquisition"),
-            spawn(self._collector(), name="collector"),
-            spawn(self._health(), name="health"),
-            *self.outputs.tasks(),
-        ]
+        sup = self.supervisor
+        sup.start("acquisition", self.acquisition.run)
+        sup.start("collector", self._collector, backoff_max_s=COLLECTOR_BACKOFF_MAX_S)
+        sup.start("health", self._health)
+        for name, sink in (("influx", self.outputs.influx), ("mqtt", self.outputs.mqtt)):
+            if sink is not None:
+                sup.start(name, sink.run)
         try:
             await self._wait_first_polls()
             self.started.set()
-            stop = spawn(self._stop.wait())
-            done, _ = await asyncio.wait([stop, *self._tasks], return_when=asyncio.FIRST_COMPLETED)
-            for t in done:
-                if t is not stop and t.exception() is not None:
-                    log.error("task %s failed: %r", t.get_name(), t.exception())
+            stop = asyncio.create_task(self._stop.wait())
+            tasks = list(sup.tasks.values())
+            done, _ = await asyncio.wait([stop, *tasks], return_when=asyncio.FIRST_COMPLETED)
             stop.cancel()
+            for t in done:
+                if t is not stop and not t.cancelled() and t.exception() is not None:
+                    self.fatal = t.exception()
+                    log.critical("pipeline stopping: task %s failed: %r", t.get_name(), self.fatal)
         finally:
             await self._shutdown()
 
     def request_stop(self) -> None:
         self._stop.set()
 
-    def tasks_alive(self) -> bool:
-        return bool(self._tasks) and not any(t.done() for t in self._tasks)
+    def healthy(self) -> bool:
+        """For the watchdog: every supervisor runs and the worker keeps completing ticks.
+
+        A sink or the acquisition in a restart loop is degraded, not dead: it shows in
+        `stats()` and STATUS while recording goes on, and restarting the process would lose
+        acquisition time without fixing it. A stuck or endlessly failing collector is dead.
+        """
+        return self.supervisor.alive() and time.monotonic() - self._last_tick < STALL_S
 
     async def _wait_first_polls(self) -> None:
         deadline = time.monotonic() + FIRST_POLL_TIMEOUT_S
@@ -137,19 +164,28 @@ class Pipeline:
         log.warning("some devices not tried within %.0f s; starting anyway", FIRST_POLL_TIMEOUT_S)
 
     async def _shutdown(self) -> None:
-        """Stop polling, process what arrived, flush the DSP, close segments, drain the spool."""
-        await self.acquisition.aclose()
-        for t in self._tasks:
-            if t.get_name() in {"collector", "health"}:
-                t.cancel()
-        for t in self._tasks:
-            if t.get_name() in {"collector", "health", "acquisition"}:
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await t
-        blocks = self._drain()
-        processed = await asyncio.to_thread(self._work, blocks, True)
-        self._publish(processed)
-        await self.outputs.aclose()
+        """Stop polling, process what arrived, flush the DSP, close segments, drain the spool.
+
+        The outputs are closed whatever fails before (MQTT then publishes `offline`)."""
+        sup = self.supervisor
+        sup.stop()
+        try:
+            await self.acquisition.aclose()
+            self._collecting = False  # the collector finishes its tick: one worker at a time
+            sup.cancel(["health"])
+            try:
+                await asyncio.wait_for(sup.join(["collector"]), COLLECTOR_STOP_S)
+            except TimeoutError:
+                log.error("collector still busy after %.0f s; cancelling", COLLECTOR_STOP_S)
+                sup.cancel(["collector"])
+            await sup.join(["acquisition", "collector", "health"])
+            await self._tick(final=True)
+        finally:
+            try:
+                await self.outputs.aclose()
+            finally:
+                sup.cancel()
+                await sup.join()
 
     # -- the hub ----------------------------------------------------------------------------
     def _drain(self) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
@@ -163,14 +199,22 @@ class Pipeline:
         return {ch: (b.t_ns, b.value, b.quality) for ch, b in self._builder.take().items()}
 
     async def _collector(self) -> None:
-        while True:
+        self._last_tick = time.monotonic()
+        while self._collecting:
             await asyncio.sleep(TICK_S)
-            blocks = self._drain()
-            t0 = time.perf_counter()
-            processed = await asyncio.to_thread(self._work, blocks, False)
-            self.worker_busy_s += time.perf_counter() - t0
-            self.ticks += 1
+            await self._tick(final=False)
+
+    async def _tick(self, *, final: bool) -> None:
+        blocks = self._drain()
+        t0 = time.perf_counter()
+        processed = await asyncio.to_thread(self._work, blocks, final)
+        self.worker_busy_s += time.perf_counter() - t0
+        self.ticks += 1
+        self._last_tick = time.monotonic()
+        try:
             self._publish(processed)
+        except Exception as exc:  # the view or active alarms: nothing else of the tick is lost
+            self.faults.record("publish", exc, "this tick's live view not updated")
 
     def inject_assay(
         self, sampled_at_ns: int, rey_ppm: float, u_rey_ppm: float, sample_id: str
@@ -194,39 +238,75 @@ class Pipeline:
     def _work(
         self, blocks: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]], final: bool
     ) -> Processed | None:
-        """Raw to the recorder first (never dropped), then DSP, then results everywhere."""
-        out = self.outputs
+        """Raw to the recorder first (never dropped), then DSP, then results everywhere.
+
+        Every step is guarded on its own (module docstring): a failure is counted and skipped.
+        """
+        out, proc, faults = self.outputs, self.processor, self.faults
         if blocks:
-            out.write_raw(blocks)
-            self.processor.feed_blocks(blocks)
+            try:
+                out.write_raw(blocks)
+            except Exception as exc:
+                faults.record("write_raw", exc, "raw samples of this tick not recorded/spooled")
+            try:
+                proc.feed_blocks(blocks)
+            except Exception as exc:
+                n = sum(len(b[0]) for b in blocks.values())
+                self.samples_unprocessed += n
+                faults.record("feed", exc, f"up to {n} samples not processed (raw kept)")
         assays, self._assays = self._assays, []
         for t_ns, rey, u, record in assays:
-            self.processor.add_assay(t_ns, rey, u)
-            out.write_event({"type": "assay", "t_ns": t_ns, **record})
-        processed = self.processor.flush() if final else self.processor.advance()
+            try:
+                proc.add_assay(t_ns, rey, u)
+            except Exception as exc:
+                faults.record("assay", exc, f"assay {record.get('sample_id')!r} dropped")
+                continue
+            try:
+                out.write_event({"type": "assay", "t_ns": t_ns, **record})
+            except Exception as exc:
+                faults.record("write_event", exc, "assay applied but not recorded")
+        try:
+            processed = proc.flush() if final else proc.advance()
+        except Exception as exc:
+            faults.record("advance", exc, "no results this tick (the next tick retries)")
+            return None
         if processed is not None and len(processed):
-            out.write_results(processed, self.processor.publish_ns)
             self.last_processed_ns = int(processed.t_ns[-1])
+            try:
+                out.write_results(processed, proc.publish_ns)
+            except Exception as exc:
+                faults.record("write_results", exc, "this tick's results not recorded/spooled")
         return processed
 
     def _publish(self, processed: Processed | None) -> None:
+        """Live values and alarms to the dashboards; each piece guarded on its own, so one
+        value that cannot be published costs that value, never the tick's alarms."""
         if processed is None or not len(processed):
             return
         if self._on_processed is not None:
-            self._on_processed(processed)
+            try:
+                self._on_processed(processed)
+            except Exception as exc:
+                self.faults.record("on_processed", exc, "callback skipped for this tick")
         idx = processed.at_period(self.processor.publish_ns)
         for i in idx[-1:]:
             row = {k: float(v[i]) for k, v in processed.columns.items()}
             self.view.results = row
             self.view.results_t_ns = int(processed.t_ns[i])
         for i in idx:
-            self.outputs.publish_row(int(processed.t_ns[i]), processed.columns, int(i))
+            try:
+                self.outputs.publish_row(int(processed.t_ns[i]), processed.columns, int(i))
+            except Exception as exc:
+                self.faults.record("publish_row", exc, "one second of live values not published")
         if processed.events:
             active = self.processor.active_alarms()
             self.view.active_alarms = active
             for ev in processed.events:
                 log.warning("alarm %s %s at value %.4g", ev.alarm, ev.kind, ev.value)
-                self.outputs.publish_alarm(alarm_event_dict(ev), active)
+                try:
+                    self.outputs.publish_alarm(alarm_event_dict(ev), active)
+                except Exception as exc:
+                    self.faults.record("publish_alarm", exc, f"alarm {ev.alarm} not published")
 
     # -- health -----------------------------------------------------------------------------
     async def _health(self) -> None:
@@ -234,7 +314,10 @@ class Pipeline:
             await asyncio.sleep(HEALTH_S)
             h = self.stats()
             self.view.health = h
-            self.outputs.publish_health(time.time_ns(), h)
+            try:
+                self.outputs.publish_health(time.time_ns(), h)
+            except Exception as exc:
+                self.faults.record("publish_health", exc, "health not published this second")
 
     def stats(self) -> dict[str, Any]:
         acq = self.acquisition.stats()
@@ -249,6 +332,10 @@ class Pipeline:
             "grid_points": self.processor.points_done,
             "processing_lag_s": lag,
             "worker_busy_s": self.worker_busy_s,
+            "ticks": self.ticks,
+            "samples_unprocessed": self.samples_unprocessed,
+            "tasks": self.supervisor.stats(),
+            "faults": self.faults.stats(),
             "devices": acq["devices"],
             "buses": acq["buses"],
             "outputs": self.outputs.stats(),
@@ -260,7 +347,13 @@ class Pipeline:
         ok = sum(1 for s in acq.values() if s["state"] == "ok")
         r = self.view.results
         rey = r.get("cum_rey_kg", math.nan)
-        return (
+        line = (
             f"{ok}/{len(acq)} devices ok, REY {r.get('rey_kg_h', math.nan):.2f} kg/h, "
             f"cum {rey:.1f} kg, alarms {len(self.view.active_alarms)}"
         )
+        if self.faults.total():
+            line += " | faults: " + ", ".join(
+                f"{k} {v.count}" for k, v in self.faults.steps.items()
+            )
+        degraded = self.supervisor.summary()
+        return f"{line} | DEGRADED: {degraded}" if degraded else line

@@ -1,0 +1,33 @@
+"""`hil run`'s DAQ config: the installation's nominal config, only the geometry from the plant."""
+
+from __future__ import annotations
+
+from chikyu_daq.config import load_config
+from chikyu_daq.hil_session import REFERENCE, scenario_config
+from hil.scenario import load_scenario
+
+
+def test_plant_truth_never_reaches_the_daq_config() -> None:
+    sc = load_scenario("nominal")
+    plant = sc.plant.model_copy(
+        update={
+            "rho_w_kg_m3": 1027.3,
+            "rho_s_kg_m3": 2650.0,
+            "rho_b_kg_m3": 1350.0,
+            "g_m_s2": 9.81,
+            "friction_return": 0.0164,
+            "return_id_m": 0.21,
+            "riser_length_m": 480.0,
+            "transmitter_depths_m": {"pt301": 470.0, "pt302": 240.0, "pt303": 40.0},
+        }
+    )
+    cfg = scenario_config(sc.model_copy(update={"plant": plant}))
+    nominal = load_config(REFERENCE)
+    got, want = cfg.physics.model_dump(), nominal.physics.model_dump()
+    for key in ("rho_w_kg_m3", "rho_s_kg_m3", "rho_b_kg_m3", "g_m_s2", "darcy_f"):
+        assert got[key] == want[key], key
+    # the installation's geometry is known from its drawings: that is the plant's
+    assert (got["return_id_m"], got["riser_length_m"]) == (0.21, 480.0)
+    assert (got["depth_collector_m"], got["depth_mid_m"], got["depth_upper_m"]) == (470, 240, 40)
+    # and nothing outside physics changes
+    assert cfg.model_dump(exclude={"physics"}) == nominal.model_dump(exclude={"physics"})

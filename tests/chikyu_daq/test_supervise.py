@@ -1,0 +1,189 @@
+"""Degrade, never die: the supervisor's restart policy on real asyncio tasks, and the live
+pipeline (real emulators on loopback, real recorder) surviving processing faults injected
+through a processor subclass, with raw samples kept and nothing fed twice."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from chikyu_daq.config import Config
+from chikyu_daq.pipeline import Pipeline
+from chikyu_daq.processor import Processed, Processor, warm_up
+from chikyu_daq.recording import open_run
+from chikyu_daq.supervise import FatalError, Faults, Supervisor
+from drivers.endpoints import override_buses
+from hil.emulators import Rig
+from tests.drivers.helpers import arun, reference_cfg
+
+
+async def until(predicate: Any, timeout_s: float) -> None:
+    """Poll on the event loop with a deadline (no sleeps standing in for synchronisation)."""
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout_s} s")
+        await asyncio.sleep(0.02)
+
+
+def test_failing_task_is_restarted_with_doubling_backoff_and_counted() -> None:
+    starts: list[float] = []
+
+    async def flaky() -> None:
+        starts.append(time.monotonic())
+        if len(starts) <= 4:
+            raise RuntimeError(f"boom {len(starts)}")
+        await asyncio.Event().wait()
+
+    async def main() -> None:
+        sup = Supervisor(backoff_min_s=0.05, backoff_max_s=0.3, healthy_s=60.0)
+        sup.start("flaky", flaky)
+        await until(lambda: len(starts) == 5 and sup.states["flaky"].up, 10)
+        st = sup.stats()["flaky"]
+        assert (st["failures"], st["restarts"], st["up"]) == (4, 4, True)
+        assert st["last_error"] == "RuntimeError: boom 4"
+        gaps = np.diff(starts)
+        assert (gaps >= [0.05, 0.1, 0.2, 0.3]).all(), gaps  # doubling, capped at 0.3
+        assert sup.alive() and sup.crash_looping() == ["flaky"]
+        assert "flaky recovering after 4 failures (RuntimeError: boom 4)" in sup.summary()
+        sup.stop()
+        sup.cancel()
+        await sup.join()
+        assert len(starts) == 5  # nothing restarts once stopping
+
+    arun(main())
+
+
+def test_backoff_resets_after_a_healthy_run() -> None:
+    starts: list[float] = []
+
+    async def task() -> None:
+        starts.append(time.monotonic())
+        if len(starts) == 5:
+            await asyncio.sleep(0.3)  # a healthy run (healthy_s = 0.2)
+        if len(starts) <= 5:
+            raise RuntimeError("boom")
+        await asyncio.Event().wait()
+
+    async def main() -> None:
+        sup = Supervisor(backoff_min_s=0.05, backoff_max_s=10.0, healthy_s=0.2)
+        sup.start("t", task)
+        await until(lambda: len(starts) == 6, 10)
+        # after four quick failures the next wait would be 0.8 s; the healthy run reset it
+        assert starts[5] - starts[4] - 0.3 < 0.6, np.diff(starts)
+        assert sup.states["t"].consecutive == 1
+        await until(lambda: sup.summary() == "", 5)  # settled once up for healthy_s
+        sup.stop()
+        sup.cancel()
+        await sup.join()
+
+    arun(main())
+
+
+def test_fatal_error_ends_supervision_and_stop_prevents_restart() -> None:
+    async def fatal() -> None:
+        raise FatalError("data dir gone for good")
+
+    async def quits() -> None:
+        return
+
+    async def main() -> None:
+        sup = Supervisor(backoff_min_s=0.01)
+        t = sup.start("fatal", fatal)
+        with pytest.raises(FatalError):
+            await t
+        assert not sup.alive()
+        sup2 = Supervisor(backoff_min_s=0.01)
+        sup2.stop()
+        t2 = sup2.start("quits", quits)
+        await t2
+        assert sup2.states["quits"].failures == 0
+
+    arun(main())
+
+
+def test_faults_are_counted_and_logged_rate_limited(caplog: pytest.LogCaptureFixture) -> None:
+    faults = Faults(log_every_s=3600.0)
+    with caplog.at_level(logging.ERROR, logger="chikyu_daq.supervise"):
+        for i in range(100):
+            try:
+                raise ValueError(f"bad {i}")
+            except ValueError as exc:
+                faults.record("feed", exc, "skipped")
+    assert faults.stats() == {"feed": {"count": 100, "last_error": "ValueError: bad 99"}}
+    assert len(caplog.records) == 1 and caplog.records[0].exc_info is not None
+
+
+class FaultyProcessor(Processor):
+    """The real processor, failing once in `feed_blocks` and once in `advance`."""
+
+    def __init__(self, cfg: Config) -> None:
+        super().__init__(cfg)
+        self.failed_blocks: dict[str, np.ndarray] | None = None
+        self.advance_failed = False
+        self.fed: dict[str, int] = {}
+
+    def feed_blocks(self, blocks: dict[str, Any]) -> None:
+        if self.failed_blocks is None and self.points_done > 5:
+            self.failed_blocks = {ch: b[0].copy() for ch, b in blocks.items()}
+            raise ValueError("injected processing fault")
+        for ch, b in blocks.items():
+            self.fed[ch] = self.fed.get(ch, 0) + len(b[0])
+        super().feed_blocks(blocks)
+
+    def advance(self, until_ns: int | None = None) -> Processed | None:
+        if self.failed_blocks is not None and not self.advance_failed:
+            self.advance_failed = True
+            raise ArithmeticError("injected advance fault")
+        return super().advance(until_ns)
+
+
+@pytest.mark.slow
+def test_pipeline_survives_processing_faults_and_keeps_raw(tmp_path: Path) -> None:
+    """On the old code the first exception ends the collector, and with it the pipeline."""
+    cfg = reference_cfg()
+    warm_up(cfg)
+    proc = FaultyProcessor(cfg)
+
+    async def main() -> Pipeline:
+        async with Rig(cfg, densitometer_period_s=0.1) as rig:
+            p = Pipeline(
+                cfg,
+                data_dir=tmp_path,
+                buses=override_buses(cfg.buses, rig.endpoints),
+                processor=proc,
+                influx_enabled=False,
+                mqtt_enabled=False,
+            )
+            task = asyncio.create_task(p.run())
+            await until(lambda: proc.advance_failed or task.done(), 30)
+            points = proc.points_done
+            await until(lambda: proc.points_done >= points + 20 or task.done(), 20)
+            assert not task.done(), "the pipeline ended after a processing fault"
+            assert p.healthy()
+            assert "faults: feed 1, advance 1" in p.status_line()
+            p.request_stop()
+            await task
+            return p
+
+    p = arun(main(), 90)
+    assert proc.failed_blocks is not None
+    stats = p.stats()
+    assert stats["faults"]["feed"] == {
+        "count": 1,
+        "last_error": "ValueError: injected processing fault",
+    }
+    assert stats["faults"]["advance"]["count"] == 1
+    assert stats["samples_unprocessed"] == sum(len(t) for t in proc.failed_blocks.values())
+    assert all(t["failures"] == 0 for t in stats["tasks"].values())
+    raw = open_run(p.outputs.recorder.path).raw()  # type: ignore[union-attr]
+    for ch, t_failed in proc.failed_blocks.items():
+        # the failing tick's samples are in the recording, and were never fed again
+        assert np.isin(t_failed, raw[ch][0]).all(), ch
+        assert proc.fed.get(ch, 0) == len(raw[ch][0]) - len(t_failed), ch
