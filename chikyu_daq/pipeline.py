@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from chikyu_daq.config import Config
+from chikyu_daq.interfaces.facade import Interfaces
 from chikyu_daq.outputs import Outputs, alarm_event_dict
 from chikyu_daq.processor import Processed, Processor
 from drivers.acquisition import Acquisition
@@ -95,17 +96,20 @@ class Pipeline:
         self.ticks = 0
         self.worker_busy_s = 0.0
         self.last_processed_ns = 0
+        self.interfaces = Interfaces(cfg, data_dir=data_dir, pipeline=self)
 
     # -- lifecycle --------------------------------------------------------------------------
     async def run(self) -> None:
         """Run until `request_stop()`; then shut down in order and return."""
         await self.outputs.start()
+        await self.interfaces.start()
         spawn = asyncio.create_task
         self._tasks = [
             spawn(self.acquisition.run(), name="acquisition"),
             spawn(self._collector(), name="collector"),
             spawn(self._health(), name="health"),
             *self.outputs.tasks(),
+            *self.interfaces.tasks(),
         ]
         try:
             await self._wait_first_polls()
@@ -149,6 +153,7 @@ class Pipeline:
         blocks = self._drain()
         processed = await asyncio.to_thread(self._work, blocks, True)
         self._publish(processed)
+        await self.interfaces.aclose()
         await self.outputs.aclose()
 
     # -- the hub ----------------------------------------------------------------------------
@@ -214,6 +219,7 @@ class Pipeline:
             return
         if self._on_processed is not None:
             self._on_processed(processed)
+        self.interfaces.on_processed(processed)
         idx = processed.at_period(self.processor.publish_ns)
         for i in idx[-1:]:
             row = {k: float(v[i]) for k, v in processed.columns.items()}
@@ -252,6 +258,7 @@ class Pipeline:
             "devices": acq["devices"],
             "buses": acq["buses"],
             "outputs": self.outputs.stats(),
+            **self.interfaces.stats(),
         }
 
     def status_line(self) -> str:
