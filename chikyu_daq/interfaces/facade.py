@@ -1,18 +1,26 @@
 """One object the pipeline holds for every interface to the ship's other systems.
 
-The pipeline's hooks are four calls: `start()` once its outputs are up, `on_processed()` after
-each result block (alarm events and the processor's active set), `stats()` merged into its
-health, `aclose()` at shutdown. Each interface is off unless its config section enables it,
-and a failing interface logs and degrades; it never stops acquisition.
+The pipeline's hooks are five calls: `start()` once its outputs are up, `tasks()` beside its
+own, `on_processed()` after each result block (alarm events and the processor's active set),
+`stats()` merged into its health, `aclose()` at shutdown. The alarm manager always runs (with
+its control socket in the data directory); Prometheus, OPC UA and the MQTT command link follow
+their config sections. A failing interface logs and degrades; it never stops acquisition.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
+from chikyu_daq.alarms.manager import AlarmManager, Sinks
+from chikyu_daq.alarms.states import Transition
 from chikyu_daq.config import Config
 
 if TYPE_CHECKING:
@@ -21,12 +29,15 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+TICK_S = 1.0
+
 
 class Interfaces:
     def __init__(self, cfg: Config, *, data_dir: Path, pipeline: Pipeline) -> None:
         self.cfg = cfg
         self.data_dir = data_dir
         self.pipeline = pipeline
+        self._tasks: list[asyncio.Task[Any]] = []
         self.prometheus: Any = None
         if cfg.outputs.prometheus.enabled:
             from chikyu_daq.interfaces.prometheus import PrometheusExporter
@@ -34,21 +45,98 @@ class Interfaces:
             self.prometheus = PrometheusExporter(
                 cfg.outputs.prometheus, pipeline.stats, vessel=cfg.site.vessel
             )
+        self.alarm_link: Any = None
+        if pipeline.outputs.mqtt is not None:
+            from chikyu_daq.alarms.mqtt_link import AlarmMqttLink
 
+            self.alarm_link = AlarmMqttLink(
+                cfg.outputs.mqtt, cfg.mqtt_prefix, cfg.site.vessel, self.command
+            )
+        sinks = Sinks(
+            record=pipeline.outputs.write_event,
+            influx=self._influx if pipeline.outputs.influx is not None else None,
+            mqtt=self._mqtt_state if self.alarm_link is not None else None,
+        )
+        self.alarms = AlarmManager(cfg, data_dir, sinks, time.time_ns())
+        self.alarms.latest = self._latest
+        self.control: Any = None
+        self.opcua: Any = None
+
+    # -- lifecycle --------------------------------------------------------------------------
     async def start(self) -> None:
+        from chikyu_daq.alarms.control import ControlServer
+
         if self.prometheus is not None:
             self.prometheus.start(asyncio.get_running_loop())
+        am = self.cfg.alarm_management
+        self.control = ControlServer(self.data_dir / am.control_socket, self.command)
+        await self.control.start()
+        if self.alarm_link is not None:
+            for name, st in self.alarms.book.alarms.items():
+                self.alarm_link.set_state(name, st.to_dict())
 
     def tasks(self) -> list[asyncio.Task[Any]]:
         """Long-running tasks (they never return while the pipeline runs)."""
-        return []
-
-    def on_processed(self, processed: Processed) -> None:
-        """Alarm raise/clear events of one result block, on the event loop."""
-
-    def stats(self) -> dict[str, Any]:
-        return {}
+        spawn = asyncio.create_task
+        self._tasks = [spawn(self._tick(), name="alarm-tick")]
+        if self.alarm_link is not None:
+            self._tasks.append(spawn(self.alarm_link.run(), name="alarm-mqtt"))
+        return list(self._tasks)
 
     async def aclose(self) -> None:
+        if self.control is not None:
+            await self.control.aclose()
+        for t in self._tasks:
+            t.cancel()
+        for t in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await t
         if self.prometheus is not None:
             await asyncio.to_thread(self.prometheus.close)
+
+    # -- alarms -----------------------------------------------------------------------------
+    def on_processed(self, processed: Processed) -> None:
+        """Alarm raise/clear events of one result block, on the event loop."""
+        active = self.pipeline.processor.active_alarms()
+        self.alarms.on_events(processed.events, active, time.time_ns())
+
+    def command(self, doc: Any) -> dict[str, Any]:
+        return self.alarms.command(doc, time.time_ns())
+
+    async def _tick(self) -> None:
+        while True:
+            await asyncio.sleep(TICK_S)
+            now = time.time_ns()
+            try:
+                self.alarms.tick(now)
+                if self.alarm_link is not None:
+                    self.alarm_link.set_kpis(self.alarms.kpis(now))
+            except Exception:  # a bug here must not end the pipeline's task set
+                log.exception("alarm tick failed")
+
+    def _latest(self) -> Mapping[str, tuple[float, int]]:
+        return {ch: (s.value, s.quality) for ch, s in self.pipeline.view.latest.items()}
+
+    def _mqtt_state(self, tr: Transition, status: dict[str, Any]) -> None:
+        self.alarm_link.set_state(tr.name, {**status, "t_ns": tr.t_ns, "cause": tr.cause})
+
+    def _influx(self, tr: Transition) -> None:
+        from chikyu_daq.lineproto import encode_block
+
+        out = self.pipeline.outputs
+        tags = {**out.tags, "alarm": tr.name, "priority": tr.priority}
+        fields = {
+            "state": np.array([tr.to_state], object),
+            "cause": np.array([tr.cause], object),
+            "active": np.array([int(tr.active)], np.int64),
+            "acked": np.array([int(tr.acked)], np.int64),
+            "shelved": np.array([int(tr.shelved)], np.int64),
+            "operator": np.array([tr.operator or None], object),
+            "reason": np.array([tr.reason or None], object),
+        }
+        out.influx.spool.append(encode_block("alarm_state", tags, np.array([tr.t_ns]), fields))
+        out.influx.uploader.notify()
+
+    def stats(self) -> dict[str, Any]:
+        k = self.alarms.stats(time.time_ns())
+        return {"alarms": {key: v for key, v in k.items() if not isinstance(v, list | dict)}}
