@@ -15,6 +15,7 @@ import paho.mqtt.client as paho
 import pytest
 
 from chikyu_daq.recording import open_run
+from chikyu_daq.replay import ReplayOptions, replay
 from tests.chikyu_daq.test_daemon import CLI, REPO, daemon_config, rig, start_daemon
 from tests.servers import Influxd, Mosquitto, wait_until
 
@@ -193,6 +194,12 @@ def test_ack_shelve_over_mqtt_and_cli_retained_recorded_and_persisted(
         (ALARM, "shelve_expired", "active_unacked", "system"),
         (ALARM, "ack", "active_acked", "ito"),
     ]
+    # a replay of that run reports the KPIs: of its own raise/clear, and of the recorded lifecycle
+    summary = replay(run1, ReplayOptions(out_dir=tmp_path / "replay", report=False))
+    assert summary["alarm_kpis"]["top10"] == [[ALARM, 1]]
+    rec = summary["alarm_kpis_recorded"]
+    assert rec["annunciated"] == 1 and rec["top10"] == [[ALARM, 1]]
+    assert 2.0 <= rec["shelved_s"][ALARM] < 4.0  # shelved "--for 2", expired on a 1 s tick
     # and in InfluxDB
     try:
         res = influxd.query(
