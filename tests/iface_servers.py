@@ -10,6 +10,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -74,8 +75,14 @@ def reference(**sections: Any) -> Config:
     return Config.model_validate(data)
 
 
+@dataclass
+class Live:
+    pipeline: Pipeline
+    rig: Rig
+
+
 @contextlib.asynccontextmanager
-async def live_pipeline(cfg: Config, data_dir: Path) -> AsyncIterator[Pipeline]:
+async def live_pipeline(cfg: Config, data_dir: Path) -> AsyncIterator[Live]:
     """Emulated hardware and the real pipeline on loopback, started; stopped on exit."""
     rig = Rig(cfg)
     async with rig:
@@ -86,7 +93,7 @@ async def live_pipeline(cfg: Config, data_dir: Path) -> AsyncIterator[Pipeline]:
         if task.done():
             task.result()
         try:
-            yield pipeline
+            yield Live(pipeline, rig)
         finally:
             pipeline.request_stop()
             await asyncio.wait_for(task, 30)

@@ -61,6 +61,11 @@ class Interfaces:
         self.alarms.latest = self._latest
         self.control: Any = None
         self.opcua: Any = None
+        if cfg.outputs.opcua.enabled:
+            from chikyu_daq.interfaces.opcua import OpcUaServer
+
+            channels = pipeline.acquisition.channels
+            self.opcua = OpcUaServer(cfg.outputs.opcua, pipeline.view, self.alarms.book, channels)
 
     # -- lifecycle --------------------------------------------------------------------------
     async def start(self) -> None:
@@ -71,6 +76,12 @@ class Interfaces:
         am = self.cfg.alarm_management
         self.control = ControlServer(self.data_dir / am.control_socket, self.command)
         await self.control.start()
+        if self.opcua is not None:
+            try:
+                await self.opcua.start()
+            except Exception:  # e.g. port taken, bad certificate: degrade, keep acquiring
+                log.exception("OPC UA server not started")
+                self.opcua = None
         if self.alarm_link is not None:
             for name, st in self.alarms.book.alarms.items():
                 self.alarm_link.set_state(name, st.to_dict())
@@ -81,6 +92,8 @@ class Interfaces:
         self._tasks = [spawn(self._tick(), name="alarm-tick")]
         if self.alarm_link is not None:
             self._tasks.append(spawn(self.alarm_link.run(), name="alarm-mqtt"))
+        if self.opcua is not None:
+            self._tasks.append(spawn(self.opcua.run(), name="opcua"))
         return list(self._tasks)
 
     async def aclose(self) -> None:
@@ -93,6 +106,8 @@ class Interfaces:
                 await t
         if self.prometheus is not None:
             await asyncio.to_thread(self.prometheus.close)
+        if self.opcua is not None:
+            await self.opcua.aclose()
 
     # -- alarms -----------------------------------------------------------------------------
     def on_processed(self, processed: Processed) -> None:

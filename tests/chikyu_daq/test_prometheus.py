@@ -36,7 +36,7 @@ def test_prometheus_scrapes_daemon_health(tmp_path: Path) -> None:
     prom = PrometheusServer(tmp_path / "prom", f"127.0.0.1:{port}")
 
     async def main() -> None:
-        async with live_pipeline(cfg, tmp_path / "data") as pipeline:
+        async with live_pipeline(cfg, tmp_path / "data") as live:
             await asyncio.to_thread(prom.start)
             try:
                 up = await _poll(lambda: prom.query('up{job="chikyu"} == 1'), 30)
@@ -47,7 +47,7 @@ def test_prometheus_scrapes_daemon_health(tmp_path: Path) -> None:
                 # every configured device, labelled, with a count the daemon really reached
                 by_dev = {r["metric"]["device"]: float(r["value"][1]) for r in polls}
                 assert set(by_dev) == set(cfg.devices)
-                now = pipeline.stats()["devices"]
+                now = live.pipeline.stats()["devices"]
                 for dev, v in by_dev.items():
                     assert 0 < v <= now[dev]["polls_ok"], dev
                 ups = prom.query("chikyu_device_up")
