@@ -93,6 +93,7 @@ def demo(
 
 
 def _register() -> None:
+    from chikyu_daq.cmd_alarms import alarms_ack, alarms_list, alarms_shelve, alarms_unshelve
     from chikyu_daq.cmd_hil import hil_run, hil_synth
     from chikyu_daq.cmd_hil_serve import hil_serve
     from chikyu_daq.cmd_poll import poll
@@ -109,6 +110,10 @@ def _register() -> None:
     hil_app.command("synth")(hil_synth)
     spool_app.command("check")(spool_check)
     spool_app.command("show")(spool_show)
+    alarms_app.command("list")(alarms_list)
+    alarms_app.command("ack")(alarms_ack)
+    alarms_app.command("shelve")(alarms_shelve)
+    alarms_app.command("unshelve")(alarms_unshelve)
 
 
 runs_app = typer.Typer(help="Recorded runs: list and inspect.", no_args_is_help=True)
@@ -119,6 +124,10 @@ hil_app = typer.Typer(
 app.add_typer(hil_app, name="hil")
 spool_app = typer.Typer(help="InfluxDB spool: check and inspect.", no_args_is_help=True)
 app.add_typer(spool_app, name="spool")
+alarms_app = typer.Typer(
+    help="Alarms of the running daemon: list, acknowledge, shelve.", no_args_is_help=True
+)
+app.add_typer(alarms_app, name="alarms")
 _register()
 
 

@@ -12,6 +12,7 @@ import re
 import string
 import tomllib
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
@@ -368,9 +369,102 @@ class Mqtt(Strict):
         return self
 
 
+class Prometheus(Strict):
+    """`/metrics` for a Prometheus server: the daemon's health read at scrape time."""
+
+    enabled: bool = False
+    host: HOST = "127.0.0.1"
+    port: Annotated[int, between(1, 65535)] = 9108
+
+
+class OpcUa(Strict):
+    """Read-only OPC UA server: live channels, results and alarm states as variables."""
+
+    enabled: bool = False
+    endpoint: str = "opc.tcp://127.0.0.1:4840/chikyu/"
+    security_policy: Literal["None", "Basic256Sha256"] = "None"
+    #: PEM/DER server certificate and private key; required by Basic256Sha256.
+    certificate_file: str | None = None
+    private_key_file: str | None = None
+    namespace: str = "urn:jamstec:chikyu-daq"
+    update_s: Annotated[float, between(0.05, 3600.0)] = 1.0
+
+    @model_validator(mode="after")
+    def _policy(self) -> OpcUa:
+        if not self.endpoint.startswith("opc.tcp://"):
+            raise ValueError(f"endpoint must start with opc.tcp://, got {self.endpoint!r}")
+        if self.security_policy != "None" and not (self.certificate_file and self.private_key_file):
+            raise ValueError(
+                f"security_policy {self.security_policy} needs certificate_file "
+                "and private_key_file"
+            )
+        return self
+
+
 class Outputs(Strict):
     influx: Influx = Field(default_factory=Influx)
     mqtt: Mqtt = Field(default_factory=Mqtt)
+    prometheus: Prometheus = Field(default_factory=Prometheus)
+    opcua: OpcUa = Field(default_factory=OpcUa)
+
+
+class SuppressWhen(Strict):
+    """One process condition on a channel's newest GOOD value (missing or BAD: not met)."""
+
+    channel: str
+    below: float | None = None
+    above: float | None = None
+    equals: float | None = None
+
+    @model_validator(mode="after")
+    def _one_test(self) -> SuppressWhen:
+        if sum(x is not None for x in (self.below, self.above, self.equals)) != 1:
+            raise ValueError("expected exactly one of below, above, equals")
+        return self
+
+
+class Suppression(Strict):
+    """Suppression by design: `alarms` (names or globs) are suppressed while every `when`
+    condition holds, e.g. PLUG_SUSPECTED while both pumps are commanded down."""
+
+    alarms: Annotated[list[str], Field(min_length=1)]
+    reason: Annotated[str, Field(min_length=1)]
+    when: Annotated[list[SuppressWhen], Field(min_length=1)]
+
+
+class Maintenance(Strict):
+    """A device's maintenance window: its SENSOR_FAULT alarms are suppressed inside it."""
+
+    device: Annotated[str, Field(min_length=1)]
+    start: datetime
+    end: datetime
+    reason: str = "maintenance"
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Maintenance:
+        if self.start.tzinfo is None or self.end.tzinfo is None:
+            raise ValueError("start and end need a UTC offset (e.g. 2026-01-01T00:00:00Z)")
+        if self.end <= self.start:
+            raise ValueError("expected start < end")
+        return self
+
+
+class AlarmManagement(Strict):
+    """Operator-facing alarm lifecycle (ISA-18.2): priorities, shelving, suppression, state."""
+
+    #: Alarm name (or base name, e.g. SENSOR_FAULT) -> priority; others get default_priority.
+    priorities: dict[str, Literal["low", "medium", "high", "critical"]] = Field(
+        default_factory=dict
+    )
+    default_priority: Literal["low", "medium", "high", "critical"] = "medium"
+    max_shelve_s: Annotated[float, between(60.0, 7 * 86400.0)] = 8 * 3600.0
+    #: Alarm names or globs (e.g. "SENSOR_FAULT(pt302.*)") taken out of service.
+    out_of_service: list[str] = Field(default_factory=list)
+    suppress: list[Suppression] = Field(default_factory=list)
+    maintenance: list[Maintenance] = Field(default_factory=list)
+    #: Relative to the data directory.
+    state_file: str = "alarm_state.json"
+    control_socket: str = "control.sock"
 
 
 class Config(Strict):
@@ -388,6 +482,7 @@ class Config(Strict):
     alarms: dict[Literal[ALARM_NAMES], Alarm] = Field(default_factory=dict)  # type: ignore[valid-type]
     recorder: Recorder = Field(default_factory=Recorder)
     outputs: Outputs = Field(default_factory=Outputs)
+    alarm_management: AlarmManagement = Field(default_factory=AlarmManagement)
 
     @property
     def mqtt_prefix(self) -> str:

@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 
 from chikyu_daq.config import Config
+from chikyu_daq.interfaces.facade import Interfaces
 from chikyu_daq.outputs import Outputs, alarm_event_dict
 from chikyu_daq.processor import Processed, Processor
 from chikyu_daq.supervise import Faults, Supervisor
@@ -114,11 +115,13 @@ class Pipeline:
         self.worker_busy_s = 0.0
         self.last_processed_ns = 0
         self.samples_unprocessed = 0
+        self.interfaces = Interfaces(cfg, data_dir=data_dir, pipeline=self)
 
     # -- lifecycle --------------------------------------------------------------------------
     async def run(self) -> None:
         """Run until `request_stop()` (or a fatal task error); then shut down in order."""
         await self.outputs.start()
+        await self.interfaces.start()
         sup = self.supervisor
         sup.start("acquisition", self.acquisition.run)
         sup.start("collector", self._collector, backoff_max_s=COLLECTOR_BACKOFF_MAX_S)
@@ -126,6 +129,8 @@ class Pipeline:
         for name, sink in (("influx", self.outputs.influx), ("mqtt", self.outputs.mqtt)):
             if sink is not None:
                 sup.start(name, sink.run)
+        for name, factory in self.interfaces.runners():
+            sup.start(name, factory)
         try:
             await self._wait_first_polls()
             self.started.set()
@@ -182,6 +187,7 @@ class Pipeline:
             await self._tick(final=True)
         finally:
             try:
+                await self.interfaces.aclose()
                 await self.outputs.aclose()
             finally:
                 sup.cancel()
@@ -288,6 +294,10 @@ class Pipeline:
                 self._on_processed(processed)
             except Exception as exc:
                 self.faults.record("on_processed", exc, "callback skipped for this tick")
+        try:
+            self.interfaces.on_processed(processed)
+        except Exception as exc:
+            self.faults.record("interfaces", exc, "alarm lifecycle skipped for this tick")
         idx = processed.at_period(self.processor.publish_ns)
         for i in idx[-1:]:
             row = {k: float(v[i]) for k, v in processed.columns.items()}
@@ -339,6 +349,7 @@ class Pipeline:
             "devices": acq["devices"],
             "buses": acq["buses"],
             "outputs": self.outputs.stats(),
+            **self.interfaces.stats(),
         }
 
     def status_line(self) -> str:

@@ -24,6 +24,8 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
+from chikyu_daq.alarms.kpi import kpis_from_events
+from chikyu_daq.alarms.policy import replay_kpis
 from chikyu_daq.config import Config, ConfigError, parse_config
 from chikyu_daq.outputs import Outputs, alarm_event_dict
 from chikyu_daq.processor import Processed, Processor
@@ -217,6 +219,9 @@ def replay(
         "u95_cum_reo_kg": last.get("u95_cum_reo_kg", math.nan),
         "gap_s": last.get("gap_s", math.nan),
         "alarms_raised": _count_raises(events),
+        # EEMUA 191 KPIs: of this replay's raise/clear, and of the live run's recorded lifecycle
+        "alarm_kpis": replay_kpis(use, events, t0, t1),
+        "alarm_kpis_recorded": kpis_from_events(run.events(), t0, t1),
         "late_samples": proc.late_samples,
         "config_differences": {
             k: {"recorded": a, "replay": b}

@@ -1,0 +1,139 @@
+"""Alarm states and operator commands over MQTT (its own connection beside the live feed).
+
+Topics under the prefix, JSON, QoS 1:
+
+    alarms/state/<NAME>      retained: the alarm's lifecycle state (republished on reconnect)
+    alarms/kpi               retained: EEMUA 191 KPIs
+    cmd/alarms/<action>      input: ack, shelve, unshelve, list; `{"alarm", "operator",
+                             "reason", ["duration_s" | "one_shot"], ["id"]}`
+    cmd/alarms/reply         output: `{"accepted": bool, "reason"?, "id"?, ...}` per command
+
+A second client id (`<client_id>-alarms`) keeps this apart from the publisher of live values,
+so neither waits for the other. Reconnects with jittered backoff forever; the newest state per
+alarm is kept and sent when the broker is back, so retained states are never stale.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import random
+import ssl
+from collections.abc import Callable
+from typing import Any
+
+import aiomqtt
+
+from chikyu_daq.config import Mqtt, resolve_secret
+
+log = logging.getLogger(__name__)
+
+Command = Callable[[Any], dict[str, Any]]
+
+
+def _json(doc: Any) -> bytes:
+    return json.dumps(doc, separators=(",", ":"), default=str).encode()
+
+
+class AlarmMqttLink:
+    def __init__(self, cfg: Mqtt, prefix: str, vessel: str, command: Command) -> None:
+        self.cfg = cfg
+        self.prefix = prefix.rstrip("/")
+        self.client_id = cfg.client_id.format(vessel=vessel) + "-alarms"
+        self.command = command
+        self._retained: dict[str, bytes] = {}
+        self._dirty: set[str] = set()
+        self._replies: list[bytes] = []
+        self._wake = asyncio.Event()
+        self.connected = False
+        self.commands = 0
+        self.last_error = ""
+
+    def topic(self, suffix: str) -> str:
+        return f"{self.prefix}/{suffix}"
+
+    def set_state(self, name: str, status: dict[str, Any]) -> None:
+        self._set_retained(f"alarms/state/{name}", _json(status))
+
+    def set_kpis(self, kpis: dict[str, Any]) -> None:
+        self._set_retained("alarms/kpi", _json(kpis))
+
+    def _set_retained(self, suffix: str, payload: bytes) -> None:
+        topic = self.topic(suffix)
+        if self._retained.get(topic) == payload:
+            return
+        self._retained[topic] = payload
+        self._dirty.add(topic)
+        self._wake.set()
+
+    def _client(self) -> aiomqtt.Client:
+        password = resolve_secret(self.cfg.password_env, self.cfg.password_file)
+        tls = ssl.create_default_context(cafile=self.cfg.ca_file) if self.cfg.tls else None
+        return aiomqtt.Client(
+            self.cfg.host,
+            self.cfg.port,
+            username=self.cfg.username or None,
+            password=password if self.cfg.username else None,
+            identifier=self.client_id,
+            keepalive=self.cfg.keepalive_s,
+            timeout=10.0,
+            tls_context=tls,
+        )
+
+    async def run(self) -> None:
+        backoff = 0.5
+        while True:
+            try:
+                async with self._client() as client:
+                    self.connected = True
+                    backoff = 0.5
+                    self._dirty = set(self._retained)
+                    await client.subscribe(self.topic("cmd/alarms/+"), qos=1)
+                    sender = asyncio.create_task(self._send(client))
+                    try:
+                        await self._receive(client)
+                    finally:
+                        sender.cancel()
+                        with contextlib.suppress(asyncio.CancelledError, aiomqtt.MqttError):
+                            await sender
+            except aiomqtt.MqttError as exc:
+                self.connected = False
+                self.last_error = str(exc)
+                delay = random.uniform(backoff / 2, backoff)
+                log.warning("mqtt alarms: %s; reconnecting in %.1f s", exc, delay)
+                backoff = min(backoff * 2, 30.0)
+                await asyncio.sleep(delay)
+
+    async def _send(self, client: aiomqtt.Client) -> None:
+        while True:
+            self._wake.clear()
+            while self._replies:
+                await client.publish(self.topic("cmd/alarms/reply"), self._replies[0], qos=1)
+                self._replies.pop(0)
+            for topic in sorted(self._dirty):
+                payload = self._retained[topic]
+                await client.publish(topic, payload, qos=1, retain=True)
+                if self._retained[topic] is payload:
+                    self._dirty.discard(topic)
+            await self._wake.wait()
+
+    async def _receive(self, client: aiomqtt.Client) -> None:
+        async for message in client.messages:
+            action = str(message.topic).rsplit("/", 1)[-1]
+            if action == "reply":
+                continue
+            self.commands += 1
+            raw = message.payload
+            payload = bytes(raw) if isinstance(raw, bytes | bytearray) else str(raw or "").encode()
+            try:
+                doc = json.loads(payload)
+            except ValueError as exc:
+                reply: dict[str, Any] = {"accepted": False, "reason": f"not JSON: {exc}"}
+            else:
+                if isinstance(doc, dict):
+                    doc = {**doc, "action": action}
+                reply = self.command(doc)
+            self._replies.append(_json(reply))
+            self._wake.set()
