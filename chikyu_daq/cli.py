@@ -93,6 +93,7 @@ def demo(
 
 
 def _register() -> None:
+    from chikyu_daq.cmd_fleet import sweep_cmd
     from chikyu_daq.cmd_hil import hil_run, hil_synth
     from chikyu_daq.cmd_hil_serve import hil_serve
     from chikyu_daq.cmd_poll import poll
@@ -103,6 +104,7 @@ def _register() -> None:
     runs_app.command("list")(runs_list)
     runs_app.command("show")(runs_show)
     app.command("replay")(replay_cmd)
+    app.command("sweep")(sweep_cmd)
     hil_app.command("serve")(hil_serve)
     hil_app.command("run")(hil_run)
     hil_app.command("synth")(hil_synth)
