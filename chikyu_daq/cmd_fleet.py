@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -123,3 +124,26 @@ def sweep_cmd(
     print(f"{len(rows) - failed} of {len(rows)} replays done; tables in {out}")
     if failed:
         raise SystemExit(1)
+
+
+def split_replay(
+    paths: list[Path],
+    config: Path | None,
+    out: Path | None,
+    part_h: float,
+    workers: int | None,
+    scheduler: str | None,
+) -> None:
+    """One long run in time partitions on Dask, stitched to equal a serial replay."""
+    from chikyu_daq.fleet.cluster import dask_client
+    from chikyu_daq.fleet.split import replay_split
+
+    runs, cfg = _prepare(paths, config)
+    if len(runs) != 1:
+        print("error: --split replays one run", file=sys.stderr)
+        raise SystemExit(2)
+    out = out or runs[0].path / f"replay-split-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}"
+    with dask_client(workers, scheduler, warm_config=_warm_config(runs, cfg)) as client:
+        summary = replay_split(client, runs[0].path, out, part_s=part_h * 3600.0, config=cfg)
+    print(json.dumps({k: v for k, v in summary.items() if k != "bounds_ns"}, indent=2))
+    print(f"results in {out}")

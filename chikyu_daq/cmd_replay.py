@@ -62,6 +62,10 @@ def replay_cmd(
     scheduler: Annotated[
         str | None, typer.Option("--scheduler", help="Fleet: Dask scheduler tcp://HOST:PORT.")
     ] = None,
+    split_h: Annotated[
+        float | None,
+        typer.Option("--split", min=0.01, help="One long run: partitions of H hours on Dask."),
+    ] = None,
 ) -> None:
     """Replay RUN_DIR: results.parquet, events.jsonl, summary.json and report.png in --out.
 
@@ -69,9 +73,18 @@ def replay_cmd(
     partitioned vessel=/run=/day=), runs/<vessel>/<run>/ (summary, events) and fleet_summary."""
     from rich.progress import Progress
 
-    if len(runs) != 1 or workers or scheduler or not (runs[0] / "manifest.json").is_file():
-        if speed != "max" or influx or mqtt:
-            raise typer.BadParameter("--speed, --influx and --mqtt replay one run at a time")
+    fleet = len(runs) != 1 or workers or scheduler or split_h
+    if fleet or not (runs[0] / "manifest.json").is_file():
+        if speed != "max" or influx or mqtt or ((t_from or t_to) and split_h):
+            raise typer.BadParameter(
+                "--speed, --influx and --mqtt need one run replayed alone; "
+                "--from/--to do not go with --split"
+            )
+        if split_h:
+            from chikyu_daq.cmd_fleet import split_replay
+
+            split_replay(runs, config, out, split_h, workers, scheduler)
+            return
         from chikyu_daq.cmd_fleet import fleet_replay
 
         fleet_replay(runs, config, out, t_from, t_to, bool(report), workers, scheduler)

@@ -76,3 +76,41 @@ def fleet_archive(root: Path) -> list[Path]:
         (runs[2] / "manifest.json").read_text().replace(runs[2].name, "empty")
     )
     return runs
+
+
+def long_run(root: Path, cfg_dump: dict, hours: float, start_ns: int, rate_div: int = 1) -> Path:
+    """A cheap long recording of the role channels (numpy, not the plant): flow and density
+    drift, flow cut to 30 % for half an hour, a density dropout (BAD, NaN) and an assay every four hours, so that
+    gaps, alarms and grade steps all cross partition bounds."""
+    from chikyu_daq.recorder import Recorder
+    from tests.chikyu_daq.test_processor import NOMINAL, RATES_HZ
+
+    rng = np.random.default_rng(11)
+    span = hours * 3600.0
+    with Recorder(root, run_id="long", manifest={"config": cfg_dump}, segment_s=1e9,
+                  autoflush=False) as rec:  # fmt: skip
+        data = {}
+        for ch, full_hz in RATES_HZ.items():
+            hz = full_hz / rate_div
+            n = int(span * hz)
+            s = np.arange(n) / hz
+            t = start_ns + (s * 1e9).astype(np.int64) + rng.integers(0, 3_000_000, n)
+            level = NOMINAL[ch] * (1 + 0.01 * np.sin(2 * np.pi * s / 7200.0))
+            if ch == "dt201.density":
+                level = level + 15.0 * np.sin(2 * np.pi * s / 30_000.0)
+            if ch in ("ft201.volume_flow", "ft101.volume_flow"):
+                level = np.where((s > 10 * 3600) & (s < 10.5 * 3600), 0.3 * level, level)
+            v = level * (1 + 0.002 * rng.standard_normal(n))
+            q = np.zeros(n, np.uint8)
+            if ch == "dt201.density":
+                bad = (s > 15 * 3600) & (s < 15 * 3600 + 300)
+                v[bad], q[bad] = np.nan, 2
+            data[ch] = (np.sort(t), v, q)
+        rec.write_raw(data)
+        rec.flush()
+        for k in range(int(hours // 4)):
+            rec.write_event(
+                {"type": "assay", "t_ns": start_ns + (4 * k + 1) * 3600 * 10**9,
+                 "rey_ppm": 2000.0 + 150.0 * k, "u_rey_ppm": 60.0}
+            )  # fmt: skip
+    return rec.path
