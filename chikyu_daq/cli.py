@@ -94,8 +94,10 @@ def demo(
 
 def _register() -> None:
     from chikyu_daq.cmd_alarms import alarms_ack, alarms_list, alarms_shelve, alarms_unshelve
+    from chikyu_daq.cmd_fleet import sweep_cmd
     from chikyu_daq.cmd_hil import hil_run, hil_synth
     from chikyu_daq.cmd_hil_serve import hil_serve
+    from chikyu_daq.cmd_import import export_cmd, import_app
     from chikyu_daq.cmd_poll import poll
     from chikyu_daq.cmd_replay import replay_cmd
     from chikyu_daq.cmd_runs import runs_list, runs_show
@@ -105,6 +107,9 @@ def _register() -> None:
     runs_app.command("list")(runs_list)
     runs_app.command("show")(runs_show)
     app.command("replay")(replay_cmd)
+    app.command("sweep")(sweep_cmd)
+    app.add_typer(import_app, name="import")
+    app.command("export")(export_cmd)
     hil_app.command("serve")(hil_serve)
     hil_app.command("run")(hil_run)
     hil_app.command("synth")(hil_synth)

@@ -1,4 +1,8 @@
-"""`chikyu-daq replay RUN_DIR`: the recorded run through the same processor, as fast as possible."""
+"""`chikyu-daq replay RUN_DIR`: the recorded run through the same processor, as fast as possible.
+
+Given many runs (a folder tree, several paths, a list file) or `--workers`/`--scheduler`, the
+runs are replayed as a fleet on Dask instead (`chikyu_daq.fleet`).
+"""
 
 from __future__ import annotations
 
@@ -29,7 +33,12 @@ def parse_time(text: str | None, start_ns: int) -> int | None:
 
 
 def replay_cmd(
-    run_dir: Annotated[Path, typer.Argument(help="Run directory (data/runs/<run id>).")],
+    runs: Annotated[
+        list[Path],
+        typer.Argument(
+            help="Run directory (data/runs/<run id>); or many: runs, folder trees, list files."
+        ),
+    ],
     config: Annotated[
         Path | None, typer.Option("-c", "--config", help="Replay with this config instead.")
     ] = None,
@@ -43,10 +52,44 @@ def replay_cmd(
     mqtt: Annotated[
         bool, typer.Option("--mqtt", help="Also publish to the config's MQTT broker.")
     ] = False,
-    report: Annotated[bool, typer.Option("--report/--no-report", help="Write report.png.")] = True,
+    report: Annotated[
+        bool | None,
+        typer.Option("--report/--no-report", help="Write report.png (default: one run only)."),
+    ] = None,
+    workers: Annotated[
+        int | None, typer.Option("--workers", min=1, help="Fleet: LocalCluster of N processes.")
+    ] = None,
+    scheduler: Annotated[
+        str | None, typer.Option("--scheduler", help="Fleet: Dask scheduler tcp://HOST:PORT.")
+    ] = None,
+    split_h: Annotated[
+        float | None,
+        typer.Option("--split", min=0.01, help="One long run: partitions of H hours on Dask."),
+    ] = None,
 ) -> None:
-    """Replay RUN_DIR: results.parquet, events.jsonl, summary.json and report.png in --out."""
+    """Replay RUN_DIR: results.parquet, events.jsonl, summary.json and report.png in --out.
+
+    Many runs (or --workers/--scheduler): a Dask task per run; --out gets results/ (Parquet,
+    partitioned vessel=/run=/day=), runs/<vessel>/<run>/ (summary, events) and fleet_summary."""
     from rich.progress import Progress
+
+    fleet = len(runs) != 1 or workers or scheduler or split_h
+    if fleet or not (runs[0] / "manifest.json").is_file():
+        if speed != "max" or influx or mqtt or ((t_from or t_to) and split_h):
+            raise typer.BadParameter(
+                "--speed, --influx and --mqtt need one run replayed alone; "
+                "--from/--to do not go with --split"
+            )
+        if split_h:
+            from chikyu_daq.cmd_fleet import split_replay
+
+            split_replay(runs, config, out, split_h, workers, scheduler)
+            return
+        from chikyu_daq.cmd_fleet import fleet_replay
+
+        fleet_replay(runs, config, out, t_from, t_to, bool(report), workers, scheduler)
+        return
+    run_dir = runs[0]
 
     from chikyu_daq.cli import load_or_exit
     from chikyu_daq.recording import RunError, open_run
@@ -72,7 +115,7 @@ def replay_cmd(
         speed=factor,
         influx=influx,
         mqtt=mqtt,
-        report=report,
+        report=report is not False,
     )
     with Progress(transient=True, disable=not sys.stderr.isatty()) as bar:
         task = bar.add_task("replay", total=1.0)

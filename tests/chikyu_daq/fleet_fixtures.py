@@ -1,0 +1,116 @@
+"""A real Dask cluster (scheduler + workers as processes on loopback) and a small fleet archive."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from chikyu_daq.fleet.synth import synth_run
+from tests.servers import free_port, wait_until
+
+REPO = Path(__file__).resolve().parents[2]
+#: Just before midnight UTC so that a run spans two day partitions.
+START_NS = int(np.datetime64("2026-02-01T23:57:00", "ns").astype(np.int64))
+
+
+@dataclass
+class DaskProcs:
+    address: str
+    procs: list[subprocess.Popen[bytes]]
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH")) if p)
+    return env
+
+
+def start_dask(workdir: Path, n_workers: int = 2) -> Iterator[DaskProcs]:
+    """`dask scheduler` and `n_workers` `dask worker` processes (one thread, no nanny)."""
+    from distributed import Client
+
+    port = free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    py = sys.executable
+    cmds = [
+        [py, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1", "--port", str(port),
+         "--no-dashboard", "--no-show"],
+    ] + [
+        [py, "-m", "distributed.cli.dask_worker", address, "--nthreads", "1", "--no-nanny",
+         "--host", "127.0.0.1", "--no-dashboard", "--name", f"w{i}"]
+        for i in range(n_workers)
+    ]  # fmt: skip
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        for i, cmd in enumerate(cmds):
+            log = (workdir / f"dask-{i}.log").open("ab")
+            procs.append(
+                subprocess.Popen(cmd, env=_env(), cwd=workdir, stdout=log, stderr=subprocess.STDOUT)
+            )
+            log.close()
+        with Client(address, timeout="30s") as client:
+            wait_until(lambda: len(client.scheduler_info()["workers"]) == n_workers, 60.0, 0.2)
+        yield DaskProcs(address, procs)
+    finally:
+        for p in reversed(procs):
+            p.kill()
+            p.wait(timeout=10)
+
+
+def fleet_archive(root: Path) -> list[Path]:
+    """Three short runs of two vessels (CI riser), one across midnight, plus one broken run."""
+    runs = [
+        synth_run(root, "chikyu", hours=0.1, start_ns=START_NS, seed=1),
+        synth_run(root, "chikyu", hours=0.05, start_ns=START_NS + 3600 * 10**9, seed=2),
+        synth_run(root, "kaimei", hours=0.1, start_ns=START_NS + 60 * 10**9, seed=3),
+    ]
+    broken = root / "kaimei" / "runs" / "empty"
+    broken.mkdir(parents=True)
+    (broken / "manifest.json").write_text(
+        (runs[2] / "manifest.json").read_text().replace(runs[2].name, "empty")
+    )
+    return runs
+
+
+def long_run(root: Path, cfg_dump: dict, hours: float, start_ns: int, rate_div: int = 1) -> Path:
+    """A cheap long recording of the role channels (numpy, not the plant): flow and density
+    drift, flow cut to 30 % for half an hour, a density dropout (BAD, NaN) and an assay every four hours, so that
+    gaps, alarms and grade steps all cross partition bounds."""
+    from chikyu_daq.recorder import Recorder
+    from tests.chikyu_daq.test_processor import NOMINAL, RATES_HZ
+
+    rng = np.random.default_rng(11)
+    span = hours * 3600.0
+    with Recorder(root, run_id="long", manifest={"config": cfg_dump}, segment_s=1e9,
+                  autoflush=False) as rec:  # fmt: skip
+        data = {}
+        for ch, full_hz in RATES_HZ.items():
+            hz = full_hz / rate_div
+            n = int(span * hz)
+            s = np.arange(n) / hz
+            t = start_ns + (s * 1e9).astype(np.int64) + rng.integers(0, 3_000_000, n)
+            level = NOMINAL[ch] * (1 + 0.01 * np.sin(2 * np.pi * s / 7200.0))
+            if ch == "dt201.density":
+                level = level + 15.0 * np.sin(2 * np.pi * s / 30_000.0)
+            if ch in ("ft201.volume_flow", "ft101.volume_flow"):
+                level = np.where((s > 10 * 3600) & (s < 10.5 * 3600), 0.3 * level, level)
+            v = level * (1 + 0.002 * rng.standard_normal(n))
+            q = np.zeros(n, np.uint8)
+            if ch == "dt201.density":
+                bad = (s > 15 * 3600) & (s < 15 * 3600 + 300)
+                v[bad], q[bad] = np.nan, 2
+            data[ch] = (np.sort(t), v, q)
+        rec.write_raw(data)
+        rec.flush()
+        for k in range(int(hours // 4)):
+            rec.write_event(
+                {"type": "assay", "t_ns": start_ns + (4 * k + 1) * 3600 * 10**9,
+                 "rey_ppm": 2000.0 + 150.0 * k, "u_rey_ppm": 60.0}
+            )  # fmt: skip
+    return rec.path
