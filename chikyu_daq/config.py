@@ -51,6 +51,8 @@ class Roles(Strict):
     p_return_deck: str = "ai20.pt201"
     torque_a: str = "p101a.torque"
     torque_b: str = "p101b.torque"
+    #: deck temperature of the return line for TEOS-10 seawater (none: physics.deck_temperature_c)
+    t_deck: str | None = None
 
 
 class Physics(Strict):
@@ -67,6 +69,22 @@ class Physics(Strict):
     depth_upper_m: PositiveFloat = 500.0
     darcy_f: PositiveFloat = 0.015
     durand_fl: PositiveFloat = 0.8
+    #: seawater density: TEOS-10 at temperature and pressure, or rho_w_kg_m3 everywhere
+    seawater: Literal["teos10", "constant"] = "teos10"
+    salinity_g_kg: Annotated[float, Field(gt=0.0, lt=50.0)] = 35.16
+    #: used while roles.t_deck is unset or BAD, and line pressure while p_return_deck is BAD
+    deck_temperature_c: Annotated[float, Field(gt=-5.0, lt=60.0)] = 9.5
+    deck_pressure_bar: Annotated[float, Field(ge=0.0)] = 1.0
+    #: riser fluid temperature (depth m, degC), by increasing depth
+    temperature_profile: list[tuple[float, float]] = Field(
+        default_factory=lambda: [(0.0, 9.5), (5700.0, 4.6)], min_length=1
+    )
+    #: Darcy factor: Colebrook at the mixture's Reynolds number, or darcy_f
+    friction: Literal["colebrook", "fixed"] = "colebrook"
+    roughness_m: Annotated[float, Field(ge=0.0)] = 4.5e-5
+    #: solids fraction of the slurry viscosity (Thomas) in the Reynolds number
+    friction_cv: Annotated[float, Field(gt=0.0, le=0.5)] = 0.02
+    slip_m_s: Annotated[float, Field(ge=0.0)] = 0.0
 
     @model_validator(mode="after")
     def _densities_ordered(self) -> Physics:
@@ -74,6 +92,9 @@ class Physics(Strict):
             raise ValueError("expected rho_w_kg_m3 < rho_b_kg_m3 < rho_s_kg_m3")
         if not self.depth_upper_m < self.depth_mid_m < self.depth_collector_m:
             raise ValueError("expected depth_upper_m < depth_mid_m < depth_collector_m")
+        depths = [z for z, _ in self.temperature_profile]
+        if depths != sorted(depths):
+            raise ValueError("temperature_profile depths must increase")
         return self
 
 
@@ -90,6 +111,13 @@ class Uncertainty(Strict):
     rho_w_kg_m3: Annotated[float, Field(ge=0.0)] = 2.0
     rho_b_kg_m3: Annotated[float, Field(ge=0.0)] = 50.0
     p_kpa: Annotated[float, Field(ge=0.0)] = 5.0
+    #: rho_w once the densitometer is referenced to seawater (temperature drift only)
+    rho_w_ref_kg_m3: Annotated[float, Field(ge=0.0)] = 0.05
+    friction_rel: Annotated[float, Field(ge=0.0)] = 0.05
+    dz_m: Annotated[float, Field(ge=0.0)] = 2.0
+    slip_m_s: Annotated[float, Field(ge=0.0)] = 0.01
+    #: batch length of the empirical random part (several noise correlation times)
+    noise_batch_s: PositiveFloat = 120.0
 
 
 class Grade(Strict):
@@ -125,6 +153,11 @@ class Stability(Strict):
     ratio_nominal: PositiveFloat = 1.1
     ratio_tol: PositiveFloat = 0.2
     max_transit_s: PositiveFloat = 10800.0
+    #: seawater reference: this long with no mud taken and a steady reading near TEOS-10
+    zero_window_s: Annotated[float, Field(ge=10.0)] = 300.0
+    zero_max_kg_m3: PositiveFloat = 5.0
+    zero_steady_kg_m3: PositiveFloat = 2.0
+    zero_min_flow_m3_h: PositiveFloat = 50.0
 
     @model_validator(mode="after")
     def _fft(self) -> Stability:
