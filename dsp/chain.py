@@ -150,6 +150,7 @@ def init_state(params: ChainParams) -> ChainState:
     sf[K.F_B_PREV2_R] = np.nan
     sf[K.F_B_PREV2_S] = np.nan
     si = np.zeros(K.S_N_, np.int64)
+    si[K.S_G_ID] = -1
     return ChainState(
         si=si,
         sf=sf,
@@ -209,6 +210,21 @@ def _merge_assays(
     all_g = all_g[-ASSAY_CAPACITY:]
     all_u = all_u[-ASSAY_CAPACITY:]
     return state._replace(assay_t=all_t, assay_g=all_g, assay_u=all_u)
+
+
+def grade_u_between(g: NDArray[np.float64], u: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Assay uncertainty including how much the grade moves until the next assay.
+
+    From the history up to each assay: the mean square of successive differences beyond what
+    the lab's own errors explain, over 3 (the mean of a random walk over a period differs
+    from its start by a third of the variance of the change over the period).
+    """
+    if g.shape[0] < 2:
+        return u
+    d2 = np.diff(g) ** 2 - (u[1:] ** 2 + u[:-1] ** 2)
+    mean_excess = np.cumsum(d2) / np.arange(1, g.shape[0])
+    extra = np.concatenate(([0.0], np.maximum(mean_excess, 0.0) / 3.0))
+    return np.sqrt(u * u + extra)
 
 
 def _columns(
@@ -284,7 +300,7 @@ def process_block(
         ftab,
         s.assay_t,
         s.assay_g,
-        s.assay_u,
+        grade_u_between(s.assay_g, s.assay_u),
         grade_default,
         s.si,
         s.sf,

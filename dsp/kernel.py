@@ -152,9 +152,10 @@ QUALITY_FIELDS = ("q_yield", "q_cumulative", "q_stability")
     S_LANE_CR,
     S_Z_STREAK,
     S_ZERO_OK,
+    S_G_ID,
     S_B_CNT_R,
     S_N_,
-) = range(21)
+) = range(22)
 # float scalar state
 (
     F_CUM,
@@ -196,10 +197,14 @@ QUALITY_FIELDS = ("q_yield", "q_cumulative", "q_stability")
     F_CUM_CQ,
     F_CUM_VQ,
     F_Z3,
+    F_G_DONE,
     F_N_,
-) = range(40)
+) = range(41)
 # systematic sources: flow calibration, density calibration (or the seawater reference),
 # rho_s, rho_w, grade, slip. acc_sys/last_sys hold REY [0, N_SYS) then dry solids.
+# The grade's error is one per assay (lab error and the grade's wander until the next one):
+# linear within an assay's period, periods add in quadrature (F_G_DONE).
+I_GRADE = 4
 N_SYS = 6
 # history rows: integrated volume, E2 intake rate, Q_return, E3 section Cv, cumulative
 # Cv * dV of E1 and the volume it covers (for E1's volume-weighted past-window mean)
@@ -592,6 +597,11 @@ def chain_kernel(
             ug = assay_u[k_assay - 1]
         out[O_GRADE, i] = gr
         out[O_UGRADE, i] = ug
+        g_id = assay_t[k_assay - 1] if k_assay > 0 else -1
+        if g_id != si[S_G_ID]:
+            sf[F_G_DONE] += acc_sys[I_GRADE] * acc_sys[I_GRADE]
+            acc_sys[I_GRADE] = 0.0
+            si[S_G_ID] = g_id
         # --- rates, their uncertainty and the cumulative totals ----------------------------
         gf = gr * 1e-6
         rate = ms1 * gf  # kg/s
@@ -659,7 +669,7 @@ def chain_kernel(
         # estimate, which sees correlated noise, is larger
         emp_r = max(3.0 * sf[F_ACC_EMP_R] - 2.0 * sf[F_ACC_D1_R], sf[F_ACC_EMP_R])
         emp_s = max(3.0 * sf[F_ACC_EMP_S] - 2.0 * sf[F_ACC_D1_S], sf[F_ACC_EMP_S])
-        u_cum2 = max(sf[F_ACC_RAND], emp_r)
+        u_cum2 = max(sf[F_ACC_RAND], emp_r) + sf[F_G_DONE]
         u_sol2 = max(sf[F_ACC_RAND_S], emp_s)
         for k in range(N_SYS):
             u_cum2 += acc_sys[k] * acc_sys[k]

@@ -217,3 +217,33 @@ def test_mud_still_leaving_a_stopped_intake_is_not_a_reference() -> None:
     t, v, q = nominal(4000, p, cv=0.017, q_ret=300.0)
     r = run(p, t, v, q)
     assert r["referenced"].max() == 0.0
+
+
+def test_assay_errors_are_independent_between_assays_and_wander_widens_them() -> None:
+    """Four hourly assays with 3 % error each: the day's grade error is not 4 x 3 % linear."""
+    p = dataclasses.replace(
+        P,
+        teos10=False,
+        u_flow_rel_sys=0.0,
+        u_flow_rel_rand=0.0,
+        u_rho_m_sys_kg_m3=0.0,
+        u_rho_m_rand_kg_m3=0.0,
+        u_rho_s_kg_m3=0.0,
+        u_rho_w_kg_m3=0.0,
+        u_slip_m_s=0.0,
+    )
+    n = 4000
+    t, v, q = nominal(n, p, cv=0.05)
+    at = t[[0, 1000, 2000, 3000]]
+    steady = {"assay_t_ns": at, "assay_rey_ppm": np.full(4, 2000.0)}
+    r = process_block(
+        p, init_state(p), make_block(t, v, q, assay_u_rey_ppm=np.full(4, 60.0), **steady)
+    )[0]
+    rel = r["u95_cum_rey_kg"][-1] / r["cum_rey_kg"][-1]
+    assert abs(rel - 2 * 0.03 / 2) < 0.002  # four equal periods in quadrature: 3 %/sqrt(4)
+    # assays that swing by 20 % between samples: the grade between them is uncertain too
+    swing = {"assay_t_ns": at, "assay_rey_ppm": np.array([2000.0, 2400.0, 2000.0, 2400.0])}
+    r2 = process_block(
+        p, init_state(p), make_block(t, v, q, assay_u_rey_ppm=np.full(4, 60.0), **swing)
+    )[0]
+    assert r2["u_grade_ppm"][-1] > 3 * 60.0
