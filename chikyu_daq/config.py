@@ -137,6 +137,8 @@ class Roles(Strict):
     p_return_deck: str = "ai20.pt201"
     torque_a: str = "p101a.torque"
     torque_b: str = "p101b.torque"
+    #: deck temperature of the return line for TEOS-10 seawater (none: physics.deck_temperature_c)
+    t_deck: str | None = None
 
 
 class Physics(Strict):
@@ -155,6 +157,22 @@ class Physics(Strict):
     depth_upper_m: Annotated[float, between(0.0, 12000.0, open_lo=True)] = 500.0
     darcy_f: Annotated[float, between(0.001, 0.2)] = 0.015  # Moody chart
     durand_fl: Annotated[float, between(0.1, 3.0)] = 0.8  # Durand's F_L, ~0.4-1.5 in practice
+    #: seawater density: TEOS-10 at temperature and pressure, or rho_w_kg_m3 everywhere
+    seawater: Literal["teos10", "constant"] = "teos10"
+    salinity_g_kg: Annotated[float, between(0.0, 50.0, open_lo=True)] = 35.16
+    #: used while roles.t_deck is unset or BAD, and line pressure while p_return_deck is BAD
+    deck_temperature_c: Annotated[float, between(-5.0, 60.0)] = 9.5
+    deck_pressure_bar: Annotated[float, between(0.0, 1000.0)] = 1.0
+    #: riser fluid temperature (depth m, degC), by increasing depth
+    temperature_profile: list[tuple[float, float]] = Field(
+        default_factory=lambda: [(0.0, 9.5), (5700.0, 4.6)], min_length=1, max_length=1000
+    )
+    #: Darcy factor: Colebrook at the mixture's Reynolds number, or darcy_f
+    friction: Literal["colebrook", "fixed"] = "colebrook"
+    roughness_m: Annotated[float, between(0.0, 0.01)] = 4.5e-5
+    #: solids fraction of the slurry viscosity (Thomas) in the Reynolds number
+    friction_cv: Annotated[float, between(0.0, 0.5, open_lo=True)] = 0.02
+    slip_m_s: Annotated[float, between(0.0, 1.0)] = 0.0
 
     @model_validator(mode="after")
     def _densities_ordered(self) -> Physics:
@@ -164,6 +182,12 @@ class Physics(Strict):
             raise ValueError("expected depth_upper_m < depth_mid_m < depth_collector_m")
         if self.depth_collector_m > self.riser_length_m:
             raise ValueError("expected depth_collector_m <= riser_length_m (sensors on the riser)")
+        depths = [z for z, _ in self.temperature_profile]
+        if depths != sorted(depths):
+            raise ValueError("temperature_profile depths must increase")
+        for z, t in self.temperature_profile:
+            if not (0.0 <= z <= 12000.0 and -3.0 <= t <= 60.0):
+                raise ValueError("temperature_profile points must be (0..12000 m, -3..60 degC)")
         return self
 
 
@@ -180,6 +204,13 @@ class Uncertainty(Strict):
     rho_w_kg_m3: Annotated[float, between(0.0, 1000.0)] = 2.0
     rho_b_kg_m3: Annotated[float, between(0.0, 1000.0)] = 50.0
     p_kpa: Annotated[float, between(0.0, 10_000.0)] = 5.0
+    #: rho_w once the densitometer is referenced to seawater (temperature drift only)
+    rho_w_ref_kg_m3: Annotated[float, between(0.0, 1000.0)] = 0.05
+    friction_rel: Annotated[float, between(0.0, 1.0)] = 0.05
+    dz_m: Annotated[float, between(0.0, 1000.0)] = 2.0
+    slip_m_s: Annotated[float, between(0.0, 1.0)] = 0.01
+    #: batch length of the empirical random part (several noise correlation times)
+    noise_batch_s: Annotated[float, between(1.0, 86_400.0)] = 120.0
 
 
 class Grade(Strict):
@@ -227,6 +258,11 @@ class Stability(Strict):
     ratio_tol: Annotated[float, between(0.0, 10.0, open_lo=True)] = 0.2
     #: Longest transit the yield integral looks back over; 12 h is a flow of 1/20 of nominal.
     max_transit_s: Annotated[float, between(1.0, 43_200.0)] = 10800.0
+    #: seawater reference: this long with no mud taken and a steady reading near TEOS-10
+    zero_window_s: Annotated[float, between(10.0, 86_400.0)] = 300.0
+    zero_max_kg_m3: Annotated[float, between(0.0, 100.0, open_lo=True)] = 5.0
+    zero_steady_kg_m3: Annotated[float, between(0.0, 100.0, open_lo=True)] = 2.0
+    zero_min_flow_m3_h: Annotated[float, between(0.0, 100_000.0, open_lo=True)] = 50.0
 
     @model_validator(mode="after")
     def _fft(self) -> Stability:

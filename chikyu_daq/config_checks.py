@@ -56,7 +56,7 @@ def semantic_issues(cfg: Config) -> list[ConfigIssue]:
     issues.extend(_device_issues(cfg))
     channels = set(channel_ids(cfg))
     for role, channel in cfg.roles.model_dump().items():
-        if channel not in channels:
+        if channel is not None and channel not in channels:
             issues.append(
                 ConfigIssue(f"roles.{role}", f"channel {channel!r} is not defined by any device")
             )

@@ -13,6 +13,7 @@ Not thread-safe: the pipeline calls it from one worker thread at a time.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -23,8 +24,10 @@ from chikyu_daq.params import chain_params, sensor_fault_spec
 from dsp import kernel as K
 from dsp.alarms import AlarmEvent, AlarmState, alarm_init, hysteresis_alarm
 from dsp.align import AlignState, align, align_init
-from dsp.chain import Block, init_state, process_block
+from dsp.chain import OPTIONAL_ROLES, ROLES, Block, init_state, process_block
 from dsp.params import ALARM_NAMES
+
+log = logging.getLogger(__name__)
 
 #: Config role → dsp input role.
 ROLE_INPUTS = {
@@ -38,6 +41,7 @@ ROLE_INPUTS = {
     "p_return_deck": "p_return_deck_bar",
     "torque_a": "torque_a_pct",
     "torque_b": "torque_b_pct",
+    "t_deck": "t_deck_c",
 }
 BAD = 2
 #: Bound on grid points per kernel call (1 h at 10 Hz) so replay memory stays flat.
@@ -96,7 +100,7 @@ class Processor:
         self.lag_ns = 0 if proc.align == "hold" else self.step_ns * 2
         roles = cfg.roles.model_dump()
         #: dsp input role → channel id
-        self.inputs = {ROLE_INPUTS[r]: ch for r, ch in roles.items()}
+        self.inputs = {ROLE_INPUTS[r]: ch for r, ch in roles.items() if ch is not None}
         self.channels = set(self.inputs.values())
         self._pending: dict[str, list[Arrays]] = {ch: [] for ch in self.channels}
         self._align: dict[str, AlignState] = {ch: align_init() for ch in self.channels}
@@ -192,7 +196,13 @@ class Processor:
             values[role], quality[role] = aligned[ch]
         at, ag, au = self._take_assays()
         block = Block(grid, values, quality, at, ag, au)
+        rejected = int(self._state.rejected.sum())
         result, self._state = process_block(self.params, self._state, block)
+        if int(self._state.rejected.sum()) > rejected:
+            log.warning(
+                "absurd or non-finite GOOD samples made BAD (per role, total): %s",
+                self.rejected_inputs(),
+            )
         events.extend(result.events)
         for ch, tracker in self._faults.items():
             bad = aligned[ch][1] >= BAD
@@ -211,6 +221,11 @@ class Processor:
         t, g, u = zip(*self._assays, strict=True)
         self._assays.clear()
         return np.array(t, np.int64), np.array(g, np.float64), np.array(u, np.float64)
+
+    def rejected_inputs(self) -> dict[str, int]:
+        """Per estimator input: GOOD samples rejected as non-finite or physically absurd."""
+        names = ROLES + OPTIONAL_ROLES
+        return {names[i]: int(n) for i, n in enumerate(self._state.rejected) if n}
 
     def active_alarms(self) -> list[str]:
         """Alarms active after the last computed grid point (the retained MQTT set)."""

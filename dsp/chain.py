@@ -21,8 +21,10 @@ import numpy as np
 from numpy.typing import NDArray
 
 from . import kernel as K
+from . import seawater
 from .alarms import AlarmEvent, events_from_bits
-from .params import ALARM_NAMES, ChainParams, pack
+from .params import ALARM_NAMES, INPUT_RANGES, ChainParams, pack
+from .quality import BAD
 from .spectrum import osc_init
 
 ROLES = (
@@ -37,6 +39,8 @@ ROLES = (
     "torque_a_pct",
     "torque_b_pct",
 )
+#: Inputs a block may carry besides ROLES: the deck temperature for TEOS-10 seawater.
+OPTIONAL_ROLES = ("t_deck_c",)
 ASSAY_CAPACITY = 256  # newest assays kept; older ones no longer apply to future grid points
 
 
@@ -74,6 +78,7 @@ class ChainState(NamedTuple):
     b_mom: NDArray[np.float64]
     hist: NDArray[np.float64]
     lane: NDArray[np.float64]
+    z_ring: NDArray[np.float64]
     o_ring: NDArray[np.float64]
     o_si: NDArray[np.int64]
     o_sf: NDArray[np.float64]
@@ -87,6 +92,7 @@ class ChainState(NamedTuple):
     assay_t: NDArray[np.int64]
     assay_g: NDArray[np.float64]
     assay_u: NDArray[np.float64]
+    rejected: NDArray[np.int64]  # per role (ROLES + OPTIONAL_ROLES): absurd GOOD values made BAD
 
     def copy(self) -> ChainState:
         return ChainState._make(np.array(a, copy=True) for a in self)
@@ -130,30 +136,38 @@ QUALITY_FIELDS = K.QUALITY_FIELDS
 
 def init_state(params: ChainParams) -> ChainState:
     p = params
-    _, pi, _ = pack(p)
+    _, pi, _, _ = pack(p)
     osc = osc_init(p.osc_n_fft)
     n_alarm = len(ALARM_NAMES)
     sf = np.zeros(K.F_N_)
     sf[K.F_SLOPE_P] = np.nan
     sf[K.F_SLOPE_Q] = np.nan
     sf[K.F_Z] = np.nan
+    sf[K.F_Z3] = np.nan
+    sf[K.F_SLOPE_X] = np.nan
+    sf[K.F_B_PREV_R] = np.nan
+    sf[K.F_B_PREV_S] = np.nan
+    sf[K.F_B_PREV2_R] = np.nan
+    sf[K.F_B_PREV2_S] = np.nan
     si = np.zeros(K.S_N_, np.int64)
+    si[K.S_G_ID] = -1
     return ChainState(
         si=si,
         sf=sf,
-        acc_sys=np.zeros(K.N_SYS),
-        last_sys=np.zeros(K.N_SYS),
+        acc_sys=np.zeros(2 * K.N_SYS),
+        last_sys=np.zeros(2 * K.N_SYS),
         h_ring=np.full((3, p.hampel_window), np.nan),
         h_srt=np.zeros((3, p.hampel_window)),
         h_cnt=np.zeros(3, np.int64),
         a_ring=np.full((4, int(pi[K.P.I_W_CV])), np.nan),
         a_cnt=np.zeros(4, np.int64),
         a_mom=np.zeros((4, 3)),
-        b_ring=np.full((3, int(pi[K.P.I_W_CMP])), np.nan),
-        b_cnt=np.zeros(3, np.int64),
-        b_mom=np.zeros((3, 3)),
-        hist=np.full((2, p.points(p.max_transit_s)), np.nan),
-        lane=np.full((2, int(pi[K.P.I_W_SLOPE])), np.nan),
+        b_ring=np.full((4, int(pi[K.P.I_W_CMP])), np.nan),
+        b_cnt=np.zeros(4, np.int64),
+        b_mom=np.zeros((4, 3)),
+        hist=np.full((K.H_N, p.points(p.max_transit_s)), np.nan),
+        lane=np.full((K.L_N, int(pi[K.P.I_W_SLOPE])), np.nan),
+        z_ring=np.full(int(pi[K.P.I_W_ZERO]), np.nan),
         o_ring=osc.ring,
         o_si=osc.si,
         o_sf=osc.sf,
@@ -167,6 +181,7 @@ def init_state(params: ChainParams) -> ChainState:
         assay_t=np.zeros(0, np.int64),
         assay_g=np.zeros(0),
         assay_u=np.zeros(0),
+        rejected=np.zeros(len(ROLES) + len(OPTIONAL_ROLES), np.int64),
     )
 
 
@@ -197,35 +212,76 @@ def _merge_assays(
     return state._replace(assay_t=all_t, assay_g=all_g, assay_u=all_u)
 
 
+def grade_u_between(g: NDArray[np.float64], u: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Assay uncertainty including how much the grade moves until the next assay.
+
+    From the history up to each assay: the mean square of successive differences beyond what
+    the lab's own errors explain, over 3 (the mean of a random walk over a period differs
+    from its start by a third of the variance of the change over the period).
+    """
+    if g.shape[0] < 2:
+        return u
+    d2 = np.diff(g) ** 2 - (u[1:] ** 2 + u[:-1] ** 2)
+    mean_excess = np.cumsum(d2) / np.arange(1, g.shape[0])
+    extra = np.concatenate(([0.0], np.maximum(mean_excess, 0.0) / 3.0))
+    return np.sqrt(u * u + extra)
+
+
 def _columns(
-    block: Block,
+    block: Block, rejected: NDArray[np.int64]
 ) -> tuple[NDArray[np.int64], tuple[NDArray[np.float64], ...], tuple[NDArray[np.uint8], ...]]:
+    """Contiguous role arrays; non-finite or absurd GOOD/UNCERTAIN values become BAD here,
+    before any filter sees them (counted per role in ``rejected``)."""
     t = np.ascontiguousarray(block.t_ns, dtype=np.int64)
     n = t.shape[0]
     vals = []
     qual = []
-    for name in ROLES:
+    for r, name in enumerate(ROLES + OPTIONAL_ROLES):
         try:
             v = np.ascontiguousarray(block.values[name], dtype=np.float64)
             q = np.ascontiguousarray(block.quality[name], dtype=np.uint8)
         except KeyError:
-            raise ValueError(f"block lacks role {name!r}") from None
+            if name in OPTIONAL_ROLES:
+                v, q = np.full(n, np.nan), np.full(n, BAD, np.uint8)
+            else:
+                raise ValueError(f"block lacks role {name!r}") from None
         if v.shape != (n,) or q.shape != (n,):
             raise ValueError(f"role {name!r} has shape {v.shape}/{q.shape}, expected ({n},)")
+        lo, hi = INPUT_RANGES[name]
+        absurd = (q < BAD) & ~((v >= lo) & (v <= hi))  # NaN and +-inf fail the range too
+        if absurd.any():
+            rejected[r] += int(absurd.sum())
+            q = np.where(absurd, BAD, q).astype(np.uint8)
         vals.append(v)
         qual.append(q)
     return t, tuple(vals), tuple(qual)
+
+
+def seawater_deck(
+    params: ChainParams, t_deck: NDArray[np.float64], p_line_bar: NDArray[np.float64]
+) -> NDArray[np.float64]:
+    """rho_w per grid point: TEOS-10 at the deck temperature and line pressure (or constant)."""
+    if not params.teos10:
+        return np.full(t_deck.shape[0], params.rho_w)
+    return seawater.deck_density(
+        params.salinity_g_kg, t_deck, p_line_bar, params.t_deck_c, params.p_deck_bar
+    )
 
 
 def process_block(
     params: ChainParams, state: ChainState, block: Block
 ) -> tuple[ChainResult, ChainState]:
     """Run the chain over one block; ``state`` is updated in place and returned."""
-    t, vals, qual = _columns(block)
+    t, vals, qual = _columns(block, state.rejected)
     if t.shape[0] > 1 and np.any(np.diff(t) <= 0):
         raise ValueError("block t_ns must be strictly increasing")
     state = _merge_assays(state, block.assay_t_ns, block.assay_rey_ppm, block.assay_u_rey_ppm)
-    pf, pi, alarm_tab = pack(params)
+    pf, pi, alarm_tab, ftab = pack(params)
+    t_deck = np.where(qual[-1] < BAD, vals[-1], np.nan)
+    i_line = ROLES.index("p_return_deck_bar")
+    p_line = np.where(qual[i_line] < BAD, vals[i_line], np.nan)
+    rho_w = seawater_deck(params, t_deck, p_line)
+    vals, qual = vals[: len(ROLES)], qual[: len(ROLES)]
     n = t.shape[0]
     out = np.empty((K.O_N, n))
     oq = np.empty((K.Q_N, n), np.uint8)
@@ -237,12 +293,14 @@ def process_block(
         t,
         vals,
         qual,
+        rho_w,
         pf,
         pi,
         alarm_tab,
+        ftab,
         s.assay_t,
         s.assay_g,
-        s.assay_u,
+        grade_u_between(s.assay_g, s.assay_u),
         grade_default,
         s.si,
         s.sf,
@@ -259,6 +317,7 @@ def process_block(
         s.b_mom,
         s.hist,
         s.lane,
+        s.z_ring,
         s.o_ring,
         s.o_si,
         s.o_sf,
@@ -275,6 +334,6 @@ def process_block(
     )
     if n:
         state.si[K.S_BITS] = int(bits[-1])
-    alarm_values = out[[K.O_MARGIN, K.O_OSC_SEV, K.O_PLUG, K.O_CVT, K.O_RATIO, K.O_Z]]
+    alarm_values = out[[K.O_MARGIN, K.O_OSC_SEV, K.O_PLUG, K.O_CVT, K.O_FIZ, K.O_Z]]
     events = events_from_bits(ALARM_NAMES, t, bits, alarm_values, prev_bits)
     return ChainResult(t, out, oq, bits, events), state

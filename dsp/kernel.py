@@ -61,6 +61,19 @@ OUTPUT_FIELDS = (
     "rho_mix_kg_m3",
     "q_return_m3_h",
     "q_injection_m3_h",
+    "rho_w_kg_m3",
+    "rho_zero_kg_m3",
+    "u_rho_zero_kg_m3",
+    "referenced",
+    "solids_t_h",
+    "cum_solids_kg",
+    "u95_cum_solids_kg",
+    "inventory_kg",
+    "plug_expected_bar_s",
+    "flow_imbalance_z",
+    "cv_e3_delayed",
+    "cv_e1_window",
+    "disagreement_e3_z",
 )
 (
     O_CV,
@@ -100,8 +113,21 @@ OUTPUT_FIELDS = (
     O_RHO_C,
     O_QRET_C,
     O_QINJ_C,
+    O_RHOW,
+    O_ZERO,
+    O_UZERO,
+    O_REF,
+    O_SOL_TH,
+    O_CUM_SOL,
+    O_U95_CUM_SOL,
+    O_INV,
+    O_PLUG_EXP,
+    O_FIZ,
+    O_CV3_DEL,
+    O_CV1_WIN,
+    O_Z3,
     O_N,
-) = range(38)
+) = range(51)
 QUALITY_FIELDS = ("q_yield", "q_cumulative", "q_stability")
 (Q_YIELD, Q_CUM, Q_STAB, Q_N) = range(4)
 
@@ -119,8 +145,17 @@ QUALITY_FIELDS = ("q_yield", "q_cumulative", "q_stability")
     S_LC1,
     S_LC2,
     S_LC3,
+    S_LC4,
+    S_E3_PTR,
+    S_W_PTR,
+    S_LANE_CD,
+    S_LANE_CR,
+    S_Z_STREAK,
+    S_ZERO_OK,
+    S_G_ID,
+    S_B_CNT_R,
     S_N_,
-) = range(13)
+) = range(22)
 # float scalar state
 (
     F_CUM,
@@ -137,15 +172,51 @@ QUALITY_FIELDS = ("q_yield", "q_cumulative", "q_stability")
     F_LS1,
     F_LS2,
     F_LS3,
+    F_LS4,
     F_Z,
+    F_ACC_RAND_S,
+    F_LAST_VAR_S,
+    F_CUM_S,
+    F_LAST_RATE_S,
+    F_INV,
+    F_SLOPE_X,
+    F_LANE_SD,
+    F_LANE_SR,
+    F_ZERO,
+    F_UZERO,
+    F_B_SUM_R,
+    F_B_SUM_S,
+    F_B_PREV_R,
+    F_B_PREV_S,
+    F_B_PREV2_R,
+    F_B_PREV2_S,
+    F_ACC_D1_R,
+    F_ACC_D1_S,
+    F_ACC_EMP_R,
+    F_ACC_EMP_S,
+    F_CUM_CQ,
+    F_CUM_VQ,
+    F_Z3,
+    F_G_DONE,
     F_N_,
-) = range(16)
-N_SYS = 5  # systematic sources: flow calibration, density calibration, rho_s, rho_w, grade
+) = range(41)
+# systematic sources: flow calibration, density calibration (or the seawater reference),
+# rho_s, rho_w, grade, slip. acc_sys/last_sys hold REY [0, N_SYS) then dry solids.
+# The grade's error is one per assay (lab error and the grade's wander until the next one):
+# linear within an assay's period, periods add in quadrature (F_G_DONE).
+I_GRADE = 4
+N_SYS = 6
+# history rows: integrated volume, E2 intake rate, Q_return, E3 section Cv, cumulative
+# Cv * dV of E1 and the volume it covers (for E1's volume-weighted past-window mean)
+(H_VOL, H_MS2, H_QRET, H_CV3, H_CQ, H_VQ, H_N) = range(7)
+# 1 s lane rows: discharge pressure, injection flow, inventory head (bar), zero samples
+(L_PDIS, L_QINJ, L_INV, L_N) = range(4)
 
 
 @njit(cache=True, nogil=True, inline="always")
 def _valid(v: NDArray[np.float64], q: NDArray[np.uint8], i: int) -> float:
-    return v[i] if q[i] < 2 else np.nan
+    x = v[i]
+    return x if q[i] < 2 and np.isfinite(x) else np.nan
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -190,13 +261,78 @@ def _component(x: float, bad: float) -> float:
 
 
 @njit(cache=True, nogil=True)
+def _walk(hist: NDArray[np.float64], p: int, a: int, target: float) -> tuple[int, float]:
+    """Advance history pointer ``p`` (absolute index) to the last point with volume <= target.
+
+    Returns (pointer, fraction towards the next point); fraction NaN when the history does
+    not reach back to ``target`` yet. Volumes only grow, so pointers only move forward.
+    """
+    h_len = hist.shape[1]
+    if p < a - h_len + 1:  # the transit outgrew the history: restart at its oldest end
+        p = a - h_len + 1
+    if p < 0:
+        p = 0
+    while p + 1 <= a and hist[H_VOL, (p + 1) % h_len] <= target:
+        p += 1
+    v0 = hist[H_VOL, p % h_len]
+    if p + 1 > a or not v0 <= target:
+        return p, np.nan
+    v1 = hist[H_VOL, (p + 1) % h_len]
+    return p, (target - v0) / (v1 - v0) if v1 > v0 else 0.0
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _at(hist: NDArray[np.float64], row: int, p: int, frac: float) -> float:
+    h_len = hist.shape[1]
+    x0 = hist[row, p % h_len]
+    return x0 + frac * (hist[row, (p + 1) % h_len] - x0)
+
+
+@njit(cache=True, nogil=True)
+def _zero_update(
+    z_ring: NDArray[np.float64], head: int, steady: float
+) -> tuple[float, float, bool]:
+    """Mean of a full window of (reading - TEOS-10) seconds and its standard error.
+
+    The standard error comes from batch means (so correlated noise is not overconfident);
+    an unsteady window (std above ``steady``) is refused.
+    """
+    w = z_ring.shape[0]
+    nb = P.ZERO_BATCHES
+    bl = w // nb
+    m = 0.0
+    for j in range(w):
+        m += z_ring[(head + j) % w]
+    m /= w
+    var = 0.0
+    for j in range(w):
+        d = z_ring[(head + j) % w] - m
+        var += d * d
+    var /= w - 1
+    if not np.sqrt(var) <= steady:
+        return np.nan, np.nan, False
+    vb = 0.0
+    for b in range(nb):
+        mb = 0.0
+        for j in range(bl):
+            mb += z_ring[(head + b * bl + j) % w]
+        mb /= bl
+        vb += (mb - m) * (mb - m)
+    vb /= nb - 1
+    # never below the white-noise standard error of the whole window
+    return m, np.sqrt(max(vb / nb, var / w)), True
+
+
+@njit(cache=True, nogil=True)
 def chain_kernel(
     t: NDArray[np.int64],
     vals: Rows,
     qual: QRows,
+    rho_w_in: NDArray[np.float64],
     pf: NDArray[np.float64],
     pi: NDArray[np.int64],
     alarm_tab: NDArray[np.float64],
+    ftab: NDArray[np.float64],
     assay_t: NDArray[np.int64],
     assay_g: NDArray[np.float64],
     assay_u: NDArray[np.float64],
@@ -216,6 +352,7 @@ def chain_kernel(
     b_mom: NDArray[np.float64],
     hist: NDArray[np.float64],
     lane: NDArray[np.float64],
+    z_ring: NDArray[np.float64],
     o_ring: NDArray[np.float64],
     o_si: NDArray[np.int64],
     o_sf: NDArray[np.float64],
@@ -231,11 +368,11 @@ def chain_kernel(
     bits: NDArray[np.uint8],
 ) -> None:
     n = t.shape[0]
-    rho_w = pf[P.P_RHO_W]
     rho_s = pf[P.P_RHO_S]
-    d_sw = rho_s - rho_w
     phi_b = pf[P.P_PHI_B]
     dt = pf[P.P_DT]
+    g = pf[P.P_G]
+    d_ret = np.sqrt(4.0 * pf[P.P_AREA_RET] / np.pi)
     max_gap_ns = pf[P.P_MAX_GAP] * 1e9
     w_h = h_ring.shape[1]
     w_a = a_ring.shape[1]
@@ -243,19 +380,22 @@ def chain_kernel(
     h_len = hist.shape[1]
     lane_len = pi[P.I_LANE]
     w_s = lane.shape[1]
+    w_z = z_ring.shape[0]
+    n_batch = pi[P.I_BATCH]
     n_alarm = alarm_tab.shape[0]
+    n_ft = ftab.shape[0]
     min_a = max(2, w_a // 2)
     min_b = max(2, w_b // 2)
     n_assay = assay_t.shape[0]
     k_assay = 0
-    sens = np.empty(N_SYS)
+    sens = np.empty(2 * N_SYS)
     uq = pf[P.P_UQ_SYS]
+    uq_tot = np.sqrt(uq * uq + pf[P.P_UQ_RAND] * pf[P.P_UQ_RAND])
     a0 = si[S_N]
     pos_h = a0 % w_h
     pos_a = a0 % w_a
     pos_hist = a0 % h_len
     pos_lane = a0 % lane_len
-    p_slot = si[S_E2_PTR] % h_len
     v_qret = vals[R_QRET]
     q_qret = qual[R_QRET]
     v_qinj = vals[R_QINJ]
@@ -277,6 +417,8 @@ def chain_kernel(
     for i in range(n):
         a = si[S_N]
         ti = t[i]
+        rho_w = rho_w_in[i]
+        d_sw = rho_s - rho_w
         # --- despiked primary channels -------------------------------------------------
         q_ret, rep_r = hampel_step(
             _valid(v_qret, q_qret, i),
@@ -300,7 +442,7 @@ def chain_kernel(
             pf[P.P_H_FLOOR_Q],
             w_h // 2 + 1,
         )
-        rho, rep_d = hampel_step(
+        rho_raw, rep_d = hampel_step(
             _valid(v_rho, q_rho, i),
             2,
             pos_h,
@@ -317,48 +459,56 @@ def chain_kernel(
             q_q = max(q_q, 1)
         if rep_d:
             q_d = max(q_d, 1)
+        referenced = si[S_ZERO_OK] == 1
+        rho = rho_raw - sf[F_ZERO] if referenced else rho_raw
         out[O_RHO_C, i] = rho
         out[O_QRET_C, i] = q_ret
         out[O_QINJ_C, i] = q_inj
-        # --- E1 --------------------------------------------------------------------------
-        cv = min(max((rho - rho_w) / d_sw, 0.0), pf[P.P_CV_MAX])  # NaN stays NaN
+        out[O_RHOW, i] = rho_w
+        out[O_ZERO, i] = sf[F_ZERO] if referenced else np.nan
+        out[O_UZERO, i] = sf[F_UZERO] if referenced else np.nan
+        out[O_REF, i] = 1.0 if referenced else 0.0
+        # --- E1: in-situ Cv from density, delivered Cv after slip --------------------------
+        cv_in = min(max((rho - rho_w) / d_sw, 0.0), pf[P.P_CV_MAX])  # NaN stays NaN
         q_s = q_ret / 3600.0
+        vel = q_s / pf[P.P_AREA_RET]
+        slip_f = 1.0
+        if pf[P.P_SLIP] > 0.0 and vel > 0.0:
+            slip_f = max(1.0 - (1.0 - cv_in) * pf[P.P_SLIP] / vel, 0.0)
+        cv = cv_in * slip_f
         ms1 = rho_s * cv * q_s
         out[O_CV, i] = cv
         out[O_MS1, i] = ms1
-        # --- E2: intake now, read back one return-leg volume ago --------------------------
+        out[O_SOL_TH, i] = ms1 * 3.6
+        # --- E2: intake now, read back one return-leg volume ago, scaled by Q(t)/Q(t-tau) --
         if not np.isnan(q_ret):
             sf[F_Q_HOLD] = max(q_ret, 0.0)
         vol = sf[F_V] + sf[F_Q_HOLD] * dt / 3600.0
         sf[F_V] = vol
-        hist[0, pos_hist] = vol
-        hist[1, pos_hist] = rho_s * phi_b * (q_ret - q_inj) / 3600.0
-        target = vol - pf[P.P_LEG_V]
-        p = si[S_E2_PTR]
-        if p < a - h_len + 1:  # the transit outgrew the history: restart at its oldest end
-            p = a - h_len + 1
-            p_slot = p % h_len
-        nxt = p_slot + 1 if p_slot + 1 < h_len else 0
-        while p + 1 <= a and hist[0, nxt] <= target:
-            p += 1
-            p_slot = nxt
-            nxt = p_slot + 1 if p_slot + 1 < h_len else 0
+        ms_in = rho_s * phi_b * (q_ret - q_inj) / 3600.0
+        hist[H_VOL, pos_hist] = vol
+        hist[H_MS2, pos_hist] = ms_in
+        hist[H_QRET, pos_hist] = q_ret
+        if not np.isnan(cv_in) and not np.isnan(q_ret):
+            sf[F_CUM_CQ] += cv_in * q_ret * dt / 3600.0
+            sf[F_CUM_VQ] += q_ret * dt / 3600.0
+        hist[H_CQ, pos_hist] = sf[F_CUM_CQ]
+        hist[H_VQ, pos_hist] = sf[F_CUM_VQ]
+        p, frac = _walk(hist, si[S_E2_PTR], a, vol - pf[P.P_LEG_V])
         si[S_E2_PTR] = p
         ms2 = np.nan
         transit = np.nan
-        if p + 1 <= a and hist[0, p_slot] <= target:
-            v0 = hist[0, p_slot]
-            v1 = hist[0, nxt]
-            frac = (target - v0) / (v1 - v0)
-            m0 = hist[1, p_slot]
-            ms2 = m0 + frac * (hist[1, nxt] - m0)
+        if not np.isnan(frac):
+            q_then = _at(hist, H_QRET, p, frac)
+            ms2 = _at(hist, H_MS2, p, frac) * (q_ret / q_then if q_then > 0.0 else np.nan)
             transit = (a - p - frac) * dt
         out[O_MS2, i] = ms2
         out[O_TRANSIT, i] = transit
-        # --- E3: hydrostatic section densities with Darcy-Weisbach friction ---------------
-        vel = q_s / pf[P.P_AREA_RET]
-        fr = pf[P.P_FRIC_PER_M] * vel * vel
-        g = pf[P.P_G]
+        # --- E3: hydrostatic section densities, Colebrook friction, TEOS-10 at depth ------
+        fv = min(abs(vel) / pf[P.P_FT_DV], n_ft - 1.000001) if not np.isnan(vel) else 0.0
+        j0 = int(fv)
+        f_d = ftab[j0] + (fv - j0) * (ftab[j0 + 1] - ftab[j0])
+        fr = f_d / (2.0 * d_ret) * vel * vel
         p_c = _valid(v_pcol, q_pcol, i)
         p_m = _valid(v_pmid, q_pmid, i)
         p_u = _valid(v_pup, q_pup, i)
@@ -366,10 +516,38 @@ def chain_kernel(
         out[O_RHO3, i] = rho3
         out[O_RHO_LO, i] = (p_c - p_m) * 1000.0 / ((g + fr) * pf[P.P_DZ_LO])
         out[O_RHO_UP, i] = (p_m - p_u) * 1000.0 / ((g + fr) * pf[P.P_DZ_UP])
-        cv3 = (rho3 - rho_w) / d_sw
+        # the section's water at the pressure measured there (the column is heavier than
+        # seawater and friction adds more): trapezoid of the transmitters' excess pressure
+        e_c = p_c - pf[P.P_PH_COL]
+        e_m = p_m - pf[P.P_PH_MID]
+        e_u = p_u - pf[P.P_PH_UP]
+        if np.isnan(e_m):
+            e_sec = 0.5 * (e_c + e_u)
+        else:
+            e_sec = (0.5 * (e_u + e_m) * pf[P.P_DZ_UP] + 0.5 * (e_m + e_c) * pf[P.P_DZ_LO]) / pf[
+                P.P_DZ_ALL
+            ]
+        w3 = pf[P.P_RHOW_SEC_ALL] + pf[P.P_KAPPA] * e_sec
+        cv3 = (rho3 - w3) / (rho_s - w3)
         ms3 = rho_s * cv3 * q_s
         out[O_CV3, i] = cv3
         out[O_MS3, i] = ms3
+        hist[H_CV3, pos_hist] = cv3
+        # E3 is the mud that passes the deck over the section's transit: E3 one collector
+        # transit ago against E1's volume-weighted mean over the section's volume since then
+        cv3_del = np.nan
+        cv1_win = np.nan
+        p3, f3 = _walk(hist, si[S_E3_PTR], a, vol - pf[P.P_V_COL])
+        si[S_E3_PTR] = p3
+        pw, fw = _walk(hist, si[S_W_PTR], a, vol - pf[P.P_V_SEC])
+        si[S_W_PTR] = pw
+        if not np.isnan(f3) and not np.isnan(fw):
+            cv3_del = _at(hist, H_CV3, p3, f3)
+            dvq = sf[F_CUM_VQ] - _at(hist, H_VQ, pw, fw)
+            if dvq >= 0.8 * pf[P.P_V_SEC]:
+                cv1_win = (sf[F_CUM_CQ] - _at(hist, H_CQ, pw, fw)) / dvq
+        out[O_CV3_DEL, i] = cv3_del
+        out[O_CV1_WIN, i] = cv1_win
         # --- rolling statistics ------------------------------------------------------------
         tq_a = _valid(v_tqa, q_tqa, i)
         tq_b = _valid(v_tqb, q_tqb, i)
@@ -384,20 +562,25 @@ def chain_kernel(
         mq, _ = meanvar_get(0, a_cnt, a_mom, min_a)
         mqi, _ = meanvar_get(3, a_cnt, a_mom, min_a)
         ratio = mq / mqi if mqi > 1e-9 else np.nan
+        u_dq = uq_tot * np.sqrt(mq * mq + mqi * mqi)
+        fiz = (mq - mqi) / u_dq if u_dq > 0.0 else np.nan
         out[O_CVF, i] = cvf
         out[O_CVD, i] = cvd
         out[O_CVT, i] = cvt
         out[O_RATIO, i] = ratio
-        # 1 s sums of the three estimates, compared over the same window at each lane step
+        out[O_FIZ, i] = fiz
+        # 1 s sums of the estimates compared at each lane step
         if not np.isnan(ms1):
             sf[F_LS1] += ms1
             si[S_LC1] += 1
         if not np.isnan(ms2):
             sf[F_LS2] += ms2
             si[S_LC2] += 1
-        if not np.isnan(ms3):
-            sf[F_LS3] += ms3
+        if not np.isnan(cv3_del) and not np.isnan(cv1_win):
+            sf[F_LS3] += cv3_del
             si[S_LC3] += 1
+            sf[F_LS4] += cv1_win
+            si[S_LC4] += 1
         # --- grade -------------------------------------------------------------------------
         while k_assay < n_assay and assay_t[k_assay] <= ti:
             k_assay += 1
@@ -414,30 +597,49 @@ def chain_kernel(
             ug = assay_u[k_assay - 1]
         out[O_GRADE, i] = gr
         out[O_UGRADE, i] = ug
-        # --- REY rate, its uncertainty and the cumulative total ----------------------------
+        g_id = assay_t[k_assay - 1] if k_assay > 0 else -1
+        if g_id != si[S_G_ID]:
+            sf[F_G_DONE] += acc_sys[I_GRADE] * acc_sys[I_GRADE]
+            acc_sys[I_GRADE] = 0.0
+            si[S_G_ID] = g_id
+        # --- rates, their uncertainty and the cumulative totals ----------------------------
         gf = gr * 1e-6
         rate = ms1 * gf  # kg/s
         out[O_REY, i] = rate * 3600.0
         out[O_REO, i] = rate * 3600.0 * pf[P.P_REO]
-        sens[0] = rate * uq
-        sens[1] = rho_s * q_s / d_sw * gf * pf[P.P_URHO_SYS]
-        sens[2] = cv * q_s * rho_w / d_sw * gf * pf[P.P_URHO_S]
-        sens[3] = rho_s * q_s / d_sw * (1.0 - cv) * gf * pf[P.P_URHO_W]
+        u_dens = sf[F_UZERO] if referenced else pf[P.P_URHO_SYS]
+        u_rw = pf[P.P_URHO_W_REF] if referenced else pf[P.P_URHO_W]
+        dms_drho = rho_s * q_s / d_sw * slip_f  # kg/s per kg/m3
+        sens[0] = ms1 * uq
+        sens[1] = dms_drho * u_dens
+        sens[2] = cv * q_s * rho_w / d_sw * pf[P.P_URHO_S]
+        sens[3] = dms_drho * (1.0 - cv_in) * u_rw
+        sens[4] = 0.0
+        sens[5] = rho_s * cv_in * q_s * (1.0 - cv_in) / vel * pf[P.P_U_SLIP] if vel > 0 else 0.0
+        for k in range(N_SYS):
+            sens[N_SYS + k] = sens[k]
+            sens[k] *= gf
         sens[4] = ms1 * 1e-6 * ug
-        var_r = (rate * pf[P.P_UQ_RAND]) ** 2 + (rho_s * q_s / d_sw * gf * pf[P.P_URHO_RAND]) ** 2
+        var_s = (ms1 * pf[P.P_UQ_RAND]) ** 2 + (dms_drho * pf[P.P_URHO_RAND]) ** 2
+        var_r = var_s * gf * gf
         u_sys2 = 0.0
         for k in range(N_SYS):
             u_sys2 += sens[k] * sens[k]
         out[O_U95_REY, i] = 2.0 * 3600.0 * np.sqrt(var_r + u_sys2)
         valid = not np.isnan(rate)
         if valid:
+            sf[F_B_SUM_R] += rate
+            sf[F_B_SUM_S] += ms1
+            si[S_B_CNT_R] += 1
             if si[S_HAS_LAST] == 1:
                 dt_ns = ti - si[S_LAST_T]
                 dts = dt_ns * 1e-9
                 if dt_ns <= max_gap_ns:
                     sf[F_CUM] += 0.5 * (sf[F_LAST_RATE] + rate) * dts
+                    sf[F_CUM_S] += 0.5 * (sf[F_LAST_RATE_S] + ms1) * dts
                     sf[F_ACC_RAND] += 0.5 * (sf[F_LAST_VAR] + var_r) * pf[P.P_TAU] * dts
-                    for k in range(N_SYS):
+                    sf[F_ACC_RAND_S] += 0.5 * (sf[F_LAST_VAR_S] + var_s) * pf[P.P_TAU] * dts
+                    for k in range(2 * N_SYS):
                         acc_sys[k] += 0.5 * (last_sys[k] + sens[k]) * dts
                 else:
                     sf[F_GAP] += dts
@@ -445,9 +647,15 @@ def chain_kernel(
             si[S_HAS_LAST] = 1
             si[S_LAST_T] = ti
             sf[F_LAST_RATE] = rate
+            sf[F_LAST_RATE_S] = ms1
             sf[F_LAST_VAR] = var_r
-            for k in range(N_SYS):
+            sf[F_LAST_VAR_S] = var_s
+            for k in range(2 * N_SYS):
                 last_sys[k] = sens[k]
+        # riser solids inventory: intake now minus delivery now (both on this grid point)
+        if not np.isnan(ms1) and not np.isnan(ms_in):
+            sf[F_INV] += (max(ms_in, 0.0) - ms1) * dt
+        out[O_INV, i] = sf[F_INV]
         gap = sf[F_GAP]
         open_gap = False
         if not valid and si[S_HAS_LAST] == 1 and ti - si[S_LAST_T] > max_gap_ns:
@@ -456,11 +664,19 @@ def chain_kernel(
         out[O_GAP, i] = gap
         out[O_CUM_REY, i] = sf[F_CUM]
         out[O_CUM_REO, i] = sf[F_CUM] * pf[P.P_REO]
-        u_cum2 = sf[F_ACC_RAND]
+        out[O_CUM_SOL, i] = sf[F_CUM_S]
+        # random parts: the model's white-noise shrinkage unless the empirical (batch-mean)
+        # estimate, which sees correlated noise, is larger
+        emp_r = max(3.0 * sf[F_ACC_EMP_R] - 2.0 * sf[F_ACC_D1_R], sf[F_ACC_EMP_R])
+        emp_s = max(3.0 * sf[F_ACC_EMP_S] - 2.0 * sf[F_ACC_D1_S], sf[F_ACC_EMP_S])
+        u_cum2 = max(sf[F_ACC_RAND], emp_r) + sf[F_G_DONE]
+        u_sol2 = max(sf[F_ACC_RAND_S], emp_s)
         for k in range(N_SYS):
             u_cum2 += acc_sys[k] * acc_sys[k]
+            u_sol2 += acc_sys[N_SYS + k] * acc_sys[N_SYS + k]
         out[O_U95_CUM, i] = 2.0 * np.sqrt(u_cum2)
         out[O_U95_CUM_REO, i] = out[O_U95_CUM, i] * pf[P.P_REO]
+        out[O_U95_CUM_SOL, i] = 2.0 * np.sqrt(u_sol2)
         oq[Q_YIELD, i] = max(q_q, q_d) if valid else 2
         oq[Q_CUM, i] = 1 if (si[S_GAPS] > 0 or open_gap or si[S_HAS_LAST] == 0) else 0
         # --- stability ---------------------------------------------------------------------
@@ -497,55 +713,127 @@ def chain_kernel(
         if not np.isnan(q_inj):
             sf[F_LANE_SQ] += q_inj
             si[S_LANE_CQ] += 1
+        if not np.isnan(rho_raw) and not np.isnan(q_ret):
+            sf[F_LANE_SD] += rho_raw - rho_w
+            si[S_LANE_CD] += 1
+            sf[F_LANE_SR] += q_ret
+            si[S_LANE_CR] += 1
         pos_lane += 1
         if pos_lane == lane_len:
             pos_lane = 0
             ln = si[S_LANE_N]
-            lane[0, ln % w_s] = sf[F_LANE_SP] / si[S_LANE_CP] if si[S_LANE_CP] > 0 else np.nan
-            lane[1, ln % w_s] = sf[F_LANE_SQ] / si[S_LANE_CQ] if si[S_LANE_CQ] > 0 else np.nan
+            lane[L_PDIS, ln % w_s] = sf[F_LANE_SP] / si[S_LANE_CP] if si[S_LANE_CP] > 0 else np.nan
+            lane[L_QINJ, ln % w_s] = sf[F_LANE_SQ] / si[S_LANE_CQ] if si[S_LANE_CQ] > 0 else np.nan
+            lane[L_INV, ln % w_s] = sf[F_INV] * pf[P.P_INV_K]
+            # seawater reference: no mud taken (flows agree), reading near TEOS-10, steady
+            d_l = sf[F_LANE_SD] / si[S_LANE_CD] if si[S_LANE_CD] > 0 else np.nan
+            qr_l = sf[F_LANE_SR] / si[S_LANE_CR] if si[S_LANE_CR] > 0 else np.nan
+            qi_l = lane[L_QINJ, ln % w_s]
+            ok = (
+                not np.isnan(d_l)
+                and not np.isnan(qi_l)
+                and qi_l >= pf[P.P_ZERO_MIN_Q]
+                and abs(qr_l - qi_l) <= 2.0 * uq_tot * np.sqrt(qr_l * qr_l + qi_l * qi_l)
+                and abs(d_l) <= pf[P.P_ZERO_MAX]
+            )
+            z_ring[ln % w_z] = d_l if ok else np.nan
+            si[S_Z_STREAK] = si[S_Z_STREAK] + 1 if ok else 0
+            if si[S_Z_STREAK] >= w_z:
+                zm, zu, zok = _zero_update(z_ring, (ln + 1) % w_z, pf[P.P_ZERO_STEADY])
+                if zok:
+                    sf[F_ZERO] = zm
+                    sf[F_UZERO] = np.sqrt(zu * zu + pf[P.P_URHO_W_REF] ** 2)
+                    si[S_ZERO_OK] = 1
             sf[F_LANE_SP] = 0.0
             sf[F_LANE_SQ] = 0.0
+            sf[F_LANE_SD] = 0.0
+            sf[F_LANE_SR] = 0.0
             si[S_LANE_CP] = 0
             si[S_LANE_CQ] = 0
+            si[S_LANE_CD] = 0
+            si[S_LANE_CR] = 0
             ln += 1
             si[S_LANE_N] = ln
             step_s = lane_len * dt
             if ln >= w_s:
-                sf[F_SLOPE_P] = _slope(lane, 0, ln % w_s, w_s // 2) / step_s
-                sf[F_SLOPE_Q] = _slope(lane, 1, ln % w_s, w_s // 2) / step_s
+                sf[F_SLOPE_P] = _slope(lane, L_PDIS, ln % w_s, w_s // 2) / step_s
+                sf[F_SLOPE_Q] = _slope(lane, L_QINJ, ln % w_s, w_s // 2) / step_s
+                sf[F_SLOPE_X] = _slope(lane, L_INV, ln % w_s, w_s // 2) / step_s
+            # batch means of the rates: their spread is the random part, correlated or not
+            if ln % n_batch == 0:
+                tb = n_batch * step_s
+                pts = n_batch * lane_len
+                mr = np.nan
+                ms_b = np.nan
+                if si[S_B_CNT_R] >= pts // 2:
+                    mr = sf[F_B_SUM_R] / si[S_B_CNT_R]
+                    ms_b = sf[F_B_SUM_S] / si[S_B_CNT_R]
+                    # half mean squares of lag-2 (~ variance) and lag-1 (variance minus the
+                    # adjacent covariance) differences; correlated noise makes adjacent
+                    # batches covary, and that covariance adds to the integral's variance
+                    if not np.isnan(sf[F_B_PREV2_R]) and not np.isnan(sf[F_B_PREV_R]):
+                        sf[F_ACC_EMP_R] += 0.5 * (mr - sf[F_B_PREV2_R]) ** 2 * tb * tb
+                        sf[F_ACC_EMP_S] += 0.5 * (ms_b - sf[F_B_PREV2_S]) ** 2 * tb * tb
+                        sf[F_ACC_D1_R] += 0.5 * (mr - sf[F_B_PREV_R]) ** 2 * tb * tb
+                        sf[F_ACC_D1_S] += 0.5 * (ms_b - sf[F_B_PREV_S]) ** 2 * tb * tb
+                sf[F_B_PREV2_R] = sf[F_B_PREV_R]
+                sf[F_B_PREV2_S] = sf[F_B_PREV_S]
+                sf[F_B_PREV_R] = mr
+                sf[F_B_PREV_S] = ms_b
+                sf[F_B_SUM_R] = 0.0
+                sf[F_B_SUM_S] = 0.0
+                si[S_B_CNT_R] = 0
             pb = (ln - 1) % w_b
-            for c3 in range(3):
-                cnt_l = si[S_LC1 + c3]
-                mean_l = sf[F_LS1 + c3] / cnt_l if cnt_l > 0 else np.nan
-                meanvar_step(mean_l, c3, pb, b_ring, b_cnt, b_mom)
-                sf[F_LS1 + c3] = 0.0
-                si[S_LC1 + c3] = 0
+            for c4 in range(4):
+                cnt_l = si[S_LC1 + c4]
+                mean_l = sf[F_LS1 + c4] / cnt_l if cnt_l > 0 else np.nan
+                meanvar_step(mean_l, c4, pb, b_ring, b_cnt, b_mom)
+                sf[F_LS1 + c4] = 0.0
+                si[S_LC1 + c4] = 0
             m1, _ = meanvar_get(0, b_cnt, b_mom, min_b)
             m2, _ = meanvar_get(1, b_cnt, b_mom, min_b)
             m3, _ = meanvar_get(2, b_cnt, b_mom, min_b)
-            dms_drho = rho_s * mq / 3600.0 / d_sw  # kg/s per kg/m3
-            u1_rho2 = (dms_drho * pf[P.P_URHO_SYS]) ** 2
+            m4, _ = meanvar_get(3, b_cnt, b_mom, min_b)
+            u_e1_rho = np.sqrt(u_dens * u_dens + u_rw * u_rw)
+            dms_drho_m = rho_s * mq / 3600.0 / d_sw
             z = np.nan
-            if not np.isnan(m1) and not np.isnan(m3):
-                u3 = dms_drho * np.sqrt(2.0) * pf[P.P_UP_KPA] * 1000.0 / (g * pf[P.P_DZ_ALL])
-                z = abs(m3 - m1) / np.sqrt(u1_rho2 + u3 * u3)  # flow error is common: left out
+            z3 = np.nan
+            if not np.isnan(m3) and not np.isnan(m4):
+                # E3's own budget: transmitters, friction factor, depths, seawater at depth
+                dz = pf[P.P_DZ_ALL]
+                w3 = pf[P.P_RHOW_SEC_ALL]
+                rho3_m = w3 + m3 * (rho_s - w3)
+                u3_p = np.sqrt(2.0) * pf[P.P_UP_KPA] * 1000.0 / ((g + fr) * dz)
+                u3_f = rho3_m * fr * pf[P.P_U_FRIC] / (g + fr)
+                u3_z = rho3_m * pf[P.P_U_DZ] / dz
+                u3 = np.sqrt(u3_p * u3_p + u3_f * u3_f + u3_z * u3_z + u_rw * u_rw)
+                z3 = abs(m3 - m4) * d_sw / np.sqrt(u3 * u3 + u_e1_rho * u_e1_rho)
+                z = z3
             if not np.isnan(m1) and not np.isnan(m2):
                 u_qmud2 = (uq * mq) ** 2 + (uq * mqi) ** 2
                 u2_2 = (rho_s * phi_b / 3600.0) ** 2 * u_qmud2
                 u2_2 += (m2 * pf[P.P_URHO_B] / (phi_b * d_sw)) ** 2
-                z2 = abs(m2 - m1) / np.sqrt(u1_rho2 + (m1 * uq) ** 2 + u2_2)
+                u1_2 = (dms_drho_m * u_dens) ** 2 + (m1 * uq) ** 2
+                z2 = abs(m2 - m1) / np.sqrt(u1_2 + u2_2)
                 z = z2 if np.isnan(z) else max(z, z2)
             sf[F_Z] = z
+            sf[F_Z3] = z3
         z = sf[F_Z]
         out[O_Z, i] = z
+        out[O_Z3, i] = sf[F_Z3]
         slope_p = sf[F_SLOPE_P]
         slope_q = sf[F_SLOPE_Q]
+        slope_x = sf[F_SLOPE_X]
         plug = np.nan
         if not np.isnan(slope_p) and not np.isnan(slope_q):
-            plug = slope_p if slope_q <= pf[P.P_INJ_HOLD] else 0.0
-        out[O_SLOPE_P, i] = slope_p if si[S_LANE_N] >= w_s else np.nan
-        out[O_SLOPE_Q, i] = slope_q if si[S_LANE_N] >= w_s else np.nan
-        out[O_PLUG, i] = plug if si[S_LANE_N] >= w_s else np.nan
+            # the discharge rise the riser's growing solids inventory does not explain
+            expl = slope_x if not np.isnan(slope_x) else 0.0
+            plug = slope_p - expl if slope_q <= pf[P.P_INJ_HOLD] else 0.0
+        full = si[S_LANE_N] >= w_s
+        out[O_SLOPE_P, i] = slope_p if full else np.nan
+        out[O_SLOPE_Q, i] = slope_q if full else np.nan
+        out[O_PLUG, i] = plug if full else np.nan
+        out[O_PLUG_EXP, i] = slope_x if full else np.nan
         # stability index: the weakest mechanism decides (any one of them can stop the lift)
         stab = np.inf
         c = min(max((margin - 1.0) / (pf[P.P_MARGIN_OK] - 1.0), 0.0), 1.0)
@@ -572,11 +860,10 @@ def chain_kernel(
         else:
             oq[Q_STAB, i] = 0
         # --- alarms ------------------------------------------------------------------------
-        av0 = margin
         b = 0
         for k in range(n_alarm):
             if k == 0:
-                av = av0
+                av = margin
             elif k == 1:
                 av = osc_sev
             elif k == 2:
@@ -584,7 +871,7 @@ def chain_kernel(
             elif k == 3:
                 av = cvt
             elif k == 4:
-                av = ratio
+                av = fiz
             else:
                 av = z
             alarm_step(

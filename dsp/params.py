@@ -6,6 +6,12 @@ error for the whole run, so it does not shrink when integrated) and a random par
 independent between samples ``tau_random_s`` apart): flow 0.5 % of reading = 0.4 % calibration
 (+) 0.3 % repeatability; density 1.5 kg/m3 = 1.2 kg/m3 calibration (+) 0.9 kg/m3 counting noise
 per second. rho_s, rho_w and grade are systematic for a run.
+
+Seawater is TEOS-10 (``teos10``): on deck at the measured temperature and line pressure, along
+the riser at each depth's hydrostatic pressure and the configured temperature profile
+(:mod:`dsp.seawater`, computed outside numba); ``rho_w`` is then only the nominal value used
+for the Durand criterion and parameter checks. ``teos10 = False`` keeps one constant ``rho_w``
+and ``colebrook = False`` one constant ``darcy_f`` (analytic test oracles).
 """
 
 from __future__ import annotations
@@ -16,7 +22,24 @@ from dataclasses import dataclass, fields
 import numpy as np
 from numpy.typing import NDArray
 
+from . import seawater
 from .alarms import AlarmSpec
+
+#: Physically possible range of each input role; a GOOD value outside it (or non-finite) is
+#: made BAD before any filter sees it (an absurd sample must never poison state).
+INPUT_RANGES: dict[str, tuple[float, float]] = {
+    "q_return_m3_h": (-100.0, 2000.0),
+    "q_injection_m3_h": (-100.0, 2000.0),
+    "rho_mix_kg_m3": (900.0, 2600.0),
+    "p_collector_kpa": (0.0, 100_000.0),
+    "p_mid_kpa": (0.0, 100_000.0),
+    "p_upper_kpa": (0.0, 100_000.0),
+    "p_discharge_bar": (-5.0, 500.0),
+    "p_return_deck_bar": (-5.0, 100.0),
+    "torque_a_pct": (-400.0, 400.0),
+    "torque_b_pct": (-400.0, 400.0),
+    "t_deck_c": (-5.0, 60.0),
+}
 
 ALARM_NAMES = (
     "DEPOSITION_RISK",
@@ -45,6 +68,16 @@ class ChainParams:
     depth_upper_m: float = 500.0
     darcy_f: float = 0.015
     durand_fl: float = 0.8
+    # seawater (TEOS-10), friction (Colebrook), slip
+    teos10: bool = True
+    salinity_g_kg: float = 35.16
+    t_deck_c: float = 9.5  # used while the deck temperature is unavailable
+    p_deck_bar: float = 1.0  # used while the deck line pressure is unavailable
+    temp_profile: tuple[tuple[float, float], ...] = ((0.0, 9.5), (5700.0, 4.6))
+    colebrook: bool = True
+    roughness_m: float = 4.5e-5
+    friction_cv: float = 0.02  # slurry viscosity (Thomas) for the Reynolds number
+    slip_m_s: float = 0.0
     # grid and integration
     grid_step_s: float = 0.1
     max_gap_s: float = 2.0
@@ -59,6 +92,16 @@ class ChainParams:
     u_rho_w_kg_m3: float = 2.0
     u_rho_b_kg_m3: float = 50.0
     u_p_kpa: float = 5.0
+    u_rho_w_ref_kg_m3: float = 0.05  # rho_w after a seawater reference (temperature drift only)
+    u_friction_rel: float = 0.05
+    u_dz_m: float = 2.0
+    u_slip_m_s: float = 0.01
+    noise_batch_s: float = 120.0  # batches for the empirical (correlated) random part
+    # seawater reference ("zero"): no mud taken and a steady reading close to TEOS-10
+    zero_window_s: float = 300.0
+    zero_max_kg_m3: float = 5.0
+    zero_steady_kg_m3: float = 2.0
+    zero_min_flow_m3_h: float = 50.0
     # grade
     grade_default_ppm: float = 2000.0
     u_grade_default_ppm: float = 150.0
@@ -94,7 +137,8 @@ class ChainParams:
     slugging: AlarmSpec = AlarmSpec(0.5, 0.3, 60.0)  # noqa: RUF009 (frozen)
     plug_suspected: AlarmSpec = AlarmSpec(0.005, 0.002, 60.0)  # noqa: RUF009 (frozen)
     pump_surge: AlarmSpec = AlarmSpec(0.10, 0.05, 10.0)  # noqa: RUF009 (frozen)
-    flow_imbalance: AlarmSpec = AlarmSpec(1.0, 1.03, 60.0)  # noqa: RUF009 (frozen)
+    # (Q_return - Q_injection) over its combined standard uncertainty falls below
+    flow_imbalance: AlarmSpec = AlarmSpec(-3.0, -2.0, 60.0)  # noqa: RUF009 (frozen)
     estimator_disagreement: AlarmSpec = AlarmSpec(3.0, 2.0, 300.0)  # noqa: RUF009 (frozen)
 
     def __post_init__(self) -> None:
@@ -104,7 +148,7 @@ class ChainParams:
                 isinstance(v, bool) or not isinstance(v, int | float)
             ):
                 raise TypeError(f"ChainParams.{f.name} must be a number, got {v!r}")
-            if f.type == "float" and not math.isfinite(v):
+            if f.type in ("float", "int") and not math.isfinite(v):
                 raise ValueError(f"ChainParams.{f.name} must be finite, got {v!r}")
         if not self.rho_w < self.rho_b < self.rho_s:
             raise ValueError(
@@ -135,6 +179,13 @@ class ChainParams:
             "slope_bad_bar_s",
             "ratio_tol",
             "osc_amp_bad_bar",
+            "salinity_g_kg",
+            "friction_cv",
+            "noise_batch_s",
+            "zero_window_s",
+            "zero_max_kg_m3",
+            "zero_steady_kg_m3",
+            "zero_min_flow_m3_h",
         )
         for name in positive:
             if not getattr(self, name) > 0:
@@ -145,6 +196,16 @@ class ChainParams:
             raise ValueError(f"osc_n_fft must be a power of two >= 64, got {self.osc_n_fft}")
         if self.osc_f_hi_hz > 0.5 / (self.grid_step_s * self.osc_decim):
             raise ValueError(f"osc_f_hi_hz {self.osc_f_hi_hz} is above the decimated Nyquist")
+        zs = [z for z, _ in self.temp_profile]
+        if (
+            len(zs) < 1
+            or zs != sorted(zs)
+            or not all(math.isfinite(z) and math.isfinite(c) for z, c in self.temp_profile)
+        ):
+            raise ValueError("temp_profile must be (depth m, degC) points by increasing depth")
+        for name in ("roughness_m", "slip_m_s", "u_friction_rel", "u_dz_m", "u_slip_m_s"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"ChainParams.{name} must be >= 0, got {getattr(self, name)}")
         if self.margin_ok <= 1.0:
             raise ValueError(f"margin_ok must be > 1, got {self.margin_ok}")
 
@@ -204,17 +265,101 @@ class ChainParams:
     P_RATIO_TOL,
     P_INJ_HOLD,
     P_OSC_AMP_BAD,
+    P_RHOW_SEC_ALL,
+    P_RHOW_SEC_LO,
+    P_RHOW_SEC_UP,
+    P_SLIP,
+    P_U_FRIC,
+    P_U_DZ,
+    P_U_SLIP,
+    P_URHO_W_REF,
+    P_ZERO_MAX,
+    P_ZERO_STEADY,
+    P_ZERO_MIN_Q,
+    P_V_COL,
+    P_V_SEC,
+    P_FT_DV,
+    P_INV_K,
+    P_PH_COL,
+    P_PH_MID,
+    P_PH_UP,
+    P_KAPPA,
     P_N,
-) = range(39)
-(I_INTERP, I_W_CV, I_W_CMP, I_LANE, I_W_SLOPE, I_DECIM, I_HOP, I_MAX_INV, I_N) = range(9)
+) = range(58)
+(
+    I_INTERP,
+    I_W_CV,
+    I_W_CMP,
+    I_LANE,
+    I_W_SLOPE,
+    I_DECIM,
+    I_HOP,
+    I_MAX_INV,
+    I_W_ZERO,
+    I_BATCH,
+    I_N,
+) = range(11)
+ZERO_BATCHES = 10  # the zero window's standard error from this many batch means
 
 
-def pack(p: ChainParams) -> tuple[NDArray[np.float64], NDArray[np.int64], NDArray[np.float64]]:
-    """(floats, ints, alarm table [n_alarms, 3] of raise, clear, min duration ns)."""
+def _friction(p: ChainParams) -> NDArray[np.float64]:
+    """Darcy factor table over velocity (Colebrook at the mixture's Re, or the fixed factor)."""
+    if not p.colebrook:
+        return np.full(seawater.FRICTION_N, p.darcy_f)
+    rho = p.rho_w if not p.teos10 else p.rho_w + p.friction_cv * (p.rho_s - p.rho_w)
+    return np.array(seawater.friction_table(rho, p.return_id_m, p.roughness_m, p.friction_cv))
+
+
+def section_rho_w(p: ChainParams) -> tuple[float, float, float, float]:
+    """Mean seawater density of the whole, lower and upper sections and at the collector."""
+    if not p.teos10:
+        return p.rho_w, p.rho_w, p.rho_w, p.rho_w
+    sa, prof, g = p.salinity_g_kg, p.temp_profile, p.g
+    zc, zm, zu = p.depth_collector_m, p.depth_mid_m, p.depth_upper_m
+    return (
+        seawater.section_seawater(sa, prof, zu, zc, g),
+        seawater.section_seawater(sa, prof, zm, zc, g),
+        seawater.section_seawater(sa, prof, zu, zm, g),
+        seawater.section_seawater(sa, prof, zc - 1.0, zc, g),
+    )
+
+
+def hydrostatic(p: ChainParams) -> tuple[float, float, float, float]:
+    """Seawater-column absolute pressure (kPa) at collector, mid, upper; compressibility.
+
+    The kernel evaluates the section's water at the measured pressure as
+    ``rho_sec + kappa * (p_measured - p_seawater)`` (kappa in kg/m3 per kPa).
+    """
+    if not p.teos10:
+        return 0.0, 0.0, 0.0, 0.0
+    sa, prof, g = p.salinity_g_kg, p.temp_profile, p.g
+    zs = (p.depth_collector_m, p.depth_mid_m, p.depth_upper_m)
+    pk = [
+        seawater.P_ATM_DBAR * 10.0 + seawater.sea_pressure_dbar(sa, prof, z, g) * 10.0 for z in zs
+    ]
+    zm = 0.5 * (p.depth_collector_m + p.depth_upper_m)
+    pm = seawater.sea_pressure_dbar(sa, prof, zm, g)
+    tm = float(seawater.profile_temperature(zm, prof))
+    kappa = float(
+        (seawater.rho_seawater(sa, tm, pm + 10.0) - seawater.rho_seawater(sa, tm, pm)) / 100.0
+    )
+    return pk[0], pk[1], pk[2], kappa
+
+
+def pack(
+    p: ChainParams,
+) -> tuple[NDArray[np.float64], NDArray[np.int64], NDArray[np.float64], NDArray[np.float64]]:
+    """(floats, ints, alarm table [n_alarms, 3] of raise, clear, min duration ns, friction).
+
+    The mud's solids fraction uses the pore water's in-situ density at the collector: rho_b is
+    the wet bulk density there.
+    """
     pf = np.zeros(P_N)
+    w_all, w_lo, w_up, w_col = section_rho_w(p)
+    area = math.pi * p.return_id_m**2 / 4.0
     pf[P_RHO_W] = p.rho_w
     pf[P_RHO_S] = p.rho_s
-    pf[P_PHI_B] = (p.rho_b - p.rho_w) / (p.rho_s - p.rho_w)
+    pf[P_PHI_B] = (p.rho_b - w_col) / (p.rho_s - w_col)
     pf[P_CV_MAX] = p.cv_max
     pf[P_G] = p.g
     pf[P_AREA_RET] = math.pi * p.return_id_m**2 / 4.0
@@ -250,6 +395,25 @@ def pack(p: ChainParams) -> tuple[NDArray[np.float64], NDArray[np.int64], NDArra
     pf[P_RATIO_TOL] = p.ratio_tol
     pf[P_INJ_HOLD] = p.inj_hold_m3_h_s
     pf[P_OSC_AMP_BAD] = p.osc_amp_bad_bar
+    pf[P_RHOW_SEC_ALL] = w_all
+    pf[P_RHOW_SEC_LO] = w_lo
+    pf[P_RHOW_SEC_UP] = w_up
+    pf[P_SLIP] = p.slip_m_s
+    pf[P_U_FRIC] = p.u_friction_rel
+    pf[P_U_DZ] = p.u_dz_m
+    pf[P_U_SLIP] = p.u_slip_m_s
+    pf[P_URHO_W_REF] = p.u_rho_w_ref_kg_m3
+    pf[P_ZERO_MAX] = p.zero_max_kg_m3
+    pf[P_ZERO_STEADY] = p.zero_steady_kg_m3
+    pf[P_ZERO_MIN_Q] = p.zero_min_flow_m3_h
+    pf[P_V_COL] = area * p.depth_collector_m
+    pf[P_V_SEC] = area * (p.depth_collector_m - p.depth_upper_m)
+    pf[P_FT_DV] = seawater.FRICTION_V_MAX / (seawater.FRICTION_N - 1)
+    # discharge pressure per kg of solids added to the riser (bar/kg): each displaces water
+    pf[P_INV_K] = p.g * (1.0 - p.rho_w / p.rho_s) / area / 1e5
+    # seawater-column pressures at the transmitters (absolute kPa) and d rho / d p there
+    hyd = hydrostatic(p)
+    pf[P_PH_COL], pf[P_PH_MID], pf[P_PH_UP], pf[P_KAPPA] = hyd
     pi = np.zeros(I_N, np.int64)
     pi[I_INTERP] = int(p.grade_interpolate)
     pi[I_W_CV] = p.points(p.cv_window_s)
@@ -259,7 +423,9 @@ def pack(p: ChainParams) -> tuple[NDArray[np.float64], NDArray[np.int64], NDArra
     pi[I_DECIM] = p.osc_decim
     pi[I_HOP] = max(1, round(p.osc_update_s / (p.grid_step_s * p.osc_decim)))
     pi[I_MAX_INV] = p.osc_n_fft // 10
+    pi[I_W_ZERO] = max(ZERO_BATCHES, round(p.zero_window_s / ZERO_BATCHES) * ZERO_BATCHES)
+    pi[I_BATCH] = max(2, round(p.noise_batch_s))
     alarms = np.array(
         [(a.raise_, a.clear, round(a.min_duration_s * 1e9)) for a in p.alarm_specs()], np.float64
     )
-    return pf, pi, alarms
+    return pf, pi, alarms, _friction(p)

@@ -88,7 +88,7 @@ def warmup_s(cfg: Config) -> float:
 
 def period_points(cfg: Config) -> int:
     """Grid points after which every ring refresh and FFT hop falls on the same grid index."""
-    _, pi, _ = pack(chain_params(cfg))
+    _, pi, _, _ = pack(chain_params(cfg))
     lane = int(pi[K.P.I_LANE])
     rings = (
         int(pi[K.P.I_W_CV]),

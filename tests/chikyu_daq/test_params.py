@@ -34,6 +34,12 @@ def test_each_config_constant_changes_the_kernel_params(
     old = getattr(sec, key)
     if isinstance(old, float):
         new = old * 1.01
+    elif key == "seawater":
+        new = "constant"
+    elif key == "friction":
+        new = "fixed"
+    elif key == "temperature_profile":
+        new = [(z, c + 1.0) for z, c in old]
     elif key == "osc_decim":
         new = 1 if old > 1 else 2  # halving keeps the band under the decimated Nyquist
     else:
@@ -74,6 +80,9 @@ def test_every_chain_param_is_set_from_config(cfg: Config) -> None:
         "pump_surge",
         "flow_imbalance",
         "estimator_disagreement",
+        "teos10",  # physics.seawater, a choice not a number (checked above)
+        "colebrook",  # physics.friction
+        "temp_profile",  # physics.temperature_profile
     }
     unmapped = {f.name for f in dataclasses.fields(defaults)} - moved - set_elsewhere
     assert unmapped == set()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 from pathlib import Path
 
+import gsw
 import numpy as np
 import pytest
 
@@ -22,6 +23,7 @@ RATES_HZ = {  # ICD reference rates of the role channels
     "pt303.pressure": 10.0,
     "ai20.pt101": 50.0,
     "ai20.pt201": 50.0,
+    "ai20.tt201": 50.0,
     "p101a.torque": 5.0,
     "p101b.torque": 5.0,
 }
@@ -34,6 +36,7 @@ NOMINAL = {
     "pt303.pressure": 5_300.0,
     "ai20.pt101": 60.0,
     "ai20.pt201": 3.0,
+    "ai20.tt201": 9.5,
     "p101a.torque": 70.0,
     "p101b.torque": 70.0,
 }
@@ -90,8 +93,13 @@ def test_yield_matches_hand_calculation(cfg: Config) -> None:
     p.feed_blocks(synth(120.0))
     r = p.flush()
     assert r is not None
-    rho_w, rho_s = 1025.0, 2500.0
+    # seawater from TEOS-10 at TT-201's 9.5 degC and PT-201's 3 bar (gauge = 30 dbar)
+    sa = cfg.physics.salinity_g_kg
+    rho_w = float(gsw.rho(sa, gsw.CT_from_t(sa, 9.5, 30.0), 30.0))
+    rho_s = 2500.0
     cv = (1050.0 - rho_w) / (rho_s - rho_w)
+    vel = 330.0 / 3600.0 / (np.pi * 0.2**2 / 4)
+    cv *= 1.0 - (1.0 - cv) * cfg.physics.slip_m_s / vel  # delivered, after slip
     ms = rho_s * cv * 330.0 / 3600.0
     # steady state, away from the start-up edge: mean within noise of the hand value
     assert np.nanmean(r.columns["ms_e1_kg_s"][-600:]) == pytest.approx(ms, rel=0.01)

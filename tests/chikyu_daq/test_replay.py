@@ -18,7 +18,11 @@ REPO = Path(__file__).resolve().parents[2]
 
 @pytest.fixture(scope="module")
 def cfg() -> Config:
-    return load_config(REPO / "config" / "reference.toml")
+    # E1's algebra is checked with one constant seawater density and no slip; TEOS-10 and
+    # slip are covered by tests/dsp/test_dsp_physics.py and test_processor.py
+    ref = load_config(REPO / "config" / "reference.toml")
+    physics = ref.physics.model_copy(update={"seawater": "constant", "slip_m_s": 0.0})
+    return ref.model_copy(update={"physics": physics})
 
 
 @pytest.fixture(scope="module")
