@@ -1,8 +1,12 @@
 """The installation config: one TOML file, validated completely at load.
 
 `load_config(path)` returns a frozen `Config` or raises `ConfigError` whose `issues` each name the
-file, the key path and what was expected. Secrets are only ever referenced (`*_env`, `*_file`);
-`resolve_secret` reads them at connect time so they never sit in the config object or its logs.
+file, the key path and what was expected. Nothing at this edge reaches the core unchecked: every
+number is finite and within a physically and computationally sensible range (`between`), every
+template placeholder is known, URLs and MQTT topics are parsed, and a file that is not a config
+(not UTF-8, too large, nested too deep) is an issue too. Secrets are only ever referenced
+(`*_env`, `*_file`); `resolve_secret` reads them at connect time so they never sit in the config
+object or its logs.
 """
 
 from __future__ import annotations
