@@ -125,8 +125,8 @@ def _schema_reason(exc: ValidationError) -> str:
 
 
 def _decode(payload: bytes | str, limits: LabAssays) -> dict[str, Any]:
-    size = len(payload) if isinstance(payload, bytes | bytearray) else len(payload) * 4
-    if size > limits.max_payload_bytes and isinstance(payload, str):  # str: count its UTF-8
+    size = len(payload)  # for a str a lower bound of its UTF-8 size, exact below the limit
+    if isinstance(payload, str) and size <= limits.max_payload_bytes:
         size = len(payload.encode("utf-8", "surrogatepass"))
     if size > limits.max_payload_bytes:
         raise AssayError("size", f"payload of {size} bytes exceeds {limits.max_payload_bytes}")

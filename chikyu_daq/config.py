@@ -356,14 +356,17 @@ class LabAssays(Strict):
 
     Checked before an assay reaches the grade: payload size and JSON nesting before parsing,
     the grade range, and `sampled_at` within `max_age_days` before and `max_future_s` after now
-    (a far-future assay would otherwise outrank every real one). `dedupe_ids` bounds the memory
-    of sample ids already seen (duplicates are rejected).
+    (a far-future assay would otherwise outrank every real one). A lab result is posted minutes
+    to hours after its sample, so `max_future_s` only covers clock skew; kept small, it also
+    bounds how long near-future assays could push the one in force out of the chain's kept set
+    (`dsp.chain.ASSAY_CAPACITY`). `dedupe_ids` bounds the memory of sample ids already seen
+    (duplicates are rejected).
     """
 
     rey_ppm_min: Annotated[float, Field(gt=0.0, le=1e6, allow_inf_nan=False)] = 1.0
     rey_ppm_max: Annotated[float, Field(gt=0.0, le=1e6, allow_inf_nan=False)] = 50_000.0
     max_age_days: Annotated[float, Field(gt=0.0, le=3660.0, allow_inf_nan=False)] = 30.0
-    max_future_s: Annotated[float, Field(ge=0.0, le=86_400.0, allow_inf_nan=False)] = 60.0
+    max_future_s: Annotated[float, Field(ge=0.0, le=86_400.0, allow_inf_nan=False)] = 10.0
     max_payload_bytes: Annotated[int, Field(ge=256, le=65_536)] = 4096
     max_depth: Annotated[int, Field(ge=1, le=16)] = 2
     dedupe_ids: Annotated[int, Field(ge=16, le=1_000_000)] = 4096

@@ -7,7 +7,7 @@ import re
 from datetime import UTC, datetime
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 from chikyu_daq.assay import REASONS, Assay, AssayError, AssayGate, DuplicateAssay
@@ -169,16 +169,33 @@ JSON = st.recursive(
     lambda c: st.lists(c, max_size=4) | st.dictionaries(st.text(max_size=8), c),
     max_leaves=12,
 )
-STAMP = st.datetimes(timezones=st.timezones()).map(lambda d: d.isoformat()) | st.text(max_size=40)
+NEAR_NOW = st.integers(-31 * 86_400, 120).map(
+    lambda s: datetime.fromtimestamp(NOW_NS / 1e9 + s, UTC).isoformat()
+)
+STAMP = NEAR_NOW | st.datetimes(timezones=st.timezones()).map(datetime.isoformat) | st.text()
+GRADE = st.floats(0.0, 60_000.0) | st.floats() | st.integers(-5, 10**7) | JSON_LEAF
 FIELD = {
     "sample_id": st.text(max_size=70),
     "sampled_at": STAMP,
-    "rey_ppm": st.floats() | st.integers(-5, 10**7) | JSON_LEAF,
-    "u_rey_ppm": st.floats() | st.integers(-5, 10**6) | JSON_LEAF,
-    "dy_ppm": st.floats() | JSON_LEAF,
-    "tb_ppm": st.floats() | JSON_LEAF,
+    "rey_ppm": GRADE,
+    "u_rey_ppm": GRADE,
 }
-NEAR_OBJECT = st.fixed_dictionaries({}, optional={**FIELD, "extra": JSON})
+EXTRA = {"dy_ppm": GRADE, "tb_ppm": GRADE, "extra": JSON}
+ASSAY_LIKE = st.fixed_dictionaries(FIELD, optional=EXTRA) | st.fixed_dictionaries(
+    {}, optional={**FIELD, **EXTRA}
+)
+PLAUSIBLE = st.fixed_dictionaries(
+    {
+        "sample_id": st.from_regex(r"[A-Z]{3}-[0-9]{2}-[0-9]{4}", fullmatch=True),
+        "sampled_at": NEAR_NOW,
+        "rey_ppm": st.floats(0.5, 60_000.0),
+        "u_rey_ppm": st.floats(0.0, 3_000.0),
+    },
+    optional={"dy_ppm": st.floats(0.0, 3_000.0), "tb_ppm": st.floats(0.0, 500.0)},
+)
+MUTANT = st.tuples(PLAUSIBLE, st.sampled_from([*FIELD, *EXTRA]), JSON).map(
+    lambda t: {**t[0], t[1]: t[2]}
+)
 LIMITS = LabAssays()
 
 
@@ -194,19 +211,17 @@ def _within_limits(a: Assay, now_ns: int) -> bool:
     )
 
 
-@settings(max_examples=200, deadline=None)
-@given(
-    doc=NEAR_OBJECT | JSON,
-    now=st.datetimes(min_value=datetime(1980, 1, 1), max_value=datetime(2200, 1, 1)),
-)
-def test_fuzz_validator_raises_only_assay_error(doc: object, now: datetime) -> None:
-    now_ns = int(now.replace(tzinfo=UTC).timestamp()) * 10**9
+@settings(max_examples=300, deadline=None)
+@given(doc=PLAUSIBLE | MUTANT | ASSAY_LIKE | JSON)
+def test_fuzz_validator_raises_only_assay_error(doc: object) -> None:
     try:
-        a = _parse_assay(json.dumps(doc), now_ns=now_ns)
+        a = _parse_assay(json.dumps(doc), now_ns=NOW_NS)
     except AssayError as exc:
         assert exc.reason in REASONS and str(exc)
+        event(f"rejected: {exc.reason}")
         return
-    assert _within_limits(a, now_ns)
+    event("accepted")
+    assert _within_limits(a, NOW_NS)
 
 
 @settings(max_examples=200, deadline=None)

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pyarrow as pa
 import pytest
-from hypothesis import given, settings
+from hypothesis import event, given, settings
 from hypothesis import strategies as st
 from influxdb_client import Point, WritePrecision
 
@@ -195,7 +195,9 @@ def test_encoded_lines_parse_back_to_the_same_values(
     try:
         out = encode_block(meas, tags, t, fields, stats)
     except LineProtocolError:
+        event("refused")
         return  # refused with a reason: fine, as long as nothing unparseable is written
+    event("encoded")
     expected = []
     nonfinite = 0
     for row in range(n):

@@ -82,6 +82,11 @@ class Watcher:
     def on(self, suffix: str) -> list[bytes]:
         return [p for t, p, _ in self.got if t == f"{PREFIX}/{suffix}"]
 
+    def grew(self, *suffixes: str) -> Callable[[], bool]:
+        """A condition: each of these topics got a new message since now."""
+        before = {s: len(self.on(s)) for s in suffixes}
+        return lambda: all(len(self.on(s)) > n for s, n in before.items())
+
     async def __aexit__(self, *exc: object) -> None:
         assert self._task is not None
         self._task.cancel()
@@ -142,9 +147,9 @@ def test_bad_return_flow_reaches_mqtt_as_null_with_integer_quality(
         async with Watcher(mosquitto) as w:
             await until(lambda: outputs.mqtt.connected, 10)
             for i in rows:  # publish one, wait for it: live values coalesce to the newest
-                n = len(w.on("yield"))
+                grew = w.grew("yield", "stability")
                 outputs.publish_row(int(processed.t_ns[i]), processed.columns, i)
-                await until(lambda n=n: len(w.on("yield")) > n and w.on("stability"), 10)
+                await until(grew, 10)
             await outputs.aclose()
             await asyncio.gather(*tasks)
             assert not any(t.exception() for t in tasks)
