@@ -31,7 +31,7 @@ ALARM_LIMITS: dict[str, tuple[Literal["high", "low"], float, float]] = {
     "SLUGGING": ("high", 0.0, 1.0),  # oscillation severity, a share
     "PLUG_SUSPECTED": ("high", -100.0, 100.0),  # discharge pressure slope, bar/s
     "PUMP_SURGE": ("high", 0.0, 10.0),  # coefficient of variation of torque
-    "FLOW_IMBALANCE": ("low", 0.0, 10.0),  # return / injection flow ratio
+    "FLOW_IMBALANCE": ("low", -1000.0, 1000.0),  # (return - injection) / combined u
     "ESTIMATOR_DISAGREEMENT": ("high", 0.0, 1000.0),  # |E1 - E2| / combined u
     "SENSOR_FAULT": ("high", 0.0, 86_400.0),  # seconds a role channel has been BAD
 }
