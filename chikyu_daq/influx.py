@@ -350,6 +350,9 @@ class Uploader:
                     continue
                 if batch is None:
                     if self._closing:
+                        # lines a full disk held in memory: on disk now, so sent before closing
+                        if await asyncio.to_thread(self.spool.retry_now):
+                            continue
                         break
                     self._wake.clear()
                     with contextlib.suppress(TimeoutError):

@@ -442,6 +442,14 @@ class Spool:
                 self._store_cursor_soft()
         return True
 
+    def retry_now(self) -> bool:
+        """Try to write what waits in memory now; True if that left lines to send."""
+        with self._lock:
+            if not self._mem or self._closed:
+                return False
+            self._retry_locked(force=True)
+            return not self._mem
+
     def sync(self) -> None:
         """fsync the active segment now."""
         with self._lock:
