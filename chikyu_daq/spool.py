@@ -400,12 +400,12 @@ class Spool:
 
     def _rotate(self) -> None:
         """Start a new segment; the old one is closed only once the new one is open."""
-        old_fd = self._fd
-        self._active = max(self._sizes) + 1
+        old_fd, old = self._fd, self._active
+        self._active = max([*self._sizes, old]) + 1
         try:
             self._open_active()
         except OSError:
-            self._active -= 1
+            self._active = old
             raise
         if old_fd is not None:
             try:

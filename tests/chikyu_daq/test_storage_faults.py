@@ -389,3 +389,27 @@ def test_eio_from_fsync_is_absorbed(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     )
     assert drain(spool) == lines(0, 30)  # the lines written before the failed fsync are kept
     spool.close()
+
+
+def test_start_on_a_read_only_disk_then_it_comes_back(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    (data / "runs").mkdir(parents=True)
+    (data / "spool").mkdir()
+    with read_only(data):
+        rec = Recorder(data / "runs", run_id="r", autoflush=False, flush_s=0.5)  # raised before
+        spool = Spool(data / "spool", 1 << 20, retry_s=0.01)  # raised before
+        rec.write_raw(block(0, 100))
+        rec.write_event({"kind": "start"})
+        rec.flush()
+        assert spool.append(lines(0, 10))
+        assert rec.stats()["recorder_errors_erofs"] >= 1 and rec.stats()["recorder_ok"] is False
+        assert spool.stats().health["spool_errors_erofs"] >= 1
+    rec.write_raw(block(1, 100))
+    rec.close()
+    run = open_run(data / "runs" / "r")
+    np.testing.assert_array_equal(
+        run.raw()["ft201.volume_flow"][1], joined([block(0, 100), block(1, 100)])[1]
+    )
+    assert [e["kind"] for e in run.events()] == ["start"]
+    assert drain(spool) == lines(0, 10)
+    spool.close()
