@@ -181,7 +181,8 @@ class Spool:
                 logging.ERROR,
             )
             self._cursor_dirty = True
-        self._active = max(self._sizes, default=max(self._cursor_seg - 1, 0)) + 1
+        # Never the cursor's own number: its offset may point into a segment that is gone.
+        self._active = max([*self._sizes, self._cursor_seg]) + 1
         with self._lock:
             try:
                 self._open_active()

@@ -225,3 +225,18 @@ def test_lines_held_in_memory_are_sent_before_close(influxd: Influxd, tmp_path: 
         asyncio.run(main())
     rows = influxd.query('SELECT count("v") FROM "m"', "t")["results"][0]["series"][0]["values"]
     assert int(rows[0][1]) == 2000
+
+
+def test_cursor_into_a_segment_deleted_at_rest_skips_nothing_new(tmp_path: Path) -> None:
+    s = Spool(tmp_path, 1 << 20)
+    s.append(lines(0, 10))
+    batch = s.next_batch(4, 1 << 20)
+    assert batch is not None
+    s.commit(batch)  # the cursor points into the open segment
+    s.close()
+    for p in (tmp_path / "segments").glob("*.lp"):
+        p.unlink()
+    s2 = Spool(tmp_path, 1 << 20)
+    assert s2.stats().lost_lines == 6
+    s2.append(lines(10, 20))
+    assert drain(s2) == lines(10, 20)
