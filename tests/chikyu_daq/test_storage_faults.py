@@ -413,3 +413,15 @@ def test_start_on_a_read_only_disk_then_it_comes_back(tmp_path: Path) -> None:
     assert [e["kind"] for e in run.events()] == ["start"]
     assert drain(spool) == lines(0, 10)
     spool.close()
+
+
+def test_a_damaged_part_does_not_stop_close(tmp_path: Path) -> None:
+    rec = Recorder(tmp_path, run_id="r", autoflush=False, flush_s=0.5)
+    for k in range(2):
+        rec.write_raw(block(k, 50))
+        rec.flush()
+    (tmp_path / "r" / "raw" / "seg-000001.parts" / "000001.parquet").write_bytes(b"PAR1")
+    rec.close()  # raised ArrowInvalid before
+    assert rec.stats()["recorder_errors_unreadable"] == 1
+    v = open_run(tmp_path / "r").raw()["ft201.volume_flow"][1]
+    np.testing.assert_array_equal(v, block(1, 50)["ft201.volume_flow"][1])
