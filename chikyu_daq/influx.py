@@ -19,6 +19,8 @@ cursor only after a 2xx, backs off with full jitter (honouring Retry-After) on r
 splits on 413 and moves rejected batches to the spool's `rejected/` folder with the reason and an
 ERROR log line, then carries on with the next batch. Points are idempotent in InfluxDB (same
 series and timestamp overwrite), so this at-least-once delivery stores every point exactly once.
+Disk faults are the spool's to absorb (`chikyu_daq.spool`); the uploader only retries a rejected
+batch the disk could not keep, and before closing it sends what a full disk held in memory.
 """
 
 from __future__ import annotations
@@ -350,6 +352,9 @@ class Uploader:
                     continue
                 if batch is None:
                     if self._closing:
+                        # lines a full disk held in memory: on disk now, so sent before closing
+                        if await asyncio.to_thread(self.spool.retry_now):
+                            continue
                         break
                     self._wake.clear()
                     with contextlib.suppress(TimeoutError):
@@ -387,8 +392,7 @@ class Uploader:
                 log.log(
                     level, "influx write failed (%s); data kept, retrying in %.2f s", exc, delay
                 )
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stop.wait(), delay)
+                await self._pause(delay)
                 continue
             self.connected = True
             self._backoff_s = self.backoff_min_s

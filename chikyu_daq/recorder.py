@@ -167,7 +167,11 @@ class _Segmented:
     def compact_pending(self) -> None:
         """Compact closed segments into `seg-N.parquet`; raises OSError, leaving the rest."""
         while self.uncompacted:
-            self._compact(self.uncompacted[0])
+            seg = self.uncompacted[0]
+            try:
+                self._compact(seg)
+            except pa.ArrowException as exc:  # a part damaged on disk: the readable ones stay
+                self.health.note("unreadable", f"segment {seg} left as parts: {exc}")
             self.uncompacted.pop(0)
 
     def _compact(self, segment: int) -> None:

@@ -229,10 +229,21 @@ class Run:
         mm = pc.min_max(t)
         return int(mm["min"].as_py()), int(mm["max"].as_py())
 
+    def size_bytes(self) -> int:
+        """Size on disk; files the recorder renames or removes meanwhile are not an error."""
+        total = 0
+        for p in self.path.rglob("*"):
+            try:
+                if p.is_file():
+                    total += p.stat().st_size
+            except OSError:
+                continue
+        return total
+
     def summary(self) -> dict[str, Any]:
         """Counts for `runs show`: samples, channels, results, events, time range, size."""
         raw = self.raw_table()
-        size = sum(p.stat().st_size for p in self.path.rglob("*") if p.is_file())
+        size = self.size_bytes()
         rng = self.time_range()
         chans = (
             pc.value_counts(pc.cast(raw["channel"], pa.string())).to_pylist()

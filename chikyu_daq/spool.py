@@ -181,7 +181,8 @@ class Spool:
                 logging.ERROR,
             )
             self._cursor_dirty = True
-        self._active = max(self._sizes, default=max(self._cursor_seg - 1, 0)) + 1
+        # Never the cursor's own number: its offset may point into a segment that is gone.
+        self._active = max([*self._sizes, self._cursor_seg]) + 1
         with self._lock:
             try:
                 self._open_active()
@@ -400,12 +401,12 @@ class Spool:
 
     def _rotate(self) -> None:
         """Start a new segment; the old one is closed only once the new one is open."""
-        old_fd = self._fd
-        self._active = max(self._sizes) + 1
+        old_fd, old = self._fd, self._active
+        self._active = max([*self._sizes, old]) + 1
         try:
             self._open_active()
         except OSError:
-            self._active -= 1
+            self._active = old
             raise
         if old_fd is not None:
             try:
@@ -441,6 +442,14 @@ class Spool:
                 self._cursor_seg, self._cursor_off = min(self._sizes), 0
                 self._store_cursor_soft()
         return True
+
+    def retry_now(self) -> bool:
+        """Try to write what waits in memory now; True if that left lines to send."""
+        with self._lock:
+            if not self._mem or self._closed:
+                return False
+            self._retry_locked(force=True)
+            return not self._mem
 
     def sync(self) -> None:
         """fsync the active segment now."""

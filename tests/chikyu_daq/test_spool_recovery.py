@@ -15,7 +15,7 @@ import pytest
 
 from chikyu_daq.influx import InfluxSink, Uploader, V1Writer
 from chikyu_daq.spool import Spool
-from tests.chikyu_daq.fsfaults import read_only
+from tests.chikyu_daq.fsfaults import fill, read_only, tmpfs
 from tests.servers import Influxd, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
@@ -201,3 +201,42 @@ def test_uploader_survives_deleted_segments_and_a_read_only_reject(
     asyncio.run(main())
     rows = influxd.query('SELECT count("v") FROM "m"', "t")["results"][0]["series"][0]["values"]
     assert int(rows[0][1]) == 1000 - lost + 10
+
+
+@pytest.mark.servers
+def test_lines_held_in_memory_are_sent_before_close(influxd: Influxd, tmp_path: Path) -> None:
+    influxd.create_db("t")
+    with tmpfs(tmp_path / "fs", "2m") as fs:
+        spool = Spool(fs / "spool", 1 << 20, retry_s=3600.0)  # only a forced retry can help
+        sink = InfluxSink(spool, Uploader(spool, V1Writer(influxd.url, "t"), backoff_max_s=0.2))
+        body = b"".join(b"m v=%d %d\n" % (i, 10**18 + i) for i in range(2000))
+
+        async def main() -> None:
+            task = asyncio.create_task(sink.run())
+            sink.write_lines(body[: body.index(b"\n") + 1])
+            await asyncio.to_thread(wait_until, lambda: sink.stats()["lines_sent"] == 1, 10)
+            filler = fill(fs)
+            assert sink.write_lines(body)  # raised ENOSPC before
+            assert spool.stats().memory_bytes == len(body)
+            filler.unlink()
+            await sink.aclose()
+            await task
+
+        asyncio.run(main())
+    rows = influxd.query('SELECT count("v") FROM "m"', "t")["results"][0]["series"][0]["values"]
+    assert int(rows[0][1]) == 2000
+
+
+def test_cursor_into_a_segment_deleted_at_rest_skips_nothing_new(tmp_path: Path) -> None:
+    s = Spool(tmp_path, 1 << 20)
+    s.append(lines(0, 10))
+    batch = s.next_batch(4, 1 << 20)
+    assert batch is not None
+    s.commit(batch)  # the cursor points into the open segment
+    s.close()
+    for p in (tmp_path / "segments").glob("*.lp"):
+        p.unlink()
+    s2 = Spool(tmp_path, 1 << 20)
+    assert s2.stats().lost_lines == 6
+    s2.append(lines(10, 20))
+    assert drain(s2) == lines(10, 20)

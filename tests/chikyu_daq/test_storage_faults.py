@@ -8,7 +8,9 @@ and the spool readable afterwards with every sample exactly once.
 
 from __future__ import annotations
 
+import errno
 import logging
+import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -353,3 +355,73 @@ def test_reader_skips_files_a_disk_fault_left_unreadable(tmp_path: Path) -> None
     assert run.time_range() == (int(joined(kept)[0][0]), int(joined(kept)[0][-1]))
     assert run.results_table().num_rows == 0
     assert [e["kind"] for e in run.events()] == ["a"]
+
+
+def test_eio_from_fsync_is_absorbed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """EIO has no real source on this machine (no device-mapper; a loop device over a full
+    filesystem reports ENOSPC), so it is injected at the os boundary: `os.fsync` fails as a
+    dying disk's writeback would, for a while, then works again."""
+    real_fsync = os.fsync
+
+    def dying(fd: int) -> None:
+        raise OSError(errno.EIO, "Input/output error")
+
+    rec = Recorder(tmp_path / "runs", run_id="r", autoflush=False, flush_s=0.5)
+    spool = Spool(tmp_path / "spool", 1 << 20, retry_s=0.01)
+    blocks = [block(k, 100) for k in range(3)]
+    rec.write_raw(blocks[0])
+    rec.flush()
+    spool.append(lines(0, 10))
+    monkeypatch.setattr(os, "fsync", dying)
+    rec.write_raw(blocks[1])
+    rec.flush()  # raised OSError EIO before
+    spool.append(lines(10, 20))
+    spool.sync()  # raised OSError EIO before
+    assert rec.stats()["recorder_errors_eio"] >= 1 and rec.stats()["recorder_ok"] is False
+    assert spool.stats().health["spool_errors_eio"] >= 1
+    assert not list((tmp_path / "runs").rglob("*.tmp"))
+    monkeypatch.setattr(os, "fsync", real_fsync)
+    rec.write_raw(blocks[2])
+    spool.append(lines(20, 30))
+    rec.close()
+    np.testing.assert_array_equal(
+        open_run(tmp_path / "runs" / "r").raw()["ft201.volume_flow"][1], joined(blocks)[1]
+    )
+    assert drain(spool) == lines(0, 30)  # the lines written before the failed fsync are kept
+    spool.close()
+
+
+def test_start_on_a_read_only_disk_then_it_comes_back(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    (data / "runs").mkdir(parents=True)
+    (data / "spool").mkdir()
+    with read_only(data):
+        rec = Recorder(data / "runs", run_id="r", autoflush=False, flush_s=0.5)  # raised before
+        spool = Spool(data / "spool", 1 << 20, retry_s=0.01)  # raised before
+        rec.write_raw(block(0, 100))
+        rec.write_event({"kind": "start"})
+        rec.flush()
+        assert spool.append(lines(0, 10))
+        assert rec.stats()["recorder_errors_erofs"] >= 1 and rec.stats()["recorder_ok"] is False
+        assert spool.stats().health["spool_errors_erofs"] >= 1
+    rec.write_raw(block(1, 100))
+    rec.close()
+    run = open_run(data / "runs" / "r")
+    np.testing.assert_array_equal(
+        run.raw()["ft201.volume_flow"][1], joined([block(0, 100), block(1, 100)])[1]
+    )
+    assert [e["kind"] for e in run.events()] == ["start"]
+    assert drain(spool) == lines(0, 10)
+    spool.close()
+
+
+def test_a_damaged_part_does_not_stop_close(tmp_path: Path) -> None:
+    rec = Recorder(tmp_path, run_id="r", autoflush=False, flush_s=0.5)
+    for k in range(2):
+        rec.write_raw(block(k, 50))
+        rec.flush()
+    (tmp_path / "r" / "raw" / "seg-000001.parts" / "000001.parquet").write_bytes(b"PAR1")
+    rec.close()  # raised ArrowInvalid before
+    assert rec.stats()["recorder_errors_unreadable"] == 1
+    v = open_run(tmp_path / "r").raw()["ft201.volume_flow"][1]
+    np.testing.assert_array_equal(v, block(1, 50)["ft201.volume_flow"][1])
