@@ -270,6 +270,13 @@ def test_fuzz_parser_and_decoder(pieces: list[bytes], chunk: int) -> None:
         assert p.pending <= MAX_SENTENCE_BYTES
         assert p.noise_bytes + p.framed_bytes + p.pending == min(i + chunk, len(stream))
     assert p.sentences == decoded + d.ignored + d.bad_frames
+    whole = SentenceParser()  # how the stream was cut changes nothing
+    assert len(whole.feed(stream)) == p.sentences
+    assert (whole.bad_frames, whole.noise_bytes, whole.pending) == (
+        p.bad_frames,
+        p.noise_bytes,
+        p.pending,
+    )
     assert p.bad_frames <= stream.count(b"$")
     assert 0 <= d.lost_sentences <= (d.max_gap - 1) * max(decoded - 1, 0)
     assert d.seq_resyncs <= decoded
