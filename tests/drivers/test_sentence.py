@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from drivers.sample import Quality
+from drivers.spec import SentenceMap
 from drivers.sentence import (
     MAX_SENTENCE_BYTES,
     Sentence,
@@ -302,3 +303,10 @@ def test_fuzz_strays_never_count_as_lost(start: int, n: int, strays: list[tuple[
         if k in at:
             d.decode(s_seq((start + k + at[k]) % 65536), 0)
     assert (d.lost_sentences, d.seq_gaps, d.seq_resyncs) == (0, 0, len(at))
+
+
+def test_rule_naming_unknown_field_fails_at_start() -> None:
+    data = reference_cfg().sentences["pdns"].model_dump()
+    data["quality_rules"][0]["applies_to"] = ["nope"]
+    with pytest.raises(ValueError, match="nope"):
+        SentenceDecoder("dt201", SentenceMap.model_validate(data))
