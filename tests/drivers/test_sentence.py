@@ -10,7 +10,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from drivers.sample import Quality
-from drivers.spec import SentenceMap
 from drivers.sentence import (
     MAX_SENTENCE_BYTES,
     Sentence,
@@ -18,6 +17,7 @@ from drivers.sentence import (
     SentenceParser,
     nmea_checksum,
 )
+from drivers.spec import SentenceMap
 from tests.drivers.helpers import reference_cfg
 
 
