@@ -233,7 +233,15 @@ hostile_body = st.builds(
     st.sampled_from(["PDNS", "PDNS", "PDNS", "PDNSD", "GPZDA", ""]),
     st.lists(hostile_text, max_size=7),
 )
+#: Well-formed PDNS sentences, one field replaced by hostile text (the decoder's real input).
+pdns_hostile = st.builds(
+    lambda body, i, text: ",".join(f if k != i else text for k, f in enumerate(body.split(","))),
+    valid_bodies,
+    st.integers(1, 5),
+    hostile_text,
+)
 piece = st.one_of(
+    pdns_hostile.map(lambda b: line(b.replace("$", "").replace("*", "").replace("\n", ""))),
     hostile_body.map(lambda b: line(b.replace("$", "").replace("*", "").replace("\n", ""))),
     valid_bodies.map(line),
     hostile_body.map(lambda b: line(b)[:-4].lower() + b"\r\n"),  # lowercase checksum
