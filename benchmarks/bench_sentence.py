@@ -1,6 +1,6 @@
 """Densitometer parser cost on hostile streams, as JSON (issue 10 item 8).
 
-    .venv/bin/python benchmarks/bench_sentence.py [--mb 2] [--repeat 3]
+    .venv/bin/python benchmarks/bench_sentence.py [--mb 2] [--repeat 3] [--out DIR_OR_FILE]
 
 Feeds each stream to `SentenceParser.feed` in 1 KiB chunks (what pyserial-asyncio-fast hands
 the protocol per read) and in one piece, and reports CPU milliseconds in total and per KiB
@@ -56,6 +56,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--mb", type=float, default=2.0)
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--out", type=Path, default=None, help="a .json file, or a directory")
     args = ap.parse_args()
     n = int(args.mb * 1024 * 1024)
     out: dict[str, dict[str, float]] = {}
@@ -69,7 +70,12 @@ def main() -> None:
                 "ms_per_kib": round(best[0] / kib, 5),
                 "worst_feed_ms": round(best[1], 3),
             }
-    print(json.dumps({"bytes": n, "results": out}, indent=1))
+    text = json.dumps({"bytes": n, "chunk_bytes": 1024, "results": out}, indent=1)
+    print(text)
+    if args.out is not None:
+        path = args.out if args.out.suffix == ".json" else args.out / "bench_sentence.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text + "\n")
 
 
 if __name__ == "__main__":

@@ -162,6 +162,11 @@ class SentenceDecoder:
         self.seq_field = smap.sequence_field
         self.modulo = smap.sequence_modulo
         self.max_gap = max(1, min(MAX_SEQ_GAP, self.modulo // 2))
+        names = {f.name for f in self.fields}
+        for r in smap.quality_rules:
+            for n in (r.source, *r.applies_to):
+                if n not in names:  # checked here too: decode must never meet a KeyError
+                    raise ValueError(f"{device_id}: quality rule names unknown field {n!r}")
         self.rules = tuple(
             (r.source, r.mask, _QUALITY[r.quality], tuple(r.applies_to)) for r in smap.quality_rules
         )

@@ -41,7 +41,7 @@ MODBUS_CASES: list[tuple[str, str, float, str | None]] = [
     ("p101a", "motor_current", 6553.5, OUT_OF_RANGE),  # uint16 max x 0.1
     ("p101a", "run_hours", 429496729.5, OUT_OF_RANGE),  # uint32 max x 0.1
     ("p101a", "shaft_power", math.inf, NON_FINITE),  # float32 ABCD
-    ("pt301", "pressure", 1e6, OUT_OF_RANGE),  # RTU over TCP: 1 GPa on a 70 MPa gauge
+    ("pt301", "pressure", 1e6, OUT_OF_RANGE),  # RTU over a pty: 1 GPa on a 70 MPa gauge
     ("pt301", "pressure", math.nan, NON_FINITE),
     ("pt301", "temperature", 327.67, OUT_OF_RANGE),  # int16 max x 0.01
 ]
@@ -87,7 +87,7 @@ def test_hostile_modbus_values_are_bad_and_counted() -> None:
     async def main() -> None:
         col = Collector()
         async with (
-            Rig(cfg) as rig,
+            Rig(cfg, modes={"subsea": "pty"}) as rig,
             acquiring(cfg, rig.endpoints, col, only=["p101a", "ft201", "pt301"]) as acq,
         ):
             for dev, field, value, why in MODBUS_CASES:
@@ -274,3 +274,19 @@ def test_parser_work_is_linear(stream: bytes) -> None:
     # every `$` is a bad frame but the last, which may yet become a sentence
     assert p.bad_frames == stream.count(b"$") - 1 and 0 < p.pending <= 160
     assert p.noise_bytes + p.framed_bytes + p.pending == len(stream)
+
+
+def test_rejections_are_logged_sparsely(caplog: pytest.LogCaptureFixture) -> None:
+    """1st, 10th, 100th... rejection of a field and reason is logged: a stuck fault cannot flood."""
+    from drivers.validity import Rejections
+
+    r = Rejections("ft201")
+    with caplog.at_level("WARNING", logger="drivers.validity"):
+        for _ in range(150):
+            r.add("volume_flow", math.inf)
+        r.add("volume_flow", 3e38)
+    msgs = [m.getMessage() for m in caplog.records]
+    assert len(msgs) == 4, msgs
+    assert "ft201.volume_flow: inf is BAD (non_finite), 100 so far" in msgs
+    assert "out_of_range" in msgs[-1]
+    assert r.counts == {"volume_flow": {NON_FINITE: 150, OUT_OF_RANGE: 1}}

@@ -17,6 +17,7 @@ from drivers.sentence import (
     SentenceParser,
     nmea_checksum,
 )
+from drivers.spec import SentenceMap
 from tests.drivers.helpers import reference_cfg
 
 
@@ -232,7 +233,15 @@ hostile_body = st.builds(
     st.sampled_from(["PDNS", "PDNS", "PDNS", "PDNSD", "GPZDA", ""]),
     st.lists(hostile_text, max_size=7),
 )
+#: Well-formed PDNS sentences, one field replaced by hostile text (the decoder's real input).
+pdns_hostile = st.builds(
+    lambda body, i, text: ",".join(f if k != i else text for k, f in enumerate(body.split(","))),
+    valid_bodies,
+    st.integers(1, 5),
+    hostile_text,
+)
 piece = st.one_of(
+    pdns_hostile.map(lambda b: line(b.replace("$", "").replace("*", "").replace("\n", ""))),
     hostile_body.map(lambda b: line(b.replace("$", "").replace("*", "").replace("\n", ""))),
     valid_bodies.map(line),
     hostile_body.map(lambda b: line(b)[:-4].lower() + b"\r\n"),  # lowercase checksum
@@ -270,6 +279,13 @@ def test_fuzz_parser_and_decoder(pieces: list[bytes], chunk: int) -> None:
         assert p.pending <= MAX_SENTENCE_BYTES
         assert p.noise_bytes + p.framed_bytes + p.pending == min(i + chunk, len(stream))
     assert p.sentences == decoded + d.ignored + d.bad_frames
+    whole = SentenceParser()  # how the stream was cut changes nothing
+    assert len(whole.feed(stream)) == p.sentences
+    assert (whole.bad_frames, whole.noise_bytes, whole.pending) == (
+        p.bad_frames,
+        p.noise_bytes,
+        p.pending,
+    )
     assert p.bad_frames <= stream.count(b"$")
     assert 0 <= d.lost_sentences <= (d.max_gap - 1) * max(decoded - 1, 0)
     assert d.seq_resyncs <= decoded
@@ -295,3 +311,10 @@ def test_fuzz_strays_never_count_as_lost(start: int, n: int, strays: list[tuple[
         if k in at:
             d.decode(s_seq((start + k + at[k]) % 65536), 0)
     assert (d.lost_sentences, d.seq_gaps, d.seq_resyncs) == (0, 0, len(at))
+
+
+def test_rule_naming_unknown_field_fails_at_start() -> None:
+    data = reference_cfg().sentences["pdns"].model_dump()
+    data["quality_rules"][0]["applies_to"] = ["nope"]
+    with pytest.raises(ValueError, match="nope"):
+        SentenceDecoder("dt201", SentenceMap.model_validate(data))
