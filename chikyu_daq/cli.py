@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated
 
 import typer
 
-from chikyu_daq.config import Config, ConfigError, load_config
+from chikyu_daq.config import load_or_exit
 
 app = typer.Typer(
     help="Chikyu DAQ: telemetry, yield estimation and HIL rig for rare-earth mud lifting.",
@@ -20,20 +19,6 @@ config_app = typer.Typer(help="Inspect and validate installation configs.", no_a
 app.add_typer(config_app, name="config")
 
 ConfigOption = Annotated[Path, typer.Option("-c", "--config", help="Installation config (TOML).")]
-
-
-def fail_config(err: ConfigError) -> NoReturn:
-    """Print every config problem, one per line, and exit 2 (no traceback)."""
-    for issue in err.issues:
-        print(f"error: {issue.format(err.file)}", file=sys.stderr)
-    raise SystemExit(2)
-
-
-def load_or_exit(path: Path) -> Config:
-    try:
-        return load_config(path)
-    except ConfigError as err:
-        fail_config(err)
 
 
 @config_app.command("check")

@@ -29,8 +29,7 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print the daemon's reply 
 
 
 def _socket(config: Path | None, data_dir: Path | None) -> Path:
-    from chikyu_daq.cli import load_or_exit
-    from chikyu_daq.config import AlarmManagement
+    from chikyu_daq.config import AlarmManagement, load_or_exit
 
     am = AlarmManagement()
     if config is not None:

@@ -38,7 +38,7 @@ def _default_out(kind: str) -> Path:
 
 
 def _prepare(paths: list[Path], config: Path | None) -> tuple[list[Any], dict[str, Any] | None]:
-    from chikyu_daq.cli import load_or_exit
+    from chikyu_daq.config import load_or_exit
     from chikyu_daq.fleet.runs import FleetError, open_runs
 
     try:
@@ -100,8 +100,7 @@ def sweep_cmd(
     scheduler: SchedulerOption = None,
 ) -> None:
     """Replay RUNS over the grid of --set values on Dask; write a sensitivity table."""
-    from chikyu_daq.cli import fail_config
-    from chikyu_daq.config import ConfigError
+    from chikyu_daq.config import ConfigError, fail_config
     from chikyu_daq.fleet.cluster import dask_client
     from chikyu_daq.fleet.overrides import grid, parse_set
     from chikyu_daq.fleet.runs import FleetError

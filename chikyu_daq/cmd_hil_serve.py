@@ -59,7 +59,7 @@ def hil_serve(
     ] = None,
 ) -> None:
     """Emulate every device of CONFIG on loopback and print the endpoints as JSON."""
-    from chikyu_daq.cli import load_or_exit
+    from chikyu_daq.config import load_or_exit
 
     cfg = load_or_exit(config)
     unknown = set(pty or ()) - set(cfg.buses)

@@ -21,7 +21,7 @@ Vessel = Annotated[str | None, typer.Option("--vessel", help="Vessel (default: t
 
 
 def _config(path: Path, vessel: str | None) -> Any:
-    from chikyu_daq.cli import load_or_exit
+    from chikyu_daq.config import load_or_exit
 
     cfg = load_or_exit(path)
     if vessel:

@@ -91,7 +91,7 @@ def poll(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
     """Read devices and print decoded channels with units and quality."""
-    from chikyu_daq.cli import load_or_exit
+    from chikyu_daq.config import load_or_exit
     from drivers.endpoints import override_buses
 
     cfg = load_or_exit(config)

@@ -91,7 +91,7 @@ def replay_cmd(
         return
     run_dir = runs[0]
 
-    from chikyu_daq.cli import load_or_exit
+    from chikyu_daq.config import load_or_exit
     from chikyu_daq.recording import RunError, open_run
     from chikyu_daq.replay import ReplayOptions, replay
 

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 from urllib.parse import urlsplit
 
-from chikyu_daq.config import (
-    Config,
+from chikyu_daq.config_rules import (
     ConfigIssue,
     client_id_issue,
     expand,
     topic_prefix_issue,
 )
+
+if TYPE_CHECKING:
+    from chikyu_daq.config import Config
 from drivers.spec import (
     REGISTER_COUNT,
     AsciiStreamBus,

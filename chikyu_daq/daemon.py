@@ -215,7 +215,7 @@ class Daemon:
 def run_daemon(
     config_path: Path, *, data_dir: Path | None = None, endpoints: Mapping[str, str] | None = None
 ) -> int:
-    from chikyu_daq.cli import load_or_exit
+    from chikyu_daq.config import load_or_exit
     from chikyu_daq.logs import setup_logging
 
     setup_logging()
