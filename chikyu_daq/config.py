@@ -297,6 +297,15 @@ class Maintenance(Strict):
         return self
 
 
+class ClockHealth(Strict):
+    """The host clock's discipline (chrony or the kernel) and wall-clock steps as events."""
+
+    enabled: bool = True
+    #: A wall-clock jump larger than this between two 1 s checks is a `clock_step` event.
+    step_bound_s: PositiveFloat = 0.5
+    discipline_check_s: PositiveFloat = 10.0
+
+
 class AlarmManagement(Strict):
     """Operator-facing alarm lifecycle (ISA-18.2): priorities, shelving, suppression, state."""
 
@@ -331,6 +340,7 @@ class Config(Strict):
     recorder: Recorder = Field(default_factory=Recorder)
     outputs: Outputs = Field(default_factory=Outputs)
     alarm_management: AlarmManagement = Field(default_factory=AlarmManagement)
+    clock: ClockHealth = Field(default_factory=ClockHealth)
 
     @property
     def mqtt_prefix(self) -> str:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -60,6 +61,12 @@ class Interfaces:
         self.alarms = AlarmManager(cfg, data_dir, sinks, time.time_ns())
         self.alarms.latest = self._latest
         self.control: Any = None
+        self.clock: dict[str, Any] = {}
+        self.steps: Any = None
+        if cfg.clock.enabled:
+            from chikyu_daq.interfaces.clock import StepDetector
+
+            self.steps = StepDetector(cfg.clock.step_bound_s)
         self.opcua: Any = None
         if cfg.outputs.opcua.enabled:
             from chikyu_daq.interfaces.opcua import OpcUaServer
@@ -119,6 +126,7 @@ class Interfaces:
         return self.alarms.command(doc, time.time_ns())
 
     async def _tick(self) -> None:
+        last_discipline = -math.inf
         while True:
             await asyncio.sleep(TICK_S)
             now = time.time_ns()
@@ -126,8 +134,28 @@ class Interfaces:
                 self.alarms.tick(now)
                 if self.alarm_link is not None:
                     self.alarm_link.set_kpis(self.alarms.kpis(now))
+                if self.steps is not None:
+                    self._check_step()
+                    if time.monotonic() - last_discipline >= self.cfg.clock.discipline_check_s:
+                        last_discipline = time.monotonic()
+                        await self._read_discipline()
             except Exception:  # a bug here must not end the pipeline's task set
-                log.exception("alarm tick failed")
+                log.exception("interfaces tick failed")
+
+    def _check_step(self) -> None:
+        step = self.steps.check()
+        if step is not None:
+            log.warning("wall clock stepped by %+.3f s", step.step_s)
+            ev = {"type": "clock_step", "t_ns": step.t_ns, "step_s": step.step_s}
+            self.pipeline.outputs.write_event(ev)
+
+    async def _read_discipline(self) -> None:
+        from chikyu_daq.interfaces.clock import read_discipline
+
+        try:
+            self.clock = await asyncio.to_thread(read_discipline)
+        except OSError as exc:
+            self.clock = {"source": "none", "error": str(exc)}
 
     def _latest(self) -> Mapping[str, tuple[float, int]]:
         return {ch: (s.value, s.quality) for ch, s in self.pipeline.view.latest.items()}
@@ -154,4 +182,9 @@ class Interfaces:
 
     def stats(self) -> dict[str, Any]:
         k = self.alarms.stats(time.time_ns())
-        return {"alarms": {key: v for key, v in k.items() if not isinstance(v, list | dict)}}
+        out: dict[str, Any] = {
+            "alarms": {key: v for key, v in k.items() if not isinstance(v, list | dict)}
+        }
+        if self.steps is not None:
+            out["clock"] = {**self.clock, "steps": self.steps.steps}
+        return out
