@@ -31,6 +31,9 @@ def semantic_issues(cfg: Config) -> list[ConfigIssue]:
             issues.append(
                 ConfigIssue(f"roles.{role}", f"channel {channel!r} is not defined by any device")
             )
+    from chikyu_daq.alarms.policy import config_issues as alarm_config_issues
+
+    issues.extend(alarm_config_issues(cfg, channels))
     return issues
 
 
