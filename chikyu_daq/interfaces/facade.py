@@ -119,8 +119,11 @@ class Interfaces:
     # -- alarms -----------------------------------------------------------------------------
     def on_processed(self, processed: Processed) -> None:
         """Alarm raise/clear events of one result block, on the event loop."""
-        active = self.pipeline.processor.active_alarms()
-        self.alarms.on_events(processed.events, active, time.time_ns())
+        try:
+            active = self.pipeline.processor.active_alarms()
+            self.alarms.on_events(processed.events, active, time.time_ns())
+        except Exception:  # the collector task must survive a bug in the alarm layer
+            log.exception("alarm lifecycle update failed; raw and results are unaffected")
 
     def command(self, doc: Any) -> dict[str, Any]:
         return self.alarms.command(doc, time.time_ns())
@@ -181,7 +184,11 @@ class Interfaces:
         out.influx.uploader.notify()
 
     def stats(self) -> dict[str, Any]:
-        k = self.alarms.stats(time.time_ns())
+        try:
+            k = self.alarms.stats(time.time_ns())
+        except Exception:  # health publishing must survive a bug in the alarm layer
+            log.exception("alarm KPIs unavailable")
+            k = {}
         out: dict[str, Any] = {
             "alarms": {key: v for key, v in k.items() if not isinstance(v, list | dict)}
         }
