@@ -126,7 +126,11 @@ class Interfaces:
             log.exception("alarm lifecycle update failed; raw and results are unaffected")
 
     def command(self, doc: Any) -> dict[str, Any]:
-        return self.alarms.command(doc, time.time_ns())
+        try:
+            return self.alarms.command(doc, time.time_ns())
+        except Exception:  # a bug must cost one command, never the link or the daemon
+            log.exception("alarm command failed: %r", doc)
+            return {"accepted": False, "reason": "internal error (logged)"}
 
     async def _tick(self) -> None:
         last_discipline = -math.inf
