@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from chikyu_daq.alarms.kpi import AlarmKpis, kpis_from_events
+from chikyu_daq.alarms.kpi import AlarmKpis, kpi_line, kpis_from_events
 from chikyu_daq.alarms.policy import alarm_names, new_book, replay_kpis, suppressions
 from chikyu_daq.alarms.states import (
     ACKED,
@@ -171,6 +171,10 @@ def test_kpis_on_flood_scenario_match_hand_count() -> None:
     assert k["stale"] == ["DEPOSITION_RISK", "SLUGGING"]
     assert k["top10"] == [["PUMP_SURGE", 12], ["SLUGGING", 2], ["DEPOSITION_RISK", 1]]
     assert k["shelved_s"] == {}
+    assert kpi_line(k) == (
+        "EEMUA 191: 0.10 alarms/10 min (peak 13), floods 1, chattering 1, stale 2; "
+        "most frequent: PUMP_SURGE 12, SLUGGING 2, DEPOSITION_RISK 1"
+    )
 
     # the same stream through a book with an operator shelving SLUGGING for 200 s
     b, _ = new_book(cfg, T0)
