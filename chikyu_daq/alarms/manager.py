@@ -198,6 +198,8 @@ class AlarmManager:
         return out
 
     def _design(self, now_ns: int) -> list[Transition]:
+        if not (self.am.suppress or self.am.maintenance):
+            return []
         latest = self.latest() if self.latest is not None else {}
         out: list[Transition] = []
         for name, reason in suppressions(self.am, self.names, latest, now_ns).items():
