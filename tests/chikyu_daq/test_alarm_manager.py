@@ -106,3 +106,21 @@ def test_control_socket_round_trip_and_a_second_daemon(tmp_path: Path) -> None:
         assert not path.exists()
 
     asyncio.run(main())
+
+
+def test_suppression_follows_rules_and_a_reload_without_them(tmp_path: Path) -> None:
+    m = AlarmManager(reference(), tmp_path, Sinks(), T0)  # reference: pumps stopped rule
+    stopped = {"p101a.running": (0.0, 0), "p101b.running": (0.0, 0)}
+    m.latest = lambda: stopped
+    m.tick(T0 + S)
+    assert m.book.get("PLUG_SUSPECTED").state == "suppressed"
+    stopped["p101b.running"] = (1.0, 0)
+    m.tick(T0 + 2 * S)
+    assert m.book.get("PLUG_SUSPECTED").state == "normal"
+    stopped["p101b.running"] = (0.0, 0)
+    m.tick(T0 + 3 * S)
+    # the rule is removed from the config and the daemon reloads: nothing stays suppressed
+    again = AlarmManager(reference(alarm_management={}), tmp_path, Sinks(), T0 + 4 * S)
+    assert again.book.get("PLUG_SUSPECTED").state == "suppressed"  # as saved
+    again.tick(T0 + 5 * S)
+    assert again.book.get("PLUG_SUSPECTED").state == "normal"
