@@ -91,7 +91,7 @@ def test_opcua_client_reads_what_the_daemon_recorded(tmp_path: Path) -> None:
                 state = client.get_node(ua.NodeId("alarms.SLUGGING.State", ns))
                 assert await state.read_value() == "normal"
                 prio = client.get_node(ua.NodeId("alarms.SLUGGING.Priority", ns))
-                assert await prio.read_value() == "medium"
+                assert await prio.read_value() == cfg.alarm_management.priorities["SLUGGING"]
                 # the BAD pressure raises SENSOR_FAULT after 2 s: its lifecycle state follows
                 fault = client.get_node(ua.NodeId("alarms.SENSOR_FAULT(pt302.pressure).State", ns))
                 await _until(lambda: _is(fault, "active_unacked"), 15)
