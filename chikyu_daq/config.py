@@ -421,6 +421,15 @@ class Maintenance(Strict):
         return self
 
 
+class ClockHealth(Strict):
+    """The host clock's discipline (chrony or the kernel) and wall-clock steps as events."""
+
+    enabled: bool = True
+    #: A wall-clock jump larger than this between two 1 s checks is a `clock_step` event.
+    step_bound_s: Annotated[float, between(0.001, 3600.0)] = 0.5
+    discipline_check_s: Annotated[float, between(1.0, 86_400.0)] = 10.0
+
+
 class AlarmManagement(Strict):
     """Operator-facing alarm lifecycle (ISA-18.2): priorities, shelving, suppression, state."""
 
@@ -455,6 +464,7 @@ class Config(Strict):
     recorder: Recorder = Field(default_factory=Recorder)
     outputs: Outputs = Field(default_factory=Outputs)
     alarm_management: AlarmManagement = Field(default_factory=AlarmManagement)
+    clock: ClockHealth = Field(default_factory=ClockHealth)
 
     @property
     def mqtt_prefix(self) -> str:

@@ -62,6 +62,9 @@ def semantic_issues(cfg: Config) -> list[ConfigIssue]:
             issues.append(
                 ConfigIssue(f"roles.{role}", f"channel {channel!r} is not defined by any device")
             )
+    from chikyu_daq.alarms.policy import config_issues as alarm_config_issues
+
+    issues.extend(alarm_config_issues(cfg, channels))
     if not issues:
         issues.extend(_estimator_issues(cfg))
     return issues

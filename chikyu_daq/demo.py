@@ -8,6 +8,7 @@ cumulative REY is compared with the plant's truth and the report PNG is written.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import sys
 import time
@@ -20,6 +21,7 @@ from rich.panel import Panel
 from rich.table import Table
 
 from chikyu_daq.config import Config
+from chikyu_daq.demo_alarms import AckKey, alarm_panel
 from chikyu_daq.hil_session import HilSession, Score
 from chikyu_daq.pipeline import LiveView
 
@@ -50,7 +52,12 @@ def _fmt(v: Any, spec: str = ".3g") -> str:
 
 
 def dashboard(
-    view: LiveView, units: dict[str, str], elapsed_s: float, total_s: float, scenario: str
+    view: LiveView,
+    units: dict[str, str],
+    elapsed_s: float,
+    total_s: float,
+    scenario: str,
+    alarm_view: Panel | None = None,
 ) -> Group:
     chans = Table(title="Channels", title_justify="left", expand=True)
     for col in ("channel", "value", "unit", "quality"):
@@ -94,9 +101,8 @@ def dashboard(
     top = Table.grid(expand=True)
     top.add_row(Panel(yld, title="Yield"), Panel(stab, title="Flow stability"))
     head = f"[bold]Chikyu DAQ demo[/] — scenario {scenario} — {elapsed_s:.0f}/{total_s:.0f} s"
-    return Group(
-        head, top, Panel(alarms, title="Active alarms"), chans, Panel(health, title="Daemon health")
-    )
+    alarm_view = alarm_view or Panel(alarms, title="Active alarms")
+    return Group(head, top, alarm_view, chans, Panel(health, title="Daemon health"))
 
 
 async def run_demo(session: HilSession, console: Console) -> Score:
@@ -104,10 +110,12 @@ async def run_demo(session: HilSession, console: Console) -> Score:
     t0 = time.monotonic()
     interactive = console.is_terminal
     last_print = 0.0
+    key = AckKey(lambda: session.pipeline)
     with (
         Live(console=console, refresh_per_second=4, transient=False)
         if interactive
-        else _Null() as live
+        else _Null() as live,
+        key if interactive else contextlib.nullcontext(),
     ):
         while not task.done():
             await asyncio.sleep(0.25)
@@ -123,6 +131,7 @@ async def run_demo(session: HilSession, console: Console) -> Score:
                         elapsed,
                         session.duration_s,
                         session.scenario.name,
+                        alarm_panel(p.interfaces.alarms.book, key.acks),
                     )
                 )
             elif elapsed - last_print >= 10:

@@ -249,6 +249,7 @@ def replay(
             opts.out_dir / "report.png",
             title=f"Replay of {run.run_id}",
             truth=truth,
+            kpis=summary["alarm_kpis"],
         )
     return summary
 

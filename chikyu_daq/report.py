@@ -39,6 +39,7 @@ def write_report(
     *,
     title: str,
     truth: Mapping[str, Any] | None = None,
+    kpis: dict[str, Any] | None = None,
 ) -> Path:
     """Flow, density, Cv, REY rate, cumulative REY with its 95 % band, stability, alarms."""
     import matplotlib
@@ -95,6 +96,10 @@ def write_report(
     axes[5].set_ylim(-0.05, 1.05)
     axes[5].set_ylabel("stability")
     _alarm_panel(axes[6], events, t0, 60.0 if use_min else 1.0)
+    if kpis is not None:
+        from chikyu_daq.alarms.kpi import kpi_line
+
+        axes[6].set_title(kpi_line(kpis), fontsize=8, loc="left")
     axes[6].set_xlabel(xlabel)
     fig.tight_layout(rect=(0, 0, 1, 0.98))
     out_png.parent.mkdir(parents=True, exist_ok=True)

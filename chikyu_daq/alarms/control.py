@@ -34,7 +34,12 @@ class ControlServer:
 
     async def start(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        if self.path.is_socket() and not _alive(self.path):
+        if self.path.is_socket():
+            if _alive(self.path):  # asyncio would replace it: refuse, that daemon keeps it
+                log.error(
+                    "control socket %s is served by another process; not replacing it", self.path
+                )
+                return
             self.path.unlink()  # left by a daemon that was killed
         try:
             self._server = await asyncio.start_unix_server(

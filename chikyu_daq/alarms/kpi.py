@@ -116,6 +116,16 @@ class AlarmKpis:
         )
 
 
+def kpi_line(k: dict[str, Any]) -> str:
+    """One line for a report: the headline EEMUA 191 numbers."""
+    top = ", ".join(f"{n} {c}" for n, c in k["top10"][:3]) or "none"
+    return (
+        f"EEMUA 191: {k['alarms_per_10min']:.2f} alarms/10 min (peak {k['peak_per_10min']}), "
+        f"floods {k['flood_periods']}, chattering {k['n_chattering']}, stale {k['n_stale']}; "
+        f"most frequent: {top}"
+    )
+
+
 def kpis_from_events(events: list[dict[str, Any]], start_ns: int, now_ns: int) -> dict[str, Any]:
     """KPIs of recorded `alarm_state` events (e.g. a run's events.jsonl)."""
     from chikyu_daq.alarms.states import EVENT_TYPE

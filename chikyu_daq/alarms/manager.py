@@ -198,9 +198,13 @@ class AlarmManager:
         return out
 
     def _design(self, now_ns: int) -> list[Transition]:
-        latest = self.latest() if self.latest is not None else {}
+        if self.am.suppress or self.am.maintenance:
+            latest = self.latest() if self.latest is not None else {}
+            wanted = suppressions(self.am, self.names, latest, now_ns)
+        else:  # no rules (any more, after a reload): nothing stays suppressed
+            wanted = dict.fromkeys(self.names)
         out: list[Transition] = []
-        for name, reason in suppressions(self.am, self.names, latest, now_ns).items():
+        for name, reason in wanted.items():
             out += self.book.set_suppressed(name, reason, now_ns)
         return out
 

@@ -98,11 +98,14 @@ class AlarmMqttLink:
                         sender.cancel()
                         with contextlib.suppress(asyncio.CancelledError, aiomqtt.MqttError):
                             await sender
-            except aiomqtt.MqttError as exc:
+            except Exception as exc:  # never ends: the pipeline treats a finished task as fatal
                 self.connected = False
                 self.last_error = str(exc)
                 delay = random.uniform(backoff / 2, backoff)
-                log.warning("mqtt alarms: %s; reconnecting in %.1f s", exc, delay)
+                if isinstance(exc, aiomqtt.MqttError):
+                    log.warning("mqtt alarms: %s; reconnecting in %.1f s", exc, delay)
+                else:
+                    log.exception("mqtt alarms link failed; reconnecting in %.1f s", delay)
                 backoff = min(backoff * 2, 30.0)
                 await asyncio.sleep(delay)
 

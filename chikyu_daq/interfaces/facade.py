@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
@@ -58,6 +59,12 @@ class Interfaces:
         self.alarms = AlarmManager(cfg, data_dir, sinks, time.time_ns())
         self.alarms.latest = self._latest
         self.control: Any = None
+        self.clock: dict[str, Any] = {}
+        self.steps: Any = None
+        if cfg.clock.enabled:
+            from chikyu_daq.interfaces.clock import StepDetector
+
+            self.steps = StepDetector(cfg.clock.step_bound_s)
         self.opcua: Any = None
         if cfg.outputs.opcua.enabled:
             from chikyu_daq.interfaces.opcua import OpcUaServer
@@ -104,13 +111,21 @@ class Interfaces:
     # -- alarms -----------------------------------------------------------------------------
     def on_processed(self, processed: Processed) -> None:
         """Alarm raise/clear events of one result block, on the event loop."""
-        active = self.pipeline.processor.active_alarms()
-        self.alarms.on_events(processed.events, active, time.time_ns())
+        try:
+            active = self.pipeline.processor.active_alarms()
+            self.alarms.on_events(processed.events, active, time.time_ns())
+        except Exception:  # the collector task must survive a bug in the alarm layer
+            log.exception("alarm lifecycle update failed; raw and results are unaffected")
 
     def command(self, doc: Any) -> dict[str, Any]:
-        return self.alarms.command(doc, time.time_ns())
+        try:
+            return self.alarms.command(doc, time.time_ns())
+        except Exception:  # a bug must cost one command, never the link or the daemon
+            log.exception("alarm command failed: %r", doc)
+            return {"accepted": False, "reason": "internal error (logged)"}
 
     async def _tick(self) -> None:
+        last_discipline = -math.inf
         while True:
             await asyncio.sleep(TICK_S)
             now = time.time_ns()
@@ -118,8 +133,28 @@ class Interfaces:
                 self.alarms.tick(now)
                 if self.alarm_link is not None:
                     self.alarm_link.set_kpis(self.alarms.kpis(now))
+                if self.steps is not None:
+                    self._check_step()
+                    if time.monotonic() - last_discipline >= self.cfg.clock.discipline_check_s:
+                        last_discipline = time.monotonic()
+                        await self._read_discipline()
             except Exception:  # a bug here must not end the pipeline's task set
-                log.exception("alarm tick failed")
+                log.exception("interfaces tick failed")
+
+    def _check_step(self) -> None:
+        step = self.steps.check()
+        if step is not None:
+            log.warning("wall clock stepped by %+.3f s", step.step_s)
+            ev = {"type": "clock_step", "t_ns": step.t_ns, "step_s": step.step_s}
+            self.pipeline.outputs.write_event(ev)
+
+    async def _read_discipline(self) -> None:
+        from chikyu_daq.interfaces.clock import read_discipline
+
+        try:
+            self.clock = await asyncio.to_thread(read_discipline)
+        except OSError as exc:
+            self.clock = {"source": "none", "error": str(exc)}
 
     def _latest(self) -> Mapping[str, tuple[float, int]]:
         return {ch: (s.value, s.quality) for ch, s in self.pipeline.view.latest.items()}
@@ -145,5 +180,14 @@ class Interfaces:
         out.influx.uploader.notify()
 
     def stats(self) -> dict[str, Any]:
-        k = self.alarms.stats(time.time_ns())
-        return {"alarms": {key: v for key, v in k.items() if not isinstance(v, list | dict)}}
+        try:
+            k = self.alarms.stats(time.time_ns())
+        except Exception:  # health publishing must survive a bug in the alarm layer
+            log.exception("alarm KPIs unavailable")
+            k = {}
+        out: dict[str, Any] = {
+            "alarms": {key: v for key, v in k.items() if not isinstance(v, list | dict)}
+        }
+        if self.steps is not None:
+            out["clock"] = {**self.clock, "steps": self.steps.steps}
+        return out

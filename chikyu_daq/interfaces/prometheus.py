@@ -87,6 +87,14 @@ ALARM_KPI_METRICS: tuple[Row, ...] = (
     ("n_chattering", "alarms_chattering", "gauge", "Alarms with >= 3 raises in 1 min"),
 )
 
+#: Keys of `stats()["clock"]` (`chikyu_daq.interfaces.clock`).
+CLOCK_METRICS: tuple[Row, ...] = (
+    ("synced", "clock_synced", "gauge", "1 while the host clock is disciplined (NTP/chrony)"),
+    ("offset_s", "clock_offset_seconds", "gauge", "Estimated offset from the time source"),
+    ("maxerror_s", "clock_maxerror_seconds", "gauge", "Kernel's maximum error bound"),
+    ("steps", "clock_steps", "counter", "Wall-clock steps seen by the daemon"),
+)
+
 
 def _family(
     name: str, kind: str, doc: str, labels: list[str]
@@ -138,6 +146,7 @@ def families(stats: Mapping[str, Any], vessel: str) -> Iterator[Metric]:
         (PIPELINE_METRICS, stats),
         (OUTPUT_METRICS, _flat(stats.get("outputs") or {})),
         (ALARM_KPI_METRICS, stats.get("alarms") or {}),
+        (CLOCK_METRICS, stats.get("clock") or {}),
     ):
         for skey, name, kind, doc in table:
             v = _number(section.get(skey))

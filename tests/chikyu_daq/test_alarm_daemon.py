@@ -39,6 +39,8 @@ class Operator:
         self.client.connect("127.0.0.1", port)
         self.client.subscribe(f"{PREFIX}/alarms/state/#", qos=1)
         self.client.subscribe(f"{PREFIX}/cmd/alarms/reply", qos=1)
+        self.client.subscribe(f"{PREFIX}/alarms/kpi", qos=1)
+        self.kpi: dict[str, Any] = {}
         self.client.loop_start()
 
     def _on_message(self, _c: Any, _u: Any, msg: Any) -> None:
@@ -46,6 +48,8 @@ class Operator:
         with self.lock:
             if msg.topic.endswith("/reply"):
                 self.replies.append(doc)
+            elif msg.topic.endswith("/kpi"):
+                self.kpi = doc
             else:
                 self.states[msg.topic.rsplit("/", 1)[-1]] = doc
 
@@ -157,6 +161,9 @@ def test_ack_shelve_over_mqtt_and_cli_retained_recorded_and_persisted(
         assert p.returncode == 0, p.stderr
         p = cli(data, "ack", ALARM, "--operator", "ito")
         assert p.returncode == 1 and "already acknowledged" in p.stderr
+        # live KPIs, retained: one annunciated alarm, shelved for its 2 s
+        wait_until(lambda: op.kpi.get("shelved_s", {}).get(ALARM), 10)
+        assert op.kpi["annunciated"] == 1 and op.kpi["top10"] == [[ALARM, 1]]
 
         # SIGHUP with a valid change: new run, same lifecycle state
         (run1,) = d.run_dirs()

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from chikyu_daq.alarms.kpi import AlarmKpis, kpis_from_events
+from chikyu_daq.alarms.kpi import AlarmKpis, kpi_line, kpis_from_events
 from chikyu_daq.alarms.policy import alarm_names, new_book, replay_kpis, suppressions
 from chikyu_daq.alarms.states import (
     ACKED,
@@ -171,6 +171,10 @@ def test_kpis_on_flood_scenario_match_hand_count() -> None:
     assert k["stale"] == ["DEPOSITION_RISK", "SLUGGING"]
     assert k["top10"] == [["PUMP_SURGE", 12], ["SLUGGING", 2], ["DEPOSITION_RISK", 1]]
     assert k["shelved_s"] == {}
+    assert kpi_line(k) == (
+        "EEMUA 191: 0.10 alarms/10 min (peak 13), floods 1, chattering 1, stale 2; "
+        "most frequent: PUMP_SURGE 12, SLUGGING 2, DEPOSITION_RISK 1"
+    )
 
     # the same stream through a book with an operator shelving SLUGGING for 200 s
     b, _ = new_book(cfg, T0)
@@ -190,3 +194,42 @@ def test_kpis_on_flood_scenario_match_hand_count() -> None:
     assert k2["shelved_s"] == {"SLUGGING": 200.0 + 200.0}  # one closed, one still open
     # and the recorded events give the same numbers (live == replay == report)
     assert kpis_from_events([t.to_event() for t in recorded], T0, T0 + 1200 * S) == k2
+
+
+def test_alarm_management_keys_that_name_nothing_are_config_errors() -> None:
+    import tomllib
+
+    from chikyu_daq.config import ConfigError, parse_config
+    from tests.iface_servers import REFERENCE
+
+    data = tomllib.loads(REFERENCE.read_text())
+    data["alarm_management"] = {
+        "priorities": {"SLUGGING": "high", "SLUGGIN": "low"},
+        "out_of_service": ["SENSOR_FAULT(pt3*)", "NOPE*"],
+        "suppress": [
+            {
+                "alarms": ["PLUG_SUSPECTED", "PLUG"],
+                "reason": "pumps down",
+                "when": [
+                    {"channel": "p101a.running", "equals": 0},
+                    {"channel": "p9.x", "below": 1},
+                ],
+            }
+        ],
+        "maintenance": [
+            {"device": "pt99", "start": "2026-01-01T00:00:00Z", "end": "2026-01-02T00:00:00Z"}
+        ],
+    }
+    with pytest.raises(ConfigError) as err:
+        parse_config(data, "daq.toml")
+    assert sorted(i.path for i in err.value.issues) == [
+        "alarm_management.maintenance[0].device",
+        "alarm_management.out_of_service[1]",
+        "alarm_management.priorities.SLUGGIN",
+        "alarm_management.suppress[0].alarms[1]",
+        "alarm_management.suppress[0].when[1].channel",
+    ]
+    data["alarm_management"]["maintenance"][0]["end"] = "2026-01-01T00:00:00"
+    with pytest.raises(ConfigError) as err:
+        parse_config(data, "daq.toml")
+    assert any("UTC offset" in i.message for i in err.value.issues)

@@ -91,7 +91,7 @@ def test_opcua_client_reads_what_the_daemon_recorded(tmp_path: Path) -> None:
                 state = client.get_node(ua.NodeId("alarms.SLUGGING.State", ns))
                 assert await state.read_value() == "normal"
                 prio = client.get_node(ua.NodeId("alarms.SLUGGING.Priority", ns))
-                assert await prio.read_value() == "medium"
+                assert await prio.read_value() == cfg.alarm_management.priorities["SLUGGING"]
                 # the BAD pressure raises SENSOR_FAULT after 2 s: its lifecycle state follows
                 fault = client.get_node(ua.NodeId("alarms.SENSOR_FAULT(pt302.pressure).State", ns))
                 await _until(lambda: _is(fault, "active_unacked"), 15)
@@ -117,3 +117,61 @@ def test_opcua_client_reads_what_the_daemon_recorded(tmp_path: Path) -> None:
     i = int(np.argmin(np.abs(res["t_ns"] - src)))
     assert abs(int(res["t_ns"][i]) - src) < 1000
     assert read["results.cum_rey_kg"].Value.Value == res["cum_rey_kg"][i]
+
+
+def _certs(tmp: Path, name: str, uri: str, server: bool) -> tuple[Path, Path]:
+    from asyncua.crypto.cert_gen import setup_self_signed_certificate
+    from cryptography.x509.oid import ExtendedKeyUsageOID
+
+    key, cert = tmp / f"{name}.pem", tmp / f"{name}.der"
+    use = [ExtendedKeyUsageOID.SERVER_AUTH if server else ExtendedKeyUsageOID.CLIENT_AUTH]
+
+    async def gen() -> None:
+        await setup_self_signed_certificate(key, cert, uri, "127.0.0.1", use, {"commonName": name})
+
+    asyncio.run(gen())
+    return cert, key
+
+
+def test_opcua_basic256sha256_encrypts_and_refuses_plain_clients(tmp_path: Path) -> None:
+    from chikyu_daq.alarms.states import AlarmBook
+    from chikyu_daq.config import OpcUa
+    from chikyu_daq.interfaces.opcua import OpcUaServer
+    from chikyu_daq.pipeline import LiveView
+    from drivers.sample import Sample
+
+    url = f"opc.tcp://127.0.0.1:{free_port()}/chikyu/"
+    s_cert, s_key = _certs(tmp_path, "server", "urn:freeopcua:python:server", True)
+    c_cert, c_key = _certs(tmp_path, "client", "urn:test:client", False)
+    cfg = OpcUa(
+        enabled=True,
+        endpoint=url,
+        security_policy="Basic256Sha256",
+        certificate_file=str(s_cert),
+        private_key_file=str(s_key),
+        namespace=NAMESPACE,
+    )
+    t_ns = 1_796_000_000_123_456_789
+    view = LiveView(latest={"ft201.volume_flow": Sample(t_ns, 330.5, 0)})
+    server = OpcUaServer(cfg, view, AlarmBook(lambda n: "low", 60.0), ["ft201.volume_flow"])
+
+    async def main() -> None:
+        await server.start()
+        try:
+            await server.update()
+            plain = Client(url, timeout=5)
+            with pytest.raises(ua.UaError, match="No matching endpoints"):  # no plain endpoint
+                async with plain:
+                    await plain.get_namespace_index(NAMESPACE)
+            client = Client(url, timeout=10)
+            client.application_uri = "urn:test:client"
+            await client.set_security_string(f"Basic256Sha256,SignAndEncrypt,{c_cert},{c_key}")
+            async with client:
+                ns = await client.get_namespace_index(NAMESPACE)
+                dv = await client.get_node(ua.NodeId("ft201.volume_flow", ns)).read_data_value()
+                assert dv.Value.Value == 330.5 and dv.StatusCode.is_good()
+                assert _ns(dv) == t_ns // 1000 * 1000
+        finally:
+            await server.aclose()
+
+    asyncio.run(main())

@@ -57,6 +57,8 @@ def test_prometheus_scrapes_daemon_health(tmp_path: Path) -> None:
                     "chikyu_processing_lag_seconds",
                     "chikyu_recorder_samples_total",
                     "chikyu_bus_connected",
+                    "chikyu_clock_maxerror_seconds",
+                    "chikyu_alarms_per_10min",
                 ):
                     got = await _poll(lambda n=name: prom.query(n), 10)
                     assert all(r["metric"]["vessel"] == "chikyu" for r in got), name
