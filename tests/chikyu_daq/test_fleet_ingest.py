@@ -91,13 +91,21 @@ def test_three_vessels_share_one_store_and_one_broker_without_crossing(
     fleet: dict[str, Path], victoria: Victoria, mosquitto: Mosquitto
 ) -> None:
     sub = require_binary("mosquitto_sub", "mosquitto-clients")
-    listener = subprocess.run(
-        [sub, "-h", "127.0.0.1", "-p", str(mosquitto.port), "-t", "chikyu/+/yield", "-v",
-         "-C", "12", "-W", "90"],
-        capture_output=True, timeout=100,
-    )  # fmt: skip
-    topics = [line.split(b" ", 1)[0].decode() for line in listener.stdout.splitlines()]
-    assert {t.split("/")[1] for t in topics} == set(VESSELS), topics
+
+    def messages(topic: str, count: int) -> list[str]:
+        out = subprocess.run(
+            [sub, "-h", "127.0.0.1", "-p", str(mosquitto.port), "-t", topic, "-v",
+             "-C", str(count), "-W", "90"],
+            capture_output=True, timeout=100,
+        )  # fmt: skip
+        return [line.split(b" ", 1)[0].decode() for line in out.stdout.splitlines()]
+
+    for v in VESSELS:  # each vessel publishes under its own prefix
+        got = messages(f"chikyu/{v}/yield", 2)
+        log = (fleet[v].parent / f"{v}-daq.log").read_text(errors="replace")[-3000:]
+        assert got == [f"chikyu/{v}/yield"] * 2, log
+    topics = messages("chikyu/#", 30)
+    assert len(topics) == 30 and {t.split("/")[1] for t in topics} <= set(VESSELS), topics
     run_ids = {v: next((d / "runs").iterdir()).name for v, d in fleet.items()}
 
     # each vessel's results carry its own vessel and run tags, and only those
