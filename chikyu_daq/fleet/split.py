@@ -280,8 +280,12 @@ def replay_split(
     for p in tmp.glob("part-*.parquet"):
         p.unlink()
     tmp.rmdir()
+    last = pq.ParquetFile(out / "results.parquet")
+    tail = last.read_row_group(last.num_row_groups - 1, columns=["cum_rey_kg", "u95_cum_rey_kg"])
     summary = {
         "run_id": run.run_id,
+        "cum_rey_kg": float(tail["cum_rey_kg"][-1].as_py()) if tail.num_rows else math.nan,
+        "u95_cum_rey_kg": float(tail["u95_cum_rey_kg"][-1].as_py()) if tail.num_rows else math.nan,
         "partitions": len(parts),
         "warmup_s": warmup_s(cfg),
         "warmup_used_s": max((p.lo_ns - p.warm_ns) / 1e9 for p in parts),
