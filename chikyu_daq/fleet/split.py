@@ -18,6 +18,11 @@ make the state *bit*-identical rather than merely close:
   as in a serial replay; the only difference is the order of floating-point additions in the
   handed-over totals (relative error ~1e-15).
 
+One more integral is not handed over: the running pumped volume in which E2 looks up the
+transit. A partition counts it from its own start, so `ms_e2_kg_s`, `transit_s` and
+`disagreement_z` come from differences of other large numbers and agree to ~1e-10 (relative),
+not bit for bit; making them exact would need the serial sum itself, i.e. no parallelism.
+
 The processor has no public hook for this (it never needs one live), so `_integrals` and
 `_start_grid_at` reach into its state; they are the one place that knows those slots.
 """
