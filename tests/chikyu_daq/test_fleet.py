@@ -191,6 +191,22 @@ def test_analysts_read_the_dataset_with_duckdb_polars_and_pandas(
     ]  # fmt: skip
 
 
+def test_the_same_run_twice_is_refused_before_anything_runs(
+    archive: tuple[Path, list[Path]], tmp_path: Path
+) -> None:
+    import shutil
+
+    copy = tmp_path / "copy" / archive[1][1].name
+    shutil.copytree(archive[1][1], copy)
+    res = CliRunner().invoke(
+        app,
+        ["replay", str(archive[1][1]), str(copy), "--workers", "1", "--out", str(tmp_path / "o")],
+    )
+    assert res.exit_code == 2
+    assert f"run {copy.name} of chikyu twice" in res.output
+    assert not (tmp_path / "o").exists()
+
+
 def test_one_run_replays_exactly_as_before(
     archive: tuple[Path, list[Path]], tmp_path: Path
 ) -> None:
