@@ -87,6 +87,47 @@ def replay_on(n: int, runs: list[Any], out: Path) -> dict[str, Any]:
     }
 
 
+def split_check(run_dir: Path, out: Path, part_h: float, workers: int) -> dict[str, Any]:
+    """One long run: serial replay vs time-split on `workers`; wall times and, per column that
+    is not bit-identical, the largest deviation relative to the column's largest magnitude."""
+    import pyarrow.parquet as pq
+
+    from chikyu_daq.fleet.cluster import dask_client
+    from chikyu_daq.fleet.split import replay_split
+    from chikyu_daq.replay import ReplayOptions, replay
+
+    t0 = time.perf_counter()
+    replay(run_dir, ReplayOptions(out_dir=out / "serial", report=False))
+    serial_s = time.perf_counter() - t0
+    with dask_client(workers) as client:
+        t1 = time.perf_counter()
+        info = replay_split(client, run_dir, out / "split", part_s=part_h * 3600.0)
+        split_s = time.perf_counter() - t1
+    a = pq.read_table(out / "serial" / "results.parquet")
+    b = pq.read_table(out / "split" / "results.parquet")
+    dev = {}
+    for c in a.column_names:
+        x, y = a[c].to_numpy(), b[c].to_numpy()
+        if not np.array_equal(x, y, equal_nan=x.dtype.kind == "f"):
+            scale = float(np.nanmax(np.abs(x))) or 1.0
+            dev[c] = float(np.nanmax(np.abs(x.astype(float) - y.astype(float))) / scale)
+    ev_same = (out / "serial" / "events.jsonl").read_text() == (
+        out / "split" / "events.jsonl"
+    ).read_text()
+    return {
+        "hours": info["grid_points"] / 36_000.0,
+        "partitions": info["partitions"],
+        "warmup_s": info["warmup_s"],
+        "serial_wall_s": round(serial_s, 2),
+        "split_wall_s": round(split_s, 2),
+        "split_workers": workers,
+        "rows_equal": a.num_rows == b.num_rows,
+        "columns_not_bit_identical": dev,
+        "columns_bit_identical": len(a.column_names) - len(dev),
+        "events_identical": ev_same,
+    }
+
+
 def duckdb_totals(results: Path) -> dict[str, Any]:
     import duckdb
 
@@ -140,6 +181,11 @@ def main() -> None:
     ap.add_argument("--node-cores", type=int, default=16)
     ap.add_argument("--ci-riser", action="store_true", help="Short riser (faster synth).")
     ap.add_argument("--archive", type=Path, help="Reuse (or keep) the archive here.")
+    ap.add_argument(
+        "--split-hours", type=float, default=0.0,
+        help="Also: a run this long (hil synth, grade_change) serial vs time-split.",
+    )  # fmt: skip
+    ap.add_argument("--split-part-h", type=float, default=4.0)
     args = ap.parse_args()
     from chikyu_daq.fleet.runs import open_runs
 
@@ -183,6 +229,13 @@ def main() -> None:
         "fleet_year_estimate": paper(cpu_per_day, eff, res_bytes, raw_bytes, args.node_cores),
         "host": {"cpus": os.cpu_count(), "load_avg_1m": round(os.getloadavg()[0], 2)},
     }
+    if args.split_hours:
+        from chikyu_daq.fleet.synth import synth_run
+
+        start = int(np.datetime64("2026-03-01T00:00:00", "ns").astype(np.int64))
+        long = synth_run(tmp / "long", "chikyu", hours=args.split_hours, start_ns=start,
+                         scenario="grade_change", full_scale=not args.ci_riser)  # fmt: skip
+        report["split"] = split_check(long, tmp / "split", args.split_part_h, max(sizes))
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "bench_fleet.json").write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps(report, indent=2))
