@@ -18,7 +18,7 @@ SchedulerOption = Annotated[
 ]
 
 
-def _iso_ns(text: str | None, flag: str) -> int | None:
+def iso_ns(text: str | None, flag: str) -> int | None:
     """Fleet windows are absolute (runs start at different times): ISO-8601 UTC only."""
     if text is None:
         return None
@@ -69,7 +69,7 @@ def fleet_replay(
     from chikyu_daq.fleet.runs import FleetError
 
     runs, cfg = _prepare(paths, config)
-    lo, hi = _iso_ns(t_from, "--from"), _iso_ns(t_to, "--to")
+    lo, hi = iso_ns(t_from, "--from"), iso_ns(t_to, "--to")
     out = out or _default_out("fleet-replay")
     try:
         with dask_client(workers, scheduler, warm_config=_warm_config(runs, cfg)) as client:

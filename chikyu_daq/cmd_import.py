@@ -100,11 +100,11 @@ def import_influx_cmd(
     run_id: RunId = None,
 ) -> None:
     """Query a vessel's raw measurements from InfluxDB 1.x (/query) into a run directory."""
-    from chikyu_daq.cmd_fleet import _iso_ns
+    from chikyu_daq.cmd_fleet import iso_ns
     from chikyu_daq.importer import SourceError, import_influx_v1
 
     cfg = _config(config, vessel)
-    t0, t1 = _iso_ns(t_from, "--from"), _iso_ns(t_to, "--to")
+    t0, t1 = iso_ns(t_from, "--from"), iso_ns(t_to, "--to")
     assert t0 is not None and t1 is not None
     try:
         path, report = import_influx_v1(

@@ -55,9 +55,15 @@ def vessel_of(run: Run) -> str:
 def open_runs(paths: list[Path]) -> list[Run]:
     """Every run of `paths`, opened; an unreadable manifest is a `FleetError` naming the run."""
     runs = []
+    seen: dict[tuple[str, str], Path] = {}
     for p in find_runs(paths):
         try:
-            runs.append(open_run(p))
+            run = open_run(p)
         except RunError as err:
             raise FleetError(str(err)) from None
+        key = (vessel_of(run), run.run_id)
+        if key in seen:  # both would write the same results partition
+            raise FleetError(f"run {key[1]} of {key[0]} twice: {seen[key]} and {p}")
+        seen[key] = p
+        runs.append(run)
     return runs

@@ -87,8 +87,9 @@ def long_run(root: Path, cfg_dump: dict, hours: float, start_ns: int, rate_div: 
 
     rng = np.random.default_rng(11)
     span = hours * 3600.0
-    with Recorder(root, run_id="long", manifest={"config": cfg_dump}, segment_s=1e9,
-                  autoflush=False) as rec:  # fmt: skip
+    # one segment file per hour, as a daemon's recorder would leave them (a replay reads by time)
+    with Recorder(root, run_id="long", manifest={"config": cfg_dump}, segment_s=0.001,
+                  flush_s=0.001, autoflush=False) as rec:  # fmt: skip
         data = {}
         for ch, full_hz in RATES_HZ.items():
             hz = full_hz / rate_div
@@ -106,8 +107,14 @@ def long_run(root: Path, cfg_dump: dict, hours: float, start_ns: int, rate_div: 
                 bad = (s > 15 * 3600) & (s < 15 * 3600 + 300)
                 v[bad], q[bad] = np.nan, 2
             data[ch] = (np.sort(t), v, q)
-        rec.write_raw(data)
-        rec.flush()
+        for h in range(int(np.ceil(hours))):
+            lo, hi = start_ns + h * 3600 * 10**9, start_ns + (h + 1) * 3600 * 10**9
+            part = {}
+            for ch, (t, v, q) in data.items():
+                i, j = np.searchsorted(t, [lo, hi])
+                part[ch] = (t[i:j], v[i:j], q[i:j])
+            rec.write_raw(part)
+            rec.flush()  # writing an hour takes far longer than segment_s: one segment each
         for k in range(int(hours // 4)):
             rec.write_event(
                 {"type": "assay", "t_ns": start_ns + (4 * k + 1) * 3600 * 10**9,

@@ -191,6 +191,22 @@ def test_analysts_read_the_dataset_with_duckdb_polars_and_pandas(
     ]  # fmt: skip
 
 
+def test_the_same_run_twice_is_refused_before_anything_runs(
+    archive: tuple[Path, list[Path]], tmp_path: Path
+) -> None:
+    import shutil
+
+    copy = tmp_path / "copy" / archive[1][1].name
+    shutil.copytree(archive[1][1], copy)
+    res = CliRunner().invoke(
+        app,
+        ["replay", str(archive[1][1]), str(copy), "--workers", "1", "--out", str(tmp_path / "o")],
+    )
+    assert res.exit_code == 2
+    assert f"run {copy.name} of chikyu twice" in res.output
+    assert not (tmp_path / "o").exists()
+
+
 def test_one_run_replays_exactly_as_before(
     archive: tuple[Path, list[Path]], tmp_path: Path
 ) -> None:
@@ -207,12 +223,18 @@ def test_one_run_replays_exactly_as_before(
 
 #: Per column: how far a time-split replay may be from the serial one (relative to the column's
 #: largest magnitude). Integrals carry totals handed over between partitions, summed in another
-#: order: a few ulp. Every other column must be bit-identical after the warm-up.
+#: order: a few ulp. E2 looks the transit up in the running pumped volume, which a partition
+#: counts from its own start: the same differences of other large numbers, ~1e-10 (the
+#: disagreement z divides by a small uncertainty, so it shows ~10x more). Every other column
+#: must be bit-identical after the warm-up.
 SPLIT_BOUNDS = {
     "cum_rey_kg": 1e-12,
     "cum_reo_kg": 1e-12,
     "u95_cum_rey_kg": 1e-12,
     "u95_cum_reo_kg": 1e-12,
+    "ms_e2_kg_s": 1e-8,
+    "transit_s": 1e-8,
+    "disagreement_z": 1e-8,
 }
 
 
@@ -224,7 +246,7 @@ def day_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     d = load_config(REPO / "config" / "reference.toml").model_dump(mode="json")
     d["processing"]["grid_hz"] = 1.0
-    d["stability"].update(max_transit_s=1200.0, osc_f_hi_hz=0.2)
+    d["stability"].update(max_transit_s=2400.0, osc_f_hi_hz=0.2)  # transit ~1950 s at 330 m3/h
     return long_run(tmp_path_factory.mktemp("day"), d, 24.0, START_NS, rate_div=5)
 
 
@@ -247,7 +269,7 @@ def test_time_split_replay_of_24h_equals_serial_within_stated_bounds(
     )
     assert res.exit_code == 0, res.output
     info = json.loads((tmp_path / "split" / "split.json").read_text())
-    assert info["partitions"] == 6 and info["warmup_used_s"] >= info["warmup_s"] > 1200
+    assert info["partitions"] == 6 and info["warmup_used_s"] >= info["warmup_s"] > 2400
     ref = pq.read_table(tmp_path / "serial" / "results.parquet")
     got = pq.read_table(tmp_path / "split" / "results.parquet")
     assert (
@@ -263,8 +285,9 @@ def test_time_split_replay_of_24h_equals_serial_within_stated_bounds(
             assert np.array_equal(a, b, equal_nan=a.dtype.kind == "f"), name
     ref_events = (tmp_path / "serial" / "events.jsonl").read_text()
     assert ref_events and (tmp_path / "split" / "events.jsonl").read_text() == ref_events
-    # the gaps and the grade steps did happen, and did cross partitions
+    # the gaps, E2 and the grade steps did happen, and did cross partitions
     assert ref["gap_s"].to_numpy()[-1] > 200
+    assert np.isfinite(ref["ms_e2_kg_s"].to_numpy()).mean() > 0.5
     assert len(np.unique(ref["grade_ppm"].to_numpy())) >= 6
 
 

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from chikyu_daq.cli import app
 from chikyu_daq.config import Config, load_config
-from chikyu_daq.importer import import_file, import_influx_v1
+from chikyu_daq.importer import import_file
 from chikyu_daq.outputs import Outputs
 from chikyu_daq.recorder import Recorder
 from chikyu_daq.recording import open_run
@@ -179,11 +179,24 @@ def test_a_run_written_to_influxd_by_the_pipeline_imports_back_to_the_same_resul
         return int(res["results"][0]["series"][0]["values"][0][1])
 
     wait_until(lambda: stored() == len(data["ft201.volume_flow"][0]), 30)
-    new, report = import_influx_v1(
-        cfg, tmp_path / "ashore", t0_ns=T0 - 10**9, t1_ns=T0 + 70 * 10**9, run=run_id, db="fleet",
-        url=influxd.url, slice_s=20.0,
+
+    def iso(t_ns: int) -> str:
+        return str(np.datetime64(t_ns, "ns")) + "Z"
+
+    res = CliRunner().invoke(
+        app,
+        ["import", "influx", "-c", str(REPO / "config" / "reference.toml"), "--out", str(tmp_path / "ashore"),
+         "--from", iso(T0 - 10**9), "--to", iso(T0 + 70 * 10**9), "--run", run_id, "--db", "fleet",
+         "--url", influxd.url, "--run-id", "back"],
     )  # fmt: skip
-    assert report.rows_imported == n and report.bad_rows == {}
+    assert res.exit_code == 0, res.output
+    new = tmp_path / "ashore" / "runs" / "back"
+    report = json.loads((new / "import_report.json").read_text())
+    assert report["rows_imported"] == n and report["bad_rows"] == {}
+    assert (
+        report["source"] | {"kind": "influxdb-v1", "vessel": "chikyu", "run": run_id}
+        == report["source"]
+    )
     recorded = tmp_path / "ship" / "runs" / run_id
     _, ref = results(recorded, tmp_path / "a")
     _, got = results(new, tmp_path / "b")
