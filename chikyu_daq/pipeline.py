@@ -98,6 +98,7 @@ class Pipeline:
         self.faults = Faults(logger=log)
         self._collecting = True
         self._last_tick = time.monotonic()
+        self.stall_s = STALL_S
         self.fatal: BaseException | None = None
         self.outputs = Outputs(
             cfg,
@@ -150,7 +151,7 @@ class Pipeline:
         `stats()` and STATUS while recording goes on, and restarting the process would lose
         acquisition time without fixing it. A stuck or endlessly failing collector is dead.
         """
-        return self.supervisor.alive() and time.monotonic() - self._last_tick < STALL_S
+        return self.supervisor.alive() and time.monotonic() - self._last_tick < self.stall_s
 
     async def _wait_first_polls(self) -> None:
         deadline = time.monotonic() + FIRST_POLL_TIMEOUT_S
