@@ -91,6 +91,10 @@ class Daemon:
         started.cancel()
         if self._task.done():
             self._task.result()  # raise what killed it
+            fatal = self.pipeline.fatal
+            raise RuntimeError(
+                f"pipeline ended during start-up: {describe(fatal) if fatal else '?'}"
+            )
 
     async def _stop_pipeline(self) -> None:
         if self.pipeline is None or self._task is None:
