@@ -346,15 +346,14 @@ def test_sighup_with_valid_config_restarts_outputs_and_keeps_totals(
     assert d.notify.seen("RELOADING", "1")
 
 
-def test_unusable_data_dir_exits_1_with_the_reason_and_no_traceback(
-    rig: Path, tmp_path: Path
+def test_what_a_restart_cannot_fix_exits_1_with_the_reason_and_no_traceback(
+    tmp_path: Path,
 ) -> None:
-    """What a restart cannot fix ends the process non-zero, said in one line."""
+    """An endpoint for a bus the config does not have: said in one line, exit 1."""
     cfg = daemon_config(tmp_path / "daq.toml", influx_url=None, mqtt_port=None)
-    not_a_dir = tmp_path / "data"
-    not_a_dir.write_text("a file where the data directory should be\n")
+    endpoints = '{"nosuchbus": "127.0.0.1:1"}'
     out = subprocess.run(
-        [*CLI, "run", "-c", str(cfg), "--data-dir", str(not_a_dir), "--endpoints", str(rig)],
+        [*CLI, "run", "-c", str(cfg), "--data-dir", str(tmp_path), "--endpoints", endpoints],
         capture_output=True,
         text=True,
         timeout=120,
@@ -362,7 +361,7 @@ def test_unusable_data_dir_exits_1_with_the_reason_and_no_traceback(
     )
     text = out.stdout + out.stderr
     assert out.returncode == 1, text
-    assert "cannot start" in text and str(not_a_dir) in text, text
+    assert "cannot start" in text and "nosuchbus" in text, text
     assert "Traceback" not in text, text
 
 
