@@ -237,3 +237,45 @@ def test_a_stuck_worker_makes_the_pipeline_unhealthy_until_it_moves(tmp_path: Pa
                 await task
 
     arun(main(), 90)
+
+
+class BrokenHub(Pipeline):
+    """A collector that fails on every tick, outside the per-step guards."""
+
+    def _drain(self) -> dict[str, Any]:
+        raise RuntimeError("hub broken")
+
+
+@pytest.mark.slow
+def test_a_crash_looping_collector_shows_in_status_and_stops_the_watchdog(
+    tmp_path: Path,
+) -> None:
+    cfg = reference_cfg()
+    warm_up(cfg)
+
+    async def main() -> None:
+        async with Rig(cfg, densitometer_period_s=0.1) as rig:
+            p = BrokenHub(
+                cfg,
+                data_dir=tmp_path,
+                buses=override_buses(cfg.buses, rig.endpoints),
+                influx_enabled=False,
+                mqtt_enabled=False,
+            )
+            p.stall_s = 2.0
+            task = asyncio.create_task(p.run())
+            try:
+                await until(
+                    lambda: p.stats()["tasks"].get("collector", {}).get("failures", 0) >= 3, 20
+                )
+                assert not task.done()  # restarted, not dead
+                await until(lambda: not p.healthy(), 5)  # restarts are not progress
+                assert "DEGRADED: collector" in p.status_line()
+                assert "RuntimeError: hub broken" in p.status_line()
+                assert p.stats()["tasks"]["collector"]["restarts"] >= 2
+            finally:
+                p.request_stop()
+                await task
+            assert p.faults.stats()["final_tick"]["count"] == 1  # and the stop was clean
+
+    arun(main(), 90)
