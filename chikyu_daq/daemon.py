@@ -5,7 +5,7 @@ while the pipeline is healthy (`Pipeline.healthy()`: its supervised tasks run an
 completes ticks; a stuck core stops the pings and systemd restarts us); STATUS with a one-line
 summary that names faults and tasks in a restart loop. A task that fails is restarted by the
 pipeline's supervisor; the process exits non-zero only for what a restart cannot fix: a
-pipeline that cannot be built (data directory unusable...) or a fatal task error.
+pipeline that cannot be built (an endpoint naming no bus...) or a fatal task error.
 
 SIGTERM/SIGINT: stop polling, flush the DSP, close segments, drain the spool within
 `STOP_BOUND_S`, close the outputs (MQTT: retained `offline`), exit 0. SIGHUP: load and validate
@@ -91,6 +91,10 @@ class Daemon:
         started.cancel()
         if self._task.done():
             self._task.result()  # raise what killed it
+            fatal = self.pipeline.fatal
+            raise RuntimeError(
+                f"pipeline ended during start-up: {describe(fatal) if fatal else '?'}"
+            )
 
     async def _stop_pipeline(self) -> None:
         if self.pipeline is None or self._task is None:
@@ -140,10 +144,11 @@ class Daemon:
         return 0
 
     async def _start_or_log(self, cfg: Config, processor: Processor | None) -> bool:
-        """Build and start the pipeline; False (logged, no traceback for OSError) if it cannot."""
+        """Build and start the pipeline; False if it cannot (logged in one line when the cause
+        is the installation: a bus the endpoints name, a data directory, ...)."""
         try:
             await self._start(cfg, processor)
-        except OSError as err:
+        except (OSError, KeyError, ValueError) as err:  # the installation, not the code
             log.error("cannot start: %s (data dir %s)", describe(err), self.data_dir)
             return False
         except Exception:

@@ -98,7 +98,9 @@ class Pipeline:
         self.supervisor = Supervisor()
         self.faults = Faults(logger=log)
         self._collecting = True
+        self._working = False  # a worker thread is running `_work`
         self._last_tick = time.monotonic()
+        self.stall_s = STALL_S
         self.fatal: BaseException | None = None
         self.outputs = Outputs(
             cfg,
@@ -122,6 +124,7 @@ class Pipeline:
         """Run until `request_stop()` (or a fatal task error); then shut down in order."""
         await self.outputs.start()
         await self.interfaces.start()
+        self._last_tick = time.monotonic()  # not reset by restarts: a crash loop is a stall
         sup = self.supervisor
         sup.start("acquisition", self.acquisition.run)
         sup.start("collector", self._collector, backoff_max_s=COLLECTOR_BACKOFF_MAX_S)
@@ -155,7 +158,7 @@ class Pipeline:
         `stats()` and STATUS while recording goes on, and restarting the process would lose
         acquisition time without fixing it. A stuck or endlessly failing collector is dead.
         """
-        return self.supervisor.alive() and time.monotonic() - self._last_tick < STALL_S
+        return self.supervisor.alive() and time.monotonic() - self._last_tick < self.stall_s
 
     async def _wait_first_polls(self) -> None:
         deadline = time.monotonic() + FIRST_POLL_TIMEOUT_S
@@ -184,10 +187,21 @@ class Pipeline:
                 log.error("collector still busy after %.0f s; cancelling", COLLECTOR_STOP_S)
                 sup.cancel(["collector"])
             await sup.join(["acquisition", "collector", "health"])
-            await self._tick(final=True)
+            if self._working:  # never two workers on one processor
+                log.error(
+                    "worker stuck: final tick skipped (samples still in the hub not recorded)"
+                )
+            else:
+                try:
+                    await self._tick(final=True)
+                except Exception as exc:
+                    self.faults.record("final_tick", exc, "final DSP flush skipped")
         finally:
             try:
-                await self.interfaces.aclose()
+                try:
+                    await self.interfaces.aclose()
+                except Exception as exc:
+                    self.faults.record("interfaces_close", exc, "interfaces not closed cleanly")
                 await self.outputs.aclose()
             finally:
                 sup.cancel()
@@ -205,7 +219,6 @@ class Pipeline:
         return {ch: (b.t_ns, b.value, b.quality) for ch, b in self._builder.take().items()}
 
     async def _collector(self) -> None:
-        self._last_tick = time.monotonic()
         while self._collecting:
             await asyncio.sleep(TICK_S)
             await self._tick(final=False)
@@ -213,7 +226,8 @@ class Pipeline:
     async def _tick(self, *, final: bool) -> None:
         blocks = self._drain()
         t0 = time.perf_counter()
-        processed = await asyncio.to_thread(self._work, blocks, final)
+        self._working = True  # cleared by the thread itself: a cancelled await leaves it running
+        processed = await asyncio.to_thread(self._work_and_clear, blocks, final)
         self.worker_busy_s += time.perf_counter() - t0
         self.ticks += 1
         self._last_tick = time.monotonic()
@@ -241,6 +255,14 @@ class Pipeline:
         self._assays.append((sampled_at_ns, rey_ppm, u_rey_ppm, record))
 
     # -- the worker thread ------------------------------------------------------------------
+    def _work_and_clear(
+        self, blocks: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]], final: bool
+    ) -> Processed | None:
+        try:
+            return self._work(blocks, final)
+        finally:
+            self._working = False
+
     def _work(
         self, blocks: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]], final: bool
     ) -> Processed | None:

@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -343,3 +344,90 @@ def test_sighup_with_valid_config_restarts_outputs_and_keeps_totals(
     assert ev and ev[0]["processor_kept"] is True and ev[0]["previous_run"] == first.name
     assert open_run(second).manifest["config"]["recorder"]["segment_s"] == 300.0
     assert d.notify.seen("RELOADING", "1")
+
+
+def test_what_a_restart_cannot_fix_exits_1_with_the_reason_and_no_traceback(
+    tmp_path: Path,
+) -> None:
+    """An endpoint for a bus the config does not have: said in one line, exit 1."""
+    cfg = daemon_config(tmp_path / "daq.toml", influx_url=None, mqtt_port=None)
+    endpoints = '{"nosuchbus": "127.0.0.1:1"}'
+    out = subprocess.run(
+        [*CLI, "run", "-c", str(cfg), "--data-dir", str(tmp_path), "--endpoints", endpoints],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=REPO,
+    )
+    text = out.stdout + out.stderr
+    assert out.returncode == 1, text
+    assert "cannot start" in text and "nosuchbus" in text, text
+    assert "Traceback" not in text, text
+
+
+def test_poison_lab_message_never_kills_the_daemon(rig: Path, tmp_path: Path) -> None:
+    """A lab message nested 100,000 deep (issue 10: RecursionError ended the daemon, exit 1):
+    the daemon stays up, keeps publishing live values, and says what happened in its health."""
+    sub = require_binary("mosquitto_sub", "mosquitto-clients")
+    pub = require_binary("mosquitto_pub", "mosquitto-clients")
+    (tmp_path / "mosquitto").mkdir()
+    broker = Mosquitto(tmp_path / "mosquitto")
+    broker.start()
+    try:
+        cfg = daemon_config(tmp_path / "daq.toml", influx_url=None, mqtt_port=broker.port)
+        d = start_daemon(tmp_path, cfg, rig, "poison")
+        wait_until(lambda: "mqtt connected" in d.text() or d.proc.poll() is not None, 30)
+        poison = tmp_path / "poison.json"
+        poison.write_text("[" * 100_000)
+        base = [sub, "-h", "127.0.0.1", "-p", str(broker.port)]
+        topic = "chikyu/chikyu/lab/assay"
+        subprocess.run(
+            [
+                pub,
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(broker.port),
+                "-t",
+                topic,
+                "-q",
+                "1",
+                "-f",
+                str(poison),
+            ],
+            check=True,
+            timeout=20,
+        )
+
+        def noticed() -> bool:
+            """The retained status says the message was rejected or the MQTT task restarted."""
+            out = subprocess.run(
+                [*base, "-t", "chikyu/chikyu/status", "-C", "1", "-W", "5"],
+                capture_output=True,
+                timeout=20,
+            )
+            h: Any = json.loads(out.stdout or b"{}").get("health") or {}
+            rejected = h.get("outputs", {}).get("mqtt", {}).get("assays_rejected", 0)
+            failed = h.get("tasks", {}).get("mqtt", {}).get("failures", 0)
+            return bool(rejected or failed)
+
+        wait_until(lambda: d.proc.poll() is not None or noticed(), 30)
+        assert d.proc.poll() is None, d.text()[-3000:]
+        since = time.time_ns()
+        out = subprocess.run(
+            [*base, "-t", "chikyu/chikyu/yield", "-C", "3", "-W", "30"],
+            capture_output=True,
+            timeout=40,
+        )
+        ts = [json.loads(line)["t_ns"] for line in out.stdout.decode().splitlines()]
+        assert len(ts) == 3 and min(ts) > since - 2_000_000_000  # live values go on
+        d.proc.send_signal(signal.SIGTERM)
+        assert d.proc.wait(40) == 0, d.text()[-3000:]
+        after = subprocess.run(
+            [*base, "-t", "chikyu/chikyu/status", "-C", "1", "-W", "5"],
+            capture_output=True,
+            timeout=20,
+        )
+        assert json.loads(after.stdout)["state"] == "offline"
+    finally:
+        broker.kill()

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 from chikyu_daq.config import load_config
-from chikyu_daq.hil_session import REFERENCE, scenario_config
+from chikyu_daq.hil_session import REFERENCE, scenario_config, with_outputs
 from hil.scenario import load_scenario
+
+CLI = [sys.executable, "-m", "chikyu_daq"]
 
 
 def test_plant_truth_never_reaches_the_daq_config() -> None:
@@ -31,3 +36,21 @@ def test_plant_truth_never_reaches_the_daq_config() -> None:
     assert (got["depth_collector_m"], got["depth_mid_m"], got["depth_upper_m"]) == (470, 240, 40)
     # and nothing outside physics changes
     assert cfg.model_dump(exclude={"physics"}) == nominal.model_dump(exclude={"physics"})
+
+
+def test_hil_outputs_per_scenario_and_a_bad_broker_address_exits_2() -> None:
+    cfg = with_outputs(
+        load_config(REFERENCE), name="heave", influx_url="http://127.0.0.1:8086", mqtt="h:1883"
+    )
+    influx, mqtt = cfg.outputs.influx, cfg.outputs.mqtt
+    assert (influx.enabled, influx.dialect, influx.db) == (True, "v1", "hil_heave")
+    assert (mqtt.enabled, mqtt.host, mqtt.port) == (True, "h", 1883)
+    assert cfg.mqtt_prefix == "hil/heave" and mqtt.client_id == "chikyu-hil-heave"
+    out = subprocess.run(
+        [*CLI, "hil", "run", "--scenario", "nominal", "--mqtt", "no-port"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 2, out.stderr
+    assert "--mqtt: expected HOST:PORT" in out.stderr and "Traceback" not in out.stderr

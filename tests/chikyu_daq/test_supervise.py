@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -187,3 +188,94 @@ def test_pipeline_survives_processing_faults_and_keeps_raw(tmp_path: Path) -> No
         # the failing tick's samples are in the recording, and were never fed again
         assert np.isin(t_failed, raw[ch][0]).all(), ch
         assert proc.fed.get(ch, 0) == len(raw[ch][0]) - len(t_failed), ch
+
+
+class StuckProcessor(Processor):
+    """The real processor, whose `advance` hangs (a worker stuck in I/O) until released."""
+
+    def __init__(self, cfg: Config) -> None:
+        super().__init__(cfg)
+        self.stuck = threading.Event()
+        self.release = threading.Event()
+
+    def advance(self, until_ns: int | None = None) -> Processed | None:
+        if self.points_done > 5 and not self.release.is_set():
+            self.stuck.set()
+            self.release.wait(30)
+        return super().advance(until_ns)
+
+
+@pytest.mark.slow
+def test_a_stuck_worker_makes_the_pipeline_unhealthy_until_it_moves(tmp_path: Path) -> None:
+    """The watchdog is fed from `healthy()`: a worker that stops completing ticks stops it."""
+    cfg = reference_cfg()
+    warm_up(cfg)
+    proc = StuckProcessor(cfg)
+
+    async def main() -> None:
+        async with Rig(cfg, densitometer_period_s=0.1) as rig:
+            p = Pipeline(
+                cfg,
+                data_dir=tmp_path,
+                buses=override_buses(cfg.buses, rig.endpoints),
+                processor=proc,
+                influx_enabled=False,
+                mqtt_enabled=False,
+            )
+            p.stall_s = 1.0
+            task = asyncio.create_task(p.run())
+            try:
+                await until(lambda: proc.stuck.is_set() or task.done(), 30)
+                await until(lambda: not p.healthy(), 5)
+                ticks = p.ticks
+                proc.release.set()
+                await until(lambda: p.ticks > ticks + 5, 10)
+                assert p.healthy()
+            finally:
+                proc.release.set()
+                p.request_stop()
+                await task
+
+    arun(main(), 90)
+
+
+class BrokenHub(Pipeline):
+    """A collector that fails on every tick, outside the per-step guards."""
+
+    def _drain(self) -> dict[str, Any]:
+        raise RuntimeError("hub broken")
+
+
+@pytest.mark.slow
+def test_a_crash_looping_collector_shows_in_status_and_stops_the_watchdog(
+    tmp_path: Path,
+) -> None:
+    cfg = reference_cfg()
+    warm_up(cfg)
+
+    async def main() -> None:
+        async with Rig(cfg, densitometer_period_s=0.1) as rig:
+            p = BrokenHub(
+                cfg,
+                data_dir=tmp_path,
+                buses=override_buses(cfg.buses, rig.endpoints),
+                influx_enabled=False,
+                mqtt_enabled=False,
+            )
+            p.stall_s = 2.0
+            task = asyncio.create_task(p.run())
+            try:
+                await until(
+                    lambda: p.stats()["tasks"].get("collector", {}).get("failures", 0) >= 3, 20
+                )
+                assert not task.done()  # restarted, not dead
+                await until(lambda: not p.healthy(), 5)  # restarts are not progress
+                assert "DEGRADED: collector" in p.status_line()
+                assert "RuntimeError: hub broken" in p.status_line()
+                assert p.stats()["tasks"]["collector"]["restarts"] >= 2
+            finally:
+                p.request_stop()
+                await task
+            assert p.faults.stats()["final_tick"]["count"] == 1  # and the stop was clean
+
+    arun(main(), 90)
