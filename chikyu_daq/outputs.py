@@ -111,10 +111,11 @@ class Outputs:
         self.influx: Any = None
         if influx_enabled if influx_enabled is not None else cfg.outputs.influx.enabled:
             from chikyu_daq.influx import InfluxSink
-            from chikyu_daq.lineproto import EncodeStats
+            from chikyu_daq.lineproto import EncodeStats, RawEncoder
 
             self.influx = InfluxSink.from_config(cfg.outputs.influx, data_dir / "spool")
             self.encoded = EncodeStats()
+            self._raw = RawEncoder(self.tags)
         self.mqtt: Any = None
         if mqtt_enabled if mqtt_enabled is not None else cfg.outputs.mqtt.enabled:
             from chikyu_daq.mqtt import MqttPublisher
@@ -147,17 +148,7 @@ class Outputs:
         if self.recorder is not None:
             self.recorder.write_raw(blocks)
         if self.influx is not None:
-            per_device: dict[str, dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]] = {}
-            for ch, arrays in blocks.items():
-                dev, _, name = ch.partition(".")
-                per_device.setdefault(dev, {})[name] = arrays
-            from chikyu_daq.lineproto import encode_channels
-
-            body = b"".join(
-                encode_channels(d, self.tags, chans, self.encoded)
-                for d, chans in per_device.items()
-            )
-            self._spool(body)
+            self._spool(self._raw.encode(blocks, self.encoded))
 
     def write_results(self, processed: Processed, publish_ns: int) -> None:
         if self.recorder is not None:
