@@ -29,6 +29,13 @@ log = logging.getLogger(__name__)
 
 AssayCallback = Callable[[int, float, float, dict[str, Any]], None]
 
+#: The uploader is woken when this much line protocol is waiting, or when it was last woken
+#: this long ago; in between its own idle poll (0.5 s) picks the lines up. Waking it on every
+#: 20 Hz tick cost a spool read, a gzip and an HTTP request per tick for a few kB each; the
+#: lines are in the spool either way, so this only bounds how fresh InfluxDB is (< 1 s).
+NOTIFY_BYTES = 256 * 1024
+NOTIFY_S = 1.0
+
 
 def iso(t_ns: int) -> str:
     return (
@@ -123,6 +130,8 @@ class Outputs:
             self.mqtt = MqttPublisher(cfg.outputs.mqtt, cfg.mqtt_prefix, on_assay=self._assay)
         self._on_assay = on_assay
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._unsent = 0  # bytes spooled since the uploader was last woken
+        self._notified = 0.0  # time.monotonic() of that
         self.assays_applied = 0
 
     def _assay(self, assay: Assay) -> None:
@@ -189,7 +198,12 @@ class Outputs:
         if not body:
             return
         self.influx.spool.append(body)
-        if self._loop is not None:
+        self._unsent += len(body)
+        now = time.monotonic()
+        if self._loop is not None and (
+            self._unsent >= NOTIFY_BYTES or now - self._notified >= NOTIFY_S
+        ):
+            self._unsent, self._notified = 0, now
             self._loop.call_soon_threadsafe(self.influx.uploader.notify)
 
     # -- event loop -------------------------------------------------------------------------
