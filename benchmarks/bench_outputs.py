@@ -258,7 +258,8 @@ def bench_recorder(n_samples: int = 10_000_000, channels: int = 40) -> dict[str,
             rec.write_raw({n: (t, v, q) for n in names})
         rec.close()
         write_s = time.perf_counter() - t_start
-        written = n_blocks * per_block * channels
+        dropped = rec.stats()["recorder_dropped_samples"]  # refused: the disk writer fell behind
+        written = n_blocks * per_block * channels - dropped
         size = sum(p.stat().st_size for p in (Path(tmp) / "bench").rglob("*") if p.is_file())
         t_start = time.perf_counter()
         raw = open_run(Path(tmp) / "bench").raw()
@@ -266,6 +267,7 @@ def bench_recorder(n_samples: int = 10_000_000, channels: int = 40) -> dict[str,
         read = sum(len(x[0]) for x in raw.values())
     return {
         "samples": written,
+        "dropped_samples_backpressure": dropped,
         "channels": channels,
         "write_s": round(write_s, 2),
         "write_samples_per_s": round(written / write_s),
