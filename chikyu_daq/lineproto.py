@@ -20,6 +20,7 @@ the value. Empty tag values are dropped (line protocol has no empty tag).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -34,6 +35,7 @@ __all__ = [
     "RawEncoder",
     "encode_block",
     "encode_channels",
+    "encode_point",
     "escape_key",
     "escape_measurement",
     "escape_tag_value",
@@ -333,6 +335,42 @@ def _plain(t: Any, v: Any, q: Any) -> bool:
         and t.ndim == v.ndim == q.ndim == 1
         and len(t) == len(v) == len(q)
     )
+
+
+@functools.lru_cache(maxsize=4096)
+def _key_eq(key: str) -> str:
+    return escape_key(key) + "="
+
+
+@functools.lru_cache(maxsize=256)
+def _series_head(measurement: str, tags: tuple[tuple[str, str], ...]) -> str:
+    return series_prefix(measurement, dict(tags)) + " "
+
+
+def encode_point(
+    measurement: str,
+    tags: Mapping[str, str],
+    t_ns: int,
+    fields: Mapping[str, float],
+    stats: EncodeStats | None = None,
+) -> bytes:
+    """One line of float fields (the `daq` health point): the bytes `encode_block` writes for
+    one point of float64 fields, with one float-to-text cast for the whole line and the keys
+    and series prefix escaped once per process."""
+    if not fields:
+        return b""
+    values = np.fromiter(fields.values(), np.float64, len(fields))
+    finite = np.isfinite(values)
+    if stats is not None:
+        stats.nonfinite_skipped += int(values.size - np.count_nonzero(finite))
+    if not finite.any():
+        if stats is not None:
+            stats.empty_lines += 1
+        return b""
+    text = pc.cast(pa.array(values, mask=~finite), pa.string()).to_pylist()
+    body = ",".join(_key_eq(k) + s for k, s in zip(fields, text, strict=True) if s is not None)
+    head = _series_head(measurement, tuple(sorted(tags.items())))
+    return f"{head}{body} {int(t_ns)}\n".encode()
 
 
 def line_count(data: bytes) -> int:

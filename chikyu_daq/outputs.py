@@ -221,12 +221,12 @@ class Outputs:
     def publish_health(self, t_ns: int, health: Mapping[str, Any]) -> None:
         fields = flatten("", health, {})
         if self.influx is not None and fields:
-            from chikyu_daq.lineproto import encode_block
+            from chikyu_daq.lineproto import encode_point
 
-            cols = {k: np.array([v]) for k, v in sorted(fields.items())}
-            body = encode_block("daq", self.tags, np.array([t_ns], np.int64), cols)
-            self.influx.spool.append(body)
-            self.influx.uploader.notify()
+            body = encode_point("daq", self.tags, t_ns, dict(sorted(fields.items())))
+            if body:
+                self.influx.spool.append(body)
+                self.influx.uploader.notify()
         if self.mqtt is not None:
             status = {"state": "online", "run": self.run_id, "t": iso(t_ns), "health": health}
             self.mqtt.set_status(status)  # non-finite numbers become null there

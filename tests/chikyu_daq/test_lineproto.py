@@ -17,6 +17,7 @@ from chikyu_daq.lineproto import (
     RawEncoder,
     encode_block,
     encode_channels,
+    encode_point,
 )
 
 
@@ -324,3 +325,22 @@ def test_raw_encoder_on_other_dtypes_matches_too() -> None:
         {"run": "r"}, blocks, theirs
     )
     assert ours == theirs and ours.nonfinite_skipped == 1
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.dictionaries(
+        st.sampled_from(["a", "b c", "x,y", "k=v", "mqtt_connected", "z"]), _FLOATS, max_size=5
+    ),
+    st.integers(-(2**62), 2**62),
+)
+def test_encode_point_writes_the_bytes_encode_block_writes(
+    fields: dict[str, float], t_ns: int
+) -> None:
+    """The health point: one line of float fields, as `encode_block` writes it for one row."""
+    tags = {"vessel": "chikyu", "run": "r,1"}
+    ours, theirs = EncodeStats(), EncodeStats()
+    cols = {k: np.array([v]) for k, v in fields.items()}
+    expected = encode_block("daq", tags, np.array([t_ns], np.int64), cols, theirs)
+    assert encode_point("daq", tags, t_ns, fields, ours) == expected
+    assert ours == theirs
