@@ -1,6 +1,6 @@
 """Driver throughput and rate fidelity against the emulators, as JSON.
 
-    .venv/bin/python benchmarks/bench_drivers.py [--seconds 3] [--rates-seconds 10] [--out FILE]
+    .venv/bin/python benchmarks/bench_drivers.py [--seconds 3] [--rates-seconds 10] [--out FILE|DIR]
 
 1. Transactions per second through the driver (bus owner: schedule, read, decode, quality,
    stats, emit) against the emulated gateway, beside a bare pymodbus loop doing the same reads
@@ -269,5 +269,7 @@ if __name__ == "__main__":
     res = asyncio.run(main(a))
     text = json.dumps(res, indent=2)
     if a.out:
-        a.out.write_text(text + "\n", encoding="utf-8")
+        out = a.out if a.out.suffix == ".json" else a.out / "drivers.json"  # a directory
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text + "\n", encoding="utf-8")
     print(text)
