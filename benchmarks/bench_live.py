@@ -1,6 +1,6 @@
 """The live path at reference rates, as JSON: daemon CPU, RSS, sample-to-MQTT latency.
 
-    python benchmarks/bench_live.py --out benchmarks/out [--window-s 20] [--warmup-s 5]
+    python benchmarks/bench_live.py --out benchmarks/out [--window-s 30] [--warmup-s 5]
 
 One emulator rig (`hil serve`, its own process) serves every phase; each phase runs in its own
 process and is measured over the same fixed window after the same warm-up, from the kernel's
@@ -290,13 +290,14 @@ def warm_kernels() -> float:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "out")
-    ap.add_argument("--window-s", type=float, default=20.0)
+    ap.add_argument("--window-s", type=float, default=30.0)
     ap.add_argument("--warmup-s", type=float, default=5.0)
     ap.add_argument("--lateness-s", type=float, default=None, help="override, to explore")
     ap.add_argument("--phases", default="bare_poll,outputs_off,outputs_on")
     args = ap.parse_args()
     phases = args.phases.split(",")
     result: dict[str, Any] = {"benchmark": "live", "cores": os.cpu_count(), "targets": TARGETS}
+    result["host_loadavg_before"] = [round(x, 2) for x in os.getloadavg()]  # noise on the host
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         eps = tmp / "eps.json"
@@ -323,6 +324,7 @@ def main() -> None:
                 result["outputs_on"] = daemon_phase(tmp, eps, rig.pid, w, s, True, late)
         finally:
             stop(rig)
+    result["host_loadavg_after"] = [round(x, 2) for x in os.getloadavg()]
     result["lateness_s"] = late if late is not None else "reference.toml"
     base = result.get("bare_poll", {}).get("cpu_share", 0.0)
     within: dict[str, bool] = {}
