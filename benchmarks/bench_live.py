@@ -47,15 +47,19 @@ TARGETS = {"cpu_off": 0.03, "cpu_on": 0.05, "rss_mb": 300, "p99_ms": 150, "late_
 
 #: The baseline: the daemon's own compiled Modbus reads at the configured rates, bare pymodbus.
 BARE_POLL = r"""
-import asyncio, json, sys, time
+import asyncio, json, signal, sys, time
 from pymodbus.client import AsyncModbusTcpClient
 from pymodbus.framer import FramerType
 from chikyu_daq.config import load_config
 from drivers.regmap import compile_device
 
+count = {"ok": 0, "failed": 0}
+
 async def main(cfg_path, eps_path):
     cfg = load_config(cfg_path)
     eps = json.loads(open(eps_path).read())
+    done = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, done.set)
     clients, locks = {}, {}
     for name, bus in cfg.buses.items():
         if bus.transport not in ("modbus_tcp", "modbus_rtu_tcp"):
@@ -63,7 +67,7 @@ async def main(cfg_path, eps_path):
         host, port = eps[name].rsplit(":", 1)
         framer = FramerType.SOCKET if bus.transport == "modbus_tcp" else FramerType.RTU
         c = AsyncModbusTcpClient(host, port=int(port), framer=framer, timeout=bus.timeout_s,
-                                 retries=bus.retries, reconnect_delay=0)
+                                 retries=bus.retries, reconnect_delay=0.1)
         assert await c.connect(), name
         clients[name], locks[name] = c, asyncio.Lock()
 
@@ -77,13 +81,21 @@ async def main(cfg_path, eps_path):
             for r in plan.requests:
                 req = r.request
                 async with lock:
-                    await fn[req.function](req.address, count=req.count, device_id=plan.unit)
+                    try:  # a timeout on a loaded host is counted, as the driver would
+                        await fn[req.function](req.address, count=req.count, device_id=plan.unit)
+                        count["ok"] += 1
+                    except Exception:
+                        count["failed"] += 1
             nxt += period
             await asyncio.sleep(max(0.0, nxt - time.monotonic()))
 
-    tasks = [poll(d, dev) for d, dev in cfg.devices.items() if dev.bus in clients]
+    tasks = [asyncio.create_task(poll(d, dev)) for d, dev in cfg.devices.items()
+             if dev.bus in clients]
     print("READY", flush=True)
-    await asyncio.gather(*tasks)
+    await done.wait()
+    for t in tasks:
+        t.cancel()
+    print(json.dumps(count), flush=True)
 
 asyncio.run(main(sys.argv[1], sys.argv[2]))
 """
@@ -138,9 +150,14 @@ def bare_poll(eps: Path, rig: int, warmup_s: float, window_s: float) -> dict[str
     )
     try:
         assert p.stdout is not None and p.stdout.readline().strip() == "READY"
-        return measure(p.pid, {"rig": rig}, warmup_s, window_s)
+        res = measure(p.pid, {"rig": rig}, warmup_s, window_s)
+        alive = p.poll() is None
     finally:
         stop(p)
+    assert p.stdout is not None
+    tail = p.stdout.read().strip().splitlines()
+    counts = json.loads(tail[-1]) if alive and tail else {}
+    return {**res, "alive_at_end": alive, "reads": counts}
 
 
 def daemon_config(
