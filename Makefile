@@ -27,9 +27,18 @@ lint: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/chikyu-daq demo
 
+# Every benchmark writes its JSON (figures beside the baselines measured in the same run) into
+# benchmarks/out; one that takes no --out has its stdout kept there. A subset:
+# `make bench BENCH=benchmarks/bench_live.py`.
+BENCH ?= $(wildcard benchmarks/bench_*.py)
+
 bench: $(STAMP)
 	mkdir -p benchmarks/out
-	for b in benchmarks/bench_*.py; do $(PY) $$b --out benchmarks/out || exit 1; done
+	for b in $(BENCH); do \
+	  n=$$(basename $$b .py); echo "== $$n"; \
+	  if grep -q -e '"--out"' $$b; then $(PY) $$b --out benchmarks/out; \
+	  else $(PY) $$b > benchmarks/out/$$n.json; fi || exit 1; \
+	done
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,6 +1,6 @@
 """Driver throughput and rate fidelity against the emulators, as JSON.
 
-    .venv/bin/python benchmarks/bench_drivers.py [--seconds 3] [--rates-seconds 10] [--out FILE]
+    .venv/bin/python benchmarks/bench_drivers.py [--seconds 3] [--rates-seconds 10] [--out FILE|DIR]
 
 1. Transactions per second through the driver (bus owner: schedule, read, decode, quality,
    stats, emit) against the emulated gateway, beside a bare pymodbus loop doing the same reads
@@ -12,7 +12,8 @@
    (target <= 20 %); beside it the per-round figures, the median over slice pairs, and client
    CPU microseconds per transaction (`time.process_time`: this process only, the emulators
    run in a child).
-2. Achieved vs configured poll rates for the whole reference installation.
+2. Achieved vs configured poll rates for the whole reference installation, and the delay from
+   a batch's time stamp to the sink (p99, max): what `processing.lateness_s` must cover.
 The emulators run in a child process (`hil serve`) so they do not share the driver's loop.
 """
 
@@ -209,14 +210,23 @@ async def throughput(
 
 
 async def rates(cfg: Any, endpoints: dict[str, str], seconds: float) -> dict[str, Any]:
+    """Achieved rates, and how long after its time stamp each batch reaches the sink: the
+    delay `processing.lateness_s` must cover for no sample to arrive late."""
+    delay: dict[str, list[float]] = {}
+    measuring = False
+
     async def sink(batch: Batch) -> None:
-        return None
+        if measuring:
+            now = time.time_ns()
+            t = max(s.t_ns for s in batch.samples.values())
+            delay.setdefault(batch.device, []).append((now - t) / 1e6)
 
     acq = Acquisition(
         override_buses(cfg.buses, endpoints), cfg.maps, cfg.sentences, cfg.devices, sink
     )
     task = asyncio.create_task(acq.run())
     await asyncio.sleep(1.0)  # connect and settle
+    measuring = True
     before = acq.stats()["devices"]
     t0 = time.perf_counter()
     await asyncio.sleep(seconds)
@@ -236,6 +246,17 @@ async def rates(cfg: Any, endpoints: dict[str, str], seconds: float) -> dict[str
             - before[dev_id]["missed_deadlines"],
             "failed": after[dev_id]["polls_failed"] - before[dev_id]["polls_failed"],
             "latency_mean_ms": round(after[dev_id]["latency_mean_ms"], 3),
+        }
+        d = sorted(delay.get(dev_id, []))
+        if d:
+            out[dev_id]["stamp_to_sink_ms_p99"] = round(d[int(0.99 * (len(d) - 1))], 2)
+            out[dev_id]["stamp_to_sink_ms_max"] = round(d[-1], 2)
+    every = sorted(x for v in delay.values() for x in v)
+    if every:
+        out["all_devices"] = {
+            "stamp_to_sink_ms_p99": round(every[int(0.99 * (len(every) - 1))], 2),
+            "stamp_to_sink_ms_max": round(every[-1], 2),
+            "lateness_s": cfg.processing.lateness_s,
         }
     return out
 
@@ -269,5 +290,7 @@ if __name__ == "__main__":
     res = asyncio.run(main(a))
     text = json.dumps(res, indent=2)
     if a.out:
-        a.out.write_text(text + "\n", encoding="utf-8")
+        out = a.out if a.out.suffix == ".json" else a.out / "drivers.json"  # a directory
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text + "\n", encoding="utf-8")
     print(text)

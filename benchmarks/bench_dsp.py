@@ -276,8 +276,10 @@ def main() -> None:
         "machine": platform.processor() or platform.machine(),
         "roles": list(ROLES),
     }
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(rec, indent=2))
+    out = Path(args.out)
+    out = out if out.suffix == ".json" else out / "dsp.json"  # a directory: `make bench`
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(rec, indent=2))
     print(json.dumps(rec, indent=2))
 
 

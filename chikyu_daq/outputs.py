@@ -29,6 +29,13 @@ log = logging.getLogger(__name__)
 
 AssayCallback = Callable[[int, float, float, dict[str, Any]], None]
 
+#: The uploader is woken when this much line protocol is waiting, or when it was last woken
+#: this long ago; in between its own idle poll (0.5 s) picks the lines up. Waking it on every
+#: 20 Hz tick cost a spool read, a gzip and an HTTP request per tick for a few kB each; the
+#: lines are in the spool either way, so this only bounds how fresh InfluxDB is (< 1 s).
+NOTIFY_BYTES = 256 * 1024
+NOTIFY_S = 1.0
+
 
 def iso(t_ns: int) -> str:
     return (
@@ -111,10 +118,11 @@ class Outputs:
         self.influx: Any = None
         if influx_enabled if influx_enabled is not None else cfg.outputs.influx.enabled:
             from chikyu_daq.influx import InfluxSink
-            from chikyu_daq.lineproto import EncodeStats
+            from chikyu_daq.lineproto import EncodeStats, RawEncoder
 
             self.influx = InfluxSink.from_config(cfg.outputs.influx, data_dir / "spool")
             self.encoded = EncodeStats()
+            self._raw = RawEncoder(self.tags)
         self.mqtt: Any = None
         if mqtt_enabled if mqtt_enabled is not None else cfg.outputs.mqtt.enabled:
             from chikyu_daq.mqtt import MqttPublisher
@@ -122,6 +130,8 @@ class Outputs:
             self.mqtt = MqttPublisher(cfg.outputs.mqtt, cfg.mqtt_prefix, on_assay=self._assay)
         self._on_assay = on_assay
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._unsent = 0  # bytes spooled since the uploader was last woken
+        self._notified = 0.0  # time.monotonic() of that
         self.assays_applied = 0
 
     def _assay(self, assay: Assay) -> None:
@@ -147,17 +157,7 @@ class Outputs:
         if self.recorder is not None:
             self.recorder.write_raw(blocks)
         if self.influx is not None:
-            per_device: dict[str, dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]] = {}
-            for ch, arrays in blocks.items():
-                dev, _, name = ch.partition(".")
-                per_device.setdefault(dev, {})[name] = arrays
-            from chikyu_daq.lineproto import encode_channels
-
-            body = b"".join(
-                encode_channels(d, self.tags, chans, self.encoded)
-                for d, chans in per_device.items()
-            )
-            self._spool(body)
+            self._spool(self._raw.encode(blocks, self.encoded))
 
     def write_results(self, processed: Processed, publish_ns: int) -> None:
         if self.recorder is not None:
@@ -198,7 +198,12 @@ class Outputs:
         if not body:
             return
         self.influx.spool.append(body)
-        if self._loop is not None:
+        self._unsent += len(body)
+        now = time.monotonic()
+        if self._loop is not None and (
+            self._unsent >= NOTIFY_BYTES or now - self._notified >= NOTIFY_S
+        ):
+            self._unsent, self._notified = 0, now
             self._loop.call_soon_threadsafe(self.influx.uploader.notify)
 
     # -- event loop -------------------------------------------------------------------------
@@ -216,12 +221,12 @@ class Outputs:
     def publish_health(self, t_ns: int, health: Mapping[str, Any]) -> None:
         fields = flatten("", health, {})
         if self.influx is not None and fields:
-            from chikyu_daq.lineproto import encode_block
+            from chikyu_daq.lineproto import encode_point
 
-            cols = {k: np.array([v]) for k, v in sorted(fields.items())}
-            body = encode_block("daq", self.tags, np.array([t_ns], np.int64), cols)
-            self.influx.spool.append(body)
-            self.influx.uploader.notify()
+            body = encode_point("daq", self.tags, t_ns, dict(sorted(fields.items())))
+            if body:
+                self.influx.spool.append(body)
+                self.influx.uploader.notify()
         if self.mqtt is not None:
             status = {"state": "online", "run": self.run_id, "t": iso(t_ns), "health": health}
             self.mqtt.set_status(status)  # non-finite numbers become null there

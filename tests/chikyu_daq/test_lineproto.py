@@ -11,7 +11,14 @@ from hypothesis import event, given, settings
 from hypothesis import strategies as st
 from influxdb_client import Point, WritePrecision
 
-from chikyu_daq.lineproto import EncodeStats, LineProtocolError, encode_block, encode_channels
+from chikyu_daq.lineproto import (
+    EncodeStats,
+    LineProtocolError,
+    RawEncoder,
+    encode_block,
+    encode_channels,
+    encode_point,
+)
 
 
 def test_types_and_missing_values() -> None:
@@ -234,3 +241,106 @@ def test_names_influxdb_would_read_differently_are_refused(
 ) -> None:
     with pytest.raises(LineProtocolError):
         encode_block(measurement, tags, np.array([1]), {key: np.array([1.0])})
+
+
+# -- the live path's raw encoder: the same bytes as encode_channels, device by device ----------
+def _raw_reference(
+    tags: dict[str, str],
+    blocks: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]],
+    stats: EncodeStats,
+) -> bytes:
+    """What `Outputs.write_raw` spooled before `RawEncoder`: regroup by device, encode each."""
+    per_device: dict[str, dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]] = {}
+    for ch, arrays in blocks.items():
+        dev, _, name = ch.partition(".")
+        per_device.setdefault(dev, {})[name] = arrays
+    return b"".join(encode_channels(d, tags, c, stats) for d, c in per_device.items())
+
+
+_FLOATS = st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.sampled_from([0.0, -0.0, 1.0, 1e-7, 1e21, 123456789012345680.0, 5e-324, 330.25]),
+)
+
+
+@st.composite
+def _ticks(draw: st.DrawFn) -> list[dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]]:
+    """A few ticks over one channel set: shared and private timestamps, odd names, NaN/inf."""
+    devices = draw(
+        st.lists(
+            st.sampled_from(["p101a", "ft 201", "a,b", "x=y"]), min_size=1, max_size=3, unique=True
+        )
+    )
+    names = st.sampled_from(["a", "a_q", "a_q_q", "b c", "x,y", "k=v", "speed"])
+    chans = [
+        f"{d}.{n}"
+        for d in devices
+        for n in draw(st.lists(names, min_size=1, max_size=4, unique=True))
+    ]
+    chans = draw(st.permutations(chans))
+    ticks = []
+    for _ in range(draw(st.integers(1, 3))):
+        stamps = st.sets(st.sampled_from([0, 1, 2**62, -(2**62)]), max_size=3)  # near-misses
+        shared = np.array(sorted(draw(stamps)), np.int64)
+        tick = {}
+        for ch in chans:
+            t = shared if draw(st.booleans()) else np.array(sorted(draw(stamps)), np.int64)
+            v = np.array(draw(st.lists(_FLOATS, min_size=len(t), max_size=len(t))), np.float64)
+            q = np.array(
+                draw(st.lists(st.integers(0, 2), min_size=len(t), max_size=len(t))), np.uint8
+            )
+            tick[ch] = (t.copy(), v, q)
+        ticks.append(tick)
+    return ticks
+
+
+@settings(max_examples=150, deadline=None)
+@given(_ticks())
+def test_raw_encoder_writes_the_bytes_encode_channels_writes(
+    ticks: list[dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]],
+) -> None:
+    tags = {"vessel": "chikyu", "run": "r 1"}
+    enc = RawEncoder(tags)
+    for tick in ticks:  # one encoder over several ticks: its caches must not leak between them
+        ours, theirs = EncodeStats(), EncodeStats()
+        try:
+            expected = _raw_reference(tags, tick, theirs)
+        except LineProtocolError:
+            with pytest.raises(LineProtocolError):
+                enc.encode(tick, ours)
+            continue
+        assert enc.encode(tick, ours) == expected
+        assert ours == theirs
+
+
+def test_raw_encoder_on_other_dtypes_matches_too() -> None:
+    """float32 values, int64 quality: outside the fast path, same bytes."""
+    t = np.array([10, 20], np.int64)
+    blocks = {
+        "d.a": (t, np.array([1.5, np.nan], np.float32), np.array([0, 2], np.int64)),
+        "d.b": (t, np.array([2.0, 3.0]), np.array([1, 1], np.uint64)),
+    }
+    ours, theirs = EncodeStats(), EncodeStats()
+    assert RawEncoder({"run": "r"}).encode(blocks, ours) == _raw_reference(
+        {"run": "r"}, blocks, theirs
+    )
+    assert ours == theirs and ours.nonfinite_skipped == 1
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.dictionaries(
+        st.sampled_from(["a", "b c", "x,y", "k=v", "mqtt_connected", "z"]), _FLOATS, max_size=5
+    ),
+    st.integers(-(2**62), 2**62),
+)
+def test_encode_point_writes_the_bytes_encode_block_writes(
+    fields: dict[str, float], t_ns: int
+) -> None:
+    """The health point: one line of float fields, as `encode_block` writes it for one row."""
+    tags = {"vessel": "chikyu", "run": "r,1"}
+    ours, theirs = EncodeStats(), EncodeStats()
+    cols = {k: np.array([v]) for k, v in fields.items()}
+    expected = encode_block("daq", tags, np.array([t_ns], np.int64), cols, theirs)
+    assert encode_point("daq", tags, t_ns, fields, ours) == expected
+    assert ours == theirs

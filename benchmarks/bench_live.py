@@ -1,0 +1,369 @@
+"""The live path at reference rates, as JSON: daemon CPU, RSS, sample-to-MQTT latency.
+
+    python benchmarks/bench_live.py --out benchmarks/out [--window-s 30] [--warmup-s 5]
+
+One emulator rig (`hil serve`, its own process) serves every phase; each phase runs in its own
+process and is measured over the same fixed window after the same warm-up, from the kernel's
+account of that process (`/proc/PID/stat` utime + stime, VmRSS):
+
+1. `bare_poll`: the baseline, a bare pymodbus loop issuing exactly the daemon's compiled reads
+   (every Modbus device of the installation, one client per bus, serialised per bus like the
+   bus owner) at the configured rates, and nothing else;
+2. `outputs_off`: the daemon (`chikyu-daq run --endpoints`), recorder on, InfluxDB and MQTT off;
+3. `outputs_on`: the daemon with InfluxDB (a real influxd, v1 `/write`) and MQTT (a real
+   mosquitto) on. A paho client subscribed to the yield topic takes, for each 1 Hz message,
+   arrival time minus the grid time of the point it carries (`t_ns`): sample-to-MQTT latency.
+   `late_samples` comes from the daemon's own health on the status topic.
+
+CPU on a shared 2-core host is noisy: the figures that travel are the ratios to the bare poller
+measured in the same run (`x_bare_poll`). Targets: < 3 % of a core with outputs off, < 5 % on,
+RSS < 300 MB, latency p99 < 150 ms with no late samples.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from tests.servers import Influxd, Mosquitto  # noqa: E402
+
+CLI = [sys.executable, "-m", "chikyu_daq"]
+CONFIG = REPO / "config" / "reference.toml"
+TARGETS = {"cpu_off": 0.03, "cpu_on": 0.05, "rss_mb": 300, "p99_ms": 150, "late_samples": 0}
+
+#: The baseline: the daemon's own compiled Modbus reads at the configured rates, bare pymodbus.
+BARE_POLL = r"""
+import asyncio, json, signal, sys, time
+from pymodbus.client import AsyncModbusTcpClient
+from pymodbus.framer import FramerType
+from chikyu_daq.config import load_config
+from drivers.regmap import compile_device
+
+count = {"ok": 0, "failed": 0}
+
+async def main(cfg_path, eps_path):
+    cfg = load_config(cfg_path)
+    eps = json.loads(open(eps_path).read())
+    done = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, done.set)
+    clients, locks = {}, {}
+    for name, bus in cfg.buses.items():
+        if bus.transport not in ("modbus_tcp", "modbus_rtu_tcp"):
+            continue
+        host, port = eps[name].rsplit(":", 1)
+        framer = FramerType.SOCKET if bus.transport == "modbus_tcp" else FramerType.RTU
+        c = AsyncModbusTcpClient(host, port=int(port), framer=framer, timeout=bus.timeout_s,
+                                 retries=bus.retries, reconnect_delay=0.1)
+        assert await c.connect(), name
+        clients[name], locks[name] = c, asyncio.Lock()
+
+    async def poll(dev_id, dev):
+        plan = compile_device(dev_id, dev, cfg.maps[dev.map])
+        c, lock = clients[dev.bus], locks[dev.bus]
+        fn = {3: c.read_holding_registers, 4: c.read_input_registers}
+        period = 1.0 / dev.poll_hz
+        nxt = time.monotonic()
+        while True:
+            for r in plan.requests:
+                req = r.request
+                async with lock:
+                    try:  # a timeout on a loaded host is counted, as the driver would
+                        await fn[req.function](req.address, count=req.count, device_id=plan.unit)
+                        count["ok"] += 1
+                    except Exception:
+                        count["failed"] += 1
+            nxt += period
+            await asyncio.sleep(max(0.0, nxt - time.monotonic()))
+
+    tasks = [asyncio.create_task(poll(d, dev)) for d, dev in cfg.devices.items()
+             if dev.bus in clients]
+    print("READY", flush=True)
+    await done.wait()
+    for t in tasks:
+        t.cancel()
+    print(json.dumps(count), flush=True)
+
+asyncio.run(main(sys.argv[1], sys.argv[2]))
+"""
+
+
+def proc_cpu_s(pid: int) -> float:
+    """utime + stime of one process (not its children), seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def measure(pid: int, others: dict[str, int], warmup_s: float, window_s: float) -> dict[str, Any]:
+    """CPU share of one core of `pid` (and of `others`, e.g. the rig) over the window."""
+    time.sleep(warmup_s)
+    pids = {"self": pid, **others}
+    c0 = {k: proc_cpu_s(p) for k, p in pids.items()}
+    w0 = time.monotonic()
+    time.sleep(window_s)
+    c1 = {k: proc_cpu_s(p) for k, p in pids.items()}
+    dt = time.monotonic() - w0
+    out: dict[str, Any] = {"cpu_share": round((c1["self"] - c0["self"]) / dt, 4)}
+    for k in others:
+        out[f"{k}_cpu_share"] = round((c1[k] - c0[k]) / dt, 4)
+    out["rss_mb"] = round(rss_mb(pid), 1)
+    return out
+
+
+def stop(proc: subprocess.Popen[Any]) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
+def bare_poll(eps: Path, rig: int, warmup_s: float, window_s: float) -> dict[str, Any]:
+    p = subprocess.Popen(
+        [sys.executable, "-c", BARE_POLL, str(CONFIG), str(eps)],
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert p.stdout is not None and p.stdout.readline().strip() == "READY"
+        res = measure(p.pid, {"rig": rig}, warmup_s, window_s)
+        alive = p.poll() is None
+    finally:
+        stop(p)
+    assert p.stdout is not None
+    tail = p.stdout.read().strip().splitlines()
+    counts = json.loads(tail[-1]) if alive and tail else {}
+    return {**res, "alive_at_end": alive, "reads": counts}
+
+
+def daemon_config(
+    tmp: Path, influx: Influxd | None, mqtt: Mosquitto | None, lateness_s: float | None
+) -> Path:
+    ref = CONFIG.read_text()
+    cfg = ref[: ref.index("[outputs.influx]")]
+    if lateness_s is not None:  # exploring: the reference file's processing.lateness_s replaced
+        cfg = re.sub(r"(?m)^lateness_s = .*$", f"lateness_s = {lateness_s}", cfg)
+    if influx is not None:
+        cfg += (
+            f'[outputs.influx]\nenabled = true\ndialect = "v1"\nurl = "{influx.url}"\n'
+            'db = "bench"\n'
+        )
+    if mqtt is not None:
+        cfg += (
+            f'[outputs.mqtt]\nenabled = true\nhost = "127.0.0.1"\nport = {mqtt.port}\n'
+            'client_id = "bench"\n'
+        )
+    path = tmp / ("daq_on.toml" if influx or mqtt else "daq_off.toml")
+    path.write_text(cfg)
+    return path
+
+
+def start_daemon(tmp: Path, cfg: Path, eps: Path, name: str) -> tuple[subprocess.Popen[Any], float]:
+    """`chikyu-daq run`, returning once it has said READY=1 (sd_notify), and its start time."""
+    sock_path = tmp / f"notify-{name}"
+    notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    notify.bind(str(sock_path))
+    notify.settimeout(120)
+    t0 = time.monotonic()
+    p = subprocess.Popen(
+        [*CLI, "run", "-c", str(cfg), "--data-dir", str(tmp / name), "--endpoints", str(eps)],
+        cwd=REPO,
+        env={**os.environ, "NOTIFY_SOCKET": str(sock_path), "PYTHONPATH": str(REPO)},
+        stdout=subprocess.DEVNULL,
+        stderr=(tmp / f"{name}.log").open("wb"),
+    )
+    try:
+        while b"READY=1" not in notify.recv(4096):
+            pass
+    finally:
+        notify.close()
+    return p, time.monotonic() - t0
+
+
+def daemon_phase(
+    tmp: Path,
+    eps: Path,
+    rig: int,
+    warmup_s: float,
+    window_s: float,
+    outputs: bool,
+    lateness_s: float | None = None,
+) -> dict[str, Any]:
+    influx = mqtt = None
+    servers: list[Any] = []
+    if outputs:
+        (tmp / "influxd").mkdir()
+        (tmp / "mosquitto").mkdir()
+        influx, mqtt = Influxd(tmp / "influxd"), Mosquitto(tmp / "mosquitto")
+        for s in (influx, mqtt):
+            s.start()
+            servers.append(s)
+        influx.create_db("bench")
+    name = "on" if outputs else "off"
+    try:
+        daq, ready_s = start_daemon(tmp, daemon_config(tmp, influx, mqtt, lateness_s), eps, name)
+        try:
+            if mqtt is None:
+                res = measure(daq.pid, {"rig": rig}, warmup_s, window_s)
+                return {"startup_to_ready_s": round(ready_s, 2), **res}
+            res = with_mqtt(daq, rig, mqtt, warmup_s, window_s)
+            return {"startup_to_ready_s": round(ready_s, 2), **res}
+        finally:
+            stop(daq)
+    finally:
+        for s in servers:
+            s.kill()
+
+
+def with_mqtt(
+    daq: subprocess.Popen[Any], rig: int, mqtt: Mosquitto, warmup_s: float, window_s: float
+) -> dict[str, Any]:
+    import paho.mqtt.client as paho
+
+    lat: list[float] = []
+    health: dict[str, Any] = {}
+    window = {"open": False}
+
+    def on_message(_c: Any, _u: Any, msg: Any) -> None:
+        now = time.time()
+        doc = json.loads(msg.payload)
+        if msg.topic.endswith("/status"):
+            health.update(doc.get("health") or {})
+        elif window["open"]:
+            lat.append(now - doc["t_ns"] / 1e9)
+
+    client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id="bench-sub")
+    client.on_message = on_message
+    client.connect("127.0.0.1", mqtt.port)
+    client.subscribe("chikyu/chikyu/yield", qos=0)
+    client.subscribe("chikyu/chikyu/status", qos=0)
+    client.loop_start()
+    try:
+        time.sleep(warmup_s)
+        late0 = health.get("late_samples", 0)
+        window["open"] = True
+        res = measure(daq.pid, {"rig": rig}, 0.0, window_s)
+        window["open"] = False
+        time.sleep(1.5)  # one more status with the health at the end of the window
+    finally:
+        client.loop_stop()
+        client.disconnect()
+    arr = np.array(lat) * 1000
+    res.update(
+        {
+            "mqtt_messages": int(arr.size),
+            "latency_ms_p50": round(float(np.percentile(arr, 50)), 1) if arr.size else None,
+            "latency_ms_p99": round(float(np.percentile(arr, 99)), 1) if arr.size else None,
+            "latency_ms_max": round(float(arr.max()), 1) if arr.size else None,
+            "late_samples_total": health.get("late_samples"),
+            "late_samples_in_window": (health.get("late_samples", 0) or 0) - (late0 or 0),
+        }
+    )
+    return res
+
+
+def warm_kernels() -> float:
+    """Fill the kernel cache first (own process), so every phase starts warm (bench_compile
+    measures the cold compile); returns the seconds it took."""
+    code = (
+        "import sys; from chikyu_daq.config import load_config; "
+        "from chikyu_daq.processor import warm_up; print(warm_up(load_config(sys.argv[1])))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(CONFIG)],
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return round(float(out.stdout.split()[-1]), 2)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "out")
+    ap.add_argument("--window-s", type=float, default=30.0)
+    ap.add_argument("--warmup-s", type=float, default=5.0)
+    ap.add_argument("--lateness-s", type=float, default=None, help="override, to explore")
+    ap.add_argument("--phases", default="bare_poll,outputs_off,outputs_on")
+    args = ap.parse_args()
+    phases = args.phases.split(",")
+    result: dict[str, Any] = {"benchmark": "live", "cores": os.cpu_count(), "targets": TARGETS}
+    result["host_loadavg_before"] = [round(x, 2) for x in os.getloadavg()]  # noise on the host
+    with tempfile.TemporaryDirectory() as d:
+        tmp = Path(d)
+        eps = tmp / "eps.json"
+        rig = subprocess.Popen(
+            [*CLI, "hil", "serve", "-c", str(CONFIG), "--endpoints-out", str(eps)],
+            cwd=REPO,
+            env={**os.environ, "PYTHONPATH": str(REPO)},
+            stdout=subprocess.DEVNULL,
+        )
+        try:
+            deadline = time.monotonic() + 60
+            while not eps.exists():
+                if rig.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("hil serve did not come up")
+                time.sleep(0.1)
+            w, s = args.warmup_s, args.window_s
+            result["kernel_warm_up_s"] = warm_kernels()
+            late = args.lateness_s
+            if "bare_poll" in phases:
+                result["bare_poll"] = bare_poll(eps, rig.pid, w, s)
+            if "outputs_off" in phases:
+                result["outputs_off"] = daemon_phase(tmp, eps, rig.pid, w, s, False, late)
+            if "outputs_on" in phases:
+                result["outputs_on"] = daemon_phase(tmp, eps, rig.pid, w, s, True, late)
+        finally:
+            stop(rig)
+    result["host_loadavg_after"] = [round(x, 2) for x in os.getloadavg()]
+    result["lateness_s"] = late if late is not None else "reference.toml"
+    base = result.get("bare_poll", {}).get("cpu_share", 0.0)
+    within: dict[str, bool] = {}
+    if "outputs_off" in result:
+        off = result["outputs_off"]
+        off["x_bare_poll"] = round(off["cpu_share"] / base, 2) if base > 0 else None
+        within["cpu_off"] = off["cpu_share"] < TARGETS["cpu_off"]
+        within["rss_off"] = off["rss_mb"] < TARGETS["rss_mb"]
+    if "outputs_on" in result:
+        on = result["outputs_on"]
+        on["x_bare_poll"] = round(on["cpu_share"] / base, 2) if base > 0 else None
+        within["cpu_on"] = on["cpu_share"] < TARGETS["cpu_on"]
+        within["rss_on"] = on["rss_mb"] < TARGETS["rss_mb"]
+        p99 = on["latency_ms_p99"]
+        within["p99"] = p99 is not None and p99 < TARGETS["p99_ms"]
+        within["late"] = on["late_samples_in_window"] == 0
+    result["within_target"] = within
+    text = json.dumps(result, indent=2)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "live.json").write_text(text + "\n")
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
