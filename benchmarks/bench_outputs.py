@@ -4,7 +4,8 @@
 - raw_encode: the live path's raw samples to line protocol, reference-installation ticks (all
   80 channels at their configured rates, 20 ticks/s): `RawEncoder` (today's `write_raw`) vs the
   regroup-by-device + `encode_channels` path it replaced, alternating rounds in the same run,
-  byte-identical output checked;
+  byte-identical output checked; health_point: the 1 Hz health line, `encode_point` vs the
+  per-field `encode_block` it replaced;
 - drain: spool drain into a real influxd beside influxd's own raw ingest rate in the same run
   (a plain loop posting the same lines pre-encoded as gzipped 5,000-line batches over one
   keep-alive connection; before and after the drain, each into a fresh database);
@@ -158,6 +159,38 @@ def bench_raw_encode(n_ticks: int = 400, rounds: int = 5) -> dict[str, Any]:
     }
 
 
+def bench_health_point(n_fields: int = 270, reps: int = 50) -> dict[str, Any]:
+    """The 1 Hz `daq` health point (~270 flattened fields in the reference daemon):
+    `encode_point` vs the per-field `encode_block` it replaced, same run, same bytes."""
+    from chikyu_daq.lineproto import encode_point
+
+    rng = np.random.default_rng(4)
+    health = {f"dev{i // 10}_stat_{i}": float(rng.standard_normal()) for i in range(n_fields)}
+    health["dev0_stat_0"] = float("nan")
+
+    def before() -> bytes:
+        cols = {k: np.array([v]) for k, v in sorted(health.items())}
+        return encode_block("daq", TAGS, np.array([T0], np.int64), cols)
+
+    def after() -> bytes:
+        return encode_point("daq", TAGS, T0, dict(sorted(health.items())))
+
+    identical = before() == after()
+    best: dict[str, float] = {}
+    for name, fn in (("before", before), ("after", after)) * 2:
+        c0 = time.process_time()
+        for _ in range(reps):
+            fn()
+        best[name] = min(best.get(name, 1e9), (time.process_time() - c0) / reps)
+    return {
+        "fields": n_fields,
+        "byte_identical": identical,
+        "before_ms_per_point": round(best["before"] * 1e3, 3),
+        "after_ms_per_point": round(best["after"] * 1e3, 3),
+        "speedup": round(best["before"] / best["after"], 1),
+    }
+
+
 def raw_ingest(url: str, db: str, batches: list[bytes]) -> float:
     """influxd's own rate: pre-encoded gzipped batches posted in a plain loop, one keep-alive
     connection; returns seconds."""
@@ -288,6 +321,7 @@ def main() -> None:
         "host": {"python": platform.python_version(), "machine": platform.machine()},
         "encoder": bench_encoder(),
         "raw_encode": bench_raw_encode(),
+        "health_point": bench_health_point(),
         "recorder": bench_recorder(args.recorder_samples),
         "drain": bench_drain(args.drain_lines),
     }
