@@ -18,8 +18,8 @@ readable with `open_run`, with no repair step; a new process starts a new run.
 Storage faults never raise out of the write or flush paths (DESIGN "Degrade, never die"). A full
 or read-only disk, an I/O error or a deleted file or folder is counted by errno and logged at a
 limited rate (`chikyu_daq.durable.Health`, published in `stats()`); what could not be written
-stays in memory, up to `max_pending_bytes`, and is written by a later flush. Past that bound new
-data is dropped and counted (`recorder_dropped_*`), never the pending data. A failed temporary
+stays in memory, up to `max_pending_bytes`, and is written by a later flush. Past that bound (while
+the disk fails) new data is dropped and counted (`recorder_dropped_*`), never the pending data. A failed temporary
 file is removed (a full disk gets its space back), an event file or folder deleted under the
 recorder is created again (the manifest too), rows lost with deleted files are counted
 (`recorder_lost_rows`, `recorder_lost_events`), and a compaction that fails leaves its parts,
@@ -328,6 +328,11 @@ class Recorder:
     def _pending_bytes_locked(self) -> int:
         return self._raw_n * RAW_SAMPLE_BYTES + self._res_bytes + self._events_bytes
 
+    def _over_bound_locked(self, more: int) -> bool:
+        """Only data that waits for a failing disk is bounded: while writes succeed, a large
+        block (an import, a replay, a slow flusher) is held until the next flush, never dropped."""
+        return self.health.degraded and self._pending_bytes_locked() + more > self.max_pending_bytes
+
     def _overflow(self, what: str) -> None:
         self.health.note(
             "overflow",
@@ -344,7 +349,7 @@ class Recorder:
         with self._lock:
             if self._closed:
                 raise RuntimeError("recorder is closed")
-            if self._pending_bytes_locked() + n * RAW_SAMPLE_BYTES > self.max_pending_bytes:
+            if self._over_bound_locked(n * RAW_SAMPLE_BYTES):
                 self.dropped_samples += n
                 self._overflow(f"{n} raw samples")
                 return
@@ -368,7 +373,7 @@ class Recorder:
         with self._lock:
             if self._closed:
                 raise RuntimeError("recorder is closed")
-            if self._pending_bytes_locked() + table.nbytes > self.max_pending_bytes:
+            if self._over_bound_locked(table.nbytes):
                 self.dropped_rows += table.num_rows
                 self._overflow(f"{table.num_rows} result rows")
                 return
@@ -384,7 +389,7 @@ class Recorder:
             with self._lock:
                 if self._closed:
                     raise RuntimeError("recorder is closed")
-                if self._pending_bytes_locked() + len(line) > self.max_pending_bytes:
+                if self._over_bound_locked(len(line)):
                     self.dropped_events += 1
                     self._overflow("an event")
                     return

@@ -119,3 +119,21 @@ def test_rejects_mismatched_lengths_and_bad_flush(tmp_path: Path) -> None:
         rec.write_raw({"a.b": (np.arange(2), np.zeros(3), np.zeros(2, np.uint8))})
     rec.close()
     assert json.loads((tmp_path / "x" / "manifest.json").read_text())["run_id"] == "x"
+
+
+def test_a_block_larger_than_the_pending_bound_is_kept_while_the_disk_works(
+    tmp_path: Path,
+) -> None:
+    """The pending bound is for data waiting on a failing disk; an import or a slow flusher that
+    hands over a large block on a healthy disk must lose nothing."""
+    rec = Recorder(tmp_path / "runs", run_id="big", manifest={}, autoflush=False,
+                   max_pending_bytes=1 << 16)  # fmt: skip
+    n = 20_000  # 20,000 samples x 17 B is ~5x the bound
+    t = T0 + np.arange(n, dtype=np.int64) * 1_000_000
+    rec.write_raw({"ft201.volume_flow": (t, np.arange(n, dtype=np.float64), np.zeros(n, np.uint8))})
+    rec.write_results(t, {"rey_kg": np.arange(n, dtype=np.float64)})
+    rec.close()
+    assert rec.stats()["recorder_dropped_samples"] == 0
+    run = open_run(tmp_path / "runs" / "big")
+    assert len(run.raw()["ft201.volume_flow"][0]) == n
+    assert len(run.results()["rey_kg"]) == n
