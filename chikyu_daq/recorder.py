@@ -19,8 +19,8 @@ Storage faults never raise out of the write or flush paths (DESIGN "Degrade, nev
 or read-only disk, an I/O error or a deleted file or folder is counted by errno and logged at a
 limited rate (`chikyu_daq.durable.Health`, published in `stats()`); what could not be written
 stays in memory, up to `max_pending_bytes`, and is written by a later flush. Past that bound (while
-the disk fails) new data is dropped and counted (`recorder_dropped_*`), never the pending data. A failed temporary
-file is removed (a full disk gets its space back), an event file or folder deleted under the
+the disk fails) new data is dropped and counted (`recorder_dropped_*`), never the pending
+data. A failed temporary file is removed (a full disk gets its space back), an event file or folder deleted under the
 recorder is created again (the manifest too), rows lost with deleted files are counted
 (`recorder_lost_rows`, `recorder_lost_events`), and a compaction that fails leaves its parts,
 which are readable, and is tried again at the next rotation and at close. So the run directory
