@@ -15,16 +15,16 @@ Layout and reading: `chikyu_daq.recording` (module docstring). How crash safety 
 So after `kill -9` or power loss everything older than `flush_s` (plus one write) is on disk and
 readable with `open_run`, with no repair step; a new process starts a new run.
 
-Storage faults never raise out of the write or flush paths (DESIGN "Degrade, never die"). A full
-or read-only disk, an I/O error or a deleted file or folder is counted by errno and logged at a
-limited rate (`chikyu_daq.durable.Health`, published in `stats()`); what could not be written
-stays in memory, up to `max_pending_bytes`, and is written by a later flush. Past that bound (while
-the disk fails) new data is dropped and counted (`recorder_dropped_*`), never the pending
-data. A failed temporary file is removed (a full disk gets its space back), an event file or folder deleted under the
-recorder is created again (the manifest too), rows lost with deleted files are counted
-(`recorder_lost_rows`, `recorder_lost_events`), and a compaction that fails leaves its parts,
-which are readable, and is tried again at the next rotation and at close. So the run directory
-reads back with `open_run` after any of these.
+Storage faults never raise out of the write or flush paths (DESIGN "Degrade, never die"). A full or
+read-only disk, an I/O error or a deleted file or folder is counted by errno and logged at a limited
+rate (`chikyu_daq.durable.Health`, published in `stats()`); what could not be written stays in
+memory, up to `max_pending_bytes`, and is written by a later flush. Past that bound (while the disk
+fails) new data is dropped and counted (`recorder_dropped_*`), never the pending data. A failed
+temporary file is removed (a full disk gets its space back), an event file or folder deleted under
+the recorder is created again (the manifest too), rows lost with deleted files are counted
+(`recorder_lost_rows`, `recorder_lost_events`), and a compaction that fails leaves its parts, which
+are readable, and is tried again at the next rotation and at close. So the run directory reads back
+with `open_run` after any of these.
 
 Raw rows are grouped by channel within a part (each channel in time order), so the reader splits
 channels with one stable argsort.
