@@ -71,7 +71,7 @@ def test_reference_numbers_at_full_scale() -> None:
     assert st["q_inj_m3_s"] * 3600 == pytest.approx(300.0, rel=1e-3)
     assert st["q_ret_m3_s"] * 3600 == pytest.approx(330.0, rel=1e-3)
     # the mud's solids fraction uses its pore water in situ: TEOS-10 at the collector
-    z, rho_w = _seawater_column(sc)
+    _z, rho_w = _seawater_column(sc)
     phi_b = (RHO_B - rho_w[-1]) / (RHO_S - rho_w[-1])
     assert rho_w[-1] == pytest.approx(1053.5, abs=1.0)  # ~2.5 % above the deck's 1027
     cv0 = phi_b * Q_MUD / (st["q_inj_m3_s"] + Q_MUD)
