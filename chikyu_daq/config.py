@@ -158,6 +158,9 @@ class Stability(Strict):
     zero_max_kg_m3: PositiveFloat = 5.0
     zero_steady_kg_m3: PositiveFloat = 2.0
     zero_min_flow_m3_h: PositiveFloat = 50.0
+    #: planned stop: injection below this suppresses flow/stability alarms until holdoff
+    stop_flow_m3_h: PositiveFloat = 100.0
+    stop_holdoff_s: PositiveFloat = 90.0
 
     @model_validator(mode="after")
     def _fft(self) -> Stability:

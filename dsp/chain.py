@@ -151,6 +151,7 @@ def init_state(params: ChainParams) -> ChainState:
     sf[K.F_B_PREV2_S] = np.nan
     si = np.zeros(K.S_N_, np.int64)
     si[K.S_G_ID] = -1
+    si[K.S_STOP_T] = np.iinfo(np.int64).min // 2
     return ChainState(
         si=si,
         sf=sf,

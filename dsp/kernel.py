@@ -153,9 +153,10 @@ QUALITY_FIELDS = ("q_yield", "q_cumulative", "q_stability")
     S_Z_STREAK,
     S_ZERO_OK,
     S_G_ID,
+    S_STOP_T,
     S_B_CNT_R,
     S_N_,
-) = range(22)
+) = range(23)
 # float scalar state
 (
     F_CUM,
@@ -205,6 +206,9 @@ QUALITY_FIELDS = ("q_yield", "q_cumulative", "q_stability")
 # The grade's error is one per assay (lab error and the grade's wander until the next one):
 # linear within an assay's period, periods add in quadrature (F_G_DONE).
 I_GRADE = 4
+# alarms suppressed by design while the lift is stopped (ALARM_NAMES order: all but
+# ESTIMATOR_DISAGREEMENT)
+N_STOP_SUPPRESSED = 5
 N_SYS = 6
 # history rows: integrated volume, E2 intake rate, Q_return, E3 section Cv, cumulative
 # Cv * dV of E1 and the volume it covers (for E1's volume-weighted past-window mean)
@@ -860,8 +864,15 @@ def chain_kernel(
         else:
             oq[Q_STAB, i] = 0
         # --- alarms ------------------------------------------------------------------------
+        if not np.isnan(q_inj) and q_inj < pf[P.P_STOP_Q]:
+            si[S_STOP_T] = ti
+        stopped = ti - si[S_STOP_T] < pf[P.P_HOLDOFF] * 1e9
         b = 0
         for k in range(n_alarm):
+            if stopped and k < N_STOP_SUPPRESSED:
+                al_active[k] = 0
+                al_pending[k] = -1
+                continue
             if k == 0:
                 av = margin
             elif k == 1:
