@@ -154,9 +154,10 @@ QUALITY_FIELDS = ("q_yield", "q_cumulative", "q_stability")
     S_ZERO_OK,
     S_G_ID,
     S_STOP_T,
+    S_LANE_CX,
     S_B_CNT_R,
     S_N_,
-) = range(23)
+) = range(24)
 # float scalar state
 (
     F_CUM,
@@ -183,6 +184,7 @@ QUALITY_FIELDS = ("q_yield", "q_cumulative", "q_stability")
     F_SLOPE_X,
     F_LANE_SD,
     F_LANE_SR,
+    F_LANE_SX,
     F_ZERO,
     F_UZERO,
     F_B_SUM_R,
@@ -200,7 +202,7 @@ QUALITY_FIELDS = ("q_yield", "q_cumulative", "q_stability")
     F_Z3,
     F_G_DONE,
     F_N_,
-) = range(41)
+) = range(42)
 # systematic sources: flow calibration, density calibration (or the seawater reference),
 # rho_s, rho_w, grade, slip. acc_sys/last_sys hold REY [0, N_SYS) then dry solids.
 # The grade's error is one per assay (lab error and the grade's wander until the next one):
@@ -660,6 +662,14 @@ def chain_kernel(
         if not np.isnan(ms1) and not np.isnan(ms_in):
             sf[F_INV] += (max(ms_in, 0.0) - ms1) * dt
         out[O_INV, i] = sf[F_INV]
+        # discharge pressure the model explains: riser solids inventory, the measured deck
+        # back pressure and return-leg friction at this flow (Colebrook, seawater density)
+        p_rd = _valid(vals[R_PRET], qual[R_PRET], i)
+        fric_bar = fr * rho_w * pf[P.P_LEG_V] / pf[P.P_AREA_RET] / 1e5
+        p_expl = sf[F_INV] * pf[P.P_INV_K] + p_rd + fric_bar
+        if not np.isnan(p_expl):
+            sf[F_LANE_SX] += p_expl
+            si[S_LANE_CX] += 1
         gap = sf[F_GAP]
         open_gap = False
         if not valid and si[S_HAS_LAST] == 1 and ti - si[S_LAST_T] > max_gap_ns:
@@ -728,7 +738,9 @@ def chain_kernel(
             ln = si[S_LANE_N]
             lane[L_PDIS, ln % w_s] = sf[F_LANE_SP] / si[S_LANE_CP] if si[S_LANE_CP] > 0 else np.nan
             lane[L_QINJ, ln % w_s] = sf[F_LANE_SQ] / si[S_LANE_CQ] if si[S_LANE_CQ] > 0 else np.nan
-            lane[L_INV, ln % w_s] = sf[F_INV] * pf[P.P_INV_K]
+            lane[L_INV, ln % w_s] = sf[F_LANE_SX] / si[S_LANE_CX] if si[S_LANE_CX] > 0 else np.nan
+            sf[F_LANE_SX] = 0.0
+            si[S_LANE_CX] = 0
             # seawater reference: no mud taken (flows agree), reading near TEOS-10, steady
             d_l = sf[F_LANE_SD] / si[S_LANE_CD] if si[S_LANE_CD] > 0 else np.nan
             qr_l = sf[F_LANE_SR] / si[S_LANE_CR] if si[S_LANE_CR] > 0 else np.nan

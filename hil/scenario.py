@@ -111,6 +111,8 @@ class PlantParams(_Strict):
     # operation
     injection_m3_h: float = Field(default=300.0, gt=0)
     mud_intake_m3_h: float = Field(default=30.0, ge=0)
+    #: the intake the pump curve is fitted for (a day may start with seawater only)
+    design_intake_m3_h: float = Field(default=30.0, ge=0)
     grade_ppm: float = Field(default=2000.0, ge=0)
     initial_fill: Literal["steady", "water"] = "steady"
     # pumps: two identical drives in parallel; the curve is fitted so that nominal speed

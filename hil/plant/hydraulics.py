@@ -424,7 +424,7 @@ class Hydraulics:
         self.return_volume_m3 = a_r * p.riser_length_m
         vcell = self.return_volume_m3 / p.cells
         q_nom = p.injection_m3_h / 3600.0
-        q_mud = p.mud_intake_m3_h / 3600.0
+        q_mud = p.design_intake_m3_h / 3600.0  # the pumps are sized for mud, not seawater
         # the pump curve is fitted so that nominal speed delivers the nominal flows against
         # this plant's own nominal system (TEOS-10 columns, Colebrook, slip)
         mu = physics.mu_water(float(physics.profile_temp(p, 0.5 * p.riser_length_m)))
