@@ -125,53 +125,80 @@ def stats(x: list[float]) -> dict[str, float]:
     }
 
 
-def campaign(plants: int, hours: float, faults: tuple[str, ...], seed0: int) -> dict[str, Any]:
+def _plant(args: tuple[int, float, Path]) -> dict[str, Any]:
+    seed, hours, work = args
     cfg = load_config(REPO / "config" / "reference.toml")
-    day = load_scenario(DAY)
+    sc = load_scenario(DAY).model_copy(update={"seed": seed})
+    sub = work / f"plant-{seed}"
+    sub.mkdir(parents=True, exist_ok=True)
+    return run_one(sc, hours, cfg, seed, sub)
+
+
+def fault_runs(faults: tuple[str, ...], work: Path) -> dict[str, Any]:
+    """Each fault scenario at full scale for its full duration: when was its alarm raised."""
+    cfg = load_config(REPO / "config" / "reference.toml")
+    out: dict[str, Any] = {}
+    for name in faults:
+        sc = load_scenario(name).at_full_scale()
+        r = run_one(sc, sc.duration_s / 3600.0, cfg, sc.seed, work)
+        detected = {}
+        for exp in sc.expect.alarms:
+            label = f"{exp.name}({exp.channel})" if exp.channel else exp.name
+            t = [s for a, s in r["alarms"] if a == label]
+            detected[label] = {
+                "raised_at_s": t[0] if t else None,
+                "due_s": exp.latest_raise_s,
+                "in_time": bool(t) and t[0] <= exp.latest_raise_s,
+            }
+        out[name] = {"detected": detected, "alarms": r["alarms"]}
+        print(f"fault {name}: {detected}", file=sys.stderr, flush=True)
+    return out
+
+
+def summarize(p: list[dict[str, Any]], hours: float) -> dict[str, Any]:
+    return {
+        "plants": len(p),
+        "hours_per_plant": hours,
+        "solids_error_pct": stats([r["solids_error_pct"] for r in p]),
+        "solids_within_2pct": sum(abs(r["solids_error_pct"]) <= 2.0 for r in p),
+        "solids_u95_pct": stats([r["solids_u95_pct"] for r in p]),
+        "solids_coverage_95": sum(bool(r["solids_truth_in_95"]) for r in p) / len(p),
+        "rey_error_pct": stats([r["rey_error_pct"] for r in p]),
+        "rey_u95_pct": stats([r["rey_u95_pct"] for r in p]),
+        "rey_u95_max_pct": max(r["rey_u95_pct"] for r in p),
+        "rey_coverage_95": sum(bool(r["rey_truth_in_95"]) for r in p) / len(p),
+        "referenced": sum(bool(r["referenced"]) for r in p),
+        "false_alarms_per_day": sum(len(r["alarms"]) for r in p) / (len(p) * hours / 24.0),
+        "false_alarm_names": sorted({a for r in p for a, _ in r["alarms"]}),
+    }
+
+
+def campaign(
+    plants: int, hours: float, faults: tuple[str, ...], seed0: int, workers: int, jsonl: Path
+) -> dict[str, Any]:
+    from multiprocessing import get_context
+
     out: dict[str, Any] = {"plants": [], "faults": {}}
+    jsonl.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="campaign-") as tmp:
         work = Path(tmp)
-        for i in range(plants):
-            seed = seed0 + i
-            sc = day.model_copy(update={"seed": seed})
-            r = run_one(sc, hours, cfg, seed, work)
-            out["plants"].append(r)
-            print(
-                f"plant {i + 1}/{plants} seed {seed}: solids {r['solids_error_pct']:+.2f} %, "
-                f"REY {r['rey_error_pct']:+.2f} % (U95 {r['rey_u95_pct']:.1f} %, "
-                f"in {r['rey_truth_in_95']}), alarms {r['alarms']}",
-                file=sys.stderr,
-                flush=True,
-            )
-        for name in faults:
-            sc = load_scenario(name).at_full_scale()
-            r = run_one(sc, sc.duration_s / 3600.0, cfg, sc.seed, work)
-            detected = {}
-            for exp in sc.expect.alarms:
-                label = f"{exp.name}({exp.channel})" if exp.channel else exp.name
-                t = [s for a, s in r["alarms"] if a == label]
-                detected[label] = {
-                    "raised_at_s": t[0] if t else None,
-                    "due_s": exp.latest_raise_s,
-                    "in_time": bool(t) and t[0] <= exp.latest_raise_s,
-                }
-            out["faults"][name] = {"detected": detected, "alarms": r["alarms"]}
-            print(f"fault {name}: {detected}", file=sys.stderr, flush=True)
-    p = out["plants"]
-    if p:
-        out["summary"] = {
-            "plants": len(p),
-            "hours_per_plant": hours,
-            "solids_error_pct": stats([r["solids_error_pct"] for r in p]),
-            "solids_within_2pct": sum(abs(r["solids_error_pct"]) <= 2.0 for r in p),
-            "rey_error_pct": stats([r["rey_error_pct"] for r in p]),
-            "rey_u95_pct": stats([r["rey_u95_pct"] for r in p]),
-            "rey_coverage_95": sum(bool(r["rey_truth_in_95"]) for r in p) / len(p),
-            "solids_coverage_95": sum(bool(r["solids_truth_in_95"]) for r in p) / len(p),
-            "referenced": sum(bool(r["referenced"]) for r in p),
-            "false_alarms_per_day": sum(len(r["alarms"]) for r in p) / (len(p) * hours / 24.0),
-            "false_alarm_names": sorted({a for r in p for a, _ in r["alarms"]}),
-        }
+        out["faults"] = fault_runs(faults, work)
+        jobs = [(seed0 + i, hours, work) for i in range(plants)]
+        with get_context("spawn").Pool(workers) as pool, jsonl.open("a") as f:
+            for r in pool.imap_unordered(_plant, jobs):
+                out["plants"].append(r)
+                f.write(json.dumps(r) + "\n")
+                f.flush()
+                print(
+                    f"plant {len(out['plants'])}/{plants} seed {r['seed']}: "
+                    f"solids {r['solids_error_pct']:+.2f} %, REY {r['rey_error_pct']:+.2f} % "
+                    f"(U95 {r['rey_u95_pct']:.1f} %, in {r['rey_truth_in_95']}), "
+                    f"alarms {r['alarms']}",
+                    file=sys.stderr,
+                    flush=True,
+                )
+    if out["plants"]:
+        out["summary"] = summarize(out["plants"], hours)
     return out
 
 
@@ -181,11 +208,19 @@ def main() -> None:
     ap.add_argument("--hours", type=float, default=24.0)
     ap.add_argument("--seed", type=int, default=1000)
     ap.add_argument("--faults", default=",".join(FAULTS), help="comma list, '' for none")
+    ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "campaign.json")
+    ap.add_argument(
+        "--summarize", type=Path, help="only summarise the plants of this JSONL (partial run)"
+    )
     a = ap.parse_args()
+    if a.summarize:
+        plants = [json.loads(x) for x in a.summarize.read_text().splitlines() if x.strip()]
+        print(json.dumps(summarize(plants, a.hours), indent=2))
+        return
     faults = tuple(f for f in a.faults.split(",") if f)
     t0 = time.perf_counter()
-    res = campaign(a.plants, a.hours, faults, a.seed)
+    res = campaign(a.plants, a.hours, faults, a.seed, a.workers, a.out.with_suffix(".plants.jsonl"))
     res["wall_s"] = round(time.perf_counter() - t0, 1)
     res["command"] = " ".join(sys.argv)
     a.out.parent.mkdir(parents=True, exist_ok=True)
