@@ -208,9 +208,9 @@ QUALITY_FIELDS = ("q_yield", "q_cumulative", "q_stability")
 # The grade's error is one per assay (lab error and the grade's wander until the next one):
 # linear within an assay's period, periods add in quadrature (F_G_DONE).
 I_GRADE = 4
-# alarms suppressed by design while the lift is stopped (ALARM_NAMES order: all but
-# ESTIMATOR_DISAGREEMENT)
-N_STOP_SUPPRESSED = 5
+# alarms suppressed by design while the lift is stopped (ALARM_NAMES order: all of them;
+# the estimators are not compared across a stop either)
+N_STOP_SUPPRESSED = 6
 N_SYS = 6
 # history rows: integrated volume, E2 intake rate, Q_return, E3 section Cv, cumulative
 # Cv * dV of E1 and the volume it covers (for E1's volume-weighted past-window mean)
@@ -459,6 +459,10 @@ def chain_kernel(
             pf[P.P_H_FLOOR_RHO],
             w_h // 2 + 1,
         )
+        # a planned stop (and a holdoff after the restart): no comparisons, no flow alarms
+        if not np.isnan(q_inj) and q_inj < pf[P.P_STOP_Q]:
+            si[S_STOP_T] = ti
+        stopped = ti - si[S_STOP_T] < pf[P.P_HOLDOFF] * 1e9
         q_q = q_qret[i]
         q_d = q_rho[i]
         if rep_r:
@@ -506,7 +510,9 @@ def chain_kernel(
         transit = np.nan
         if not np.isnan(frac):
             q_then = _at(hist, H_QRET, p, frac)
-            ms2 = _at(hist, H_MS2, p, frac) * (q_ret / q_then if q_then > 0.0 else np.nan)
+            # the flow ratio is meaningless across a stop (the same solids, no flow)
+            ratio_q = q_ret / q_then if q_then >= pf[P.P_STOP_Q] else np.nan
+            ms2 = _at(hist, H_MS2, p, frac) * ratio_q
             transit = (a - p - frac) * dt
         out[O_MS2, i] = ms2
         out[O_TRANSIT, i] = transit
@@ -575,18 +581,19 @@ def chain_kernel(
         out[O_CVT, i] = cvt
         out[O_RATIO, i] = ratio
         out[O_FIZ, i] = fiz
-        # 1 s sums of the estimates compared at each lane step
-        if not np.isnan(ms1):
-            sf[F_LS1] += ms1
-            si[S_LC1] += 1
-        if not np.isnan(ms2):
-            sf[F_LS2] += ms2
-            si[S_LC2] += 1
-        if not np.isnan(cv3_del) and not np.isnan(cv1_win):
-            sf[F_LS3] += cv3_del
-            si[S_LC3] += 1
-            sf[F_LS4] += cv1_win
-            si[S_LC4] += 1
+        # 1 s sums of the estimates compared at each lane step (none while stopped)
+        if not stopped:
+            if not np.isnan(ms1):
+                sf[F_LS1] += ms1
+                si[S_LC1] += 1
+            if not np.isnan(ms2):
+                sf[F_LS2] += ms2
+                si[S_LC2] += 1
+            if not np.isnan(cv3_del) and not np.isnan(cv1_win):
+                sf[F_LS3] += cv3_del
+                si[S_LC3] += 1
+                sf[F_LS4] += cv1_win
+                si[S_LC4] += 1
         # --- grade -------------------------------------------------------------------------
         while k_assay < n_assay and assay_t[k_assay] <= ti:
             k_assay += 1
@@ -876,9 +883,6 @@ def chain_kernel(
         else:
             oq[Q_STAB, i] = 0
         # --- alarms ------------------------------------------------------------------------
-        if not np.isnan(q_inj) and q_inj < pf[P.P_STOP_Q]:
-            si[S_STOP_T] = ti
-        stopped = ti - si[S_STOP_T] < pf[P.P_HOLDOFF] * 1e9
         b = 0
         for k in range(n_alarm):
             if stopped and k < N_STOP_SUPPRESSED:
