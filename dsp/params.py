@@ -139,7 +139,7 @@ class ChainParams:
     # alarms
     deposition_risk: AlarmSpec = AlarmSpec(1.1, 1.2, 30.0)  # noqa: RUF009 (frozen)
     slugging: AlarmSpec = AlarmSpec(0.5, 0.3, 60.0)  # noqa: RUF009 (frozen)
-    plug_suspected: AlarmSpec = AlarmSpec(0.005, 0.002, 60.0)  # noqa: RUF009 (frozen)
+    plug_suspected: AlarmSpec = AlarmSpec(0.006, 0.003, 60.0)  # noqa: RUF009 (frozen)
     pump_surge: AlarmSpec = AlarmSpec(0.10, 0.05, 10.0)  # noqa: RUF009 (frozen)
     # (Q_return - Q_injection) over its combined standard uncertainty falls below
     flow_imbalance: AlarmSpec = AlarmSpec(-3.0, -2.0, 60.0)  # noqa: RUF009 (frozen)
