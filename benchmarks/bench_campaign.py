@@ -125,10 +125,20 @@ def stats(x: list[float]) -> dict[str, float]:
     }
 
 
-def _plant(args: tuple[int, float, Path]) -> dict[str, Any]:
-    seed, hours, work = args
+def day_scenario(name: str, seed: int) -> Scenario:
+    """The campaign's day: the normal day, or another scenario at full scale with draws on
+    (``nominal``: mud from the first second, no seawater phase, so no reference)."""
+    if name == "normal_day":
+        return load_scenario(DAY).model_copy(update={"seed": seed})
+    sc = load_scenario(name).at_full_scale()
+    plant = sc.plant.model_copy(update={"draws": True, "grade_wander_rel": 0.1})
+    return sc.model_copy(update={"seed": seed, "plant": plant})
+
+
+def _plant(args: tuple[int, float, Path, str]) -> dict[str, Any]:
+    seed, hours, work, day = args
     cfg = load_config(REPO / "config" / "reference.toml")
-    sc = load_scenario(DAY).model_copy(update={"seed": seed})
+    sc = day_scenario(day, seed)
     sub = work / f"plant-{seed}"
     sub.mkdir(parents=True, exist_ok=True)
     return run_one(sc, hours, cfg, seed, sub)
@@ -175,7 +185,13 @@ def summarize(p: list[dict[str, Any]], hours: float) -> dict[str, Any]:
 
 
 def campaign(
-    plants: int, hours: float, faults: tuple[str, ...], seed0: int, workers: int, jsonl: Path
+    plants: int,
+    hours: float,
+    faults: tuple[str, ...],
+    seed0: int,
+    workers: int,
+    jsonl: Path,
+    day: str = "normal_day",
 ) -> dict[str, Any]:
     from multiprocessing import get_context
 
@@ -184,7 +200,7 @@ def campaign(
     with tempfile.TemporaryDirectory(prefix="campaign-") as tmp:
         work = Path(tmp)
         out["faults"] = fault_runs(faults, work)
-        jobs = [(seed0 + i, hours, work) for i in range(plants)]
+        jobs = [(seed0 + i, hours, work, day) for i in range(plants)]
         with get_context("spawn").Pool(workers) as pool, jsonl.open("a") as f:
             for r in pool.imap_unordered(_plant, jobs):
                 out["plants"].append(r)
@@ -210,6 +226,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=1000)
     ap.add_argument("--faults", default=",".join(FAULTS), help="comma list, '' for none")
     ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument("--day", default="normal_day", help="normal_day, or a scenario (draws on)")
     ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "campaign.json")
     ap.add_argument(
         "--summarize", type=Path, help="only summarise the plants of this JSONL (partial run)"
