@@ -115,7 +115,7 @@ def test_inf_good_sample_at_start_never_makes_the_cumulative_inf() -> None:
     r, state = process_block(P, state, make_block(t, v, q))
     assert np.isfinite(r["cum_rey_kg"]).all() and np.isfinite(r["cum_solids_kg"]).all()
     assert r["cum_rey_kg"][-1] > 0 and np.isfinite(r["u95_cum_rey_kg"][-1])
-    assert state.rejected.sum() == 3
+    assert state.rejected.sum() == 3  # NaN alone is missing, not absurd
     assert r.quality("q_yield")[0] == 2
 
 
