@@ -238,7 +238,9 @@ def main() -> None:
         return
     faults = tuple(f for f in a.faults.split(",") if f)
     t0 = time.perf_counter()
-    res = campaign(a.plants, a.hours, faults, a.seed, a.workers, a.out.with_suffix(".plants.jsonl"))
+    res = campaign(
+        a.plants, a.hours, faults, a.seed, a.workers, a.out.with_suffix(".plants.jsonl"), a.day
+    )
     res["wall_s"] = round(time.perf_counter() - t0, 1)
     res["command"] = " ".join(sys.argv)
     a.out.parent.mkdir(parents=True, exist_ok=True)
