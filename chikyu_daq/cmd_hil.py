@@ -166,6 +166,8 @@ def hil_synth(
         task = bar.add_task("synth", total=hours * 3600.0)
         for block in synth_blocks(sc, hours, start_ns, 600.0):
             rec.write_raw(block.channels)
+            for t_ns, rey, u in block.assays:  # the ship's lab, sampled on deck
+                rec.write_event({"type": "assay", "t_ns": t_ns, "rey_ppm": rey, "u_rey_ppm": u})
             rec.flush()
             samples += sum(len(c[0]) for c in block.channels.values())
             truth_parts.append(pa.table({k: np.asarray(v) for k, v in block.truth.items()}))

@@ -196,6 +196,9 @@ class Stability(Strict):
     zero_max_kg_m3: Annotated[float, between(0.0, 100.0, open_lo=True)] = 5.0
     zero_steady_kg_m3: Annotated[float, between(0.0, 100.0, open_lo=True)] = 2.0
     zero_min_flow_m3_h: Annotated[float, between(0.0, 100_000.0, open_lo=True)] = 50.0
+    #: planned stop: injection below this suppresses flow/stability alarms until holdoff
+    stop_flow_m3_h: Annotated[float, between(0.0, 100_000.0, open_lo=True)] = 100.0
+    stop_holdoff_s: Annotated[float, between(0.0, 86_400.0, open_lo=True)] = 90.0
 
     @model_validator(mode="after")
     def _fft(self) -> Stability:

@@ -172,7 +172,18 @@ def replay(
             return
         writer.write(p)
         events.extend(alarm_event_dict(e) for e in p.events)
-        for k in ("cum_rey_kg", "u95_cum_rey_kg", "cum_reo_kg", "u95_cum_reo_kg", "gap_s"):
+        for k in (
+            "cum_rey_kg",
+            "u95_cum_rey_kg",
+            "cum_reo_kg",
+            "u95_cum_reo_kg",
+            "gap_s",
+            "cum_solids_kg",
+            "u95_cum_solids_kg",
+            "referenced",
+            "rho_zero_kg_m3",
+            "u_rho_zero_kg_m3",
+        ):
             last[k] = float(p.columns[k][-1])
         last["t_ns"] = float(p.t_ns[-1])
         if not first:
@@ -182,6 +193,7 @@ def replay(
             if ok.size:
                 first["t_ns"] = float(p.t_ns[ok[0]])
                 first["cum_rey_kg"] = float(p.columns["cum_rey_kg"][ok[0]])
+                first["cum_solids_kg"] = float(p.columns["cum_solids_kg"][ok[0]])
         if sinks is not None:
             sinks.send(p, proc)
 
@@ -218,6 +230,12 @@ def replay(
         "cum_reo_kg": last.get("cum_reo_kg", math.nan),
         "u95_cum_reo_kg": last.get("u95_cum_reo_kg", math.nan),
         "gap_s": last.get("gap_s", math.nan),
+        "cum_solids_kg": last.get("cum_solids_kg", math.nan),
+        "u95_cum_solids_kg": last.get("u95_cum_solids_kg", math.nan),
+        # the densitometer's seawater reference (DESIGN "Estimators"): learned or not
+        "densitometer_referenced": bool(last.get("referenced", 0.0) == 1.0),
+        "rho_zero_kg_m3": last.get("rho_zero_kg_m3", math.nan),
+        "u_rho_zero_kg_m3": last.get("u_rho_zero_kg_m3", math.nan),
         "alarms_raised": _count_raises(events),
         # EEMUA 191 KPIs: of this replay's raise/clear, and of the live run's recorded lifecycle
         "alarm_kpis": replay_kpis(use, events, t0, t1),
@@ -239,6 +257,12 @@ def replay(
             summary["window_daq_rey_kg"] = daq
             summary["rey_error_pct"] = 100.0 * (daq - rey) / rey
             summary["truth_in_95"] = abs(daq - rey) <= summary["u95_cum_rey_kg"]
+        sol = truth.get("window_solids_kg")
+        if sol:
+            daq_s = last["cum_solids_kg"] - first["cum_solids_kg"]
+            summary["window_daq_solids_kg"] = daq_s
+            summary["solids_error_pct"] = 100.0 * (daq_s - sol) / sol
+            summary["solids_truth_in_95"] = abs(daq_s - sol) <= summary["u95_cum_solids_kg"]
     _write_json(opts.out_dir / "summary.json", summary)
     if opts.report:
         from chikyu_daq.report import write_report
@@ -270,12 +294,13 @@ def _truth(run: Run, first: dict[str, float], last: dict[str, float]) -> dict[st
     truth = dict(json.loads(p.read_text(encoding="utf-8")))
     series = run.path / "truth.parquet"
     if series.exists() and first and last:
-        tab = pq.read_table(series, columns=["t_ns", "rey_delivered_kg"])
+        tab = pq.read_table(series, columns=["t_ns", "rey_delivered_kg", "solids_delivered_kg"])
         t = tab["t_ns"].to_numpy()
-        rey = tab["rey_delivered_kg"].to_numpy()
-        truth["window_rey_kg"] = float(
-            np.interp(last["t_ns"], t, rey) - np.interp(first["t_ns"], t, rey)
-        )
+        for name, col in (("rey", "rey_delivered_kg"), ("solids", "solids_delivered_kg")):
+            x = tab[col].to_numpy()
+            truth[f"window_{name}_kg"] = float(
+                np.interp(last["t_ns"], t, x) - np.interp(first["t_ns"], t, x)
+            )
     return truth
 
 

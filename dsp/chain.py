@@ -151,6 +151,7 @@ def init_state(params: ChainParams) -> ChainState:
     sf[K.F_B_PREV2_S] = np.nan
     si = np.zeros(K.S_N_, np.int64)
     si[K.S_G_ID] = -1
+    si[K.S_STOP_T] = np.iinfo(np.int64).min // 2
     return ChainState(
         si=si,
         sf=sf,
@@ -248,10 +249,11 @@ def _columns(
         if v.shape != (n,) or q.shape != (n,):
             raise ValueError(f"role {name!r} has shape {v.shape}/{q.shape}, expected ({n},)")
         lo, hi = INPUT_RANGES[name]
-        absurd = (q < BAD) & ~((v >= lo) & (v <= hi))  # NaN and +-inf fail the range too
-        if absurd.any():
-            rejected[r] += int(absurd.sum())
-            q = np.where(absurd, BAD, q).astype(np.uint8)
+        invalid = (q < BAD) & ~((v >= lo) & (v <= hi))  # NaN and +-inf fail the range too
+        if invalid.any():
+            # NaN is a missing value (nothing aligned yet): BAD without a complaint
+            rejected[r] += int((invalid & ~np.isnan(v)).sum())
+            q = np.where(invalid, BAD, q).astype(np.uint8)
         vals.append(v)
         qual.append(q)
     return t, tuple(vals), tuple(qual)

@@ -153,9 +153,11 @@ QUALITY_FIELDS = ("q_yield", "q_cumulative", "q_stability")
     S_Z_STREAK,
     S_ZERO_OK,
     S_G_ID,
+    S_STOP_T,
+    S_LANE_CX,
     S_B_CNT_R,
     S_N_,
-) = range(22)
+) = range(24)
 # float scalar state
 (
     F_CUM,
@@ -182,6 +184,7 @@ QUALITY_FIELDS = ("q_yield", "q_cumulative", "q_stability")
     F_SLOPE_X,
     F_LANE_SD,
     F_LANE_SR,
+    F_LANE_SX,
     F_ZERO,
     F_UZERO,
     F_B_SUM_R,
@@ -199,12 +202,15 @@ QUALITY_FIELDS = ("q_yield", "q_cumulative", "q_stability")
     F_Z3,
     F_G_DONE,
     F_N_,
-) = range(41)
+) = range(42)
 # systematic sources: flow calibration, density calibration (or the seawater reference),
 # rho_s, rho_w, grade, slip. acc_sys/last_sys hold REY [0, N_SYS) then dry solids.
 # The grade's error is one per assay (lab error and the grade's wander until the next one):
 # linear within an assay's period, periods add in quadrature (F_G_DONE).
 I_GRADE = 4
+# alarms suppressed by design while the lift is stopped (ALARM_NAMES order: all of them;
+# the estimators are not compared across a stop either)
+N_STOP_SUPPRESSED = 6
 N_SYS = 6
 # history rows: integrated volume, E2 intake rate, Q_return, E3 section Cv, cumulative
 # Cv * dV of E1 and the volume it covers (for E1's volume-weighted past-window mean)
@@ -453,6 +459,10 @@ def chain_kernel(
             pf[P.P_H_FLOOR_RHO],
             w_h // 2 + 1,
         )
+        # a planned stop (and a holdoff after the restart): no comparisons, no flow alarms
+        if not np.isnan(q_inj) and q_inj < pf[P.P_STOP_Q]:
+            si[S_STOP_T] = ti
+        stopped = ti - si[S_STOP_T] < pf[P.P_HOLDOFF] * 1e9
         q_q = q_qret[i]
         q_d = q_rho[i]
         if rep_r:
@@ -500,7 +510,9 @@ def chain_kernel(
         transit = np.nan
         if not np.isnan(frac):
             q_then = _at(hist, H_QRET, p, frac)
-            ms2 = _at(hist, H_MS2, p, frac) * (q_ret / q_then if q_then > 0.0 else np.nan)
+            # the flow ratio is meaningless across a stop (the same solids, no flow)
+            ratio_q = q_ret / q_then if q_then >= pf[P.P_STOP_Q] else np.nan
+            ms2 = _at(hist, H_MS2, p, frac) * ratio_q
             transit = (a - p - frac) * dt
         out[O_MS2, i] = ms2
         out[O_TRANSIT, i] = transit
@@ -569,18 +581,19 @@ def chain_kernel(
         out[O_CVT, i] = cvt
         out[O_RATIO, i] = ratio
         out[O_FIZ, i] = fiz
-        # 1 s sums of the estimates compared at each lane step
-        if not np.isnan(ms1):
-            sf[F_LS1] += ms1
-            si[S_LC1] += 1
-        if not np.isnan(ms2):
-            sf[F_LS2] += ms2
-            si[S_LC2] += 1
-        if not np.isnan(cv3_del) and not np.isnan(cv1_win):
-            sf[F_LS3] += cv3_del
-            si[S_LC3] += 1
-            sf[F_LS4] += cv1_win
-            si[S_LC4] += 1
+        # 1 s sums of the estimates compared at each lane step (none while stopped)
+        if not stopped:
+            if not np.isnan(ms1):
+                sf[F_LS1] += ms1
+                si[S_LC1] += 1
+            if not np.isnan(ms2):
+                sf[F_LS2] += ms2
+                si[S_LC2] += 1
+            if not np.isnan(cv3_del) and not np.isnan(cv1_win):
+                sf[F_LS3] += cv3_del
+                si[S_LC3] += 1
+                sf[F_LS4] += cv1_win
+                si[S_LC4] += 1
         # --- grade -------------------------------------------------------------------------
         while k_assay < n_assay and assay_t[k_assay] <= ti:
             k_assay += 1
@@ -656,6 +669,14 @@ def chain_kernel(
         if not np.isnan(ms1) and not np.isnan(ms_in):
             sf[F_INV] += (max(ms_in, 0.0) - ms1) * dt
         out[O_INV, i] = sf[F_INV]
+        # discharge pressure the model explains: riser solids inventory, the measured deck
+        # back pressure and return-leg friction at this flow (Colebrook, seawater density)
+        p_rd = _valid(vals[R_PRET], qual[R_PRET], i)
+        fric_bar = fr * rho_w * pf[P.P_LEG_V] / pf[P.P_AREA_RET] / 1e5
+        p_expl = sf[F_INV] * pf[P.P_INV_K] + p_rd + fric_bar
+        if not np.isnan(p_expl):
+            sf[F_LANE_SX] += p_expl
+            si[S_LANE_CX] += 1
         gap = sf[F_GAP]
         open_gap = False
         if not valid and si[S_HAS_LAST] == 1 and ti - si[S_LAST_T] > max_gap_ns:
@@ -724,7 +745,9 @@ def chain_kernel(
             ln = si[S_LANE_N]
             lane[L_PDIS, ln % w_s] = sf[F_LANE_SP] / si[S_LANE_CP] if si[S_LANE_CP] > 0 else np.nan
             lane[L_QINJ, ln % w_s] = sf[F_LANE_SQ] / si[S_LANE_CQ] if si[S_LANE_CQ] > 0 else np.nan
-            lane[L_INV, ln % w_s] = sf[F_INV] * pf[P.P_INV_K]
+            lane[L_INV, ln % w_s] = sf[F_LANE_SX] / si[S_LANE_CX] if si[S_LANE_CX] > 0 else np.nan
+            sf[F_LANE_SX] = 0.0
+            si[S_LANE_CX] = 0
             # seawater reference: no mud taken (flows agree), reading near TEOS-10, steady
             d_l = sf[F_LANE_SD] / si[S_LANE_CD] if si[S_LANE_CD] > 0 else np.nan
             qr_l = sf[F_LANE_SR] / si[S_LANE_CR] if si[S_LANE_CR] > 0 else np.nan
@@ -862,6 +885,10 @@ def chain_kernel(
         # --- alarms ------------------------------------------------------------------------
         b = 0
         for k in range(n_alarm):
+            if stopped and k < N_STOP_SUPPRESSED:
+                al_active[k] = 0
+                al_pending[k] = -1
+                continue
             if k == 0:
                 av = margin
             elif k == 1:

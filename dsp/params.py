@@ -102,6 +102,10 @@ class ChainParams:
     zero_max_kg_m3: float = 5.0
     zero_steady_kg_m3: float = 2.0
     zero_min_flow_m3_h: float = 50.0
+    # a planned stop: injection below this suppresses the flow and stability alarms by design
+    # (a stopped lift is not deposition, surge or imbalance), until holdoff after restart
+    stop_flow_m3_h: float = 100.0
+    stop_holdoff_s: float = 90.0
     # grade
     grade_default_ppm: float = 2000.0
     u_grade_default_ppm: float = 150.0
@@ -135,7 +139,7 @@ class ChainParams:
     # alarms
     deposition_risk: AlarmSpec = AlarmSpec(1.1, 1.2, 30.0)  # noqa: RUF009 (frozen)
     slugging: AlarmSpec = AlarmSpec(0.5, 0.3, 60.0)  # noqa: RUF009 (frozen)
-    plug_suspected: AlarmSpec = AlarmSpec(0.005, 0.002, 60.0)  # noqa: RUF009 (frozen)
+    plug_suspected: AlarmSpec = AlarmSpec(0.006, 0.003, 60.0)  # noqa: RUF009 (frozen)
     pump_surge: AlarmSpec = AlarmSpec(0.10, 0.05, 10.0)  # noqa: RUF009 (frozen)
     # (Q_return - Q_injection) over its combined standard uncertainty falls below
     flow_imbalance: AlarmSpec = AlarmSpec(-3.0, -2.0, 60.0)  # noqa: RUF009 (frozen)
@@ -186,6 +190,8 @@ class ChainParams:
             "zero_max_kg_m3",
             "zero_steady_kg_m3",
             "zero_min_flow_m3_h",
+            "stop_flow_m3_h",
+            "stop_holdoff_s",
         )
         for name in positive:
             if not getattr(self, name) > 0:
@@ -284,8 +290,10 @@ class ChainParams:
     P_PH_MID,
     P_PH_UP,
     P_KAPPA,
+    P_STOP_Q,
+    P_HOLDOFF,
     P_N,
-) = range(58)
+) = range(60)
 (
     I_INTERP,
     I_W_CV,
@@ -414,6 +422,8 @@ def pack(
     # seawater-column pressures at the transmitters (absolute kPa) and d rho / d p there
     hyd = hydrostatic(p)
     pf[P_PH_COL], pf[P_PH_MID], pf[P_PH_UP], pf[P_KAPPA] = hyd
+    pf[P_STOP_Q] = p.stop_flow_m3_h
+    pf[P_HOLDOFF] = p.stop_holdoff_s
     pi = np.zeros(I_N, np.int64)
     pi[I_INTERP] = int(p.grade_interpolate)
     pi[I_W_CV] = p.points(p.cv_window_s)

@@ -103,7 +103,7 @@ class PlantParams(_Strict):
     return_id_m: float = Field(default=0.20, gt=0)
     injection_dh_m: float = Field(default=0.25, gt=0)
     injection_area_m2: float = Field(default=0.1433, gt=0)
-    friction_return: float = Field(default=0.015, gt=0)
+    friction_return: float = Field(default=0.015, gt=0)  # nominal: pump-curve fit only
     friction_injection: float = Field(default=0.015, gt=0)
     transmitter_depths_m: dict[str, float] = Field(default_factory=lambda: dict(REFERENCE_DEPTHS_M))
     cells: int = Field(default=400, ge=4, le=100_000)
@@ -111,6 +111,8 @@ class PlantParams(_Strict):
     # operation
     injection_m3_h: float = Field(default=300.0, gt=0)
     mud_intake_m3_h: float = Field(default=30.0, ge=0)
+    #: the intake the pump curve is fitted for (a day may start with seawater only)
+    design_intake_m3_h: float = Field(default=30.0, ge=0)
     grade_ppm: float = Field(default=2000.0, ge=0)
     initial_fill: Literal["steady", "water"] = "steady"
     # pumps: two identical drives in parallel; the curve is fitted so that nominal speed
@@ -139,6 +141,20 @@ class PlantParams(_Strict):
     counts_at_1000: float = Field(default=60_600.0, gt=0)
     attenuation_per_kg_m3: float = Field(default=0.00154, gt=0)
     conductivity_us_cm: float = Field(default=52_000.0, gt=0)
+    # plant v2 (hil/plant/physics.py): TEOS-10 seawater along the riser, Colebrook friction at
+    # the mixture's Reynolds number, slip; rho_w_kg_m3 above is only the pump-curve fit's
+    salinity_g_kg: float = Field(default=35.16, gt=0, lt=50)
+    roughness_m: float = Field(default=4.5e-5, ge=0)
+    slip_m_s: float = Field(default=0.012, ge=0)
+    deck_temp_drift_c: float = Field(default=0.3, ge=0)
+    #: draw true constants and calibration errors per run from the seed (within spec)
+    draws: bool = False
+    #: slow intake-grade wander (relative amplitude) around the scheduled grade
+    grade_wander_rel: float = Field(default=0.0, ge=0, lt=1)
+    grade_wander_period_s: float = Field(default=5400.0, gt=0)
+    #: ship's lab (hil synth): a deck sample every interval, assayed with this relative error
+    lab_interval_s: float = Field(default=3600.0, gt=0)
+    lab_error_rel: float = Field(default=0.03, ge=0, lt=1)
 
     @model_validator(mode="after")
     def _check(self) -> PlantParams:

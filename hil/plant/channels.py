@@ -32,6 +32,8 @@ class ChannelSpec:
     """
 
     noise: float = 0.0
+    #: correlation time of the noise (AR(1)); 0 = independent samples
+    noise_tau_s: float = 0.0
     quantum: float = 0.0
     lag_s: float = 0.0
     float32: bool = False
@@ -59,14 +61,14 @@ _PUMP = {
     "run_hours": ChannelSpec(quantum=0.1),
 }
 _FLOW = {
-    "volume_flow": ChannelSpec(noise=0.6, lag_s=0.5, float32=True),
+    "volume_flow": ChannelSpec(noise=0.6, noise_tau_s=2.0, lag_s=0.5, float32=True),
     "velocity": ChannelSpec(noise=0.004, lag_s=0.5, float32=True),
     "totalizer": ChannelSpec(),
     "diagnostics": ChannelSpec(),
     "conductivity": ChannelSpec(noise=150.0, quantum=10.0, lag_s=2.0),
 }
 _SUBSEA = {
-    "pressure": ChannelSpec(noise=0.35, lag_s=0.05, float32=True),
+    "pressure": ChannelSpec(noise=0.35, noise_tau_s=1.0, lag_s=0.05, float32=True),
     "temperature": ChannelSpec(noise=0.004, quantum=0.01, lag_s=5.0),
     "status": ChannelSpec(),
     "sample_counter": ChannelSpec(),
@@ -95,7 +97,7 @@ DEVICES: dict[str, DeviceSpec] = {
         2.0,
         "status",
         {
-            "density": ChannelSpec(noise=0.7, quantum=0.01, lag_s=2.0),
+            "density": ChannelSpec(noise=0.7, noise_tau_s=5.0, quantum=0.01, lag_s=2.0),
             "temperature": ChannelSpec(noise=0.03, quantum=0.1, lag_s=5.0),
             "count_rate": ChannelSpec(quantum=1.0, lag_s=2.0),
             "status": ChannelSpec(),

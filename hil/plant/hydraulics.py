@@ -8,10 +8,14 @@ kilogram leaving a cell is added to the delivered total: the truth balance
 ``taken_in + initial = delivered + in_riser`` holds to float rounding.
 
 Pressures follow the collector head balance (kPa, m3/s inside the kernel):
-``P_pump = P_deck + friction_injection + friction_return + (rho_mean - rho_w) g L``;
-at a transmitter depth z, ``P_abs = P_atm + P_deck + M(z) (g + f V^2 / (2 D))`` where
-``M(z)`` is the mass per unit area of the column above z (hydrostatic plus Darcy-Weisbach
-friction with the local density).
+``P_pump = P_deck + friction_injection + friction_return + g (M / A - W)`` where ``M`` is the
+return column's mass and ``W`` the mass per area of the seawater column beside it (TEOS-10
+along the temperature profile at its own pressure, :mod:`hil.plant.physics`); at a
+transmitter depth z, ``P_abs = P_atm + P_deck + M(z) (g + f V^2 / (2 D))`` where ``M(z)`` is
+the mass per unit area of the column above z. Each cell's water has the seawater density of
+its depth; its solids are in-situ (slip makes them ``1 / (1 - v_slip / V)`` of the delivered
+ones). ``f`` is Colebrook's at the mixture's Reynolds number with the slurry viscosity
+(Thomas), from a log(Re) table.
 
 State is plain numpy arrays owned by :class:`Hydraulics`; the kernel mutates them in place,
 so any split of a run into calls gives the same result.
@@ -24,6 +28,8 @@ import math
 import numpy as np
 from numba import njit
 
+from hil.plant import physics
+from hil.plant.physics import RE_LOG_MAX, RE_LOG_MIN, RE_N
 from hil.scenario import PlantParams
 
 __all__ = ["DRIVE_COLUMNS", "OUT_COLUMNS", "Hydraulics"]
@@ -105,8 +111,12 @@ COL = {name: i for i, name in enumerate(OUT_COLUMNS)}
     P_Z1,
     P_Z2,
     P_PHI_B,
-) = range(25)
-N_PARAMS = 25
+    P_WCOL,
+    P_MU,
+    P_SLIP,
+    P_RHOW_MEAN,
+) = range(29)
+N_PARAMS = 29
 
 # float state
 S_T, S_QINJ, S_NA, S_NB, S_SIN, S_RIN, S_SOUT, S_ROUT, S_MCOL, S_VINJ, S_VRET, S_RUNA, S_RUNB = (
@@ -137,9 +147,19 @@ def _head_at_flow(q: float, a_a: float, a_b: float, k: float) -> float:
     return hi - s * s
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _darcy(ftab: np.ndarray, re: float) -> float:
+    x = (math.log10(max(re, 100.0)) - RE_LOG_MIN) / (RE_LOG_MAX - RE_LOG_MIN) * (RE_N - 1)
+    x = min(max(x, 0.0), RE_N - 1.000001)
+    j = int(x)
+    return ftab[j] + (x - j) * (ftab[j + 1] - ftab[j])
+
+
 @njit(cache=True, nogil=True)
 def _advance(
     par: np.ndarray,
+    wz: np.ndarray,
+    ftab: np.ndarray,
     fs: np.ndarray,
     ist: np.ndarray,
     vol: np.ndarray,
@@ -158,7 +178,9 @@ def _advance(
     a_r = par[P_AR]
     vcell = par[P_VCELL]
     phi_b = par[P_PHI_B]
-    fric_r0 = par[P_FR] * length / par[P_DR] / 2000.0  # kPa per (rho V^2)
+    fric_r0 = length / par[P_DR] / 2000.0  # kPa per (f rho V^2)
+    d_r = par[P_DR]
+    n_wz = wz.shape[0]
     fric_i = par[P_FI] * length / par[P_DI] / 2000.0 * rho_w / (par[P_AI] * par[P_AI])
     flow_alpha = 1.0 - math.exp(-dt / par[P_FLOW_TAU])
     coast = math.exp(-dt / par[P_COAST])
@@ -185,7 +207,13 @@ def _advance(
         a_a = par[P_H0] * (fs[S_NA] / par[P_NREF]) ** 2
         a_b = par[P_H0] * (fs[S_NB] / par[P_NREF]) ** 2
         k = par[P_K]
-        static = par[P_DECK_STATIC] + (rho_mean - rho_w) * g * length / 1000.0
+        static = par[P_DECK_STATIC] + (fs[S_MCOL] / a_r - par[P_WCOL]) * g / 1000.0
+        c_mean = (rho_mean - par[P_RHOW_MEAN]) / (rho_s - par[P_RHOW_MEAN])
+        c_mean = min(max(c_mean, 0.0), 0.5)
+        mu = par[P_MU] * (
+            1.0 + 2.5 * c_mean + 10.05 * c_mean * c_mean + 0.00273 * math.exp(16.6 * c_mean)
+        )
+        re_per_q = rho_mean * d_r / (a_r * mu)  # Re per m3/s of return flow
         fr_r = fric_r0 * fmult * rho_mean / (a_r * a_r)
         # steady flow: pump curve meets system curve (both monotone in q)
         q_max = (math.sqrt(a_a) + math.sqrt(a_b)) / math.sqrt(k)
@@ -196,7 +224,8 @@ def _advance(
             for _ in range(44):
                 q = 0.5 * (lo + hi)
                 qr = q + q_mud
-                h_sys = static + par[P_DECK_K] * qr * qr + fric_i * q * q + fr_r * qr * qr
+                f_r = _darcy(ftab, re_per_q * qr)
+                h_sys = static + par[P_DECK_K] * qr * qr + fric_i * q * q + f_r * fr_r * qr * qr
                 if _head_at_flow(q, a_a, a_b, k) > h_sys:
                     lo = q
                 else:
@@ -281,6 +310,8 @@ def _advance(
             cv_deck = sol[head] / (rho_s * vol[head]) if vol[head] > 0.0 else 0.0
             grade_deck = rey[head] / sol[head] * 1e6 if sol[head] > 0.0 else 0.0
         # walk the column from the top: mass per area above each transmitter depth
+        vel = q_ret / a_r
+        k_slip = 1.0 / (1.0 - par[P_SLIP] / vel) if vel > 2.0 * par[P_SLIP] else 1.0
         mass = 0.0
         s_riser = 0.0
         r_riser = 0.0
@@ -294,8 +325,10 @@ def _advance(
             v = vol[idx]
             if v <= 0.0:
                 continue
-            cell_mass = sol[idx] + rho_w * (v - sol[idx] / rho_s)
             dz = v / a_r
+            iz = min(int(depth + 0.5 * dz), n_wz - 1)
+            s_in = sol[idx] * k_slip
+            cell_mass = s_in + wz[iz] * (v - s_in / rho_s)
             while zi < 3 and zs[zi] <= depth + dz:
                 m_above[zi] = (mass + cell_mass * (zs[zi] - depth) / dz) / a_r
                 zi += 1
@@ -309,9 +342,9 @@ def _advance(
         fs[S_MCOL] = mass
         ist[I_STEP] += 1
         fs[S_T] = ist[I_STEP] * dt
-        vel = q_ret / a_r
         p_deck = par[P_DECK_STATIC] + par[P_DECK_K] * q_ret * q_ret
-        grad = (g + par[P_FR] * fmult * vel * vel / (2.0 * par[P_DR])) / 1000.0
+        f_now = _darcy(ftab, re_per_q * q_ret)
+        grad = (g + f_now * fmult * vel * vel / (2.0 * par[P_DR])) / 1000.0
         o = out[i]
         o[0] = fs[S_T]
         o[1] = q_inj
@@ -382,13 +415,34 @@ class Hydraulics:
     def __init__(self, p: PlantParams) -> None:
         self.params = p
         a_r = p.return_area_m2
+        self.wz = physics.seawater_column(p)
+        self.ftab = physics.friction_table(p)
+        w_col = float(np.trapezoid(self.wz[: int(p.riser_length_m) + 1]))
+        rho_w_col = w_col / p.riser_length_m
+        # pore water of the mud in situ at the collector; the intake's solids fraction
+        self.phi_b = (p.rho_b_kg_m3 - self.wz[-1]) / (p.rho_s_kg_m3 - self.wz[-1])
         self.return_volume_m3 = a_r * p.riser_length_m
         vcell = self.return_volume_m3 / p.cells
         q_nom = p.injection_m3_h / 3600.0
-        q_mud = p.mud_intake_m3_h / 3600.0
-        cv0 = nominal_cv(p)
-        rho0 = p.rho_w_kg_m3 + cv0 * (p.rho_s_kg_m3 - p.rho_w_kg_m3)
-        h_sys = system_head_kpa(p, q_nom, q_mud, rho0)
+        q_mud = p.design_intake_m3_h / 3600.0  # the pumps are sized for mud, not seawater
+        # the pump curve is fitted so that nominal speed delivers the nominal flows against
+        # this plant's own nominal system (TEOS-10 columns, Colebrook, slip)
+        mu = physics.mu_water(float(physics.profile_temp(p, 0.5 * p.riser_length_m)))
+        v_i = q_nom / p.injection_area_m2
+        f_i = physics.darcy(
+            rho_w_col * v_i * p.injection_dh_m / mu, p.roughness_m / p.injection_dh_m
+        )
+        v_r = (q_nom + q_mud) / a_r
+        cv0 = self.phi_b * q_mud / (q_nom + q_mud) / (1.0 - p.slip_m_s / v_r)  # in situ
+        rho0 = rho_w_col + cv0 * (p.rho_s_kg_m3 - rho_w_col)
+        re0 = rho0 * v_r * p.return_id_m / (mu * physics.thomas(cv0))
+        f_r = physics.darcy(re0, p.roughness_m / p.return_id_m)
+        fric = (
+            f_i * p.riser_length_m / p.injection_dh_m * rho_w_col * v_i**2 / 2
+            + f_r * p.riser_length_m / p.return_id_m * rho0 * v_r**2 / 2
+        )
+        excess = (rho0 - rho_w_col) * p.g_m_s2 * p.riser_length_m
+        h_sys = p.deck_static_kpa + p.deck_loss_kpa + (fric + excess) / 1000.0
         h0 = p.pump_shutoff_ratio * h_sys
         k = (h0 - h_sys) / (q_nom / 2.0) ** 2
         self.pump_shutoff_kpa = h0
@@ -408,7 +462,7 @@ class Hydraulics:
         par[P_FR] = p.friction_return
         par[P_AI] = p.injection_area_m2
         par[P_DI] = p.injection_dh_m
-        par[P_FI] = p.friction_injection
+        par[P_FI] = f_i  # injection leg: seawater, Colebrook at its nominal Re
         par[P_VCELL] = vcell
         par[P_DT] = p.dt_s
         par[P_DECK_STATIC] = p.deck_static_kpa
@@ -420,7 +474,11 @@ class Hydraulics:
         par[P_COAST] = p.pump_coast_tau_s
         par[P_FLOW_TAU] = p.flow_tau_s
         par[P_Z0], par[P_Z1], par[P_Z2] = zs
-        par[P_PHI_B] = p.phi_b
+        par[P_PHI_B] = self.phi_b
+        par[P_WCOL] = w_col
+        par[P_MU] = mu
+        par[P_SLIP] = p.slip_m_s
+        par[P_RHOW_MEAN] = rho_w_col
         self.par = par
         # ring of cells: room for a few partially filled cells beyond the nominal count
         ring = p.cells + 8
@@ -429,7 +487,8 @@ class Hydraulics:
         self.rey = np.zeros(ring)
         self.ist = np.zeros(3, dtype=np.int64)
         self.fs = np.zeros(N_FSTATE)
-        cv_fill = cv0 if p.initial_fill == "steady" else 0.0
+        cv_fill = self.phi_b * p.mud_intake_m3_h / (p.injection_m3_h + p.mud_intake_m3_h)
+        cv_fill = cv_fill if p.initial_fill == "steady" else 0.0
         self.vol[: p.cells] = vcell
         self.sol[: p.cells] = p.rho_s_kg_m3 * cv_fill * vcell
         self.rey[: p.cells] = self.sol[: p.cells] * p.grade_ppm * 1e-6
@@ -438,9 +497,7 @@ class Hydraulics:
         self.fs[S_QINJ] = q_nom
         self.fs[S_NA] = p.pump_speed_rpm
         self.fs[S_NB] = p.pump_speed_rpm
-        self.fs[S_MCOL] = float(
-            np.sum(self.sol + p.rho_w_kg_m3 * (self.vol - self.sol / p.rho_s_kg_m3))
-        )
+        self.fs[S_MCOL] = float(np.sum(self.sol) + w_col * a_r * (1.0 - cv_fill))
         self.solids_initial_kg = float(np.sum(self.sol))
         self.rey_initial_kg = float(np.sum(self.rey))
 
@@ -460,5 +517,16 @@ class Hydraulics:
         if drive.ndim != 2 or drive.shape[1] != len(DRIVE_COLUMNS):
             raise ValueError(f"drive must be (n, {len(DRIVE_COLUMNS)}), got {drive.shape}")
         out = np.empty((drive.shape[0], len(OUT_COLUMNS)))
-        _advance(self.par, self.fs, self.ist, self.vol, self.sol, self.rey, drive, out)
+        _advance(
+            self.par,
+            self.wz,
+            self.ftab,
+            self.fs,
+            self.ist,
+            self.vol,
+            self.sol,
+            self.rey,
+            drive,
+            out,
+        )
         return out

@@ -14,6 +14,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
+from hil.plant import physics
 from hil.plant.channels import DEVICES
 from hil.plant.clock import Clock
 from hil.plant.faults import ActiveFault, fault_flags
@@ -37,15 +38,18 @@ class Plant:
     ) -> None:
         self.scenario = scenario
         self.clock = clock
-        self.params = scenario.plant
-        self.hydraulics = Hydraulics(scenario.plant)
+        run_seed = scenario.seed if seed is None else seed
+        self.truth_draw = physics.draw(scenario.plant, run_seed)
+        self.params = self.truth_draw.params
+        self.hydraulics = Hydraulics(self.params)
         self.schedule = Schedule(scenario)
         self.sensors = SensorBank(
-            scenario.plant,
+            self.params,
             self.hydraulics.depth_order,
             self.schedule.faults,
-            scenario.seed if seed is None else seed,
+            run_seed,
             pump_q_bep_m3_s=scenario.plant.injection_m3_h / 7200.0,
+            calibration=self.truth_draw.calibration,
         )
         self._steps = 0
         self._row = np.zeros(len(OUT_COLUMNS))

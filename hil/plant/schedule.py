@@ -105,6 +105,13 @@ class Schedule:
         out[:, D_TRIP_A] = trip[0]
         out[:, D_TRIP_A + 1] = trip[1]
         out[:, D_QMUD] = np.maximum(mud * slug, 0.0) / 3600.0
+        if p.grade_wander_rel > 0.0:
+            # slow wander of the mud's grade: two incommensurate periods, phases from the seed
+            ph = np.random.default_rng(self.scenario.seed).uniform(0, 2 * np.pi, 2)
+            w = 2.0 * np.pi * t / p.grade_wander_period_s
+            grade = grade * (
+                1.0 + p.grade_wander_rel * (0.7 * np.sin(w + ph[0]) + 0.3 * np.sin(2.7 * w + ph[1]))
+            )
         out[:, D_GRADE] = grade
         out[:, D_FMULT] = fmult
         out[:, D_HEAVE_M] = heave_m

@@ -19,8 +19,10 @@ from collections.abc import Mapping
 import numpy as np
 from numba import njit
 
+from hil.plant import physics
 from hil.plant.channels import AI_COUNTS_SPAN, DEVICES, ChannelSpec
 from hil.plant.faults import ActiveFault, FaultKind
+from hil.plant.physics import Calibration
 from hil.scenario import PlantParams
 
 __all__ = ["SensorBank", "ai_milliamps"]
@@ -56,6 +58,28 @@ def _lag(x: np.ndarray, t: np.ndarray, tau: float, state: np.ndarray, out: np.nd
     state[2] = 1.0 if started else 0.0
 
 
+@njit(cache=True, nogil=True)
+def _ar1(
+    e: np.ndarray, t: np.ndarray, tau: float, sigma: float, state: np.ndarray, out: np.ndarray
+) -> None:
+    """Stationary AR(1) noise over irregular sample times; ``state`` = [x, t, started]."""
+    x = state[0]
+    tp = state[1]
+    started = state[2] > 0.5
+    for i in range(e.shape[0]):
+        if not started:
+            x = sigma * e[i]
+            started = True
+        else:
+            a = np.exp(-max(t[i] - tp, 0.0) / tau)
+            x = a * x + sigma * np.sqrt(1.0 - a * a) * e[i]
+        tp = t[i]
+        out[i] = x
+    state[0] = x
+    state[1] = tp
+    state[2] = 1.0 if started else 0.0
+
+
 def ai_milliamps(value: np.ndarray, lo: float, hi: float) -> np.ndarray:
     """Loop current of an AI-20 reading (inverse of the ICD scaling)."""
     return 4.0 + 16.0 * (np.asarray(value) - lo) / (hi - lo)
@@ -72,8 +96,10 @@ class SensorBank:
         seed: int,
         *,
         pump_q_bep_m3_s: float,
+        calibration: Calibration | None = None,
     ) -> None:
         self.p = p
+        self.cal = calibration or Calibration()
         self._depth_col = {tag: f"p_z{i}_kpa_abs" for i, tag in enumerate(depth_order)}
         self._faults = faults
         self._q_bep = pump_q_bep_m3_s
@@ -84,6 +110,7 @@ class SensorBank:
             for j, c in enumerate(s.channels)
         }
         self._lag_state = {f"{d}.{c}": np.zeros(3) for d, s in DEVICES.items() for c in s.channels}
+        self._ar_state = {f"{d}.{c}": np.zeros(3) for d, s in DEVICES.items() for c in s.channels}
         self._stuck: dict[tuple[int, str], float] = {}
 
     # -- helpers ---------------------------------------------------------------------
@@ -123,12 +150,19 @@ class SensorBank:
                 ramp = f.param("ramp_s", 0.0)
                 w = np.clip((t - f.start_s) / ramp, 0.0, 1.0) if ramp > 0 else 1.0
                 x = np.where(mask, x + total * w, x)
+        x = self.cal.apply(f"{device}.{name}", x)
         if spec.lag_s > 0.0:
             y = np.empty_like(x)
             _lag(x, t, spec.lag_s, self._lag_state[f"{device}.{name}"], y)
             x = y
-        if spec.noise > 0.0:
-            noise = rng.normal(0.0, spec.noise, x.shape[0])
+        if spec.noise > 0.0 and spec.noise_tau_s > 0.0:
+            e = np.asarray(rng.standard_normal(x.shape[0]), dtype=np.float64)
+            ar = np.empty_like(e)
+            _ar1(e, t, spec.noise_tau_s, spec.noise, self._ar_state[f"{device}.{name}"], ar)
+            noise = ar
+            x = x + (noise if noise_gate is None else noise * noise_gate)
+        elif spec.noise > 0.0:
+            noise = np.asarray(rng.normal(0.0, spec.noise, x.shape[0]), dtype=np.float64)
             x = x + (noise if noise_gate is None else noise * noise_gate)
         if spec.ai_range is not None:
             lo, hi = spec.ai_range
@@ -178,12 +212,11 @@ class SensorBank:
         return empty
 
     def temperature_c(self, depth_m: float | np.ndarray, t: np.ndarray) -> np.ndarray:
-        """Return-leg fluid temperature: warms from the collector to the deck, slow wander."""
+        """Return-leg fluid temperature: warms from the collector to the deck, which drifts."""
         p = self.p
-        t_col = p.seabed_temp_c + 3.0
         frac = np.asarray(depth_m) / p.riser_length_m
-        wander = 0.15 * np.sin(2.0 * np.pi * t / 7200.0)
-        return p.deck_return_temp_c + (t_col - p.deck_return_temp_c) * frac + wander
+        deck = physics.deck_temperature(p, t)
+        return deck + (p.seabed_temp_c + 3.0 - deck) * frac
 
     # -- devices ---------------------------------------------------------------------
     def measure(
@@ -346,7 +379,11 @@ class SensorBank:
         spec: dict[str, ChannelSpec],
     ) -> dict[str, np.ndarray]:
         p = self.p
-        rho = p.rho_w_kg_m3 + truth["cv_deck"] * (p.rho_s_kg_m3 - p.rho_w_kg_m3)
+        # the gauge sees in-situ solids (slower than the water: more of them than delivered)
+        # in seawater at the deck's temperature and line pressure
+        rho = physics.deck_density(
+            p, t, truth["cv_deck"], truth["q_ret_m3_s"], truth["p_deck_kpa_g"]
+        )
         empty = self._empty(win, t.shape[0])
         rho = np.where(empty, 1.2, rho)
         density = self._instrument("dt201", "density", spec["density"], rho, t, win)

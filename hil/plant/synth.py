@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from hil.plant import physics
 from hil.plant.channels import AI_COUNTS_SPAN, DEVICES, ENDPOINTS
 from hil.plant.faults import ActiveFault, FaultKind
 from hil.plant.hydraulics import COL, OUT_COLUMNS, Hydraulics
@@ -84,11 +85,14 @@ class SynthBlock:
     channels: Columns
     truth: dict[str, np.ndarray]
     totals: TruthTotals
+    #: lab assays sampled on deck in this block: (sample t_ns, REY ppm, standard uncertainty)
+    assays: tuple[tuple[int, float, float], ...] = ()
 
 
 class _Synth:
     def __init__(self, scenario: Scenario, start_ns: int, seed: int, bit_channels: bool) -> None:
-        p = scenario.plant
+        self.truth = physics.draw(scenario.plant, seed)
+        p = self.truth.params
         self.p = p
         self.start_ns = int(start_ns)
         self.bit_channels = bit_channels
@@ -100,7 +104,9 @@ class _Synth:
             self.schedule.faults,
             seed,
             pump_q_bep_m3_s=p.injection_m3_h / 7200.0,
+            calibration=self.truth.calibration,
         )
+        self.lab_rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence([seed, 3000])))
         # timing and link-fault streams apart, so any block size draws the same numbers
         self.rng = {
             dev: np.random.Generator(np.random.PCG64(np.random.SeedSequence([seed, 1000 + i])))
@@ -269,11 +275,28 @@ class _Synth:
             "q_injection_m3_h": col("q_inj_m3_s") * 3600.0,
             "q_return_m3_h": q_ret * 3600.0,
             "cv_deck": cv,
-            "density_deck_kg_m3": p.rho_w_kg_m3 + cv * (p.rho_s_kg_m3 - p.rho_w_kg_m3),
+            "density_deck_kg_m3": physics.deck_density(p, t_s, cv, q_ret, col("p_deck_kpa_g")),
             "grade_deck_ppm": grade,
             "grade_intake_ppm": col("grade_in_ppm"),
             "rey_rate_deck_kg_h": p.rho_s_kg_m3 * cv * q_ret * 3600.0 * grade * 1e-6,
         }
+
+    def lab(self, b0: float, b1: float) -> tuple[tuple[int, float, float], ...]:
+        """The ship's lab: a deck sample every ``lab_interval_s`` while solids arrive, assayed
+        with a relative standard error of ``lab_error_rel`` (and reported with it)."""
+        p = self.p
+        k = np.arange(math.ceil(b0 / p.lab_interval_s), math.ceil(b1 / p.lab_interval_s))
+        out = []
+        for t_s in k * p.lab_interval_s:
+            if t_s <= 0.0:
+                continue
+            row = self.truth_at(np.array([t_s]), ("cv_deck", "grade_deck_ppm"))
+            err = self.lab_rng.standard_normal()  # drawn for every sample: block-invariant
+            if row["cv_deck"][0] < 1e-4:
+                continue  # seawater: nothing to assay
+            g = float(row["grade_deck_ppm"][0]) * (1.0 + p.lab_error_rel * err)
+            out.append((self.start_ns + round(t_s * 1e9), g, p.lab_error_rel * g))
+        return tuple(out)
 
     def totals_at(self, t_s: float) -> TruthTotals:
         i = int(np.argmin(np.abs(self.buf_t - t_s)))
@@ -291,7 +314,7 @@ _DEVICE_COLUMNS: dict[str, tuple[str, ...]] = {
     "pt301": ("p_z0_kpa_abs", "p_z1_kpa_abs", "p_z2_kpa_abs"),
     "pt302": ("p_z0_kpa_abs", "p_z1_kpa_abs", "p_z2_kpa_abs"),
     "pt303": ("p_z0_kpa_abs", "p_z1_kpa_abs", "p_z2_kpa_abs"),
-    "dt201": ("cv_deck",),
+    "dt201": ("cv_deck", "q_ret_m3_s", "p_deck_kpa_g"),
 }
 
 
@@ -324,5 +347,5 @@ def synth_blocks(
         channels: Columns = {}
         for dev, cols in _DEVICE_COLUMNS.items():
             channels.update(s.device_block(dev, b0, b1, cols))
-        yield SynthBlock(b0, b1, channels, s.truth_series(b0, b1), s.totals_at(b1))
+        yield SynthBlock(b0, b1, channels, s.truth_series(b0, b1), s.totals_at(b1), s.lab(b0, b1))
         b0 = b1
