@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import fnmatch
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Literal
 from urllib.parse import urlsplit
 
+from chikyu_daq import params
 from chikyu_daq.config_rules import (
     ConfigIssue,
     client_id_issue,
     expand,
     topic_prefix_issue,
 )
+from chikyu_daq.params import alarm_names, base_name
 
 if TYPE_CHECKING:
     from chikyu_daq.config import Config
@@ -62,9 +65,7 @@ def semantic_issues(cfg: Config) -> list[ConfigIssue]:
             issues.append(
                 ConfigIssue(f"roles.{role}", f"channel {channel!r} is not defined by any device")
             )
-    from chikyu_daq.alarms.policy import config_issues as alarm_config_issues
-
-    issues.extend(alarm_config_issues(cfg, channels))
+    issues.extend(_alarm_management_issues(cfg, channels))
     if not issues:
         issues.extend(_estimator_issues(cfg))
     return issues
@@ -169,10 +170,8 @@ def _mqtt_issues(cfg: Config) -> list[ConfigIssue]:
 
 def _estimator_issues(cfg: Config) -> list[ConfigIssue]:
     """Last line: the estimators' own parameter checks, so nothing they refuse passes here."""
-    from chikyu_daq.params import chain_params
-
     try:
-        chain_params(cfg)
+        params.chain_params(cfg)  # looked up at call time: the check follows the estimators
     except (TypeError, ValueError) as err:
         return [ConfigIssue("stability", f"refused by the estimators: {err}")]
     return []
@@ -315,3 +314,36 @@ def _stream_device(
         out.append(ConfigIssue(f"{p}.bus", f"stream bus already read by {users[dev.bus]!r}"))
     users[dev.bus] = dev_id
     return out
+
+
+def _alarm_management_issues(cfg: Config, channels: set[str]) -> list[ConfigIssue]:
+    """`[alarm_management]` keys that name no alarm, channel or device (config check, exit 2)."""
+    am = cfg.alarm_management
+    names = alarm_names(cfg)
+    bases = {base_name(n) for n in names}
+    out: list[ConfigIssue] = []
+    path = "alarm_management"
+    for key in am.priorities:
+        if key not in names and key not in bases:
+            out.append(ConfigIssue(f"{path}.priorities.{key}", f"no alarm named {key!r}"))
+    for i, pattern in enumerate(am.out_of_service):
+        if not _matches_any(pattern, names):
+            out.append(ConfigIssue(f"{path}.out_of_service[{i}]", f"matches no alarm: {pattern!r}"))
+    for i, rule in enumerate(am.suppress):
+        for k, pattern in enumerate(rule.alarms):
+            if not _matches_any(pattern, names):
+                msg = f"matches no alarm: {pattern!r}"
+                out.append(ConfigIssue(f"{path}.suppress[{i}].alarms[{k}]", msg))
+        for k, cond in enumerate(rule.when):
+            if cond.channel not in channels:
+                msg = f"channel {cond.channel!r} is not defined by any device"
+                out.append(ConfigIssue(f"{path}.suppress[{i}].when[{k}].channel", msg))
+    for i, m in enumerate(am.maintenance):
+        if m.device not in cfg.devices:
+            msg = f"no device {m.device!r}"
+            out.append(ConfigIssue(f"{path}.maintenance[{i}].device", msg))
+    return out
+
+
+def _matches_any(pattern: str, names: list[str]) -> bool:
+    return any(fnmatch.fnmatchcase(n, pattern) for n in names)

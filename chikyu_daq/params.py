@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from chikyu_daq.config import Alarm, Config
 from dsp.alarms import AlarmSpec
+from dsp.params import ALARM_NAMES as CHAIN_ALARM_NAMES
 from dsp.params import ChainParams
+
+if TYPE_CHECKING:  # config calls the estimators' checks at load: no runtime import back
+    from chikyu_daq.config import Alarm, Config
 
 #: Config alarm name → ChainParams field.
 CHAIN_ALARMS = {
@@ -19,7 +22,7 @@ CHAIN_ALARMS = {
     "ESTIMATOR_DISAGREEMENT": "estimator_disagreement",
 }
 
-SENSOR_FAULT_DEFAULT = Alarm(raise_at=2.0, clear_at=0.0, min_duration_s=0.0)
+SENSOR_FAULT_DEFAULT = AlarmSpec(2.0, 0.0, 0.0)
 
 
 def alarm_spec(a: Alarm) -> AlarmSpec:
@@ -111,4 +114,15 @@ def chain_params(cfg: Config, *, replay: bool = False) -> ChainParams:
 
 
 def sensor_fault_spec(cfg: Config) -> AlarmSpec:
-    return alarm_spec(cfg.alarms.get("SENSOR_FAULT", SENSOR_FAULT_DEFAULT))
+    sf = cfg.alarms.get("SENSOR_FAULT")
+    return alarm_spec(sf) if sf is not None else SENSOR_FAULT_DEFAULT
+
+
+def alarm_names(cfg: Config) -> list[str]:
+    """Every alarm the processor can raise: the chain's and SENSOR_FAULT(<role channel>)."""
+    channels = sorted(set(cfg.roles.model_dump().values()))
+    return [*CHAIN_ALARM_NAMES, *(f"SENSOR_FAULT({ch})" for ch in channels)]
+
+
+def base_name(name: str) -> str:
+    return name.split("(", 1)[0]

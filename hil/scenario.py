@@ -19,6 +19,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from hil.devices import DEVICES, ENDPOINTS, resolve_target
+
 __all__ = [
     "ALARM_NAMES",
     "PUMP_IDS",
@@ -266,8 +268,6 @@ class FaultEvent(_EventBase):
 
     @model_validator(mode="after")
     def _target(self) -> FaultEvent:
-        from hil.plant.faults import check_fault  # the device catalogue lives with the plant
-
         check_fault(self.target, self.fault)
         return self
 
@@ -388,3 +388,31 @@ def load_scenario(name_or_path: str | Path) -> Scenario:
 def list_scenarios() -> list[str]:
     """Names of the bundled scenarios, sorted."""
     return sorted(p.stem for p in SCENARIO_DIR.glob("*.toml"))
+
+
+_MODBUS_DEVICES = frozenset(d for d, s in DEVICES.items() if s.endpoint != "dt201")
+
+
+def check_fault(target: str, kind: FaultKind) -> None:
+    """Raise ValueError when ``kind`` cannot happen on ``target``."""
+    devices, channel = resolve_target(target)
+    if kind is FaultKind.NAMUR_FAIL and (devices != ("ai20",) or channel is None):
+        raise ValueError("namur_fail needs an AI-20 channel target such as 'ai20.pt201'")
+    if kind is FaultKind.GARBLED and devices != ("dt201",):
+        raise ValueError("garbled frames happen only on the densitometer stream 'dt201'")
+    if kind is FaultKind.EMPTY_PIPE and (
+        channel is not None or devices[0] not in ("ft101", "ft201", "dt201")
+    ):
+        raise ValueError("empty_pipe needs a device target: ft101, ft201 or dt201")
+    if kind is FaultKind.DISCONNECT and target not in ENDPOINTS:
+        raise ValueError(f"disconnect needs an endpoint target: {', '.join(ENDPOINTS)}")
+    if kind in (FaultKind.TIMEOUT, FaultKind.MODBUS_EXCEPTION) and not set(devices).issubset(
+        _MODBUS_DEVICES
+    ):
+        raise ValueError(f"{kind.value} needs Modbus devices, not {target!r}")
+    if kind is FaultKind.DRIFT and channel is None:
+        raise ValueError("drift needs a channel target such as 'dt201.density'")
+    if kind is FaultKind.STATUS_BITS and (
+        channel is not None or DEVICES[devices[0]].status is None
+    ):
+        raise ValueError("status_bits needs a device with a status word")

@@ -8,23 +8,15 @@ from __future__ import annotations
 
 import fnmatch
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chikyu_daq.alarms.states import AlarmBook, PriorityOf, Transition
-from chikyu_daq.config import AlarmManagement, Config, ConfigIssue, SuppressWhen
-from dsp.params import ALARM_NAMES as CHAIN_ALARM_NAMES
+from chikyu_daq.params import alarm_names, base_name
+
+if TYPE_CHECKING:  # config runs these checks at load: no runtime import back
+    from chikyu_daq.config import AlarmManagement, Config, SuppressWhen
 
 GOOD = 0
-
-
-def alarm_names(cfg: Config) -> list[str]:
-    """Every alarm the processor can raise: the chain's and SENSOR_FAULT(<role channel>)."""
-    channels = sorted(set(cfg.roles.model_dump().values()))
-    return [*CHAIN_ALARM_NAMES, *(f"SENSOR_FAULT({ch})" for ch in channels)]
-
-
-def base_name(name: str) -> str:
-    return name.split("(", 1)[0]
 
 
 def priority_of(am: AlarmManagement) -> PriorityOf:
@@ -76,39 +68,6 @@ def suppressions(
                 if out[n] is None and n.startswith(f"SENSOR_FAULT({m.device}."):
                     out[n] = f"{m.reason} ({m.device})"
     return out
-
-
-def config_issues(cfg: Config, channels: set[str]) -> list[ConfigIssue]:
-    """`[alarm_management]` keys that name no alarm, channel or device (config check, exit 2)."""
-    am = cfg.alarm_management
-    names = alarm_names(cfg)
-    bases = {base_name(n) for n in names}
-    out: list[ConfigIssue] = []
-    path = "alarm_management"
-    for key in am.priorities:
-        if key not in names and key not in bases:
-            out.append(ConfigIssue(f"{path}.priorities.{key}", f"no alarm named {key!r}"))
-    for i, pattern in enumerate(am.out_of_service):
-        if not _matches_any(pattern, names):
-            out.append(ConfigIssue(f"{path}.out_of_service[{i}]", f"matches no alarm: {pattern!r}"))
-    for i, rule in enumerate(am.suppress):
-        for k, pattern in enumerate(rule.alarms):
-            if not _matches_any(pattern, names):
-                msg = f"matches no alarm: {pattern!r}"
-                out.append(ConfigIssue(f"{path}.suppress[{i}].alarms[{k}]", msg))
-        for k, cond in enumerate(rule.when):
-            if cond.channel not in channels:
-                msg = f"channel {cond.channel!r} is not defined by any device"
-                out.append(ConfigIssue(f"{path}.suppress[{i}].when[{k}].channel", msg))
-    for i, m in enumerate(am.maintenance):
-        if m.device not in cfg.devices:
-            msg = f"no device {m.device!r}"
-            out.append(ConfigIssue(f"{path}.maintenance[{i}].device", msg))
-    return out
-
-
-def _matches_any(pattern: str, names: list[str]) -> bool:
-    return any(fnmatch.fnmatchcase(n, pattern) for n in names)
 
 
 def new_book(cfg: Config, t_ns: int) -> tuple[AlarmBook, list[Transition]]:

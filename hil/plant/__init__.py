@@ -4,7 +4,7 @@ Entry points: :class:`Plant` (live, stepped by simulation time), :func:`synth_bl
 (a long recording as columnar blocks with its truth), :class:`SimClock`/:class:`RealClock`.
 """
 
-from hil.plant.channels import CHANNELS, DEVICES, ENDPOINTS
+from hil.devices import CHANNELS, DEVICES, ENDPOINTS
 from hil.plant.clock import Clock, RealClock, SimClock
 from hil.plant.faults import LINK_FAULTS, ActiveFault, FaultKind, fault_flags
 from hil.plant.plant import Plant

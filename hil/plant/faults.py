@@ -11,14 +11,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from hil.plant.channels import DEVICES, ENDPOINTS, resolve_target
+from hil.devices import resolve_target
 from hil.scenario import FaultEvent, FaultKind
 
 __all__ = [
     "LINK_FAULTS",
     "ActiveFault",
     "FaultKind",
-    "check_fault",
     "fault_flags",
 ]
 
@@ -31,7 +30,6 @@ LINK_FAULTS = frozenset(
         FaultKind.GARBLED,
     }
 )
-_MODBUS_DEVICES = frozenset(d for d, s in DEVICES.items() if s.endpoint != "dt201")
 
 
 @dataclass(frozen=True)
@@ -57,31 +55,6 @@ class ActiveFault:
 
     def param(self, name: str, default: float) -> float:
         return float(self.params.get(name, default))
-
-
-def check_fault(target: str, kind: FaultKind) -> None:
-    """Raise ValueError when ``kind`` cannot happen on ``target``."""
-    devices, channel = resolve_target(target)
-    if kind is FaultKind.NAMUR_FAIL and (devices != ("ai20",) or channel is None):
-        raise ValueError("namur_fail needs an AI-20 channel target such as 'ai20.pt201'")
-    if kind is FaultKind.GARBLED and devices != ("dt201",):
-        raise ValueError("garbled frames happen only on the densitometer stream 'dt201'")
-    if kind is FaultKind.EMPTY_PIPE and (
-        channel is not None or devices[0] not in ("ft101", "ft201", "dt201")
-    ):
-        raise ValueError("empty_pipe needs a device target: ft101, ft201 or dt201")
-    if kind is FaultKind.DISCONNECT and target not in ENDPOINTS:
-        raise ValueError(f"disconnect needs an endpoint target: {', '.join(ENDPOINTS)}")
-    if kind in (FaultKind.TIMEOUT, FaultKind.MODBUS_EXCEPTION) and not set(devices).issubset(
-        _MODBUS_DEVICES
-    ):
-        raise ValueError(f"{kind.value} needs Modbus devices, not {target!r}")
-    if kind is FaultKind.DRIFT and channel is None:
-        raise ValueError("drift needs a channel target such as 'dt201.density'")
-    if kind is FaultKind.STATUS_BITS and (
-        channel is not None or DEVICES[devices[0]].status is None
-    ):
-        raise ValueError("status_bits needs a device with a status word")
 
 
 def fault_flags(faults: list[ActiveFault], t_s: float) -> dict[str, set[str]]:

@@ -14,8 +14,8 @@ from collections.abc import Iterable
 
 import numpy as np
 
+from hil.devices import DEVICES
 from hil.plant import physics
-from hil.plant.channels import DEVICES
 from hil.plant.clock import Clock
 from hil.plant.faults import ActiveFault, fault_flags
 from hil.plant.hydraulics import OUT_COLUMNS, Hydraulics

@@ -19,8 +19,8 @@ from collections.abc import Mapping
 import numpy as np
 from numba import njit
 
+from hil.devices import AI_COUNTS_SPAN, DEVICES, ChannelSpec
 from hil.plant import physics
-from hil.plant.channels import AI_COUNTS_SPAN, DEVICES, ChannelSpec
 from hil.plant.faults import ActiveFault, FaultKind
 from hil.plant.physics import Calibration
 from hil.scenario import PlantParams

@@ -24,8 +24,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from hil.devices import AI_COUNTS_SPAN, DEVICES, ENDPOINTS
 from hil.plant import physics
-from hil.plant.channels import AI_COUNTS_SPAN, DEVICES, ENDPOINTS
 from hil.plant.faults import ActiveFault, FaultKind
 from hil.plant.hydraulics import COL, OUT_COLUMNS, Hydraulics
 from hil.plant.schedule import Schedule
