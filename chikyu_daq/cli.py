@@ -69,12 +69,17 @@ def demo(
             "-c", "--config", help="Installation config for outputs (default: reference)."
         ),
     ] = None,
+    ci_riser: Annotated[
+        bool, typer.Option("--ci-riser", help="The scenario's short CI riser, not 5,700 m.")
+    ] = False,
 ) -> None:
     """Emulated hardware, the real pipeline, a live dashboard; summary against plant truth."""
     from chikyu_daq.demo import demo_main
 
     base = load_or_exit(config) if config else None
-    raise SystemExit(demo_main(scenario, duration, data_dir, influx, mqtt, base))
+    raise SystemExit(
+        demo_main(scenario, duration, data_dir, influx, mqtt, base, full_scale=not ci_riser)
+    )
 
 
 def _register() -> None:

@@ -164,6 +164,8 @@ def demo_main(
     influx: bool,
     mqtt: bool,
     base: Config | None = None,
+    *,
+    full_scale: bool = True,
 ) -> int:
     from chikyu_daq.logs import setup_logging
     from chikyu_daq.processor import warm_up
@@ -175,6 +177,8 @@ def demo_main(
     setup_logging("ERROR")
     try:
         sc = load_scenario(scenario)
+        if full_scale:  # the real riser: PT-301 near 600 bar, a transit of about half an hour
+            sc = sc.at_full_scale()
     except (ScenarioError, FileNotFoundError, KeyError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
