@@ -104,6 +104,24 @@ class LogThrottle:
         return self._held.pop(key, 0)
 
 
+def client_for(cfg: Mqtt, identifier: str, **options: Any) -> aiomqtt.Client:
+    """One way to reach the broker (credentials from env or file, TLS, keepalive) for every
+    connection the daemon opens; `options` add what differs (will, session)."""
+    password = resolve_secret(cfg.password_env, cfg.password_file)
+    tls = ssl.create_default_context(cafile=cfg.ca_file) if cfg.tls else None
+    return aiomqtt.Client(
+        cfg.host,
+        cfg.port,
+        username=cfg.username or None,
+        password=password if cfg.username else None,
+        identifier=identifier,
+        keepalive=cfg.keepalive_s,
+        timeout=10.0,
+        tls_context=tls,
+        **options,
+    )
+
+
 class MqttPublisher:
     """Publishes live values, alarms and status; receives lab assays. One per process."""
 
@@ -213,19 +231,11 @@ class MqttPublisher:
 
     # -- connection loop ----------------------------------------------------------------------
     def _client(self) -> aiomqtt.Client:
-        password = resolve_secret(self.cfg.password_env, self.cfg.password_file)
-        tls = ssl.create_default_context(cafile=self.cfg.ca_file) if self.cfg.tls else None
-        return aiomqtt.Client(
-            self.cfg.host,
-            self.cfg.port,
-            username=self.cfg.username or None,
-            password=password if self.cfg.username else None,
-            identifier=self.client_id,
+        return client_for(
+            self.cfg,
+            self.client_id,
             will=aiomqtt.Will(self.topic("status"), _json(OFFLINE), qos=1, retain=True),
             clean_session=False,  # the broker keeps assays posted while we reconnect
-            keepalive=self.cfg.keepalive_s,
-            timeout=10.0,
-            tls_context=tls,
         )
 
     async def run(self) -> None:

@@ -20,13 +20,13 @@ import contextlib
 import json
 import logging
 import random
-import ssl
 from collections.abc import Callable
 from typing import Any
 
 import aiomqtt
 
-from chikyu_daq.config import Mqtt, resolve_secret
+from chikyu_daq.config import Mqtt
+from chikyu_daq.mqtt import client_for
 
 log = logging.getLogger(__name__)
 
@@ -69,18 +69,7 @@ class AlarmMqttLink:
         self._wake.set()
 
     def _client(self) -> aiomqtt.Client:
-        password = resolve_secret(self.cfg.password_env, self.cfg.password_file)
-        tls = ssl.create_default_context(cafile=self.cfg.ca_file) if self.cfg.tls else None
-        return aiomqtt.Client(
-            self.cfg.host,
-            self.cfg.port,
-            username=self.cfg.username or None,
-            password=password if self.cfg.username else None,
-            identifier=self.client_id,
-            keepalive=self.cfg.keepalive_s,
-            timeout=10.0,
-            tls_context=tls,
-        )
+        return client_for(self.cfg, self.client_id)
 
     async def run(self) -> None:
         backoff = 0.5
