@@ -389,9 +389,12 @@ def replay_part(
     learned: dict[str, Any],
     integrals: dict[str, Any],
     out_file: str | None,
+    alarms: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Pass 3: replay `part` with the learned state set at `learn_ns` and the integrals at
-    `take_ns`; writes the kept results to `out_file` (if given), returns the kept events."""
+    """Pass 3: replay `part` with the learned state set at `learn_ns`, the integrals at
+    `take_ns` and (if given) the alarm states at `lo_ns`; writes the kept results to
+    `out_file` (if given), returns the kept events and the alarm states at `lo_ns` (before
+    any are set) and at the end."""
     run, proc = _open(run_dir, config)
     writer = ResultsWriter(Path(out_file)) if out_file else None
     events: list[dict[str, Any]] = []
@@ -410,7 +413,14 @@ def replay_part(
             writer.write(Processed(p.t_ns[idx], {k: v[idx] for k, v in p.columns.items()}, []))
         rows += int(m.sum())
 
-    stops: list[Stop] = []
+    at_lo: dict[str, Any] = {}
+
+    def lo(p: Processor) -> None:
+        at_lo.update(_alarms(p))
+        if alarms is not None:
+            _set_alarms(p, alarms)
+
+    stops: list[Stop] = [(part.lo_ns, lo)]
     if part.cold:
         stops += [
             (part.learn_ns, lambda p: _set_learned(p, learned)),
@@ -421,7 +431,37 @@ def replay_part(
         keep(proc.flush())
     if writer is not None:
         writer.close()
-    return {"index": part.index, "events": events, "rows": rows}
+    return {
+        "index": part.index,
+        "events": events,
+        "rows": rows,
+        "alarms_lo": at_lo,
+        "alarms_hi": _alarms(proc),
+    }
+
+
+def _alarms(proc: Processor) -> dict[str, Any]:
+    """The kernel's alarms and the SENSOR_FAULT trackers (active, pending since, BAD since)."""
+    s = proc._state
+    faults = {
+        ch: [int(f.state.active[0]), int(f.state.pending_ns[0]), f.bad_since_ns]
+        for ch, f in proc._faults.items()
+    }
+    return {
+        "active": [int(x) for x in s.al_active],
+        "pending": [int(x) for x in s.al_pending],
+        "faults": faults,
+    }
+
+
+def _set_alarms(proc: Processor, v: dict[str, Any]) -> None:
+    s = proc._state
+    s.al_active[:] = v["active"]
+    s.al_pending[:] = v["pending"]
+    s.si[K.S_BITS] = sum(a << k for k, a in enumerate(v["active"]))  # what events compare with
+    for ch, (active, pending, bad_since) in v["faults"].items():
+        f = proc._faults[ch]
+        f.state.active[0], f.state.pending_ns[0], f.bad_since_ns = active, pending, bad_since
 
 
 # -- the whole split replay --------------------------------------------------------------------
@@ -466,6 +506,21 @@ def replay_split(
                             for p in parts], what="split pass 3")  # fmt: skip
     _raise_failed(res)
     results = [o.result for o in res]
+    # an alarm held since before a warm-up (inside its hysteresis band, or through NaN values)
+    # is not rebuilt: a partition that starts in another alarm state than its predecessor ended
+    # in is replayed again from that state (in order; rare, so cheap)
+    alarm_reruns = 0
+    for k in range(1, len(parts)):
+        if results[k]["alarms_lo"] != results[k - 1]["alarms_hi"]:
+            pk, prev = parts[k], results[k - 1]["alarms_hi"]
+            out_k = str(tmp / f"part-{pk.index:06d}.parquet")
+            job = Job(f"split-3-{pk.index}-alarms", replay_part,
+                      (path, pk, config, learned[k], integ[k], out_k, prev), {})  # fmt: skip
+            again = run_jobs(client, [job], what="split alarm hand-over")
+            _raise_failed(again)
+            results[k] = again[0].result
+            results[k]["alarms_lo"] = results[k - 1]["alarms_hi"]
+            alarm_reruns += 1
     stitch(sorted(tmp.glob("part-*.parquet")), out / "results.parquet")
     with open(out / "events.jsonl", "w", encoding="utf-8") as f:
         for r in sorted(results, key=lambda r: int(r["index"])):
@@ -486,6 +541,7 @@ def replay_split(
         "period_s": period_points(cfg) / cfg.processing.grid_hz,
         "grid_points": sum(r["rows"] for r in results),
         "bounds_ns": [[p.lo_ns, p.hi_ns] for p in parts],
+        "alarm_hand_overs": alarm_reruns,
     }
     (out / "split.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     return summary

@@ -80,12 +80,16 @@ def fleet_archive(root: Path) -> list[Path]:
 
 #: Seawater phases of `long_run` (start h, end h, density reading minus TEOS-10 in kg/m3).
 SEAWATER = ((0.0, 0.5, 1.5), (6.5, 7.0, -1.0))
+#: The return flowmeter is dead (BAD) from/to these hours of `long_run`.
+FLOW_DEAD = (18.0, 19.5)
 
 
 def long_run(root: Path, cfg_dump: dict, hours: float, start_ns: int, rate_div: int = 1) -> Path:
     """A cheap long recording of the role channels (numpy, not the plant): flow and density
     drift, flow cut to 30 % for half an hour, a density dropout (BAD, NaN) and an assay every
-    four hours, so that gaps, alarms and grade steps all cross partition bounds; and seawater
+    four hours, so that gaps, alarms and grade steps all cross partition bounds; a dead return
+    flowmeter for longer than a warm-up (`FLOW_DEAD`: the flow is held, the gap runs across a
+    partition's learn point); and seawater
     circulating (no mud: return = injection flow, density a steady offset from TEOS-10) at the
     start and again from `SEAWATER[1]`, so that the seawater reference is learned once early
     on and relearned with another offset later, both long before most partitions start."""
@@ -125,6 +129,9 @@ def long_run(root: Path, cfg_dump: dict, hours: float, start_ns: int, rate_div: 
             q = np.zeros(n, np.uint8)
             if ch == "dt201.density":
                 bad = (s > 15 * 3600) & (s < 15 * 3600 + 300)
+                v[bad], q[bad] = np.nan, 2
+            if ch == "ft201.volume_flow":  # longer than a warm-up: the gap's start is handed over
+                bad = (s >= FLOW_DEAD[0] * 3600) & (s < FLOW_DEAD[1] * 3600)
                 v[bad], q[bad] = np.nan, 2
             data[ch] = (np.sort(t), v, q)
         for h in range(int(np.ceil(hours))):
