@@ -17,7 +17,13 @@ from typer.testing import CliRunner
 from chikyu_daq.cli import app
 from chikyu_daq.recording import open_run
 from chikyu_daq.replay import ReplayOptions, recorded_config, replay
-from tests.chikyu_daq.fleet_fixtures import SEAWATER, DaskProcs, fleet_archive, start_dask
+from tests.chikyu_daq.fleet_fixtures import (
+    FLOW_DEAD,
+    SEAWATER,
+    DaskProcs,
+    fleet_archive,
+    start_dask,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -317,6 +323,14 @@ def test_time_split_replay_of_24h_equals_serial_within_stated_bounds(
     assert zero[(hours > 1) & (hours < 6.5)] == pytest.approx(SEAWATER[0][2], abs=0.3)
     assert zero[hours > 7.0] == pytest.approx(SEAWATER[1][2], abs=0.3)
     assert len(np.unique(zero[hours > 7.0])) == 1
+    # the dead return flowmeter's gap began before the last partition's warm-up and ended after
+    # its learn point: the gap's start, the held flow and the alarm state that the flow's NaN
+    # values held (ESTIMATOR_DISAGREEMENT) came from the hand-over
+    warm_h = (info["bounds_ns"][-1][0] - t[0]) / 3.6e12 - info["warmup_used_s"] / 3600.0
+    assert FLOW_DEAD[0] < warm_h and warm_h + 0.5 < FLOW_DEAD[1]
+    gap = ref["gap_s"].to_numpy()
+    assert gap[hours > FLOW_DEAD[1] + 0.01][0] - gap[hours < FLOW_DEAD[0]][-1] > 5000
+    assert info["alarm_hand_overs"] >= 1
 
 
 def test_without_the_warm_up_or_the_hand_over_the_split_would_not_match(
