@@ -12,10 +12,11 @@ and ``S_Z_STREAK`` (only ``>= window`` matters), the FFT ``o_*``), the 1 s lane 
 means (``F_B_*``, ``S_B_CNT_R``), the slopes/z (``F_SLOPE_*``, ``F_Z``, ``F_Z3``), the
 transit history ``hist`` and its pointers (``S_E2_PTR``, ``S_E3_PTR``, ``S_W_PTR``; absolute
 indices, used as differences), the stop time ``S_STOP_T`` (matters only within
-``stop_holdoff_s``), the grade id ``S_G_ID`` (a function of time and the assays), the alarm
-timers, ``S_BITS``, the last valid rate/variance/sensitivities (``F_LAST_RATE*``,
-``F_LAST_VAR*``, ``last_sys``: read only when the previous valid point is within
-``max_gap_s``, and there is one in the exact stretch before the hand-over, or none is read).
+``stop_holdoff_s``), the grade id ``S_G_ID`` (a function of time and the assays), the lane
+count ``S_LANE_N`` and grid index ``S_N`` (used modulo the lattice below), the last valid
+rate/variance/sensitivities (``F_LAST_RATE*``, ``F_LAST_VAR*``, ``last_sys``: read only
+when the previous valid point is within ``max_gap_s``, and there is one in the exact stretch
+before the hand-over, or none is read).
 Alignment: ring refreshes, FFT hops, 1 s lanes and noise batches count from the processor's
 first grid point, so every warm-up starts on the lattice of `period_points(cfg)`.
 
@@ -43,12 +44,17 @@ each partition with the sum of those before it and writes the results.
 Bounds, from the order of floating-point additions only: the handed-over totals are sums of
 partial sums (~1e-15 relative); E2 and E3 look the transit up in the running volume and in
 E1's cumulative Cv·dV (differences of large numbers: ``ms_e2_kg_s``, ``transit_s``,
-``cv_e1_window``, ``disagreement_z``, ``disagreement_e3_z``), and the plug indicator is the
-slope of a head that contains the inventory total (``plug_*``, and the stability index where
-the plug decides it). An alarm whose value sits on its threshold could flip on such a
-difference; an alarm held inside its hysteresis band since before the warm-up, or a
-SENSOR_FAULT timer longer than the warm-up, would not be rebuilt (neither happens in the test;
-both are stated limits). ``rejected`` (diagnostic counts) is counted per partition.
+``cv_e3_delayed``, ``cv_e1_window``, ``disagreement_z``, ``disagreement_e3_z``), and the
+plug indicator is the slope of a head that contains the inventory total (``plug_*``, and the
+stability index where the plug decides it). An alarm whose value sits on its threshold could
+flip on such a difference (a stated limit; the test's alarms are identical).
+
+Alarm states (``al_active``, ``al_pending``, ``S_BITS`` and the processor's SENSOR_FAULT
+trackers) are rebuilt unless an alarm is held since before the warm-up: inside its hysteresis
+band, through NaN values, or a BAD run longer than the warm-up. Each partition reports its
+alarm state at ``lo`` and at its end; a partition that starts in another state than its
+predecessor ended in is replayed again with that state set at ``lo`` (in order, after pass 3:
+rare, so cheap). ``rejected`` (diagnostic counts, not in the results) counts per partition.
 """
 
 from __future__ import annotations
