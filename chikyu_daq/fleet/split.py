@@ -1,36 +1,68 @@
-"""One long run split in time: partitions with a warm-up overlap, stitched to equal a serial replay.
+"""One long run split in time: partitions with a warm-up, stitched to equal a serial replay.
 
-Every kernel remembers a bounded past: the transit buffer (`max_transit_s`), the sliding windows
-(CV, comparison, slope, Hampel, the oscillation FFT ring and its hop), the alarm timers
-(`min_duration_s`) and the staleness hold. A partition that starts `warmup_s(cfg)` before its
-first kept grid point has forgotten that it started late by the time it gets there. Two details
-make the state *bit*-identical rather than merely close:
+A partition starts cold `warmup_s(cfg)` before its first kept grid point (`lo`) and three
+parallel passes hand over what a warm-up cannot rebuild. Every slot of the kernel state
+(:class:`dsp.chain.ChainState`, the ``S_*``/``F_*`` scalars of :mod:`dsp.kernel`) is in one
+of these classes; this docstring is the one place that knows them.
 
-- window sums are refreshed exactly whenever a ring wraps, and the FFT runs every hop, both
-  counted from the processor's first grid point; so the warm-up starts on a multiple of
-  `period_points(cfg)` (the least common multiple of those ring lengths) after the serial
-  replay's first grid point, and partition bounds lie on that same lattice;
-- the integrals (cumulative REY/REO, their systematic and random variance sums, the gap time
-  and count) remember everything since the run started. They are the only state a warm-up
-  cannot rebuild, so they are handed over: a first pass (in parallel) measures each partition's
-  increments with the integrals zeroed at its first kept point; the second pass (in parallel)
-  starts each partition with the sum of the increments before it. The kernel then carries on
-  as in a serial replay; the only difference is the order of floating-point additions in the
-  handed-over totals (relative error ~1e-15).
+Rebuilt by the warm-up (bounded memory): the rings and their sums (Hampel ``h_*``, CV
+``a_*``, comparison lanes ``b_*``, slope lanes ``lane``, the seawater-zero lanes ``z_ring``
+and ``S_Z_STREAK`` (only ``>= window`` matters), the FFT ``o_*``), the 1 s lane sums
+(``F_LANE_*``, ``F_LS*``, ``S_LANE_C*``, ``S_LC*``), the batch sums and the previous two batch
+means (``F_B_*``, ``S_B_CNT_R``), the slopes/z (``F_SLOPE_*``, ``F_Z``, ``F_Z3``), the
+transit history ``hist`` and its pointers (``S_E2_PTR``, ``S_E3_PTR``, ``S_W_PTR``; absolute
+indices, used as differences), the stop time ``S_STOP_T`` (matters only within
+``stop_holdoff_s``), the grade id ``S_G_ID`` (a function of time and the assays), the lane
+count ``S_LANE_N`` and grid index ``S_N`` (used modulo the lattice below), the last valid
+rate/variance/sensitivities (``F_LAST_RATE*``, ``F_LAST_VAR*``, ``last_sys``: read only
+when the previous valid point is within ``max_gap_s``, and there is one in the exact stretch
+before the hand-over, or none is read).
+Alignment: ring refreshes, FFT hops, 1 s lanes and noise batches count from the processor's
+first grid point, so every warm-up starts on the lattice of `period_points(cfg)`.
 
-One more integral is not handed over: the running pumped volume in which E2 looks up the
-transit. A partition counts it from its own start, so `ms_e2_kg_s`, `transit_s` and
-`disagreement_z` come from differences of other large numbers and agree to ~1e-10 (relative),
-not bit for bit; making them exact would need the serial sum itself, i.e. no parallelism.
+Learned once, kept for ever (neither bounded nor additive), handed over at `learn_ns`:
+the seawater reference (``S_ZERO_OK``, ``F_ZERO``, ``F_UZERO``), the held flow ``F_Q_HOLD``,
+and the time of the last valid rate (``S_HAS_LAST``, ``S_LAST_T``: the gap that ends the next
+time a rate is valid). They depend on the inputs only (not on each other nor on the
+integrals), so pass 1 learns them: partition j runs from its warm-up to ``learn_ns`` of
+partition j+1, with the three marked "unknown" at its own ``learn_ns`` (by then the zero's
+window and streak equal the serial ones), and reports what it learned; the value at each
+partition's ``learn_ns`` is the latest one learned before it (or the initial state). They are
+therefore exact.
 
-The processor has no public hook for this (it never needs one live), so `_integrals` and
-`_start_grid_at` reach into its state; they are the one place that knows those slots.
+Integrals since the run started, handed over additively at `take_ns` (after the learned state
+has made every increment exact: three noise batches, for the batch means the empirical random
+part differences): ``F_CUM``, ``F_CUM_S``, ``F_GAP``, ``S_GAPS``, ``F_ACC_RAND``,
+``F_ACC_RAND_S``, ``F_ACC_D1_*``, ``F_ACC_EMP_*``, ``F_INV``, the pumped volume ``F_V`` and
+E1's ``F_CUM_CQ``/``F_CUM_VQ``, and ``acc_sys`` except the grade's entry. The grade's error
+(``acc_sys[I_GRADE]`` within an assay's period, ``F_G_DONE`` the squares of the finished
+ones) is not additive: pass 2 stops just before the first grade change of its stretch to read
+the period's part so far; the stitch adds ``(carried + part)**2`` as the kernel would. Pass 2
+(partition j from its ``take_ns`` to partition j+1's) measures the increments; pass 3 starts
+each partition with the sum of those before it and writes the results.
+
+Bounds, from the order of floating-point additions only: the handed-over totals are sums of
+partial sums (~1e-15 relative); E2 and E3 look the transit up in the running volume and in
+E1's cumulative Cv·dV (differences of large numbers: ``ms_e2_kg_s``, ``transit_s``,
+``cv_e3_delayed``, ``cv_e1_window``, ``disagreement_z``, ``disagreement_e3_z``), and the
+plug indicator is the slope of a head that contains the inventory total (``plug_*``, and the
+stability index where the plug decides it). An alarm whose value sits on its threshold could
+flip on such a difference (a stated limit; the test's alarms are identical).
+
+Alarm states (``al_active``, ``al_pending``, ``S_BITS`` and the processor's SENSOR_FAULT
+trackers) are rebuilt unless an alarm is held since before the warm-up: inside its hysteresis
+band, through NaN values, or a BAD run longer than the warm-up. Each partition reports its
+alarm state at ``lo`` and at its end; a partition that starts in another state than its
+predecessor ended in is replayed again with that state set at ``lo`` (in order, after pass 3:
+rare, so cheap). ``rejected`` (diagnostic counts, not in the results) counts per partition.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,55 +76,100 @@ from chikyu_daq.fleet.cluster import Job, run_jobs
 from chikyu_daq.outputs import alarm_event_dict
 from chikyu_daq.params import chain_params
 from chikyu_daq.processor import Processed, Processor
-from chikyu_daq.recording import open_run
+from chikyu_daq.recording import Run, open_run
 from chikyu_daq.replay import CHUNK_S, ResultsWriter, iter_chunks, recorded_config
 from dsp import kernel as K
 from dsp.params import pack
 
-#: Integral state handed from partition to partition: float slots, int slots, systematic sums.
-F_SLOTS = (K.F_CUM, K.F_GAP, K.F_ACC_RAND)
+#: Integrals handed over additively: float slots, int slots (``acc_sys`` too, but its grade entry).
+F_SLOTS = (
+    K.F_CUM, K.F_CUM_S, K.F_GAP, K.F_ACC_RAND, K.F_ACC_RAND_S, K.F_ACC_D1_R, K.F_ACC_D1_S,
+    K.F_ACC_EMP_R, K.F_ACC_EMP_S, K.F_INV, K.F_V, K.F_CUM_CQ, K.F_CUM_VQ,
+)  # fmt: skip
 I_SLOTS = (K.S_GAPS,)
+N_ACC = 2 * K.N_SYS
+
+
+def zero_integrals() -> dict[str, Any]:
+    """The integrals at the run's first grid point."""
+    return {"f": [0.0] * len(F_SLOTS), "i": [0] * len(I_SLOTS), "sys": [0.0] * N_ACC, "g": 0.0}
+
+
+#: The learned state at the run's first grid point: zero (ok, value, u), held flow, last valid.
+LEARNED0: dict[str, Any] = {"zero": [0, 0.0, 0.0], "q_hold": 0.0, "last": [0, 0]}
 
 
 @dataclass(frozen=True)
 class Part:
-    """Partition `index`: samples from `feed_ns`, grid from `warm_ns`, keep `[lo_ns, hi_ns)`."""
+    """Partition `index`: samples from `feed_ns`, grid from `warm_ns`, learned state set at
+    `learn_ns`, integrals at `take_ns`, results kept in `[lo_ns, hi_ns)`."""
 
     index: int
     feed_ns: int
     warm_ns: int
+    learn_ns: int
+    take_ns: int
     lo_ns: int
     hi_ns: int
     last: bool
 
+    @property
+    def cold(self) -> bool:
+        """Starts after the run's first grid point (else it is the serial replay itself)."""
+        return self.take_ns > self.warm_ns or self.learn_ns > self.warm_ns
 
-def warmup_s(cfg: Config) -> float:
-    """Seconds of history every kernel needs: transit buffer + longest window + longest alarm
-    minimum duration + the staleness hold (each a config value, none guessed)."""
+
+def _lane_s(cfg: Config) -> float:
+    _, pi, _, _ = pack(chain_params(cfg))
+    return int(pi[K.P.I_LANE]) / cfg.processing.grid_hz
+
+
+def warmup_parts_s(cfg: Config) -> tuple[float, float, float]:
+    """(learn, take, keep) seconds: warm-up start → learned state set → integrals set → `lo`.
+
+    learn: the aligner's staleness, the Hampel window and the seawater-zero window (its ring
+    and streak then equal the serial ones). take: three noise batches (the empirical random
+    part differences batch means two apart) and a maximum gap. keep: the transit history
+    (E2, E3 and the volume-weighted E1 window read it back), the longest window (CV,
+    comparison, slope, Hampel, FFT ring plus hop), the longest alarm minimum duration, the
+    stop holdoff, staleness and a maximum gap, one after another (each feeds the next)."""
     p = chain_params(cfg)
-    st = cfg.stability
-    step = 1.0 / cfg.processing.grid_hz
+    _, pi, _, _ = pack(p)
+    st = cfg.processing
+    step = 1.0 / st.grid_hz
+    lane = _lane_s(cfg)
+    learn = st.staleness_s + p.hampel_window * step + (int(pi[K.P.I_W_ZERO]) + 1) * lane
+    take = 3 * int(pi[K.P.I_BATCH]) * lane + lane + st.max_gap_s
+    s = cfg.stability
     windows = (
-        st.cv_window_s,
-        st.compare_window_s,
-        st.slope_window_s,
-        st.hampel_window * step,
-        st.osc_n_fft * st.osc_decim * step + st.osc_update_s,
+        s.cv_window_s,
+        s.compare_window_s + lane,
+        s.slope_window_s + lane,
+        p.hampel_window * step,
+        s.osc_n_fft * s.osc_decim * step + s.osc_update_s,
     )
     alarms = [a.min_duration_s for a in cfg.alarms.values()] + [
         spec.min_duration_s for spec in p.alarm_specs()
     ]
-    return float(
-        st.max_transit_s
+    keep = (
+        s.max_transit_s
         + max(windows)
         + max(alarms, default=0.0)
-        + cfg.processing.staleness_s
-        + cfg.processing.max_gap_s
+        + p.stop_holdoff_s
+        + st.staleness_s
+        + st.max_gap_s
     )
+    return float(learn), float(take), float(keep)
+
+
+def warmup_s(cfg: Config) -> float:
+    """Seconds of history a partition replays before its first kept point (from the config)."""
+    return sum(warmup_parts_s(cfg))
 
 
 def period_points(cfg: Config) -> int:
-    """Grid points after which every ring refresh and FFT hop falls on the same grid index."""
+    """Grid points after which every ring refresh, FFT hop, 1 s lane and noise batch falls on
+    the same grid index."""
     _, pi, _, _ = pack(chain_params(cfg))
     lane = int(pi[K.P.I_LANE])
     rings = (
@@ -100,6 +177,7 @@ def period_points(cfg: Config) -> int:
         int(pi[K.P.I_W_CMP]) * lane,
         int(pi[K.P.I_W_SLOPE]) * lane,
         lane,
+        int(pi[K.P.I_BATCH]) * lane,
         int(pi[K.P.I_HOP]) * int(pi[K.P.I_DECIM]),
         int(pi[K.P.I_DECIM]),
     )
@@ -127,117 +205,269 @@ def plan(run_dir: Path, cfg: Config, part_s: float) -> list[Part]:
     t_first, g0, last = first_grid_ns(run_dir, cfg)
     step = round(1e9 / cfg.processing.grid_hz)
     period = period_points(cfg) * step
-    warm = -(-round(warmup_s(cfg) * 1e9) // period) * period
+
+    def up(s: float) -> int:
+        return -(-round(s * 1e9) // period) * period
+
+    learn, take, keep = (up(s) for s in warmup_parts_s(cfg))
     size = max(1, round(part_s * 1e9 / period)) * period
     bounds = list(range(g0, last + 1, size))
     parts = []
     for i, lo in enumerate(bounds):
         is_last = i == len(bounds) - 1
         hi = last + 1 if is_last else lo + size
-        warm_ns = max(g0, lo - warm)
-        # a warm-up from the run's start sees the same samples before g0 as a serial replay
-        parts.append(Part(i, t_first if warm_ns == g0 else warm_ns, warm_ns, lo, hi, is_last))
+        warm_ns = lo - learn - take - keep
+        if warm_ns <= g0:  # the warm-up reaches the run's start: the serial replay itself
+            parts.append(Part(i, t_first, g0, g0, g0, lo, hi, is_last))
+        else:
+            parts.append(Part(i, warm_ns, warm_ns, warm_ns + learn, lo - keep, lo, hi, is_last))
     return parts
 
 
-# -- state hand-over ---------------------------------------------------------------------------
+# -- state hand-over (the processor never needs this live, so it reaches into its state) -----
+def _learned(proc: Processor) -> dict[str, Any]:
+    s = proc._state
+    zero = [int(s.si[K.S_ZERO_OK]), float(s.sf[K.F_ZERO]), float(s.sf[K.F_UZERO])]
+    last = [int(s.si[K.S_HAS_LAST]), int(s.si[K.S_LAST_T])]
+    q = float(s.sf[K.F_Q_HOLD])
+    return {
+        "zero": zero if zero[0] >= 0 else None,
+        "q_hold": q if not math.isnan(q) else None,
+        "last": last if last[0] >= 0 else None,
+    }
+
+
+def _set_learned(proc: Processor, v: dict[str, Any]) -> None:
+    s = proc._state
+    s.si[K.S_ZERO_OK], s.sf[K.F_ZERO], s.sf[K.F_UZERO] = v["zero"]
+    s.sf[K.F_Q_HOLD] = v["q_hold"]
+    s.si[K.S_HAS_LAST], s.si[K.S_LAST_T] = v["last"]
+
+
+#: "Not learned in this stretch" marks (pass 1 only; the kernel overwrites them when it learns).
+UNKNOWN: dict[str, Any] = {"zero": [-1, 0.0, 0.0], "q_hold": math.nan, "last": [-1, 0]}
+
+
+def merge_learned(before: dict[str, Any], report: dict[str, Any]) -> dict[str, Any]:
+    """The latest learned value of each group: the stretch's own, else the one before it."""
+    return {k: before[k] if report[k] is None else report[k] for k in before}
+
+
 def _integrals(proc: Processor) -> dict[str, Any]:
     s = proc._state
     return {
         "f": [float(s.sf[k]) for k in F_SLOTS],
         "i": [int(s.si[k]) for k in I_SLOTS],
         "sys": [float(x) for x in s.acc_sys],
+        "g": float(s.sf[K.F_G_DONE]),
     }
 
 
-def _set_integrals(proc: Processor, value: dict[str, Any]) -> None:
+def _set_integrals(proc: Processor, v: dict[str, Any]) -> None:
     s = proc._state
-    for k, v in zip(F_SLOTS, value["f"], strict=True):
-        s.sf[k] = v
-    for k, n in zip(I_SLOTS, value["i"], strict=True):
+    for k, x in zip(F_SLOTS, v["f"], strict=True):
+        s.sf[k] = x
+    for k, n in zip(I_SLOTS, v["i"], strict=True):
         s.si[k] = n
-    s.acc_sys[:] = value["sys"]
+    s.acc_sys[:] = v["sys"]
+    s.sf[K.F_G_DONE] = v["g"]
 
 
-def _start_grid_at(proc: Processor, t_ns: int) -> None:
-    proc._next_ns = t_ns
-
-
-ZERO = {"f": [0.0] * len(F_SLOTS), "i": [0] * len(I_SLOTS), "sys": [0.0] * K.N_SYS}
-
-
-def add_integrals(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+def add_integrals(a: dict[str, Any], inc: dict[str, Any]) -> dict[str, Any]:
+    """`a` carried over a stretch whose increments (from zero) are `inc`; the grade's entry of
+    ``acc_sys`` restarts at each new assay, its finished square going to ``F_G_DONE``."""
+    sys_ = [x + y for x, y in zip(a["sys"], inc["sys"], strict=True)]
+    g = a["g"] + inc["g"]
+    if inc["grade_pre"] is not None:  # a new assay's period began in the stretch
+        done = a["sys"][K.I_GRADE] + inc["grade_pre"]
+        g = a["g"] + done * done + inc["g"]
+        sys_[K.I_GRADE] = inc["sys"][K.I_GRADE]
     return {
-        "f": [x + y for x, y in zip(a["f"], b["f"], strict=True)],
-        "i": [x + y for x, y in zip(a["i"], b["i"], strict=True)],
-        "sys": [x + y for x, y in zip(a["sys"], b["sys"], strict=True)],
+        "f": [x + y for x, y in zip(a["f"], inc["f"], strict=True)],
+        "i": [x + y for x, y in zip(a["i"], inc["i"], strict=True)],
+        "sys": sys_,
+        "g": g,
     }
+
+
+def _assays(run: Run) -> list[tuple[int, float, float]]:
+    return [
+        (int(ev["t_ns"]), float(ev["rey_ppm"]), float(ev.get("u_rey_ppm", 0.0)))
+        for ev in run.events()
+        if ev.get("type") == "assay" and "rey_ppm" in ev
+    ]
+
+
+def _grade_change(assays: list[tuple[int, float, float]], t0: int, t1: int, step: int) -> int:
+    """First grid point in `[t0, t1)` where the kernel starts a new assay's period, else -1."""
+    ts = sorted(
+        t for t, g, u in assays if math.isfinite(g) and math.isfinite(u) and g >= 0 and u >= 0
+    )
+    for t in ts:
+        if t > t0 - step:
+            c = -(-t // step) * step
+            return c if c < t1 else -1
+    return -1
 
 
 # -- one partition (a Dask task) ---------------------------------------------------------------
+Stop = tuple[int, Callable[[Processor], None]]
+
+
+def _drive(
+    run: Run, proc: Processor, part: Part, end_ns: int, stops: list[Stop],
+    keep: Callable[[Processed | None], None],
+) -> None:  # fmt: skip
+    """Feed `[feed_ns, end_ns)` with the grid from `warm_ns`; at each stop time `t` (in order)
+    the grid points before `t` are computed, then the stop's action runs."""
+    chunk = int(CHUNK_S * 1e9)
+    stops = sorted(stops, key=lambda s: s[0])
+    started = False
+    for hi, blocks in iter_chunks(run, sorted(proc.channels), part.feed_ns, end_ns, chunk):
+        proc.feed_blocks(blocks)
+        if not started:
+            proc._next_ns = part.warm_ns
+            started = True
+        while stops and stops[0][0] <= hi:
+            t, action = stops.pop(0)
+            keep(proc.advance(t - 1))
+            action(proc)
+        keep(proc.advance(hi - 1))
+    for t, action in stops:  # past the last sample (or no samples at all)
+        keep(proc.advance(t - 1))
+        action(proc)
+
+
+def _open(run_dir: str, config: dict[str, Any] | None) -> tuple[Run, Processor]:
+    run = open_run(run_dir)
+    cfg = parse_config(config, "--config") if config else recorded_config(run)
+    proc = Processor(cfg, replay=True)
+    for t, g, u in _assays(run):  # the same assays a serial replay sees
+        proc.add_assay(t, g, u)
+    return run, proc
+
+
+def learn_part(
+    run_dir: str, part: Part, config: dict[str, Any] | None, until_ns: int
+) -> dict[str, Any]:
+    """Pass 1: the learned state at `until_ns`, each group None if not learned since
+    `part.learn_ns` (a partition that starts the run knows all of it)."""
+    run, proc = _open(run_dir, config)
+    stops: list[Stop] = []
+    if part.cold:
+        stops.append((part.learn_ns, lambda p: _set_learned(p, UNKNOWN)))
+    out: dict[str, Any] = {}
+    stops.append((until_ns, lambda p: out.update(_learned(p))))
+    _drive(run, proc, part, until_ns, stops, lambda _: None)
+    return out
+
+
+def measure_part(
+    run_dir: str, part: Part, config: dict[str, Any] | None, learned: dict[str, Any],
+    until_ns: int,
+) -> dict[str, Any]:  # fmt: skip
+    """Pass 2: the integrals' increments over `[part.take_ns, until_ns)`, with the part of the
+    grade's error before the first new assay (`grade_pre`, None if none began)."""
+    run, proc = _open(run_dir, config)
+    step = proc.step_ns
+    c = _grade_change(_assays(run), part.take_ns, until_ns, step)
+    out: dict[str, Any] = {"grade_pre": None}
+
+    def grade(p: Processor) -> None:
+        out["grade_pre"] = float(p._state.acc_sys[K.I_GRADE])
+        p._state.acc_sys[K.I_GRADE] = 0.0  # the kernel adds this square; the stitch does
+
+    stops: list[Stop] = [
+        (part.learn_ns, lambda p: _set_learned(p, learned)),
+        (part.take_ns, lambda p: _set_integrals(p, zero_integrals())),
+        (until_ns, lambda p: out.update(_integrals(p))),
+    ]
+    if c >= 0:
+        stops.insert(2, (c, grade))
+    _drive(run, proc, part, until_ns, stops, lambda _: None)
+    return out
+
+
 def replay_part(
     run_dir: str,
     part: Part,
     config: dict[str, Any] | None,
-    start: dict[str, Any],
+    learned: dict[str, Any],
+    integrals: dict[str, Any],
     out_file: str | None,
+    alarms: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Replay `part`; the integrals are set to `start` at its first kept point. Writes the kept
-    results to `out_file` (if given) and returns the integrals' increments over the partition
-    and its kept alarm events."""
-    run = open_run(run_dir)
-    cfg = parse_config(config, "--config") if config else recorded_config(run)
-    proc = Processor(cfg, replay=True)
-    end = part.hi_ns
-    for ev in run.events():
-        if ev.get("type") == "assay" and "rey_ppm" in ev:  # the same assays a serial replay sees
-            proc.add_assay(int(ev["t_ns"]), float(ev["rey_ppm"]), float(ev.get("u_rey_ppm", 0.0)))
+    """Pass 3: replay `part` with the learned state set at `learn_ns`, the integrals at
+    `take_ns` and (if given) the alarm states at `lo_ns`; writes the kept results to
+    `out_file` (if given), returns the kept events and the alarm states at `lo_ns` (before
+    any are set) and at the end."""
+    run, proc = _open(run_dir, config)
     writer = ResultsWriter(Path(out_file)) if out_file else None
     events: list[dict[str, Any]] = []
-    chunk = int(CHUNK_S * 1e9)
-    channels = sorted(proc.channels)
     rows = 0
 
     def keep(p: Processed | None) -> None:
         nonlocal rows
         if p is None or not len(p):
             return
-        m = (p.t_ns >= part.lo_ns) & (p.t_ns < part.hi_ns)
-        if part.last:
-            m = p.t_ns >= part.lo_ns
+        m = p.t_ns >= part.lo_ns
+        if not part.last:
+            m &= p.t_ns < part.hi_ns
         events.extend(alarm_event_dict(e) for e in p.events if e.t_ns >= part.lo_ns)
         if writer is not None and m.any():
             idx = np.flatnonzero(m)
-            cols = {k: v[idx] for k, v in p.columns.items()}
-            writer.write(Processed(p.t_ns[idx], cols, []))
+            writer.write(Processed(p.t_ns[idx], {k: v[idx] for k, v in p.columns.items()}, []))
         rows += int(m.sum())
 
-    started = False
-    # warm-up (none for the first partition), then the integrals are handed over
-    for hi, blocks in iter_chunks(run, channels, part.feed_ns, part.lo_ns, chunk):
-        proc.feed_blocks(blocks)
-        if not started:
-            _start_grid_at(proc, part.warm_ns)
-            started = True
-        proc.advance(hi - 1)
-    _set_integrals(proc, start)
-    for hi, blocks in iter_chunks(run, channels, max(part.lo_ns, part.feed_ns), end, chunk):
-        proc.feed_blocks(blocks)
-        if not started:
-            _start_grid_at(proc, part.warm_ns)
-            started = True
-        keep(proc.advance(hi - 1))
+    at_lo: dict[str, Any] = {}
+
+    def lo(p: Processor) -> None:
+        at_lo.update(_alarms(p))
+        if alarms is not None:
+            _set_alarms(p, alarms)
+
+    stops: list[Stop] = [(part.lo_ns, lo)]
+    if part.cold:
+        stops += [
+            (part.learn_ns, lambda p: _set_learned(p, learned)),
+            (part.take_ns, lambda p: _set_integrals(p, integrals)),
+        ]
+    _drive(run, proc, part, part.hi_ns, stops, keep)
     if part.last:
         keep(proc.flush())
     if writer is not None:
         writer.close()
-    now = _integrals(proc)
-    delta = {
-        "f": [x - y for x, y in zip(now["f"], start["f"], strict=True)],
-        "i": [x - y for x, y in zip(now["i"], start["i"], strict=True)],
-        "sys": [x - y for x, y in zip(now["sys"], start["sys"], strict=True)],
+    return {
+        "index": part.index,
+        "events": events,
+        "rows": rows,
+        "alarms_lo": at_lo,
+        "alarms_hi": _alarms(proc),
     }
-    return {"index": part.index, "delta": delta, "end": now, "events": events, "rows": rows}
+
+
+def _alarms(proc: Processor) -> dict[str, Any]:
+    """The kernel's alarms and the SENSOR_FAULT trackers (active, pending since, BAD since)."""
+    s = proc._state
+    faults = {
+        ch: [int(f.state.active[0]), int(f.state.pending_ns[0]), f.bad_since_ns]
+        for ch, f in proc._faults.items()
+    }
+    return {
+        "active": [int(x) for x in s.al_active],
+        "pending": [int(x) for x in s.al_pending],
+        "faults": faults,
+    }
+
+
+def _set_alarms(proc: Processor, v: dict[str, Any]) -> None:
+    s = proc._state
+    s.al_active[:] = v["active"]
+    s.al_pending[:] = v["pending"]
+    s.si[K.S_BITS] = sum(a << k for k, a in enumerate(v["active"]))  # what events compare with
+    for ch, (active, pending, bad_since) in v["faults"].items():
+        f = proc._faults[ch]
+        f.state.active[0], f.state.pending_ns[0], f.bad_since_ns = active, pending, bad_since
 
 
 # -- the whole split replay --------------------------------------------------------------------
@@ -249,7 +479,7 @@ def replay_split(
     part_s: float,
     config: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Split `run_dir` into partitions, replay them on the cluster in two parallel passes and
+    """Split `run_dir` into partitions, replay them on the cluster in three parallel passes and
     stitch `results.parquet` and `events.jsonl` into `out`. Returns a small summary."""
     run = open_run(run_dir)
     cfg = parse_config(config, "--config") if config else recorded_config(run)
@@ -258,28 +488,48 @@ def replay_split(
     tmp = out / "parts"
     tmp.mkdir(exist_ok=True)
     path = str(run.path)
-    # pass 1: increments of every partition but the last (partition 0 is final already)
-    first = [
-        Job(f"split-1-{p.index}", replay_part, (path, p, config, ZERO,
-            str(tmp / "part-000000.parquet") if p.index == 0 else None), {})
-        for p in parts[:-1] or parts
-    ]  # fmt: skip
-    res1 = run_jobs(client, first, what="split pass 1")
-    _raise_failed(res1)
-    starts = [ZERO]
-    for o in res1:
-        starts.append(add_integrals(starts[-1], o.result["delta"]))
-    second = [
-        Job(f"split-2-{p.index}", replay_part,
-            (path, p, config, starts[p.index], str(tmp / f"part-{p.index:06d}.parquet")), {})
-        for p in parts[1:]
-    ]  # fmt: skip
-    res2 = run_jobs(client, second, what="split pass 2")
-    _raise_failed(res2)
-    results = [res1[0].result] + [o.result for o in res2]
+    pairs = list(itertools.pairwise(parts))
+    # pass 1: the learned state over [learn_j, learn_j+1)
+    res = run_jobs(client, [Job(f"split-1-{p.index}", learn_part,
+                                (path, p, config, q.learn_ns), {}) for p, q in pairs],
+                   what="split pass 1")  # fmt: skip
+    _raise_failed(res)
+    learned = [LEARNED0]
+    for o in res:
+        learned.append(merge_learned(learned[-1], o.result))
+    # pass 2: the integrals' increments over [take_j, take_j+1)
+    res = run_jobs(client, [Job(f"split-2-{p.index}", measure_part,
+                                (path, p, config, learned[p.index], q.take_ns), {})
+                            for p, q in pairs], what="split pass 2")  # fmt: skip
+    _raise_failed(res)
+    integ = [zero_integrals()]
+    for o in res:
+        integ.append(add_integrals(integ[-1], o.result))
+    # pass 3: every partition with both handed over, results kept
+    res = run_jobs(client, [Job(f"split-3-{p.index}", replay_part,
+                                (path, p, config, learned[p.index], integ[p.index],
+                                 str(tmp / f"part-{p.index:06d}.parquet")), {})
+                            for p in parts], what="split pass 3")  # fmt: skip
+    _raise_failed(res)
+    results = [o.result for o in res]
+    # an alarm held since before a warm-up (inside its hysteresis band, or through NaN values)
+    # is not rebuilt: a partition that starts in another alarm state than its predecessor ended
+    # in is replayed again from that state (in order; rare, so cheap)
+    alarm_reruns = 0
+    for k in range(1, len(parts)):
+        if results[k]["alarms_lo"] != results[k - 1]["alarms_hi"]:
+            pk, prev = parts[k], results[k - 1]["alarms_hi"]
+            out_k = str(tmp / f"part-{pk.index:06d}.parquet")
+            job = Job(f"split-3-{pk.index}-alarms", replay_part,
+                      (path, pk, config, learned[k], integ[k], out_k, prev), {})  # fmt: skip
+            again = run_jobs(client, [job], what="split alarm hand-over")
+            _raise_failed(again)
+            results[k] = again[0].result
+            results[k]["alarms_lo"] = results[k - 1]["alarms_hi"]
+            alarm_reruns += 1
     stitch(sorted(tmp.glob("part-*.parquet")), out / "results.parquet")
     with open(out / "events.jsonl", "w", encoding="utf-8") as f:
-        for r in results:
+        for r in sorted(results, key=lambda r: int(r["index"])):
             for ev in r["events"]:
                 f.write(json.dumps(ev) + "\n")
     for p in tmp.glob("part-*.parquet"):
@@ -297,6 +547,7 @@ def replay_split(
         "period_s": period_points(cfg) / cfg.processing.grid_hz,
         "grid_points": sum(r["rows"] for r in results),
         "bounds_ns": [[p.lo_ns, p.hi_ns] for p in parts],
+        "alarm_hand_overs": alarm_reruns,
     }
     (out / "split.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     return summary

@@ -78,21 +78,39 @@ def fleet_archive(root: Path) -> list[Path]:
     return runs
 
 
+#: Seawater phases of `long_run` (start h, end h, density reading minus TEOS-10 in kg/m3).
+SEAWATER = ((0.0, 0.5, 1.5), (6.5, 7.0, -1.0))
+#: The return flowmeter is dead (BAD) from/to these hours of `long_run`.
+FLOW_DEAD = (18.0, 19.5)
+
+
 def long_run(root: Path, cfg_dump: dict, hours: float, start_ns: int, rate_div: int = 1) -> Path:
     """A cheap long recording of the role channels (numpy, not the plant): flow and density
-    drift, flow cut to 30 % for half an hour, a density dropout (BAD, NaN) and an assay every four hours, so that
-    gaps, alarms and grade steps all cross partition bounds."""
+    drift, flow cut to 30 % for half an hour, a density dropout (BAD, NaN) and an assay every
+    four hours, so that gaps, alarms and grade steps all cross partition bounds; a dead return
+    flowmeter for longer than a warm-up (`FLOW_DEAD`: the flow is held, the gap runs across a
+    partition's learn point); and seawater
+    circulating (no mud: return = injection flow, density a steady offset from TEOS-10) at the
+    start and again from `SEAWATER[1]`, so that the seawater reference is learned once early
+    on and relearned with another offset later, both long before most partitions start."""
     from chikyu_daq.recorder import Recorder
+    from dsp.seawater import deck_density
     from tests.chikyu_daq.test_processor import NOMINAL, RATES_HZ
 
     rng = np.random.default_rng(11)
     span = hours * 3600.0
+    sw = [(a * 3600.0, b * 3600.0, off) for a, b, off in SEAWATER]
+    rho_sw = float(
+        deck_density(35.16, np.array([NOMINAL["ai20.tt201"]]), np.array([NOMINAL["ai20.pt201"]]),
+                     9.5, 1.0)[0]
+    )  # fmt: skip
     # one segment file per hour, as a daemon's recorder would leave them (a replay reads by time)
     with Recorder(root, run_id="long", manifest={"config": cfg_dump}, segment_s=0.001,
                   flush_s=0.001, autoflush=False) as rec:  # fmt: skip
         data = {}
         for ch, full_hz in RATES_HZ.items():
-            hz = full_hz / rate_div
+            # the densitometer at its own rate: a seawater reference needs every 1 s lane
+            hz = full_hz if ch == "dt201.density" else full_hz / rate_div
             n = int(span * hz)
             s = np.arange(n) / hz
             t = start_ns + (s * 1e9).astype(np.int64) + rng.integers(0, 3_000_000, n)
@@ -102,9 +120,18 @@ def long_run(root: Path, cfg_dump: dict, hours: float, start_ns: int, rate_div: 
             if ch in ("ft201.volume_flow", "ft101.volume_flow"):
                 level = np.where((s > 10 * 3600) & (s < 10.5 * 3600), 0.3 * level, level)
             v = level * (1 + 0.002 * rng.standard_normal(n))
+            for a, b, off in sw:
+                phase = (s >= a) & (s < b)
+                if ch == "ft201.volume_flow":  # return = injection: no mud taken
+                    v[phase] = v[phase] * NOMINAL["ft101.volume_flow"] / NOMINAL[ch]
+                if ch == "dt201.density":  # steady, a known offset from TEOS-10
+                    v[phase] = rho_sw + off + 0.3 * rng.standard_normal(int(phase.sum()))
             q = np.zeros(n, np.uint8)
             if ch == "dt201.density":
                 bad = (s > 15 * 3600) & (s < 15 * 3600 + 300)
+                v[bad], q[bad] = np.nan, 2
+            if ch == "ft201.volume_flow":  # longer than a warm-up: the gap's start is handed over
+                bad = (s >= FLOW_DEAD[0] * 3600) & (s < FLOW_DEAD[1] * 3600)
                 v[bad], q[bad] = np.nan, 2
             data[ch] = (np.sort(t), v, q)
         for h in range(int(np.ceil(hours))):
