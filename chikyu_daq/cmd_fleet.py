@@ -79,11 +79,7 @@ def fleet_replay(
     except FleetError as err:
         print(f"error: {err}", file=sys.stderr)
         raise SystemExit(2) from None
-    print((out / "fleet_summary.txt").read_text(encoding="utf-8"), end="")
-    failed = sum(r["status"] != "ok" for r in rows)
-    print(f"{len(rows) - failed} of {len(rows)} runs replayed; results in {out}")
-    if failed:
-        raise SystemExit(1)
+    _finish(out / "fleet_summary.txt", rows, f"runs replayed; results in {out}")
 
 
 def sweep_cmd(
@@ -118,11 +114,7 @@ def sweep_cmd(
     except FleetError as err:
         print(f"error: {err}", file=sys.stderr)
         raise SystemExit(2) from None
-    print((out / "sensitivity.txt").read_text(encoding="utf-8"), end="")
-    failed = sum(r["status"] != "ok" for r in rows)
-    print(f"{len(rows) - failed} of {len(rows)} replays done; tables in {out}")
-    if failed:
-        raise SystemExit(1)
+    _finish(out / "sensitivity.txt", rows, f"replays done; tables in {out}")
 
 
 def split_replay(
@@ -146,3 +138,12 @@ def split_replay(
         summary = replay_split(client, runs[0].path, out, part_s=part_h * 3600.0, config=cfg)
     print(json.dumps({k: v for k, v in summary.items() if k != "bounds_ns"}, indent=2))
     print(f"results in {out}")
+
+
+def _finish(table: Path, rows: list[dict[str, Any]], what: str) -> None:
+    """Print the readable table and the tally; a failed task makes the exit status 1."""
+    print(table.read_text(encoding="utf-8"), end="")
+    failed = sum(r["status"] != "ok" for r in rows)
+    print(f"{len(rows) - failed} of {len(rows)} {what}")
+    if failed:
+        raise SystemExit(1)
