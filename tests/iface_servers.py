@@ -18,7 +18,7 @@ from chikyu_daq.config import Config, load_config
 from chikyu_daq.pipeline import Pipeline
 from drivers.endpoints import override_buses
 from hil.emulators.rig import Rig
-from tests.servers import ServerProcess, require_binary
+from tests.servers import ServerProcess, http_answers, require_binary
 
 REPO = Path(__file__).resolve().parent.parent
 REFERENCE = REPO / "config" / "reference.toml"
@@ -47,11 +47,7 @@ class PrometheusServer(ServerProcess):
         ]
 
     def ready(self) -> bool:
-        try:
-            with urllib.request.urlopen(f"{self.url}/-/ready", timeout=0.5) as r:
-                return bool(r.status == 200)
-        except (OSError, urllib.error.URLError):
-            return False
+        return http_answers(f"{self.url}/-/ready", 200)
 
     def query(self, q: str) -> list[dict[str, Any]]:
         """Instant query; the result vector (labels and `[t, "value"]`)."""

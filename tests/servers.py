@@ -1,4 +1,5 @@
-"""Real InfluxDB 1.x, VictoriaMetrics and Mosquitto processes for tests.
+"""Real InfluxDB 1.x, VictoriaMetrics and Mosquitto processes for tests, the emulated rig
+(`hil serve`) as a process, and the deadline polls the tests wait with.
 
 Each server runs on a free loopback port with its own temporary data directory, can be stopped
 and started again on the same port (outage tests), and is killed at teardown. Outside CI a
@@ -7,19 +8,23 @@ missing binary skips the test with the Debian package to install; with `CI=true`
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
@@ -47,6 +52,24 @@ def wait_until(predicate: Callable[[], Any], timeout_s: float, interval_s: float
         time.sleep(interval_s)
 
 
+async def until(predicate: Callable[[], Any], timeout_s: float, interval_s: float = 0.02) -> None:
+    """`wait_until` on the event loop: poll without blocking the tasks under test."""
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout_s} s")
+        await asyncio.sleep(interval_s)
+
+
+def http_answers(url: str, status: int, context: ssl.SSLContext | None = None) -> bool:
+    """Whether a GET of `url` answers `status` within half a second (a readiness probe)."""
+    try:
+        with urllib.request.urlopen(url, timeout=0.5, context=context) as r:
+            return bool(r.status == status)
+    except (OSError, urllib.error.URLError):
+        return False
+
+
 def require_binary(name: str, package: str) -> str:
     path = shutil.which(name)
     if path:
@@ -63,6 +86,27 @@ def _tcp_open(port: int) -> bool:
             return True
     except OSError:
         return False
+
+
+REPO = Path(__file__).resolve().parent.parent
+CLI = [sys.executable, "-m", "chikyu_daq"]
+
+
+@contextlib.contextmanager
+def hil_serve(config: Path, endpoints: Path) -> Iterator[Path]:
+    """`hil serve` as a process: the emulated rig on loopback; yields its endpoints file."""
+    proc = subprocess.Popen(
+        [*CLI, "hil", "serve", "-c", str(config), "--endpoints-out", str(endpoints)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        cwd=REPO,
+    )
+    try:
+        wait_until(endpoints.exists, 30)
+        yield endpoints
+    finally:
+        proc.terminate()
+        proc.wait(10)
 
 
 class ServerProcess:
@@ -122,6 +166,18 @@ class ServerProcess:
         return f"http://127.0.0.1:{self.port}"
 
 
+S = TypeVar("S", bound=ServerProcess)
+
+
+def serving(server: S) -> Iterator[S]:
+    """Body of a fixture: the server started, killed at teardown (`yield from serving(s)`)."""
+    server.start()
+    try:
+        yield server
+    finally:
+        server.kill()
+
+
 class Influxd(ServerProcess):
     """InfluxDB 1.x (Debian ships 1.6.7: the v1 `/write` and `/query` API only)."""
 
@@ -158,11 +214,7 @@ bind-address = "127.0.0.1:{self.rpc_port}"
         ]
 
     def ready(self) -> bool:
-        try:
-            with urllib.request.urlopen(f"{self.url}/ping", timeout=0.5) as r:
-                return bool(r.status == 204)
-        except (OSError, urllib.error.URLError):
-            return False
+        return http_answers(f"{self.url}/ping", 204)
 
     def query(self, q: str, db: str = "") -> dict[str, Any]:
         params = {"q": q, "epoch": "ns"}
@@ -195,11 +247,7 @@ class Victoria(ServerProcess):
         ]
 
     def ready(self) -> bool:
-        try:
-            with urllib.request.urlopen(f"{self.url}/health", timeout=0.5) as r:
-                return bool(r.status == 200)
-        except (OSError, urllib.error.URLError):
-            return False
+        return http_answers(f"{self.url}/health", 200)
 
     def export(self, match: str = '{__name__!=""}') -> list[dict[str, Any]]:
         """Every stored series matching `match`, one dict per series (values and timestamps)."""
@@ -229,3 +277,12 @@ class Mosquitto(ServerProcess):
             "-c",
             str(self.workdir / "mosquitto.conf"),
         ]
+
+    def tool(self, name: str, *args: str) -> list[str]:
+        """The command line of `mosquitto_sub`/`mosquitto_pub` for this broker, `args` after."""
+        exe = require_binary(name, "mosquitto-clients")
+        return [exe, "-h", self.host, "-p", str(self.port), *args]
+
+    def sub_command(self, topic: str, count: int, wait_s: float) -> list[str]:
+        """`mosquitto_sub` for `count` messages on `topic`, giving up after `wait_s` seconds."""
+        return self.tool("mosquitto_sub", "-t", topic, "-C", str(count), "-W", f"{wait_s:g}")

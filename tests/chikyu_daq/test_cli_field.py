@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,38 +13,25 @@ import pytest
 from chikyu_daq.config import load_config
 from chikyu_daq.config_checks import channel_ids
 from hil.emulators.source import NOMINAL
-from tests.servers import wait_until
+from tests.servers import CLI, REPO, hil_serve
 
-REPO = Path(__file__).resolve().parents[2]
 REFERENCE = REPO / "config" / "reference.toml"
-CLI = [sys.executable, "-m", "chikyu_daq"]
 
 
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[Path]:
-    eps = tmp_path / "rig.json"
-    proc = subprocess.Popen(
-        [*CLI, "hil", "serve", "-c", str(REFERENCE), "--endpoints-out", str(eps)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        cwd=REPO,
-    )
-    try:
-        wait_until(eps.exists, 30)
+    with hil_serve(REFERENCE, tmp_path / "rig.json") as eps:
         yield eps
-    finally:
-        proc.terminate()
-        proc.wait(10)
+
+
+def poll(endpoints: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """`chikyu_daq poll` of the reference installation, served at `endpoints`."""
+    cmd = [*CLI, "poll", "-c", str(REFERENCE), "--endpoints", str(endpoints), *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=60, cwd=REPO)
 
 
 def test_serve_then_poll_reads_every_reference_channel_good(served: Path) -> None:
-    res = subprocess.run(
-        [*CLI, "poll", "-c", str(REFERENCE), "--endpoints", str(served), "--json", "--count", "2"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=REPO,
-    )
+    res = poll(served, "--json", "--count", "2")
     assert res.returncode == 0, res.stderr
     rows = json.loads(res.stdout)["channels"]
     expected = set(channel_ids(load_config(REFERENCE)))
@@ -67,21 +53,9 @@ def test_serve_then_poll_reads_every_reference_channel_good(served: Path) -> Non
 
 
 def test_poll_one_device_and_unknown_device(served: Path) -> None:
-    ok = subprocess.run(
-        [*CLI, "poll", "-c", str(REFERENCE), "--endpoints", str(served), "--device", "dt201"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=REPO,
-    )
+    ok = poll(served, "--device", "dt201")
     assert ok.returncode == 0, ok.stderr
     lines = [ln for ln in ok.stdout.splitlines() if ln.startswith("dt201.")]
     assert len(lines) == 10 and all(ln.rstrip().endswith("GOOD") for ln in lines)
-    bad = subprocess.run(
-        [*CLI, "poll", "-c", str(REFERENCE), "--endpoints", str(served), "--device", "dt999"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=REPO,
-    )
+    bad = poll(served, "--device", "dt999")
     assert bad.returncode != 0 and "dt999" in bad.stderr and "Traceback" not in bad.stderr

@@ -9,7 +9,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -21,13 +20,11 @@ import pytest
 
 from chikyu_daq.recording import open_run
 from chikyu_daq.replay import ReplayOptions, replay
-from tests.servers import Influxd, Mosquitto, require_binary, wait_until
+from tests.servers import CLI, REPO, Influxd, Mosquitto, hil_serve, wait_until
 
 pytestmark = [pytest.mark.servers, pytest.mark.slow]
 
-REPO = Path(__file__).resolve().parents[2]
 REFERENCE = (REPO / "config" / "reference.toml").read_text()
-CLI = [sys.executable, "-m", "chikyu_daq"]
 
 
 def daemon_config(path: Path, *, influx_url: str | None, mqtt_port: int | None) -> Path:
@@ -121,26 +118,8 @@ def start_daemon(tmp: Path, config: Path, endpoints: Path, name: str) -> Daemon:
 def rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     tmp = tmp_path_factory.mktemp("rig")
     endpoints = tmp / "endpoints.json"
-    proc = subprocess.Popen(
-        [
-            *CLI,
-            "hil",
-            "serve",
-            "-c",
-            str(REPO / "config" / "reference.toml"),
-            "--endpoints-out",
-            str(endpoints),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        cwd=REPO,
-    )
-    try:
-        wait_until(endpoints.exists, 30)
+    with hil_serve(REPO / "config" / "reference.toml", endpoints):
         yield endpoints
-    finally:
-        proc.terminate()
-        proc.wait(10)
 
 
 @dataclass
@@ -156,7 +135,6 @@ class LiveRun:
 
 @pytest.fixture(scope="module")
 def live(rig: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveRun]:
-    sub = require_binary("mosquitto_sub", "mosquitto-clients")
     tmp = tmp_path_factory.mktemp("live")
     influxd = Influxd(tmp_path_factory.mktemp("influxd"))
     broker = Mosquitto(tmp_path_factory.mktemp("mosquitto"))
@@ -166,19 +144,7 @@ def live(rig: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveRu
         influxd.create_db("chikyu")
         cfg = daemon_config(tmp / "daq.toml", influx_url=influxd.url, mqtt_port=broker.port)
         listener = subprocess.Popen(
-            [
-                sub,
-                "-h",
-                "127.0.0.1",
-                "-p",
-                str(broker.port),
-                "-t",
-                "chikyu/chikyu/yield",
-                "-C",
-                "5",
-                "-W",
-                "60",
-            ],
+            broker.sub_command("chikyu/chikyu/yield", 5, 60),
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
         )
@@ -198,19 +164,7 @@ def live(rig: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveRu
         rc = d.proc.wait(40)
         stop_s = time.monotonic() - t_stop
         status = subprocess.run(
-            [
-                sub,
-                "-h",
-                "127.0.0.1",
-                "-p",
-                str(broker.port),
-                "-t",
-                "chikyu/chikyu/status",
-                "-C",
-                "1",
-                "-W",
-                "10",
-            ],
+            broker.sub_command("chikyu/chikyu/status", 1, 10),
             capture_output=True,
             timeout=20,
         )
@@ -368,8 +322,6 @@ def test_what_a_restart_cannot_fix_exits_1_with_the_reason_and_no_traceback(
 def test_poison_lab_message_never_kills_the_daemon(rig: Path, tmp_path: Path) -> None:
     """A lab message nested 100,000 deep (issue 10: RecursionError ended the daemon, exit 1):
     the daemon stays up, keeps publishing live values, and says what happened in its health."""
-    sub = require_binary("mosquitto_sub", "mosquitto-clients")
-    pub = require_binary("mosquitto_pub", "mosquitto-clients")
     (tmp_path / "mosquitto").mkdir()
     broker = Mosquitto(tmp_path / "mosquitto")
     broker.start()
@@ -379,32 +331,14 @@ def test_poison_lab_message_never_kills_the_daemon(rig: Path, tmp_path: Path) ->
         wait_until(lambda: "mqtt connected" in d.text() or d.proc.poll() is not None, 30)
         poison = tmp_path / "poison.json"
         poison.write_text("[" * 100_000)
-        base = [sub, "-h", "127.0.0.1", "-p", str(broker.port)]
         topic = "chikyu/chikyu/lab/assay"
-        subprocess.run(
-            [
-                pub,
-                "-h",
-                "127.0.0.1",
-                "-p",
-                str(broker.port),
-                "-t",
-                topic,
-                "-q",
-                "1",
-                "-f",
-                str(poison),
-            ],
-            check=True,
-            timeout=20,
-        )
+        pub = broker.tool("mosquitto_pub", "-t", topic, "-q", "1", "-f", str(poison))
+        subprocess.run(pub, check=True, timeout=20)
 
         def noticed() -> bool:
             """The retained status says the message was rejected or the MQTT task restarted."""
             out = subprocess.run(
-                [*base, "-t", "chikyu/chikyu/status", "-C", "1", "-W", "5"],
-                capture_output=True,
-                timeout=20,
+                broker.sub_command("chikyu/chikyu/status", 1, 5), capture_output=True, timeout=20
             )
             h: Any = json.loads(out.stdout or b"{}").get("health") or {}
             rejected = h.get("outputs", {}).get("mqtt", {}).get("assays_rejected", 0)
@@ -415,18 +349,14 @@ def test_poison_lab_message_never_kills_the_daemon(rig: Path, tmp_path: Path) ->
         assert d.proc.poll() is None, d.text()[-3000:]
         since = time.time_ns()
         out = subprocess.run(
-            [*base, "-t", "chikyu/chikyu/yield", "-C", "3", "-W", "30"],
-            capture_output=True,
-            timeout=40,
+            broker.sub_command("chikyu/chikyu/yield", 3, 30), capture_output=True, timeout=40
         )
         ts = [json.loads(line)["t_ns"] for line in out.stdout.decode().splitlines()]
         assert len(ts) == 3 and min(ts) > since - 2_000_000_000  # live values go on
         d.proc.send_signal(signal.SIGTERM)
         assert d.proc.wait(40) == 0, d.text()[-3000:]
         after = subprocess.run(
-            [*base, "-t", "chikyu/chikyu/status", "-C", "1", "-W", "5"],
-            capture_output=True,
-            timeout=20,
+            broker.sub_command("chikyu/chikyu/status", 1, 5), capture_output=True, timeout=20
         )
         assert json.loads(after.stdout)["state"] == "offline"
     finally:

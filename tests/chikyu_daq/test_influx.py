@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +20,7 @@ from chikyu_daq.config import Influx
 from chikyu_daq.influx import InfluxSink, Uploader, V1Writer, V2Writer
 from chikyu_daq.lineproto import encode_block
 from chikyu_daq.spool import Spool
-from tests.servers import Influxd, Victoria, wait_until
+from tests.servers import Influxd, Victoria, until, wait_until
 
 pytestmark = pytest.mark.servers
 
@@ -29,14 +28,6 @@ pytestmark = pytest.mark.servers
 OUTAGE_S = 30.0
 T0 = 1_700_000_000_000_000_000
 REPO = Path(__file__).resolve().parents[2]
-
-
-async def until(cond: Callable[[], bool], timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout_s} s")
-        await asyncio.sleep(0.05)
 
 
 def v1_sink(influxd: Influxd, spool_dir: Path, db: str = "t", **kw: Any) -> InfluxSink:

@@ -5,12 +5,9 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -21,7 +18,7 @@ import pytest
 from chikyu_daq.assay import Assay
 from chikyu_daq.config import Mqtt
 from chikyu_daq.mqtt import MqttPublisher
-from tests.servers import Mosquitto
+from tests.servers import Mosquitto, until
 
 pytestmark = pytest.mark.servers
 REPO = Path(__file__).resolve().parents[2]
@@ -37,23 +34,11 @@ GOOD = {
 
 def sub_retained(m: Mosquitto, topic: str, timeout_s: int = 5) -> Any:
     """The retained message on `topic`, read by mosquitto_sub (a separate client)."""
-    exe = shutil.which("mosquitto_sub")
-    if exe is None:
-        pytest.skip("mosquitto_sub not found: apt-get install mosquitto-clients")
     out = subprocess.run(
-        [exe, "-h", m.host, "-p", str(m.port), "-t", topic, "-C", "1", "-W", str(timeout_s)],
-        capture_output=True, text=True, timeout=timeout_s + 5,
-    )  # fmt: skip
+        m.sub_command(topic, 1, timeout_s), capture_output=True, text=True, timeout=timeout_s + 5
+    )
     assert out.returncode == 0, f"no retained message on {topic}: {out.stderr}"
     return json.loads(out.stdout)
-
-
-async def until(cond: Callable[[], bool], timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout_s} s")
-        await asyncio.sleep(0.05)
 
 
 def cfg(m: Mosquitto) -> Mqtt:
@@ -91,7 +76,7 @@ def test_broker_restart_reconnects_resubscribes_and_republishes(mosquitto: Mosqu
 
             async def collect() -> None:
                 async for msg in w.messages:
-                    received.append((str(msg.topic), json.loads(bytes(msg.payload))))  # type: ignore[arg-type]
+                    received.append((str(msg.topic), json.loads(bytes(msg.payload))))
 
             collector = asyncio.create_task(collect())
             await post(mosquitto, f"{PREFIX}/lab/assay", json.dumps(GOOD).encode())
@@ -131,7 +116,7 @@ def test_pending_alarms_and_coalesced_yield_after_restart(mosquitto: Mosquitto) 
 
             async def collect() -> None:
                 async for msg in w.messages:
-                    got.append((str(msg.topic), json.loads(bytes(msg.payload))))  # type: ignore[arg-type]
+                    got.append((str(msg.topic), json.loads(bytes(msg.payload))))
 
             collector = asyncio.create_task(collect())
             await until(lambda: sum(t.endswith("SLUGGING") for t, _ in got) == 20, 20)
@@ -193,9 +178,6 @@ asyncio.run(main())
 def test_last_will_seen_by_mosquitto_sub_when_publisher_is_killed(
     mosquitto: Mosquitto, tmp_path: Path
 ) -> None:
-    exe = shutil.which("mosquitto_sub")
-    if exe is None:
-        pytest.skip("mosquitto_sub not found: apt-get install mosquitto-clients")
     script = tmp_path / "child.py"
     script.write_text(CHILD)
     env = {**os.environ, "PYTHONPATH": str(REPO)}
@@ -206,10 +188,8 @@ def test_last_will_seen_by_mosquitto_sub_when_publisher_is_killed(
     assert child.stdout is not None
     assert child.stdout.readline().strip() == "online"
     sub = subprocess.Popen(
-        [exe, "-h", mosquitto.host, "-p", str(mosquitto.port), "-t", f"{PREFIX}/status",
-         "-C", "2", "-W", "20"],
-        stdout=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        mosquitto.sub_command(f"{PREFIX}/status", 2, 20), stdout=subprocess.PIPE, text=True
+    )
     assert sub.stdout is not None
     first = json.loads(sub.stdout.readline())
     assert first == {"pid": "child", "state": "online"}

@@ -27,7 +27,7 @@ from chikyu_daq.outputs import Outputs
 from chikyu_daq.processor import Processor
 from dsp.fields import FIELD_BY_NAME, STABILITY_FIELDS, YIELD_FIELDS
 from dsp.quality import BAD
-from tests.servers import Mosquitto
+from tests.servers import Mosquitto, until
 
 pytestmark = pytest.mark.servers
 REPO = Path(__file__).resolve().parents[2]
@@ -40,14 +40,6 @@ def assay(sample_id: str, hours_ago: float = 1.0, **change: object) -> bytes:
     when = (datetime.now(UTC) - timedelta(hours=hours_ago)).isoformat()
     doc = {"sample_id": sample_id, "sampled_at": when, "rey_ppm": 2500.0, "u_rey_ppm": 100.0}
     return json.dumps({**doc, **change}).encode()
-
-
-async def until(cond: Callable[[], bool], timeout_s: float) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while not cond():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"condition not met within {timeout_s} s")
-        await asyncio.sleep(0.02)
 
 
 def mqtt_cfg(m: Mosquitto) -> Mqtt:

@@ -5,9 +5,11 @@ through a processor subclass, with raw samples kept and nothing fed twice."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -22,15 +24,7 @@ from chikyu_daq.supervise import FatalError, Faults, Supervisor
 from drivers.endpoints import override_buses
 from hil.emulators import Rig
 from tests.drivers.helpers import arun, reference_cfg
-
-
-async def until(predicate: Any, timeout_s: float) -> None:
-    """Poll on the event loop with a deadline (no sleeps standing in for synchronisation)."""
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout_s} s")
-        await asyncio.sleep(0.02)
+from tests.servers import until
 
 
 def test_failing_task_is_restarted_with_doubling_backoff_and_counted() -> None:
@@ -121,6 +115,31 @@ def test_faults_are_counted_and_logged_rate_limited(caplog: pytest.LogCaptureFix
     assert len(caplog.records) == 1 and caplog.records[0].exc_info is not None
 
 
+@contextlib.asynccontextmanager
+async def on_the_rig(
+    cfg: Config,
+    data_dir: Path,
+    *,
+    stall_s: float | None = None,
+    kind: type[Pipeline] = Pipeline,
+    processor: Processor | None = None,
+) -> AsyncIterator[tuple[Pipeline, asyncio.Task[None]]]:
+    """A pipeline (no InfluxDB, no MQTT) running against the emulated rig; stopped and awaited
+    on exit, whatever the test found."""
+    async with Rig(cfg, densitometer_period_s=0.1) as rig:
+        buses = override_buses(cfg.buses, rig.endpoints)
+        p = kind(cfg, data_dir=data_dir, buses=buses, processor=processor,
+                 influx_enabled=False, mqtt_enabled=False)  # fmt: skip
+        if stall_s is not None:
+            p.stall_s = stall_s
+        task = asyncio.create_task(p.run())
+        try:
+            yield p, task
+        finally:
+            p.request_stop()
+            await task
+
+
 class FaultyProcessor(Processor):
     """The real processor, failing once in `feed_blocks` and once in `advance`."""
 
@@ -153,25 +172,14 @@ def test_pipeline_survives_processing_faults_and_keeps_raw(tmp_path: Path) -> No
     proc = FaultyProcessor(cfg)
 
     async def main() -> Pipeline:
-        async with Rig(cfg, densitometer_period_s=0.1) as rig:
-            p = Pipeline(
-                cfg,
-                data_dir=tmp_path,
-                buses=override_buses(cfg.buses, rig.endpoints),
-                processor=proc,
-                influx_enabled=False,
-                mqtt_enabled=False,
-            )
-            task = asyncio.create_task(p.run())
+        async with on_the_rig(cfg, tmp_path, processor=proc) as (p, task):
             await until(lambda: proc.advance_failed or task.done(), 30)
             points = proc.points_done
             await until(lambda: proc.points_done >= points + 20 or task.done(), 20)
             assert not task.done(), "the pipeline ended after a processing fault"
             assert p.healthy()
             assert "faults: feed 1, advance 1" in p.status_line()
-            p.request_stop()
-            await task
-            return p
+        return p
 
     p = arun(main(), 90)
     assert proc.failed_blocks is not None
@@ -213,17 +221,7 @@ def test_a_stuck_worker_makes_the_pipeline_unhealthy_until_it_moves(tmp_path: Pa
     proc = StuckProcessor(cfg)
 
     async def main() -> None:
-        async with Rig(cfg, densitometer_period_s=0.1) as rig:
-            p = Pipeline(
-                cfg,
-                data_dir=tmp_path,
-                buses=override_buses(cfg.buses, rig.endpoints),
-                processor=proc,
-                influx_enabled=False,
-                mqtt_enabled=False,
-            )
-            p.stall_s = 1.0
-            task = asyncio.create_task(p.run())
+        async with on_the_rig(cfg, tmp_path, stall_s=1.0, processor=proc) as (p, task):
             try:
                 await until(lambda: proc.stuck.is_set() or task.done(), 30)
                 await until(lambda: not p.healthy(), 5)
@@ -232,9 +230,7 @@ def test_a_stuck_worker_makes_the_pipeline_unhealthy_until_it_moves(tmp_path: Pa
                 await until(lambda: p.ticks > ticks + 5, 10)
                 assert p.healthy()
             finally:
-                proc.release.set()
-                p.request_stop()
-                await task
+                proc.release.set()  # before the stop, which waits for the worker
 
     arun(main(), 90)
 
@@ -254,28 +250,13 @@ def test_a_crash_looping_collector_shows_in_status_and_stops_the_watchdog(
     warm_up(cfg)
 
     async def main() -> None:
-        async with Rig(cfg, densitometer_period_s=0.1) as rig:
-            p = BrokenHub(
-                cfg,
-                data_dir=tmp_path,
-                buses=override_buses(cfg.buses, rig.endpoints),
-                influx_enabled=False,
-                mqtt_enabled=False,
-            )
-            p.stall_s = 2.0
-            task = asyncio.create_task(p.run())
-            try:
-                await until(
-                    lambda: p.stats()["tasks"].get("collector", {}).get("failures", 0) >= 3, 20
-                )
-                assert not task.done()  # restarted, not dead
-                await until(lambda: not p.healthy(), 5)  # restarts are not progress
-                assert "DEGRADED: collector" in p.status_line()
-                assert "RuntimeError: hub broken" in p.status_line()
-                assert p.stats()["tasks"]["collector"]["restarts"] >= 2
-            finally:
-                p.request_stop()
-                await task
-            assert p.faults.stats()["final_tick"]["count"] == 1  # and the stop was clean
+        async with on_the_rig(cfg, tmp_path, stall_s=2.0, kind=BrokenHub) as (p, task):
+            await until(lambda: p.stats()["tasks"].get("collector", {}).get("failures", 0) >= 3, 20)
+            assert not task.done()  # restarted, not dead
+            await until(lambda: not p.healthy(), 5)  # restarts are not progress
+            assert "DEGRADED: collector" in p.status_line()
+            assert "RuntimeError: hub broken" in p.status_line()
+            assert p.stats()["tasks"]["collector"]["restarts"] >= 2
+        assert p.faults.stats()["final_tick"]["count"] == 1  # and the stop was clean
 
     arun(main(), 90)

@@ -9,8 +9,7 @@ import json
 import logging
 import ssl
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ from chikyu_daq.config import Influx, Mqtt
 from chikyu_daq.influx import InfluxSink, RetryableError, V2Writer, writer_from_config
 from chikyu_daq.mqtt import MqttPublisher
 from tests.chikyu_daq.tls_pki import Pki, TlsInfluxd, TlsMosquitto, make_pki
+from tests.servers import serving, until
 
 pytestmark = pytest.mark.servers
 
@@ -61,21 +61,13 @@ def other_pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
 @pytest.fixture(scope="module")
 def tls_influxd(tmp_path_factory: pytest.TempPathFactory, pki: Pki) -> Iterator[TlsInfluxd]:
     server = TlsInfluxd(tmp_path_factory.mktemp("influxd-tls"), pki, INFLUX_USER, INFLUX_PASSWORD)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.kill()
+    yield from serving(server)
 
 
 @pytest.fixture(scope="module")
 def tls_mosquitto(tmp_path_factory: pytest.TempPathFactory, pki: Pki) -> Iterator[TlsMosquitto]:
     server = TlsMosquitto(tmp_path_factory.mktemp("mosquitto-tls"), pki, MQTT_USER, MQTT_PASSWORD)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.kill()
+    yield from serving(server)
 
 
 def leaks(records: list[logging.LogRecord]) -> list[str]:
@@ -113,14 +105,6 @@ def test_leak_check_catches_a_secret_in_args_or_exception() -> None:
     exc_rec.exc_text = logging.Formatter().formatException(exc_rec.exc_info)  # type: ignore[arg-type]
     clean = logger.makeRecord("p", logging.INFO, __file__, 3, "user %s", (MQTT_USER,), None)
     assert len(leaks([args_rec, exc_rec, clean])) == 2
-
-
-async def until(cond: Callable[[], bool], timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout_s} s")
-        await asyncio.sleep(0.02)
 
 
 # -- InfluxDB v1 over https with auth ------------------------------------------------------------

@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import json
 import os
-import shutil
 import ssl
 import subprocess
 import urllib.error
@@ -20,9 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pytest
-
-from tests.servers import Influxd, Mosquitto, require_binary
+from tests.servers import Influxd, Mosquitto, http_answers, require_binary
 
 __all__ = ["Pki", "TlsInfluxd", "TlsMosquitto", "make_pki"]
 
@@ -101,11 +98,7 @@ class TlsInfluxd(Influxd):
         return f"https://127.0.0.1:{self.port}"
 
     def ready(self) -> bool:
-        try:
-            with urllib.request.urlopen(f"{self.url}/ping", timeout=0.5, context=self.ssl) as r:
-                return bool(r.status == 204)
-        except (OSError, urllib.error.URLError):
-            return False
+        return http_answers(f"{self.url}/ping", 204, self.ssl)
 
     def start(self, timeout_s: float = 20.0) -> None:
         super().start(timeout_s)
@@ -169,11 +162,8 @@ class TlsMosquitto(Mosquitto):
         self, tool: str, *args: str, password: str, timeout_s: float = 10, check: bool = True
     ) -> str:
         """Run `mosquitto_sub` / `mosquitto_pub` over TLS as our user; stdout."""
-        exe = shutil.which(tool)
-        if exe is None:
-            pytest.skip(f"{tool} not found: apt-get install mosquitto-clients")
-        cmd = [exe, "-h", self.host, "-p", str(self.port), "--cafile", str(self.pki.ca_cert),
-               "-u", self.user, "-P", password, *args]  # fmt: skip
+        ca = str(self.pki.ca_cert)
+        cmd = self.tool(tool, "--cafile", ca, "-u", self.user, "-P", password, *args)
         out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s)
         assert out.returncode == 0 or not check, f"{tool} failed ({out.returncode}): {out.stderr}"
         return out.stdout
