@@ -7,22 +7,7 @@ from pathlib import Path
 import pytest
 
 from chikyu_daq.spool import Spool
-
-
-def lines(a: int, b: int) -> bytes:
-    return b"".join(b"m v=%di %d\n" % (i, i) for i in range(a, b))
-
-
-def drain(spool: Spool, max_lines: int = 7) -> bytes:
-    out = b""
-    for _ in range(10_000):
-        batch = spool.next_batch(max_lines, 1 << 20)
-        if batch is None:
-            return out
-        assert batch.lines <= max_lines and batch.data.endswith(b"\n")
-        out += batch.data
-        spool.commit(batch)
-    raise AssertionError("spool never drained")
+from tests.chikyu_daq.spooling import drain, lines
 
 
 def test_batches_in_order_and_resume_after_reopen(tmp_path: Path) -> None:

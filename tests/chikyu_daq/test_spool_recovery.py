@@ -16,25 +16,10 @@ import pytest
 from chikyu_daq.influx import InfluxSink, Uploader, V1Writer
 from chikyu_daq.spool import Spool
 from tests.chikyu_daq.fsfaults import fill, read_only, tmpfs
+from tests.chikyu_daq.spooling import drain, lines
 from tests.servers import Influxd, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def lines(a: int, b: int) -> bytes:
-    return b"".join(b"m v=%di %d\n" % (i, i) for i in range(a, b))
-
-
-def drain(spool: Spool) -> bytes:
-    spool.sync()
-    out = b""
-    for _ in range(10_000):
-        batch = spool.next_batch(40, 1 << 20)
-        if batch is None:
-            return out
-        out += batch.data
-        spool.commit(batch)
-    raise AssertionError("spool never drained")
 
 
 @pytest.fixture(scope="module")
@@ -93,19 +78,19 @@ def test_bad_cursor_is_repaired_to_resend_never_skip(
     s = Spool(tmp_path, 1 << 20, segment_bytes=200)  # raised, or skipped lines, before
     assert s.stats().cursor_repairs == 1
     assert "cursor.json" in caplog.text and "repaired" in caplog.text
-    got = drain(s)
+    got = drain(s, 40)
     assert got.endswith(unsent)  # nothing unsent is skipped ...
     assert lines(0, 200).endswith(got)  # ... and what comes again is whole lines, in order
     s.close()
     again = Spool(tmp_path, 1 << 20)
-    assert again.stats().cursor_repairs == 0 and drain(again) == b""
+    assert again.stats().cursor_repairs == 0 and drain(again, 40) == b""
 
 
 def test_valid_cursor_is_not_repaired(template: tuple[Path, bytes, int], tmp_path: Path) -> None:
     unsent, _ = sent_some(template, tmp_path)
     s = Spool(tmp_path, 1 << 20, segment_bytes=200)
     assert s.stats().cursor_repairs == 0
-    assert drain(s) == unsent  # exactly: no resend either
+    assert drain(s, 40) == unsent  # exactly: no resend either
 
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
@@ -239,4 +224,4 @@ def test_cursor_into_a_segment_deleted_at_rest_skips_nothing_new(tmp_path: Path)
     s2 = Spool(tmp_path, 1 << 20)
     assert s2.stats().lost_lines == 6
     s2.append(lines(10, 20))
-    assert drain(s2) == lines(10, 20)
+    assert drain(s2, 40) == lines(10, 20)

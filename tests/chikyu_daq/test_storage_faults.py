@@ -22,6 +22,8 @@ from chikyu_daq.recorder import Recorder
 from chikyu_daq.recording import open_run
 from chikyu_daq.spool import Spool
 from tests.chikyu_daq.fsfaults import Ext4, fill, read_only, tmpfs
+from tests.chikyu_daq.spooling import drain
+from tests.chikyu_daq.spooling import lines as spooled
 from tests.servers import wait_until
 
 T0 = 1_700_000_000_000_000_000
@@ -41,21 +43,9 @@ def joined(blocks: list[Block]) -> tuple[np.ndarray, np.ndarray]:
     )
 
 
-def lines(a: int, b: int, width: int = 60) -> bytes:
-    return b"".join(b"m,pad=%s v=%di %d\n" % (b"x" * width, i, i) for i in range(a, b))
-
-
-def drain(spool: Spool) -> bytes:
-    """Everything unsent, committed batch by batch (lines waiting in memory written first)."""
-    spool.sync()
-    out = b""
-    for _ in range(100_000):
-        batch = spool.next_batch(500, 1 << 20)
-        if batch is None:
-            return out
-        out += batch.data
-        spool.commit(batch)
-    raise AssertionError("spool never drained")
+def lines(a: int, b: int) -> bytes:
+    """Long lines: a few thousand fill the small disks here."""
+    return spooled(a, b, pad=60)
 
 
 @pytest.fixture
@@ -157,10 +147,10 @@ def test_spool_on_full_disk_keeps_lines_in_memory_and_recovers(small_fs: Path) -
         return s.stats().memory_bytes == 0 and s.stats().health["spool_ok"] is True
 
     wait_until(recovered, 5.0)
-    assert batch.data + drain(s) == b"".join(blocks)  # every line once, in order
+    assert batch.data + drain(s, 500) == b"".join(blocks)  # every line once, in order
     s.close()
     reopened = Spool(small_fs / "spool", 64 << 20)
-    assert reopened.stats().cursor_repairs == 0 and drain(reopened) == b""
+    assert reopened.stats().cursor_repairs == 0 and drain(reopened, 500) == b""
 
 
 # -- read-only ---------------------------------------------------------------------------------
@@ -180,7 +170,7 @@ def test_spool_rotation_on_read_only_mount_recovers(tmp_path: Path) -> None:
         s.commit(first)  # cursor.json cannot be replaced: kept, retried
     for b in blocks[20:]:
         assert s.append(b)
-    assert first.data + drain(s) == b"".join(blocks)
+    assert first.data + drain(s, 500) == b"".join(blocks)
     assert s.stats().health["spool_ok"] is True
     s.close()
 
@@ -237,7 +227,7 @@ def test_ext4_turned_read_only_under_open_files_then_disk_replaced(tmp_path: Pat
         run = open_run(disk.mnt / "runs" / "r")
         np.testing.assert_array_equal(run.raw()["ft201.volume_flow"][1], joined(blocks)[1])
         assert [e["kind"] for e in run.events()] == ["before", "during"]
-        assert drain(spool) == b"".join(text)
+        assert drain(spool, 500) == b"".join(text)
         spool.close()
     finally:
         disk.close()
@@ -287,7 +277,7 @@ def test_spool_segments_deleted_while_running_are_counted(tmp_path: Path) -> Non
     victim = segs[1]
     lost = victim.read_bytes()
     victim.unlink()
-    got = drain(s)  # raised FileNotFoundError before
+    got = drain(s, 500)  # raised FileNotFoundError before
     assert got == b"".join(blocks).replace(lost, b"")
     assert s.stats().lost_lines == lost.count(b"\n")
     # The open segment deleted: noticed, its unsent lines counted, new lines go to a new one.
@@ -299,7 +289,7 @@ def test_spool_segments_deleted_while_running_are_counted(tmp_path: Path) -> Non
     # The whole spool directory deleted, with the open segment's 10 unsent lines.
     shutil.rmtree(d)
     s.append(lines(520, 530))
-    assert drain(s) == lines(520, 530)
+    assert drain(s, 500) == lines(520, 530)
     assert s.stats().lost_lines == lost.count(b"\n") + 20
     s.close()
     assert Spool(d, 64 << 20).stats().cursor_repairs == 0
@@ -319,7 +309,7 @@ def test_spool_segment_deleted_at_rest_is_counted(tmp_path: Path) -> None:
     s2 = Spool(d, 64 << 20)
     kept_lines = truncated[:100].count(b"\n")
     assert s2.stats().lost_lines == lost.count(b"\n") + truncated.count(b"\n") - kept_lines
-    got = drain(s2)
+    got = drain(s2, 500)
     assert got == lines(0, 200).replace(lost, b"").replace(
         truncated, truncated[: truncated.rfind(b"\n", 0, 100) + 1]
     )
@@ -387,7 +377,7 @@ def test_eio_from_fsync_is_absorbed(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     np.testing.assert_array_equal(
         open_run(tmp_path / "runs" / "r").raw()["ft201.volume_flow"][1], joined(blocks)[1]
     )
-    assert drain(spool) == lines(0, 30)  # the lines written before the failed fsync are kept
+    assert drain(spool, 500) == lines(0, 30)  # the lines written before the failed fsync are kept
     spool.close()
 
 
@@ -411,7 +401,7 @@ def test_start_on_a_read_only_disk_then_it_comes_back(tmp_path: Path) -> None:
         run.raw()["ft201.volume_flow"][1], joined([block(0, 100), block(1, 100)])[1]
     )
     assert [e["kind"] for e in run.events()] == ["start"]
-    assert drain(spool) == lines(0, 10)
+    assert drain(spool, 500) == lines(0, 10)
     spool.close()
 
 
