@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import tomllib
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -17,6 +19,12 @@ REPO = Path(__file__).resolve().parents[2]
 REFERENCE = (REPO / "config" / "reference.toml").read_text()
 
 Edit = Callable[[str], str]
+#: (case id, edit of the reference text, what the message must contain)
+Case = tuple[str, Edit, str]
+
+
+def load_toml(path: Path) -> dict[str, Any]:
+    return tomllib.loads(path.read_text())
 
 
 def sub(old: str, new: str) -> Edit:
@@ -31,148 +39,18 @@ def after(anchor: str, extra: str) -> Edit:
     return sub(anchor, anchor + "\n" + extra)
 
 
-P101A = "[devices.p101a]"
-SHAFT = 'name = "shaft_power", address = 4, function = 3, type = "float32", word_order = "ABCD"'
-SPEED = '{ name = "speed", address = 1, function = 3, type = "int16", unit = "rpm" }'
-VELOCITY = 'name = "velocity", address = 2'
-TT201 = "analog = { eng_min = 0.0, eng_max = 50.0 } },"
-
-# (case id, edit of the reference text, fragment the message must contain)
-CASES: list[tuple[str, Edit, str]] = [
-    ("toml_syntax", after(P101A, "poll_hz = [5.0"), "TOML syntax error"),
-    ("toml_duplicate_key", after(P101A, "unit = 1"), "TOML syntax error"),
-    ("unknown_top_level", sub("[processing]", "[procesing]"), "procesing: unknown key"),
-    ("unknown_device_key", after(P101A, 'colour = "red"'), "devices.p101a.colour: unknown key"),
-    ("wrong_type_rate", sub("poll_hz = 50.0", 'poll_hz = "fast"'), "devices.ai20.poll_hz"),
-    ("zero_rate", sub("poll_hz = 50.0", "poll_hz = 0"), "devices.ai20.poll_hz"),
-    ("negative_grid", sub("grid_hz = 10.0", "grid_hz = -10.0"), "processing.grid_hz"),
-    (
-        "duplicate_channel",
-        sub('name = "velocity"', 'name = "volume_flow"'),
-        "maps.flowmeter.fields[1].name",
-    ),
-    (
-        "overlap",
-        sub(VELOCITY, 'name = "velocity", address = 1'),
-        "maps.flowmeter.fields[1].address",
-    ),
-    ("count_mismatch", sub(SHAFT, SHAFT + ", count = 1"), "maps.pump_drive.fields[4].count"),
-    (
-        "word_order_16bit",
-        sub(SPEED, SPEED.replace('"int16"', '"int16", word_order = "ABCD"')),
-        "maps.pump_drive.fields[1].word_order",
-    ),
-    (
-        "bad_word_order",
-        sub(SHAFT, SHAFT.replace('"ABCD"', '"ABDC"')),
-        "maps.pump_drive.fields[4].word_order",
-    ),
-    (
-        "bad_type",
-        sub(SHAFT, SHAFT.replace('"float32"', '"float16"')),
-        "maps.pump_drive.fields[4].type",
-    ),
-    (
-        "write_function_code",
-        sub(SPEED, SPEED.replace("function = 3", "function = 6")),
-        "maps.pump_drive.fields[1].function",
-    ),
-    (
-        "undefined_bus",
-        sub('bus = "topside"\nunit = 12', 'bus = "topsde"\nunit = 12'),
-        "devices.ft201.bus",
-    ),
-    (
-        "undefined_map",
-        sub('unit = 20\nmap = "analog_inputs"', 'unit = 20\nmap = "analog"'),
-        "devices.ai20.map",
-    ),
-    (
-        "undefined_role_channel",
-        sub('q_return = "ft201.volume_flow"', 'q_return = "ft301.volume_flow"'),
-        "roles.q_return",
-    ),
-    (
-        "unwired_analog",
-        after(
-            TT201,
-            '  { name = "spare3", address = 3, function = 4, type = "int16", analog = { eng_min = 0.0, eng_max = 1.0 } },',
-        ),
-        "maps.analog_inputs.fields[3].address",
-    ),
-    ("duplicate_unit", sub("unit = 12", "unit = 11"), "devices.ft201.unit"),
-    ("missing_vessel", sub('vessel = "chikyu"', ""), "site.vessel: required key is missing"),
-    (
-        "missing_unit_id",
-        sub('bus = "topside"\nunit = 1\n', 'bus = "topside"\n'),
-        "devices.p101a.unit",
-    ),
-    (
-        "hysteresis",
-        sub("raise_at = 1.1\nclear_at = 1.2", "raise_at = 1.1\nclear_at = 1.1"),
-        "alarms.DEPOSITION_RISK",
-    ),
-    (
-        "unknown_alarm",
-        sub("[alarms.SLUGGING]", "[alarms.SLUGING]"),
-        "alarms.SLUGING: Input should be",
-    ),
-    (
-        "unknown_transport",
-        sub('transport = "modbus_tcp"', 'transport = "modbus_udp"'),
-        "buses.topside",
-    ),
-    ("port_range", sub("port = 502", "port = 70000"), "buses.topside.port"),
-    ("density_order", sub("rho_b_kg_m3 = 1300.0", "rho_b_kg_m3 = 3000.0"), "physics"),
-    (
-        "rule_unknown_field",
-        sub('applies_to = ["volume_flow", "velocity"] }', 'applies_to = ["volume_flo"] }'),
-        "maps.flowmeter.quality_rules[0].applies_to",
-    ),
-    (
-        "bit_outside_word",
-        sub('bits = { 0 = "ready"', 'bits = { 16 = "ready"'),
-        "maps.pump_drive.fields[0].bits",
-    ),
-    ("influx_v2_without_bucket", lambda t: t, "outputs.influx"),
-    (
-        "max_registers",
-        after(P101A, "workarounds = { max_registers_per_request = 200 }"),
-        "devices.p101a.workarounds.max_registers_per_request",
-    ),
-    (
-        "second_stream_reader",
-        after("[devices.dt201]", 'bus = "densitometer"\nmap = "pdns"\n[devices.dt202]'),
-        "devices.dt202.bus",
-    ),
-    (
-        "analog_on_float",
-        sub(
-            '"int16", unit = "degC", description = "return slurry temperature"',
-            '"float32", unit = "degC", description = "return slurry temperature"',
-        ),
-        "maps.analog_inputs.fields[2]",
-    ),
-    (
-        "counter_unknown_field",
-        sub('counter = { field = "sample_counter"', 'counter = { field = "sample_count"'),
-        "maps.quartz_transmitter.counter.field",
-    ),
-]
+def inside(anchor: str, old: str, new: str) -> Edit:
+    """Replace `old` by `new` within the one place `anchor` stands."""
+    return sub(anchor, anchor.replace(old, new))
 
 
-CASES += [
-    (
-        "influx_ca_on_http",
-        after('token_file = "influx-token"', 'ca_file = "/etc/ssl/ship-ca.pem"'),
-        "outputs.influx: ca_file is set but url is not https://",
-    ),
-    (
-        "mqtt_ca_without_tls",
-        after('password_file = "mqtt-password"', 'ca_file = "/etc/ssl/ship-ca.pem"'),
-        "outputs.mqtt: ca_file is set but tls = false",
-    ),
-]
+#: The malformed variants as data: `[case_id]` with `find`/`replace` or `after`/`add`, `message`.
+MALFORMED = Path(__file__).with_name("malformed_configs.toml")
+
+
+def table_edit(row: dict[str, str]) -> Edit:
+    """`find` replaced by `replace`, or the line `add` added after the line `after`."""
+    return after(row["after"], row["add"]) if "after" in row else sub(row["find"], row["replace"])
 
 
 def _influx_bucket_edit(text: str) -> str:
@@ -180,8 +58,9 @@ def _influx_bucket_edit(text: str) -> str:
     return sub('bucket = "chikyu"\n', "")(text)
 
 
-CASES = [
-    (c[0], _influx_bucket_edit, c[2]) if c[0] == "influx_v2_without_bucket" else c for c in CASES
+CASES: list[Case] = [
+    *((case, table_edit(row), row["message"]) for case, row in load_toml(MALFORMED).items()),
+    ("influx_v2_without_bucket", _influx_bucket_edit, "outputs.influx"),
 ]
 
 

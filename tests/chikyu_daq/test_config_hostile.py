@@ -18,7 +18,17 @@ from chikyu_daq.config import ALARM_NAMES, ConfigError, load_config, parse_confi
 from chikyu_daq.config_checks import ALARM_LIMITS
 from chikyu_daq.hil_session import scenario_config
 from hil.scenario import list_scenarios, load_scenario
-from tests.chikyu_daq.test_config import REFERENCE, REPO, Edit, after, run_check, sub
+from tests.chikyu_daq.test_config import (
+    REFERENCE,
+    REPO,
+    Case,
+    Edit,
+    after,
+    inside,
+    load_toml,
+    run_check,
+    sub,
+)
 
 SPEED = '{ name = "speed", address = 1, function = 3, type = "int16", unit = "rpm" }'
 CURRENT_SCALE = 'scale = 0.1, unit = "A"'
@@ -59,6 +69,12 @@ def setkey(section: str, key: str, value: object) -> Edit:
     return edit
 
 
+def refused(case: str, section: str, key: str, value: object, path: str = "") -> Case:
+    """`key` of `[section]` set to `value`; the message must name `section.key`, or `path` where
+    the check blames another key or says more."""
+    return (case, setkey(section, key, value), path or f"{section}.{key}")
+
+
 def whole(content: bytes) -> Edit:
     """Replace the whole file (for bytes that are not a TOML document at all)."""
 
@@ -80,124 +96,36 @@ def also(*edits: Edit) -> Edit:
 NAN, INF = math.nan, math.inf
 MQTT_ON = setkey("outputs.mqtt", "enabled", True)
 
-# (case id, edit of the reference text, the key path the message must name)
-CASES: list[tuple[str, Edit, str]] = [
-    # -- issue 10 item 5, each as reported -------------------------------------------------
-    ("grid_hz_inf", setkey("processing", "grid_hz", INF), "processing.grid_hz"),
-    ("lateness_inf", setkey("processing", "lateness_s", INF), "processing.lateness_s"),
-    ("staleness_1e300", setkey("processing", "staleness_s", 1e300), "processing.staleness_s"),
-    ("raise_at_nan", setkey("alarms.SLUGGING", "raise_at", NAN), "alarms.SLUGGING.raise_at"),
+#: The `refused` rows as data: `[section] case_id = [key, value(, what the message names)]`.
+VALUES = Path(__file__).with_name("hostile_values.toml")
+
+
+def table_cases(path: Path) -> list[Case]:
+    doc = load_toml(path)
+    return [
+        refused(case, section, *row) for section, rows in doc.items() for case, row in rows.items()
+    ]
+
+
+# (case id, edit of the reference text, the key path the message must name): the table's rows,
+# and here the values TOML cannot hold or that need more than one key set
+CASES: list[Case] = [
+    *table_cases(VALUES),
+    refused("grid_hz_huge_int", "processing", "grid_hz", 10**400),
+    refused("hampel_window_1e100", "stability", "hampel_window", 10**100),
+    refused("unit_huge", "devices.ai20", "unit", 10**30),
+    refused("prefix_65k", "outputs.mqtt", "prefix", "a" * 70_000),
+    refused("client_id_long", "outputs.mqtt", "client_id", "d" * 500),
+    refused("vessel_long", "site", "vessel", "v" * 200),
     (
-        "min_duration_inf",
-        setkey("alarms.PUMP_SURGE", "min_duration_s", INF),
-        "alarms.PUMP_SURGE.min_duration_s",
-    ),
-    ("hampel_window_1e12", setkey("stability", "hampel_window", 10**12), "stability.hampel_window"),
-    ("osc_n_fft_2_40", setkey("stability", "osc_n_fft", 2**40), "stability.osc_n_fft"),
-    ("segment_below_flush", setkey("recorder", "segment_s", 0.25), "recorder.segment_s"),
-    (
-        "spool_quota_1e-9",
-        setkey("outputs.influx", "spool_quota_mb", 1e-9),
-        "outputs.influx.spool_quota_mb",
-    ),
-    ("client_id_ship", setkey("outputs.mqtt", "client_id", "daq-{ship}"), "outputs.mqtt.client_id"),
-    (
-        "keepalive_1e6",
-        setkey("outputs.mqtt", "keepalive_s", 1_000_000),
-        "outputs.mqtt.keepalive_s",
-    ),
-    (
-        "prefix_ship",
+        "prefix_ship",  # issue 10
         also(MQTT_ON, setkey("outputs.mqtt", "prefix", "chikyu/{ship}")),
         "outputs.mqtt.prefix",
-    ),
-    (
-        "scale_nan",
-        sub(CURRENT_SCALE, CURRENT_SCALE.replace("0.1", "nan")),
-        "maps.pump_drive.fields[2].scale",
-    ),
-    (
-        "offset_minus_inf",
-        sub(SPEED, SPEED.replace(' unit = "rpm"', ' unit = "rpm", offset = -inf')),
-        "maps.pump_drive.fields[1].offset",
-    ),
-    (
-        "eng_max_nan",
-        sub(PT101_RANGE, "eng_min = 0.0, eng_max = nan"),
-        "maps.analog_inputs.fields[0].analog.eng_max",
-    ),
-    ("poll_hz_inf", setkey("devices.ai20", "poll_hz", INF), "devices.ai20.poll_hz"),
-    ("rho_s_inf", setkey("physics", "rho_s_kg_m3", INF), "physics.rho_s_kg_m3"),
-    ("url_not_a_url", setkey("outputs.influx", "url", "not a url"), "outputs.influx.url"),
-    ("prefix_hash", setkey("outputs.mqtt", "prefix", "chikyu/#"), "outputs.mqtt.prefix"),
-    # -- rates and delays ---------------------------------------------------------------------
-    ("grid_hz_zero", setkey("processing", "grid_hz", 0.0), "processing.grid_hz"),
-    ("grid_hz_nan", setkey("processing", "grid_hz", NAN), "processing.grid_hz"),
-    ("grid_hz_1e300", setkey("processing", "grid_hz", 1e300), "processing.grid_hz"),
-    ("grid_hz_huge_int", setkey("processing", "grid_hz", 10**400), "processing.grid_hz"),
-    ("grid_hz_string", setkey("processing", "grid_hz", "10"), "processing.grid_hz"),
-    ("grid_hz_bool", setkey("processing", "grid_hz", True), "processing.grid_hz"),
-    ("publish_above_grid", setkey("processing", "publish_hz", 20.0), "processing.publish_hz"),
-    ("lateness_negative", setkey("processing", "lateness_s", -0.1), "processing.lateness_s"),
-    ("staleness_zero", setkey("processing", "staleness_s", 0.0), "processing.staleness_s"),
-    ("max_gap_inf", setkey("processing", "max_gap_s", INF), "processing.max_gap_s"),
-    ("poll_hz_1e6", setkey("devices.ai20", "poll_hz", 1e6), "devices.ai20.poll_hz"),
-    ("poll_hz_nan", setkey("devices.ai20", "poll_hz", NAN), "devices.ai20.poll_hz"),
-    ("poll_hz_negative", setkey("devices.ai20", "poll_hz", -5.0), "devices.ai20.poll_hz"),
-    ("poll_hz_bool", setkey("devices.ai20", "poll_hz", True), "devices.ai20.poll_hz"),
-    # -- physics ------------------------------------------------------------------------------
-    ("rho_s_implausible", setkey("physics", "rho_s_kg_m3", 10_000.0), "physics.rho_s_kg_m3"),
-    ("rho_s_1e300", setkey("physics", "rho_s_kg_m3", 1e300), "physics.rho_s_kg_m3"),
-    ("rho_w_nan", setkey("physics", "rho_w_kg_m3", NAN), "physics.rho_w_kg_m3"),
-    ("g_zero", setkey("physics", "g_m_s2", 0.0), "physics.g_m_s2"),
-    ("g_times_ten", setkey("physics", "g_m_s2", 98.0665), "physics.g_m_s2"),
-    ("cv_max_above_one", setkey("physics", "cv_max", 2.0), "physics.cv_max"),
-    ("darcy_negative", setkey("physics", "darcy_f", -0.01), "physics.darcy_f"),
-    ("riser_1e300", setkey("physics", "riser_length_m", 1e300), "physics.riser_length_m"),
-    (
-        "collector_below_riser_end",
-        setkey("physics", "riser_length_m", 5000.0),
-        "physics: expected depth_collector_m <= riser_length_m",
     ),
     (
         "physics_not_a_table",
         also(sub("[physics]\n", "[physics_gone]\n"), lambda t: "physics = 5\n" + t),
         "physics: Input should be a valid dictionary",
-    ),
-    ("u_flow_nan", setkey("uncertainty", "flow_rel_sys", NAN), "uncertainty.flow_rel_sys"),
-    ("u_flow_500pct", setkey("uncertainty", "flow_rel_sys", 5.0), "uncertainty.flow_rel_sys"),
-    ("grade_1e308", setkey("grade", "default_rey_ppm", 1e308), "grade.default_rey_ppm"),
-    ("reo_zero", setkey("grade", "reo_factor", 0.0), "grade.reo_factor"),
-    # -- windows and allocation sizes ---------------------------------------------------------
-    ("hampel_window_two", setkey("stability", "hampel_window", 2), "stability.hampel_window"),
-    ("hampel_window_float", setkey("stability", "hampel_window", 31.0), "stability.hampel_window"),
-    (
-        "hampel_window_1e100",
-        setkey("stability", "hampel_window", 10**100),
-        "stability.hampel_window",
-    ),
-    ("osc_n_fft_2_20", setkey("stability", "osc_n_fft", 2**20), "stability.osc_n_fft"),
-    (
-        "osc_n_fft_not_pow2",
-        setkey("stability", "osc_n_fft", 1000),
-        "stability: osc_n_fft must be a power of two",
-    ),
-    ("osc_decim_zero", setkey("stability", "osc_decim", 0), "stability.osc_decim"),
-    ("osc_above_nyquist", setkey("processing", "grid_hz", 5.0), "stability.osc_f_hi_hz"),
-    ("max_transit_1e9", setkey("stability", "max_transit_s", 1e9), "stability.max_transit_s"),
-    ("cv_window_inf", setkey("stability", "cv_window_s", INF), "stability.cv_window_s"),
-    (
-        "compare_window_1e12",
-        setkey("stability", "compare_window_s", 1e12),
-        "stability.compare_window_s",
-    ),
-    ("margin_ok_one", setkey("stability", "margin_ok", 1.0), "stability.margin_ok"),
-    # -- alarms -------------------------------------------------------------------------------
-    ("clear_at_inf", setkey("alarms.SLUGGING", "clear_at", INF), "alarms.SLUGGING.clear_at"),
-    (
-        "raise_at_-1e300",
-        setkey("alarms.PUMP_SURGE", "raise_at", -1e300),
-        "alarms.PUMP_SURGE.raise_at",
     ),
     (
         "deposition_as_high_alarm",
@@ -207,164 +135,30 @@ CASES: list[tuple[str, Edit, str]] = [
         ),
         "alarms.DEPOSITION_RISK.clear_at",
     ),
+    # -- register maps and sentences: edits of the reference text (issue 10 reported scale_nan,
+    # offset_minus_inf and eng_max_nan) ------------------------------------------------------
+    ("scale_nan", inside(CURRENT_SCALE, "0.1", "nan"), "maps.pump_drive.fields[2].scale"),
+    ("scale_zero", inside(CURRENT_SCALE, "0.1", "0.0"), "maps.pump_drive.fields[2].scale"),
+    ("scale_1e300", inside(CURRENT_SCALE, "0.1", "1e300"), "maps.pump_drive.fields[2].scale"),
     (
-        "slugging_beyond_share",
-        setkey("alarms.SLUGGING", "raise_at", 5.0),
-        "alarms.SLUGGING.raise_at",
+        "offset_minus_inf",
+        inside(SPEED, ' unit = "rpm"', ' unit = "rpm", offset = -inf'),
+        "maps.pump_drive.fields[1].offset",
     ),
-    (
-        "min_duration_negative",
-        setkey("alarms.SLUGGING", "min_duration_s", -1.0),
-        "alarms.SLUGGING.min_duration_s",
-    ),
-    (
-        "min_duration_1e9",
-        setkey("alarms.SLUGGING", "min_duration_s", 1e9),
-        "alarms.SLUGGING.min_duration_s",
-    ),
-    # -- recorder and InfluxDB ----------------------------------------------------------------
-    ("flush_zero", setkey("recorder", "flush_s", 0.0), "recorder.flush_s"),
-    ("flush_two", setkey("recorder", "flush_s", 2.0), "recorder.flush_s"),
-    ("segment_1e12", setkey("recorder", "segment_s", 1e12), "recorder.segment_s"),
-    ("url_ftp", setkey("outputs.influx", "url", "ftp://influx:8086"), "outputs.influx.url"),
-    ("url_no_host", setkey("outputs.influx", "url", "http://"), "outputs.influx.url"),
-    ("url_port_99999", setkey("outputs.influx", "url", "http://h:99999"), "outputs.influx.url"),
-    (
-        "url_credentials",
-        setkey("outputs.influx", "url", "http://u:pw@h:8086"),
-        "outputs.influx.url",
-    ),
-    ("url_space", setkey("outputs.influx", "url", "http://in flux:8086"), "outputs.influx.url"),
-    ("influx_timeout_nan", setkey("outputs.influx", "timeout_s", NAN), "outputs.influx.timeout_s"),
-    (
-        "spool_1e300",
-        setkey("outputs.influx", "spool_quota_mb", 1e300),
-        "outputs.influx.spool_quota_mb",
-    ),
-    ("batch_lines_zero", setkey("outputs.influx", "batch_lines", 0), "outputs.influx.batch_lines"),
-    # -- MQTT ---------------------------------------------------------------------------------
-    ("prefix_plus", setkey("outputs.mqtt", "prefix", "chikyu/+/x"), "outputs.mqtt.prefix"),
-    ("prefix_dollar", setkey("outputs.mqtt", "prefix", "$SYS/{vessel}"), "outputs.mqtt.prefix"),
-    (
-        "prefix_empty_level",
-        setkey("outputs.mqtt", "prefix", "chikyu//{vessel}"),
-        "outputs.mqtt.prefix",
-    ),
-    ("prefix_leading_slash", setkey("outputs.mqtt", "prefix", "/{vessel}"), "outputs.mqtt.prefix"),
-    ("prefix_empty", setkey("outputs.mqtt", "prefix", ""), "outputs.mqtt.prefix"),
-    ("prefix_nul", setkey("outputs.mqtt", "prefix", "chikyu/\x00"), "outputs.mqtt.prefix"),
-    ("prefix_65k", setkey("outputs.mqtt", "prefix", "a" * 70_000), "outputs.mqtt.prefix"),
-    (
-        "prefix_lone_brace",
-        setkey("outputs.mqtt", "prefix", "chikyu/{vessel"),
-        "outputs.mqtt.prefix",
-    ),
-    ("prefix_positional", setkey("outputs.mqtt", "prefix", "chikyu/{0}"), "outputs.mqtt.prefix"),
-    (
-        "prefix_attribute",
-        setkey("outputs.mqtt", "prefix", "{vessel.__class__}"),
-        "outputs.mqtt.prefix",
-    ),
-    (
-        "prefix_format_spec",
-        setkey("outputs.mqtt", "prefix", "{vessel:>99999}"),
-        "outputs.mqtt.prefix",
-    ),
-    ("client_id_empty", setkey("outputs.mqtt", "client_id", ""), "outputs.mqtt.client_id"),
-    (
-        "client_id_space",
-        setkey("outputs.mqtt", "client_id", "daq {vessel}"),
-        "outputs.mqtt.client_id",
-    ),
-    ("client_id_long", setkey("outputs.mqtt", "client_id", "d" * 500), "outputs.mqtt.client_id"),
-    ("keepalive_zero", setkey("outputs.mqtt", "keepalive_s", 0), "outputs.mqtt.keepalive_s"),
-    ("keepalive_65536", setkey("outputs.mqtt", "keepalive_s", 65536), "outputs.mqtt.keepalive_s"),
-    ("keepalive_float", setkey("outputs.mqtt", "keepalive_s", 30.5), "outputs.mqtt.keepalive_s"),
-    ("queue_size_1e12", setkey("outputs.mqtt", "queue_size", 10**12), "outputs.mqtt.queue_size"),
-    ("mqtt_host_space", setkey("outputs.mqtt", "host", "broker topside"), "outputs.mqtt.host"),
-    ("mqtt_port_zero", setkey("outputs.mqtt", "port", 0), "outputs.mqtt.port"),
-    (
-        "username_crlf",
-        setkey("outputs.influx", "username", "daq\r\nX-Injected: 1"),
-        "outputs.influx.username",
-    ),
-    ("bus_port_string", setkey("buses.topside", "port", "502"), "buses.topside.port"),
-    ("bus_port_bool", setkey("buses.topside", "port", True), "buses.topside.port"),
-    ("unit_float", setkey("devices.ft201", "unit", 12.0), "devices.ft201.unit"),
-    # -- site, buses, devices, maps -----------------------------------------------------------
-    ("vessel_long", setkey("site", "vessel", "v" * 200), "site.vessel"),
-    ("vessel_slash", setkey("site", "vessel", "chi/kyu"), "site.vessel"),
-    ("data_dir_empty", setkey("site", "data_dir", ""), "site.data_dir"),
-    ("data_dir_nul", setkey("site", "data_dir", "data\x00"), "site.data_dir"),
-    ("bus_timeout_inf", setkey("buses.topside", "timeout_s", INF), "buses.topside.timeout_s"),
-    ("bus_host_empty", setkey("buses.topside", "host", ""), "buses.topside.host"),
-    (
-        "reconnect_min_above_max",
-        setkey("buses.topside", "reconnect_min_s", 60.0),
-        "buses.topside.reconnect_max_s",
-    ),
-    ("baudrate_zero", setkey("buses.densitometer", "baudrate", 0), "buses.densitometer.baudrate"),
-    (
-        "stream_url_no_port",
-        setkey("buses.densitometer", "url", "socket://serial-server"),
-        "buses.densitometer.url",
-    ),
-    (
-        "stream_url_scheme",
-        setkey("buses.densitometer", "url", "ftp://x:1"),
-        "buses.densitometer.url",
-    ),
-    (
-        "silence_nan",
-        setkey("buses.densitometer", "silence_timeout_s", NAN),
-        "buses.densitometer.silence_timeout_s",
-    ),
-    (
-        "backoff_min_above_max",
-        setkey("devices.pt301", "backoff_min_s", 9.0),
-        "devices.pt301.backoff_max_s",
-    ),
-    ("unwired_70000", setkey("devices.ai20", "unwired", [3, 70_000]), "devices.ai20.unwired[1]"),
-    ("unit_huge", setkey("devices.ai20", "unit", 10**30), "devices.ai20.unit"),
-    (
-        "scale_zero",
-        sub(CURRENT_SCALE, CURRENT_SCALE.replace("0.1", "0.0")),
-        "maps.pump_drive.fields[2].scale",
-    ),
-    (
-        "scale_1e300",
-        sub(CURRENT_SCALE, CURRENT_SCALE.replace("0.1", "1e300")),
-        "maps.pump_drive.fields[2].scale",
-    ),
-    (
-        "eng_range_reversed",
-        sub(PT101_RANGE, "eng_min = 250.0, eng_max = 0.0"),
-        "maps.analog_inputs.fields[0].analog.eng_max",
-    ),
-    (
-        "eng_min_minus_inf",
-        sub(PT101_RANGE, "eng_min = -inf, eng_max = 250.0"),
-        "maps.analog_inputs.fields[0].analog.eng_min",
-    ),
-    (
-        "counts_at_20ma_huge",
-        sub(PT101_RANGE, PT101_RANGE + ", counts_at_20ma = 1000000"),
-        "maps.analog_inputs.fields[0].analog.counts_at_20ma",
-    ),
-    (
-        "address_past_end",
-        sub(SHAFT_AT, SHAFT_AT.replace("4", "65535")),
-        "maps.pump_drive.fields[4].address",
+    ("address_past_end", inside(SHAFT_AT, "4", "65535"), "maps.pump_drive.fields[4].address"),
+    *(
+        (case, sub(PT101_RANGE, text), f"maps.analog_inputs.fields[0].analog.{key}")
+        for case, text, key in [
+            ("eng_max_nan", "eng_min = 0.0, eng_max = nan", "eng_max"),
+            ("eng_range_reversed", "eng_min = 250.0, eng_max = 0.0", "eng_max"),
+            ("eng_min_minus_inf", "eng_min = -inf, eng_max = 250.0", "eng_min"),
+            ("counts_at_20ma_huge", PT101_RANGE + ", counts_at_20ma = 1000000", "counts_at_20ma"),
+        ]
     ),
     (
         "sentence_position_huge",
         sub('name = "density", position = 1', 'name = "density", position = 1000000000'),
         "sentences.pdns.fields[1].position",
-    ),
-    (
-        "sequence_modulo_zero",
-        setkey("sentences.pdns", "sequence_modulo", 0),
-        "sentences.pdns.sequence_modulo",
     ),
     (
         "counter_stale_inf",
