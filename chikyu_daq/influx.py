@@ -43,6 +43,7 @@ import numpy as np
 from chikyu_daq.config import Influx, resolve_secret
 from chikyu_daq.lineproto import encode_block, encode_channels
 from chikyu_daq.spool import Batch, Spool
+from chikyu_daq.supervise import Backoff
 
 __all__ = [
     "AuthError",
@@ -312,8 +313,7 @@ class Uploader:
         self.writer = writer
         self.batch_lines = batch_lines
         self.batch_bytes = batch_bytes
-        self.backoff_min_s = backoff_min_s
-        self.backoff_max_s = backoff_max_s
+        self.backoff = Backoff(backoff_min_s, backoff_max_s)
         self.idle_poll_s = idle_poll_s
         self.lines_sent = 0
         self.batches_sent = 0
@@ -323,7 +323,6 @@ class Uploader:
         self.last_error = ""
         self.spool_errors = 0
         self.connected = False
-        self._backoff_s = backoff_min_s
         self._wake: asyncio.Event | None = None
         self._stop: asyncio.Event | None = None
         self._done: asyncio.Event | None = None
@@ -384,10 +383,9 @@ class Uploader:
                 self.connected = False
                 self.retries += 1
                 self.last_error = str(exc)
-                delay = random.uniform(0.0, self._backoff_s)  # full jitter
+                delay = random.uniform(0.0, self.backoff.next())  # full jitter
                 if exc.retry_after_s is not None:
                     delay = max(delay, min(exc.retry_after_s, 300.0))
-                self._backoff_s = min(self._backoff_s * 2.0, self.backoff_max_s)
                 level = logging.ERROR if isinstance(exc, AuthError) else logging.WARNING
                 log.log(
                     level, "influx write failed (%s); data kept, retrying in %.2f s", exc, delay
@@ -395,7 +393,7 @@ class Uploader:
                 await self._pause(delay)
                 continue
             self.connected = True
-            self._backoff_s = self.backoff_min_s
+            self.backoff.reset()
             await asyncio.to_thread(self.spool.commit, batch)
             self.lines_sent += batch.lines
             self.batches_sent += 1
@@ -407,8 +405,7 @@ class Uploader:
         path = await asyncio.to_thread(self.spool.reject, batch, reason)
         if path is None:  # the disk refused to keep it: unsent, so it is tried again later
             log.error("influx REJECTED %d lines (%s); cannot keep them yet", batch.lines, reason)
-            await self._pause(self._backoff_s)
-            self._backoff_s = min(self._backoff_s * 2.0, self.backoff_max_s)
+            await self._pause(self.backoff.next())
             return
         self.batches_rejected += 1
         log.error("influx REJECTED %d lines (%s); kept in %s", batch.lines, reason, path)

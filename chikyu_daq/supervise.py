@@ -23,7 +23,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -43,6 +43,31 @@ def describe(exc: BaseException) -> str:
 
 
 @dataclass
+class Backoff:
+    """The wait after each failure in a row: `min_s`, doubling up to `max_s`; `reset()` after a
+    success."""
+
+    min_s: float
+    max_s: float
+    wait_s: float = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.wait_s = self.min_s
+
+    def next(self) -> float:
+        """The wait now; the one after it is doubled (capped)."""
+        wait, self.wait_s = self.wait_s, min(self.wait_s * 2.0, self.max_s)
+        return wait
+
+    def reset(self) -> None:
+        self.wait_s = self.min_s
+
+
+#: The `TaskState` fields that `stats()` publishes.
+PUBLISHED = ("up", "failures", "restarts", "consecutive_failures", "last_error")
+
+
+@dataclass
 class TaskState:
     """What `stats()` publishes for one supervised task."""
 
@@ -50,19 +75,13 @@ class TaskState:
     up: bool = False
     failures: int = 0
     restarts: int = 0
-    consecutive: int = 0
+    consecutive_failures: int = 0
     last_error: str = ""
     last_failure_ns: int = 0
     started: float = 0.0  # monotonic time of the current run
 
     def as_dict(self) -> dict[str, Any]:
-        return {
-            "up": self.up,
-            "failures": self.failures,
-            "restarts": self.restarts,
-            "consecutive_failures": self.consecutive,
-            "last_error": self.last_error,
-        }
+        return {k: getattr(self, k) for k in PUBLISHED}
 
 
 class Supervisor:
@@ -107,7 +126,7 @@ class Supervisor:
     async def _supervise(
         self, st: TaskState, factory: Callable[[], Awaitable[Any]], cap_s: float
     ) -> None:
-        backoff = self.backoff_min_s
+        backoff = Backoff(self.backoff_min_s, cap_s)
         while not self.stopping:
             started = st.started = time.monotonic()
             st.up = True
@@ -133,24 +152,25 @@ class Supervisor:
                 log.warning("task %s ended while stopping: %s", st.name, describe(error))
                 return
             if time.monotonic() - started >= self.healthy_s:
-                backoff, st.consecutive = self.backoff_min_s, 0
+                backoff.reset()
+                st.consecutive_failures = 0
+            wait_s = backoff.next()
             st.failures += 1
-            st.consecutive += 1
+            st.consecutive_failures += 1
             st.last_error = describe(error)
             st.last_failure_ns = time.time_ns()
             log.error(
                 "task %s failed (%d in a row, %d in all); restarting in %.1f s",
                 st.name,
-                st.consecutive,
+                st.consecutive_failures,
                 st.failures,
-                backoff,
+                wait_s,
                 exc_info=error,
             )
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), backoff)
+                await asyncio.wait_for(self._stopping.wait(), wait_s)
             if self.stopping:
                 return
-            backoff = min(backoff * 2.0, cap_s)
             st.restarts += 1
             log.warning("task %s restarted (restart %d)", st.name, st.restarts)
 
@@ -165,12 +185,12 @@ class Supervisor:
         return [
             s
             for s in self.states.values()
-            if s.consecutive and (not s.up or now - s.started < self.healthy_s)
+            if s.consecutive_failures and (not s.up or now - s.started < self.healthy_s)
         ]
 
     def crash_looping(self) -> list[str]:
         """Tasks that failed `CRASH_LOOP` times in a row without a healthy run between."""
-        return [s.name for s in self._unsettled() if s.consecutive >= CRASH_LOOP]
+        return [s.name for s in self._unsettled() if s.consecutive_failures >= CRASH_LOOP]
 
     def down(self) -> list[str]:
         return [s.name for s in self.states.values() if not s.up]
@@ -181,8 +201,8 @@ class Supervisor:
     def summary(self) -> str:
         """For systemd STATUS: empty when every task is up and none has failed recently."""
         return "; ".join(
-            f"{s.name} {'restarting' if not s.up else 'recovering'} after {s.consecutive} "
-            f"failure{'s' if s.consecutive > 1 else ''} ({s.last_error})"
+            f"{s.name} {'restarting' if not s.up else 'recovering'} after {s.consecutive_failures} "
+            f"failure{'s' if s.consecutive_failures > 1 else ''} ({s.last_error})"
             for s in self._unsettled()
         )
 

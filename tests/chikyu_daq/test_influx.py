@@ -260,7 +260,7 @@ def test_v2_dialect_into_victoria_metrics_survives_restart(
 ) -> None:
     cfg = Influx(enabled=True, dialect="v2", url=victoria.url, bucket="b", org="o")
     sink = InfluxSink.from_config(cfg, tmp_path / "spool")
-    sink.uploader.backoff_max_s = 1.0
+    sink.uploader.backoff.max_s = 1.0
     n = 3000
 
     async def main() -> None:

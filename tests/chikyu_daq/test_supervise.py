@@ -72,7 +72,7 @@ def test_backoff_resets_after_a_healthy_run() -> None:
         await until(lambda: len(starts) == 6, 10)
         # after four quick failures the next wait would be 0.8 s; the healthy run reset it
         assert starts[5] - starts[4] - 0.3 < 0.6, np.diff(starts)
-        assert sup.states["t"].consecutive == 1
+        assert sup.states["t"].consecutive_failures == 1
         await until(lambda: sup.summary() == "", 5)  # settled once up for healthy_s
         sup.stop()
         sup.cancel()
@@ -113,6 +113,14 @@ def test_faults_are_counted_and_logged_rate_limited(caplog: pytest.LogCaptureFix
                 faults.record("feed", exc, "skipped")
     assert faults.stats() == {"feed": {"count": 100, "last_error": "ValueError: bad 99"}}
     assert len(caplog.records) == 1 and caplog.records[0].exc_info is not None
+
+
+@pytest.fixture
+def cfg() -> Config:
+    """The reference installation, its kernels compiled (the pipelines below start warm)."""
+    cfg = reference_cfg()
+    warm_up(cfg)
+    return cfg
 
 
 @contextlib.asynccontextmanager
@@ -165,10 +173,8 @@ class FaultyProcessor(Processor):
 
 
 @pytest.mark.slow
-def test_pipeline_survives_processing_faults_and_keeps_raw(tmp_path: Path) -> None:
+def test_pipeline_survives_processing_faults_and_keeps_raw(cfg: Config, tmp_path: Path) -> None:
     """On the old code the first exception ends the collector, and with it the pipeline."""
-    cfg = reference_cfg()
-    warm_up(cfg)
     proc = FaultyProcessor(cfg)
 
     async def main() -> Pipeline:
@@ -214,10 +220,10 @@ class StuckProcessor(Processor):
 
 
 @pytest.mark.slow
-def test_a_stuck_worker_makes_the_pipeline_unhealthy_until_it_moves(tmp_path: Path) -> None:
+def test_a_stuck_worker_makes_the_pipeline_unhealthy_until_it_moves(
+    cfg: Config, tmp_path: Path
+) -> None:
     """The watchdog is fed from `healthy()`: a worker that stops completing ticks stops it."""
-    cfg = reference_cfg()
-    warm_up(cfg)
     proc = StuckProcessor(cfg)
 
     async def main() -> None:
@@ -244,10 +250,8 @@ class BrokenHub(Pipeline):
 
 @pytest.mark.slow
 def test_a_crash_looping_collector_shows_in_status_and_stops_the_watchdog(
-    tmp_path: Path,
+    cfg: Config, tmp_path: Path
 ) -> None:
-    cfg = reference_cfg()
-    warm_up(cfg)
 
     async def main() -> None:
         async with on_the_rig(cfg, tmp_path, stall_s=2.0, kind=BrokenHub) as (p, task):
