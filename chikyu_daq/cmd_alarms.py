@@ -26,6 +26,8 @@ DataDirOpt = Annotated[
 ]
 OperatorOpt = Annotated[str, typer.Option("--operator", help="Who does it (recorded).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the daemon's reply as JSON.")]
+AlarmArg = Annotated[str, typer.Argument(help="Alarm name, e.g. SLUGGING.")]
+ReasonOpt = Annotated[str, typer.Option("--reason", help="Why (required, recorded).")]
 
 
 def _socket(config: Path | None, data_dir: Path | None) -> Path:
@@ -87,8 +89,15 @@ def alarms_list(
     _send(config, data_dir, {"action": "list"}, as_json)
 
 
+def _command(action: str, alarm: str, operator: str, **fields: Any) -> dict[str, Any]:
+    """A command about `alarm`; the options left unset (None, False) are not sent."""
+    doc: dict[str, Any] = {"action": action, "alarm": alarm, "operator": operator}
+    doc.update({k: v for k, v in fields.items() if v is not None and v is not False})
+    return doc
+
+
 def alarms_ack(
-    alarm: Annotated[str, typer.Argument(help="Alarm name, e.g. SLUGGING.")],
+    alarm: AlarmArg,
     operator: OperatorOpt,
     reason: Annotated[str, typer.Option("--reason", help="Why (recorded).")] = "",
     config: ConfigOpt = None,
@@ -96,16 +105,14 @@ def alarms_ack(
     as_json: JsonOpt = False,
 ) -> None:
     """Acknowledge an active or returned alarm."""
-    doc: dict[str, Any] = {"action": "ack", "alarm": alarm, "operator": operator}
-    if reason:
-        doc["reason"] = reason
+    doc = _command("ack", alarm, operator, reason=reason or None)
     _send(config, data_dir, doc, as_json)
 
 
 def alarms_shelve(
-    alarm: Annotated[str, typer.Argument(help="Alarm name.")],
+    alarm: AlarmArg,
     operator: OperatorOpt,
-    reason: Annotated[str, typer.Option("--reason", help="Why (required, recorded).")],
+    reason: ReasonOpt,
     for_s: Annotated[
         float | None, typer.Option("--for", help="Seconds (at most the max shelve time).")
     ] = None,
@@ -117,23 +124,17 @@ def alarms_shelve(
     as_json: JsonOpt = False,
 ) -> None:
     """Shelve an alarm: out of the operator's list for a while, then it returns."""
-    doc: dict[str, Any] = {"action": "shelve", "alarm": alarm, "operator": operator}
-    doc["reason"] = reason
-    if for_s is not None:
-        doc["duration_s"] = for_s
-    if one_shot:
-        doc["one_shot"] = True
+    doc = _command("shelve", alarm, operator, reason=reason, duration_s=for_s, one_shot=one_shot)
     _send(config, data_dir, doc, as_json)
 
 
 def alarms_unshelve(
-    alarm: Annotated[str, typer.Argument(help="Alarm name.")],
+    alarm: AlarmArg,
     operator: OperatorOpt,
-    reason: Annotated[str, typer.Option("--reason", help="Why (required, recorded).")],
+    reason: ReasonOpt,
     config: ConfigOpt = None,
     data_dir: DataDirOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Return a shelved alarm to the operator's list now."""
-    doc = {"action": "unshelve", "alarm": alarm, "operator": operator, "reason": reason}
-    _send(config, data_dir, doc, as_json)
+    _send(config, data_dir, _command("unshelve", alarm, operator, reason=reason), as_json)
