@@ -123,6 +123,13 @@ class AlarmOutcome:
         return f"{self.name}({self.channel})" if self.channel else self.name
 
 
+#: The scalar head of `score.json`, in order (the alarms, checks and final stats follow).
+SCORE_HEAD = (
+    "scenario", "passed", "duration_s", "run_dir", "daq_rey_kg", "truth_rey_kg", "u95_rey_kg",
+    "rey_error_pct", "truth_in_interval",
+)  # fmt: skip
+
+
 @dataclass
 class Score:
     scenario: str
@@ -150,16 +157,7 @@ class Score:
         return all(ok for ok, _ in self.checks.values())
 
     def as_dict(self) -> dict[str, Any]:
-        return {
-            "scenario": self.scenario,
-            "passed": self.passed,
-            "duration_s": self.duration_s,
-            "run_dir": self.run_dir,
-            "daq_rey_kg": self.daq_rey_kg,
-            "truth_rey_kg": self.truth_rey_kg,
-            "u95_rey_kg": self.u95_rey_kg,
-            "rey_error_pct": self.rey_error_pct,
-            "truth_in_interval": self.truth_in_interval,
+        return {k: getattr(self, k) for k in SCORE_HEAD} | {
             "expected_alarms": [
                 {"alarm": a.label, "latest_raise_s": a.latest_raise_s, "raised_at_s": a.raised_at_s}
                 for a in self.expected
