@@ -28,10 +28,11 @@ class PrometheusServer(ServerProcess):
     """Prometheus scraping one target every second; its HTTP API answers queries."""
 
     name = "prometheus"
+    conf_name = "prometheus.yml"
 
     def __init__(self, workdir: Path, target: str) -> None:
         super().__init__(workdir)
-        (workdir / "prometheus.yml").write_text(
+        self.conf.write_text(
             "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n"
             f"scrape_configs:\n  - job_name: chikyu\n    static_configs:\n"
             f"      - targets: ['{target}']\n"
@@ -40,7 +41,7 @@ class PrometheusServer(ServerProcess):
     def command(self) -> list[str]:
         return [
             require_binary("prometheus", "prometheus"),
-            f"--config.file={self.workdir / 'prometheus.yml'}",
+            f"--config.file={self.conf}",
             f"--storage.tsdb.path={self.workdir / 'tsdb'}",
             f"--web.listen-address=127.0.0.1:{self.port}",
             "--log.level=warn",

@@ -113,12 +113,18 @@ class ServerProcess:
     """A child process bound to fixed ports that can be stopped and restarted."""
 
     name = "server"
+    #: the config file the server reads, written into its workdir
+    conf_name = "server.conf"
 
     def __init__(self, workdir: Path) -> None:
         self.workdir = workdir
         self.port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_path = workdir / f"{self.name}.log"
+
+    @property
+    def conf(self) -> Path:
+        return self.workdir / self.conf_name
 
     def command(self) -> list[str]:
         raise NotImplementedError
@@ -182,6 +188,7 @@ class Influxd(ServerProcess):
     """InfluxDB 1.x (Debian ships 1.6.7: the v1 `/write` and `/query` API only)."""
 
     name = "influxd"
+    conf_name = "influxdb.conf"
 
     def __init__(self, workdir: Path) -> None:
         super().__init__(workdir)
@@ -204,14 +211,10 @@ bind-address = "127.0.0.1:{self.rpc_port}"
 [continuous_queries]
   enabled = false
 """
-        (workdir / "influxdb.conf").write_text(conf)
+        self.conf.write_text(conf)
 
     def command(self) -> list[str]:
-        return [
-            require_binary("influxd", "influxdb"),
-            "-config",
-            str(self.workdir / "influxdb.conf"),
-        ]
+        return [require_binary("influxd", "influxdb"), "-config", str(self.conf)]
 
     def ready(self) -> bool:
         return http_answers(f"{self.url}/ping", 204)
@@ -261,6 +264,7 @@ class Victoria(ServerProcess):
 
 class Mosquitto(ServerProcess):
     name = "mosquitto"
+    conf_name = "mosquitto.conf"
     host = "127.0.0.1"
 
     def __init__(self, workdir: Path, extra_conf: str = "") -> None:
@@ -269,14 +273,10 @@ class Mosquitto(ServerProcess):
             f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
             f"log_dest stdout\n{extra_conf}"
         )
-        (workdir / "mosquitto.conf").write_text(conf)
+        self.conf.write_text(conf)
 
     def command(self) -> list[str]:
-        return [
-            require_binary("mosquitto", "mosquitto"),
-            "-c",
-            str(self.workdir / "mosquitto.conf"),
-        ]
+        return [require_binary("mosquitto", "mosquitto"), "-c", str(self.conf)]
 
     def tool(self, name: str, *args: str) -> list[str]:
         """The command line of `mosquitto_sub`/`mosquitto_pub` for this broker, `args` after."""

@@ -16,8 +16,8 @@ import pytest
 
 from chikyu_daq.recording import open_run
 from chikyu_daq.replay import ReplayOptions, replay
-from tests.chikyu_daq.test_daemon import CLI, REPO, daemon_config, rig, start_daemon
-from tests.servers import Influxd, Mosquitto, wait_until
+from tests.chikyu_daq.test_daemon import daemon_config, rig, start_daemon
+from tests.servers import CLI, REPO, Influxd, Mosquitto, wait_until
 
 __all__ = ["rig"]  # the module-scoped emulator fixture, shared with test_daemon
 

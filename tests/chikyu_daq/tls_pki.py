@@ -81,8 +81,7 @@ class TlsInfluxd(Influxd):
         self.admin = admin
         self.admin_password = admin_password
         self.ssl = pki.client_context()
-        conf_path = workdir / "influxdb.conf"
-        conf = conf_path.read_text()
+        conf = self.conf.read_text()
         https = (
             "[http]\n"
             "  https-enabled = true\n"
@@ -91,7 +90,7 @@ class TlsInfluxd(Influxd):
             "  auth-enabled = true\n"
         )
         assert "[http]\n" in conf
-        conf_path.write_text(conf.replace("[http]\n", https, 1))
+        self.conf.write_text(conf.replace("[http]\n", https, 1))
 
     @property
     def url(self) -> str:
@@ -149,7 +148,7 @@ class TlsMosquitto(Mosquitto):
         assert out.returncode == 0, f"mosquitto_passwd failed: {out.stderr}"
         # As root, mosquitto would drop to the `mosquitto` user, which cannot read our temp dir.
         run_as = "user root\n" if os.geteuid() == 0 else ""
-        (workdir / "mosquitto.conf").write_text(
+        self.conf.write_text(
             f"{run_as}per_listener_settings false\n"
             f"listener {self.port} 127.0.0.1\n"
             f"cafile {pki.ca_cert}\ncertfile {pki.server_cert}\nkeyfile {pki.server_key}\n"
