@@ -84,20 +84,17 @@ class TaskState:
         return {k: getattr(self, k) for k in PUBLISHED}
 
 
+@dataclass(kw_only=True, eq=False)
 class Supervisor:
-    def __init__(
-        self,
-        *,
-        backoff_min_s: float = 0.5,
-        backoff_max_s: float = 30.0,
-        healthy_s: float = 60.0,
-    ) -> None:
-        self.backoff_min_s = backoff_min_s
-        self.backoff_max_s = backoff_max_s
-        self.healthy_s = healthy_s
-        self.states: dict[str, TaskState] = {}
-        self.tasks: dict[str, asyncio.Task[None]] = {}
-        self._stopping = asyncio.Event()
+    """Restarts each supervised task after a `Backoff(backoff_min_s, backoff_max_s)`; a run of
+    `healthy_s` resets it."""
+
+    backoff_min_s: float = 0.5
+    backoff_max_s: float = 30.0
+    healthy_s: float = 60.0
+    states: dict[str, TaskState] = field(default_factory=dict, init=False)
+    tasks: dict[str, asyncio.Task[None]] = field(default_factory=dict, init=False)
+    _stopping: asyncio.Event = field(default_factory=asyncio.Event, init=False, repr=False)
 
     def start(
         self,
