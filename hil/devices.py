@@ -1,13 +1,15 @@
 """Catalogue of the emulated devices and channels (ids as in docs/CONVENTIONS.md).
 
 Data only: poll rates and register resolutions come from ICD.md; noise and lag are the
-plant's choice of realistic instruments. This module imports nothing from the rest of
-``hil`` so the scenario loader can use it to check fault targets.
+plant's choice of realistic instruments. It imports only the fault vocabulary
+(:mod:`hil.faults`, a leaf) so the scenario loader can use it to check fault targets.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from hil.faults import Target
 
 __all__ = [
     "AI_COUNTS_SPAN",
@@ -115,18 +117,28 @@ CHANNELS: dict[str, ChannelSpec] = {
 }
 
 
-def resolve_target(target: str) -> tuple[tuple[str, ...], str | None]:
-    """Devices hit by a fault target, and the channel name when it names one channel.
+def resolve_target(target: str) -> Target:
+    """The devices a fault target hits, and the channel name when it names one channel.
 
     ``gateway``/``subsea_bus`` name every device behind that endpoint; ``dt201`` is both
     a device and its own endpoint.
     """
+    channel = None
     if target in DEVICES:
-        return (target,), None
-    if target in ENDPOINTS:
-        return ENDPOINTS[target], None
-    if target in CHANNELS:
-        dev, name = target.split(".", 1)
-        return (dev,), name
-    known = sorted([*DEVICES, *ENDPOINTS, *CHANNELS])
-    raise ValueError(f"unknown fault target {target!r}; known: {', '.join(known)}")
+        devices: tuple[str, ...] = (target,)
+    elif target in ENDPOINTS:
+        devices = ENDPOINTS[target]
+    elif target in CHANNELS:
+        dev, channel = target.split(".", 1)
+        devices = (dev,)
+    else:
+        known = sorted([*DEVICES, *ENDPOINTS, *CHANNELS])
+        raise ValueError(f"unknown fault target {target!r}; known: {', '.join(known)}")
+    return Target(
+        name=target,
+        devices=devices,
+        channel=channel,
+        endpoint=target in ENDPOINTS,
+        modbus=all(DEVICES[d].endpoint != "dt201" for d in devices),
+        has_status=DEVICES[devices[0]].status is not None,
+    )

@@ -20,8 +20,8 @@ import numpy as np
 from numba import njit
 
 from hil.devices import AI_COUNTS_SPAN, DEVICES, ChannelSpec
+from hil.faults import LINK_FAULTS, ActiveFault, FaultKind
 from hil.plant import physics
-from hil.plant.faults import ActiveFault, FaultKind
 from hil.plant.physics import Calibration
 from hil.scenario import PlantParams
 
@@ -117,17 +117,9 @@ class SensorBank:
     def _windows(self, device: str, t: np.ndarray) -> list[tuple[int, ActiveFault, np.ndarray]]:
         hits = []
         for i, f in enumerate(self._faults):
-            if device not in f.devices or f.kind in (
-                FaultKind.DROPOUT,
-                FaultKind.TIMEOUT,
-                FaultKind.MODBUS_EXCEPTION,
-                FaultKind.DISCONNECT,
-                FaultKind.GARBLED,
-            ):
+            if device not in f.devices or f.kind in LINK_FAULTS:
                 continue
-            mask = t >= f.start_s
-            if f.end_s is not None:
-                mask &= t < f.end_s
+            mask = f.window(t)
             if mask.any():
                 hits.append((i, f, mask))
         return hits

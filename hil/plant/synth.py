@@ -25,8 +25,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from hil.devices import AI_COUNTS_SPAN, DEVICES, ENDPOINTS
+from hil.faults import FaultKind
 from hil.plant import physics
-from hil.plant.faults import ActiveFault, FaultKind
 from hil.plant.hydraulics import COL, OUT_COLUMNS, Hydraulics
 from hil.plant.schedule import Schedule
 from hil.plant.sensors import SensorBank
@@ -172,7 +172,7 @@ class _Synth:
             if dev not in f.devices:
                 continue
             rng = self.link_rng[(dev, k)]
-            w = self._window(f, t)
+            w = f.window(t)
             if not w.any():
                 continue
             if f.kind in (FaultKind.DROPOUT, FaultKind.DISCONNECT):
@@ -182,13 +182,6 @@ class _Synth:
             elif f.kind is FaultKind.GARBLED:
                 dropped[w] |= rng.random(int(w.sum())) < f.param("probability", 0.3)
         return bad, dropped
-
-    @staticmethod
-    def _window(f: ActiveFault, t: np.ndarray) -> np.ndarray:
-        w = t >= f.start_s
-        if f.end_s is not None:
-            w &= t < f.end_s
-        return w
 
     def qualities(self, dev: str, values: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         n = next(iter(values.values())).shape[0]
