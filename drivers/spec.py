@@ -1,9 +1,9 @@
 """Declarative device descriptions: buses, register maps and quality rules as data.
 
 These pydantic models are the contract between configuration, drivers and emulators: a second
-installation needs another config file, never another code path. Semantic checks that span
-several fields (overlapping registers, word orders on 16-bit types...) live in
-`drivers.spec_checks` so that every error can name its key path.
+installation needs another config file, never another code path. Checks that span several
+fields (overlapping registers, word orders on 16-bit types...) live beside them in
+`drivers.spec_checks`, so that every error can name its key path.
 """
 
 from __future__ import annotations
