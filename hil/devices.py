@@ -44,12 +44,17 @@ class ChannelSpec:
 
 @dataclass(frozen=True)
 class DeviceSpec:
-    """A polled unit or a stream: reference rate, endpoint and its channels in order."""
+    """A polled unit or a stream: reference rate, endpoint and its channels in order.
+
+    ``bits`` names the bits of the ``status`` channel from bit 0: the 0/1 channels a driver
+    derives from it (as the config's register and sentence maps name them).
+    """
 
     endpoint: str
     rate_hz: float
     status: str | None
     channels: dict[str, ChannelSpec]
+    bits: tuple[str, ...] = ()
 
 
 _PUMP = {
@@ -76,11 +81,15 @@ _SUBSEA = {
     "sample_counter": ChannelSpec(),
 }
 
+_PUMP_BITS = ("ready", "running", "fault", "remote", "at_speed")
+_FLOW_BITS = ("empty_pipe", "coil_fault", "electrode_fault", "out_of_range", "simulation_active")
+_SUBSEA_BITS = ("sensor_fault", "over_range", "temp_comp_out_of_range")
+
 DEVICES: dict[str, DeviceSpec] = {
-    "p101a": DeviceSpec("gateway", 5.0, "status_word", _PUMP),
-    "p101b": DeviceSpec("gateway", 5.0, "status_word", _PUMP),
-    "ft101": DeviceSpec("gateway", 10.0, "diagnostics", _FLOW),
-    "ft201": DeviceSpec("gateway", 10.0, "diagnostics", _FLOW),
+    "p101a": DeviceSpec("gateway", 5.0, "status_word", _PUMP, _PUMP_BITS),
+    "p101b": DeviceSpec("gateway", 5.0, "status_word", _PUMP, _PUMP_BITS),
+    "ft101": DeviceSpec("gateway", 10.0, "diagnostics", _FLOW, _FLOW_BITS),
+    "ft201": DeviceSpec("gateway", 10.0, "diagnostics", _FLOW, _FLOW_BITS),
     "ai20": DeviceSpec(
         "gateway",
         50.0,
@@ -91,9 +100,9 @@ DEVICES: dict[str, DeviceSpec] = {
             "tt201": ChannelSpec(noise=0.02, lag_s=3.0, ai_range=(0.0, 50.0)),
         },
     ),
-    "pt301": DeviceSpec("subsea_bus", 10.0, "status", _SUBSEA),
-    "pt302": DeviceSpec("subsea_bus", 10.0, "status", _SUBSEA),
-    "pt303": DeviceSpec("subsea_bus", 10.0, "status", _SUBSEA),
+    "pt301": DeviceSpec("subsea_bus", 10.0, "status", _SUBSEA, _SUBSEA_BITS),
+    "pt302": DeviceSpec("subsea_bus", 10.0, "status", _SUBSEA, _SUBSEA_BITS),
+    "pt303": DeviceSpec("subsea_bus", 10.0, "status", _SUBSEA, _SUBSEA_BITS),
     "dt201": DeviceSpec(
         "dt201",
         2.0,
@@ -104,6 +113,7 @@ DEVICES: dict[str, DeviceSpec] = {
             "count_rate": ChannelSpec(quantum=1.0, lag_s=2.0),
             "status": ChannelSpec(),
         },
+        ("source_decay_warning", "low_count_rate", "empty_pipe", "calibration_due", "hold"),
     ),
 }
 

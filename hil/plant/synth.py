@@ -41,18 +41,6 @@ Columns = dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]
 _DISCRETE = frozenset({"cmd_a_rpm", "cmd_b_rpm", "trip_a", "trip_b"})
 _SUBSEA_OFFSET_S = {"pt301": 0.0, "pt302": 0.033, "pt303": 0.066}
 _DT_CLOCK_PPM = 20.0
-_BIT_NAMES = {
-    "p101": ("status_word", ("ready", "running", "fault", "remote", "at_speed")),
-    "ft": (
-        "diagnostics",
-        ("empty_pipe", "coil_fault", "electrode_fault", "out_of_range", "simulation_active"),
-    ),
-    "pt": ("status", ("sensor_fault", "over_range", "temp_comp_out_of_range")),
-    "dt": (
-        "status",
-        ("source_decay_warning", "low_count_rate", "empty_pipe", "calibration_due", "hold"),
-    ),
-}
 
 TRUTH_SERIES = (
     "solids_in_kg",
@@ -233,13 +221,14 @@ class _Synth:
 
     @staticmethod
     def _add_bits(dev: str, out: Columns) -> None:
-        for prefix, (word, names) in _BIT_NAMES.items():
-            if dev.startswith(prefix):
-                t_ns, v, q = out[f"{dev}.{word}"]
-                bits = np.nan_to_num(v, nan=0.0).astype(np.int64)
-                for i, name in enumerate(names):
-                    bit = np.where(np.isnan(v), np.nan, ((bits >> i) & 1).astype(np.float64))
-                    out[f"{dev}.{name}"] = (t_ns, bit, q.copy())
+        spec = DEVICES[dev]
+        if spec.status is None:
+            return
+        t_ns, v, q = out[f"{dev}.{spec.status}"]
+        bits = np.nan_to_num(v, nan=0.0).astype(np.int64)
+        for i, name in enumerate(spec.bits):
+            bit = np.where(np.isnan(v), np.nan, ((bits >> i) & 1).astype(np.float64))
+            out[f"{dev}.{name}"] = (t_ns, bit, q.copy())
 
     def truth_series(self, b0: float, b1: float) -> dict[str, np.ndarray]:
         p = self.p
