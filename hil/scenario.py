@@ -167,79 +167,86 @@ class _EventBase(_Strict):
     at_s: float = Field(ge=0)
 
 
-class GradeEvent(_EventBase):
+class _Ramped(_EventBase):
+    """A value that moves to its target over ``ramp_s`` (0: at once)."""
+
+    ramp_s: float = Field(default=0.0, ge=0)
+
+
+class _OnePump(_EventBase):
+    pump: Literal["p101a", "p101b"]
+
+
+class _Lasting(_EventBase):
+    """On from ``at_s`` for ``duration_s`` (None: to the end of the run)."""
+
+    duration_s: float | None = Field(default=None, gt=0)
+
+
+class GradeEvent(_Ramped):
     """Intake grade (REY ppm, dry basis) moves to ``grade_ppm`` over ``ramp_s``."""
 
     kind: Literal["grade"]
     grade_ppm: float = Field(ge=0)
-    ramp_s: float = Field(default=0.0, ge=0)
 
 
-class IntakeEvent(_EventBase):
+class IntakeEvent(_Ramped):
     """Wet-mud intake rate moves to ``mud_m3_h`` over ``ramp_s``."""
 
     kind: Literal["intake"]
     mud_m3_h: float = Field(ge=0)
-    ramp_s: float = Field(default=0.0, ge=0)
 
 
-class PumpSpeedEvent(_EventBase):
+class PumpSpeedEvent(_OnePump):
     """New speed command; the drive ramps at its own rate."""
 
     kind: Literal["pump_speed"]
-    pump: Literal["p101a", "p101b"]
     speed_rpm: float = Field(ge=0)
 
 
-class PumpTripEvent(_EventBase):
+class PumpTripEvent(_OnePump):
     """Drive fault: the pump coasts down, status bit 2 and ``fault_code`` are set."""
 
     kind: Literal["pump_trip"]
-    pump: Literal["p101a", "p101b"]
     fault_code: int = Field(default=7, ge=1, le=65535)
 
 
-class PumpStartEvent(_EventBase):
+class PumpStartEvent(_OnePump):
     """Fault reset and restart towards the last speed command."""
 
     kind: Literal["pump_start"]
-    pump: Literal["p101a", "p101b"]
 
 
-class FrictionEvent(_EventBase):
+class FrictionEvent(_Ramped):
     """Return-leg friction multiplier moves to ``factor`` over ``ramp_s`` (plugging)."""
 
     kind: Literal["friction"]
     factor: float = Field(gt=0)
-    ramp_s: float = Field(default=0.0, ge=0)
 
 
-class SlugEvent(_EventBase):
+class SlugEvent(_Lasting):
     """Mud intake waves: intake x (1 + amplitude_rel sin(2 pi t / period_s))."""
 
     kind: Literal["slugging"]
     period_s: float = Field(gt=0)
     amplitude_rel: float = Field(gt=0, le=1)
-    duration_s: float | None = Field(default=None, gt=0)
 
 
-class HeaveEvent(_EventBase):
+class HeaveEvent(_Lasting):
     """Vessel heave: transmitter depths move by amplitude_m, flows by flow_amplitude_rel."""
 
     kind: Literal["heave"]
     period_s: float = Field(gt=0)
     amplitude_m: float = Field(ge=0)
     flow_amplitude_rel: float = Field(default=0.0, ge=0, lt=1)
-    duration_s: float | None = Field(default=None, gt=0)
 
 
-class FaultEvent(_EventBase):
+class FaultEvent(_Lasting):
     """A sensor, device or link fault on ``target`` (a device, endpoint or channel id)."""
 
     kind: Literal["fault"]
     target: str = Field(min_length=2)
     fault: FaultKind
-    duration_s: float | None = Field(default=None, gt=0)
     params: dict[str, float] = Field(default_factory=dict)
 
     @model_validator(mode="after")
