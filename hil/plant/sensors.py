@@ -26,7 +26,7 @@ from hil.plant import physics
 from hil.plant.physics import Calibration
 from hil.scenario import PlantParams
 
-__all__ = ["SensorBank", "ai_milliamps"]
+__all__ = ["TRUTH_COLUMNS", "SensorBank", "ai_milliamps"]
 
 _FT_EMPTY_PIPE = 1 << 0
 _FT_OUT_OF_RANGE = 1 << 3
@@ -79,6 +79,20 @@ def _ar1(
     state[0] = x
     state[1] = tp
     state[2] = 1.0 if started else 0.0
+
+
+#: the plant output columns (``hydraulics.OUT_COLUMNS``) each device's model reads
+TRUTH_COLUMNS: dict[str, tuple[str, ...]] = {
+    "p101a": ("n_a_rpm", "q_a_m3_s", "p_pump_kpa_g", "cmd_a_rpm", "trip_a", "run_a_s"),
+    "p101b": ("n_b_rpm", "q_b_m3_s", "p_pump_kpa_g", "cmd_b_rpm", "trip_b", "run_b_s"),
+    "ft101": ("q_inj_m3_s", "vol_inj_m3"),
+    "ft201": ("q_ret_m3_s", "vol_ret_m3", "cv_deck"),
+    "ai20": ("p_pump_kpa_g", "p_deck_kpa_g"),
+    "pt301": ("p_z0_kpa_abs", "p_z1_kpa_abs", "p_z2_kpa_abs"),
+    "pt302": ("p_z0_kpa_abs", "p_z1_kpa_abs", "p_z2_kpa_abs"),
+    "pt303": ("p_z0_kpa_abs", "p_z1_kpa_abs", "p_z2_kpa_abs"),
+    "dt201": ("cv_deck", "q_ret_m3_s", "p_deck_kpa_g"),
+}
 
 
 Windows = list[tuple[int, ActiveFault, np.ndarray]]

@@ -29,7 +29,7 @@ from hil.faults import FaultKind
 from hil.plant import physics
 from hil.plant.hydraulics import COL, OUT_COLUMNS, Hydraulics
 from hil.plant.schedule import Schedule
-from hil.plant.sensors import SensorBank
+from hil.plant.sensors import TRUTH_COLUMNS, SensorBank
 from hil.plant.truth import TruthTotals
 from hil.scenario import Scenario
 
@@ -287,19 +287,6 @@ class _Synth:
         )
 
 
-_DEVICE_COLUMNS: dict[str, tuple[str, ...]] = {
-    "p101a": ("n_a_rpm", "q_a_m3_s", "p_pump_kpa_g", "cmd_a_rpm", "trip_a", "run_a_s"),
-    "p101b": ("n_b_rpm", "q_b_m3_s", "p_pump_kpa_g", "cmd_b_rpm", "trip_b", "run_b_s"),
-    "ft101": ("q_inj_m3_s", "vol_inj_m3"),
-    "ft201": ("q_ret_m3_s", "vol_ret_m3", "cv_deck"),
-    "ai20": ("p_pump_kpa_g", "p_deck_kpa_g"),
-    "pt301": ("p_z0_kpa_abs", "p_z1_kpa_abs", "p_z2_kpa_abs"),
-    "pt302": ("p_z0_kpa_abs", "p_z1_kpa_abs", "p_z2_kpa_abs"),
-    "pt303": ("p_z0_kpa_abs", "p_z1_kpa_abs", "p_z2_kpa_abs"),
-    "dt201": ("cv_deck", "q_ret_m3_s", "p_deck_kpa_g"),
-}
-
-
 def synth_blocks(
     scenario: Scenario,
     hours: float,
@@ -327,7 +314,7 @@ def synth_blocks(
         b1 = min(b0 + block_s, total_s)
         s.run_plant_to(b1 + 1.0, keep_from_s=b0 - 1.0)
         channels: Columns = {}
-        for dev, cols in _DEVICE_COLUMNS.items():
+        for dev, cols in TRUTH_COLUMNS.items():
             channels.update(s.device_block(dev, b0, b1, cols))
         yield SynthBlock(b0, b1, channels, s.truth_series(b0, b1), s.totals_at(b1), s.lab(b0, b1))
         b0 = b1
