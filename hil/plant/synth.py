@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from drivers.sample import Quality
 from hil.devices import AI_COUNTS_SPAN, DEVICES, ENDPOINTS
 from hil.faults import FaultKind
 from hil.plant import physics
@@ -35,7 +36,6 @@ from hil.scenario import Scenario
 
 __all__ = ["TRUTH_SERIES", "SynthBlock", "synth_blocks"]
 
-GOOD, UNCERTAIN, BAD = 0, 1, 2
 Columns = dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]
 
 _DISCRETE = frozenset({"cmd_a_rpm", "cmd_b_rpm", "trip_a", "trip_b"})
@@ -176,11 +176,11 @@ class _Synth:
         q = {name: np.zeros(n, dtype=np.uint8) for name in values}
         if dev.startswith("ft"):
             diag = values["diagnostics"].astype(np.int64)
-            q["volume_flow"][(diag & 0xF) != 0] = BAD
+            q["volume_flow"][(diag & 0xF) != 0] = Quality.BAD
         elif dev == "dt201":
             st = values["status"].astype(np.int64)
-            q["density"][(st & 0b01011) != 0] = UNCERTAIN
-            q["density"][(st & 0b10100) != 0] = BAD
+            q["density"][(st & 0b01011) != 0] = Quality.UNCERTAIN
+            q["density"][(st & 0b10100) != 0] = Quality.BAD
         elif dev == "ai20":
             for name, spec in DEVICES[dev].channels.items():
                 assert spec.ai_range is not None
@@ -189,8 +189,8 @@ class _Synth:
                 ma = 4.0 + 16.0 * np.round((v - lo) / (hi - lo) * AI_COUNTS_SPAN) / AI_COUNTS_SPAN
                 bad = (ma <= 3.6) | (ma >= 21.0)
                 unc = ~bad & ((ma < 4.0) | (ma > 20.0))
-                q[name][unc] = UNCERTAIN
-                q[name][bad] = BAD
+                q[name][unc] = Quality.UNCERTAIN
+                q[name][bad] = Quality.BAD
                 values[name] = np.where(bad, np.nan, np.clip(v, lo, hi))
         elif dev in _SUBSEA_OFFSET_S:
             st = values["status"].astype(np.int64)
@@ -200,8 +200,8 @@ class _Synth:
             frozen = counter == prev
             bad = ((st & 0b011) != 0) | frozen
             for name in ("pressure", "temperature"):
-                q[name][(st & 0b100) != 0] = UNCERTAIN
-                q[name][bad] = BAD
+                q[name][(st & 0b100) != 0] = Quality.UNCERTAIN
+                q[name][bad] = Quality.BAD
         return q
 
     def device_block(self, dev: str, b0: float, b1: float, cols: tuple[str, ...]) -> Columns:
@@ -213,7 +213,7 @@ class _Synth:
         t_ns = (self.start_ns + np.round(t * 1e9).astype(np.int64))[keep]
         out: Columns = {}
         for name, v in values.items():
-            qual = np.where(bad, BAD, quality[name]).astype(np.uint8)
+            qual = np.where(bad, Quality.BAD, quality[name]).astype(np.uint8)
             out[f"{dev}.{name}"] = (t_ns, np.where(bad, np.nan, v)[keep], qual[keep])
         if self.bit_channels:
             self._add_bits(dev, out)
