@@ -18,14 +18,12 @@ from chikyu_daq.params import alarm_names, base_name
 
 if TYPE_CHECKING:
     from chikyu_daq.config import Config
-from drivers.spec import (
-    REGISTER_COUNT,
-    AsciiStreamBus,
-    BitQualityRule,
-    Device,
-    Field_,
-    RegisterMap,
-    StreamField,
+from drivers.spec import AsciiStreamBus, Device, Field_, StreamField
+from drivers.spec_checks import (
+    MapIssue,
+    device_map_issues,
+    register_map_issues,
+    sentence_map_issues,
 )
 
 #: What each alarm watches: its direction (a "low" alarm raises when the value falls below
@@ -40,8 +38,6 @@ ALARM_LIMITS: dict[str, tuple[Literal["high", "low"], float, float]] = {
     "ESTIMATOR_DISAGREEMENT": ("high", 0.0, 1000.0),  # |E1 - E2| / combined u
     "SENSOR_FAULT": ("high", 0.0, 86_400.0),  # seconds a role channel has been BAD
 }
-#: |scale| below this turns every reading into 0 (or denormal noise).
-MIN_ABS_SCALE = 1e-12
 #: pyserial URL schemes the stream bus may open; `socket`/`rfc2217` need host:port.
 SERIAL_SCHEMES = {"socket", "rfc2217", "loop", "spy"}
 
@@ -53,11 +49,9 @@ def semantic_issues(cfg: Config) -> list[ConfigIssue]:
     issues.extend(_alarm_issues(cfg))
     issues.extend(_mqtt_issues(cfg))
     for name, regmap in cfg.maps.items():
-        issues.extend(_map_issues(f"maps.{name}", regmap))
+        issues.extend(_map_issues(register_map_issues(f"maps.{name}", regmap)))
     for name, smap in cfg.sentences.items():
-        names = [f.name for f in smap.fields]
-        issues.extend(_duplicates(f"sentences.{name}.fields", names))
-        issues.extend(_rule_issues(f"sentences.{name}", smap.quality_rules, set(names)))
+        issues.extend(_map_issues(sentence_map_issues(f"sentences.{name}", smap)))
     issues.extend(_device_issues(cfg))
     channels = set(channel_ids(cfg))
     for role, channel in cfg.roles.model_dump().items():
@@ -191,79 +185,8 @@ def channel_ids(cfg: Config) -> Iterator[str]:
                 yield f"{dev_id}.{bit}"
 
 
-def _duplicates(path: str, names: list[str]) -> list[ConfigIssue]:
-    seen: set[str] = set()
-    out = []
-    for i, n in enumerate(names):
-        if n in seen:
-            out.append(ConfigIssue(f"{path}[{i}].name", f"duplicate channel name {n!r}"))
-        seen.add(n)
-    return out
-
-
-def _rule_issues(path: str, rules: list[BitQualityRule], names: set[str]) -> list[ConfigIssue]:
-    out = []
-    for i, rule in enumerate(rules):
-        for key, ref in [("source", rule.source), *(("applies_to", a) for a in rule.applies_to)]:
-            if ref not in names:
-                out.append(
-                    ConfigIssue(f"{path}.quality_rules[{i}].{key}", f"no field named {ref!r}")
-                )
-    return out
-
-
-def _map_issues(path: str, regmap: RegisterMap) -> list[ConfigIssue]:
-    out: list[ConfigIssue] = []
-    names = [f.name for f in regmap.fields]
-    out.extend(_duplicates(f"{path}.fields", names))
-    bit_names = [b for f in regmap.fields for b in f.bits.values()]
-    for b in bit_names:
-        if b in names:
-            out.append(ConfigIssue(f"{path}.fields", f"bit name {b!r} collides with a field"))
-    out.extend(_duplicates(f"{path}.fields(bits)", bit_names))
-    spans: list[tuple[int, int, int, str]] = []
-    for i, f in enumerate(regmap.fields):
-        fp = f"{path}.fields[{i}]"
-        width = REGISTER_COUNT[f.type]
-        if f.count is not None and f.count != width:
-            out.append(
-                ConfigIssue(f"{fp}.count", f"{f.type} occupies {width} registers, not {f.count}")
-            )
-        if width == 1 and f.word_order is not None:
-            out.append(ConfigIssue(f"{fp}.word_order", f"a 16-bit {f.type} has no word order"))
-        for bit in f.bits:
-            if not 0 <= bit < 16 * width:
-                out.append(ConfigIssue(f"{fp}.bits", f"bit {bit} outside a {16 * width}-bit value"))
-        if f.address + width > 65536:
-            out.append(ConfigIssue(f"{fp}.address", f"a {f.type} at {f.address} runs past 65535"))
-        if abs(f.scale) < MIN_ABS_SCALE:
-            out.append(ConfigIssue(f"{fp}.scale", f"|scale| must be >= {MIN_ABS_SCALE:g}"))
-        if f.analog is not None:
-            if f.type not in {"int16", "uint16"}:
-                out.append(ConfigIssue(f"{fp}.type", "an analog input is int16 or uint16 counts"))
-            if not f.analog.eng_max > f.analog.eng_min:
-                out.append(ConfigIssue(f"{fp}.analog.eng_max", "must be above eng_min"))
-            if f.analog.counts_at_20ma == f.analog.counts_at_4ma:
-                out.append(ConfigIssue(f"{fp}.analog.counts_at_20ma", "must differ from 4 mA"))
-        end = f.address + width
-        for a0, a1, fc, other in spans:
-            if fc == f.function and f.address < a1 and a0 < end:
-                out.append(
-                    ConfigIssue(
-                        f"{fp}.address",
-                        f"registers {f.address}-{end - 1} overlap field {other!r} ({a0}-{a1 - 1})",
-                    )
-                )
-        spans.append((f.address, end, f.function, f.name))
-    out.extend(_rule_issues(path, regmap.quality_rules, set(names)))
-    if regmap.counter is not None:
-        for key, ref in [
-            ("field", regmap.counter.field),
-            *(("applies_to", a) for a in regmap.counter.applies_to),
-        ]:
-            if ref not in names:
-                out.append(ConfigIssue(f"{path}.counter.{key}", f"no field named {ref!r}"))
-    return out
+def _map_issues(issues: list[MapIssue]) -> list[ConfigIssue]:
+    return [ConfigIssue(i.path, i.message) for i in issues]
 
 
 def _device_issues(cfg: Config) -> list[ConfigIssue]:
@@ -284,14 +207,7 @@ def _device_issues(cfg: Config) -> list[ConfigIssue]:
         if dev.map not in cfg.maps:
             out.append(ConfigIssue(f"{p}.map", f"register map {dev.map!r} is not defined"))
         else:
-            for i, f in enumerate(cfg.maps[dev.map].fields):
-                if f.analog is not None and f.address in dev.unwired:
-                    out.append(
-                        ConfigIssue(
-                            f"maps.{dev.map}.fields[{i}].address",
-                            f"analog input {f.address} is unwired on device {dev_id!r}",
-                        )
-                    )
+            out.extend(_map_issues(device_map_issues(dev_id, dev, cfg.maps[dev.map])))
         if dev.unit is None:
             out.append(ConfigIssue(f"{p}.unit", "a Modbus device needs a unit id"))
         elif (dev.bus, dev.unit) in units:

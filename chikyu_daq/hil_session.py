@@ -29,8 +29,8 @@ from chikyu_daq.pipeline import Pipeline
 from chikyu_daq.processor import Processed
 from chikyu_daq.supervise import describe
 from drivers.endpoints import override_buses
-from hil.emulators.faults import FAULT_KINDS
 from hil.emulators.rig import Rig
+from hil.faults import WIRE_FAULTS as FAULT_KINDS
 from hil.plant import Plant, RealClock
 from hil.scenario import Scenario
 

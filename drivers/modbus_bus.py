@@ -10,18 +10,17 @@ exponential backoff, forever; while it is down each device yields a BAD batch pe
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from operator import attrgetter
 
+from drivers.bus_owner import BusOwner, Emit
 from drivers.errors import BadReply, DeviceError, ExceptionReply, LinkDown, NoResponse
 from drivers.modbus_transport import ModbusBus, ModbusTransport
 from drivers.regmap import DevicePlan
-from drivers.sample import Batch, bad_batch
+from drivers.sample import bad_batch
 from drivers.spec import Device
 from drivers.stats import BusStats, DeviceStats
-
-Emit = Callable[[Batch], Awaitable[None]]
 
 
 @dataclass
@@ -41,7 +40,7 @@ class _Slot:
 _due = attrgetter("next_due")
 
 
-class ModbusBusOwner:
+class ModbusBusOwner(BusOwner):
     def __init__(
         self,
         bus_id: str,
@@ -51,26 +50,22 @@ class ModbusBusOwner:
         stats: BusStats,
         clock_ns: Callable[[], int],
     ) -> None:
-        self.bus_id = bus_id
+        super().__init__(bus_id, bus, emit, stats, clock_ns)
         self.bus = bus
         self.slots = [_Slot(p, d, s) for p, d, s in devices]
-        self.emit = emit
-        self.stats = stats
-        self.clock_ns = clock_ns
         self.transport: ModbusTransport | None = None
         #: Silent polls in a row, all units together, before the link itself is presumed dead.
         self.max_silent = max(3, 2 * len(self.slots))
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
-        delay = self.bus.reconnect_min_s
         try:
             while True:
                 self.transport = ModbusTransport(self.bus)
                 if await self.transport.connect():
                     self.stats.connected = True
                     self.stats.connects += 1
-                    delay = self.bus.reconnect_min_s
+                    self.link_works()
                     pause = max(
                         (s.device.workarounds.pause_after_connect_s for s in self.slots), default=0
                     )
@@ -91,8 +86,7 @@ class ModbusBusOwner:
                 for s in self.slots:
                     s.stats.state = "link_down"
                     await self.emit(bad_batch(s.plan.device_id, s.plan.channels, t))
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self.bus.reconnect_max_s)
+                await self.before_reconnect()
         finally:
             self.stats.connected = False
             if self.transport is not None:

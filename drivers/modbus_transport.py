@@ -30,20 +30,9 @@ _NEVER = 1 << 30
 
 def make_client(bus: ModbusBus) -> AsyncModbusTcpClient | AsyncModbusSerialClient:
     """A pymodbus client for the bus, with reconnect left to the caller."""
-    if isinstance(bus, ModbusTcpBus):
-        client: Any = AsyncModbusTcpClient(
-            bus.host, port=bus.port, timeout=bus.timeout_s, retries=bus.retries, reconnect_delay=0
-        )
-    elif isinstance(bus, ModbusRtuTcpBus):
-        client = AsyncModbusTcpClient(
-            bus.host,
-            port=bus.port,
-            framer=FramerType.RTU,
-            timeout=bus.timeout_s,
-            retries=bus.retries,
-            reconnect_delay=0,
-        )
-    else:
+    link: dict[str, Any] = {"timeout": bus.timeout_s, "retries": bus.retries, "reconnect_delay": 0}
+    client: Any
+    if isinstance(bus, ModbusRtuSerialBus):
         client = AsyncModbusSerialClient(
             bus.device,
             framer=FramerType.RTU,
@@ -51,10 +40,11 @@ def make_client(bus: ModbusBus) -> AsyncModbusTcpClient | AsyncModbusSerialClien
             bytesize=bus.bytesize,
             parity=bus.parity,
             stopbits=bus.stopbits,
-            timeout=bus.timeout_s,
-            retries=bus.retries,
-            reconnect_delay=0,
+            **link,
         )
+    else:  # Modbus TCP, or RTU framing through a serial device server's socket
+        framer = FramerType.RTU if isinstance(bus, ModbusRtuTcpBus) else FramerType.SOCKET
+        client = AsyncModbusTcpClient(bus.host, port=bus.port, framer=framer, **link)
     client.set_max_no_responses(_NEVER)
     return client
 

@@ -24,6 +24,7 @@ from typing import Any
 from drivers.codec import TYPE_CODES, WORD_ORDERS, RawDecoder, counts_to_ma, ma_to_eng, raw_decoder
 from drivers.sample import Batch, Quality, Sample
 from drivers.spec import READ_FUNCTIONS, Device, Field_, RegisterMap
+from drivers.spec_checks import check_device
 from drivers.validity import FINITE, Rejections, as_bits, bounds
 
 MAX_REGISTERS = 125
@@ -390,11 +391,8 @@ def compile_device(
     device_id: str, device: Device, regmap: RegisterMap, *, default_hz: float = 1.0
 ) -> DevicePlan:
     """Validate and compile once at start-up; a bad map raises `ValueError` naming the field."""
+    check_device(device_id, device, regmap)
     w = device.workarounds
-    names = {f.name for f in regmap.fields}
-    for f in regmap.fields:
-        if f.analog is not None and f.address in device.unwired:
-            raise ValueError(f"{device_id}.{f.name}: register {f.address} is an unwired input")
     planned = []
     for group in group_fields(
         regmap.fields, w.max_registers_per_request, w.hole_fill, w.one_request_per_field
@@ -416,12 +414,9 @@ def compile_device(
         )
         request = ReadRequest(group[0].function, start, count)
         planned.append(PlannedRequest(request, bound, block_unpacker(group, start, count)))
-    rules = []
-    for r in regmap.quality_rules:
-        for n in (r.source, *r.applies_to):
-            if n not in names:
-                raise ValueError(f"{device_id}: quality rule names unknown field {n!r}")
-        rules.append((r.source, r.mask, _QUALITY[r.quality], tuple(r.applies_to)))
+    rules = [
+        (r.source, r.mask, _QUALITY[r.quality], tuple(r.applies_to)) for r in regmap.quality_rules
+    ]
     counter = None
     if regmap.counter is not None:
         c = regmap.counter

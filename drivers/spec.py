@@ -1,9 +1,9 @@
 """Declarative device descriptions: buses, register maps and quality rules as data.
 
 These pydantic models are the contract between configuration, drivers and emulators: a second
-installation needs another config file, never another code path. Semantic checks that span
-several fields (overlapping registers, word orders on 16-bit types...) live in
-`drivers.spec_checks` so that every error can name its key path.
+installation needs another config file, never another code path. Checks that span several
+fields (overlapping registers, word orders on 16-bit types...) live beside them in
+`drivers.spec_checks`, so that every error can name its key path.
 """
 
 from __future__ import annotations
@@ -174,26 +174,39 @@ class Workarounds(Strict):
     pause_after_connect_s: Annotated[float, between(0.0, 10.0)] = 0.0
 
 
-class ModbusTcpBus(Strict):
-    transport: Literal["modbus_tcp"]
-    host: HOST
-    port: Annotated[int, between(1, 65535)] = 502
-    timeout_s: Annotated[float, between(0.0, 60.0, open_lo=True)] = 1.0
-    retries: Annotated[int, between(0, 10)] = 1
+#: Seconds a Modbus master waits for a reply.
+TIMEOUT_S = Annotated[float, between(0.0, 60.0, open_lo=True)]
+RETRIES = Annotated[int, between(0, 10)]
+
+
+class _Reconnecting(Strict):
+    """A link re-opened after a loss, the delay doubling from min to max."""
+
     reconnect_min_s: RETRY_S = 0.5
     reconnect_max_s: RETRY_S = 30.0
 
 
-class ModbusRtuTcpBus(Strict):
+class _ModbusLink(_Reconnecting):
+    """A Modbus master's patience with one request (RTU defaults: a short serial turn)."""
+
+    timeout_s: TIMEOUT_S = 0.3
+    retries: RETRIES = 0
+
+
+class ModbusTcpBus(_ModbusLink):
+    transport: Literal["modbus_tcp"]
+    host: HOST
+    port: Annotated[int, between(1, 65535)] = 502
+    timeout_s: TIMEOUT_S = 1.0
+    retries: RETRIES = 1
+
+
+class ModbusRtuTcpBus(_ModbusLink):
     """Modbus RTU framing through a serial device server's raw TCP socket."""
 
     transport: Literal["modbus_rtu_tcp"]
     host: HOST
     port: Annotated[int, between(1, 65535)] = 4001
-    timeout_s: Annotated[float, between(0.0, 60.0, open_lo=True)] = 0.3
-    retries: Annotated[int, between(0, 10)] = 0
-    reconnect_min_s: RETRY_S = 0.5
-    reconnect_max_s: RETRY_S = 30.0
 
 
 class SerialLine(Strict):
@@ -203,16 +216,12 @@ class SerialLine(Strict):
     stopbits: Literal[1, 2] = 1
 
 
-class ModbusRtuSerialBus(SerialLine):
+class ModbusRtuSerialBus(SerialLine, _ModbusLink):
     transport: Literal["modbus_rtu_serial"]
     device: Annotated[str, Field(min_length=1)]
-    timeout_s: Annotated[float, between(0.0, 60.0, open_lo=True)] = 0.3
-    retries: Annotated[int, between(0, 10)] = 0
-    reconnect_min_s: RETRY_S = 0.5
-    reconnect_max_s: RETRY_S = 30.0
 
 
-class AsciiStreamBus(SerialLine):
+class AsciiStreamBus(SerialLine, _Reconnecting):
     """A device-paced sentence stream: pyserial URL (`/dev/ttyS2`, `socket://host:port`)."""
 
     transport: Literal["ascii_stream"]
@@ -221,8 +230,6 @@ class AsciiStreamBus(SerialLine):
     parity: Literal["N", "E", "O"] = "N"
     #: No sentence for this long marks the device's channels BAD and reconnects.
     silence_timeout_s: Annotated[float, between(0.0, 3600.0, open_lo=True)] = 2.0
-    reconnect_min_s: RETRY_S = 0.5
-    reconnect_max_s: RETRY_S = 30.0
 
 
 Bus = Annotated[

@@ -9,16 +9,15 @@ reconnects, with exponential backoff, forever.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 
 import serial_asyncio_fast
 
+from drivers.bus_owner import BusOwner, Emit
 from drivers.sample import Batch, bad_batch
 from drivers.sentence import SentenceDecoder, SentenceParser
 from drivers.spec import AsciiStreamBus
 from drivers.stats import BusStats, DeviceStats
-
-Emit = Callable[[Batch], Awaitable[None]]
 
 
 class _Listener(asyncio.Protocol):
@@ -36,7 +35,7 @@ class _Listener(asyncio.Protocol):
             self.lost.set_result(None)
 
 
-class StreamBusOwner:
+class StreamBusOwner(BusOwner):
     def __init__(
         self,
         bus_id: str,
@@ -47,14 +46,11 @@ class StreamBusOwner:
         device_stats: DeviceStats,
         clock_ns: Callable[[], int],
     ) -> None:
-        self.bus_id = bus_id
+        super().__init__(bus_id, bus, emit, stats, clock_ns)
         self.bus = bus
         self.decoder = decoder
         self.parser = SentenceParser()
-        self.emit = emit
-        self.stats = stats
         self.dstats = device_stats
-        self.clock_ns = clock_ns
         self._batches: asyncio.Queue[Batch] = asyncio.Queue(maxsize=1000)
         self.overflow = 0
 
@@ -92,7 +88,6 @@ class StreamBusOwner:
         return transport, proto
 
     async def run(self) -> None:
-        delay = self.bus.reconnect_min_s
         dev = self.decoder.device_id
         while True:
             try:
@@ -101,8 +96,7 @@ class StreamBusOwner:
                 self.stats.connect_failures += 1
                 self.dstats.state = "link_down"
                 await self.emit(bad_batch(dev, self.decoder.channels, self.clock_ns()))
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self.bus.reconnect_max_s)
+                await self.before_reconnect()
                 continue
             self.stats.connected = True
             self.stats.connects += 1
@@ -115,9 +109,8 @@ class StreamBusOwner:
             self.stats.link_errors += 1
             await self.emit(bad_batch(dev, self.decoder.channels, self.clock_ns()))
             if got_any:
-                delay = self.bus.reconnect_min_s
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, self.bus.reconnect_max_s)
+                self.link_works()
+            await self.before_reconnect()
 
     async def _listen(self, proto: _Listener) -> bool:
         """Forward batches until silence or link loss; True if anything valid arrived."""

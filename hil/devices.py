@@ -1,13 +1,15 @@
 """Catalogue of the emulated devices and channels (ids as in docs/CONVENTIONS.md).
 
 Data only: poll rates and register resolutions come from ICD.md; noise and lag are the
-plant's choice of realistic instruments. This module imports nothing from the rest of
-``hil`` so the scenario loader can use it to check fault targets.
+plant's choice of realistic instruments. It imports only the fault vocabulary
+(:mod:`hil.faults`, a leaf) so the scenario loader can use it to check fault targets.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from hil.faults import Target
 
 __all__ = [
     "AI_COUNTS_SPAN",
@@ -42,12 +44,17 @@ class ChannelSpec:
 
 @dataclass(frozen=True)
 class DeviceSpec:
-    """A polled unit or a stream: reference rate, endpoint and its channels in order."""
+    """A polled unit or a stream: reference rate, endpoint and its channels in order.
+
+    ``bits`` names the bits of the ``status`` channel from bit 0: the 0/1 channels a driver
+    derives from it (as the config's register and sentence maps name them).
+    """
 
     endpoint: str
     rate_hz: float
     status: str | None
     channels: dict[str, ChannelSpec]
+    bits: tuple[str, ...] = ()
 
 
 _PUMP = {
@@ -74,11 +81,15 @@ _SUBSEA = {
     "sample_counter": ChannelSpec(),
 }
 
+_PUMP_BITS = ("ready", "running", "fault", "remote", "at_speed")
+_FLOW_BITS = ("empty_pipe", "coil_fault", "electrode_fault", "out_of_range", "simulation_active")
+_SUBSEA_BITS = ("sensor_fault", "over_range", "temp_comp_out_of_range")
+
 DEVICES: dict[str, DeviceSpec] = {
-    "p101a": DeviceSpec("gateway", 5.0, "status_word", _PUMP),
-    "p101b": DeviceSpec("gateway", 5.0, "status_word", _PUMP),
-    "ft101": DeviceSpec("gateway", 10.0, "diagnostics", _FLOW),
-    "ft201": DeviceSpec("gateway", 10.0, "diagnostics", _FLOW),
+    "p101a": DeviceSpec("gateway", 5.0, "status_word", _PUMP, _PUMP_BITS),
+    "p101b": DeviceSpec("gateway", 5.0, "status_word", _PUMP, _PUMP_BITS),
+    "ft101": DeviceSpec("gateway", 10.0, "diagnostics", _FLOW, _FLOW_BITS),
+    "ft201": DeviceSpec("gateway", 10.0, "diagnostics", _FLOW, _FLOW_BITS),
     "ai20": DeviceSpec(
         "gateway",
         50.0,
@@ -89,9 +100,9 @@ DEVICES: dict[str, DeviceSpec] = {
             "tt201": ChannelSpec(noise=0.02, lag_s=3.0, ai_range=(0.0, 50.0)),
         },
     ),
-    "pt301": DeviceSpec("subsea_bus", 10.0, "status", _SUBSEA),
-    "pt302": DeviceSpec("subsea_bus", 10.0, "status", _SUBSEA),
-    "pt303": DeviceSpec("subsea_bus", 10.0, "status", _SUBSEA),
+    "pt301": DeviceSpec("subsea_bus", 10.0, "status", _SUBSEA, _SUBSEA_BITS),
+    "pt302": DeviceSpec("subsea_bus", 10.0, "status", _SUBSEA, _SUBSEA_BITS),
+    "pt303": DeviceSpec("subsea_bus", 10.0, "status", _SUBSEA, _SUBSEA_BITS),
     "dt201": DeviceSpec(
         "dt201",
         2.0,
@@ -102,6 +113,7 @@ DEVICES: dict[str, DeviceSpec] = {
             "count_rate": ChannelSpec(quantum=1.0, lag_s=2.0),
             "status": ChannelSpec(),
         },
+        ("source_decay_warning", "low_count_rate", "empty_pipe", "calibration_due", "hold"),
     ),
 }
 
@@ -115,18 +127,28 @@ CHANNELS: dict[str, ChannelSpec] = {
 }
 
 
-def resolve_target(target: str) -> tuple[tuple[str, ...], str | None]:
-    """Devices hit by a fault target, and the channel name when it names one channel.
+def resolve_target(target: str) -> Target:
+    """The devices a fault target hits, and the channel name when it names one channel.
 
     ``gateway``/``subsea_bus`` name every device behind that endpoint; ``dt201`` is both
     a device and its own endpoint.
     """
+    channel = None
     if target in DEVICES:
-        return (target,), None
-    if target in ENDPOINTS:
-        return ENDPOINTS[target], None
-    if target in CHANNELS:
-        dev, name = target.split(".", 1)
-        return (dev,), name
-    known = sorted([*DEVICES, *ENDPOINTS, *CHANNELS])
-    raise ValueError(f"unknown fault target {target!r}; known: {', '.join(known)}")
+        devices: tuple[str, ...] = (target,)
+    elif target in ENDPOINTS:
+        devices = ENDPOINTS[target]
+    elif target in CHANNELS:
+        dev, channel = target.split(".", 1)
+        devices = (dev,)
+    else:
+        known = sorted([*DEVICES, *ENDPOINTS, *CHANNELS])
+        raise ValueError(f"unknown fault target {target!r}; known: {', '.join(known)}")
+    return Target(
+        name=target,
+        devices=devices,
+        channel=channel,
+        endpoint=target in ENDPOINTS,
+        modbus=all(DEVICES[d].endpoint != "dt201" for d in devices),
+        has_status=DEVICES[devices[0]].status is not None,
+    )

@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import math
 import tomllib
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from hil.devices import DEVICES, ENDPOINTS, resolve_target
+from hil.devices import resolve_target
+from hil.faults import ActiveFault, FaultKind, check_fault
 
 __all__ = [
     "ALARM_NAMES",
@@ -59,30 +59,6 @@ ALARM_NAMES = frozenset(
 )
 PUMP_IDS = ("p101a", "p101b")
 REFERENCE_DEPTHS_M = {"pt301": 5690.0, "pt302": 2850.0, "pt303": 500.0}
-
-
-class FaultKind(StrEnum):
-    """The one vocabulary of injectable faults (DESIGN "HIL"), shared by plant and emulators.
-
-    stuck: value frozen at onset (subsea: sample counter stops too). drift: bias ramping to
-    ``total`` over ``ramp_s``. dropout: the unit never answers. timeout: a request goes
-    unanswered with ``probability``. modbus_exception: the unit answers exception ``code``.
-    disconnect: the endpoint (``gateway``, ``subsea_bus``, ``dt201``) drops its connections.
-    namur_fail: a 4-20 mA loop sits at ``ma`` (default 3.5 mA). garbled: a densitometer
-    sentence is corrupted with ``probability``. empty_pipe: flowmeter/densitometer report an
-    empty pipe. status_bits: ``mask`` is OR-ed into the device's status word.
-    """
-
-    STUCK = "stuck"
-    DRIFT = "drift"
-    DROPOUT = "dropout"
-    TIMEOUT = "timeout"
-    MODBUS_EXCEPTION = "modbus_exception"
-    DISCONNECT = "disconnect"
-    NAMUR_FAIL = "namur_fail"
-    GARBLED = "garbled"
-    EMPTY_PIPE = "empty_pipe"
-    STATUS_BITS = "status_bits"
 
 
 class ScenarioError(ValueError):
@@ -191,85 +167,106 @@ class _EventBase(_Strict):
     at_s: float = Field(ge=0)
 
 
-class GradeEvent(_EventBase):
+class _Ramped(_EventBase):
+    """A value that moves to its target over ``ramp_s`` (0: at once)."""
+
+    ramp_s: float = Field(default=0.0, ge=0)
+
+
+class _OnePump(_EventBase):
+    pump: Literal["p101a", "p101b"]
+
+
+class _Lasting(_EventBase):
+    """On from ``at_s`` for ``duration_s`` (None: to the end of the run)."""
+
+    duration_s: float | None = Field(default=None, gt=0)
+
+
+class GradeEvent(_Ramped):
     """Intake grade (REY ppm, dry basis) moves to ``grade_ppm`` over ``ramp_s``."""
 
     kind: Literal["grade"]
     grade_ppm: float = Field(ge=0)
-    ramp_s: float = Field(default=0.0, ge=0)
 
 
-class IntakeEvent(_EventBase):
+class IntakeEvent(_Ramped):
     """Wet-mud intake rate moves to ``mud_m3_h`` over ``ramp_s``."""
 
     kind: Literal["intake"]
     mud_m3_h: float = Field(ge=0)
-    ramp_s: float = Field(default=0.0, ge=0)
 
 
-class PumpSpeedEvent(_EventBase):
+class PumpSpeedEvent(_OnePump):
     """New speed command; the drive ramps at its own rate."""
 
     kind: Literal["pump_speed"]
-    pump: Literal["p101a", "p101b"]
     speed_rpm: float = Field(ge=0)
 
 
-class PumpTripEvent(_EventBase):
+class PumpTripEvent(_OnePump):
     """Drive fault: the pump coasts down, status bit 2 and ``fault_code`` are set."""
 
     kind: Literal["pump_trip"]
-    pump: Literal["p101a", "p101b"]
     fault_code: int = Field(default=7, ge=1, le=65535)
 
 
-class PumpStartEvent(_EventBase):
+class PumpStartEvent(_OnePump):
     """Fault reset and restart towards the last speed command."""
 
     kind: Literal["pump_start"]
-    pump: Literal["p101a", "p101b"]
 
 
-class FrictionEvent(_EventBase):
+class FrictionEvent(_Ramped):
     """Return-leg friction multiplier moves to ``factor`` over ``ramp_s`` (plugging)."""
 
     kind: Literal["friction"]
     factor: float = Field(gt=0)
-    ramp_s: float = Field(default=0.0, ge=0)
 
 
-class SlugEvent(_EventBase):
+class SlugEvent(_Lasting):
     """Mud intake waves: intake x (1 + amplitude_rel sin(2 pi t / period_s))."""
 
     kind: Literal["slugging"]
     period_s: float = Field(gt=0)
     amplitude_rel: float = Field(gt=0, le=1)
-    duration_s: float | None = Field(default=None, gt=0)
 
 
-class HeaveEvent(_EventBase):
+class HeaveEvent(_Lasting):
     """Vessel heave: transmitter depths move by amplitude_m, flows by flow_amplitude_rel."""
 
     kind: Literal["heave"]
     period_s: float = Field(gt=0)
     amplitude_m: float = Field(ge=0)
     flow_amplitude_rel: float = Field(default=0.0, ge=0, lt=1)
-    duration_s: float | None = Field(default=None, gt=0)
 
 
-class FaultEvent(_EventBase):
+class FaultEvent(_Lasting):
     """A sensor, device or link fault on ``target`` (a device, endpoint or channel id)."""
 
     kind: Literal["fault"]
     target: str = Field(min_length=2)
     fault: FaultKind
-    duration_s: float | None = Field(default=None, gt=0)
     params: dict[str, float] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _target(self) -> FaultEvent:
-        check_fault(self.target, self.fault)
+        check_fault(self.fault, resolve_target(self.target))
         return self
+
+    def scheduled(self) -> ActiveFault:
+        """The fault as the plant and emulators act on it: devices resolved, end time set."""
+        target = resolve_target(self.target)
+        end = None if self.duration_s is None else self.at_s + self.duration_s
+        return ActiveFault(
+            self.target,
+            self.fault,
+            self.at_s,
+            end,
+            target.devices,
+            target.channel,
+            dict(self.params),
+        )
 
 
 Event = Annotated[
@@ -388,31 +385,3 @@ def load_scenario(name_or_path: str | Path) -> Scenario:
 def list_scenarios() -> list[str]:
     """Names of the bundled scenarios, sorted."""
     return sorted(p.stem for p in SCENARIO_DIR.glob("*.toml"))
-
-
-_MODBUS_DEVICES = frozenset(d for d, s in DEVICES.items() if s.endpoint != "dt201")
-
-
-def check_fault(target: str, kind: FaultKind) -> None:
-    """Raise ValueError when ``kind`` cannot happen on ``target``."""
-    devices, channel = resolve_target(target)
-    if kind is FaultKind.NAMUR_FAIL and (devices != ("ai20",) or channel is None):
-        raise ValueError("namur_fail needs an AI-20 channel target such as 'ai20.pt201'")
-    if kind is FaultKind.GARBLED and devices != ("dt201",):
-        raise ValueError("garbled frames happen only on the densitometer stream 'dt201'")
-    if kind is FaultKind.EMPTY_PIPE and (
-        channel is not None or devices[0] not in ("ft101", "ft201", "dt201")
-    ):
-        raise ValueError("empty_pipe needs a device target: ft101, ft201 or dt201")
-    if kind is FaultKind.DISCONNECT and target not in ENDPOINTS:
-        raise ValueError(f"disconnect needs an endpoint target: {', '.join(ENDPOINTS)}")
-    if kind in (FaultKind.TIMEOUT, FaultKind.MODBUS_EXCEPTION) and not set(devices).issubset(
-        _MODBUS_DEVICES
-    ):
-        raise ValueError(f"{kind.value} needs Modbus devices, not {target!r}")
-    if kind is FaultKind.DRIFT and channel is None:
-        raise ValueError("drift needs a channel target such as 'dt201.density'")
-    if kind is FaultKind.STATUS_BITS and (
-        channel is not None or DEVICES[devices[0]].status is None
-    ):
-        raise ValueError("status_bits needs a device with a status word")

@@ -19,9 +19,9 @@ from collections.abc import Callable
 
 from drivers.sentence import frame_sentence
 from drivers.spec import SentenceMap
-from hil.emulators.faults import FaultSet
 from hil.emulators.links import Link, LinkServer, Mode
 from hil.emulators.source import ValueSource
+from hil.faults import FaultSet
 
 #: ICD decimals per float field name.
 DECIMALS: dict[str, int] = {"density": 2, "temperature": 1}

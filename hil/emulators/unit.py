@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 
 from drivers.codec import encode_raw, eng_to_ma, ma_to_counts
 from drivers.spec import Device, Field_, RegisterMap
-from hil.emulators.faults import FaultSet
 from hil.emulators.source import ValueSource
+from hil.faults import FaultSet
 
 #: Modbus exception codes the emulators answer with.
 ILLEGAL_FUNCTION = 1

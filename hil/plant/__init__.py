@@ -5,8 +5,8 @@ Entry points: :class:`Plant` (live, stepped by simulation time), :func:`synth_bl
 """
 
 from hil.devices import CHANNELS, DEVICES, ENDPOINTS
+from hil.faults import LINK_FAULTS, ActiveFault, FaultKind, fault_flags
 from hil.plant.clock import Clock, RealClock, SimClock
-from hil.plant.faults import LINK_FAULTS, ActiveFault, FaultKind, fault_flags
 from hil.plant.plant import Plant
 from hil.plant.synth import TRUTH_SERIES, SynthBlock, synth_blocks
 from hil.plant.truth import TruthTotals

@@ -24,6 +24,7 @@ so any split of a run into calls gives the same result.
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import numpy as np
 from numba import njit
@@ -32,7 +33,7 @@ from hil.plant import physics
 from hil.plant.physics import RE_LOG_MAX, RE_LOG_MIN, RE_N
 from hil.scenario import PlantParams
 
-__all__ = ["DRIVE_COLUMNS", "OUT_COLUMNS", "Hydraulics"]
+__all__ = ["COL", "DRIVE_COLUMNS", "OUT", "OUT_COLUMNS", "Hydraulics", "KernelParams", "OutRow"]
 
 # drive columns (per step inputs, built from the scenario schedule)
 D_CMD_A, D_CMD_B, D_TRIP_A, D_TRIP_B, D_QMUD, D_GRADE, D_FMULT, D_HEAVE_M, D_HEAVE_Q = range(9)
@@ -48,75 +49,79 @@ DRIVE_COLUMNS = (
     "heave_flow_rel",
 )
 
-OUT_COLUMNS = (
-    "t_s",
-    "q_inj_m3_s",
-    "q_ret_m3_s",
-    "q_mud_m3_s",
-    "cv_in",
-    "grade_in_ppm",
-    "cv_deck",
-    "grade_deck_ppm",
-    "p_deck_kpa_g",
-    "p_pump_kpa_g",
-    "p_z0_kpa_abs",
-    "p_z1_kpa_abs",
-    "p_z2_kpa_abs",
-    "n_a_rpm",
-    "n_b_rpm",
-    "q_a_m3_s",
-    "q_b_m3_s",
-    "solids_in_kg",
-    "rey_in_kg",
-    "solids_out_kg",
-    "rey_out_kg",
-    "solids_riser_kg",
-    "rey_riser_kg",
-    "rho_mean_kg_m3",
-    "vol_inj_m3",
-    "vol_ret_m3",
-    "run_a_s",
-    "run_b_s",
-    "cmd_a_rpm",
-    "cmd_b_rpm",
-    "trip_a",
-    "trip_b",
-)
-COL = {name: i for i, name in enumerate(OUT_COLUMNS)}
 
-# parameter vector
-(
-    P_RHO_W,
-    P_RHO_S,
-    P_G,
-    P_PATM,
-    P_L,
-    P_AR,
-    P_DR,
-    P_FR,
-    P_AI,
-    P_DI,
-    P_FI,
-    P_VCELL,
-    P_DT,
-    P_DECK_STATIC,
-    P_DECK_K,
-    P_H0,
-    P_K,
-    P_NREF,
-    P_RAMP,
-    P_COAST,
-    P_FLOW_TAU,
-    P_Z0,
-    P_Z1,
-    P_Z2,
-    P_PHI_B,
-    P_WCOL,
-    P_MU,
-    P_SLIP,
-    P_RHOW_MEAN,
-) = range(29)
-N_PARAMS = 29
+class OutRow(NamedTuple):
+    """The kernel's output row: one field per column; :data:`OUT` holds each one's index."""
+
+    t_s: int
+    q_inj_m3_s: int
+    q_ret_m3_s: int
+    q_mud_m3_s: int
+    cv_in: int
+    grade_in_ppm: int
+    cv_deck: int
+    grade_deck_ppm: int
+    p_deck_kpa_g: int
+    p_pump_kpa_g: int
+    p_z0_kpa_abs: int  # transmitters in depth order (Hydraulics.depth_order)
+    p_z1_kpa_abs: int
+    p_z2_kpa_abs: int
+    n_a_rpm: int
+    n_b_rpm: int
+    q_a_m3_s: int
+    q_b_m3_s: int
+    solids_in_kg: int
+    rey_in_kg: int
+    solids_out_kg: int
+    rey_out_kg: int
+    solids_riser_kg: int
+    rey_riser_kg: int
+    rho_mean_kg_m3: int
+    vol_inj_m3: int
+    vol_ret_m3: int
+    run_a_s: int
+    run_b_s: int
+    cmd_a_rpm: int
+    cmd_b_rpm: int
+    trip_a: int
+    trip_b: int
+
+
+OUT = OutRow(*range(len(OutRow._fields)))
+OUT_COLUMNS: tuple[str, ...] = OutRow._fields
+COL = OUT._asdict()
+
+
+class KernelParams(NamedTuple):
+    """One plant's constants as the kernel reads them (SI units; pressures in kPa)."""
+
+    rho_w: float  # pump-curve fit's seawater density
+    rho_s: float
+    g: float
+    p_atm_kpa: float
+    length_m: float
+    area_ret_m2: float
+    d_ret_m: float
+    area_inj_m2: float
+    d_inj_m: float
+    f_inj: float  # injection leg: seawater, Colebrook at its nominal Re
+    vcell_m3: float
+    dt_s: float
+    deck_static_kpa: float
+    deck_k: float  # deck back pressure per (m3/s)^2
+    pump_h0_kpa: float  # shut-off head at n_ref_rpm
+    pump_k: float  # kPa per (m3/s)^2 of one pump
+    n_ref_rpm: float
+    ramp_rpm_s: float
+    coast_tau_s: float
+    flow_tau_s: float
+    z_m: tuple[float, float, float]  # transmitter depths, in depth order
+    phi_b: float  # solids volume fraction of the wet mud taken in
+    w_col: float  # mass per area of the seawater column beside the riser
+    mu_pa_s: float  # water viscosity at mid-riser
+    slip_m_s: float
+    rho_w_mean: float  # mean seawater density of that column
+
 
 # float state
 S_T, S_QINJ, S_NA, S_NB, S_SIN, S_RIN, S_SOUT, S_ROUT, S_MCOL, S_VINJ, S_VRET, S_RUNA, S_RUNB = (
@@ -125,6 +130,9 @@ S_T, S_QINJ, S_NA, S_NB, S_SIN, S_RIN, S_SOUT, S_ROUT, S_MCOL, S_VINJ, S_VRET, S
 N_FSTATE = 13
 # int state: ring head index, cells in use
 I_HEAD, I_COUNT, I_STEP = range(3)
+
+#: a named step of the kernel, inlined into it (compiles no slower than one long function)
+_step = njit(cache=True, nogil=True, inline="always")
 
 
 @njit(cache=True, nogil=True)
@@ -147,7 +155,7 @@ def _head_at_flow(q: float, a_a: float, a_b: float, k: float) -> float:
     return hi - s * s
 
 
-@njit(cache=True, nogil=True, inline="always")
+@_step
 def _darcy(ftab: np.ndarray, re: float) -> float:
     x = (math.log10(max(re, 100.0)) - RE_LOG_MIN) / (RE_LOG_MAX - RE_LOG_MIN) * (RE_N - 1)
     x = min(max(x, 0.0), RE_N - 1.000001)
@@ -155,9 +163,231 @@ def _darcy(ftab: np.ndarray, re: float) -> float:
     return ftab[j] + (x - j) * (ftab[j + 1] - ftab[j])
 
 
+@_step
+def _turn_rotors(
+    kp: KernelParams, fs: np.ndarray, d: np.ndarray, ramp: float, coast: float
+) -> None:
+    """Each drive ramps towards its command, or coasts down when tripped; run hours count."""
+    for j in range(2):
+        sidx = S_NA + j
+        n = fs[sidx]
+        if d[D_TRIP_A + j] > 0.5:
+            n *= coast
+        else:
+            cmd = d[D_CMD_A + j]
+            n = min(cmd, n + ramp) if n < cmd else max(cmd, n - ramp)
+        fs[sidx] = n
+        if n > 1.0:
+            fs[S_RUNA + j] += kp.dt_s
+
+
+@_step
+def _system_curve(
+    kp: KernelParams, fs: np.ndarray, fmult: float, fric_r0: float
+) -> tuple[float, float, float]:
+    """Static head (kPa), Re per m3/s of return flow and the return leg's friction factor
+    scale, from the column's mass at the start of the step (Thomas viscosity)."""
+    a_r = kp.area_ret_m2
+    rho_mean = fs[S_MCOL] / (a_r * kp.length_m)
+    static = kp.deck_static_kpa + (fs[S_MCOL] / a_r - kp.w_col) * kp.g / 1000.0
+    c_mean = (rho_mean - kp.rho_w_mean) / (kp.rho_s - kp.rho_w_mean)
+    c_mean = min(max(c_mean, 0.0), 0.5)
+    mu = kp.mu_pa_s * (
+        1.0 + 2.5 * c_mean + 10.05 * c_mean * c_mean + 0.00273 * math.exp(16.6 * c_mean)
+    )
+    re_per_q = rho_mean * kp.d_ret_m / (a_r * mu)
+    fr_r = fric_r0 * fmult * rho_mean / (a_r * a_r)
+    return static, re_per_q, fr_r
+
+
+@_step
+def _steady_flow(
+    kp: KernelParams,
+    ftab: np.ndarray,
+    a_a: float,
+    a_b: float,
+    q_mud: float,
+    static: float,
+    re_per_q: float,
+    fr_r: float,
+    fric_i: float,
+) -> float:
+    """Injection flow where the pump curve meets the system curve (both monotone in q)."""
+    k = kp.pump_k
+    q_max = (math.sqrt(a_a) + math.sqrt(a_b)) / math.sqrt(k)
+    if not (q_max > 0.0 and _head_at_flow(0.0, a_a, a_b, k) > static + kp.deck_k * q_mud**2):
+        return 0.0
+    lo = 0.0
+    hi = q_max
+    for _ in range(44):
+        q = 0.5 * (lo + hi)
+        qr = q + q_mud
+        f_r = _darcy(ftab, re_per_q * qr)
+        h_sys = static + kp.deck_k * qr * qr + fric_i * q * q + f_r * fr_r * qr * qr
+        if _head_at_flow(q, a_a, a_b, k) > h_sys:
+            lo = q
+        else:
+            hi = q
+    return 0.5 * (lo + hi)
+
+
+@_step
+def _split_pumps(q_base: float, a_a: float, a_b: float, k: float) -> tuple[float, float, float]:
+    """Discharge head at the actual flow, and each pump's share of that flow."""
+    h_pump = max(_head_at_flow(q_base, a_a, a_b, k), 0.0) if q_base > 0.0 else 0.0
+    q_a = math.sqrt((a_a - h_pump) / k) if a_a > h_pump else 0.0
+    q_b = math.sqrt((a_b - h_pump) / k) if a_b > h_pump else 0.0
+    if q_a + q_b > 0.0:
+        scale = q_base / (q_a + q_b)
+        q_a *= scale
+        q_b *= scale
+    return h_pump, q_a, q_b
+
+
+@_step
+def _fill_bottom(
+    vcell: float,
+    ist: np.ndarray,
+    vol: np.ndarray,
+    sol: np.ndarray,
+    rey: np.ndarray,
+    dv: float,
+    ds: float,
+    dr: float,
+) -> None:
+    """The inflow fills the bottom cell(s) of the ring, opening new cells as they fill."""
+    m = vol.shape[0]
+    head = ist[I_HEAD]
+    count = ist[I_COUNT]
+    remaining = dv
+    while remaining > 0.0:
+        tail = (head + count - 1) % m
+        room = vcell - vol[tail]
+        if count >= m:  # ring full (step much larger than a cell): overfill the tail
+            room = remaining
+        elif room <= vcell * 1e-12:
+            count += 1
+            tail = (head + count - 1) % m
+            vol[tail] = 0.0
+            sol[tail] = 0.0
+            rey[tail] = 0.0
+            room = vcell
+        take = min(room, remaining)
+        share = take / dv
+        vol[tail] += take
+        sol[tail] += ds * share
+        rey[tail] += dr * share
+        remaining -= take
+    ist[I_COUNT] = count
+
+
+@_step
+def _drain_top(
+    ist: np.ndarray, vol: np.ndarray, sol: np.ndarray, rey: np.ndarray, dv: float
+) -> tuple[float, float]:
+    """The same volume leaves the top cell(s): solids and REY delivered (kg)."""
+    m = vol.shape[0]
+    head = ist[I_HEAD]
+    count = ist[I_COUNT]
+    remaining = dv
+    out_s = 0.0
+    out_r = 0.0
+    while remaining > 0.0 and count > 1:
+        v = vol[head]
+        if v <= remaining * (1.0 + 1e-12):
+            out_s += sol[head]
+            out_r += rey[head]
+            remaining -= v
+            vol[head] = 0.0
+            sol[head] = 0.0
+            rey[head] = 0.0
+            head = (head + 1) % m
+            count -= 1
+        else:
+            frac = remaining / v
+            ts = sol[head] * frac
+            tr = rey[head] * frac
+            out_s += ts
+            out_r += tr
+            vol[head] = v - remaining
+            sol[head] -= ts
+            rey[head] -= tr
+            remaining = 0.0
+    ist[I_HEAD] = head
+    ist[I_COUNT] = count
+    return out_s, out_r
+
+
+@_step
+def _deck_mix(
+    rho_s: float,
+    head: int,
+    vol: np.ndarray,
+    sol: np.ndarray,
+    rey: np.ndarray,
+    dv: float,
+    out_s: float,
+    out_r: float,
+) -> tuple[float, float]:
+    """Cv and grade on deck: of what left this step, else of the top cell."""
+    if dv > 0.0 and out_s > 0.0:
+        return out_s / (rho_s * dv), out_r / out_s * 1e6
+    cv_deck = sol[head] / (rho_s * vol[head]) if vol[head] > 0.0 else 0.0
+    grade_deck = rey[head] / sol[head] * 1e6 if sol[head] > 0.0 else 0.0
+    return cv_deck, grade_deck
+
+
+@_step
+def _walk_column(
+    kp: KernelParams,
+    wz: np.ndarray,
+    ist: np.ndarray,
+    vol: np.ndarray,
+    sol: np.ndarray,
+    rey: np.ndarray,
+    k_slip: float,
+    m_above: np.ndarray,
+) -> tuple[float, float, float]:
+    """From the top down: the column's mass, solids and REY in the riser, and the mass per
+    area above each transmitter depth (into ``m_above``)."""
+    m = vol.shape[0]
+    head = ist[I_HEAD]
+    a_r = kp.area_ret_m2
+    zs = kp.z_m
+    n_wz = wz.shape[0]
+    mass = 0.0
+    s_riser = 0.0
+    r_riser = 0.0
+    depth = 0.0
+    zi = 0
+    m_above[:] = 0.0
+    for c in range(ist[I_COUNT]):
+        idx = head + c
+        if idx >= m:
+            idx -= m
+        v = vol[idx]
+        if v <= 0.0:
+            continue
+        dz = v / a_r
+        iz = min(int(depth + 0.5 * dz), n_wz - 1)
+        s_in = sol[idx] * k_slip
+        cell_mass = s_in + wz[iz] * (v - s_in / kp.rho_s)
+        while zi < 3 and zs[zi] <= depth + dz:
+            m_above[zi] = (mass + cell_mass * (zs[zi] - depth) / dz) / a_r
+            zi += 1
+        mass += cell_mass
+        depth += dz
+        s_riser += sol[idx]
+        r_riser += rey[idx]
+    while zi < 3:
+        m_above[zi] = mass / a_r
+        zi += 1
+    return mass, s_riser, r_riser
+
+
 @njit(cache=True, nogil=True)
 def _advance(
-    par: np.ndarray,
+    kp: KernelParams,
     wz: np.ndarray,
     ftab: np.ndarray,
     fs: np.ndarray,
@@ -168,216 +398,91 @@ def _advance(
     drive: np.ndarray,
     out: np.ndarray,
 ) -> None:
-    n_steps = drive.shape[0]
-    m = vol.shape[0]
-    dt = par[P_DT]
-    rho_w = par[P_RHO_W]
-    rho_s = par[P_RHO_S]
-    g = par[P_G]
-    length = par[P_L]
-    a_r = par[P_AR]
-    vcell = par[P_VCELL]
-    phi_b = par[P_PHI_B]
-    fric_r0 = length / par[P_DR] / 2000.0  # kPa per (f rho V^2)
-    d_r = par[P_DR]
-    n_wz = wz.shape[0]
-    fric_i = par[P_FI] * length / par[P_DI] / 2000.0 * rho_w / (par[P_AI] * par[P_AI])
-    flow_alpha = 1.0 - math.exp(-dt / par[P_FLOW_TAU])
-    coast = math.exp(-dt / par[P_COAST])
-    ramp = par[P_RAMP] * dt
-    zs = (par[P_Z0], par[P_Z1], par[P_Z2])
+    """One step per drive row: pumps, flow, ring transport, column, pressures; one row out."""
+    dt = kp.dt_s
+    rho_s = kp.rho_s
+    g = kp.g
+    a_r = kp.area_ret_m2
+    k = kp.pump_k
+    fric_r0 = kp.length_m / kp.d_ret_m / 2000.0  # kPa per (f rho V^2)
+    fric_i = (
+        kp.f_inj * kp.length_m / kp.d_inj_m / 2000.0 * kp.rho_w / (kp.area_inj_m2 * kp.area_inj_m2)
+    )
+    flow_alpha = 1.0 - math.exp(-dt / kp.flow_tau_s)
+    coast = math.exp(-dt / kp.coast_tau_s)
+    ramp = kp.ramp_rpm_s * dt
     m_above = np.zeros(3)
-    for i in range(n_steps):
+    for i in range(drive.shape[0]):
         d = drive[i]
-        # pump rotors
-        for j in range(2):
-            sidx = S_NA + j
-            n = fs[sidx]
-            if d[D_TRIP_A + j] > 0.5:
-                n *= coast
-            else:
-                cmd = d[D_CMD_A + j]
-                n = min(cmd, n + ramp) if n < cmd else max(cmd, n - ramp)
-            fs[sidx] = n
-            if n > 1.0:
-                fs[S_RUNA + j] += dt
+        _turn_rotors(kp, fs, d, ramp, coast)
         q_mud = d[D_QMUD]
         fmult = d[D_FMULT]
-        rho_mean = fs[S_MCOL] / (a_r * length)
-        a_a = par[P_H0] * (fs[S_NA] / par[P_NREF]) ** 2
-        a_b = par[P_H0] * (fs[S_NB] / par[P_NREF]) ** 2
-        k = par[P_K]
-        static = par[P_DECK_STATIC] + (fs[S_MCOL] / a_r - par[P_WCOL]) * g / 1000.0
-        c_mean = (rho_mean - par[P_RHOW_MEAN]) / (rho_s - par[P_RHOW_MEAN])
-        c_mean = min(max(c_mean, 0.0), 0.5)
-        mu = par[P_MU] * (
-            1.0 + 2.5 * c_mean + 10.05 * c_mean * c_mean + 0.00273 * math.exp(16.6 * c_mean)
-        )
-        re_per_q = rho_mean * d_r / (a_r * mu)  # Re per m3/s of return flow
-        fr_r = fric_r0 * fmult * rho_mean / (a_r * a_r)
-        # steady flow: pump curve meets system curve (both monotone in q)
-        q_max = (math.sqrt(a_a) + math.sqrt(a_b)) / math.sqrt(k)
-        q_ss = 0.0
-        if q_max > 0.0 and _head_at_flow(0.0, a_a, a_b, k) > static + par[P_DECK_K] * q_mud**2:
-            lo = 0.0
-            hi = q_max
-            for _ in range(44):
-                q = 0.5 * (lo + hi)
-                qr = q + q_mud
-                f_r = _darcy(ftab, re_per_q * qr)
-                h_sys = static + par[P_DECK_K] * qr * qr + fric_i * q * q + f_r * fr_r * qr * qr
-                if _head_at_flow(q, a_a, a_b, k) > h_sys:
-                    lo = q
-                else:
-                    hi = q
-            q_ss = 0.5 * (lo + hi)
-        q_base = fs[S_QINJ] + (q_ss - fs[S_QINJ]) * flow_alpha
+        a_a = kp.pump_h0_kpa * (fs[S_NA] / kp.n_ref_rpm) ** 2
+        a_b = kp.pump_h0_kpa * (fs[S_NB] / kp.n_ref_rpm) ** 2
+        static, re_per_q, fr_r = _system_curve(kp, fs, fmult, fric_r0)
+        q_ss = _steady_flow(kp, ftab, a_a, a_b, q_mud, static, re_per_q, fr_r, fric_i)
+        q_base = fs[S_QINJ] + (q_ss - fs[S_QINJ]) * flow_alpha  # the flow lags its steady state
         fs[S_QINJ] = q_base
-        # pump discharge head at the actual flow, and the split between pumps
-        h_pump = max(_head_at_flow(q_base, a_a, a_b, k), 0.0) if q_base > 0.0 else 0.0
-        q_a = math.sqrt((a_a - h_pump) / k) if a_a > h_pump else 0.0
-        q_b = math.sqrt((a_b - h_pump) / k) if a_b > h_pump else 0.0
-        if q_a + q_b > 0.0:
-            scale = q_base / (q_a + q_b)
-            q_a *= scale
-            q_b *= scale
+        h_pump, q_a, q_b = _split_pumps(q_base, a_a, a_b, k)
         q_inj = max(q_base * (1.0 + d[D_HEAVE_Q]), 0.0)
         q_ret = q_inj + q_mud
         # intake: each m3 of wet mud carries phi_b m3 of solids
-        ds = rho_s * phi_b * q_mud * dt
+        ds = rho_s * kp.phi_b * q_mud * dt
         dr = ds * d[D_GRADE] * 1e-6
         dv = q_ret * dt
-        cv_in = phi_b * q_mud / q_ret if q_ret > 0.0 else 0.0
+        cv_in = kp.phi_b * q_mud / q_ret if q_ret > 0.0 else 0.0
         fs[S_SIN] += ds
         fs[S_RIN] += dr
         fs[S_VINJ] += q_inj * dt
         fs[S_VRET] += dv
-        # fill the bottom cell(s)
-        head = ist[I_HEAD]
-        count = ist[I_COUNT]
-        remaining = dv
-        while remaining > 0.0:
-            tail = (head + count - 1) % m
-            room = vcell - vol[tail]
-            if count >= m:  # ring full (step much larger than a cell): overfill the tail
-                room = remaining
-            elif room <= vcell * 1e-12:
-                count += 1
-                tail = (head + count - 1) % m
-                vol[tail] = 0.0
-                sol[tail] = 0.0
-                rey[tail] = 0.0
-                room = vcell
-            take = min(room, remaining)
-            share = take / dv
-            vol[tail] += take
-            sol[tail] += ds * share
-            rey[tail] += dr * share
-            remaining -= take
-        # drain the top cell(s)
-        remaining = dv
-        out_s = 0.0
-        out_r = 0.0
-        while remaining > 0.0 and count > 1:
-            v = vol[head]
-            if v <= remaining * (1.0 + 1e-12):
-                out_s += sol[head]
-                out_r += rey[head]
-                remaining -= v
-                vol[head] = 0.0
-                sol[head] = 0.0
-                rey[head] = 0.0
-                head = (head + 1) % m
-                count -= 1
-            else:
-                frac = remaining / v
-                ts = sol[head] * frac
-                tr = rey[head] * frac
-                out_s += ts
-                out_r += tr
-                vol[head] = v - remaining
-                sol[head] -= ts
-                rey[head] -= tr
-                remaining = 0.0
-        ist[I_HEAD] = head
-        ist[I_COUNT] = count
+        _fill_bottom(kp.vcell_m3, ist, vol, sol, rey, dv, ds, dr)
+        out_s, out_r = _drain_top(ist, vol, sol, rey, dv)
         fs[S_SOUT] += out_s
         fs[S_ROUT] += out_r
-        if dv > 0.0 and out_s > 0.0:
-            cv_deck = out_s / (rho_s * dv)
-            grade_deck = out_r / out_s * 1e6
-        else:
-            cv_deck = sol[head] / (rho_s * vol[head]) if vol[head] > 0.0 else 0.0
-            grade_deck = rey[head] / sol[head] * 1e6 if sol[head] > 0.0 else 0.0
-        # walk the column from the top: mass per area above each transmitter depth
+        cv_deck, grade_deck = _deck_mix(rho_s, ist[I_HEAD], vol, sol, rey, dv, out_s, out_r)
         vel = q_ret / a_r
-        k_slip = 1.0 / (1.0 - par[P_SLIP] / vel) if vel > 2.0 * par[P_SLIP] else 1.0
-        mass = 0.0
-        s_riser = 0.0
-        r_riser = 0.0
-        depth = 0.0
-        zi = 0
-        m_above[:] = 0.0
-        for c in range(count):
-            idx = head + c
-            if idx >= m:
-                idx -= m
-            v = vol[idx]
-            if v <= 0.0:
-                continue
-            dz = v / a_r
-            iz = min(int(depth + 0.5 * dz), n_wz - 1)
-            s_in = sol[idx] * k_slip
-            cell_mass = s_in + wz[iz] * (v - s_in / rho_s)
-            while zi < 3 and zs[zi] <= depth + dz:
-                m_above[zi] = (mass + cell_mass * (zs[zi] - depth) / dz) / a_r
-                zi += 1
-            mass += cell_mass
-            depth += dz
-            s_riser += sol[idx]
-            r_riser += rey[idx]
-        while zi < 3:
-            m_above[zi] = mass / a_r
-            zi += 1
+        k_slip = 1.0 / (1.0 - kp.slip_m_s / vel) if vel > 2.0 * kp.slip_m_s else 1.0
+        mass, s_riser, r_riser = _walk_column(kp, wz, ist, vol, sol, rey, k_slip, m_above)
         fs[S_MCOL] = mass
         ist[I_STEP] += 1
         fs[S_T] = ist[I_STEP] * dt
-        p_deck = par[P_DECK_STATIC] + par[P_DECK_K] * q_ret * q_ret
+        # pressures: deck back pressure, then hydrostatic plus friction down to each depth
+        p_deck = kp.deck_static_kpa + kp.deck_k * q_ret * q_ret
         f_now = _darcy(ftab, re_per_q * q_ret)
-        grad = (g + f_now * fmult * vel * vel / (2.0 * par[P_DR])) / 1000.0
+        grad = (g + f_now * fmult * vel * vel / (2.0 * kp.d_ret_m)) / 1000.0
+        heave_kpa = kp.rho_w * g * d[D_HEAVE_M] / 1000.0
         o = out[i]
-        o[0] = fs[S_T]
-        o[1] = q_inj
-        o[2] = q_ret
-        o[3] = q_mud
-        o[4] = cv_in
-        o[5] = d[D_GRADE]
-        o[6] = cv_deck
-        o[7] = grade_deck
-        o[8] = p_deck
-        o[9] = h_pump
-        heave_kpa = rho_w * g * d[D_HEAVE_M] / 1000.0
+        o[OUT.t_s] = fs[S_T]
+        o[OUT.q_inj_m3_s] = q_inj
+        o[OUT.q_ret_m3_s] = q_ret
+        o[OUT.q_mud_m3_s] = q_mud
+        o[OUT.cv_in] = cv_in
+        o[OUT.grade_in_ppm] = d[D_GRADE]
+        o[OUT.cv_deck] = cv_deck
+        o[OUT.grade_deck_ppm] = grade_deck
+        o[OUT.p_deck_kpa_g] = p_deck
+        o[OUT.p_pump_kpa_g] = h_pump
         for j in range(3):
-            o[10 + j] = par[P_PATM] + p_deck + m_above[j] * grad + heave_kpa
-        o[13] = fs[S_NA]
-        o[14] = fs[S_NB]
-        o[15] = q_a
-        o[16] = q_b
-        o[17] = fs[S_SIN]
-        o[18] = fs[S_RIN]
-        o[19] = fs[S_SOUT]
-        o[20] = fs[S_ROUT]
-        o[21] = s_riser
-        o[22] = r_riser
-        o[23] = mass / (a_r * length)
-        o[24] = fs[S_VINJ]
-        o[25] = fs[S_VRET]
-        o[26] = fs[S_RUNA]
-        o[27] = fs[S_RUNB]
-        o[28] = d[D_CMD_A]
-        o[29] = d[D_CMD_B]
-        o[30] = d[D_TRIP_A]
-        o[31] = d[D_TRIP_B]
+            o[OUT.p_z0_kpa_abs + j] = kp.p_atm_kpa + p_deck + m_above[j] * grad + heave_kpa
+        o[OUT.n_a_rpm] = fs[S_NA]
+        o[OUT.n_b_rpm] = fs[S_NB]
+        o[OUT.q_a_m3_s] = q_a
+        o[OUT.q_b_m3_s] = q_b
+        o[OUT.solids_in_kg] = fs[S_SIN]
+        o[OUT.rey_in_kg] = fs[S_RIN]
+        o[OUT.solids_out_kg] = fs[S_SOUT]
+        o[OUT.rey_out_kg] = fs[S_ROUT]
+        o[OUT.solids_riser_kg] = s_riser
+        o[OUT.rey_riser_kg] = r_riser
+        o[OUT.rho_mean_kg_m3] = mass / (a_r * kp.length_m)
+        o[OUT.vol_inj_m3] = fs[S_VINJ]
+        o[OUT.vol_ret_m3] = fs[S_VRET]
+        o[OUT.run_a_s] = fs[S_RUNA]
+        o[OUT.run_b_s] = fs[S_RUNB]
+        o[OUT.cmd_a_rpm] = d[D_CMD_A]
+        o[OUT.cmd_b_rpm] = d[D_CMD_B]
+        o[OUT.trip_a] = d[D_TRIP_A]
+        o[OUT.trip_b] = d[D_TRIP_B]
 
 
 def system_head_kpa(
@@ -451,35 +556,34 @@ class Hydraulics:
             sorted(p.transmitter_depths_m, key=lambda tag: p.transmitter_depths_m[tag])
         )
         zs = [p.transmitter_depths_m[tag] for tag in self.depth_order]
-        par = np.zeros(N_PARAMS)
-        par[P_RHO_W] = p.rho_w_kg_m3
-        par[P_RHO_S] = p.rho_s_kg_m3
-        par[P_G] = p.g_m_s2
-        par[P_PATM] = p.p_atm_kpa
-        par[P_L] = p.riser_length_m
-        par[P_AR] = a_r
-        par[P_DR] = p.return_id_m
-        par[P_FR] = p.friction_return
-        par[P_AI] = p.injection_area_m2
-        par[P_DI] = p.injection_dh_m
-        par[P_FI] = f_i  # injection leg: seawater, Colebrook at its nominal Re
-        par[P_VCELL] = vcell
-        par[P_DT] = p.dt_s
-        par[P_DECK_STATIC] = p.deck_static_kpa
-        par[P_DECK_K] = p.deck_loss_kpa / nominal_return_m3_s(p) ** 2
-        par[P_H0] = h0
-        par[P_K] = k
-        par[P_NREF] = p.pump_speed_rpm
-        par[P_RAMP] = p.pump_ramp_rpm_s
-        par[P_COAST] = p.pump_coast_tau_s
-        par[P_FLOW_TAU] = p.flow_tau_s
-        par[P_Z0], par[P_Z1], par[P_Z2] = zs
-        par[P_PHI_B] = self.phi_b
-        par[P_WCOL] = w_col
-        par[P_MU] = mu
-        par[P_SLIP] = p.slip_m_s
-        par[P_RHOW_MEAN] = rho_w_col
-        self.par = par
+        self.kp = KernelParams(
+            rho_w=p.rho_w_kg_m3,
+            rho_s=p.rho_s_kg_m3,
+            g=p.g_m_s2,
+            p_atm_kpa=p.p_atm_kpa,
+            length_m=p.riser_length_m,
+            area_ret_m2=a_r,
+            d_ret_m=p.return_id_m,
+            area_inj_m2=p.injection_area_m2,
+            d_inj_m=p.injection_dh_m,
+            f_inj=float(f_i),
+            vcell_m3=vcell,
+            dt_s=p.dt_s,
+            deck_static_kpa=p.deck_static_kpa,
+            deck_k=p.deck_loss_kpa / nominal_return_m3_s(p) ** 2,
+            pump_h0_kpa=h0,
+            pump_k=k,
+            n_ref_rpm=p.pump_speed_rpm,
+            ramp_rpm_s=p.pump_ramp_rpm_s,
+            coast_tau_s=p.pump_coast_tau_s,
+            flow_tau_s=p.flow_tau_s,
+            z_m=(zs[0], zs[1], zs[2]),
+            phi_b=float(self.phi_b),
+            w_col=w_col,
+            mu_pa_s=float(mu),
+            slip_m_s=p.slip_m_s,
+            rho_w_mean=rho_w_col,
+        )
         # ring of cells: room for a few partially filled cells beyond the nominal count
         ring = p.cells + 8
         self.vol = np.zeros(ring)
@@ -505,12 +609,6 @@ class Hydraulics:
     def t_s(self) -> float:
         return float(self.fs[S_T])
 
-    def set_initial_speeds(self, n_a_rpm: float, n_b_rpm: float, q_inj_m3_s: float) -> None:
-        """Start state for a scenario whose pumps do not begin at nominal speed."""
-        self.fs[S_NA] = n_a_rpm
-        self.fs[S_NB] = n_b_rpm
-        self.fs[S_QINJ] = q_inj_m3_s
-
     def advance(self, drive: np.ndarray) -> np.ndarray:
         """Run ``len(drive)`` steps of ``dt_s``; returns the output rows."""
         drive = np.ascontiguousarray(drive, dtype=np.float64)
@@ -518,7 +616,7 @@ class Hydraulics:
             raise ValueError(f"drive must be (n, {len(DRIVE_COLUMNS)}), got {drive.shape}")
         out = np.empty((drive.shape[0], len(OUT_COLUMNS)))
         _advance(
-            self.par,
+            self.kp,
             self.wz,
             self.ftab,
             self.fs,

@@ -15,9 +15,9 @@ from collections.abc import Iterable
 import numpy as np
 
 from hil.devices import DEVICES
+from hil.faults import ActiveFault, fault_flags
 from hil.plant import physics
 from hil.plant.clock import Clock
-from hil.plant.faults import ActiveFault, fault_flags
 from hil.plant.hydraulics import OUT_COLUMNS, Hydraulics
 from hil.plant.schedule import Schedule
 from hil.plant.sensors import SensorBank

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from hil.plant.faults import ActiveFault
 from hil.plant.hydraulics import (
     D_CMD_A,
     D_FMULT,
@@ -58,7 +57,7 @@ class Schedule:
     def __init__(self, scenario: Scenario) -> None:
         self.scenario = scenario
         self.events = sorted(scenario.events, key=lambda e: e.at_s)
-        self.faults = [ActiveFault.from_event(e) for e in self.events if isinstance(e, FaultEvent)]
+        self.faults = [e.scheduled() for e in self.events if isinstance(e, FaultEvent)]
 
     def drive(self, t_s: np.ndarray) -> np.ndarray:
         """Drive rows (columns ``DRIVE_COLUMNS``) for steps starting at ``t_s``."""

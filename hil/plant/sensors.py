@@ -15,17 +15,18 @@ current, i.e. outside its range, so the emulator encodes the failing current fai
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 import numpy as np
 from numba import njit
 
 from hil.devices import AI_COUNTS_SPAN, DEVICES, ChannelSpec
+from hil.faults import LINK_FAULTS, ActiveFault, FaultKind
 from hil.plant import physics
-from hil.plant.faults import ActiveFault, FaultKind
 from hil.plant.physics import Calibration
 from hil.scenario import PlantParams
 
-__all__ = ["SensorBank", "ai_milliamps"]
+__all__ = ["TRUTH_COLUMNS", "SensorBank", "ai_milliamps"]
 
 _FT_EMPTY_PIPE = 1 << 0
 _FT_OUT_OF_RANGE = 1 << 3
@@ -80,6 +81,34 @@ def _ar1(
     state[2] = 1.0 if started else 0.0
 
 
+#: the plant output columns (``hydraulics.OUT_COLUMNS``) each device's model reads
+TRUTH_COLUMNS: dict[str, tuple[str, ...]] = {
+    "p101a": ("n_a_rpm", "q_a_m3_s", "p_pump_kpa_g", "cmd_a_rpm", "trip_a", "run_a_s"),
+    "p101b": ("n_b_rpm", "q_b_m3_s", "p_pump_kpa_g", "cmd_b_rpm", "trip_b", "run_b_s"),
+    "ft101": ("q_inj_m3_s", "vol_inj_m3"),
+    "ft201": ("q_ret_m3_s", "vol_ret_m3", "cv_deck"),
+    "ai20": ("p_pump_kpa_g", "p_deck_kpa_g"),
+    "pt301": ("p_z0_kpa_abs", "p_z1_kpa_abs", "p_z2_kpa_abs"),
+    "pt302": ("p_z0_kpa_abs", "p_z1_kpa_abs", "p_z2_kpa_abs"),
+    "pt303": ("p_z0_kpa_abs", "p_z1_kpa_abs", "p_z2_kpa_abs"),
+    "dt201": ("cv_deck", "q_ret_m3_s", "p_deck_kpa_g"),
+}
+
+
+Windows = list[tuple[int, ActiveFault, np.ndarray]]
+
+
+@dataclass(frozen=True)
+class _Sampling:
+    """One device sampled at times ``t``: the plant's truth there and the faults then on."""
+
+    device: str
+    t: np.ndarray
+    truth: Mapping[str, np.ndarray]
+    win: Windows
+    spec: dict[str, ChannelSpec]
+
+
 def ai_milliamps(value: np.ndarray, lo: float, hi: float) -> np.ndarray:
     """Loop current of an AI-20 reading (inverse of the ICD scaling)."""
     return 4.0 + 16.0 * (np.asarray(value) - lo) / (hi - lo)
@@ -114,34 +143,21 @@ class SensorBank:
         self._stuck: dict[tuple[int, str], float] = {}
 
     # -- helpers ---------------------------------------------------------------------
-    def _windows(self, device: str, t: np.ndarray) -> list[tuple[int, ActiveFault, np.ndarray]]:
+    def _windows(self, device: str, t: np.ndarray) -> Windows:
         hits = []
         for i, f in enumerate(self._faults):
-            if device not in f.devices or f.kind in (
-                FaultKind.DROPOUT,
-                FaultKind.TIMEOUT,
-                FaultKind.MODBUS_EXCEPTION,
-                FaultKind.DISCONNECT,
-                FaultKind.GARBLED,
-            ):
+            if device not in f.devices or f.kind in LINK_FAULTS:
                 continue
-            mask = t >= f.start_s
-            if f.end_s is not None:
-                mask &= t < f.end_s
+            mask = f.window(t)
             if mask.any():
                 hits.append((i, f, mask))
         return hits
 
     def _instrument(
-        self,
-        device: str,
-        name: str,
-        spec: ChannelSpec,
-        true: np.ndarray,
-        t: np.ndarray,
-        windows: list[tuple[int, ActiveFault, np.ndarray]],
-        noise_gate: np.ndarray | None = None,
+        self, at: _Sampling, name: str, true: np.ndarray, noise_gate: np.ndarray | None = None
     ) -> np.ndarray:
+        """The reading of channel ``name`` whose true value is ``true``."""
+        device, spec, t, windows = at.device, at.spec[name], at.t, at.win
         rng = self._rng[f"{device}.{name}"]
         x = np.array(true, dtype=np.float64)
         for _, f, mask in windows:
@@ -176,16 +192,10 @@ class SensorBank:
             x = np.round(x / spec.quantum) * spec.quantum
         if spec.float32:
             x = x.astype(np.float32).astype(np.float64)
-        return self._apply_stuck(device, name, x, windows)
+        return self._apply_stuck(at, name, x)
 
-    def _apply_stuck(
-        self,
-        device: str,
-        name: str,
-        x: np.ndarray,
-        windows: list[tuple[int, ActiveFault, np.ndarray]],
-    ) -> np.ndarray:
-        for i, f, mask in windows:
+    def _apply_stuck(self, at: _Sampling, name: str, x: np.ndarray) -> np.ndarray:
+        for i, f, mask in at.win:
             if f.kind is FaultKind.STUCK and f.channel in (None, name):
                 key = (i, name)
                 if key not in self._stuck:
@@ -194,9 +204,7 @@ class SensorBank:
         return x
 
     @staticmethod
-    def _or_bits(
-        status: np.ndarray, windows: list[tuple[int, ActiveFault, np.ndarray]], bits: int
-    ) -> np.ndarray:
+    def _or_bits(status: np.ndarray, windows: Windows, bits: int) -> np.ndarray:
         for _, f, mask in windows:
             if f.kind is FaultKind.STATUS_BITS:
                 status = np.where(mask, status.astype(np.int64) | int(f.param("mask", 0)), status)
@@ -204,9 +212,10 @@ class SensorBank:
                 status = np.where(mask, status.astype(np.int64) | bits, status)
         return status.astype(np.float64)
 
-    def _empty(self, windows: list[tuple[int, ActiveFault, np.ndarray]], n: int) -> np.ndarray:
-        empty = np.zeros(n, dtype=bool)
-        for _, f, mask in windows:
+    @staticmethod
+    def _empty(at: _Sampling) -> np.ndarray:
+        empty = np.zeros(at.t.shape[0], dtype=bool)
+        for _, f, mask in at.win:
             if f.kind is FaultKind.EMPTY_PIPE:
                 empty |= mask
         return empty
@@ -227,26 +236,19 @@ class SensorBank:
         ``truth`` maps hydraulics output columns to arrays aligned with ``t_s``.
         """
         t = np.asarray(t_s, dtype=np.float64)
-        win = self._windows(device, t)
-        spec = DEVICES[device].channels
+        at = _Sampling(device, t, truth, self._windows(device, t), DEVICES[device].channels)
         if device.startswith("p101"):
-            return self._pump(device, t, truth, win, spec)
+            return self._pump(at)
         if device.startswith("ft"):
-            return self._flowmeter(device, t, truth, win, spec)
+            return self._flowmeter(at)
         if device == "ai20":
-            return self._ai(t, truth, win, spec)
+            return self._ai(at)
         if device.startswith("pt"):
-            return self._subsea(device, t, truth, win, spec)
-        return self._densitometer(t, truth, win, spec)
+            return self._subsea(at)
+        return self._densitometer(at)
 
-    def _pump(
-        self,
-        device: str,
-        t: np.ndarray,
-        truth: Mapping[str, np.ndarray],
-        win: list[tuple[int, ActiveFault, np.ndarray]],
-        spec: dict[str, ChannelSpec],
-    ) -> dict[str, np.ndarray]:
+    def _pump(self, at: _Sampling) -> dict[str, np.ndarray]:
+        device, truth, win = at.device, at.truth, at.win
         p = self.p
         j = "a" if device == "p101a" else "b"
         n = truth[f"n_{j}_rpm"]
@@ -281,122 +283,76 @@ class SensorBank:
         run_h = p.run_hours_initial_h + truth[f"run_{j}_s"] / 3600.0
         out = {
             "status_word": self._or_bits(status, win, 0),
-            "speed": self._instrument(device, "speed", spec["speed"], n, t, win, gate),
-            "motor_current": self._instrument(
-                device, "motor_current", spec["motor_current"], current, t, win, gate
-            ),
-            "torque": self._instrument(device, "torque", spec["torque"], torque_pct, t, win, gate),
-            "shaft_power": self._instrument(
-                device, "shaft_power", spec["shaft_power"], shaft_kw, t, win, gate
-            ),
-            "dc_bus_voltage": self._instrument(
-                device,
-                "dc_bus_voltage",
-                spec["dc_bus_voltage"],
-                p.dc_bus_v - 0.03 * shaft_kw,
-                t,
-                win,
-            ),
+            "speed": self._instrument(at, "speed", n, gate),
+            "motor_current": self._instrument(at, "motor_current", current, gate),
+            "torque": self._instrument(at, "torque", torque_pct, gate),
+            "shaft_power": self._instrument(at, "shaft_power", shaft_kw, gate),
+            "dc_bus_voltage": self._instrument(at, "dc_bus_voltage", p.dc_bus_v - 0.03 * shaft_kw),
             "fault_code": np.where(tripped, trip, 0.0),
-            "run_hours": self._instrument(device, "run_hours", spec["run_hours"], run_h, t, win),
+            "run_hours": self._instrument(at, "run_hours", run_h),
         }
         return out
 
-    def _flowmeter(
-        self,
-        device: str,
-        t: np.ndarray,
-        truth: Mapping[str, np.ndarray],
-        win: list[tuple[int, ActiveFault, np.ndarray]],
-        spec: dict[str, ChannelSpec],
-    ) -> dict[str, np.ndarray]:
+    def _flowmeter(self, at: _Sampling) -> dict[str, np.ndarray]:
+        device, truth, win = at.device, at.truth, at.win
         p = self.p
         inj = device == "ft101"
         q = truth["q_inj_m3_s" if inj else "q_ret_m3_s"]
         total = truth["vol_inj_m3" if inj else "vol_ret_m3"] + (152_000.0 if inj else 167_000.0)
         cv = np.zeros_like(q) if inj else truth["cv_deck"]
-        empty = self._empty(win, t.shape[0])
-        flow = self._instrument(device, "volume_flow", spec["volume_flow"], q * 3600.0, t, win)
-        vel = self._instrument(device, "velocity", spec["velocity"], q / p.return_area_m2, t, win)
-        cond = self._instrument(
-            device,
-            "conductivity",
-            spec["conductivity"],
-            p.conductivity_us_cm * (1.0 - 1.5 * cv),
-            t,
-            win,
-        )
+        empty = self._empty(at)
+        flow = self._instrument(at, "volume_flow", q * 3600.0)
+        vel = self._instrument(at, "velocity", q / p.return_area_m2)
+        cond = self._instrument(at, "conductivity", p.conductivity_us_cm * (1.0 - 1.5 * cv))
         diag = np.where(np.abs(flow) > _FLOW_RANGE_M3_H, _FT_OUT_OF_RANGE, 0).astype(np.float64)
         return {
             "volume_flow": np.where(empty, 0.0, flow),
             "velocity": np.where(empty, 0.0, vel),
-            "totalizer": self._apply_stuck(device, "totalizer", total, win),
+            "totalizer": self._apply_stuck(at, "totalizer", total),
             "diagnostics": self._or_bits(diag, win, _FT_EMPTY_PIPE),
             "conductivity": np.where(empty, 0.0, cond),
         }
 
-    def _ai(
-        self,
-        t: np.ndarray,
-        truth: Mapping[str, np.ndarray],
-        win: list[tuple[int, ActiveFault, np.ndarray]],
-        spec: dict[str, ChannelSpec],
-    ) -> dict[str, np.ndarray]:
+    def _ai(self, at: _Sampling) -> dict[str, np.ndarray]:
+        t, truth = at.t, at.truth
         true = {
             "pt101": truth["p_pump_kpa_g"] / 100.0,
             "pt201": truth["p_deck_kpa_g"] / 100.0,
             "tt201": self.temperature_c(0.0, t),
         }
-        return {k: self._instrument("ai20", k, spec[k], v, t, win) for k, v in true.items()}
+        return {k: self._instrument(at, k, v) for k, v in true.items()}
 
-    def _subsea(
-        self,
-        device: str,
-        t: np.ndarray,
-        truth: Mapping[str, np.ndarray],
-        win: list[tuple[int, ActiveFault, np.ndarray]],
-        spec: dict[str, ChannelSpec],
-    ) -> dict[str, np.ndarray]:
+    def _subsea(self, at: _Sampling) -> dict[str, np.ndarray]:
+        device, t, truth, win = at.device, at.t, at.truth, at.win
         depth = self.p.transmitter_depths_m[device]
         unit = int(device[2:])
         counter = (np.floor(t * 10.0) + 1000.0 * unit) % _UINT32
         return {
-            "pressure": self._instrument(
-                device, "pressure", spec["pressure"], truth[self._depth_col[device]], t, win
-            ),
-            "temperature": self._instrument(
-                device, "temperature", spec["temperature"], self.temperature_c(depth, t), t, win
-            ),
+            "pressure": self._instrument(at, "pressure", truth[self._depth_col[device]]),
+            "temperature": self._instrument(at, "temperature", self.temperature_c(depth, t)),
             "status": self._or_bits(np.zeros_like(t), win, 0),
-            "sample_counter": self._apply_stuck(device, "sample_counter", counter, win),
+            "sample_counter": self._apply_stuck(at, "sample_counter", counter),
         }
 
-    def _densitometer(
-        self,
-        t: np.ndarray,
-        truth: Mapping[str, np.ndarray],
-        win: list[tuple[int, ActiveFault, np.ndarray]],
-        spec: dict[str, ChannelSpec],
-    ) -> dict[str, np.ndarray]:
+    def _densitometer(self, at: _Sampling) -> dict[str, np.ndarray]:
+        t, truth, win = at.t, at.truth, at.win
         p = self.p
         # the gauge sees in-situ solids (slower than the water: more of them than delivered)
         # in seawater at the deck's temperature and line pressure
         rho = physics.deck_density(
             p, t, truth["cv_deck"], truth["q_ret_m3_s"], truth["p_deck_kpa_g"]
         )
-        empty = self._empty(win, t.shape[0])
+        empty = self._empty(at)
         rho = np.where(empty, 1.2, rho)
-        density = self._instrument("dt201", "density", spec["density"], rho, t, win)
+        density = self._instrument(at, "density", rho)
         # the gauge infers density from attenuation: counts follow its own reading
         rate = p.counts_at_1000 * np.exp(-p.attenuation_per_kg_m3 * (density - 1000.0))
         rate = rate + self._rng["dt201.count_rate"].normal(0.0, 1.0, t.shape[0]) * np.sqrt(
             rate / 2.0
         )
-        rate = self._apply_stuck("dt201", "count_rate", np.round(rate), win)
+        rate = self._apply_stuck(at, "count_rate", np.round(rate))
         status = np.where(rate < _LOW_COUNT_RATE, _DT_LOW_COUNT, 0).astype(np.float64)
-        temp = self._instrument(
-            "dt201", "temperature", spec["temperature"], self.temperature_c(0.0, t) + 0.4, t, win
-        )
+        temp = self._instrument(at, "temperature", self.temperature_c(0.0, t) + 0.4)
         return {
             "density": density,
             "temperature": temp,

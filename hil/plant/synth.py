@@ -24,35 +24,23 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from drivers.sample import Quality
 from hil.devices import AI_COUNTS_SPAN, DEVICES, ENDPOINTS
+from hil.faults import FaultKind
 from hil.plant import physics
-from hil.plant.faults import ActiveFault, FaultKind
 from hil.plant.hydraulics import COL, OUT_COLUMNS, Hydraulics
 from hil.plant.schedule import Schedule
-from hil.plant.sensors import SensorBank
+from hil.plant.sensors import TRUTH_COLUMNS, SensorBank
 from hil.plant.truth import TruthTotals
 from hil.scenario import Scenario
 
 __all__ = ["TRUTH_SERIES", "SynthBlock", "synth_blocks"]
 
-GOOD, UNCERTAIN, BAD = 0, 1, 2
 Columns = dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]
 
 _DISCRETE = frozenset({"cmd_a_rpm", "cmd_b_rpm", "trip_a", "trip_b"})
 _SUBSEA_OFFSET_S = {"pt301": 0.0, "pt302": 0.033, "pt303": 0.066}
 _DT_CLOCK_PPM = 20.0
-_BIT_NAMES = {
-    "p101": ("status_word", ("ready", "running", "fault", "remote", "at_speed")),
-    "ft": (
-        "diagnostics",
-        ("empty_pipe", "coil_fault", "electrode_fault", "out_of_range", "simulation_active"),
-    ),
-    "pt": ("status", ("sensor_fault", "over_range", "temp_comp_out_of_range")),
-    "dt": (
-        "status",
-        ("source_decay_warning", "low_count_rate", "empty_pipe", "calibration_due", "hold"),
-    ),
-}
 
 TRUTH_SERIES = (
     "solids_in_kg",
@@ -172,7 +160,7 @@ class _Synth:
             if dev not in f.devices:
                 continue
             rng = self.link_rng[(dev, k)]
-            w = self._window(f, t)
+            w = f.window(t)
             if not w.any():
                 continue
             if f.kind in (FaultKind.DROPOUT, FaultKind.DISCONNECT):
@@ -183,23 +171,16 @@ class _Synth:
                 dropped[w] |= rng.random(int(w.sum())) < f.param("probability", 0.3)
         return bad, dropped
 
-    @staticmethod
-    def _window(f: ActiveFault, t: np.ndarray) -> np.ndarray:
-        w = t >= f.start_s
-        if f.end_s is not None:
-            w &= t < f.end_s
-        return w
-
     def qualities(self, dev: str, values: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         n = next(iter(values.values())).shape[0]
         q = {name: np.zeros(n, dtype=np.uint8) for name in values}
         if dev.startswith("ft"):
             diag = values["diagnostics"].astype(np.int64)
-            q["volume_flow"][(diag & 0xF) != 0] = BAD
+            q["volume_flow"][(diag & 0xF) != 0] = Quality.BAD
         elif dev == "dt201":
             st = values["status"].astype(np.int64)
-            q["density"][(st & 0b01011) != 0] = UNCERTAIN
-            q["density"][(st & 0b10100) != 0] = BAD
+            q["density"][(st & 0b01011) != 0] = Quality.UNCERTAIN
+            q["density"][(st & 0b10100) != 0] = Quality.BAD
         elif dev == "ai20":
             for name, spec in DEVICES[dev].channels.items():
                 assert spec.ai_range is not None
@@ -208,8 +189,8 @@ class _Synth:
                 ma = 4.0 + 16.0 * np.round((v - lo) / (hi - lo) * AI_COUNTS_SPAN) / AI_COUNTS_SPAN
                 bad = (ma <= 3.6) | (ma >= 21.0)
                 unc = ~bad & ((ma < 4.0) | (ma > 20.0))
-                q[name][unc] = UNCERTAIN
-                q[name][bad] = BAD
+                q[name][unc] = Quality.UNCERTAIN
+                q[name][bad] = Quality.BAD
                 values[name] = np.where(bad, np.nan, np.clip(v, lo, hi))
         elif dev in _SUBSEA_OFFSET_S:
             st = values["status"].astype(np.int64)
@@ -219,8 +200,8 @@ class _Synth:
             frozen = counter == prev
             bad = ((st & 0b011) != 0) | frozen
             for name in ("pressure", "temperature"):
-                q[name][(st & 0b100) != 0] = UNCERTAIN
-                q[name][bad] = BAD
+                q[name][(st & 0b100) != 0] = Quality.UNCERTAIN
+                q[name][bad] = Quality.BAD
         return q
 
     def device_block(self, dev: str, b0: float, b1: float, cols: tuple[str, ...]) -> Columns:
@@ -232,7 +213,7 @@ class _Synth:
         t_ns = (self.start_ns + np.round(t * 1e9).astype(np.int64))[keep]
         out: Columns = {}
         for name, v in values.items():
-            qual = np.where(bad, BAD, quality[name]).astype(np.uint8)
+            qual = np.where(bad, Quality.BAD, quality[name]).astype(np.uint8)
             out[f"{dev}.{name}"] = (t_ns, np.where(bad, np.nan, v)[keep], qual[keep])
         if self.bit_channels:
             self._add_bits(dev, out)
@@ -240,13 +221,14 @@ class _Synth:
 
     @staticmethod
     def _add_bits(dev: str, out: Columns) -> None:
-        for prefix, (word, names) in _BIT_NAMES.items():
-            if dev.startswith(prefix):
-                t_ns, v, q = out[f"{dev}.{word}"]
-                bits = np.nan_to_num(v, nan=0.0).astype(np.int64)
-                for i, name in enumerate(names):
-                    bit = np.where(np.isnan(v), np.nan, ((bits >> i) & 1).astype(np.float64))
-                    out[f"{dev}.{name}"] = (t_ns, bit, q.copy())
+        spec = DEVICES[dev]
+        if spec.status is None:
+            return
+        t_ns, v, q = out[f"{dev}.{spec.status}"]
+        bits = np.nan_to_num(v, nan=0.0).astype(np.int64)
+        for i, name in enumerate(spec.bits):
+            bit = np.where(np.isnan(v), np.nan, ((bits >> i) & 1).astype(np.float64))
+            out[f"{dev}.{name}"] = (t_ns, bit, q.copy())
 
     def truth_series(self, b0: float, b1: float) -> dict[str, np.ndarray]:
         p = self.p
@@ -305,19 +287,6 @@ class _Synth:
         )
 
 
-_DEVICE_COLUMNS: dict[str, tuple[str, ...]] = {
-    "p101a": ("n_a_rpm", "q_a_m3_s", "p_pump_kpa_g", "cmd_a_rpm", "trip_a", "run_a_s"),
-    "p101b": ("n_b_rpm", "q_b_m3_s", "p_pump_kpa_g", "cmd_b_rpm", "trip_b", "run_b_s"),
-    "ft101": ("q_inj_m3_s", "vol_inj_m3"),
-    "ft201": ("q_ret_m3_s", "vol_ret_m3", "cv_deck"),
-    "ai20": ("p_pump_kpa_g", "p_deck_kpa_g"),
-    "pt301": ("p_z0_kpa_abs", "p_z1_kpa_abs", "p_z2_kpa_abs"),
-    "pt302": ("p_z0_kpa_abs", "p_z1_kpa_abs", "p_z2_kpa_abs"),
-    "pt303": ("p_z0_kpa_abs", "p_z1_kpa_abs", "p_z2_kpa_abs"),
-    "dt201": ("cv_deck", "q_ret_m3_s", "p_deck_kpa_g"),
-}
-
-
 def synth_blocks(
     scenario: Scenario,
     hours: float,
@@ -345,7 +314,7 @@ def synth_blocks(
         b1 = min(b0 + block_s, total_s)
         s.run_plant_to(b1 + 1.0, keep_from_s=b0 - 1.0)
         channels: Columns = {}
-        for dev, cols in _DEVICE_COLUMNS.items():
+        for dev, cols in TRUTH_COLUMNS.items():
             channels.update(s.device_block(dev, b0, b1, cols))
         yield SynthBlock(b0, b1, channels, s.truth_series(b0, b1), s.totals_at(b1), s.lab(b0, b1))
         b0 = b1

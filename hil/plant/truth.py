@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from hil.plant.hydraulics import COL
+from hil.plant.hydraulics import OUT
 
 __all__ = ["TruthTotals"]
 
@@ -34,13 +34,13 @@ class TruthTotals:
         cls, row: np.ndarray, solids_initial_kg: float, rey_initial_kg: float
     ) -> TruthTotals:
         return cls(
-            t_s=float(row[COL["t_s"]]),
-            solids_in_kg=float(row[COL["solids_in_kg"]]),
-            rey_in_kg=float(row[COL["rey_in_kg"]]),
-            solids_delivered_kg=float(row[COL["solids_out_kg"]]),
-            rey_delivered_kg=float(row[COL["rey_out_kg"]]),
-            solids_riser_kg=float(row[COL["solids_riser_kg"]]),
-            rey_riser_kg=float(row[COL["rey_riser_kg"]]),
+            t_s=float(row[OUT.t_s]),
+            solids_in_kg=float(row[OUT.solids_in_kg]),
+            rey_in_kg=float(row[OUT.rey_in_kg]),
+            solids_delivered_kg=float(row[OUT.solids_out_kg]),
+            rey_delivered_kg=float(row[OUT.rey_out_kg]),
+            solids_riser_kg=float(row[OUT.solids_riser_kg]),
+            rey_riser_kg=float(row[OUT.rey_riser_kg]),
             solids_initial_kg=solids_initial_kg,
             rey_initial_kg=rey_initial_kg,
         )

@@ -180,3 +180,16 @@ def test_plant_v2_seawater_and_draws() -> None:
         for ch, (g, o) in CALIBRATION_SPEC.items():
             gain, off = d.calibration.errors[ch]
             assert abs(gain) <= g and abs(off) <= o
+
+
+def test_bit_channels_are_those_the_reference_maps_name() -> None:
+    """The catalogue's status bits are the config's: a driver derives the same channels."""
+    from chikyu_daq.config import load_config
+    from chikyu_daq.config_checks import channel_ids
+
+    reference = set(channel_ids(load_config("config/reference.toml")))
+    block = next(synth_blocks(load_scenario("nominal"), 0.01, START_NS, 36.0, bit_channels=True))
+    # the densitometer's sentence counter is framing, not a reading the synth writes
+    assert set(block.channels) == reference - {"dt201.seq"}
+    t, v, _q = block.channels["p101a.running"]
+    assert np.array_equal(t, block.channels["p101a.status_word"][0]) and set(v) == {1.0}
