@@ -24,17 +24,19 @@ from __future__ import annotations
 import json
 import logging
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
+from numpy.typing import NDArray
 
-__all__ = ["RAW_SCHEMA", "Run", "RunError", "list_runs", "open_run"]
+__all__ = ["RAW_SCHEMA", "Run", "RunError", "list_runs", "open_run", "split_channels"]
 
 RAW_SCHEMA = pa.schema(
     [
@@ -112,6 +114,115 @@ def _time_filter(t0: int | None, t1: int | None) -> Any:
     return expr
 
 
+def split_channels(table: pa.Table) -> Channels:
+    """Long (channel, t_ns, value, quality) table → arrays per channel, time order kept."""
+    if table.num_rows == 0:
+        return {}
+    chan = table["channel"].combine_chunks()
+    if not pa.types.is_dictionary(chan.type):
+        chan = pc.dictionary_encode(chan)
+    names = [str(n) for n in chan.dictionary.to_pylist()]
+    rows = _Rows(
+        np.asarray(chan.indices.to_numpy(zero_copy_only=False), np.int64),
+        table["t_ns"].to_numpy(),
+        table["value"].to_numpy(),
+        table["quality"].to_numpy(),
+    )
+    return rows.split(names)
+
+
+_NO_MIN = np.iinfo(np.int64).min
+_NO_MAX = np.iinfo(np.int64).max
+
+
+class _Rows(NamedTuple):
+    """Raw samples as columns, `code` indexing a list of channel names."""
+
+    code: NDArray[np.integer[Any]]
+    t: NDArray[np.int64]
+    v: NDArray[np.float64]
+    q: NDArray[np.uint8]
+
+    def take(self, sel: NDArray[np.bool_]) -> _Rows:
+        return _Rows(self.code[sel], self.t[sel], self.v[sel], self.q[sel])
+
+    @staticmethod
+    def join(parts: list[_Rows]) -> _Rows | None:
+        if not parts:
+            return None
+        if len(parts) == 1:
+            return parts[0]
+        return _Rows(*(np.concatenate(cols) for cols in zip(*parts, strict=True)))
+
+    def split(self, names: list[str]) -> Channels:
+        """Per channel name, rows in their order here (a stable sort by code)."""
+        order = np.argsort(self.code, kind="stable")
+        bounds = np.concatenate([[0], np.cumsum(np.bincount(self.code, minlength=len(names)))])
+        out: Channels = {}
+        for code, name in enumerate(names):
+            if bounds[code] < bounds[code + 1]:
+                idx = order[bounds[code] : bounds[code + 1]]
+                out[name] = (self.t[idx], self.v[idx], self.q[idx])
+        return out
+
+
+@dataclass(frozen=True)
+class _RowGroup:
+    """One row group of a raw file and its `t_ns` range (the widest range without statistics)."""
+
+    file: Path
+    index: int
+    t_min: int
+    t_max: int
+
+    def read(self, channels: dict[str, int], t0: int, t1: int) -> _Rows | None:
+        """Its rows of `channels` (code: index in `channels`) with `t0 <= t_ns < t1`."""
+        table = pq.ParquetFile(self.file).read_row_group(
+            self.index, columns=list(RAW_SCHEMA.names), use_threads=False
+        )
+        parts = []
+        t_all = np.asarray(table["t_ns"].to_numpy(), np.int64)
+        for chunk in table["channel"].chunks:
+            if not pa.types.is_dictionary(chunk.type):
+                chunk = pc.dictionary_encode(chunk)
+            # int16 codes: numpy's stable argsort is a radix sort for them
+            names = chunk.dictionary.to_pylist()
+            lut = np.array([channels.get(str(n), -1) for n in names], np.int16)
+            idx = chunk.indices.to_numpy(zero_copy_only=False)
+            parts.append(lut[idx] if lut.size else np.full(len(chunk), -1, np.int16))
+        code = np.concatenate(parts) if parts else np.zeros(0, np.int16)
+        keep = (code >= 0) & (t_all >= t0) & (t_all < t1)
+        if not keep.any():
+            return None
+        return _Rows(
+            code[keep],
+            t_all[keep],
+            np.asarray(table["value"].to_numpy(), np.float64)[keep],
+            np.asarray(table["quality"].to_numpy(), np.uint8)[keep],
+        )
+
+
+def _row_groups(folder: Path) -> list[_RowGroup]:
+    """Non-empty row groups of the readable raw files, in file order."""
+    out = []
+    for f in segment_files(folder, check=True):
+        try:
+            meta = pq.read_metadata(f)
+        except (OSError, pa.ArrowException):
+            continue
+        col = meta.schema.to_arrow_schema().get_field_index("t_ns")
+        for i in range(meta.num_row_groups):
+            rg = meta.row_group(i)
+            if rg.num_rows == 0:
+                continue
+            st = rg.column(col).statistics if col >= 0 else None
+            if st is not None and st.has_min_max:
+                out.append(_RowGroup(f, i, int(st.min), int(st.max)))
+            else:
+                out.append(_RowGroup(f, i, _NO_MIN, _NO_MAX))
+    return out
+
+
 @dataclass(frozen=True)
 class Run:
     """One run directory; cheap to create, reads on demand."""
@@ -152,24 +263,46 @@ class Run:
     ) -> Channels:
         """Raw samples per channel id: `(t_ns int64, value float64, quality uint8)`."""
         table = self.raw_table(None, t0, t1)
-        if table.num_rows == 0:
-            return {}
-        chan = table["channel"].combine_chunks()
-        names = chan.dictionary.to_pylist()
-        codes = chan.indices.to_numpy(zero_copy_only=False)
-        t = table["t_ns"].to_numpy()
-        v = table["value"].to_numpy()
-        q = table["quality"].to_numpy()
-        order = np.argsort(codes, kind="stable")  # keeps time order within a channel
-        bounds = np.concatenate([[0], np.cumsum(np.bincount(codes, minlength=len(names)))])
-        wanted = set(channels) if channels is not None else None
-        out: Channels = {}
-        for code, name in enumerate(names):
-            if bounds[code] == bounds[code + 1] or (wanted is not None and name not in wanted):
+        out = split_channels(table)
+        if channels is None:
+            return out
+        wanted = set(channels)
+        return {name: arrays for name, arrays in out.items() if name in wanted}
+
+    def raw_chunks(
+        self, channels: list[str], t0: int, t1: int, chunk_ns: int
+    ) -> Iterator[tuple[int, Channels]]:
+        """`channels` in chunks of recording time `[lo, hi)` from `t0` to `t1`: `(hi, arrays)`.
+
+        Streams: each Parquet row group is decoded once, when the first chunk it may hold
+        samples of comes up (its `t_ns` statistics), and only the rows not yet due stay in
+        memory, so memory is bounded by a chunk plus a row group, not by the run's length."""
+        if len(channels) >= 2**15:
+            raise ValueError(f"too many channels to replay at once: {len(channels)}")
+        index = {name: i for i, name in enumerate(channels)}
+        pieces = sorted(
+            (p for p in _row_groups(self.path / "raw") if p.t_max >= t0 and p.t_min < t1),
+            key=lambda p: p.t_min,
+        )
+        carry: list[_Rows] = []
+        k = 0
+        for lo in range(t0, t1, chunk_ns):
+            hi = min(lo + chunk_ns, t1)
+            while k < len(pieces) and pieces[k].t_min < hi:
+                rows = pieces[k].read(index, t0, t1)
+                if rows is not None:
+                    carry.append(rows)
+                k += 1
+            rows = _Rows.join(carry)
+            carry.clear()
+            if rows is None:
+                yield hi, {}
                 continue
-            idx = order[bounds[code] : bounds[code + 1]]
-            out[name] = (t[idx], v[idx], q[idx])
-        return out
+            due = rows.t < hi
+            if not due.all():
+                carry.append(rows.take(~due))
+                rows = rows.take(due)
+            yield hi, rows.split(channels)
 
     def results_table(self, t0: int | None = None, t1: int | None = None) -> pa.Table:
         """Results in wide format (t_ns + one column per result), `t0 <= t_ns < t1`."""
@@ -217,6 +350,9 @@ class Run:
 
     def time_range(self) -> tuple[int, int] | None:
         """(first, last) raw sample time in ns, from Parquet statistics where possible."""
+        pieces = _row_groups(self.path / "raw")
+        if pieces and all(p.t_min > _NO_MIN and p.t_max < _NO_MAX for p in pieces):
+            return min(p.t_min for p in pieces), max(p.t_max for p in pieces)
 
         def read(files: list[Path]) -> pa.Table:
             return ds.dataset(
