@@ -275,34 +275,38 @@ class Run:
         """`channels` in chunks of recording time `[lo, hi)` from `t0` to `t1`: `(hi, arrays)`.
 
         Streams: each Parquet row group is decoded once, when the first chunk it may hold
-        samples of comes up (its `t_ns` statistics), and only the rows not yet due stay in
-        memory, so memory is bounded by a chunk plus a row group, not by the run's length."""
+        samples of comes up (its `t_ns` statistics), and only its rows not yet due stay in
+        memory, so memory is bounded by a chunk plus a row group, not by the run's length.
+        Within a chunk, rows keep file order (row groups of a compacted segment may overlap in
+        time: its parts are sorted by channel)."""
         if len(channels) >= 2**15:
             raise ValueError(f"too many channels to replay at once: {len(channels)}")
         index = {name: i for i, name in enumerate(channels)}
-        pieces = sorted(
-            (p for p in _row_groups(self.path / "raw") if p.t_max >= t0 and p.t_min < t1),
-            key=lambda p: p.t_min,
+        groups = _row_groups(self.path / "raw")
+        pending = sorted(
+            (i for i, g in enumerate(groups) if g.t_max >= t0 and g.t_min < t1),
+            key=lambda i: groups[i].t_min,
         )
-        carry: list[_Rows] = []
+        held: dict[int, _Rows] = {}  # file-order position → rows not yet due
         k = 0
         for lo in range(t0, t1, chunk_ns):
             hi = min(lo + chunk_ns, t1)
-            while k < len(pieces) and pieces[k].t_min < hi:
-                rows = pieces[k].read(index, t0, t1)
+            while k < len(pending) and groups[pending[k]].t_min < hi:
+                rows = groups[pending[k]].read(index, t0, t1)
                 if rows is not None:
-                    carry.append(rows)
+                    held[pending[k]] = rows
                 k += 1
-            rows = _Rows.join(carry)
-            carry.clear()
-            if rows is None:
-                yield hi, {}
-                continue
-            due = rows.t < hi
-            if not due.all():
-                carry.append(rows.take(~due))
-                rows = rows.take(due)
-            yield hi, rows.split(channels)
+            due: list[_Rows] = []
+            for pos in sorted(held):
+                rows = held.pop(pos)
+                now = rows.t < hi
+                if now.all():
+                    due.append(rows)
+                    continue
+                due.append(rows.take(now))
+                held[pos] = rows.take(~now)
+            joined = _Rows.join(due)
+            yield hi, {} if joined is None else joined.split(channels)
 
     def results_table(self, t0: int | None = None, t1: int | None = None) -> pa.Table:
         """Results in wide format (t_ns + one column per result), `t0 <= t_ns < t1`."""

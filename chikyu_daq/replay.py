@@ -64,6 +64,7 @@ class ReplayOptions:
     influx: bool = False
     mqtt: bool = False
     report: bool = True
+    chunk_s: float = CHUNK_S  # recording time per read-and-compute step (memory, not results)
 
 
 def recorded_config(run: Run) -> Config:
@@ -153,7 +154,7 @@ def plan_replay(run_dir: Path, opts: ReplayOptions, cfg: Config | None = None) -
         raise ValueError(f"run {run.run_id} has no raw samples")
     t0 = max(rng[0], opts.t_from_ns) if opts.t_from_ns is not None else rng[0]
     t1 = min(rng[1] + 1, opts.t_to_ns) if opts.t_to_ns is not None else rng[1] + 1
-    chunk_ns = int((CHUNK_S if opts.speed is None else max(1.0, opts.speed)) * 1e9)
+    chunk_ns = int((opts.chunk_s if opts.speed is None else max(1.0, opts.speed)) * 1e9)
     return ReplayPlan(run, recorded, cfg or recorded, t0, t1, chunk_ns)
 
 
