@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import json
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +22,7 @@ REPO = Path(__file__).resolve().parents[2]
 PART_S = 20  # one recorder flush: its rows sorted by channel, so row groups overlap in time
 
 
-def _part(data: dict[str, tuple[np.ndarray, ...]], lo: int, hi: int) -> pa.Table:
+def _part(data: Mapping[str, tuple[np.ndarray, ...]], lo: int, hi: int) -> pa.Table:
     cols: dict[str, list[np.ndarray]] = {"channel": [], "t_ns": [], "value": [], "quality": []}
     for ch in sorted(data):
         t, v, q = data[ch]
