@@ -51,7 +51,8 @@ log = logging.getLogger(__name__)
 
 _SEG = re.compile(r"^seg-(\d+)(\.parquet|\.parts)$")
 
-Channels = dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]
+Arrays = tuple[np.ndarray, np.ndarray, np.ndarray]
+Channels = dict[str, Arrays]
 
 
 class RunError(Exception):
@@ -136,34 +137,59 @@ _NO_MAX = np.iinfo(np.int64).max
 
 
 class _Rows(NamedTuple):
-    """Raw samples as columns, `code` indexing a list of channel names."""
+    """Raw samples as columns, `code` indexing a list of channel names (past its end: not
+    wanted, left in place rather than copied out)."""
 
     code: NDArray[np.integer[Any]]
     t: NDArray[np.int64]
     v: NDArray[np.float64]
     q: NDArray[np.uint8]
 
-    def take(self, sel: NDArray[np.bool_]) -> _Rows:
-        return _Rows(self.code[sel], self.t[sel], self.v[sel], self.q[sel])
-
-    @staticmethod
-    def join(parts: list[_Rows]) -> _Rows | None:
-        if not parts:
-            return None
-        if len(parts) == 1:
-            return parts[0]
-        return _Rows(*(np.concatenate(cols) for cols in zip(*parts, strict=True)))
-
     def split(self, names: list[str]) -> Channels:
         """Per channel name, rows in their order here (a stable sort by code)."""
         order = np.argsort(self.code, kind="stable")
-        bounds = np.concatenate([[0], np.cumsum(np.bincount(self.code, minlength=len(names)))])
+        counts = np.bincount(self.code, minlength=len(names) + 1)
+        bounds = np.concatenate([[0], np.cumsum(counts)])
         out: Channels = {}
         for code, name in enumerate(names):
             if bounds[code] < bounds[code + 1]:
                 idx = order[bounds[code] : bounds[code + 1]]
                 out[name] = (self.t[idx], self.v[idx], self.q[idx])
         return out
+
+
+class _Waiting:
+    """One row group's rows per channel (file order), handed out as their chunk comes up."""
+
+    def __init__(self, rows: Channels) -> None:
+        self.rows = rows
+        # time-ordered per channel (as the recorder writes): a chunk is a prefix, no copy
+        self.ordered = {name: bool(np.all(t[1:] >= t[:-1])) for name, (t, _, _) in rows.items()}
+
+    def take_before(self, hi: int) -> Channels:
+        """Rows with `t_ns < hi`, removed from those waiting."""
+        out: Channels = {}
+        for name, (t, v, q) in list(self.rows.items()):
+            if self.ordered[name]:
+                n = int(np.searchsorted(t, hi))
+                now, later = (t[:n], v[:n], q[:n]), (t[n:], v[n:], q[n:])
+            else:
+                m = t < hi
+                now, later = (t[m], v[m], q[m]), (t[~m], v[~m], q[~m])
+            if now[0].shape[0]:
+                out[name] = now
+            if later[0].shape[0]:
+                self.rows[name] = later
+            else:
+                del self.rows[name]
+        return out
+
+
+def _concat(parts: list[Arrays]) -> Arrays:
+    if len(parts) == 1:
+        return parts[0]
+    t, v, q = zip(*parts, strict=True)
+    return np.concatenate(t), np.concatenate(v), np.concatenate(q)
 
 
 @dataclass(frozen=True)
@@ -175,30 +201,29 @@ class _RowGroup:
     t_min: int
     t_max: int
 
-    def read(self, channels: dict[str, int], t0: int, t1: int) -> _Rows | None:
-        """Its rows of `channels` (code: index in `channels`) with `t0 <= t_ns < t1`."""
+    def read(self, channels: dict[str, int], t0: int, t1: int) -> _Rows:
+        """Its rows; code `len(channels)` for a channel not in `channels` or a time outside
+        `[t0, t1)`, int16 codes (numpy's stable argsort is a radix sort for them)."""
         table = pq.ParquetFile(self.file).read_row_group(
             self.index, columns=list(RAW_SCHEMA.names), use_threads=False
         )
+        skip = len(channels)
         parts = []
-        t_all = np.asarray(table["t_ns"].to_numpy(), np.int64)
         for chunk in table["channel"].chunks:
             if not pa.types.is_dictionary(chunk.type):
                 chunk = pc.dictionary_encode(chunk)
-            # int16 codes: numpy's stable argsort is a radix sort for them
             names = chunk.dictionary.to_pylist()
-            lut = np.array([channels.get(str(n), -1) for n in names], np.int16)
-            idx = chunk.indices.to_numpy(zero_copy_only=False)
-            parts.append(lut[idx] if lut.size else np.full(len(chunk), -1, np.int16))
-        code = np.concatenate(parts) if parts else np.zeros(0, np.int16)
-        keep = (code >= 0) & (t_all >= t0) & (t_all < t1)
-        if not keep.any():
-            return None
+            lut = np.array([channels.get(str(n), skip) for n in names] or [skip], np.int16)
+            parts.append(lut[chunk.indices.to_numpy(zero_copy_only=False)])
+        code = np.concatenate(parts) if len(parts) != 1 else parts[0]
+        t = np.asarray(table["t_ns"].to_numpy(), np.int64)
+        if self.t_min < t0 or self.t_max >= t1:
+            code[(t < t0) | (t >= t1)] = skip
         return _Rows(
-            code[keep],
-            t_all[keep],
-            np.asarray(table["value"].to_numpy(), np.float64)[keep],
-            np.asarray(table["quality"].to_numpy(), np.uint8)[keep],
+            code,
+            t,
+            np.asarray(table["value"].to_numpy(), np.float64),
+            np.asarray(table["quality"].to_numpy(), np.uint8),
         )
 
 
@@ -287,26 +312,21 @@ class Run:
             (i for i, g in enumerate(groups) if g.t_max >= t0 and g.t_min < t1),
             key=lambda i: groups[i].t_min,
         )
-        held: dict[int, _Rows] = {}  # file-order position → rows not yet due
+        held: dict[int, _Waiting] = {}  # by file-order position
         k = 0
         for lo in range(t0, t1, chunk_ns):
             hi = min(lo + chunk_ns, t1)
             while k < len(pending) and groups[pending[k]].t_min < hi:
                 rows = groups[pending[k]].read(index, t0, t1)
-                if rows is not None:
-                    held[pending[k]] = rows
+                held[pending[k]] = _Waiting(rows.split(channels))
                 k += 1
-            due: list[_Rows] = []
+            due: dict[str, list[Arrays]] = {}
             for pos in sorted(held):
-                rows = held.pop(pos)
-                now = rows.t < hi
-                if now.all():
-                    due.append(rows)
-                    continue
-                due.append(rows.take(now))
-                held[pos] = rows.take(~now)
-            joined = _Rows.join(due)
-            yield hi, {} if joined is None else joined.split(channels)
+                for name, arrays in held[pos].take_before(hi).items():
+                    due.setdefault(name, []).append(arrays)
+                if not held[pos].rows:
+                    del held[pos]
+            yield hi, {name: _concat(parts) for name, parts in due.items()}
 
     def results_table(self, t0: int | None = None, t1: int | None = None) -> pa.Table:
         """Results in wide format (t_ns + one column per result), `t0 <= t_ns < t1`."""
