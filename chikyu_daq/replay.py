@@ -329,19 +329,31 @@ def _against_truth(
 ) -> dict[str, Any]:
     """The DAQ's REY and solids over the window against the plant's, and whether within 95 %."""
     out: dict[str, Any] = {}
-    rey = truth.get("window_rey_kg")
-    if rey:
-        daq = last["cum_rey_kg"] - first["cum_rey_kg"]
-        out["window_daq_rey_kg"] = daq
-        out["rey_error_pct"] = 100.0 * (daq - rey) / rey
-        out["truth_in_95"] = abs(daq - rey) <= summary["u95_cum_rey_kg"]
-    sol = truth.get("window_solids_kg")
-    if sol:
-        daq_s = last["cum_solids_kg"] - first["cum_solids_kg"]
-        out["window_daq_solids_kg"] = daq_s
-        out["solids_error_pct"] = 100.0 * (daq_s - sol) / sol
-        out["solids_truth_in_95"] = abs(daq_s - sol) <= summary["u95_cum_solids_kg"]
+    for plant, total, u95, (daq_key, error_key, within_key) in _AGAINST_TRUTH:
+        want = truth.get(plant)
+        if want:
+            daq = last[total] - first[total]
+            out[daq_key] = daq
+            out[error_key] = 100.0 * (daq - want) / want
+            out[within_key] = abs(daq - want) <= summary[u95]
     return out
+
+
+#: (plant truth over the window, DAQ total, its 95 % half-width, the summary keys written)
+_AGAINST_TRUTH = (
+    (
+        "window_rey_kg",
+        "cum_rey_kg",
+        "u95_cum_rey_kg",
+        ("window_daq_rey_kg", "rey_error_pct", "truth_in_95"),
+    ),
+    (
+        "window_solids_kg",
+        "cum_solids_kg",
+        "u95_cum_solids_kg",
+        ("window_daq_solids_kg", "solids_error_pct", "solids_truth_in_95"),
+    ),
+)
 
 
 def _count_raises(events: list[dict[str, Any]]) -> dict[str, int]:
