@@ -16,7 +16,8 @@ compacted segment that cannot be read falls back to its parts when they are stil
 bad file never makes the whole run unreadable.
 
 Reading is vectorised (pyarrow datasets, numpy gathers, no Python object per row), so a 24 h
-recording of ~40 million raw samples loads in seconds.
+recording of ~40 million raw samples loads in seconds; `Run.raw_chunks` streams it instead (each
+row group decoded once, memory bounded by a chunk and a row group) for replay.
 """
 
 from __future__ import annotations

@@ -4,6 +4,12 @@ The recording is read in chunks of recording time, only the channels the estimat
 fed to a `Processor` exactly as the live daemon would have; the kernels are chunk-invariant, so
 a replay with the run's own config reproduces the live results on the same grid. Another config
 (`-c`) changes physics or thresholds; the summary names every constant that differs.
+
+Steps, each a function: `plan_replay` (open the run, config, window, chunk size),
+`start_processor` (with the run's assays), `process_chunks` (per chunk: read, feed, compute,
+hand to `ReplayOutputs`, which appends a results row group and the chunk's events as they
+come), `summarise` (totals, alarm KPIs, truth). Memory is bounded by a chunk and a raw row
+group, whatever the run's length.
 """
 
 from __future__ import annotations
