@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 
 from chikyu_daq import report
 from dsp.fields import FIELD_BY_NAME
@@ -33,7 +34,8 @@ def test_panels_name_fields_of_the_table() -> None:
             assert tr.field in FIELD_BY_NAME and (tr.band is None or tr.band in FIELD_BY_NAME)
 
 
-def test_report_from_a_results_file(tmp_path: Path) -> None:
+@pytest.mark.parametrize("source", ["file", "columns"])  # replay's, and the demo's
+def test_report_renders(tmp_path: Path, source: str) -> None:
     n = 3000
     cols: dict[str, np.ndarray] = {"t_ns": np.arange(n, dtype=np.int64) * 100_000_000}
     cols.update({c: np.linspace(0.0, 1.0, n) for c in report.COLUMNS[1:]})
@@ -43,5 +45,6 @@ def test_report_from_a_results_file(tmp_path: Path) -> None:
         {"t_ns": 10**10, "alarm": "LOW_VELOCITY", "kind": "raise"},
         {"t_ns": 2 * 10**10, "alarm": "LOW_VELOCITY", "kind": "clear"},
     ]
-    png = report.write_report(path, events, tmp_path / "r.png", title="t", truth=None)
+    results = path if source == "file" else cols
+    png = report.write_report(results, events, tmp_path / "r.png", title="t", truth=None)
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
