@@ -109,8 +109,9 @@ class ResultsWriter:
     """Grid-rate results to one Parquet file, one row group per chunk as it comes.
 
     No dictionary pages (float results rarely repeat: trying them cost more than the whole
-    zstd pass), floats byte-stream-split (zstd then packs them 19 % smaller, 12 % faster) and
-    statistics on `t_ns` only (what readers filter on)."""
+    zstd pass), floats byte-stream-split (zstd then packs them 19 % smaller, 12 % faster),
+    zstd's fast level -1 (on split floats as small as level 1, 8 % faster) and statistics on
+    `t_ns` only (what readers filter on)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -124,6 +125,7 @@ class ResultsWriter:
                 self.path,
                 table.schema,
                 compression="zstd",
+                compression_level=-1,
                 use_dictionary=False,
                 write_statistics=["t_ns"],
                 column_encoding={
