@@ -16,7 +16,8 @@ compacted segment that cannot be read falls back to its parts when they are stil
 bad file never makes the whole run unreadable.
 
 Reading is vectorised (pyarrow datasets, numpy gathers, no Python object per row), so a 24 h
-recording of ~40 million raw samples loads in seconds.
+recording of ~40 million raw samples loads in seconds; `Run.raw_chunks` streams it instead (each
+row group decoded once, memory bounded by a chunk and a row group) for replay.
 """
 
 from __future__ import annotations
@@ -24,17 +25,19 @@ from __future__ import annotations
 import json
 import logging
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
+from numpy.typing import NDArray
 
-__all__ = ["RAW_SCHEMA", "Run", "RunError", "list_runs", "open_run"]
+__all__ = ["RAW_SCHEMA", "Run", "RunError", "list_runs", "open_run", "split_channels"]
 
 RAW_SCHEMA = pa.schema(
     [
@@ -49,7 +52,8 @@ log = logging.getLogger(__name__)
 
 _SEG = re.compile(r"^seg-(\d+)(\.parquet|\.parts)$")
 
-Channels = dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]
+Arrays = tuple[np.ndarray, np.ndarray, np.ndarray]
+Channels = dict[str, Arrays]
 
 
 class RunError(Exception):
@@ -112,6 +116,139 @@ def _time_filter(t0: int | None, t1: int | None) -> Any:
     return expr
 
 
+def split_channels(table: pa.Table) -> Channels:
+    """Long (channel, t_ns, value, quality) table → arrays per channel, time order kept."""
+    if table.num_rows == 0:
+        return {}
+    chan = table["channel"].combine_chunks()
+    if not pa.types.is_dictionary(chan.type):
+        chan = pc.dictionary_encode(chan)
+    names = [str(n) for n in chan.dictionary.to_pylist()]
+    rows = _Rows(
+        np.asarray(chan.indices.to_numpy(zero_copy_only=False), np.int64),
+        table["t_ns"].to_numpy(),
+        table["value"].to_numpy(),
+        table["quality"].to_numpy(),
+    )
+    return rows.split(names)
+
+
+_NO_MIN = np.iinfo(np.int64).min
+_NO_MAX = np.iinfo(np.int64).max
+
+
+class _Rows(NamedTuple):
+    """Raw samples as columns, `code` indexing a list of channel names (past its end: not
+    wanted, left in place rather than copied out)."""
+
+    code: NDArray[np.integer[Any]]
+    t: NDArray[np.int64]
+    v: NDArray[np.float64]
+    q: NDArray[np.uint8]
+
+    def split(self, names: list[str]) -> Channels:
+        """Per channel name, rows in their order here (a stable sort by code)."""
+        order = np.argsort(self.code, kind="stable")
+        counts = np.bincount(self.code, minlength=len(names) + 1)
+        bounds = np.concatenate([[0], np.cumsum(counts)])
+        out: Channels = {}
+        for code, name in enumerate(names):
+            if bounds[code] < bounds[code + 1]:
+                idx = order[bounds[code] : bounds[code + 1]]
+                out[name] = (self.t[idx], self.v[idx], self.q[idx])
+        return out
+
+
+class _Waiting:
+    """One row group's rows per channel (file order), handed out as their chunk comes up."""
+
+    def __init__(self, rows: Channels) -> None:
+        self.rows = rows
+        # time-ordered per channel (as the recorder writes): a chunk is a prefix, no copy
+        self.ordered = {name: bool(np.all(t[1:] >= t[:-1])) for name, (t, _, _) in rows.items()}
+
+    def take_before(self, hi: int) -> Channels:
+        """Rows with `t_ns < hi`, removed from those waiting."""
+        out: Channels = {}
+        for name, (t, v, q) in list(self.rows.items()):
+            if self.ordered[name]:
+                n = int(np.searchsorted(t, hi))
+                now, later = (t[:n], v[:n], q[:n]), (t[n:], v[n:], q[n:])
+            else:
+                m = t < hi
+                now, later = (t[m], v[m], q[m]), (t[~m], v[~m], q[~m])
+            if now[0].shape[0]:
+                out[name] = now
+            if later[0].shape[0]:
+                self.rows[name] = later
+            else:
+                del self.rows[name]
+        return out
+
+
+def _concat(parts: list[Arrays]) -> Arrays:
+    if len(parts) == 1:
+        return parts[0]
+    t, v, q = zip(*parts, strict=True)
+    return np.concatenate(t), np.concatenate(v), np.concatenate(q)
+
+
+@dataclass(frozen=True)
+class _RowGroup:
+    """One row group of a raw file and its `t_ns` range (the widest range without statistics)."""
+
+    file: Path
+    index: int
+    t_min: int
+    t_max: int
+
+    def read(self, channels: dict[str, int], t0: int, t1: int) -> _Rows:
+        """Its rows; code `len(channels)` for a channel not in `channels` or a time outside
+        `[t0, t1)`, int16 codes (numpy's stable argsort is a radix sort for them)."""
+        table = pq.ParquetFile(self.file).read_row_group(
+            self.index, columns=list(RAW_SCHEMA.names), use_threads=False
+        )
+        skip = len(channels)
+        parts = []
+        for chunk in table["channel"].chunks:
+            if not pa.types.is_dictionary(chunk.type):
+                chunk = pc.dictionary_encode(chunk)
+            names = chunk.dictionary.to_pylist()
+            lut = np.array([channels.get(str(n), skip) for n in names] or [skip], np.int16)
+            parts.append(lut[chunk.indices.to_numpy(zero_copy_only=False)])
+        code = np.concatenate(parts) if len(parts) != 1 else parts[0]
+        t = np.asarray(table["t_ns"].to_numpy(), np.int64)
+        if self.t_min < t0 or self.t_max >= t1:
+            code[(t < t0) | (t >= t1)] = skip
+        return _Rows(
+            code,
+            t,
+            np.asarray(table["value"].to_numpy(), np.float64),
+            np.asarray(table["quality"].to_numpy(), np.uint8),
+        )
+
+
+def _row_groups(folder: Path) -> list[_RowGroup]:
+    """Non-empty row groups of the readable raw files, in file order."""
+    out = []
+    for f in segment_files(folder, check=True):
+        try:
+            meta = pq.read_metadata(f)
+        except (OSError, pa.ArrowException):
+            continue
+        col = meta.schema.to_arrow_schema().get_field_index("t_ns")
+        for i in range(meta.num_row_groups):
+            rg = meta.row_group(i)
+            if rg.num_rows == 0:
+                continue
+            st = rg.column(col).statistics if col >= 0 else None
+            if st is not None and st.has_min_max:
+                out.append(_RowGroup(f, i, int(st.min), int(st.max)))
+            else:
+                out.append(_RowGroup(f, i, _NO_MIN, _NO_MAX))
+    return out
+
+
 @dataclass(frozen=True)
 class Run:
     """One run directory; cheap to create, reads on demand."""
@@ -152,24 +289,45 @@ class Run:
     ) -> Channels:
         """Raw samples per channel id: `(t_ns int64, value float64, quality uint8)`."""
         table = self.raw_table(None, t0, t1)
-        if table.num_rows == 0:
-            return {}
-        chan = table["channel"].combine_chunks()
-        names = chan.dictionary.to_pylist()
-        codes = chan.indices.to_numpy(zero_copy_only=False)
-        t = table["t_ns"].to_numpy()
-        v = table["value"].to_numpy()
-        q = table["quality"].to_numpy()
-        order = np.argsort(codes, kind="stable")  # keeps time order within a channel
-        bounds = np.concatenate([[0], np.cumsum(np.bincount(codes, minlength=len(names)))])
-        wanted = set(channels) if channels is not None else None
-        out: Channels = {}
-        for code, name in enumerate(names):
-            if bounds[code] == bounds[code + 1] or (wanted is not None and name not in wanted):
-                continue
-            idx = order[bounds[code] : bounds[code + 1]]
-            out[name] = (t[idx], v[idx], q[idx])
-        return out
+        out = split_channels(table)
+        if channels is None:
+            return out
+        wanted = set(channels)
+        return {name: arrays for name, arrays in out.items() if name in wanted}
+
+    def raw_chunks(
+        self, channels: list[str], t0: int, t1: int, chunk_ns: int
+    ) -> Iterator[tuple[int, Channels]]:
+        """`channels` in chunks of recording time `[lo, hi)` from `t0` to `t1`: `(hi, arrays)`.
+
+        Streams: each Parquet row group is decoded once, when the first chunk it may hold
+        samples of comes up (its `t_ns` statistics), and only its rows not yet due stay in
+        memory, so memory is bounded by a chunk plus a row group, not by the run's length.
+        Within a chunk, rows keep file order (row groups of a compacted segment may overlap in
+        time: its parts are sorted by channel)."""
+        if len(channels) >= 2**15:
+            raise ValueError(f"too many channels to replay at once: {len(channels)}")
+        index = {name: i for i, name in enumerate(channels)}
+        groups = _row_groups(self.path / "raw")
+        pending = sorted(
+            (i for i, g in enumerate(groups) if g.t_max >= t0 and g.t_min < t1),
+            key=lambda i: groups[i].t_min,
+        )
+        held: dict[int, _Waiting] = {}  # by file-order position
+        k = 0
+        for lo in range(t0, t1, chunk_ns):
+            hi = min(lo + chunk_ns, t1)
+            while k < len(pending) and groups[pending[k]].t_min < hi:
+                rows = groups[pending[k]].read(index, t0, t1)
+                held[pending[k]] = _Waiting(rows.split(channels))
+                k += 1
+            due: dict[str, list[Arrays]] = {}
+            for pos in sorted(held):
+                for name, arrays in held[pos].take_before(hi).items():
+                    due.setdefault(name, []).append(arrays)
+                if not held[pos].rows:
+                    del held[pos]
+            yield hi, {name: _concat(parts) for name, parts in due.items()}
 
     def results_table(self, t0: int | None = None, t1: int | None = None) -> pa.Table:
         """Results in wide format (t_ns + one column per result), `t0 <= t_ns < t1`."""
@@ -217,6 +375,9 @@ class Run:
 
     def time_range(self) -> tuple[int, int] | None:
         """(first, last) raw sample time in ns, from Parquet statistics where possible."""
+        pieces = _row_groups(self.path / "raw")
+        if pieces and all(p.t_min > _NO_MIN and p.t_max < _NO_MAX for p in pieces):
+            return min(p.t_min for p in pieces), max(p.t_max for p in pieces)
 
         def read(files: list[Path]) -> pa.Table:
             return ds.dataset(
