@@ -425,6 +425,41 @@ def leftovers() -> list[str]:
     return bad
 
 
+# Run in a child: import every module, then make sure each `chikyu_daq.a.b.c` written anywhere
+# (monkeypatch targets, `-m`, docs) names a module and, after it, an attribute that exists.
+PROBE = """
+import importlib, os, sys
+
+def here(module):
+    # an editable install's finder can serve an old module from another checkout
+    return os.path.abspath(getattr(module, "__file__", None) or os.getcwd()).startswith(os.getcwd())
+
+def probe(modules, refs):
+    bad = 0
+    for name in modules:
+        try:
+            importlib.import_module(name)
+        except Exception as e:
+            bad += 1
+            print(f"import {name}: {e!r}")
+    for ref in refs:
+        parts = ref.split(".")
+        obj, n = None, len(parts)
+        while n and obj is None:
+            try:
+                obj = importlib.import_module(".".join(parts[:n]))
+            except ImportError:
+                n -= 1
+        if not here(obj):
+            bad += 1
+            print(f"reference {ref}: {obj.__name__} is not this tree's ({obj.__file__})")
+        elif n < len(parts) and not hasattr(obj, parts[n]):
+            bad += 1
+            print(f"reference {ref}: {'.'.join(parts[:n])} has no {parts[n]!r}")
+    return bad > 0
+"""
+
+
 def check() -> int:
     env = {**os.environ, "PYTHONPATH": os.getcwd()}
     modules = sorted(
@@ -433,15 +468,10 @@ def check() -> int:
         for p in Path(d).rglob("*.py")
         if "__pycache__" not in p.parts and p.name != "__main__.py"
     )
-    probe = (
-        "import importlib, sys\nbad = 0\n"
-        f"for m in {modules!r}:\n"
-        "    try:\n        importlib.import_module(m)\n"
-        "    except Exception as e:\n        bad += 1; print(f'import {m}: {e!r}')\n"
-        "sys.exit(bad > 0)\n"
-    )
+    refs = sorted({m[0] for path in tree_files() for m in DOTTED.finditer(path.read_text())})
+    probe = PROBE + f"sys.exit(probe({modules!r}, {refs!r}))\n"
     steps = [
-        ("import every module", [sys.executable, "-c", probe]),
+        ("import every module, resolve every dotted reference", [sys.executable, "-c", probe]),
         ("lint-imports", [tool("lint-imports")]),
         ("ruff check", [tool("ruff"), "check", "."]),
         ("mypy", [tool("mypy")]),

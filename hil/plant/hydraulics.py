@@ -505,12 +505,6 @@ class Hydraulics:
     def t_s(self) -> float:
         return float(self.fs[S_T])
 
-    def set_initial_speeds(self, n_a_rpm: float, n_b_rpm: float, q_inj_m3_s: float) -> None:
-        """Start state for a scenario whose pumps do not begin at nominal speed."""
-        self.fs[S_NA] = n_a_rpm
-        self.fs[S_NB] = n_b_rpm
-        self.fs[S_QINJ] = q_inj_m3_s
-
     def advance(self, drive: np.ndarray) -> np.ndarray:
         """Run ``len(drive)`` steps of ``dt_s``; returns the output rows."""
         drive = np.ascontiguousarray(drive, dtype=np.float64)
