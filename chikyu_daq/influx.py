@@ -441,6 +441,7 @@ class Uploader:
             "batches_sent": self.batches_sent,
             "batches_rejected": self.batches_rejected,
             "retries": self.retries,
+            "batch_splits": self.splits,
             "influx_connected": self.connected,
             "lines_lost": s.lost_lines,
             "spool_memory_bytes": s.memory_bytes,

@@ -83,8 +83,10 @@ class Pipeline:
         on_processed: Callable[[Processed], None] | None = None,
         influx_enabled: bool | None = None,
         mqtt_enabled: bool | None = None,
+        reloads: Mapping[str, int] | None = None,
     ) -> None:
         self.cfg = cfg
+        self.reloads = reloads  # the daemon's reload counts: they outlive this pipeline
         self.data_dir = data_dir
         self.buses = dict(buses) if buses is not None else dict(cfg.buses)
         self.processor = processor if processor is not None else Processor(cfg)
@@ -372,6 +374,7 @@ class Pipeline:
             "buses": acq["buses"],
             "outputs": self.outputs.stats(),
             **self.interfaces.stats(),
+            **({"reloads": dict(self.reloads)} if self.reloads is not None else {}),
         }
 
     def status_line(self) -> str:

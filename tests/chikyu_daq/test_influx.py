@@ -243,6 +243,7 @@ def test_413_splits_and_429_honours_retry_after(influxd: Influxd, tmp_path: Path
     influxd.create_db("t")
     behaviour: dict[str, Any] = {"requests": [], "throttle": 1, "max_lines": 300}
     sent_at: list[float] = []
+    stats: dict[str, Any] = {}
 
     async def main() -> None:
         runner, url = await _proxy(influxd.url, behaviour)
@@ -254,6 +255,7 @@ def test_413_splits_and_429_honours_retry_after(influxd: Influxd, tmp_path: Path
         task = asyncio.create_task(sink.run())
         await until(spool.empty, 20)
         sent_at.append(time.monotonic())
+        stats.update(sink.stats())
         await sink.aclose()
         await task
         await runner.cleanup()
@@ -263,6 +265,8 @@ def test_413_splits_and_429_honours_retry_after(influxd: Influxd, tmp_path: Path
     assert behaviour["requests"][:3] == [1000, 1000, 500]  # 429, 413, then halves
     assert max(n for n in behaviour["requests"][2:]) <= 500
     assert sent_at[0] - behaviour["throttled_at"] >= 0.9  # waited for Retry-After: 1
+    too_large = [n for n in behaviour["requests"][1:] if n > behaviour["max_lines"]]
+    assert too_large and stats["batch_splits"] == len(too_large)  # published, one per 413
 
 
 def test_v2_dialect_into_victoria_metrics_survives_restart(
