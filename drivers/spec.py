@@ -2,9 +2,8 @@
 
 These pydantic models are the contract between configuration, drivers and emulators: a second
 installation needs another config file, never another code path. Semantic checks that span
-several fields (overlapping registers, word orders on 16-bit types...) are the config's, in
-`chikyu_daq.config_checks` (`_map_issues`, `_device_issues`), so that every error can name its
-key path in the installation file.
+several fields (overlapping registers, word orders on 16-bit types...) live in
+`drivers.spec_checks` so that every error can name its key path.
 """
 
 from __future__ import annotations
