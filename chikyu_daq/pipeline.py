@@ -80,13 +80,12 @@ class Pipeline:
         buses: Mapping[str, Any] | None = None,
         processor: Processor | None = None,
         run_id: str | None = None,
+        reloads: Mapping[str, int] | None = None,
         on_processed: Callable[[Processed], None] | None = None,
         influx_enabled: bool | None = None,
         mqtt_enabled: bool | None = None,
-        reloads: Mapping[str, int] | None = None,
     ) -> None:
         self.cfg = cfg
-        self.reloads = reloads  # the daemon's reload counts: they outlive this pipeline
         self.data_dir = data_dir
         self.buses = dict(buses) if buses is not None else dict(cfg.buses)
         self.processor = processor if processor is not None else Processor(cfg)
@@ -119,6 +118,7 @@ class Pipeline:
         self.worker_busy_s = 0.0
         self.last_processed_ns = 0
         self.samples_unprocessed = 0
+        self.reloads = reloads  # the daemon's reload counts: they outlive this pipeline
         self.interfaces = Interfaces(cfg, data_dir=data_dir, pipeline=self)
 
     # -- lifecycle --------------------------------------------------------------------------
