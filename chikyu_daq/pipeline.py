@@ -116,9 +116,9 @@ class Pipeline:
         )
         self.ticks = 0
         self.worker_busy_s = 0.0
+        self.reloads = reloads  # the daemon's reload counts: they outlive this pipeline
         self.last_processed_ns = 0
         self.samples_unprocessed = 0
-        self.reloads = reloads  # the daemon's reload counts: they outlive this pipeline
         self.interfaces = Interfaces(cfg, data_dir=data_dir, pipeline=self)
 
     # -- lifecycle --------------------------------------------------------------------------
@@ -367,6 +367,7 @@ class Pipeline:
             "processing_lag_s": lag,
             "worker_busy_s": self.worker_busy_s,
             "ticks": self.ticks,
+            **({"reloads": dict(self.reloads)} if self.reloads is not None else {}),
             "samples_unprocessed": self.samples_unprocessed,
             "tasks": self.supervisor.stats(),
             "faults": self.faults.stats(),
@@ -374,7 +375,6 @@ class Pipeline:
             "buses": acq["buses"],
             "outputs": self.outputs.stats(),
             **self.interfaces.stats(),
-            **({"reloads": dict(self.reloads)} if self.reloads is not None else {}),
         }
 
     def status_line(self) -> str:
