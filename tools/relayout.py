@@ -87,6 +87,12 @@ PACKAGES: dict[str, str] = {
     "rig": "The HIL session (emulated devices, plant truth, scoring) and the demo built on it.",
 }
 
+# What an `__init__.py` holds beyond its docstring. A console script installed before the move
+# says `from chikyu_daq.cli import main`: it keeps working until the next install.
+INIT_BODY: dict[str, str] = {
+    "cli": "from chikyu_daq.cli.root import main\n\n__all__ = [\"main\"]\n",
+}
+
 # Packages directly under chikyu_daq, top to bottom: a layer may import only those below it.
 # `|` would mark layers that must not import each other; none are needed today.
 LAYERS = [
@@ -174,7 +180,8 @@ def move_modules() -> set[str]:
         init = Path(ROOT_PKG, *pkg.split("."), "__init__.py")
         if not init.exists():
             init.parent.mkdir(parents=True, exist_ok=True)
-            init.write_text(f'"""{doc}"""\n')
+            body = INIT_BODY.get(pkg)
+            init.write_text(f'"""{doc}"""\n' + (f"\n{body}" if body else ""))
             run("git", "add", str(init))
             print(f"created {init}")
     for old, new, _ in MOVES:
