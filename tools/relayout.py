@@ -512,11 +512,11 @@ def check() -> int:
 
 
 def table() -> str:
+    cells = [(f"{old}.py", f"{new.replace('.', '/')}.py", why) for old, new, why in MOVES]
+    cells += [(f"{old}.py", f"{old}.py (stays)", why) for old, why in STAYS.items()]
+    cells = [(a, b, why.replace("|", "\\|")) for a, b, why in cells]  # a table cell's pipes
     rows = ["| before | after | why |", "|---|---|---|"]
-    rows += [
-        f"| `{old}.py` | `{new.replace('.', '/')}.py` | {why} |" for old, new, why in MOVES
-    ]
-    rows += [f"| `{old}.py` | `{old}.py` (stays) | {why} |" for old, why in STAYS.items()]
+    rows += [f"| `{a}` | `{b}` | {why} |" for a, b, why in cells]
     return "\n".join(rows)
 
 
