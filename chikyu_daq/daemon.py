@@ -71,8 +71,8 @@ class Daemon:
         self._events: asyncio.Queue[str] = asyncio.Queue()
         self.pipeline: Pipeline | None = None
         self._task: asyncio.Task[None] | None = None
-        self.reloads = 0
-        self.rejected_reloads = 0
+        # published in the health stats (`daq` fields reloads_applied, reloads_rejected)
+        self.reloads = {"applied": 0, "rejected": 0}
 
     def _buses(self, cfg: Config) -> dict[str, Any]:
         if not self.endpoints:
@@ -83,7 +83,11 @@ class Daemon:
 
     async def _start(self, cfg: Config, processor: Processor | None) -> None:
         self.pipeline = Pipeline(
-            cfg, data_dir=self.data_dir, buses=self._buses(cfg), processor=processor
+            cfg,
+            data_dir=self.data_dir,
+            buses=self._buses(cfg),
+            processor=processor,
+            reloads=self.reloads,
         )
         self._task = asyncio.create_task(self.pipeline.run(), name="pipeline")
         started = asyncio.create_task(self.pipeline.started.wait())
@@ -161,7 +165,7 @@ class Daemon:
         try:
             new = await asyncio.to_thread(load_config, self.config_path)
         except ConfigError as err:
-            self.rejected_reloads += 1
+            self.reloads["rejected"] += 1
             for issue in err.issues:
                 log.error("reload rejected, keeping the running config: %s", issue.format(err.file))
             self.notifier.status(f"reload rejected ({len(err.issues)} errors); old config running")
@@ -181,7 +185,7 @@ class Daemon:
         self.pipeline.outputs.write_event(
             {"type": "reload", "previous_run": old_run, "processor_kept": keep is not None}
         )
-        self.reloads += 1
+        self.reloads["applied"] += 1
         log.info(
             "config reloaded: run %s (processor %s)",
             self.pipeline.outputs.run_id,

@@ -34,14 +34,10 @@ import logging
 import random
 import ssl
 import time
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
-import numpy as np
-
 from chikyu_daq.config import Influx, resolve_secret
-from chikyu_daq.lineproto import encode_block, encode_channels
 from chikyu_daq.spool import Batch, Spool
 from chikyu_daq.supervise import Backoff
 
@@ -442,6 +438,7 @@ class Uploader:
             "batches_sent": self.batches_sent,
             "batches_rejected": self.batches_rejected,
             "retries": self.retries,
+            "batch_splits": self.splits,
             "influx_connected": self.connected,
             "lines_lost": s.lost_lines,
             "spool_memory_bytes": s.memory_bytes,
@@ -472,36 +469,6 @@ class InfluxSink:
         ok = self.spool.append(lines)
         self.uploader.notify()
         return ok
-
-    def write_block(
-        self,
-        measurement: str,
-        tags: Mapping[str, str],
-        t_ns: np.ndarray,
-        fields: Mapping[str, np.ndarray],
-    ) -> bool:
-        return self.write_lines(encode_block(measurement, tags, t_ns, fields))
-
-    def write_channels(
-        self,
-        device: str,
-        tags: Mapping[str, str],
-        channels: Mapping[str, tuple[np.ndarray, np.ndarray, np.ndarray]],
-    ) -> bool:
-        """Raw samples of one device, `channels` keyed by channel name (without the device)."""
-        return self.write_lines(encode_channels(device, tags, channels))
-
-    def write_stats(
-        self,
-        tags: Mapping[str, str],
-        extra: Mapping[str, float | int | bool] | None = None,
-        t_ns: int | None = None,
-    ) -> bool:
-        """Spool one `daq` self-metrics line: this sink's `stats()` plus `extra` fields."""
-        values = {**self.stats(), **(extra or {})}
-        fields = {k: np.array([v]) for k, v in values.items()}
-        t = np.array([time.time_ns() if t_ns is None else t_ns], dtype=np.int64)
-        return self.write_lines(encode_block("daq", tags, t, fields))
 
     async def run(self) -> None:
         await self.uploader.run()

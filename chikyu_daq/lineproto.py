@@ -39,7 +39,6 @@ __all__ = [
     "escape_key",
     "escape_measurement",
     "escape_tag_value",
-    "line_count",
 ]
 
 
@@ -371,8 +370,3 @@ def encode_point(
     body = ",".join(_key_eq(k) + s for k, s in zip(fields, text, strict=True) if s is not None)
     head = _series_head(measurement, tuple(sorted(tags.items())))
     return f"{head}{body} {int(t_ns)}\n".encode()
-
-
-def line_count(data: bytes) -> int:
-    """Number of complete lines in `data`."""
-    return data.count(b"\n")

@@ -15,15 +15,17 @@ import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from chikyu_daq.assay import Assay
 from chikyu_daq.config import Config
-from chikyu_daq.processor import Processed
 from dsp.alarms import AlarmEvent
 from dsp.fields import FIELD_BY_NAME, STABILITY_FIELDS, YIELD_FIELDS
+
+if TYPE_CHECKING:  # a type only: the sinks sit below the processor and pipeline
+    from chikyu_daq.processor import Processed
 
 log = logging.getLogger(__name__)
 

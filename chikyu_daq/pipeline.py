@@ -80,6 +80,7 @@ class Pipeline:
         buses: Mapping[str, Any] | None = None,
         processor: Processor | None = None,
         run_id: str | None = None,
+        reloads: Mapping[str, int] | None = None,
         on_processed: Callable[[Processed], None] | None = None,
         influx_enabled: bool | None = None,
         mqtt_enabled: bool | None = None,
@@ -115,6 +116,7 @@ class Pipeline:
         )
         self.ticks = 0
         self.worker_busy_s = 0.0
+        self.reloads = reloads  # the daemon's reload counts: they outlive this pipeline
         self.last_processed_ns = 0
         self.samples_unprocessed = 0
         self.interfaces = Interfaces(cfg, data_dir=data_dir, pipeline=self)
@@ -365,6 +367,7 @@ class Pipeline:
             "processing_lag_s": lag,
             "worker_busy_s": self.worker_busy_s,
             "ticks": self.ticks,
+            **({"reloads": dict(self.reloads)} if self.reloads is not None else {}),
             "samples_unprocessed": self.samples_unprocessed,
             "tasks": self.supervisor.stats(),
             "faults": self.faults.stats(),

@@ -86,11 +86,6 @@ class Acquisition:
                 members.append((plan, dev, dstats))
             self._owners.append(ModbusBusOwner(bus_id, bus, members, self._emit, bstats, clock))
 
-    @classmethod
-    def from_config(cls, cfg: Any, sink: Sink, **kwargs: Any) -> Acquisition:
-        """Duck-typed: anything with `.buses`, `.maps`, `.sentences`, `.devices`."""
-        return cls(cfg.buses, cfg.maps, cfg.sentences, cfg.devices, sink, **kwargs)
-
     @property
     def channels(self) -> list[str]:
         out: list[str] = []

@@ -204,6 +204,17 @@ def test_notify_protocol(live: LiveRun) -> None:
     assert any("reload rejected" in s for s in statuses)
 
 
+def test_reload_counts_are_published_in_health(live: LiveRun) -> None:
+    """The fixture's one SIGHUP with a broken file is counted in the `daq` health fields."""
+    res = live.influxd.query(
+        'SELECT max("reloads_rejected"), max("reloads_applied") FROM "daq"', db="chikyu"
+    )
+    series = res["results"][0].get("series")
+    assert series, "no reload counts in the daq measurement"
+    _, rejected, applied = series[0]["values"][0]
+    assert (rejected, applied) == (1, 0)
+
+
 def test_raw_samples_reach_recording_and_influx_exactly(live: LiveRun) -> None:
     raw = open_run(live.run_dir).raw()
     for ch in ("p101a.speed", "ft201.volume_flow", "ai20.pt101", "pt302.pressure", "dt201.density"):

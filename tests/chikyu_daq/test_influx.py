@@ -51,7 +51,7 @@ def test_hostile_names_round_trip_through_influxd(influxd: Influxd, tmp_path: Pa
     sink = v1_sink(influxd, tmp_path / "spool")
     t = T0 + np.arange(len(hostile), dtype=np.int64)
     for i, tag in enumerate(hostile):
-        sink.write_block(
+        sink.write_lines(encode_block(
             "m e,a",
             {"vessel": tag, "run": "r 1"},
             t[i : i + 1],
@@ -62,7 +62,7 @@ def test_hostile_names_round_trip_through_influxd(influxd: Influxd, tmp_path: Pa
                 "ok": np.array([i % 2 == 0]),
                 "f,k=y z": np.array([1.5]),
             },
-        )
+        ))
 
     async def main() -> None:
         task = asyncio.create_task(sink.run())
@@ -92,14 +92,14 @@ def test_field_type_conflict_is_rejected_and_later_batches_flow(
     influxd.create_db("t")
     sink = v1_sink(influxd, tmp_path / "spool")
     t = T0 + np.arange(3, dtype=np.int64)
-    sink.write_block("m", {}, t, {"v": np.array([1.0, 2.0, 3.0])})
+    sink.write_lines(encode_block("m", {}, t, {"v": np.array([1.0, 2.0, 3.0])}))
 
     async def main() -> None:
         task = asyncio.create_task(sink.run())
         await until(sink.spool.empty, 10)
-        sink.write_block("m", {}, t[:1] + 10, {"v": np.array(["text"], dtype=object)})
+        sink.write_lines(encode_block("m", {}, t[:1] + 10, {"v": np.array(["text"], dtype=object)}))
         await until(lambda: sink.stats()["batches_rejected"] == 1, 10)
-        sink.write_block("m", {}, t + 20, {"v": np.array([4.0, 5.0, 6.0])})
+        sink.write_lines(encode_block("m", {}, t + 20, {"v": np.array([4.0, 5.0, 6.0])}))
         await until(sink.spool.empty, 10)
         await sink.aclose()
         await task
@@ -123,7 +123,7 @@ def test_influxd_killed_mid_stream_and_back_after_outage(influxd: Influxd, tmp_p
         task = asyncio.create_task(sink.run())
         for k in range(n_blocks):
             t = T0 + np.arange(k * per_block, (k + 1) * per_block, dtype=np.int64)
-            sink.write_block("m", {"vessel": "c"}, t, {"v": (t - T0).astype(np.float64)})
+            sink.write_lines(encode_block("m", {"vessel": "c"}, t, {"v": (t - T0).astype(np.float64)}))
             if k == n_blocks // 3:
                 await until(lambda: sink.stats()["lines_sent"] > 0, 10)
                 influxd.kill()
@@ -149,6 +149,7 @@ WRITER_SCRIPT = r"""
 import asyncio, sys
 import numpy as np
 from chikyu_daq.influx import InfluxSink, Uploader, V1Writer
+from chikyu_daq.lineproto import encode_block
 from chikyu_daq.spool import Spool
 url, spool_dir, start, stop = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 T0 = 1_700_000_000_000_000_000
@@ -158,7 +159,7 @@ async def main():
     task = asyncio.create_task(sink.run())
     for k in range(start, stop, 100):
         t = T0 + np.arange(k, min(k + 100, stop), dtype=np.int64)
-        sink.write_block("m", {}, t, {"v": (t - T0).astype(np.float64)})
+        sink.write_lines(encode_block("m", {}, t, {"v": (t - T0).astype(np.float64)}))
         print(min(k + 100, stop), flush=True)
         await asyncio.sleep(0.002)
     while not spool.empty():
@@ -233,6 +234,7 @@ def test_413_splits_and_429_honours_retry_after(influxd: Influxd, tmp_path: Path
     influxd.create_db("t")
     behaviour: dict[str, Any] = {"requests": [], "throttle": 1, "max_lines": 300}
     sent_at: list[float] = []
+    stats: dict[str, Any] = {}
 
     async def main() -> None:
         runner, url = await _proxy(influxd.url, behaviour)
@@ -240,10 +242,11 @@ def test_413_splits_and_429_honours_retry_after(influxd: Influxd, tmp_path: Path
         up = Uploader(spool, V1Writer(url, "t"), batch_lines=1000, backoff_min_s=0.01)
         sink = InfluxSink(spool, up)
         t = T0 + np.arange(1000, dtype=np.int64)
-        sink.write_block("m", {}, t, {"v": np.ones(1000)})
+        sink.write_lines(encode_block("m", {}, t, {"v": np.ones(1000)}))
         task = asyncio.create_task(sink.run())
         await until(spool.empty, 20)
         sent_at.append(time.monotonic())
+        stats.update(sink.stats())
         await sink.aclose()
         await task
         await runner.cleanup()
@@ -253,6 +256,8 @@ def test_413_splits_and_429_honours_retry_after(influxd: Influxd, tmp_path: Path
     assert behaviour["requests"][:3] == [1000, 1000, 500]  # 429, 413, then halves
     assert max(n for n in behaviour["requests"][2:]) <= 500
     assert sent_at[0] - behaviour["throttled_at"] >= 0.9  # waited for Retry-After: 1
+    too_large = [n for n in behaviour["requests"][1:] if n > behaviour["max_lines"]]
+    assert too_large and stats["batch_splits"] == len(too_large)  # published, one per 413
 
 
 def test_v2_dialect_into_victoria_metrics_survives_restart(
@@ -267,9 +272,9 @@ def test_v2_dialect_into_victoria_metrics_survives_restart(
         task = asyncio.create_task(sink.run())
         for k in range(0, n, 500):
             t = T0 + np.arange(k, k + 500, dtype=np.int64) * 1_000_000_000
-            sink.write_block(
+            sink.write_lines(encode_block(
                 "yield", {"vessel": "c", "run": "r1"}, t, {"rey_kg": np.arange(k, k + 500) * 1.0}
-            )
+            ))
             if k == 1000:
                 await until(lambda: sink.stats()["lines_sent"] >= 1000, 10)
                 await asyncio.to_thread(victoria.stop)

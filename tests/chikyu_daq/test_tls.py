@@ -21,6 +21,7 @@ from aiohttp import web
 from chikyu_daq.assay import Assay
 from chikyu_daq.config import Influx, Mqtt
 from chikyu_daq.influx import InfluxSink, RetryableError, V2Writer, writer_from_config
+from chikyu_daq.lineproto import encode_block
 from chikyu_daq.mqtt import MqttPublisher
 from tests.chikyu_daq.tls_pki import Pki, TlsInfluxd, TlsMosquitto, make_pki
 from tests.servers import serving, until
@@ -135,7 +136,7 @@ def drain(sink: InfluxSink, timeout_s: float = 15.0) -> None:
 
 def spool_points(sink: InfluxSink, n: int = N) -> None:
     t = T0 + np.arange(n, dtype=np.int64) * 1_000_000
-    sink.write_block("tls", {"vessel": "chikyu"}, t, {"v": np.arange(n, dtype=np.float64)})
+    sink.write_lines(encode_block("tls", {"vessel": "chikyu"}, t, {"v": np.arange(n, dtype=np.float64)}))
 
 
 def stored(server: TlsInfluxd, db: str) -> list[list[Any]]:
