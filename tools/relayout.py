@@ -7,11 +7,21 @@ Issue 11, run once by whoever merges the branches written in the flat layout, fr
     python tools/relayout.py --check    # the same (a no-op when done), then imports, lint-imports,
                                         # ruff, mypy and pytest --collect-only must all pass
     python tools/relayout.py --table    # print the mapping as a Markdown table
+    python tools/relayout.py --test-table   # print where each test file goes
 
 It is deterministic and idempotent: a second run changes nothing, and a run after more
 flat-layout work is merged moves what is new in the table and rewrites the new references.
 Top-level modules it does not know stay where they are, with a warning; add them to `MOVES`.
 Imports are rewritten in every text file of the tree, known or not.
+
+The tests follow the tree: each file of `tests/chikyu_daq/` goes to the folder of what it tests
+(`TEST_MOVES`), each new folder gets an `__init__.py` (pytest names test modules by package, so
+equal basenames in two folders do not clash), `tests.chikyu_daq.X` imports and
+`tests/chikyu_daq/X` paths are rewritten, and `Path(__file__).resolve().parents[N]` in a moved
+file is deepened once, when it moves. Helpers used by one folder move beside their users; data
+files move with the one test that reads them (`Path(__file__).with_name(...)` keeps working).
+Unknown test files stay, with a warning. `--check` collects the tests before and after and
+fails unless the same tests (by file basename and test id) are collected.
 """
 
 from __future__ import annotations
@@ -24,6 +34,7 @@ import re
 import subprocess
 import sys
 import tokenize
+from collections import Counter
 from pathlib import Path
 
 ROOT_PKG = "chikyu_daq"
@@ -73,6 +84,54 @@ STAYS: dict[str, str] = {
     "supervise": "restart with backoff, per-step faults: a leaf that the live pipeline and the "
     "InfluxDB uploader (`Backoff`) both use, so below every folder",
 }
+
+# Test files under TEST_DIR → the folder of what they exercise (under TEST_DIR; "" stays).
+TEST_DIR = "tests/chikyu_daq"
+TEST_MOVES: dict[str, str] = {
+    "test_cli_field.py": "cli",  # `hil serve` + `poll`, as typed
+    "test_recorder_cli.py": "cli",  # `runs list|show`
+    "test_config.py": "config",
+    "test_config_hostile.py": "config",
+    "test_params.py": "config",
+    "malformed_configs.toml": "config",  # read by test_config only
+    "hostile_values.toml": "config",  # read by test_config_hostile only
+    "test_daemon.py": "live",
+    "test_processor.py": "live",
+    "test_storage_daemon.py": "live",  # the daemon on a disk that fills up
+    "test_assay.py": "sinks",
+    "test_mqtt.py": "sinks",
+    "test_mqtt_faults.py": "sinks",
+    "test_tls.py": "sinks",  # the InfluxDB and MQTT sinks over TLS
+    "tls_pki.py": "sinks",  # used by test_tls only
+    "test_influx.py": "sinks/influx",
+    "test_lineproto.py": "sinks/influx",
+    "test_spool.py": "sinks/influx",
+    "test_spool_recovery.py": "sinks/influx",
+    "test_recorder.py": "store",
+    "test_storage_faults.py": "store",  # recorder and spool on failing disks: durable helpers
+    "test_replay.py": "replay",
+    "test_replay_stream.py": "replay",
+    "test_report.py": "replay",
+    "test_demo.py": "rig",
+    "test_hil_session.py": "rig",
+    "test_alarm_daemon.py": "alarms",  # the alarm lifecycle, through the daemon
+    "test_alarm_manager.py": "alarms",
+    "test_alarm_states.py": "alarms",
+    "test_clock.py": "interfaces",
+    "test_opcua.py": "interfaces",
+    "test_prometheus.py": "interfaces",
+    "test_fleet.py": "fleet",
+    "test_fleet_ingest.py": "fleet",
+    "test_import.py": "fleet",  # fleet.importer
+    "fleet_fixtures.py": "fleet",  # used by test_fleet only
+    # Stay: supervise.py stays a top-level module; the dashboards are config, not a module;
+    # the shared helpers have users in several folders.
+    "test_supervise.py": "",
+    "test_dashboards.py": "",
+    "spooling.py": "",  # sinks/influx and store
+    "fsfaults.py": "",  # sinks/influx, store and live
+}
+TEST_KEEP = {"__init__.py", "conftest.py"}
 
 # New packages and the docstring of their `__init__.py`.
 PACKAGES: dict[str, str] = {
@@ -203,6 +262,53 @@ def move_modules() -> set[str]:
     return moved
 
 
+PARENTS = re.compile(r"(Path\(__file__\)(?:\.resolve\(\))?\.parents\[)(\d+)\]")
+
+
+def test_target(name: str) -> Path:
+    return Path(TEST_DIR, *TEST_MOVES[name].split("/"), name)
+
+
+def test_module(stem: str) -> str:
+    return ".".join(test_target(stem + ".py").with_suffix("").parts)
+
+
+def deepen(text: str, levels: int) -> str:
+    """`Path(__file__).resolve().parents[2]` (the repo) from a file moved `levels` deeper."""
+    return PARENTS.sub(lambda m: f"{m[1]}{int(m[2]) + levels}]", text)
+
+
+def move_tests() -> None:
+    """`git mv` each known test file to its folder; deepen its `parents[N]` in the same step."""
+    for folder in sorted({f for f in TEST_MOVES.values() if f}):
+        parts = folder.split("/")
+        for n in range(1, len(parts) + 1):
+            init = Path(TEST_DIR, *parts[:n], "__init__.py")
+            if not init.exists():
+                init.parent.mkdir(parents=True, exist_ok=True)
+                init.write_text("")
+                run("git", "add", str(init))
+                print(f"created {init}")
+    for name, folder in TEST_MOVES.items():
+        src, dst = Path(TEST_DIR, name), test_target(name)
+        if not folder or not src.exists():
+            continue
+        if dst.exists():
+            print(f"WARNING: both {src} and {dst} exist; left {src} alone (merge it by hand)")
+            continue
+        if run("git", "mv", str(src), str(dst), check=False).returncode != 0:
+            os.replace(src, dst)  # not tracked yet
+        print(f"moved {src} -> {dst}")
+        if dst.suffix == ".py":
+            text = dst.read_text()
+            new = deepen(text, len(folder.split("/")))
+            if new != text:
+                dst.write_text(new)
+    for path in sorted(Path(TEST_DIR).iterdir()):
+        if path.is_file() and path.name not in TEST_MOVES and path.name not in TEST_KEEP:
+            print(f"WARNING: {path} is not in tools/relayout.py TEST_MOVES; left in place")
+
+
 # ---------------------------------------------------------------------------------------------
 # Rewriting
 
@@ -221,6 +327,15 @@ FROM_AMBIGUOUS = re.compile(
 )
 DOTTED = re.compile(rf"(?<![\w.]){ROOT_PKG}\.(?P<mod>{IDENT})(?P<rest>(?:\.{IDENT})*)")
 PATH = re.compile(rf"(?<![\w./-]){ROOT_PKG}/(?P<mod>{IDENT})\.py\b")
+MOVED_TESTS = sorted(name for name, folder in TEST_MOVES.items() if folder)
+TEST_DOTTED = re.compile(
+    rf"(?<![\w.]){re.escape(TEST_DIR.replace('/', '.'))}\."
+    rf"(?P<mod>{'|'.join(Path(n).stem for n in MOVED_TESTS if n.endswith('.py'))})\b"
+)
+TEST_PATH = re.compile(
+    rf"(?<![\w./-]){re.escape(TEST_DIR)}/(?P<name>{'|'.join(map(re.escape, MOVED_TESTS))})(?![\w.])"
+)
+TEST_REF = re.compile(rf"(?<![\w.]){re.escape(TEST_DIR.replace('/', '.'))}(?:\.{IDENT})+")
 RELATIVE = re.compile(
     r"^(?P<indent>[ \t]*)from[ \t]+(?P<dots>\.+)(?P<mod>[\w.]*)[ \t]+import\b", re.M
 )
@@ -317,6 +432,8 @@ def rewrite_text(path: Path, text: str, moved: set[str]) -> str:
         text = FROM_ROOT.sub(lambda m: rewrite_from_root(m, moved), text)
         text = FROM_AMBIGUOUS.sub(rewrite_from_ambiguous, text)
     text = DOTTED.sub(lambda m: rewrite_dotted(m, text, moved), text)
+    text = TEST_DOTTED.sub(lambda m: test_module(m["mod"]), text)
+    text = TEST_PATH.sub(lambda m: test_target(m["name"]).as_posix(), text)
     return PATH.sub(rewrite_path, text)
 
 
@@ -433,9 +550,42 @@ def leftovers() -> list[str]:
     pattern = re.compile(rf"(?<![\w./]){ROOT_PKG}[./](?:{'|'.join(sorted(plain))})\b(?!/)")
     for path in tree_files():
         for n, line in enumerate(path.read_text(errors="replace").splitlines(), 1):
-            if pattern.search(line):
+            if pattern.search(line) or TEST_DOTTED.search(line) or TEST_PATH.search(line):
                 bad.append(f"{path}:{n}: {line.strip()}")
     return bad
+
+
+BESIDE = re.compile(
+    r"Path\(__file__\)(?:\.resolve\(\))?\.with_name\(\s*[\"'](?P<name>[^\"']+)[\"']"
+)
+
+
+def missing_beside() -> list[str]:
+    """Data files a test finds beside itself (`with_name`) must have moved with it."""
+    bad = []
+    for path in sorted(Path(TEST_DIR).rglob("*.py")):
+        for m in BESIDE.finditer(path.read_text()):
+            if not path.with_name(m["name"]).exists():
+                bad.append(f"{path}: {m[0]}: no such file beside it")
+    return bad
+
+
+def collected(env: dict[str, str]) -> tuple[Counter[str] | None, str]:
+    """Test ids pytest collects, a test file named by its basename (the move keeps those)."""
+    cmd = [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider"]
+    proc = subprocess.run(cmd, env=env, text=True, capture_output=True)
+    lines = (proc.stdout + proc.stderr).strip().splitlines()
+    summary = lines[-1] if lines else "(no output)"
+    if proc.returncode != 0:
+        return None, "\n".join(lines[-40:])
+    ids: Counter[str] = Counter()
+    for line in lines:
+        file, sep, rest = line.partition("::")
+        if sep and file.startswith(TEST_DIR + "/"):
+            ids[Path(file).name + sep + rest] += 1
+        elif sep:
+            ids[line] += 1
+    return ids, summary
 
 
 # Run in a child: import every module, then make sure each `chikyu_daq.a.b.c` written anywhere
@@ -473,23 +623,27 @@ def probe(modules, refs):
 """
 
 
-def check() -> int:
-    env = {**os.environ, "PYTHONPATH": os.getcwd()}
+def check_env() -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": os.getcwd()}
+
+
+def check(before: Counter[str] | None) -> int:
+    env = check_env()
     modules = sorted(
         ".".join(p.with_suffix("").parts).removesuffix(".__init__")
         for d in CHECK_DIRS
         for p in Path(d).rglob("*.py")
         if "__pycache__" not in p.parts and p.name != "__main__.py"
     )
-    refs = sorted({m[0] for path in tree_files() for m in DOTTED.finditer(path.read_text())})
+    texts = [path.read_text() for path in tree_files()]
+    refs = sorted({m[0] for text in texts for m in DOTTED.finditer(text)})
+    refs += sorted({m[0] for text in texts for m in TEST_REF.finditer(text)})
     probe = PROBE + f"sys.exit(probe({modules!r}, {refs!r}))\n"
     steps = [
         ("import every module, resolve every dotted reference", [sys.executable, "-c", probe]),
         ("lint-imports", [tool("lint-imports")]),
         ("ruff check", [tool("ruff"), "check", "."]),
         ("mypy", [tool("mypy")]),
-        ("pytest --collect-only", [sys.executable, "-m", "pytest", "--collect-only", "-q",
-                                   "-p", "no:cacheprovider"]),
     ]
     failed = []
     stale = leftovers()
@@ -498,6 +652,12 @@ def check() -> int:
         print("  ", line)
     if stale:
         failed.append("old paths")
+    lost = missing_beside()
+    print(f"== data files missing beside their tests: {len(lost)}")
+    for line in lost:
+        print("  ", line)
+    if lost:
+        failed.append("data files")
     for label, cmd in steps:
         proc = subprocess.run(cmd, env=env, text=True, capture_output=True)
         tail = (proc.stdout + proc.stderr).strip().splitlines()
@@ -507,6 +667,19 @@ def check() -> int:
             print("\n".join(tail[-40:]))
         elif tail:
             print("  ", tail[-1])
+    after, summary = collected(env)
+    if after is None:
+        print(f"== pytest --collect-only: FAILED\n{summary}")
+        failed.append("pytest --collect-only")
+    elif before is not None and after != before:
+        print(f"== pytest --collect-only: FAILED: {sum(before.values())} tests before the move, "
+              f"{sum(after.values())} after")
+        for name in sorted((before - after) + (after - before))[:40]:
+            print(f"   {'lost' if before[name] > after[name] else 'new'}: {name}")
+        failed.append("pytest --collect-only")
+    else:
+        was = "" if before is None else f"{sum(before.values())} before the move, "
+        print(f"== pytest --collect-only: ok: {was}{sum(after.values())} after\n   {summary}")
     print("relayout check:", "FAILED: " + ", ".join(failed) if failed else "all green")
     return 1 if failed else 0
 
@@ -520,20 +693,35 @@ def table() -> str:
     return "\n".join(rows)
 
 
+def test_table() -> str:
+    rows = ["| before | after |", "|---|---|"]
+    rows += [
+        f"| `{TEST_DIR}/{name}` | `{test_target(name).as_posix()}`{'' if f else ' (stays)'} |"
+        for name, f in sorted(TEST_MOVES.items(), key=lambda item: (item[1], item[0]))
+    ]
+    return "\n".join(rows)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--check", action="store_true", help="verify the tree afterwards")
     parser.add_argument("--table", action="store_true", help="print the mapping and exit")
+    parser.add_argument("--test-table", action="store_true", help="print the tests' mapping")
     args = parser.parse_args()
-    if args.table:
-        print(table())
+    if args.table or args.test_table:
+        print(table() if args.table else test_table())
         return 0
     if not (Path("pyproject.toml").exists() and Path(ROOT_PKG).is_dir()):
         sys.exit("relayout: run me from the repository root")
     check_table()
+    before = None
+    if args.check:
+        before, summary = collected(check_env())
+        print(f"== pytest --collect-only before the move: {summary}")
     moved = move_modules()
+    move_tests()
     rewrite_tree(moved)
-    return check() if args.check else 0
+    return check(before) if args.check else 0
 
 
 if __name__ == "__main__":
