@@ -12,13 +12,14 @@ Issue 11, run once by whoever merges the branches written in the flat layout, fr
 It is deterministic and idempotent: a second run changes nothing, and a run after more
 flat-layout work is merged moves what is new in the table and rewrites the new references.
 Top-level modules it does not know stay where they are, with a warning; add them to `MOVES`.
-Imports are rewritten in every text file of the tree, known or not.
+Imports are rewritten in every text file of the tree, known or not. A moved file's
+`Path(__file__).parent.parent` / `.parents[N]` is deepened once, when it moves, so it still names
+the same folder (`rig/session.py` finds the repo's `config/reference.toml`).
 
 The tests follow the tree: each file of `tests/chikyu_daq/` goes to the folder of what it tests
 (`TEST_MOVES`), each new folder gets an `__init__.py` (pytest names test modules by package, so
 equal basenames in two folders do not clash), `tests.chikyu_daq.X` imports and
-`tests/chikyu_daq/X` paths are rewritten, and `Path(__file__).resolve().parents[N]` in a moved
-file is deepened once, when it moves. Helpers used by one folder move beside their users; data
+`tests/chikyu_daq/X` paths are rewritten. Helpers used by one folder move beside their users; data
 files move with the one test that reads them (`Path(__file__).with_name(...)` keeps working).
 Unknown test files stay, with a warning. `--check` collects the tests before and after and
 fails unless the same tests (by file basename and test id) are collected.
@@ -254,6 +255,7 @@ def move_modules() -> set[str]:
         if run("git", "mv", str(src), str(dst), check=False).returncode != 0:
             os.replace(src, dst)  # not tracked yet
         print(f"moved {src} -> {dst}")
+        deepen_moved(dst, new.count("."))
         moved.add(old)
     known = {old for old, _, _ in MOVES} | set(STAYS) | {"__init__", "__main__"}
     for path in sorted(Path(ROOT_PKG).glob("*.py")):
@@ -262,7 +264,11 @@ def move_modules() -> set[str]:
     return moved
 
 
-PARENTS = re.compile(r"(Path\(__file__\)(?:\.resolve\(\))?\.parents\[)(\d+)\]")
+# `Path(__file__).resolve().parents[2]` or `Path(__file__).parent.parent`: a folder above a file.
+PARENTS = re.compile(
+    r"(?P<head>Path\(__file__\)(?:\.resolve\(\))?)"
+    r"(?:\.parents\[(?P<n>\d+)\]|(?P<chain>(?:\.parent)+)(?!\w))"
+)
 
 
 def test_target(name: str) -> Path:
@@ -274,8 +280,24 @@ def test_module(stem: str) -> str:
 
 
 def deepen(text: str, levels: int) -> str:
-    """`Path(__file__).resolve().parents[2]` (the repo) from a file moved `levels` deeper."""
-    return PARENTS.sub(lambda m: f"{m[1]}{int(m[2]) + levels}]", text)
+    """The same folder above a file moved `levels` deeper (the repo's `config/`, say)."""
+
+    def repl(m: re.Match[str]) -> str:
+        if m["n"] is not None:
+            return f"{m['head']}.parents[{int(m['n']) + levels}]"
+        return m["head"] + m["chain"] + ".parent" * levels
+
+    return PARENTS.sub(repl, text)
+
+
+def deepen_moved(path: Path, levels: int) -> None:
+    """Run once, right after the move (a second run must not deepen again)."""
+    if path.suffix == ".py" and levels:
+        text = path.read_text()
+        new = deepen(text, levels)
+        if new != text:
+            path.write_text(new)
+            print(f"deepened the __file__ paths of {path}")
 
 
 def move_tests() -> None:
@@ -299,11 +321,7 @@ def move_tests() -> None:
         if run("git", "mv", str(src), str(dst), check=False).returncode != 0:
             os.replace(src, dst)  # not tracked yet
         print(f"moved {src} -> {dst}")
-        if dst.suffix == ".py":
-            text = dst.read_text()
-            new = deepen(text, len(folder.split("/")))
-            if new != text:
-                dst.write_text(new)
+        deepen_moved(dst, len(folder.split("/")))
     for path in sorted(Path(TEST_DIR).iterdir()):
         if path.is_file() and path.name not in TEST_MOVES and path.name not in TEST_KEEP:
             print(f"WARNING: {path} is not in tools/relayout.py TEST_MOVES; left in place")
