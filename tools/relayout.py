@@ -233,30 +233,43 @@ def check_table() -> None:
 # Moving
 
 
+def create_init(init: Path, text: str) -> None:
+    if not init.exists():
+        init.parent.mkdir(parents=True, exist_ok=True)
+        init.write_text(text)
+        run("git", "add", str(init))
+        print(f"created {init}")
+
+
+def move_file(src: Path, dst: Path, levels: int) -> bool:
+    """`git mv` src to dst, `levels` folders deeper, unless done already; True when moved now."""
+    if not src.exists():
+        return False
+    if dst.exists():
+        print(f"WARNING: both {src} and {dst} exist; left {src} alone (merge it by hand)")
+        return False
+    if run("git", "mv", str(src), str(dst), check=False).returncode != 0:
+        os.replace(src, dst)  # not tracked yet
+    print(f"moved {src} -> {dst}")
+    deepen_moved(dst, levels)
+    return True
+
+
 def move_modules() -> set[str]:
     """`git mv` each known flat module; returns the old names moved in this run."""
-    moved: set[str] = set()
     for pkg, doc in sorted(PACKAGES.items()):
-        init = Path(ROOT_PKG, *pkg.split("."), "__init__.py")
-        if not init.exists():
-            init.parent.mkdir(parents=True, exist_ok=True)
-            body = INIT_BODY.get(pkg)
-            init.write_text(f'"""{doc}"""\n' + (f"\n{body}" if body else ""))
-            run("git", "add", str(init))
-            print(f"created {init}")
-    for old, new, _ in MOVES:
-        src = Path(ROOT_PKG, old + ".py")
-        dst = Path(ROOT_PKG, *new.split(".")).with_suffix(".py")
-        if not src.exists():
-            continue
-        if dst.exists():
-            print(f"WARNING: both {src} and {dst} exist; left {src} alone (merge it by hand)")
-            continue
-        if run("git", "mv", str(src), str(dst), check=False).returncode != 0:
-            os.replace(src, dst)  # not tracked yet
-        print(f"moved {src} -> {dst}")
-        deepen_moved(dst, new.count("."))
-        moved.add(old)
+        body = INIT_BODY.get(pkg)
+        init_text = f'"""{doc}"""\n' + (f"\n{body}" if body else "")
+        create_init(Path(ROOT_PKG, *pkg.split("."), "__init__.py"), init_text)
+    moved = {
+        old
+        for old, new, _ in MOVES
+        if move_file(
+            Path(ROOT_PKG, old + ".py"),
+            Path(ROOT_PKG, *new.split(".")).with_suffix(".py"),
+            new.count("."),
+        )
+    }
     known = {old for old, _, _ in MOVES} | set(STAYS) | {"__init__", "__main__"}
     for path in sorted(Path(ROOT_PKG).glob("*.py")):
         if path.stem not in known:
@@ -301,27 +314,14 @@ def deepen_moved(path: Path, levels: int) -> None:
 
 
 def move_tests() -> None:
-    """`git mv` each known test file to its folder; deepen its `parents[N]` in the same step."""
+    """`git mv` each known test file to the folder of what it tests (a package, for pytest)."""
     for folder in sorted({f for f in TEST_MOVES.values() if f}):
         parts = folder.split("/")
         for n in range(1, len(parts) + 1):
-            init = Path(TEST_DIR, *parts[:n], "__init__.py")
-            if not init.exists():
-                init.parent.mkdir(parents=True, exist_ok=True)
-                init.write_text("")
-                run("git", "add", str(init))
-                print(f"created {init}")
+            create_init(Path(TEST_DIR, *parts[:n], "__init__.py"), "")
     for name, folder in TEST_MOVES.items():
-        src, dst = Path(TEST_DIR, name), test_target(name)
-        if not folder or not src.exists():
-            continue
-        if dst.exists():
-            print(f"WARNING: both {src} and {dst} exist; left {src} alone (merge it by hand)")
-            continue
-        if run("git", "mv", str(src), str(dst), check=False).returncode != 0:
-            os.replace(src, dst)  # not tracked yet
-        print(f"moved {src} -> {dst}")
-        deepen_moved(dst, len(folder.split("/")))
+        if folder:
+            move_file(Path(TEST_DIR, name), test_target(name), len(folder.split("/")))
     for path in sorted(Path(TEST_DIR).iterdir()):
         if path.is_file() and path.name not in TEST_MOVES and path.name not in TEST_KEEP:
             print(f"WARNING: {path} is not in tools/relayout.py TEST_MOVES; left in place")
@@ -664,18 +664,16 @@ def check(before: Counter[str] | None) -> int:
         ("mypy", [tool("mypy")]),
     ]
     failed = []
-    stale = leftovers()
-    print(f"== old module paths left: {len(stale)}")
-    for line in stale:
-        print("  ", line)
-    if stale:
-        failed.append("old paths")
-    lost = missing_beside()
-    print(f"== data files missing beside their tests: {len(lost)}")
-    for line in lost:
-        print("  ", line)
-    if lost:
-        failed.append("data files")
+    found = [
+        ("old paths", "old module paths left", leftovers()),
+        ("data files", "data files missing beside their tests", missing_beside()),
+    ]
+    for label, what, bad in found:
+        print(f"== {what}: {len(bad)}")
+        for line in bad:
+            print("  ", line)
+        if bad:
+            failed.append(label)
     for label, cmd in steps:
         proc = subprocess.run(cmd, env=env, text=True, capture_output=True)
         tail = (proc.stdout + proc.stderr).strip().splitlines()
