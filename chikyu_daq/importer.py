@@ -330,6 +330,17 @@ def influx_v1_query_text(
     return f"SELECT {cols} FROM {_quote_ident(measurement)} WHERE {where}"
 
 
+def _secret(env: str | None, file: str | None, what: str) -> str | None:
+    """The config's secret reference, or a clear error naming where it was looked for."""
+    try:
+        return resolve_secret(env, file)
+    except OSError as err:
+        raise SourceError(
+            f"no InfluxDB {what}: ${env or '(no env)'} is unset and {file} cannot be read "
+            f"({err.strerror})"
+        ) from None
+
+
 def _device_fields(cfg: Config) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
     for ch in channel_ids(cfg):
@@ -377,7 +388,7 @@ def import_influx_v1(
     url = url or icfg.url
     db = db or icfg.db or icfg.bucket.split("/")[0]
     vessel = vessel or cfg.site.vessel
-    password = resolve_secret(icfg.password_env, icfg.password_file)
+    password = _secret(icfg.password_env, icfg.password_file, "password")
     auth = (icfg.username, password or "") if icfg.username else None
     report = ImportReport(
         {"kind": "influxdb-v1", "url": url, "db": db, "vessel": vessel, "run": run,
@@ -552,7 +563,7 @@ def import_influx_v2(
     if not bucket:
         raise SourceError("no bucket: give --bucket or set [outputs.influx] bucket")
     vessel = vessel or cfg.site.vessel
-    token = resolve_secret(icfg.token_env, icfg.token_file) or ""
+    token = _secret(icfg.token_env, icfg.token_file, "token") or ""
     report = ImportReport(
         {"kind": "influxdb-v2", "url": url, "org": org, "bucket": bucket, "vessel": vessel,
          "run": run, "from_ns": t0_ns, "to_ns": t1_ns, "slice_s": slice_s},

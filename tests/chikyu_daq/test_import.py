@@ -186,7 +186,8 @@ def test_a_run_written_to_influxd_by_the_pipeline_imports_back_to_the_same_resul
     res = CliRunner().invoke(
         app,
         ["import", "influx", "-c", str(REPO / "config" / "reference.toml"), "--out", str(tmp_path / "ashore"),
-         "--from", iso(T0 - 10**9), "--to", iso(T0 + 70 * 10**9), "--run", run_id, "--db", "fleet",
+         "--dialect", "v1", "--from", iso(T0 - 10**9), "--to", iso(T0 + 70 * 10**9),
+         "--run", run_id, "--db", "fleet",
          "--url", influxd.url, "--run-id", "back"],
     )  # fmt: skip
     assert res.exit_code == 0, res.output

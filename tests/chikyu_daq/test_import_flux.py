@@ -304,3 +304,16 @@ def test_an_error_table_in_the_stream_raises_with_the_servers_message() -> None:
     body += b',"query exceeded memory limit",897\n\n'
     with pytest.raises(SourceError, match="query exceeded memory limit"):
         list(flux_csv_tables(iter(body.splitlines(keepends=True))))
+
+
+def test_a_missing_token_names_where_it_was_looked_for(tmp_path: Path) -> None:
+    res = CliRunner().invoke(
+        app,
+        ["import", "influx", "-c", str(REPO / "config" / "reference.toml"), "--out",
+         str(tmp_path), "--dialect", "v2", "--url", "http://127.0.0.1:9", "--from",
+         "2026-01-01T00:00:00Z", "--to", "2026-01-01T00:10:00Z"],
+        env={"CHIKYU_INFLUX_TOKEN": None, "CREDENTIALS_DIRECTORY": str(tmp_path)},
+    )  # fmt: skip
+    assert res.exit_code == 2, res.output
+    assert "no InfluxDB token: $CHIKYU_INFLUX_TOKEN is unset and influx-token" in res.output
+    assert "Traceback" not in res.output
