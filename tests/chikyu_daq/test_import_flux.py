@@ -32,9 +32,8 @@ from typer.testing import CliRunner
 from chikyu_daq.cli import app
 from chikyu_daq.config import Config, load_config
 from chikyu_daq.importer import SourceError, flux_csv_tables, flux_long_table
-from chikyu_daq.outputs import Outputs
 from chikyu_daq.recording import open_run
-from tests.chikyu_daq.test_import import assert_same, results
+from tests.chikyu_daq.test_import import assert_same, results, through_pipeline
 from tests.chikyu_daq.test_processor import T0, synth
 from tests.servers import wait_until
 
@@ -192,23 +191,7 @@ def test_a_run_written_by_the_v2_writer_imports_back_through_flux_to_the_same_re
     v[100:110], q[100:110] = np.nan, 2  # NaN travels as a quality without its value
     data["dt201.density"] = (data["dt201.density"][0], v, q)
 
-    async def pipeline() -> str:
-        out = Outputs(live, data_dir=tmp_path / "ship", influx_enabled=True, mqtt_enabled=False)
-        await out.start()
-        tasks = out.tasks()
-        for lo in range(0, 60, 5):
-            lo_ns, hi_ns = T0 + lo * 10**9, T0 + (lo + 5) * 10**9
-            block = {}
-            for ch, (t, vv, qq) in data.items():
-                m = (t >= lo_ns) & (t < hi_ns)
-                block[ch] = (t[m], vv[m], qq[m])
-            out.write_raw(block)
-        await out.aclose(30.0)
-        for task in tasks:
-            task.cancel()
-        return out.run_id
-
-    run_id = asyncio.run(pipeline())
+    run_id = asyncio.run(through_pipeline(live, data, tmp_path / "ship"))
     n = sum(len(t) for t, _, _ in data.values())
     wait_until(lambda: sum(1 for p in store.points if not p[2].endswith("_q")) >= n - 10, 30)
 
