@@ -555,6 +555,7 @@ def import_influx_v2(
     token reference, ca_file) unless given; the token is never logged nor recorded."""
     from influxdb_client import InfluxDBClient
     from influxdb_client.rest import ApiException
+    from urllib3.exceptions import HTTPError
 
     icfg = cfg.outputs.influx
     url = url or icfg.url
@@ -581,16 +582,16 @@ def import_influx_v2(
                 q = flux_query_text(bucket, dev, vessel, lo, min(lo + step, t1_ns), run)
                 try:
                     resp = api.query_raw(q, org=org)
+                    try:
+                        long = flux_long_table(list(flux_csv_tables(iter(resp))), dev)
+                    finally:
+                        resp.release_conn()
                 except ApiException as err:
                     raise SourceError(
                         f"InfluxDB query failed: HTTP {err.status} {_api_message(err)}"
                     ) from None
-                except OSError as err:
+                except (OSError, HTTPError) as err:  # refused, reset, cut off mid-answer
                     raise SourceError(f"cannot query InfluxDB at {url}: {err}") from None
-                try:
-                    long = flux_long_table(list(flux_csv_tables(iter(resp))), dev)
-                finally:
-                    resp.release_conn()
                 tables.append(normalise(long, row, "ns", report))
                 row += long.num_rows
     finally:

@@ -35,7 +35,7 @@ from chikyu_daq.importer import SourceError, flux_csv_tables, flux_long_table
 from chikyu_daq.recording import open_run
 from tests.chikyu_daq.test_import import assert_same, results, through_pipeline
 from tests.chikyu_daq.test_processor import T0, synth
-from tests.servers import wait_until
+from tests.servers import free_port, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 TOKEN = "s3cret-flux-token-0123456789"
@@ -300,3 +300,16 @@ def test_a_missing_token_names_where_it_was_looked_for(tmp_path: Path) -> None:
     assert res.exit_code == 2, res.output
     assert "no InfluxDB token: $CHIKYU_INFLUX_TOKEN is unset and influx-token" in res.output
     assert "Traceback" not in res.output
+
+
+def test_an_unreachable_server_is_a_clear_error(tmp_path: Path) -> None:
+    res = CliRunner().invoke(
+        app,
+        ["import", "influx", "-c", str(REPO / "config" / "reference.toml"), "--out",
+         str(tmp_path), "--dialect", "v2", "--url", f"http://127.0.0.1:{free_port()}",
+         "--from", "2026-01-01T00:00:00Z", "--to", "2026-01-01T00:10:00Z"],
+        env={"CHIKYU_INFLUX_TOKEN": TOKEN},
+    )  # fmt: skip
+    assert res.exit_code == 2, res.output
+    assert "cannot query InfluxDB at http://127.0.0.1:" in res.output
+    assert TOKEN not in res.output and "Traceback" not in res.output
