@@ -95,21 +95,41 @@ def import_influx_cmd(
     t_to: Annotated[str, typer.Option("--to", help="ISO-8601 end (UTC), exclusive.")],
     vessel: Vessel = None,
     run: Annotated[str | None, typer.Option("--run", help="Only this `run` tag.")] = None,
+    dialect: Annotated[
+        str | None,
+        typer.Option("--dialect", help="v1 (InfluxQL /query) or v2 (Flux); default: config's."),
+    ] = None,
     url: Annotated[str | None, typer.Option("--url", help="Default: [outputs.influx] url.")] = None,
-    db: Annotated[str | None, typer.Option("--db", help="Default: [outputs.influx] db.")] = None,
+    db: Annotated[str | None, typer.Option("--db", help="v1; default: config's db.")] = None,
+    org: Annotated[str | None, typer.Option("--org", help="v2; default: config's org.")] = None,
+    bucket: Annotated[
+        str | None, typer.Option("--bucket", help="v2; default: config's bucket.")
+    ] = None,
+    slice_h: Annotated[
+        float, typer.Option("--slice-h", min=0.001, help="Hours per query (memory bound).")
+    ] = 1.0,
     run_id: RunId = None,
 ) -> None:
-    """Query a vessel's raw measurements from InfluxDB 1.x (/query) into a run directory."""
+    """Query a vessel's raw measurements from InfluxDB into a run directory: 1.x (/query) or
+    2.x (Flux; the token only from [outputs.influx] token_env/token_file)."""
     from chikyu_daq.cmd_fleet import iso_ns
-    from chikyu_daq.importer import SourceError, import_influx_v1
+    from chikyu_daq.importer import SourceError, import_influx_v1, import_influx_v2
 
     cfg = _config(config, vessel)
+    dialect = dialect or cfg.outputs.influx.dialect
+    if dialect not in ("v1", "v2"):
+        raise typer.BadParameter("expected v1 or v2", param_hint="--dialect")
     t0, t1 = iso_ns(t_from, "--from"), iso_ns(t_to, "--to")
     assert t0 is not None and t1 is not None
+    common: dict[str, Any] = {
+        "t0_ns": t0, "t1_ns": t1, "run": run, "url": url, "run_id": run_id,
+        "slice_s": slice_h * 3600.0,
+    }  # fmt: skip
     try:
-        path, report = import_influx_v1(
-            cfg, out, t0_ns=t0, t1_ns=t1, run=run, url=url, db=db, run_id=run_id
-        )
+        if dialect == "v1":
+            path, report = import_influx_v1(cfg, out, db=db, **common)
+        else:
+            path, report = import_influx_v2(cfg, out, org=org, bucket=bucket, **common)
     except SourceError as err:
         print(f"error: {err}", file=sys.stderr)
         raise SystemExit(2) from None

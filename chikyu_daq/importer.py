@@ -6,8 +6,10 @@ quality):
 - long-format CSV or Parquet with columns `channel, time, value[, quality]`; `time` is ISO-8601
   (a zone-less time is UTC) or epoch seconds/ms/us/ns (`time_unit="auto"` picks the unit from
   the magnitude of the first valid time), or a Parquet timestamp;
-- an InfluxDB 1.x `/query` of the measurements a daemon writes (one per device, fields
-  `<name>` and `<name>_q`, tags `vessel` and `run`) over a time range, in slices.
+- an InfluxDB query of the measurements a daemon writes (one per device, fields `<name>` and
+  `<name>_q`, tags `vessel` and `run`) over a time range, in slices: InfluxDB 1.x `/query`
+  (InfluxQL, JSON) or InfluxDB 2.x `/api/v2/query` (Flux, annotated CSV, through
+  influxdb-client's query API; the token comes from the config's env/file reference only).
 
 A row that cannot be read is counted under its reason (missing channel, bad time, bad value,
 bad quality), with the first few kept as examples; it never stops the import and is never
@@ -21,7 +23,7 @@ import csv
 import json
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -43,6 +45,7 @@ __all__ = [
     "export_run",
     "import_file",
     "import_influx_v1",
+    "import_influx_v2",
 ]
 
 TimeUnit = Literal["auto", "s", "ms", "us", "ns"]
@@ -327,6 +330,17 @@ def influx_v1_query_text(
     return f"SELECT {cols} FROM {_quote_ident(measurement)} WHERE {where}"
 
 
+def _secret(env: str | None, file: str | None, what: str) -> str | None:
+    """The config's secret reference, or a clear error naming where it was looked for."""
+    try:
+        return resolve_secret(env, file)
+    except OSError as err:
+        raise SourceError(
+            f"no InfluxDB {what}: ${env or '(no env)'} is unset and {file} cannot be read "
+            f"({err.strerror})"
+        ) from None
+
+
 def _device_fields(cfg: Config) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
     for ch in channel_ids(cfg):
@@ -374,7 +388,7 @@ def import_influx_v1(
     url = url or icfg.url
     db = db or icfg.db or icfg.bucket.split("/")[0]
     vessel = vessel or cfg.site.vessel
-    password = resolve_secret(icfg.password_env, icfg.password_file)
+    password = _secret(icfg.password_env, icfg.password_file, "password")
     auth = (icfg.username, password or "") if icfg.username else None
     report = ImportReport(
         {"kind": "influxdb-v1", "url": url, "db": db, "vessel": vessel, "run": run,
@@ -429,6 +443,168 @@ def _series_tables(dev: str, series: Mapping[str, Any], report: ImportReport) ->
         )  # fmt: skip
         report.rows_imported += n
     return out
+
+
+# -- InfluxDB 2.x (Flux) -----------------------------------------------------------------------
+def _flux_str(value: str) -> str:
+    """A Flux string literal: backslash, quote and interpolation escaped."""
+    body = value.replace("\\", "\\\\").replace('"', '\\"').replace("${", "\\${")
+    return f'"{body}"'
+
+
+def rfc3339_ns(t_ns: int) -> str:
+    return str(np.datetime64(t_ns, "ns")) + "Z"
+
+
+def flux_query_text(
+    bucket: str, measurement: str, vessel: str, t0: int, t1: int, run: str | None
+) -> str:
+    """One measurement of one vessel (and run) in `[t0, t1)`, as stored (a table per field and
+    series): a value and its `_q` quality are paired here, not by a server-side pivot."""
+    cond = f"r._measurement == {_flux_str(measurement)} and r.vessel == {_flux_str(vessel)}"
+    if run:
+        cond += f" and r.run == {_flux_str(run)}"
+    return (
+        f"from(bucket: {_flux_str(bucket)})\n"
+        f"  |> range(start: {rfc3339_ns(t0)}, stop: {rfc3339_ns(t1)})\n"
+        f"  |> filter(fn: (r) => {cond})"
+    )
+
+
+FLUX_COLUMNS = ("_measurement", "_field", "_time", "_value")
+
+
+def flux_csv_tables(lines: Iterable[bytes]) -> Iterator[pa.Table]:
+    """The tables of an annotated-CSV response (`#datatype`/`#group`/`#default` rows, a
+    header, rows; a blank line or a new annotation starts the next block), every cell as
+    text. An error table (`error,reference`) raises."""
+    block: list[bytes] = []
+    for line in _with_end(lines):
+        text = line.rstrip(b"\r\n")
+        if text and not (text.startswith(b"#") and block and not block[-1].startswith(b"#")):
+            block.append(text)
+            continue
+        if block:
+            yield _flux_block(block)
+        block = [text] if text else []
+
+
+def _with_end(lines: Iterable[bytes]) -> Iterator[bytes]:
+    yield from lines
+    yield b""
+
+
+def _flux_block(block: list[bytes]) -> pa.Table:
+    rows = [b for b in block if not b.startswith(b"#")]
+    if not rows:
+        return pa.table({c: pa.array([], pa.string()) for c in FLUX_COLUMNS})
+    header = next(csv.reader([rows[0].decode("utf-8", "replace")]))
+    if "error" in header:
+        cells = next(csv.reader([rows[1].decode("utf-8", "replace")])) if len(rows) > 1 else []
+        message = cells[header.index("error")] if len(cells) > header.index("error") else "?"
+        raise SourceError(f"InfluxDB query failed: {message}")
+    names = [h or f"_annotation{i}" for i, h in enumerate(header)]
+    missing = [c for c in ("_field", "_time", "_value") if c not in names]
+    if missing:
+        raise SourceError(f"Flux response has no column {', '.join(missing)}")
+    if len(rows) == 1:
+        return pa.table({c: pa.array([], pa.string()) for c in FLUX_COLUMNS})
+    wanted = [c for c in FLUX_COLUMNS if c in names]
+    table = pacsv.read_csv(
+        pa.py_buffer(b"\n".join(rows[1:]) + b"\n"),
+        read_options=pacsv.ReadOptions(column_names=names),
+        convert_options=pacsv.ConvertOptions(
+            column_types=dict.fromkeys(names, pa.string()), include_columns=wanted,
+            strings_can_be_null=False,
+        ),
+    )  # fmt: skip
+    if "_measurement" not in wanted:
+        table = table.append_column("_measurement", pa.array([""] * table.num_rows))
+    return table.select(list(FLUX_COLUMNS))
+
+
+def flux_long_table(tables: list[pa.Table], device: str) -> pa.Table:
+    """Flux rows (`_field`, `_time`, `_value` text) → `channel,time,value,quality` text: the
+    `<name>_q` field becomes the quality of `<name>` at the same time; a quality without its
+    value is a sample whose value the line protocol could not carry (NaN)."""
+    if not tables:
+        return pa.table({c: pa.array([], pa.string()) for c in COLUMNS})
+    t = pa.concat_tables(tables)
+    meas = pc.if_else(pc.equal(t["_measurement"], ""), device, t["_measurement"])
+    is_q = pc.ends_with(t["_field"], "_q")
+    base = pc.if_else(is_q, pc.utf8_slice_codeunits(t["_field"], 0, -2), t["_field"])
+    chan = pc.binary_join_element_wise(meas, base, ".")
+    both = pa.table({"channel": chan, "time": t["_time"], "v": t["_value"]})
+    values = both.filter(pc.invert(is_q)).rename_columns(["channel", "time", "value"])
+    quals = both.filter(is_q).rename_columns(["channel", "time", "quality"])
+    joined = values.join(quals, keys=["channel", "time"], join_type="full outer")
+    value = pc.fill_null(joined["value"], "nan")
+    return pa.table(
+        {"channel": joined["channel"], "time": joined["time"], "value": value,
+         "quality": joined["quality"]}
+    )  # fmt: skip
+
+
+def import_influx_v2(
+    cfg: Config, data_dir: Path, *, t0_ns: int, t1_ns: int, vessel: str | None = None,
+    run: str | None = None, url: str | None = None, org: str | None = None,
+    bucket: str | None = None, run_id: str | None = None, slice_s: float = 3600.0,
+) -> tuple[Path, ImportReport]:  # fmt: skip
+    """The raw measurements of `vessel` in `[t0, t1)` from InfluxDB 2.x → a run, one Flux
+    query per measurement and time slice. Connection from `[outputs.influx]` (url, org, bucket,
+    token reference, ca_file) unless given; the token is never logged nor recorded."""
+    from influxdb_client import InfluxDBClient
+    from influxdb_client.rest import ApiException
+    from urllib3.exceptions import HTTPError
+
+    icfg = cfg.outputs.influx
+    url = url or icfg.url
+    org = org or icfg.org
+    bucket = bucket or icfg.bucket
+    if not bucket:
+        raise SourceError("no bucket: give --bucket or set [outputs.influx] bucket")
+    vessel = vessel or cfg.site.vessel
+    token = _secret(icfg.token_env, icfg.token_file, "token") or ""
+    report = ImportReport(
+        {"kind": "influxdb-v2", "url": url, "org": org, "bucket": bucket, "vessel": vessel,
+         "run": run, "from_ns": t0_ns, "to_ns": t1_ns, "slice_s": slice_s},
+    )  # fmt: skip
+    tables: list[pa.Table] = []
+    step = int(slice_s * 1e9)
+    row = 0
+    client = InfluxDBClient(
+        url, token=token, org=org, timeout=int(icfg.timeout_s * 1000), ssl_ca_cert=icfg.ca_file
+    )
+    try:
+        api = client.query_api()
+        for dev in _device_fields(cfg):
+            for lo in range(t0_ns, t1_ns, step):
+                q = flux_query_text(bucket, dev, vessel, lo, min(lo + step, t1_ns), run)
+                try:
+                    resp = api.query_raw(q, org=org)
+                    try:
+                        long = flux_long_table(list(flux_csv_tables(iter(resp))), dev)
+                    finally:
+                        resp.release_conn()
+                except ApiException as err:
+                    raise SourceError(
+                        f"InfluxDB query failed: HTTP {err.status} {_api_message(err)}"
+                    ) from None
+                except (OSError, HTTPError) as err:  # refused, reset, cut off mid-answer
+                    raise SourceError(f"cannot query InfluxDB at {url}: {err}") from None
+                tables.append(normalise(long, row, "ns", report))
+                row += long.num_rows
+    finally:
+        client.close()
+    return write_run(tables, report, cfg, data_dir, run_id=run_id, events=None), report
+
+
+def _api_message(err: Any) -> str:
+    """The server's `message` (InfluxDB answers `{"code": ..., "message": ...}`)."""
+    try:
+        return str(json.loads(err.body)["message"])
+    except (TypeError, ValueError, KeyError):
+        return str(err.reason or "")
 
 
 # -- export ------------------------------------------------------------------------------------

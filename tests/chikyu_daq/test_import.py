@@ -58,6 +58,24 @@ def assert_same(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> None:
         assert np.array_equal(a[k], b[k], equal_nan=a[k].dtype.kind == "f"), k
 
 
+async def through_pipeline(live: Config, data: dict, ship: Path) -> str:
+    """`data` (60 s) through the daemon's outputs with its InfluxDB sink on; the run id."""
+    out = Outputs(live, data_dir=ship, influx_enabled=True, mqtt_enabled=False)
+    await out.start()
+    tasks = out.tasks()
+    for lo in range(0, 60, 5):  # five-second deliveries, as the hub hands them over
+        lo_ns, hi_ns = T0 + lo * 10**9, T0 + (lo + 5) * 10**9
+        block = {}
+        for ch, (t, v, q) in data.items():
+            m = (t >= lo_ns) & (t < hi_ns)
+            block[ch] = (t[m], v[m], q[m])
+        out.write_raw(block)
+    await out.aclose(30.0)
+    for task in tasks:
+        task.cancel()
+    return out.run_id
+
+
 @pytest.mark.parametrize(("suffix", "time_format"), [(".csv", "iso"), (".parquet", "ns")])
 def test_exported_and_reimported_run_replays_to_the_same_results(
     cfg: Config, run_dir: Path, tmp_path: Path, suffix: str, time_format: str
@@ -154,24 +172,7 @@ def test_a_run_written_to_influxd_by_the_pipeline_imports_back_to_the_same_resul
     )
     live = cfg.model_copy(update={"outputs": cfg.outputs.model_copy(update={"influx": icfg})})
     data = synth(60.0, seed=9)
-
-    async def pipeline() -> str:
-        out = Outputs(live, data_dir=tmp_path / "ship", influx_enabled=True, mqtt_enabled=False)
-        await out.start()
-        tasks = out.tasks()
-        for lo in range(0, 60, 5):  # five-second deliveries, as the hub hands them over
-            lo_ns, hi_ns = T0 + lo * 10**9, T0 + (lo + 5) * 10**9
-            block = {}
-            for ch, (t, v, q) in data.items():
-                m = (t >= lo_ns) & (t < hi_ns)
-                block[ch] = (t[m], v[m], q[m])
-            out.write_raw(block)
-        await out.aclose(30.0)
-        for task in tasks:
-            task.cancel()
-        return out.run_id
-
-    run_id = asyncio.run(pipeline())
+    run_id = asyncio.run(through_pipeline(live, data, tmp_path / "ship"))
     n = sum(len(t) for t, _, _ in data.values())
 
     def stored() -> int:
@@ -186,7 +187,8 @@ def test_a_run_written_to_influxd_by_the_pipeline_imports_back_to_the_same_resul
     res = CliRunner().invoke(
         app,
         ["import", "influx", "-c", str(REPO / "config" / "reference.toml"), "--out", str(tmp_path / "ashore"),
-         "--from", iso(T0 - 10**9), "--to", iso(T0 + 70 * 10**9), "--run", run_id, "--db", "fleet",
+         "--dialect", "v1", "--from", iso(T0 - 10**9), "--to", iso(T0 + 70 * 10**9),
+         "--run", run_id, "--db", "fleet",
          "--url", influxd.url, "--run-id", "back"],
     )  # fmt: skip
     assert res.exit_code == 0, res.output
