@@ -99,7 +99,13 @@ def _oscillation(pdis: F, p: ChainParams, pi: NDArray[np.int64], n: int) -> tupl
         return freq, share, amp
     win = np.lib.stride_tricks.sliding_window_view(dec, nfft)[::hop]
     bad = np.isnan(win).sum(axis=1) > pi[P.I_MAX_INV]
-    y = pd.DataFrame(win.T).ffill().bfill().to_numpy().T  # hold, the first value backwards
+    # hold gaps: one forward fill of the whole series; a window that starts in a gap takes its
+    # first value backwards instead (rare: recomputed row by row)
+    y = np.lib.stride_tricks.sliding_window_view(pd.Series(dec).ffill().to_numpy(), nfft)[::hop]
+    lead = np.flatnonzero(np.isnan(win[:, 0]))
+    if lead.size:
+        y = y.copy()
+        y[lead] = pd.DataFrame(win[lead].T).ffill().bfill().to_numpy().T
     i = np.arange(nfft)
     xm = 0.5 * (nfft - 1)
     ym = y.mean(axis=1, keepdims=True)
@@ -185,12 +191,12 @@ def pandas_chain(p: ChainParams, grid: NDArray[np.int64], raw: Raw) -> dict[str,
     pf, pi, alarm_tab, ftab = pack(p)
     n = grid.shape[0]
     dt = p.grid_step_s
-    idx = pd.to_datetime(grid)
+    idx = pd.DatetimeIndex(grid.view("datetime64[ns]"))
     col: dict[str, F] = {}
     for role, (t, v, q) in raw.items():
         lo, hi = P.INPUT_RANGES[role]
         good = (q < 2) & (v >= lo) & (v <= hi)
-        s = pd.Series(np.where(good, v, np.nan), index=pd.to_datetime(t))
+        s = pd.Series(np.where(good, v, np.nan), index=pd.DatetimeIndex(t.view("datetime64[ns]")))
         col[role] = s.reindex(idx, method="ffill", tolerance=pd.Timedelta(seconds=3)).to_numpy()
     w_h = p.hampel_window
     q_ret = _hampel(
