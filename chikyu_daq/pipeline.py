@@ -65,7 +65,8 @@ COLLECTOR_BACKOFF_MAX_S = 5.0
 STALL_S = 15.0
 #: How long the collector may take to finish its tick at shutdown before it is cancelled.
 COLLECTOR_STOP_S = 10.0
-#: At shutdown, how long to wait for kernels still warming before the final DSP flush.
+#: At shutdown, how long the daemon waits for kernels still warming before the final DSP flush
+#: (within its stop bound; the raw recording is complete either way, replay computes the rest).
 FINAL_WARMUP_WAIT_S = 10.0
 _WARMUP_CODE = (
     "import sys\n"
@@ -87,8 +88,9 @@ class KernelWarmup:
 
     current: KernelWarmup | None = None
 
-    def __init__(self, cfg: Config) -> None:
+    def __init__(self, cfg: Config, *, stop_wait_s: float = FINAL_WARMUP_WAIT_S) -> None:
         self.cfg = cfg
+        self.stop_wait_s = stop_wait_s
         self.t0 = time.monotonic()
         self.compiled = asyncio.Event()  # the helper ended (ok or not): loading may begin
         self.ready = False
@@ -301,7 +303,7 @@ class Pipeline:
             else:
                 w = self.warmup
                 if w is not None and not w.ready:
-                    await w.wait(FINAL_WARMUP_WAIT_S)
+                    await w.wait(w.stop_wait_s)
                 try:
                     await self._tick(final=True)
                 except Exception as exc:
