@@ -194,8 +194,8 @@ def start_daemon(tmp: Path, cfg: Path, eps: Path, name: str) -> tuple[subprocess
         [*CLI, "run", "-c", str(cfg), "--data-dir", str(tmp / name), "--endpoints", str(eps)],
         cwd=REPO,
         env={**os.environ, "NOTIFY_SOCKET": str(sock_path), "PYTHONPATH": str(REPO)},
-        stdout=subprocess.DEVNULL,
-        stderr=(tmp / f"{name}.log").open("wb"),
+        stdout=(tmp / f"{name}.log").open("wb"),  # the daemon logs to stdout
+        stderr=subprocess.STDOUT,
     )
     try:
         while b"READY=1" not in notify.recv(4096):
