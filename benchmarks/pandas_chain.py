@@ -148,34 +148,29 @@ def _alarm_transitions(
         d = np.diff(np.concatenate(([0], c.astype(np.int8), [0])))
         return np.flatnonzero(d == 1), np.flatnonzero(d == -1)
 
+    def held(starts: NDArray[np.intp], ends: NDArray[np.intp], i: int) -> int:
+        """First index from ``i`` where a run of the condition has lasted ``min_ns``, or -1."""
+        k = int(np.searchsorted(ends, i, side="right"))
+        while k < starts.shape[0]:
+            s0 = max(int(starts[k]), i)
+            j = int(np.searchsorted(t, t[s0] + min_ns, side="left"))
+            if j < ends[k]:
+                return j
+            k += 1
+        return -1
+
     on_s, on_e = runs(c_on)
     off_s, off_e = runs(c_off)
     stop_idx = np.flatnonzero(stopped)
     i, active, events = 0, False, 0
     while i < n:
         if not active:
-            k = np.searchsorted(on_e, i, side="right")
-            found = -1
-            while k < on_s.shape[0]:
-                s0 = max(int(on_s[k]), i)
-                j = int(np.searchsorted(t, t[s0] + min_ns, side="left"))
-                if j < on_e[k]:
-                    found = j
-                    break
-                k += 1
+            found = held(on_s, on_e, i)
             if found < 0:
                 break
             active, events, i = True, events + 1, found + 1
         else:
-            k = np.searchsorted(off_e, i, side="right")
-            found = -1
-            while k < off_s.shape[0]:
-                s0 = max(int(off_s[k]), i)
-                j = int(np.searchsorted(t, t[s0] + min_ns, side="left"))
-                if j < off_e[k]:
-                    found = j
-                    break
-                k += 1
+            found = held(off_s, off_e, i)
             js = np.searchsorted(stop_idx, i)
             stop_at = int(stop_idx[js]) if js < stop_idx.shape[0] else -1
             if stop_at >= 0 and (found < 0 or stop_at < found):
