@@ -1,4 +1,4 @@
-"""Kernel compile cost on a fresh machine, as JSON: what `run` and `demo` wait for first.
+"""Kernel compile cost on a fresh machine, as JSON, and what a cold `run` does meanwhile.
 
     python benchmarks/bench_compile.py --out benchmarks/out
 
@@ -16,6 +16,12 @@ of the cold compile is mostly waiting for a core.
 
 The baseline in the same run is `python -c pass` (interpreter start), so start-up figures
 compare on a loaded host.
+
+`cold_start` (skip with `--no-daemon`): the real daemon (`chikyu-daq run` against `hil serve`)
+with an empty cache. It says READY once acquisition runs and compiles in a helper process
+meanwhile, so the figures are: start to READY, start to the first raw sample recorded, the
+kernels' own "kernels ready in X s", and whether the results, once warm, begin at the first
+sample (`results_cover_first_sample`: the first grid point within one poll of it).
 """
 
 from __future__ import annotations
@@ -29,6 +35,8 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
 CONFIG = REPO / "config" / "reference.toml"
@@ -58,9 +66,66 @@ def step(cache: Path) -> dict[str, float]:
     return {k: round(v, 2) for k, v in {**res, "process_wall_s": wall}.items()}
 
 
+def cold_start() -> dict[str, Any]:
+    """A daemon started with an empty kernel cache: what it records while compiling."""
+    sys.path.insert(0, str(REPO))
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    import bench_live as bl
+
+    from chikyu_daq.recording import open_run
+
+    with tempfile.TemporaryDirectory() as d:
+        tmp = Path(d)
+        eps = tmp / "eps.json"
+        rig = subprocess.Popen(
+            [*bl.CLI, "hil", "serve", "-c", str(CONFIG), "--endpoints-out", str(eps)],
+            cwd=REPO,
+            env={**os.environ, "PYTHONPATH": str(REPO)},
+            stdout=subprocess.DEVNULL,
+        )
+        old = os.environ.get("NUMBA_CACHE_DIR")
+        os.environ["NUMBA_CACHE_DIR"] = str(tmp / "cache")  # inherited by the daemon
+        try:
+            deadline = time.monotonic() + 60
+            while not eps.exists() and time.monotonic() < deadline:
+                time.sleep(0.1)
+            start_ns = time.time_ns()
+            daq, ready_s = bl.start_daemon(tmp, bl.daemon_config(tmp, None, None, None), eps, "c")
+            try:
+                kernels_s = bl.wait_kernels(tmp / "c.log")
+                run_dir = next((tmp / "c" / "runs").iterdir())
+                warm_ns = time.time_ns()
+                deadline = time.monotonic() + 30
+                while time.monotonic() < deadline:
+                    res = open_run(run_dir).results()
+                    if len(res.get("t_ns", [])) and int(res["t_ns"][-1]) > warm_ns:
+                        break
+                    time.sleep(0.2)
+                raw = open_run(run_dir).raw(["ft101.volume_flow", "pt301.pressure"])
+                first = min(int(v[0][0]) for v in raw.values())
+                t = open_run(run_dir).results()["t_ns"]
+            finally:
+                bl.stop(daq)
+        finally:
+            bl.stop(rig)
+            if old is None:
+                os.environ.pop("NUMBA_CACHE_DIR", None)
+            else:
+                os.environ["NUMBA_CACHE_DIR"] = old
+    return {
+        "start_to_ready_s": round(ready_s, 2),
+        "start_to_first_sample_s": round((first - start_ns) / 1e9, 2),
+        "kernels_ready_s": kernels_s,
+        "results_first_grid_minus_first_sample_s": round((int(t[0]) - first) / 1e9, 3),
+        "results_cover_first_sample": bool(abs(int(t[0]) - first) < 1_000_000_000),
+        "results_contiguous": bool((np.diff(t) == 100_000_000).all()),
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "out")
+    ap.add_argument("--no-daemon", action="store_true", help="skip the cold daemon start")
     args = ap.parse_args()
     t0 = time.perf_counter()
     subprocess.run([sys.executable, "-c", "pass"], check=True)
@@ -79,11 +144,17 @@ def main() -> None:
         "cold_over_warm_warm_up": round(cold["warm_up_s"] / max(warm["warm_up_s"], 1e-3), 1),
         "target_cold_s": 10,
         "within_target": cold["warm_up_s"] < 10,
+        "hidden_by": "background warm-up (pipeline.KernelWarmup): acquisition and recording "
+        "start at once, results catch up once the kernels are loaded",
         "reported_by": {
-            "run": "log line 'kernels ready in X s' before READY=1 (daemon.run_daemon)",
-            "demo": "prints 'warming up the kernels, then …' before the warm-up (demo_main)",
+            "run": "READY=1 with STATUS 'kernels warming up (N s), recording'; health "
+            "'kernels': {'state': 'warming up'|'ready', 'ready_s'}; log 'kernels ready in X s'",
+            "demo": "prints that recording starts now and 'kernels ready in X s'; the dashboard "
+            "health line shows the state",
         },
     }
+    if not args.no_daemon:
+        result["cold_start"] = cold_start()
     text = json.dumps(result, indent=2)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "compile.json").write_text(text + "\n")

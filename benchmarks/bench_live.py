@@ -3,7 +3,8 @@
     python benchmarks/bench_live.py --out benchmarks/out [--window-s 30] [--warmup-s 5]
 
 One emulator rig (`hil serve`, its own process) serves every phase; each phase runs in its own
-process and is measured over the same fixed window after the same warm-up, from the kernel's
+process and is measured over the same fixed window after the same warm-up (counted from the
+daemon's "kernels ready" log line: READY comes before the kernels are warm), from the kernel's
 account of that process (`/proc/PID/stat` utime + stime, VmRSS):
 
 1. `bare_poll`: the baseline, a bare pymodbus loop issuing exactly the daemon's compiled reads
@@ -193,8 +194,8 @@ def start_daemon(tmp: Path, cfg: Path, eps: Path, name: str) -> tuple[subprocess
         [*CLI, "run", "-c", str(cfg), "--data-dir", str(tmp / name), "--endpoints", str(eps)],
         cwd=REPO,
         env={**os.environ, "NOTIFY_SOCKET": str(sock_path), "PYTHONPATH": str(REPO)},
-        stdout=subprocess.DEVNULL,
-        stderr=(tmp / f"{name}.log").open("wb"),
+        stdout=(tmp / f"{name}.log").open("wb"),  # the daemon logs to stdout
+        stderr=subprocess.STDOUT,
     )
     try:
         while b"READY=1" not in notify.recv(4096):
@@ -202,6 +203,18 @@ def start_daemon(tmp: Path, cfg: Path, eps: Path, name: str) -> tuple[subprocess
     finally:
         notify.close()
     return p, time.monotonic() - t0
+
+
+def wait_kernels(log: Path, timeout_s: float = 300.0) -> float:
+    """Seconds the daemon's kernels took ("kernels ready in X s" in its log): the daemon says
+    READY while they warm in the background, and the phase measures the steady state after."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        m = re.search(r"kernels ready in ([0-9.]+) s", log.read_text(errors="replace"))
+        if m:
+            return float(m.group(1))
+        time.sleep(0.1)
+    raise RuntimeError(f"kernels not ready within {timeout_s:.0f} s ({log})")
 
 
 def daemon_phase(
@@ -227,11 +240,13 @@ def daemon_phase(
     try:
         daq, ready_s = start_daemon(tmp, daemon_config(tmp, influx, mqtt, lateness_s), eps, name)
         try:
+            start = {
+                "startup_to_ready_s": round(ready_s, 2),
+                "kernels_ready_s": wait_kernels(tmp / f"{name}.log"),
+            }
             if mqtt is None:
-                res = measure(daq.pid, {"rig": rig}, warmup_s, window_s)
-                return {"startup_to_ready_s": round(ready_s, 2), **res}
-            res = with_mqtt(daq, rig, mqtt, warmup_s, window_s)
-            return {"startup_to_ready_s": round(ready_s, 2), **res}
+                return {**start, **measure(daq.pid, {"rig": rig}, warmup_s, window_s)}
+            return {**start, **with_mqtt(daq, rig, mqtt, warmup_s, window_s)}
         finally:
             stop(daq)
     finally:

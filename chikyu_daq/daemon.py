@@ -1,6 +1,11 @@
 """`chikyu-daq run`: the shipboard daemon under systemd (`Type=notify`).
 
-READY once the kernels are warm and every device was tried; WATCHDOG from the main loop only
+READY once acquisition runs (every device tried once) and recording has begun; a cold kernel
+compile (15-30 s) is not waited for: the kernels warm in a helper process (`KernelWarmup`),
+STATUS and the health record say "kernels warming up" until the log says "kernels ready in
+X s", and the processor then catches up on every sample recorded meanwhile, losing nothing.
+(READY after the warm-up would lose the first half minute of acquisition of every cold start
+and needed TimeoutStartSec in minutes.) WATCHDOG from the main loop only
 while the pipeline is healthy (`Pipeline.healthy()`: its supervised tasks run and the worker
 completes ticks; a stuck core stops the pings and systemd restarts us); STATUS with a one-line
 summary that names faults and tasks in a restart loop. A task that fails is restarted by the
@@ -26,8 +31,8 @@ from pathlib import Path
 from typing import Any
 
 from chikyu_daq.config import Config, ConfigError, load_config
-from chikyu_daq.pipeline import Pipeline
-from chikyu_daq.processor import Processor, warm_up
+from chikyu_daq.pipeline import KernelWarmup, Pipeline
+from chikyu_daq.processor import Processor
 from chikyu_daq.sdnotify import Notifier, watchdog_interval_s
 from chikyu_daq.supervise import describe
 
@@ -120,6 +125,13 @@ class Daemon:
             (signal.SIGHUP, "reload"),
         ):
             loop.add_signal_handler(sig, self._events.put_nowait, name)
+        warmup = KernelWarmup(self.cfg).start()
+        try:
+            return await self._serve()
+        finally:
+            await warmup.aclose()
+
+    async def _serve(self) -> int:
         if not await self._start_or_log(self.cfg, None):
             return 1
         assert self.pipeline is not None
@@ -230,7 +242,4 @@ def run_daemon(
     setup_logging()
     faulthandler.enable()  # a native crash leaves a traceback in the journal
     cfg = load_or_exit(config_path)
-    # Compile or load the kernels on the main thread, before READY: LLVM compiling in a
-    # worker thread has crashed the interpreter at exit.
-    log.info("kernels ready in %.2f s", warm_up(cfg))
     return asyncio.run(Daemon(config_path, cfg, data_dir=data_dir, endpoints=endpoints).run())

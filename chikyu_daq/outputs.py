@@ -170,12 +170,15 @@ class Outputs:
             from chikyu_daq.lineproto import encode_block
 
             idx = processed.at_period(publish_ns)
+            if not idx.size and not processed.events:
+                return  # most 50 ms ticks hold no whole second
             t = processed.t_ns[idx]
             body = [
                 encode_block(
                     m, self.tags, t, {k: processed.columns[k][idx] for k in names}, self.encoded
                 )
                 for m, names in (("yield", YIELD_FIELDS), ("stability", STABILITY_FIELDS))
+                if idx.size
             ]
             for ev in processed.events:
                 tags = {**self.tags, "alarm": ev.alarm}

@@ -2,7 +2,7 @@
 
     pipeline = Pipeline(cfg, data_dir=Path("data"))
     task = asyncio.create_task(pipeline.run())
-    await pipeline.started.wait()     # every device tried once, kernels warm
+    await pipeline.started.wait()     # every device tried once (kernels maybe still warming)
     pipeline.request_stop()           # SIGTERM: stop polling, flush DSP, close segments, drain
     await task
 
@@ -14,6 +14,10 @@ Queues and their policies (DESIGN "Pipeline"), all counted in `stats()`:
   never runs twice at once, so a slow tick only makes the next one bigger.
 - worker → MQTT: the publisher's own bounded queue; live values coalesce to the newest, alarm
   events never drop.
+
+Kernels warm in the background (`KernelWarmup`): acquisition and recording start at once; until
+the DSP kernels are loaded the worker records and feeds the processor but computes nothing, then
+the processor catches up on everything it was fed (it is clocked by the samples: nothing is late).
 
 Degrade, never die (`chikyu_daq.supervise`): acquisition, collector, health and the sinks run
 under a `Supervisor` (restart with backoff, counted in `stats()["tasks"]`). Inside a tick each
@@ -27,8 +31,11 @@ retried by the next tick; a failing sink write loses only that sink's copy of th
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
+import os
+import sys
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -40,7 +47,7 @@ import numpy as np
 from chikyu_daq.config import Config
 from chikyu_daq.interfaces.facade import Interfaces
 from chikyu_daq.outputs import Outputs, alarm_event_dict
-from chikyu_daq.processor import Processed, Processor
+from chikyu_daq.processor import Processed, Processor, warm_up
 from chikyu_daq.supervise import Faults, Supervisor
 from drivers.acquisition import Acquisition
 from drivers.sample import Batch, BlockBuilder, Sample
@@ -58,6 +65,106 @@ COLLECTOR_BACKOFF_MAX_S = 5.0
 STALL_S = 15.0
 #: How long the collector may take to finish its tick at shutdown before it is cancelled.
 COLLECTOR_STOP_S = 10.0
+#: At shutdown, how long the daemon waits for kernels still warming before the final DSP flush
+#: (within its stop bound; the raw recording is complete either way, replay computes the rest).
+FINAL_WARMUP_WAIT_S = 10.0
+_WARMUP_CODE = (
+    "import sys\n"
+    "from chikyu_daq.config import Config\n"
+    "from chikyu_daq.processor import warm_up\n"
+    "warm_up(Config.model_validate_json(sys.stdin.buffer.read()))\n"
+)
+
+
+class KernelWarmup:
+    """The DSP kernels compiled in a helper process while acquisition and recording run.
+
+    A cold numba compile takes 15-30 s. The helper fills the numba cache (no GIL taken from
+    acquisition, no LLVM running in a thread of ours when the interpreter exits); the worker
+    thread then loads the kernels from the cache (~0.5 s) at its next tick. The kernels are
+    process-wide, so is this: `start()` makes it `KernelWarmup.current` for every pipeline
+    built afterwards (a reload keeps it). Without one, kernels are assumed warm already.
+    """
+
+    current: KernelWarmup | None = None
+
+    def __init__(self, cfg: Config, *, stop_wait_s: float = FINAL_WARMUP_WAIT_S) -> None:
+        self.cfg = cfg
+        self.stop_wait_s = stop_wait_s
+        self.t0 = time.monotonic()
+        self.compiled = asyncio.Event()  # the helper ended (ok or not): loading may begin
+        self.ready = False
+        self.ready_s = math.nan
+        self.helper_failed = ""
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> KernelWarmup:
+        self._task = asyncio.create_task(self._compile(), name="kernel-warmup")
+        KernelWarmup.current = self
+        log.info("kernels warming up in a helper process; acquisition and recording start now")
+        return self
+
+    async def _compile(self) -> None:
+        root = str(Path(__file__).resolve().parents[1])  # where chikyu_daq and dsp live
+        path = os.environ.get("PYTHONPATH")
+        env = {**os.environ, "PYTHONPATH": root + (os.pathsep + path if path else "")}
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-c",
+                _WARMUP_CODE,
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.DEVNULL,
+                stderr=asyncio.subprocess.PIPE,
+                env=env,
+            )
+            try:
+                _, err = await proc.communicate(self.cfg.model_dump_json().encode())
+            except asyncio.CancelledError:
+                if proc.returncode is None:
+                    proc.kill()
+                    await proc.wait()
+                raise
+            if proc.returncode != 0:
+                tail = err.decode(errors="replace").strip().splitlines()[-1:] or ["?"]
+                self.helper_failed = f"rc {proc.returncode}: {tail[0]}"
+        except OSError as exc:
+            self.helper_failed = str(exc)
+        if self.helper_failed:
+            log.error(
+                "kernel warm-up helper failed (%s); compiling in the worker", self.helper_failed
+            )
+        self.compiled.set()
+
+    def load(self) -> bool:
+        """From the worker thread: True once the kernels are loaded in this process."""
+        if self.ready:
+            return True
+        if not self.compiled.is_set():
+            return False
+        warm_up(self.cfg)
+        self.ready_s = time.monotonic() - self.t0
+        self.ready = True
+        log.info("kernels ready in %.1f s; processing catches up", self.ready_s)
+        return True
+
+    async def wait(self, timeout_s: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.compiled.wait(), timeout_s)
+
+    async def aclose(self) -> None:
+        """Stop the helper if it still runs (the process is ending)."""
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if KernelWarmup.current is self:
+            KernelWarmup.current = None
+
+    def status(self) -> dict[str, Any]:
+        if self.ready:
+            return {"state": "ready", "ready_s": round(self.ready_s, 2)}
+        return {"state": "warming up", "since_s": round(time.monotonic() - self.t0, 1)}
 
 
 @dataclass
@@ -119,7 +226,10 @@ class Pipeline:
         self.reloads = reloads  # the daemon's reload counts: they outlive this pipeline
         self.last_processed_ns = 0
         self.samples_unprocessed = 0
+        self._role_newest_ns = -1  # newest sample fed to the processor on a role channel
         self.interfaces = Interfaces(cfg, data_dir=data_dir, pipeline=self)
+        #: Kernels still warming: record and feed, compute once they are loaded.
+        self.warmup = KernelWarmup.current
 
     # -- lifecycle --------------------------------------------------------------------------
     async def run(self) -> None:
@@ -194,6 +304,9 @@ class Pipeline:
                     "worker stuck: final tick skipped (samples still in the hub not recorded)"
                 )
             else:
+                w = self.warmup
+                if w is not None and not w.ready:
+                    await w.wait(w.stop_wait_s)
                 try:
                     await self._tick(final=True)
                 except Exception as exc:
@@ -280,6 +393,10 @@ class Pipeline:
                 faults.record("write_raw", exc, "raw samples of this tick not recorded/spooled")
             try:
                 proc.feed_blocks(blocks)
+                newest = [
+                    int(b[0][-1]) for ch, b in blocks.items() if ch in proc.channels and len(b[0])
+                ]
+                self._role_newest_ns = max(self._role_newest_ns, *newest, -1)
             except Exception as exc:
                 n = sum(len(b[0]) for b in blocks.values())
                 self.samples_unprocessed += n
@@ -295,8 +412,22 @@ class Pipeline:
                 out.write_event({"type": "assay", "t_ns": t_ns, **record})
             except Exception as exc:
                 faults.record("write_event", exc, "assay applied but not recorded")
+        w = self.warmup
+        if w is not None and not w.load():
+            if final:
+                log.warning("kernels not warm at shutdown: samples recorded, not processed")
+            return None  # recorded and fed: computed once the kernels are loaded
         try:
-            processed = proc.flush() if final else proc.advance()
+            if final:
+                processed = proc.flush()
+            else:
+                # The DSP runs once per publish period, on the first tick that can compute the
+                # whole second: the 1 Hz outputs leave as early as before, the kernels' per-call
+                # cost is paid once a second instead of 20 times, and chunk-invariant kernels
+                # give the same numbers (points after the second wait for the next one).
+                period = proc.publish_ns
+                until = (self._role_newest_ns - proc.lateness_ns) // period * period
+                processed = proc.advance(until) if until >= 0 else None
         except Exception as exc:
             faults.record("advance", exc, "no results this tick (the next tick retries)")
             return None
@@ -374,6 +505,7 @@ class Pipeline:
             "devices": acq["devices"],
             "buses": acq["buses"],
             "outputs": self.outputs.stats(),
+            "kernels": self.warmup.status() if self.warmup is not None else {"state": "ready"},
             **self.interfaces.stats(),
         }
 
@@ -391,5 +523,8 @@ class Pipeline:
             line += " | faults: " + ", ".join(
                 f"{k} {v.count}" for k, v in self.faults.steps.items()
             )
+        w = self.warmup
+        if w is not None and not w.ready:
+            line = f"kernels warming up ({w.status()['since_s']:.0f} s), recording | {line}"
         degraded = self.supervisor.summary()
         return f"{line} | DEGRADED: {degraded}" if degraded else line
