@@ -23,7 +23,7 @@ from numpy.typing import NDArray
 from . import kernel as K
 from . import seawater
 from .alarms import AlarmEvent, events_from_bits
-from .params import ALARM_NAMES, INPUT_RANGES, ChainParams, pack
+from .params import ALARM_NAMES, INPUT_RANGES, ChainParams, kernel_params
 from .quality import BAD
 from .spectrum import osc_init
 
@@ -136,7 +136,7 @@ QUALITY_FIELDS = K.QUALITY_FIELDS
 
 def init_state(params: ChainParams) -> ChainState:
     p = params
-    _, pi, _, _ = pack(p)
+    kp = kernel_params(p)
     osc = osc_init(p.osc_n_fft)
     n_alarm = len(ALARM_NAMES)
     sf = np.zeros(K.F_N_)
@@ -160,15 +160,15 @@ def init_state(params: ChainParams) -> ChainState:
         h_ring=np.full((3, p.hampel_window), np.nan),
         h_srt=np.zeros((3, p.hampel_window)),
         h_cnt=np.zeros(3, np.int64),
-        a_ring=np.full((4, int(pi[K.P.I_W_CV])), np.nan),
+        a_ring=np.full((4, kp.cv_points), np.nan),
         a_cnt=np.zeros(4, np.int64),
         a_mom=np.zeros((4, 3)),
-        b_ring=np.full((4, int(pi[K.P.I_W_CMP])), np.nan),
+        b_ring=np.full((4, kp.compare_lanes), np.nan),
         b_cnt=np.zeros(4, np.int64),
         b_mom=np.zeros((4, 3)),
         hist=np.full((K.H_N, p.points(p.max_transit_s)), np.nan),
-        lane=np.full((K.L_N, int(pi[K.P.I_W_SLOPE])), np.nan),
-        z_ring=np.full(int(pi[K.P.I_W_ZERO]), np.nan),
+        lane=np.full((K.L_N, kp.slope_lanes), np.nan),
+        z_ring=np.full(kp.zero_lanes, np.nan),
         o_ring=osc.ring,
         o_si=osc.si,
         o_sf=osc.sf,
@@ -278,7 +278,7 @@ def process_block(
     if t.shape[0] > 1 and np.any(np.diff(t) <= 0):
         raise ValueError("block t_ns must be strictly increasing")
     state = _merge_assays(state, block.assay_t_ns, block.assay_rey_ppm, block.assay_u_rey_ppm)
-    pf, pi, alarm_tab, ftab = pack(params)
+    kp = kernel_params(params)
     t_deck = np.where(qual[-1] < BAD, vals[-1], np.nan)
     i_line = ROLES.index("p_return_deck_bar")
     p_line = np.where(qual[i_line] < BAD, vals[i_line], np.nan)
@@ -289,21 +289,16 @@ def process_block(
     oq = np.empty((K.Q_N, n), np.uint8)
     bits = np.empty(n, np.uint8)
     prev_bits = int(state.si[K.S_BITS])
-    grade_default = np.array([params.grade_default_ppm, params.u_grade_default_ppm])
     s = state
     K.chain_kernel(
         t,
         vals,
         qual,
         rho_w,
-        pf,
-        pi,
-        alarm_tab,
-        ftab,
+        kp,
         s.assay_t,
         s.assay_g,
         grade_u_between(s.assay_g, s.assay_u),
-        grade_default,
         s.si,
         s.sf,
         s.acc_sys,

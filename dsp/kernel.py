@@ -335,14 +335,10 @@ def chain_kernel(
     vals: Rows,
     qual: QRows,
     rho_w_in: NDArray[np.float64],
-    pf: NDArray[np.float64],
-    pi: NDArray[np.int64],
-    alarm_tab: NDArray[np.float64],
-    ftab: NDArray[np.float64],
+    kp: P.KernelParams,
     assay_t: NDArray[np.int64],
     assay_g: NDArray[np.float64],
     assay_u: NDArray[np.float64],
-    grade_default: NDArray[np.float64],
     si: NDArray[np.int64],
     sf: NDArray[np.float64],
     acc_sys: NDArray[np.float64],
@@ -374,29 +370,29 @@ def chain_kernel(
     bits: NDArray[np.uint8],
 ) -> None:
     n = t.shape[0]
-    rho_s = pf[P.P_RHO_S]
-    phi_b = pf[P.P_PHI_B]
-    dt = pf[P.P_DT]
-    g = pf[P.P_G]
-    d_ret = np.sqrt(4.0 * pf[P.P_AREA_RET] / np.pi)
-    max_gap_ns = pf[P.P_MAX_GAP] * 1e9
+    rho_s = kp.rho_s
+    phi_b = kp.phi_b
+    dt = kp.dt_s
+    g = kp.g
+    d_ret = np.sqrt(4.0 * kp.area_return_m2 / np.pi)
+    max_gap_ns = kp.max_gap_s * 1e9
     w_h = h_ring.shape[1]
     w_a = a_ring.shape[1]
     w_b = b_ring.shape[1]
     h_len = hist.shape[1]
-    lane_len = pi[P.I_LANE]
+    lane_len = kp.lane_points
     w_s = lane.shape[1]
     w_z = z_ring.shape[0]
-    n_batch = pi[P.I_BATCH]
-    n_alarm = alarm_tab.shape[0]
-    n_ft = ftab.shape[0]
+    n_batch = kp.batch_lanes
+    n_alarm = kp.alarms.shape[0]
+    n_ft = kp.friction.shape[0]
     min_a = max(2, w_a // 2)
     min_b = max(2, w_b // 2)
     n_assay = assay_t.shape[0]
     k_assay = 0
     sens = np.empty(2 * N_SYS)
-    uq = pf[P.P_UQ_SYS]
-    uq_tot = np.sqrt(uq * uq + pf[P.P_UQ_RAND] * pf[P.P_UQ_RAND])
+    uq = kp.u_flow_rel_sys
+    uq_tot = np.sqrt(uq * uq + kp.u_flow_rel_rand * kp.u_flow_rel_rand)
     a0 = si[S_N]
     pos_h = a0 % w_h
     pos_a = a0 % w_a
@@ -433,8 +429,8 @@ def chain_kernel(
             h_ring,
             h_srt,
             h_cnt,
-            pf[P.P_H_NSIG],
-            pf[P.P_H_FLOOR_Q],
+            kp.hampel_n_sigma,
+            kp.hampel_floor_flow,
             w_h // 2 + 1,
         )
         q_inj, _rep_i = hampel_step(
@@ -444,8 +440,8 @@ def chain_kernel(
             h_ring,
             h_srt,
             h_cnt,
-            pf[P.P_H_NSIG],
-            pf[P.P_H_FLOOR_Q],
+            kp.hampel_n_sigma,
+            kp.hampel_floor_flow,
             w_h // 2 + 1,
         )
         rho_raw, rep_d = hampel_step(
@@ -455,14 +451,14 @@ def chain_kernel(
             h_ring,
             h_srt,
             h_cnt,
-            pf[P.P_H_NSIG],
-            pf[P.P_H_FLOOR_RHO],
+            kp.hampel_n_sigma,
+            kp.hampel_floor_rho,
             w_h // 2 + 1,
         )
         # a planned stop (and a holdoff after the restart): no comparisons, no flow alarms
-        if not np.isnan(q_inj) and q_inj < pf[P.P_STOP_Q]:
+        if not np.isnan(q_inj) and q_inj < kp.stop_flow_m3_h:
             si[S_STOP_T] = ti
-        stopped = ti - si[S_STOP_T] < pf[P.P_HOLDOFF] * 1e9
+        stopped = ti - si[S_STOP_T] < kp.stop_holdoff_s * 1e9
         q_q = q_qret[i]
         q_d = q_rho[i]
         if rep_r:
@@ -479,12 +475,12 @@ def chain_kernel(
         out[O_UZERO, i] = sf[F_UZERO] if referenced else np.nan
         out[O_REF, i] = 1.0 if referenced else 0.0
         # --- E1: in-situ Cv from density, delivered Cv after slip --------------------------
-        cv_in = min(max((rho - rho_w) / d_sw, 0.0), pf[P.P_CV_MAX])  # NaN stays NaN
+        cv_in = min(max((rho - rho_w) / d_sw, 0.0), kp.cv_max)  # NaN stays NaN
         q_s = q_ret / 3600.0
-        vel = q_s / pf[P.P_AREA_RET]
+        vel = q_s / kp.area_return_m2
         slip_f = 1.0
-        if pf[P.P_SLIP] > 0.0 and vel > 0.0:
-            slip_f = max(1.0 - (1.0 - cv_in) * pf[P.P_SLIP] / vel, 0.0)
+        if kp.slip_m_s > 0.0 and vel > 0.0:
+            slip_f = max(1.0 - (1.0 - cv_in) * kp.slip_m_s / vel, 0.0)
         cv = cv_in * slip_f
         ms1 = rho_s * cv * q_s
         out[O_CV, i] = cv
@@ -504,42 +500,42 @@ def chain_kernel(
             sf[F_CUM_VQ] += q_ret * dt / 3600.0
         hist[H_CQ, pos_hist] = sf[F_CUM_CQ]
         hist[H_VQ, pos_hist] = sf[F_CUM_VQ]
-        p, frac = _walk(hist, si[S_E2_PTR], a, vol - pf[P.P_LEG_V])
+        p, frac = _walk(hist, si[S_E2_PTR], a, vol - kp.leg_volume_m3)
         si[S_E2_PTR] = p
         ms2 = np.nan
         transit = np.nan
         if not np.isnan(frac):
             q_then = _at(hist, H_QRET, p, frac)
             # the flow ratio is meaningless across a stop (the same solids, no flow)
-            ratio_q = q_ret / q_then if q_then >= pf[P.P_STOP_Q] else np.nan
+            ratio_q = q_ret / q_then if q_then >= kp.stop_flow_m3_h else np.nan
             ms2 = _at(hist, H_MS2, p, frac) * ratio_q
             transit = (a - p - frac) * dt
         out[O_MS2, i] = ms2
         out[O_TRANSIT, i] = transit
         # --- E3: hydrostatic section densities, Colebrook friction, TEOS-10 at depth ------
-        fv = min(abs(vel) / pf[P.P_FT_DV], n_ft - 1.000001) if not np.isnan(vel) else 0.0
+        fv = min(abs(vel) / kp.friction_dv_m_s, n_ft - 1.000001) if not np.isnan(vel) else 0.0
         j0 = int(fv)
-        f_d = ftab[j0] + (fv - j0) * (ftab[j0 + 1] - ftab[j0])
+        f_d = kp.friction[j0] + (fv - j0) * (kp.friction[j0 + 1] - kp.friction[j0])
         fr = f_d / (2.0 * d_ret) * vel * vel
         p_c = _valid(v_pcol, q_pcol, i)
         p_m = _valid(v_pmid, q_pmid, i)
         p_u = _valid(v_pup, q_pup, i)
-        rho3 = (p_c - p_u) * 1000.0 / ((g + fr) * pf[P.P_DZ_ALL])
+        rho3 = (p_c - p_u) * 1000.0 / ((g + fr) * kp.dz_section_m)
         out[O_RHO3, i] = rho3
-        out[O_RHO_LO, i] = (p_c - p_m) * 1000.0 / ((g + fr) * pf[P.P_DZ_LO])
-        out[O_RHO_UP, i] = (p_m - p_u) * 1000.0 / ((g + fr) * pf[P.P_DZ_UP])
+        out[O_RHO_LO, i] = (p_c - p_m) * 1000.0 / ((g + fr) * kp.dz_lower_m)
+        out[O_RHO_UP, i] = (p_m - p_u) * 1000.0 / ((g + fr) * kp.dz_upper_m)
         # the section's water at the pressure measured there (the column is heavier than
         # seawater and friction adds more): trapezoid of the transmitters' excess pressure
-        e_c = p_c - pf[P.P_PH_COL]
-        e_m = p_m - pf[P.P_PH_MID]
-        e_u = p_u - pf[P.P_PH_UP]
+        e_c = p_c - kp.p_sea_collector_kpa
+        e_m = p_m - kp.p_sea_mid_kpa
+        e_u = p_u - kp.p_sea_upper_kpa
         if np.isnan(e_m):
             e_sec = 0.5 * (e_c + e_u)
         else:
-            e_sec = (0.5 * (e_u + e_m) * pf[P.P_DZ_UP] + 0.5 * (e_m + e_c) * pf[P.P_DZ_LO]) / pf[
-                P.P_DZ_ALL
-            ]
-        w3 = pf[P.P_RHOW_SEC_ALL] + pf[P.P_KAPPA] * e_sec
+            e_sec = (
+                0.5 * (e_u + e_m) * kp.dz_upper_m + 0.5 * (e_m + e_c) * kp.dz_lower_m
+            ) / kp.dz_section_m
+        w3 = kp.rho_w_section + kp.kappa * e_sec
         cv3 = (rho3 - w3) / (rho_s - w3)
         ms3 = rho_s * cv3 * q_s
         out[O_CV3, i] = cv3
@@ -549,14 +545,14 @@ def chain_kernel(
         # transit ago against E1's volume-weighted mean over the section's volume since then
         cv3_del = np.nan
         cv1_win = np.nan
-        p3, f3 = _walk(hist, si[S_E3_PTR], a, vol - pf[P.P_V_COL])
+        p3, f3 = _walk(hist, si[S_E3_PTR], a, vol - kp.volume_collector_m3)
         si[S_E3_PTR] = p3
-        pw, fw = _walk(hist, si[S_W_PTR], a, vol - pf[P.P_V_SEC])
+        pw, fw = _walk(hist, si[S_W_PTR], a, vol - kp.volume_section_m3)
         si[S_W_PTR] = pw
         if not np.isnan(f3) and not np.isnan(fw):
             cv3_del = _at(hist, H_CV3, p3, f3)
             dvq = sf[F_CUM_VQ] - _at(hist, H_VQ, pw, fw)
-            if dvq >= 0.8 * pf[P.P_V_SEC]:
+            if dvq >= 0.8 * kp.volume_section_m3:
                 cv1_win = (sf[F_CUM_CQ] - _at(hist, H_CQ, pw, fw)) / dvq
         out[O_CV3_DEL, i] = cv3_del
         out[O_CV1_WIN, i] = cv1_win
@@ -598,9 +594,9 @@ def chain_kernel(
         while k_assay < n_assay and assay_t[k_assay] <= ti:
             k_assay += 1
         if k_assay == 0:
-            gr = grade_default[0]
-            ug = grade_default[1]
-        elif pi[P.I_INTERP] == 1 and k_assay < n_assay:
+            gr = kp.grade_default_ppm
+            ug = kp.u_grade_default_ppm
+        elif kp.grade_interpolate and k_assay < n_assay:
             t0 = assay_t[k_assay - 1]
             f = (ti - t0) / (assay_t[k_assay] - t0)
             gr = assay_g[k_assay - 1] + f * (assay_g[k_assay] - assay_g[k_assay - 1])
@@ -619,21 +615,21 @@ def chain_kernel(
         gf = gr * 1e-6
         rate = ms1 * gf  # kg/s
         out[O_REY, i] = rate * 3600.0
-        out[O_REO, i] = rate * 3600.0 * pf[P.P_REO]
-        u_dens = sf[F_UZERO] if referenced else pf[P.P_URHO_SYS]
-        u_rw = pf[P.P_URHO_W_REF] if referenced else pf[P.P_URHO_W]
+        out[O_REO, i] = rate * 3600.0 * kp.reo_factor
+        u_dens = sf[F_UZERO] if referenced else kp.u_rho_m_sys
+        u_rw = kp.u_rho_w_ref if referenced else kp.u_rho_w
         dms_drho = rho_s * q_s / d_sw * slip_f  # kg/s per kg/m3
         sens[0] = ms1 * uq
         sens[1] = dms_drho * u_dens
-        sens[2] = cv * q_s * rho_w / d_sw * pf[P.P_URHO_S]
+        sens[2] = cv * q_s * rho_w / d_sw * kp.u_rho_s
         sens[3] = dms_drho * (1.0 - cv_in) * u_rw
         sens[4] = 0.0
-        sens[5] = rho_s * cv_in * q_s * (1.0 - cv_in) / vel * pf[P.P_U_SLIP] if vel > 0 else 0.0
+        sens[5] = rho_s * cv_in * q_s * (1.0 - cv_in) / vel * kp.u_slip_m_s if vel > 0 else 0.0
         for k in range(N_SYS):
             sens[N_SYS + k] = sens[k]
             sens[k] *= gf
         sens[4] = ms1 * 1e-6 * ug
-        var_s = (ms1 * pf[P.P_UQ_RAND]) ** 2 + (dms_drho * pf[P.P_URHO_RAND]) ** 2
+        var_s = (ms1 * kp.u_flow_rel_rand) ** 2 + (dms_drho * kp.u_rho_m_rand) ** 2
         var_r = var_s * gf * gf
         u_sys2 = 0.0
         for k in range(N_SYS):
@@ -650,8 +646,8 @@ def chain_kernel(
                 if dt_ns <= max_gap_ns:
                     sf[F_CUM] += 0.5 * (sf[F_LAST_RATE] + rate) * dts
                     sf[F_CUM_S] += 0.5 * (sf[F_LAST_RATE_S] + ms1) * dts
-                    sf[F_ACC_RAND] += 0.5 * (sf[F_LAST_VAR] + var_r) * pf[P.P_TAU] * dts
-                    sf[F_ACC_RAND_S] += 0.5 * (sf[F_LAST_VAR_S] + var_s) * pf[P.P_TAU] * dts
+                    sf[F_ACC_RAND] += 0.5 * (sf[F_LAST_VAR] + var_r) * kp.tau_random_s * dts
+                    sf[F_ACC_RAND_S] += 0.5 * (sf[F_LAST_VAR_S] + var_s) * kp.tau_random_s * dts
                     for k in range(2 * N_SYS):
                         acc_sys[k] += 0.5 * (last_sys[k] + sens[k]) * dts
                 else:
@@ -672,8 +668,8 @@ def chain_kernel(
         # discharge pressure the model explains: riser solids inventory, the measured deck
         # back pressure and return-leg friction at this flow (Colebrook, seawater density)
         p_rd = _valid(vals[R_PRET], qual[R_PRET], i)
-        fric_bar = fr * rho_w * pf[P.P_LEG_V] / pf[P.P_AREA_RET] / 1e5
-        p_expl = sf[F_INV] * pf[P.P_INV_K] + p_rd + fric_bar
+        fric_bar = fr * rho_w * kp.leg_volume_m3 / kp.area_return_m2 / 1e5
+        p_expl = sf[F_INV] * kp.inventory_bar_per_kg + p_rd + fric_bar
         if not np.isnan(p_expl):
             sf[F_LANE_SX] += p_expl
             si[S_LANE_CX] += 1
@@ -684,7 +680,7 @@ def chain_kernel(
             open_gap = True
         out[O_GAP, i] = gap
         out[O_CUM_REY, i] = sf[F_CUM]
-        out[O_CUM_REO, i] = sf[F_CUM] * pf[P.P_REO]
+        out[O_CUM_REO, i] = sf[F_CUM] * kp.reo_factor
         out[O_CUM_SOL, i] = sf[F_CUM_S]
         # random parts: the model's white-noise shrinkage unless the empirical (batch-mean)
         # estimate, which sees correlated noise, is larger
@@ -696,23 +692,23 @@ def chain_kernel(
             u_cum2 += acc_sys[k] * acc_sys[k]
             u_sol2 += acc_sys[N_SYS + k] * acc_sys[N_SYS + k]
         out[O_U95_CUM, i] = 2.0 * np.sqrt(u_cum2)
-        out[O_U95_CUM_REO, i] = out[O_U95_CUM, i] * pf[P.P_REO]
+        out[O_U95_CUM_REO, i] = out[O_U95_CUM, i] * kp.reo_factor
         out[O_U95_CUM_SOL, i] = 2.0 * np.sqrt(u_sol2)
         oq[Q_YIELD, i] = max(q_q, q_d) if valid else 2
         oq[Q_CUM, i] = 1 if (si[S_GAPS] > 0 or open_gap or si[S_HAS_LAST] == 0) else 0
         # --- stability ---------------------------------------------------------------------
-        margin = vel / pf[P.P_VC]
+        margin = vel / kp.v_critical_m_s
         out[O_VEL, i] = vel
         out[O_MARGIN, i] = margin
         p_d = _valid(v_pdis, q_pdis, i)
         osc_step(
             p_d,
-            pi[P.I_DECIM],
-            pi[P.I_HOP],
+            kp.osc_decim,
+            kp.osc_hop,
             dt,
-            pf[P.P_F_LO],
-            pf[P.P_F_HI],
-            pi[P.I_MAX_INV],
+            kp.osc_f_lo_hz,
+            kp.osc_f_hi_hz,
+            kp.osc_max_inv,
             o_ring,
             o_si,
             o_sf,
@@ -725,7 +721,7 @@ def chain_kernel(
         out[O_OSC_F, i] = o_sf[OF_FREQ]
         out[O_OSC_SHARE, i] = o_sf[OF_SHARE]
         out[O_OSC_AMP, i] = o_sf[OF_AMP]
-        osc_sev = o_sf[OF_SHARE] * min(o_sf[OF_AMP] / pf[P.P_OSC_AMP_BAD], 1.0)
+        osc_sev = o_sf[OF_SHARE] * min(o_sf[OF_AMP] / kp.osc_amp_bad_bar, 1.0)
         out[O_OSC_SEV, i] = osc_sev
         # 1 Hz lane: block means of discharge pressure and injection flow, exact regression
         if not np.isnan(p_d):
@@ -755,17 +751,17 @@ def chain_kernel(
             ok = (
                 not np.isnan(d_l)
                 and not np.isnan(qi_l)
-                and qi_l >= pf[P.P_ZERO_MIN_Q]
+                and qi_l >= kp.zero_min_flow_m3_h
                 and abs(qr_l - qi_l) <= 2.0 * uq_tot * np.sqrt(qr_l * qr_l + qi_l * qi_l)
-                and abs(d_l) <= pf[P.P_ZERO_MAX]
+                and abs(d_l) <= kp.zero_max_kg_m3
             )
             z_ring[ln % w_z] = d_l if ok else np.nan
             si[S_Z_STREAK] = si[S_Z_STREAK] + 1 if ok else 0
             if si[S_Z_STREAK] >= w_z:
-                zm, zu, zok = _zero_update(z_ring, (ln + 1) % w_z, pf[P.P_ZERO_STEADY])
+                zm, zu, zok = _zero_update(z_ring, (ln + 1) % w_z, kp.zero_steady_kg_m3)
                 if zok:
                     sf[F_ZERO] = zm
-                    sf[F_UZERO] = np.sqrt(zu * zu + pf[P.P_URHO_W_REF] ** 2)
+                    sf[F_UZERO] = np.sqrt(zu * zu + kp.u_rho_w_ref**2)
                     si[S_ZERO_OK] = 1
             sf[F_LANE_SP] = 0.0
             sf[F_LANE_SQ] = 0.0
@@ -823,19 +819,19 @@ def chain_kernel(
             z3 = np.nan
             if not np.isnan(m3) and not np.isnan(m4):
                 # E3's own budget: transmitters, friction factor, depths, seawater at depth
-                dz = pf[P.P_DZ_ALL]
-                w3 = pf[P.P_RHOW_SEC_ALL]
+                dz = kp.dz_section_m
+                w3 = kp.rho_w_section
                 rho3_m = w3 + m3 * (rho_s - w3)
-                u3_p = np.sqrt(2.0) * pf[P.P_UP_KPA] * 1000.0 / ((g + fr) * dz)
-                u3_f = rho3_m * fr * pf[P.P_U_FRIC] / (g + fr)
-                u3_z = rho3_m * pf[P.P_U_DZ] / dz
+                u3_p = np.sqrt(2.0) * kp.u_p_kpa * 1000.0 / ((g + fr) * dz)
+                u3_f = rho3_m * fr * kp.u_friction_rel / (g + fr)
+                u3_z = rho3_m * kp.u_dz_m / dz
                 u3 = np.sqrt(u3_p * u3_p + u3_f * u3_f + u3_z * u3_z + u_rw * u_rw)
                 z3 = abs(m3 - m4) * d_sw / np.sqrt(u3 * u3 + u_e1_rho * u_e1_rho)
                 z = z3
             if not np.isnan(m1) and not np.isnan(m2):
                 u_qmud2 = (uq * mq) ** 2 + (uq * mqi) ** 2
                 u2_2 = (rho_s * phi_b / 3600.0) ** 2 * u_qmud2
-                u2_2 += (m2 * pf[P.P_URHO_B] / (phi_b * d_sw)) ** 2
+                u2_2 += (m2 * kp.u_rho_b / (phi_b * d_sw)) ** 2
                 u1_2 = (dms_drho_m * u_dens) ** 2 + (m1 * uq) ** 2
                 z2 = abs(m2 - m1) / np.sqrt(u1_2 + u2_2)
                 z = z2 if np.isnan(z) else max(z, z2)
@@ -851,7 +847,7 @@ def chain_kernel(
         if not np.isnan(slope_p) and not np.isnan(slope_q):
             # the discharge rise the riser's growing solids inventory does not explain
             expl = slope_x if not np.isnan(slope_x) else 0.0
-            plug = slope_p - expl if slope_q <= pf[P.P_INJ_HOLD] else 0.0
+            plug = slope_p - expl if slope_q <= kp.inj_hold_m3_h_s else 0.0
         full = si[S_LANE_N] >= w_s
         out[O_SLOPE_P, i] = slope_p if full else np.nan
         out[O_SLOPE_Q, i] = slope_q if full else np.nan
@@ -859,19 +855,19 @@ def chain_kernel(
         out[O_PLUG_EXP, i] = slope_x if full else np.nan
         # stability index: the weakest mechanism decides (any one of them can stop the lift)
         stab = np.inf
-        c = min(max((margin - 1.0) / (pf[P.P_MARGIN_OK] - 1.0), 0.0), 1.0)
+        c = min(max((margin - 1.0) / (kp.margin_ok - 1.0), 0.0), 1.0)
         stab = min(stab, c) if not np.isnan(c) else stab
-        c = _component(cvf, pf[P.P_CVF_BAD])
+        c = _component(cvf, kp.cv_flow_bad)
         stab = min(stab, c) if not np.isnan(c) else stab
-        c = _component(cvd, pf[P.P_CVD_BAD])
+        c = _component(cvd, kp.cv_density_bad)
         stab = min(stab, c) if not np.isnan(c) else stab
-        c = _component(cvt, pf[P.P_CVT_BAD])
+        c = _component(cvt, kp.cv_torque_bad)
         stab = min(stab, c) if not np.isnan(c) else stab
         c = 1.0 - osc_sev
         stab = min(stab, c) if not np.isnan(c) else stab
-        c = _component(out[O_PLUG, i], pf[P.P_SLOPE_BAD])
+        c = _component(out[O_PLUG, i], kp.slope_bad_bar_s)
         stab = min(stab, c) if not np.isnan(c) else stab
-        c = _component(abs(ratio - pf[P.P_RATIO_NOM]), pf[P.P_RATIO_TOL])
+        c = _component(abs(ratio - kp.ratio_nominal), kp.ratio_tol)
         stab = min(stab, c) if not np.isnan(c) else stab
         stab = np.nan if np.isinf(stab) else stab
         out[O_STAB, i] = stab
@@ -904,9 +900,9 @@ def chain_kernel(
             alarm_step(
                 ti,
                 av,
-                alarm_tab[k, 0],
-                alarm_tab[k, 1],
-                int(alarm_tab[k, 2]),
+                kp.alarms[k, 0],
+                kp.alarms[k, 1],
+                int(kp.alarms[k, 2]),
                 k,
                 al_active,
                 al_pending,

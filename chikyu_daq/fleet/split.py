@@ -79,7 +79,7 @@ from chikyu_daq.processor import Processed, Processor
 from chikyu_daq.recording import Run, open_run
 from chikyu_daq.replay import CHUNK_S, ResultsWriter, iter_chunks, recorded_config
 from dsp import kernel as K
-from dsp.params import pack
+from dsp.params import kernel_params
 
 #: Integrals handed over additively: float slots, int slots (``acc_sys`` too, but its grade entry).
 F_SLOTS = (
@@ -120,8 +120,7 @@ class Part:
 
 
 def _lane_s(cfg: Config) -> float:
-    _, pi, _, _ = pack(chain_params(cfg))
-    return int(pi[K.P.I_LANE]) / cfg.processing.grid_hz
+    return kernel_params(chain_params(cfg)).lane_points / cfg.processing.grid_hz
 
 
 def warmup_parts_s(cfg: Config) -> tuple[float, float, float]:
@@ -134,12 +133,12 @@ def warmup_parts_s(cfg: Config) -> tuple[float, float, float]:
     comparison, slope, Hampel, FFT ring plus hop), the longest alarm minimum duration, the
     stop holdoff, staleness and a maximum gap, one after another (each feeds the next)."""
     p = chain_params(cfg)
-    _, pi, _, _ = pack(p)
+    kp = kernel_params(p)
     st = cfg.processing
     step = 1.0 / st.grid_hz
     lane = _lane_s(cfg)
-    learn = st.staleness_s + p.hampel_window * step + (int(pi[K.P.I_W_ZERO]) + 1) * lane
-    take = 3 * int(pi[K.P.I_BATCH]) * lane + lane + st.max_gap_s
+    learn = st.staleness_s + p.hampel_window * step + (kp.zero_lanes + 1) * lane
+    take = 3 * kp.batch_lanes * lane + lane + st.max_gap_s
     s = cfg.stability
     windows = (
         s.cv_window_s,
@@ -170,16 +169,16 @@ def warmup_s(cfg: Config) -> float:
 def period_points(cfg: Config) -> int:
     """Grid points after which every ring refresh, FFT hop, 1 s lane and noise batch falls on
     the same grid index."""
-    _, pi, _, _ = pack(chain_params(cfg))
-    lane = int(pi[K.P.I_LANE])
+    kp = kernel_params(chain_params(cfg))
+    lane = kp.lane_points
     rings = (
-        int(pi[K.P.I_W_CV]),
-        int(pi[K.P.I_W_CMP]) * lane,
-        int(pi[K.P.I_W_SLOPE]) * lane,
+        kp.cv_points,
+        kp.compare_lanes * lane,
+        kp.slope_lanes * lane,
         lane,
-        int(pi[K.P.I_BATCH]) * lane,
-        int(pi[K.P.I_HOP]) * int(pi[K.P.I_DECIM]),
-        int(pi[K.P.I_DECIM]),
+        kp.batch_lanes * lane,
+        kp.osc_hop * kp.osc_decim,
+        kp.osc_decim,
     )
     return math.lcm(*rings)
 
