@@ -1,12 +1,15 @@
 """The chain kernel: one grid-rate pass over all roles, carrying every state array explicitly.
 
-Layout contracts with :mod:`dsp.chain` (which owns allocation and naming): input rows ``R_*``,
-output rows ``O_*``, quality rows ``Q_*``, scalar state slots ``S_*`` (int) and ``F_*`` (float).
-All state arrays are updated in place; window positions derive from the absolute grid index
-``si[S_N]`` only, which is what makes blocks of any size equal one pass.
+Parameters arrive by name (:class:`dsp.params.KernelParams`), state by name
+(:class:`ChainState`: arrays, and the ``SCALARS`` record of scalars); input rows ``R_*``, output
+rows ``O_*`` and quality rows ``Q_*`` are laid out with :mod:`dsp.chain`, which allocates.
+All state is updated in place; window positions derive from the absolute grid index
+``grid_n`` only, which is what makes blocks of any size equal one pass.
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import numpy as np
 from numba import njit
@@ -131,78 +134,81 @@ OUTPUT_FIELDS = (
 QUALITY_FIELDS = ("q_yield", "q_cumulative", "q_stability")
 (Q_YIELD, Q_CUM, Q_STAB, Q_N) = range(4)
 
-# int scalar state
-(
-    S_N,
-    S_HAS_LAST,
-    S_LAST_T,
-    S_GAPS,
-    S_E2_PTR,
-    S_BITS,
-    S_LANE_N,
-    S_LANE_CP,
-    S_LANE_CQ,
-    S_LC1,
-    S_LC2,
-    S_LC3,
-    S_LC4,
-    S_E3_PTR,
-    S_W_PTR,
-    S_LANE_CD,
-    S_LANE_CR,
-    S_Z_STREAK,
-    S_ZERO_OK,
-    S_G_ID,
-    S_STOP_T,
-    S_LANE_CX,
-    S_B_CNT_R,
-    S_N_,
-) = range(24)
-# float scalar state
-(
-    F_CUM,
-    F_GAP,
-    F_LAST_RATE,
-    F_V,
-    F_Q_HOLD,
-    F_ACC_RAND,
-    F_LAST_VAR,
-    F_LANE_SP,
-    F_LANE_SQ,
-    F_SLOPE_P,
-    F_SLOPE_Q,
-    F_LS1,
-    F_LS2,
-    F_LS3,
-    F_LS4,
-    F_Z,
-    F_ACC_RAND_S,
-    F_LAST_VAR_S,
-    F_CUM_S,
-    F_LAST_RATE_S,
-    F_INV,
-    F_SLOPE_X,
-    F_LANE_SD,
-    F_LANE_SR,
-    F_LANE_SX,
-    F_ZERO,
-    F_UZERO,
-    F_B_SUM_R,
-    F_B_SUM_S,
-    F_B_PREV_R,
-    F_B_PREV_S,
-    F_B_PREV2_R,
-    F_B_PREV2_S,
-    F_ACC_D1_R,
-    F_ACC_D1_S,
-    F_ACC_EMP_R,
-    F_ACC_EMP_S,
-    F_CUM_CQ,
-    F_CUM_VQ,
-    F_Z3,
-    F_G_DONE,
-    F_N_,
-) = range(42)
+#: The kernel's scalar state, one record (``ChainState.scalars[0]``) updated in place by name.
+SCALARS = np.dtype(
+    [
+        ("grid_n", np.int64),
+        ("has_last", np.int64),
+        ("last_t_ns", np.int64),
+        ("gaps", np.int64),
+        ("e2_ptr", np.int64),
+        ("alarm_bits", np.int64),
+        ("lane_n", np.int64),
+        ("lane_n_pdis", np.int64),
+        ("lane_n_qinj", np.int64),
+        ("e3_ptr", np.int64),
+        ("e1w_ptr", np.int64),
+        ("lane_n_zero", np.int64),
+        ("lane_n_qret", np.int64),
+        ("zero_streak", np.int64),
+        ("zero_ok", np.int64),
+        ("grade_id", np.int64),
+        ("stop_t_ns", np.int64),
+        ("lane_n_expl", np.int64),
+        ("batch_n", np.int64),
+        ("cum_rey", np.float64),
+        ("gap_s", np.float64),
+        ("last_rate", np.float64),
+        ("volume", np.float64),
+        ("q_hold", np.float64),
+        ("acc_rand", np.float64),
+        ("last_var", np.float64),
+        ("lane_sum_pdis", np.float64),
+        ("lane_sum_qinj", np.float64),
+        ("slope_pdis", np.float64),
+        ("slope_qinj", np.float64),
+        ("z", np.float64),
+        ("acc_rand_s", np.float64),
+        ("last_var_s", np.float64),
+        ("cum_solids", np.float64),
+        ("last_rate_s", np.float64),
+        ("inventory", np.float64),
+        ("slope_expl", np.float64),
+        ("lane_sum_zero", np.float64),
+        ("lane_sum_qret", np.float64),
+        ("lane_sum_expl", np.float64),
+        ("zero", np.float64),
+        ("u_zero", np.float64),
+        ("batch_sum_rey", np.float64),
+        ("batch_sum_s", np.float64),
+        ("batch_prev_rey", np.float64),
+        ("batch_prev_s", np.float64),
+        ("batch_prev2_rey", np.float64),
+        ("batch_prev2_s", np.float64),
+        ("acc_d1_rey", np.float64),
+        ("acc_d1_s", np.float64),
+        ("acc_emp_rey", np.float64),
+        ("acc_emp_s", np.float64),
+        ("cum_cq", np.float64),
+        ("cum_vq", np.float64),
+        ("z3", np.float64),
+        ("grade_done", np.float64),
+    ]
+)
+#: Scalars that start as NaN ("not estimated yet"); the rest start at 0 except grade_id (-1,
+#: no assay) and stop_t_ns (long ago: not stopped).
+SCALARS_NAN = (
+    "slope_pdis",
+    "slope_qinj",
+    "slope_expl",
+    "z",
+    "z3",
+    "batch_prev_rey",
+    "batch_prev_s",
+    "batch_prev2_rey",
+    "batch_prev2_s",
+)
+N_COMPARED = 4  # 1 s sums compared at each lane step: E1, E2, E3 delayed, E1 over E3's window
 # systematic sources: flow calibration, density calibration (or the seawater reference),
 # rho_s, rho_w, grade, slip. acc_sys/last_sys hold REY [0, N_SYS) then dry solids.
 # The grade's error is one per assay (lab error and the grade's wander until the next one):
@@ -329,6 +335,45 @@ def _zero_update(
     return m, np.sqrt(max(vb / nb, var / w)), True
 
 
+class ChainState(NamedTuple):
+    """Everything the chain remembers between blocks (named arrays, mutated in place)."""
+
+    scalars: NDArray[np.void]  # one SCALARS record
+    cmp_sum: NDArray[np.float64]  # [N_COMPARED] 1 s sums of the compared estimates
+    cmp_cnt: NDArray[np.int64]
+    acc_sys: NDArray[np.float64]
+    last_sys: NDArray[np.float64]
+    h_ring: NDArray[np.float64]
+    h_srt: NDArray[np.float64]
+    h_cnt: NDArray[np.int64]
+    a_ring: NDArray[np.float64]
+    a_cnt: NDArray[np.int64]
+    a_mom: NDArray[np.float64]
+    b_ring: NDArray[np.float64]
+    b_cnt: NDArray[np.int64]
+    b_mom: NDArray[np.float64]
+    hist: NDArray[np.float64]
+    lane: NDArray[np.float64]
+    z_ring: NDArray[np.float64]
+    o_ring: NDArray[np.float64]
+    o_si: NDArray[np.int64]
+    o_sf: NDArray[np.float64]
+    tab: NDArray[np.complex128]
+    rev: NDArray[np.int64]
+    win: NDArray[np.float64]
+    o_y: NDArray[np.float64]
+    o_z: NDArray[np.complex128]
+    al_active: NDArray[np.uint8]
+    al_pending: NDArray[np.int64]
+    assay_t: NDArray[np.int64]
+    assay_g: NDArray[np.float64]
+    assay_u: NDArray[np.float64]
+    rejected: NDArray[np.int64]  # per role (ROLES + OPTIONAL_ROLES): absurd GOOD values made BAD
+
+    def copy(self) -> ChainState:
+        return ChainState._make(np.array(a, copy=True) for a in self)
+
+
 @njit(cache=True, nogil=True)
 def chain_kernel(
     t: NDArray[np.int64],
@@ -339,36 +384,21 @@ def chain_kernel(
     assay_t: NDArray[np.int64],
     assay_g: NDArray[np.float64],
     assay_u: NDArray[np.float64],
-    si: NDArray[np.int64],
-    sf: NDArray[np.float64],
-    acc_sys: NDArray[np.float64],
-    last_sys: NDArray[np.float64],
-    h_ring: NDArray[np.float64],
-    h_srt: NDArray[np.float64],
-    h_cnt: NDArray[np.int64],
-    a_ring: NDArray[np.float64],
-    a_cnt: NDArray[np.int64],
-    a_mom: NDArray[np.float64],
-    b_ring: NDArray[np.float64],
-    b_cnt: NDArray[np.int64],
-    b_mom: NDArray[np.float64],
-    hist: NDArray[np.float64],
-    lane: NDArray[np.float64],
-    z_ring: NDArray[np.float64],
-    o_ring: NDArray[np.float64],
-    o_si: NDArray[np.int64],
-    o_sf: NDArray[np.float64],
-    tab: NDArray[np.complex128],
-    rev: NDArray[np.int64],
-    win: NDArray[np.float64],
-    o_y: NDArray[np.float64],
-    o_z: NDArray[np.complex128],
-    al_active: NDArray[np.uint8],
-    al_pending: NDArray[np.int64],
+    st: ChainState,
     out: NDArray[np.float64],
     oq: NDArray[np.uint8],
     bits: NDArray[np.uint8],
 ) -> None:
+    sc = st.scalars[0]
+    cmp_sum, cmp_cnt = st.cmp_sum, st.cmp_cnt
+    acc_sys, last_sys = st.acc_sys, st.last_sys
+    h_ring, h_srt, h_cnt = st.h_ring, st.h_srt, st.h_cnt
+    a_ring, a_cnt, a_mom = st.a_ring, st.a_cnt, st.a_mom
+    b_ring, b_cnt, b_mom = st.b_ring, st.b_cnt, st.b_mom
+    hist, lane, z_ring = st.hist, st.lane, st.z_ring
+    o_ring, o_si, o_sf, o_y, o_z = st.o_ring, st.o_si, st.o_sf, st.o_y, st.o_z
+    tab, rev, win = st.tab, st.rev, st.win
+    al_active, al_pending = st.al_active, st.al_pending
     n = t.shape[0]
     rho_s = kp.rho_s
     phi_b = kp.phi_b
@@ -393,7 +423,7 @@ def chain_kernel(
     sens = np.empty(2 * N_SYS)
     uq = kp.u_flow_rel_sys
     uq_tot = np.sqrt(uq * uq + kp.u_flow_rel_rand * kp.u_flow_rel_rand)
-    a0 = si[S_N]
+    a0 = sc.grid_n
     pos_h = a0 % w_h
     pos_a = a0 % w_a
     pos_hist = a0 % h_len
@@ -417,7 +447,7 @@ def chain_kernel(
     v_tqb = vals[R_TQB]
     q_tqb = qual[R_TQB]
     for i in range(n):
-        a = si[S_N]
+        a = sc.grid_n
         ti = t[i]
         rho_w = rho_w_in[i]
         d_sw = rho_s - rho_w
@@ -457,22 +487,22 @@ def chain_kernel(
         )
         # a planned stop (and a holdoff after the restart): no comparisons, no flow alarms
         if not np.isnan(q_inj) and q_inj < kp.stop_flow_m3_h:
-            si[S_STOP_T] = ti
-        stopped = ti - si[S_STOP_T] < kp.stop_holdoff_s * 1e9
+            sc.stop_t_ns = ti
+        stopped = ti - sc.stop_t_ns < kp.stop_holdoff_s * 1e9
         q_q = q_qret[i]
         q_d = q_rho[i]
         if rep_r:
             q_q = max(q_q, 1)
         if rep_d:
             q_d = max(q_d, 1)
-        referenced = si[S_ZERO_OK] == 1
-        rho = rho_raw - sf[F_ZERO] if referenced else rho_raw
+        referenced = sc.zero_ok == 1
+        rho = rho_raw - sc.zero if referenced else rho_raw
         out[O_RHO_C, i] = rho
         out[O_QRET_C, i] = q_ret
         out[O_QINJ_C, i] = q_inj
         out[O_RHOW, i] = rho_w
-        out[O_ZERO, i] = sf[F_ZERO] if referenced else np.nan
-        out[O_UZERO, i] = sf[F_UZERO] if referenced else np.nan
+        out[O_ZERO, i] = sc.zero if referenced else np.nan
+        out[O_UZERO, i] = sc.u_zero if referenced else np.nan
         out[O_REF, i] = 1.0 if referenced else 0.0
         # --- E1: in-situ Cv from density, delivered Cv after slip --------------------------
         cv_in = min(max((rho - rho_w) / d_sw, 0.0), kp.cv_max)  # NaN stays NaN
@@ -488,20 +518,20 @@ def chain_kernel(
         out[O_SOL_TH, i] = ms1 * 3.6
         # --- E2: intake now, read back one return-leg volume ago, scaled by Q(t)/Q(t-tau) --
         if not np.isnan(q_ret):
-            sf[F_Q_HOLD] = max(q_ret, 0.0)
-        vol = sf[F_V] + sf[F_Q_HOLD] * dt / 3600.0
-        sf[F_V] = vol
+            sc.q_hold = max(q_ret, 0.0)
+        vol = sc.volume + sc.q_hold * dt / 3600.0
+        sc.volume = vol
         ms_in = rho_s * phi_b * (q_ret - q_inj) / 3600.0
         hist[H_VOL, pos_hist] = vol
         hist[H_MS2, pos_hist] = ms_in
         hist[H_QRET, pos_hist] = q_ret
         if not np.isnan(cv_in) and not np.isnan(q_ret):
-            sf[F_CUM_CQ] += cv_in * q_ret * dt / 3600.0
-            sf[F_CUM_VQ] += q_ret * dt / 3600.0
-        hist[H_CQ, pos_hist] = sf[F_CUM_CQ]
-        hist[H_VQ, pos_hist] = sf[F_CUM_VQ]
-        p, frac = _walk(hist, si[S_E2_PTR], a, vol - kp.leg_volume_m3)
-        si[S_E2_PTR] = p
+            sc.cum_cq += cv_in * q_ret * dt / 3600.0
+            sc.cum_vq += q_ret * dt / 3600.0
+        hist[H_CQ, pos_hist] = sc.cum_cq
+        hist[H_VQ, pos_hist] = sc.cum_vq
+        p, frac = _walk(hist, sc.e2_ptr, a, vol - kp.leg_volume_m3)
+        sc.e2_ptr = p
         ms2 = np.nan
         transit = np.nan
         if not np.isnan(frac):
@@ -545,15 +575,15 @@ def chain_kernel(
         # transit ago against E1's volume-weighted mean over the section's volume since then
         cv3_del = np.nan
         cv1_win = np.nan
-        p3, f3 = _walk(hist, si[S_E3_PTR], a, vol - kp.volume_collector_m3)
-        si[S_E3_PTR] = p3
-        pw, fw = _walk(hist, si[S_W_PTR], a, vol - kp.volume_section_m3)
-        si[S_W_PTR] = pw
+        p3, f3 = _walk(hist, sc.e3_ptr, a, vol - kp.volume_collector_m3)
+        sc.e3_ptr = p3
+        pw, fw = _walk(hist, sc.e1w_ptr, a, vol - kp.volume_section_m3)
+        sc.e1w_ptr = pw
         if not np.isnan(f3) and not np.isnan(fw):
             cv3_del = _at(hist, H_CV3, p3, f3)
-            dvq = sf[F_CUM_VQ] - _at(hist, H_VQ, pw, fw)
+            dvq = sc.cum_vq - _at(hist, H_VQ, pw, fw)
             if dvq >= 0.8 * kp.volume_section_m3:
-                cv1_win = (sf[F_CUM_CQ] - _at(hist, H_CQ, pw, fw)) / dvq
+                cv1_win = (sc.cum_cq - _at(hist, H_CQ, pw, fw)) / dvq
         out[O_CV3_DEL, i] = cv3_del
         out[O_CV1_WIN, i] = cv1_win
         # --- rolling statistics ------------------------------------------------------------
@@ -580,16 +610,16 @@ def chain_kernel(
         # 1 s sums of the estimates compared at each lane step (none while stopped)
         if not stopped:
             if not np.isnan(ms1):
-                sf[F_LS1] += ms1
-                si[S_LC1] += 1
+                cmp_sum[0] += ms1
+                cmp_cnt[0] += 1
             if not np.isnan(ms2):
-                sf[F_LS2] += ms2
-                si[S_LC2] += 1
+                cmp_sum[1] += ms2
+                cmp_cnt[1] += 1
             if not np.isnan(cv3_del) and not np.isnan(cv1_win):
-                sf[F_LS3] += cv3_del
-                si[S_LC3] += 1
-                sf[F_LS4] += cv1_win
-                si[S_LC4] += 1
+                cmp_sum[2] += cv3_del
+                cmp_cnt[2] += 1
+                cmp_sum[3] += cv1_win
+                cmp_cnt[3] += 1
         # --- grade -------------------------------------------------------------------------
         while k_assay < n_assay and assay_t[k_assay] <= ti:
             k_assay += 1
@@ -607,16 +637,16 @@ def chain_kernel(
         out[O_GRADE, i] = gr
         out[O_UGRADE, i] = ug
         g_id = assay_t[k_assay - 1] if k_assay > 0 else -1
-        if g_id != si[S_G_ID]:
-            sf[F_G_DONE] += acc_sys[I_GRADE] * acc_sys[I_GRADE]
+        if g_id != sc.grade_id:
+            sc.grade_done += acc_sys[I_GRADE] * acc_sys[I_GRADE]
             acc_sys[I_GRADE] = 0.0
-            si[S_G_ID] = g_id
+            sc.grade_id = g_id
         # --- rates, their uncertainty and the cumulative totals ----------------------------
         gf = gr * 1e-6
         rate = ms1 * gf  # kg/s
         out[O_REY, i] = rate * 3600.0
         out[O_REO, i] = rate * 3600.0 * kp.reo_factor
-        u_dens = sf[F_UZERO] if referenced else kp.u_rho_m_sys
+        u_dens = sc.u_zero if referenced else kp.u_rho_m_sys
         u_rw = kp.u_rho_w_ref if referenced else kp.u_rho_w
         dms_drho = rho_s * q_s / d_sw * slip_f  # kg/s per kg/m3
         sens[0] = ms1 * uq
@@ -637,57 +667,57 @@ def chain_kernel(
         out[O_U95_REY, i] = 2.0 * 3600.0 * np.sqrt(var_r + u_sys2)
         valid = not np.isnan(rate)
         if valid:
-            sf[F_B_SUM_R] += rate
-            sf[F_B_SUM_S] += ms1
-            si[S_B_CNT_R] += 1
-            if si[S_HAS_LAST] == 1:
-                dt_ns = ti - si[S_LAST_T]
+            sc.batch_sum_rey += rate
+            sc.batch_sum_s += ms1
+            sc.batch_n += 1
+            if sc.has_last == 1:
+                dt_ns = ti - sc.last_t_ns
                 dts = dt_ns * 1e-9
                 if dt_ns <= max_gap_ns:
-                    sf[F_CUM] += 0.5 * (sf[F_LAST_RATE] + rate) * dts
-                    sf[F_CUM_S] += 0.5 * (sf[F_LAST_RATE_S] + ms1) * dts
-                    sf[F_ACC_RAND] += 0.5 * (sf[F_LAST_VAR] + var_r) * kp.tau_random_s * dts
-                    sf[F_ACC_RAND_S] += 0.5 * (sf[F_LAST_VAR_S] + var_s) * kp.tau_random_s * dts
+                    sc.cum_rey += 0.5 * (sc.last_rate + rate) * dts
+                    sc.cum_solids += 0.5 * (sc.last_rate_s + ms1) * dts
+                    sc.acc_rand += 0.5 * (sc.last_var + var_r) * kp.tau_random_s * dts
+                    sc.acc_rand_s += 0.5 * (sc.last_var_s + var_s) * kp.tau_random_s * dts
                     for k in range(2 * N_SYS):
                         acc_sys[k] += 0.5 * (last_sys[k] + sens[k]) * dts
                 else:
-                    sf[F_GAP] += dts
-                    si[S_GAPS] += 1
-            si[S_HAS_LAST] = 1
-            si[S_LAST_T] = ti
-            sf[F_LAST_RATE] = rate
-            sf[F_LAST_RATE_S] = ms1
-            sf[F_LAST_VAR] = var_r
-            sf[F_LAST_VAR_S] = var_s
+                    sc.gap_s += dts
+                    sc.gaps += 1
+            sc.has_last = 1
+            sc.last_t_ns = ti
+            sc.last_rate = rate
+            sc.last_rate_s = ms1
+            sc.last_var = var_r
+            sc.last_var_s = var_s
             for k in range(2 * N_SYS):
                 last_sys[k] = sens[k]
         # riser solids inventory: intake now minus delivery now (both on this grid point)
         if not np.isnan(ms1) and not np.isnan(ms_in):
-            sf[F_INV] += (max(ms_in, 0.0) - ms1) * dt
-        out[O_INV, i] = sf[F_INV]
+            sc.inventory += (max(ms_in, 0.0) - ms1) * dt
+        out[O_INV, i] = sc.inventory
         # discharge pressure the model explains: riser solids inventory, the measured deck
         # back pressure and return-leg friction at this flow (Colebrook, seawater density)
         p_rd = _valid(vals[R_PRET], qual[R_PRET], i)
         fric_bar = fr * rho_w * kp.leg_volume_m3 / kp.area_return_m2 / 1e5
-        p_expl = sf[F_INV] * kp.inventory_bar_per_kg + p_rd + fric_bar
+        p_expl = sc.inventory * kp.inventory_bar_per_kg + p_rd + fric_bar
         if not np.isnan(p_expl):
-            sf[F_LANE_SX] += p_expl
-            si[S_LANE_CX] += 1
-        gap = sf[F_GAP]
+            sc.lane_sum_expl += p_expl
+            sc.lane_n_expl += 1
+        gap = sc.gap_s
         open_gap = False
-        if not valid and si[S_HAS_LAST] == 1 and ti - si[S_LAST_T] > max_gap_ns:
-            gap += (ti - si[S_LAST_T]) * 1e-9
+        if not valid and sc.has_last == 1 and ti - sc.last_t_ns > max_gap_ns:
+            gap += (ti - sc.last_t_ns) * 1e-9
             open_gap = True
         out[O_GAP, i] = gap
-        out[O_CUM_REY, i] = sf[F_CUM]
-        out[O_CUM_REO, i] = sf[F_CUM] * kp.reo_factor
-        out[O_CUM_SOL, i] = sf[F_CUM_S]
+        out[O_CUM_REY, i] = sc.cum_rey
+        out[O_CUM_REO, i] = sc.cum_rey * kp.reo_factor
+        out[O_CUM_SOL, i] = sc.cum_solids
         # random parts: the model's white-noise shrinkage unless the empirical (batch-mean)
         # estimate, which sees correlated noise, is larger
-        emp_r = max(3.0 * sf[F_ACC_EMP_R] - 2.0 * sf[F_ACC_D1_R], sf[F_ACC_EMP_R])
-        emp_s = max(3.0 * sf[F_ACC_EMP_S] - 2.0 * sf[F_ACC_D1_S], sf[F_ACC_EMP_S])
-        u_cum2 = max(sf[F_ACC_RAND], emp_r) + sf[F_G_DONE]
-        u_sol2 = max(sf[F_ACC_RAND_S], emp_s)
+        emp_r = max(3.0 * sc.acc_emp_rey - 2.0 * sc.acc_d1_rey, sc.acc_emp_rey)
+        emp_s = max(3.0 * sc.acc_emp_s - 2.0 * sc.acc_d1_s, sc.acc_emp_s)
+        u_cum2 = max(sc.acc_rand, emp_r) + sc.grade_done
+        u_sol2 = max(sc.acc_rand_s, emp_s)
         for k in range(N_SYS):
             u_cum2 += acc_sys[k] * acc_sys[k]
             u_sol2 += acc_sys[N_SYS + k] * acc_sys[N_SYS + k]
@@ -695,7 +725,7 @@ def chain_kernel(
         out[O_U95_CUM_REO, i] = out[O_U95_CUM, i] * kp.reo_factor
         out[O_U95_CUM_SOL, i] = 2.0 * np.sqrt(u_sol2)
         oq[Q_YIELD, i] = max(q_q, q_d) if valid else 2
-        oq[Q_CUM, i] = 1 if (si[S_GAPS] > 0 or open_gap or si[S_HAS_LAST] == 0) else 0
+        oq[Q_CUM, i] = 1 if (sc.gaps > 0 or open_gap or sc.has_last == 0) else 0
         # --- stability ---------------------------------------------------------------------
         margin = vel / kp.v_critical_m_s
         out[O_VEL, i] = vel
@@ -725,28 +755,34 @@ def chain_kernel(
         out[O_OSC_SEV, i] = osc_sev
         # 1 Hz lane: block means of discharge pressure and injection flow, exact regression
         if not np.isnan(p_d):
-            sf[F_LANE_SP] += p_d
-            si[S_LANE_CP] += 1
+            sc.lane_sum_pdis += p_d
+            sc.lane_n_pdis += 1
         if not np.isnan(q_inj):
-            sf[F_LANE_SQ] += q_inj
-            si[S_LANE_CQ] += 1
+            sc.lane_sum_qinj += q_inj
+            sc.lane_n_qinj += 1
         if not np.isnan(rho_raw) and not np.isnan(q_ret):
-            sf[F_LANE_SD] += rho_raw - rho_w
-            si[S_LANE_CD] += 1
-            sf[F_LANE_SR] += q_ret
-            si[S_LANE_CR] += 1
+            sc.lane_sum_zero += rho_raw - rho_w
+            sc.lane_n_zero += 1
+            sc.lane_sum_qret += q_ret
+            sc.lane_n_qret += 1
         pos_lane += 1
         if pos_lane == lane_len:
             pos_lane = 0
-            ln = si[S_LANE_N]
-            lane[L_PDIS, ln % w_s] = sf[F_LANE_SP] / si[S_LANE_CP] if si[S_LANE_CP] > 0 else np.nan
-            lane[L_QINJ, ln % w_s] = sf[F_LANE_SQ] / si[S_LANE_CQ] if si[S_LANE_CQ] > 0 else np.nan
-            lane[L_INV, ln % w_s] = sf[F_LANE_SX] / si[S_LANE_CX] if si[S_LANE_CX] > 0 else np.nan
-            sf[F_LANE_SX] = 0.0
-            si[S_LANE_CX] = 0
+            ln = sc.lane_n
+            lane[L_PDIS, ln % w_s] = (
+                sc.lane_sum_pdis / sc.lane_n_pdis if sc.lane_n_pdis > 0 else np.nan
+            )
+            lane[L_QINJ, ln % w_s] = (
+                sc.lane_sum_qinj / sc.lane_n_qinj if sc.lane_n_qinj > 0 else np.nan
+            )
+            lane[L_INV, ln % w_s] = (
+                sc.lane_sum_expl / sc.lane_n_expl if sc.lane_n_expl > 0 else np.nan
+            )
+            sc.lane_sum_expl = 0.0
+            sc.lane_n_expl = 0
             # seawater reference: no mud taken (flows agree), reading near TEOS-10, steady
-            d_l = sf[F_LANE_SD] / si[S_LANE_CD] if si[S_LANE_CD] > 0 else np.nan
-            qr_l = sf[F_LANE_SR] / si[S_LANE_CR] if si[S_LANE_CR] > 0 else np.nan
+            d_l = sc.lane_sum_zero / sc.lane_n_zero if sc.lane_n_zero > 0 else np.nan
+            qr_l = sc.lane_sum_qret / sc.lane_n_qret if sc.lane_n_qret > 0 else np.nan
             qi_l = lane[L_QINJ, ln % w_s]
             ok = (
                 not np.isnan(d_l)
@@ -756,59 +792,59 @@ def chain_kernel(
                 and abs(d_l) <= kp.zero_max_kg_m3
             )
             z_ring[ln % w_z] = d_l if ok else np.nan
-            si[S_Z_STREAK] = si[S_Z_STREAK] + 1 if ok else 0
-            if si[S_Z_STREAK] >= w_z:
+            sc.zero_streak = sc.zero_streak + 1 if ok else 0
+            if sc.zero_streak >= w_z:
                 zm, zu, zok = _zero_update(z_ring, (ln + 1) % w_z, kp.zero_steady_kg_m3)
                 if zok:
-                    sf[F_ZERO] = zm
-                    sf[F_UZERO] = np.sqrt(zu * zu + kp.u_rho_w_ref**2)
-                    si[S_ZERO_OK] = 1
-            sf[F_LANE_SP] = 0.0
-            sf[F_LANE_SQ] = 0.0
-            sf[F_LANE_SD] = 0.0
-            sf[F_LANE_SR] = 0.0
-            si[S_LANE_CP] = 0
-            si[S_LANE_CQ] = 0
-            si[S_LANE_CD] = 0
-            si[S_LANE_CR] = 0
+                    sc.zero = zm
+                    sc.u_zero = np.sqrt(zu * zu + kp.u_rho_w_ref**2)
+                    sc.zero_ok = 1
+            sc.lane_sum_pdis = 0.0
+            sc.lane_sum_qinj = 0.0
+            sc.lane_sum_zero = 0.0
+            sc.lane_sum_qret = 0.0
+            sc.lane_n_pdis = 0
+            sc.lane_n_qinj = 0
+            sc.lane_n_zero = 0
+            sc.lane_n_qret = 0
             ln += 1
-            si[S_LANE_N] = ln
+            sc.lane_n = ln
             step_s = lane_len * dt
             if ln >= w_s:
-                sf[F_SLOPE_P] = _slope(lane, L_PDIS, ln % w_s, w_s // 2) / step_s
-                sf[F_SLOPE_Q] = _slope(lane, L_QINJ, ln % w_s, w_s // 2) / step_s
-                sf[F_SLOPE_X] = _slope(lane, L_INV, ln % w_s, w_s // 2) / step_s
+                sc.slope_pdis = _slope(lane, L_PDIS, ln % w_s, w_s // 2) / step_s
+                sc.slope_qinj = _slope(lane, L_QINJ, ln % w_s, w_s // 2) / step_s
+                sc.slope_expl = _slope(lane, L_INV, ln % w_s, w_s // 2) / step_s
             # batch means of the rates: their spread is the random part, correlated or not
             if ln % n_batch == 0:
                 tb = n_batch * step_s
                 pts = n_batch * lane_len
                 mr = np.nan
                 ms_b = np.nan
-                if si[S_B_CNT_R] >= pts // 2:
-                    mr = sf[F_B_SUM_R] / si[S_B_CNT_R]
-                    ms_b = sf[F_B_SUM_S] / si[S_B_CNT_R]
+                if sc.batch_n >= pts // 2:
+                    mr = sc.batch_sum_rey / sc.batch_n
+                    ms_b = sc.batch_sum_s / sc.batch_n
                     # half mean squares of lag-2 (~ variance) and lag-1 (variance minus the
                     # adjacent covariance) differences; correlated noise makes adjacent
                     # batches covary, and that covariance adds to the integral's variance
-                    if not np.isnan(sf[F_B_PREV2_R]) and not np.isnan(sf[F_B_PREV_R]):
-                        sf[F_ACC_EMP_R] += 0.5 * (mr - sf[F_B_PREV2_R]) ** 2 * tb * tb
-                        sf[F_ACC_EMP_S] += 0.5 * (ms_b - sf[F_B_PREV2_S]) ** 2 * tb * tb
-                        sf[F_ACC_D1_R] += 0.5 * (mr - sf[F_B_PREV_R]) ** 2 * tb * tb
-                        sf[F_ACC_D1_S] += 0.5 * (ms_b - sf[F_B_PREV_S]) ** 2 * tb * tb
-                sf[F_B_PREV2_R] = sf[F_B_PREV_R]
-                sf[F_B_PREV2_S] = sf[F_B_PREV_S]
-                sf[F_B_PREV_R] = mr
-                sf[F_B_PREV_S] = ms_b
-                sf[F_B_SUM_R] = 0.0
-                sf[F_B_SUM_S] = 0.0
-                si[S_B_CNT_R] = 0
+                    if not np.isnan(sc.batch_prev2_rey) and not np.isnan(sc.batch_prev_rey):
+                        sc.acc_emp_rey += 0.5 * (mr - sc.batch_prev2_rey) ** 2 * tb * tb
+                        sc.acc_emp_s += 0.5 * (ms_b - sc.batch_prev2_s) ** 2 * tb * tb
+                        sc.acc_d1_rey += 0.5 * (mr - sc.batch_prev_rey) ** 2 * tb * tb
+                        sc.acc_d1_s += 0.5 * (ms_b - sc.batch_prev_s) ** 2 * tb * tb
+                sc.batch_prev2_rey = sc.batch_prev_rey
+                sc.batch_prev2_s = sc.batch_prev_s
+                sc.batch_prev_rey = mr
+                sc.batch_prev_s = ms_b
+                sc.batch_sum_rey = 0.0
+                sc.batch_sum_s = 0.0
+                sc.batch_n = 0
             pb = (ln - 1) % w_b
             for c4 in range(4):
-                cnt_l = si[S_LC1 + c4]
-                mean_l = sf[F_LS1 + c4] / cnt_l if cnt_l > 0 else np.nan
+                cnt_l = cmp_cnt[c4]
+                mean_l = cmp_sum[c4] / cnt_l if cnt_l > 0 else np.nan
                 meanvar_step(mean_l, c4, pb, b_ring, b_cnt, b_mom)
-                sf[F_LS1 + c4] = 0.0
-                si[S_LC1 + c4] = 0
+                cmp_sum[c4] = 0.0
+                cmp_cnt[c4] = 0
             m1, _ = meanvar_get(0, b_cnt, b_mom, min_b)
             m2, _ = meanvar_get(1, b_cnt, b_mom, min_b)
             m3, _ = meanvar_get(2, b_cnt, b_mom, min_b)
@@ -835,20 +871,20 @@ def chain_kernel(
                 u1_2 = (dms_drho_m * u_dens) ** 2 + (m1 * uq) ** 2
                 z2 = abs(m2 - m1) / np.sqrt(u1_2 + u2_2)
                 z = z2 if np.isnan(z) else max(z, z2)
-            sf[F_Z] = z
-            sf[F_Z3] = z3
-        z = sf[F_Z]
+            sc.z = z
+            sc.z3 = z3
+        z = sc.z
         out[O_Z, i] = z
-        out[O_Z3, i] = sf[F_Z3]
-        slope_p = sf[F_SLOPE_P]
-        slope_q = sf[F_SLOPE_Q]
-        slope_x = sf[F_SLOPE_X]
+        out[O_Z3, i] = sc.z3
+        slope_p = sc.slope_pdis
+        slope_q = sc.slope_qinj
+        slope_x = sc.slope_expl
         plug = np.nan
         if not np.isnan(slope_p) and not np.isnan(slope_q):
             # the discharge rise the riser's growing solids inventory does not explain
             expl = slope_x if not np.isnan(slope_x) else 0.0
             plug = slope_p - expl if slope_q <= kp.inj_hold_m3_h_s else 0.0
-        full = si[S_LANE_N] >= w_s
+        full = sc.lane_n >= w_s
         out[O_SLOPE_P, i] = slope_p if full else np.nan
         out[O_SLOPE_Q, i] = slope_q if full else np.nan
         out[O_PLUG, i] = plug if full else np.nan
@@ -909,7 +945,7 @@ def chain_kernel(
             )
             b |= al_active[k] << k
         bits[i] = b
-        si[S_N] = a + 1
+        sc.grid_n = a + 1
         # ring positions advance together with the absolute index (no modulo in the loop)
         pos_h = pos_h + 1 if pos_h + 1 < w_h else 0
         pos_a = pos_a + 1 if pos_a + 1 < w_a else 0
