@@ -25,6 +25,7 @@ from dsp.alarms import AlarmEvent, AlarmState, alarm_init, hysteresis_alarm
 from dsp.align import AlignState, align, align_init
 from dsp.chain import OPTIONAL_ROLES, ROLES, Block, init_state, process_block
 from dsp.params import ALARM_NAMES
+from dsp.quality import BAD
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +43,6 @@ ROLE_INPUTS = {
     "torque_b": "torque_b_pct",
     "t_deck": "t_deck_c",
 }
-BAD = 2
 #: Bound on grid points per kernel call (1 h at 10 Hz) so replay memory stays flat.
 MAX_POINTS = 36_000
 

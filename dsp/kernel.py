@@ -18,6 +18,7 @@ from numpy.typing import NDArray
 from . import params as P
 from .alarms import alarm_step
 from .filters import hampel_step, meanvar_get, meanvar_step
+from .quality import BAD, GOOD, UNCERTAIN
 from .spectrum import OF_AMP, OF_FREQ, OF_SHARE, osc_step
 
 Rows = tuple[NDArray[np.float64], ...]  # one contiguous array per role: no stacking copy
@@ -228,7 +229,7 @@ N_SYS = 6
 @njit(cache=True, nogil=True, inline="always")
 def _valid(v: NDArray[np.float64], q: NDArray[np.uint8], i: int) -> float:
     x = v[i]
-    return x if q[i] < 2 and np.isfinite(x) else np.nan
+    return x if q[i] < BAD and np.isfinite(x) else np.nan
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -492,9 +493,9 @@ def chain_kernel(
         q_q = q_qret[i]
         q_d = q_rho[i]
         if rep_r:
-            q_q = max(q_q, 1)
+            q_q = max(q_q, UNCERTAIN)
         if rep_d:
-            q_d = max(q_d, 1)
+            q_d = max(q_d, UNCERTAIN)
         referenced = sc.zero_ok == 1
         rho = rho_raw - sc.zero if referenced else rho_raw
         out[O_RHO_C, i] = rho
@@ -724,8 +725,8 @@ def chain_kernel(
         out[O_U95_CUM, i] = 2.0 * np.sqrt(u_cum2)
         out[O_U95_CUM_REO, i] = out[O_U95_CUM, i] * kp.reo_factor
         out[O_U95_CUM_SOL, i] = 2.0 * np.sqrt(u_sol2)
-        oq[Q_YIELD, i] = max(q_q, q_d) if valid else 2
-        oq[Q_CUM, i] = 1 if (sc.gaps > 0 or open_gap or sc.has_last == 0) else 0
+        oq[Q_YIELD, i] = max(q_q, q_d) if valid else BAD
+        oq[Q_CUM, i] = UNCERTAIN if (sc.gaps > 0 or open_gap or sc.has_last == 0) else GOOD
         # --- stability ---------------------------------------------------------------------
         margin = vel / kp.v_critical_m_s
         out[O_VEL, i] = vel
@@ -909,11 +910,11 @@ def chain_kernel(
         out[O_STAB, i] = stab
         q_in = max(max(q_q, q_qinj[i]), max(q_d, q_pdis[i]))
         if np.isnan(stab):
-            oq[Q_STAB, i] = 2
-        elif q_in > 0 or np.isnan(tq):
-            oq[Q_STAB, i] = 1
+            oq[Q_STAB, i] = BAD
+        elif q_in > GOOD or np.isnan(tq):
+            oq[Q_STAB, i] = UNCERTAIN
         else:
-            oq[Q_STAB, i] = 0
+            oq[Q_STAB, i] = GOOD
         # --- alarms ------------------------------------------------------------------------
         b = 0
         for k in range(n_alarm):

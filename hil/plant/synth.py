@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from dsp.quality import BAD, UNCERTAIN
 from hil.devices import AI_COUNTS_SPAN, DEVICES, ENDPOINTS
 from hil.plant import physics
 from hil.plant.faults import ActiveFault, FaultKind
@@ -35,7 +36,6 @@ from hil.scenario import Scenario
 
 __all__ = ["TRUTH_SERIES", "SynthBlock", "synth_blocks"]
 
-GOOD, UNCERTAIN, BAD = 0, 1, 2
 Columns = dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]
 
 _DISCRETE = frozenset({"cmd_a_rpm", "cmd_b_rpm", "trip_a", "trip_b"})
