@@ -62,8 +62,6 @@ class ChainParams:
     cv_max: float = 0.35
     g: float = 9.80665
     return_id_m: float = 0.20
-    injection_dh_m: float = 0.25
-    riser_length_m: float = 5700.0
     return_leg_volume_m3: float = 179.0
     depth_collector_m: float = 5690.0
     depth_mid_m: float = 2850.0
@@ -166,7 +164,6 @@ class ChainParams:
             "cv_max",
             "g",
             "return_id_m",
-            "injection_dh_m",
             "return_leg_volume_m3",
             "grid_step_s",
             "max_gap_s",
