@@ -290,6 +290,7 @@ class KernelParams(NamedTuple):
     cv_max: float
     g: float
     area_return_m2: float
+    d_return_m: float  # the return line's inner diameter, back from its area
     v_critical_m_s: float  # Durand deposition velocity
     leg_volume_m3: float
     dz_lower_m: float
@@ -299,6 +300,7 @@ class KernelParams(NamedTuple):
     max_gap_s: float
     u_flow_rel_sys: float
     u_flow_rel_rand: float
+    u_flow_rel: float  # total (systematic and random) relative flow uncertainty
     u_rho_m_sys: float
     u_rho_m_rand: float
     tau_random_s: float
@@ -375,6 +377,7 @@ def kernel_params(p: ChainParams) -> KernelParams:
         cv_max=p.cv_max,
         g=p.g,
         area_return_m2=area,
+        d_return_m=math.sqrt(4.0 * area / math.pi),
         v_critical_m_s=p.durand_fl
         * math.sqrt(2.0 * p.g * p.return_id_m * (p.rho_s / p.rho_w - 1.0)),
         leg_volume_m3=p.return_leg_volume_m3,
@@ -385,6 +388,9 @@ def kernel_params(p: ChainParams) -> KernelParams:
         max_gap_s=p.max_gap_s,
         u_flow_rel_sys=p.u_flow_rel_sys,
         u_flow_rel_rand=p.u_flow_rel_rand,
+        u_flow_rel=math.sqrt(
+            p.u_flow_rel_sys * p.u_flow_rel_sys + p.u_flow_rel_rand * p.u_flow_rel_rand
+        ),
         u_rho_m_sys=p.u_rho_m_sys_kg_m3,
         u_rho_m_rand=p.u_rho_m_rand_kg_m3,
         tau_random_s=p.tau_random_s,
