@@ -195,7 +195,8 @@ SCALARS = np.dtype(
         ("cum_vq", np.float64),
         ("z3", np.float64),
         ("grade_done", np.float64),
-    ]
+    ],
+    align=True,  # numba treats a packed record as unaligned: every access slower
 )
 #: Scalars that start as NaN ("not estimated yet"); the rest start at 0 except grade_id (-1,
 #: no assay) and stop_t_ns (long ago: not stopped).
@@ -384,18 +385,25 @@ _step = njit(cache=True, nogil=True, inline="always")
 
 @_step
 def _despike(
-    kp: P.KernelParams, st: ChainState, vals: Rows, qual: QRows, i: int, pos_h: int
+    kp: P.KernelParams,
+    h_ring: NDArray[np.float64],
+    h_srt: NDArray[np.float64],
+    h_cnt: NDArray[np.int64],
+    vals: Rows,
+    qual: QRows,
+    i: int,
+    pos_h: int,
 ) -> tuple[float, float, float, bool, bool]:
     """Screened return flow, injection flow and density through the Hampel filter, and
     whether the return flow or density was replaced (their quality drops to UNCERTAIN)."""
-    half = st.h_ring.shape[1] // 2 + 1
+    half = h_ring.shape[1] // 2 + 1
     q_ret, rep_r = hampel_step(
         _valid(vals[R_QRET], qual[R_QRET], i),
         0,
         pos_h,
-        st.h_ring,
-        st.h_srt,
-        st.h_cnt,
+        h_ring,
+        h_srt,
+        h_cnt,
         kp.hampel_n_sigma,
         kp.hampel_floor_flow,
         half,
@@ -404,9 +412,9 @@ def _despike(
         _valid(vals[R_QINJ], qual[R_QINJ], i),
         1,
         pos_h,
-        st.h_ring,
-        st.h_srt,
-        st.h_cnt,
+        h_ring,
+        h_srt,
+        h_cnt,
         kp.hampel_n_sigma,
         kp.hampel_floor_flow,
         half,
@@ -415,9 +423,9 @@ def _despike(
         _valid(vals[R_RHO], qual[R_RHO], i),
         2,
         pos_h,
-        st.h_ring,
-        st.h_srt,
-        st.h_cnt,
+        h_ring,
+        h_srt,
+        h_cnt,
         kp.hampel_n_sigma,
         kp.hampel_floor_rho,
         half,
@@ -493,9 +501,8 @@ def _e2(
 
 
 @_step
-def _friction(kp: P.KernelParams, vel: float) -> float:
+def _friction(kp: P.KernelParams, ft: NDArray[np.float64], vel: float) -> float:
     """Friction gradient per unit density (m/s2): Darcy factor from the table at ``vel``."""
-    ft = kp.friction
     fv = min(abs(vel) / kp.friction_dv_m_s, ft.shape[0] - 1.000001) if not np.isnan(vel) else 0.0
     j0 = int(fv)
     f_d = ft[j0] + (fv - j0) * (ft[j0 + 1] - ft[j0])
@@ -562,10 +569,17 @@ def _e3(
 
 @_step
 def _rolling(
-    kp: P.KernelParams, st: ChainState, pos: int, q_ret: float, rho: float, tq: float, q_inj: float
+    kp: P.KernelParams,
+    a_ring: NDArray[np.float64],
+    a_cnt: NDArray[np.int64],
+    a_mom: NDArray[np.float64],
+    pos: int,
+    q_ret: float,
+    rho: float,
+    tq: float,
+    q_inj: float,
 ) -> tuple[float, float, float, float, float, float, float]:
     """Rolling CVs of flow, density and torque; mean flows, their ratio and the imbalance z."""
-    a_ring, a_cnt, a_mom = st.a_ring, st.a_cnt, st.a_mom
     min_a = max(2, a_ring.shape[1] // 2)
     meanvar_step(q_ret, 0, pos, a_ring, a_cnt, a_mom)
     meanvar_step(rho, 1, pos, a_ring, a_cnt, a_mom)
@@ -583,25 +597,32 @@ def _rolling(
 
 
 @_step
-def _compare_sums(st: ChainState, ms1: float, ms2: float, cv3_del: float, cv1_win: float) -> None:
+def _compare_sums(
+    cmp_sum: NDArray[np.float64],
+    cmp_cnt: NDArray[np.int64],
+    ms1: float,
+    ms2: float,
+    cv3_del: float,
+    cv1_win: float,
+) -> None:
     """1 s sums of the estimates compared at each lane step."""
     if not np.isnan(ms1):
-        st.cmp_sum[0] += ms1
-        st.cmp_cnt[0] += 1
+        cmp_sum[0] += ms1
+        cmp_cnt[0] += 1
     if not np.isnan(ms2):
-        st.cmp_sum[1] += ms2
-        st.cmp_cnt[1] += 1
+        cmp_sum[1] += ms2
+        cmp_cnt[1] += 1
     if not np.isnan(cv3_del) and not np.isnan(cv1_win):
-        st.cmp_sum[2] += cv3_del
-        st.cmp_cnt[2] += 1
-        st.cmp_sum[3] += cv1_win
-        st.cmp_cnt[3] += 1
+        cmp_sum[2] += cv3_del
+        cmp_cnt[2] += 1
+        cmp_sum[3] += cv1_win
+        cmp_cnt[3] += 1
 
 
 @_step
 def _grade(
     kp: P.KernelParams,
-    st: ChainState,
+    acc_sys: NDArray[np.float64],
     sc: Scalars,
     assay_t: NDArray[np.int64],
     assay_g: NDArray[np.float64],
@@ -627,8 +648,8 @@ def _grade(
         ug = assay_u[k_assay - 1]
     g_id = assay_t[k_assay - 1] if k_assay > 0 else -1
     if g_id != sc.grade_id:
-        sc.grade_done += st.acc_sys[I_GRADE] * st.acc_sys[I_GRADE]
-        st.acc_sys[I_GRADE] = 0.0
+        sc.grade_done += acc_sys[I_GRADE] * acc_sys[I_GRADE]
+        acc_sys[I_GRADE] = 0.0
         sc.grade_id = g_id
     return gr, ug, k_assay
 
@@ -675,7 +696,8 @@ def _sensitivities(
 @_step
 def _integrate(
     kp: P.KernelParams,
-    st: ChainState,
+    acc_sys: NDArray[np.float64],
+    last_sys: NDArray[np.float64],
     sc: Scalars,
     sens: NDArray[np.float64],
     ti: int,
@@ -688,7 +710,6 @@ def _integrate(
     noise batch sums; a step longer than max_gap_s is a gap, not integrated."""
     valid = not np.isnan(rate)
     if valid:
-        acc_sys, last_sys = st.acc_sys, st.last_sys
         sc.batch_sum_rey += rate
         sc.batch_sum_s += ms1
         sc.batch_n += 1
@@ -734,7 +755,7 @@ def _explained_discharge(
 @_step
 def _totals(
     kp: P.KernelParams,
-    st: ChainState,
+    acc_sys: NDArray[np.float64],
     sc: Scalars,
     ti: int,
     valid: bool,
@@ -743,7 +764,6 @@ def _totals(
 ) -> bool:
     """Cumulative totals, gap time (an open gap included) and their 95 % uncertainties;
     returns whether a gap is open now."""
-    acc_sys = st.acc_sys
     max_gap_ns = kp.max_gap_s * 1e9
     gap = sc.gap_s
     open_gap = False
@@ -770,7 +790,18 @@ def _totals(
 
 
 @_step
-def _oscillation(kp: P.KernelParams, st: ChainState, p_d: float) -> float:
+def _oscillation(
+    kp: P.KernelParams,
+    o_ring: NDArray[np.float64],
+    o_si: NDArray[np.int64],
+    o_sf: NDArray[np.float64],
+    tab: NDArray[np.complex128],
+    rev: NDArray[np.int64],
+    win: NDArray[np.float64],
+    o_y: NDArray[np.float64],
+    o_z: NDArray[np.complex128],
+    p_d: float,
+) -> float:
     """Feed the discharge pressure to the spectrum; returns the oscillation severity."""
     osc_step(
         p_d,
@@ -780,16 +811,16 @@ def _oscillation(kp: P.KernelParams, st: ChainState, p_d: float) -> float:
         kp.osc_f_lo_hz,
         kp.osc_f_hi_hz,
         kp.osc_max_inv,
-        st.o_ring,
-        st.o_si,
-        st.o_sf,
-        st.tab,
-        st.rev,
-        st.win,
-        st.o_y,
-        st.o_z,
+        o_ring,
+        o_si,
+        o_sf,
+        tab,
+        rev,
+        win,
+        o_y,
+        o_z,
     )
-    return st.o_sf[OF_SHARE] * min(st.o_sf[OF_AMP] / kp.osc_amp_bad_bar, 1.0)
+    return o_sf[OF_SHARE] * min(o_sf[OF_AMP] / kp.osc_amp_bad_bar, 1.0)
 
 
 @_step
@@ -811,10 +842,15 @@ def _lane_sums(
 
 
 @_step
-def _seawater_zero(kp: P.KernelParams, st: ChainState, sc: Scalars, ln: int) -> None:
+def _seawater_zero(
+    kp: P.KernelParams,
+    lane: NDArray[np.float64],
+    z_ring: NDArray[np.float64],
+    sc: Scalars,
+    ln: int,
+) -> None:
     """Lane means into the slope lanes; the seawater reference learns from seconds with no
     mud taken (flows agree), a reading near TEOS-10 and a steady window."""
-    lane, z_ring = st.lane, st.z_ring
     w_s = lane.shape[1]
     w_z = z_ring.shape[0]
     lane[L_PDIS, ln % w_s] = sc.lane_sum_pdis / sc.lane_n_pdis if sc.lane_n_pdis > 0 else np.nan
@@ -881,7 +917,11 @@ def _noise_batch(kp: P.KernelParams, sc: Scalars, step_s: float) -> None:
 @_step
 def _disagreement(
     kp: P.KernelParams,
-    st: ChainState,
+    b_ring: NDArray[np.float64],
+    b_cnt: NDArray[np.int64],
+    b_mom: NDArray[np.float64],
+    cmp_sum: NDArray[np.float64],
+    cmp_cnt: NDArray[np.int64],
     sc: Scalars,
     ln: int,
     mq: float,
@@ -893,7 +933,6 @@ def _disagreement(
 ) -> None:
     """Compare the estimators over the comparison window: E1 against E2 and E3 against E1
     over E3's window, each over their combined standard uncertainty (the larger z wins)."""
-    b_ring, b_cnt, b_mom = st.b_ring, st.b_cnt, st.b_mom
     min_b = max(2, b_ring.shape[1] // 2)
     rho_s = kp.rho_s
     phi_b = kp.phi_b
@@ -902,11 +941,11 @@ def _disagreement(
     d_sw = rho_s - rho_w
     pb = (ln - 1) % b_ring.shape[1]
     for c4 in range(N_COMPARED):
-        cnt_l = st.cmp_cnt[c4]
-        mean_l = st.cmp_sum[c4] / cnt_l if cnt_l > 0 else np.nan
+        cnt_l = cmp_cnt[c4]
+        mean_l = cmp_sum[c4] / cnt_l if cnt_l > 0 else np.nan
         meanvar_step(mean_l, c4, pb, b_ring, b_cnt, b_mom)
-        st.cmp_sum[c4] = 0.0
-        st.cmp_cnt[c4] = 0
+        cmp_sum[c4] = 0.0
+        cmp_cnt[c4] = 0
     m1, _ = meanvar_get(0, b_cnt, b_mom, min_b)
     m2, _ = meanvar_get(1, b_cnt, b_mom, min_b)
     m3, _ = meanvar_get(2, b_cnt, b_mom, min_b)
@@ -940,7 +979,13 @@ def _disagreement(
 @_step
 def _lane_step(
     kp: P.KernelParams,
-    st: ChainState,
+    lane: NDArray[np.float64],
+    z_ring: NDArray[np.float64],
+    b_ring: NDArray[np.float64],
+    b_cnt: NDArray[np.int64],
+    b_mom: NDArray[np.float64],
+    cmp_sum: NDArray[np.float64],
+    cmp_cnt: NDArray[np.int64],
     sc: Scalars,
     mq: float,
     mqi: float,
@@ -950,10 +995,9 @@ def _lane_step(
     fr: float,
 ) -> None:
     """The end of a 1 s lane: seawater reference, slopes, noise batch, estimator comparison."""
-    lane = st.lane
     w_s = lane.shape[1]
     ln = sc.lane_n
-    _seawater_zero(kp, st, sc, ln)
+    _seawater_zero(kp, lane, z_ring, sc, ln)
     ln += 1
     sc.lane_n = ln
     step_s = kp.lane_points * kp.dt_s
@@ -963,7 +1007,9 @@ def _lane_step(
         sc.slope_expl = _slope(lane, L_INV, ln % w_s, w_s // 2) / step_s
     if ln % kp.batch_lanes == 0:
         _noise_batch(kp, sc, step_s)
-    _disagreement(kp, st, sc, ln, mq, mqi, u_dens, u_rw, rho_w, fr)
+    _disagreement(
+        kp, b_ring, b_cnt, b_mom, cmp_sum, cmp_cnt, sc, ln, mq, mqi, u_dens, u_rw, rho_w, fr
+    )
 
 
 @_step
@@ -1013,7 +1059,9 @@ def _stability_index(
 @_step
 def _alarms(
     kp: P.KernelParams,
-    st: ChainState,
+    alarms: NDArray[np.float64],
+    al_active: NDArray[np.uint8],
+    al_pending: NDArray[np.int64],
     ti: int,
     stopped: bool,
     margin: float,
@@ -1025,9 +1073,8 @@ def _alarms(
 ) -> int:
     """Each chain alarm on its value (ALARM_NAMES order); all held clear while stopped.
     Returns the active bits."""
-    al_active, al_pending = st.al_active, st.al_pending
     b = 0
-    for k in range(kp.alarms.shape[0]):
+    for k in range(alarms.shape[0]):
         if stopped and k < N_STOP_SUPPRESSED:
             al_active[k] = 0
             al_pending[k] = -1
@@ -1047,9 +1094,9 @@ def _alarms(
         alarm_step(
             ti,
             av,
-            kp.alarms[k, 0],
-            kp.alarms[k, 1],
-            int(kp.alarms[k, 2]),
+            alarms[k, 0],
+            alarms[k, 1],
+            int(alarms[k, 2]),
             k,
             al_active,
             al_pending,
@@ -1074,11 +1121,23 @@ def chain_kernel(
     bits: NDArray[np.uint8],
 ) -> None:
     """One pass over a block's grid points: each point runs the named steps above in order."""
+    # arrays taken out of the state and parameter tuples once, outside the loop (a tuple's
+    # field read inside it costs a reference count per access)
     sc = st.scalars[0]
-    w_h = st.h_ring.shape[1]
-    w_a = st.a_ring.shape[1]
-    h_len = st.hist.shape[1]
-    w_s = st.lane.shape[1]
+    cmp_sum, cmp_cnt = st.cmp_sum, st.cmp_cnt
+    acc_sys, last_sys = st.acc_sys, st.last_sys
+    h_ring, h_srt, h_cnt = st.h_ring, st.h_srt, st.h_cnt
+    a_ring, a_cnt, a_mom = st.a_ring, st.a_cnt, st.a_mom
+    b_ring, b_cnt, b_mom = st.b_ring, st.b_cnt, st.b_mom
+    hist, lane, z_ring = st.hist, st.lane, st.z_ring
+    o_ring, o_si, o_sf, o_y, o_z = st.o_ring, st.o_si, st.o_sf, st.o_y, st.o_z
+    tab, rev, win = st.tab, st.rev, st.win
+    al_active, al_pending = st.al_active, st.al_pending
+    friction, alarms = kp.friction, kp.alarms
+    w_h = h_ring.shape[1]
+    w_a = a_ring.shape[1]
+    h_len = hist.shape[1]
+    w_s = lane.shape[1]
     lane_len = kp.lane_points
     k_assay = 0
     sens = np.empty(2 * N_SYS)
@@ -1092,7 +1151,9 @@ def chain_kernel(
         ti = t[i]
         rho_w = rho_w_in[i]
         # inputs: screened, despiked, referenced to seawater
-        q_ret, q_inj, rho_raw, rep_r, rep_d = _despike(kp, st, vals, qual, i, pos_h)
+        q_ret, q_inj, rho_raw, rep_r, rep_d = _despike(
+            kp, h_ring, h_srt, h_cnt, vals, qual, i, pos_h
+        )
         stopped = _stopped(kp, sc, ti, q_inj)
         q_q = qual[R_QRET][i]
         q_d = qual[R_RHO][i]
@@ -1114,30 +1175,32 @@ def chain_kernel(
         out[O_CV, i] = cv
         out[O_MS1, i] = ms1
         out[O_SOL_TH, i] = ms1 * 3.6
-        vol, ms_in, ms2, transit = _e2(kp, sc, st.hist, pos_hist, a, q_ret, q_inj, cv_in)
+        vol, ms_in, ms2, transit = _e2(kp, sc, hist, pos_hist, a, q_ret, q_inj, cv_in)
         out[O_MS2, i] = ms2
         out[O_TRANSIT, i] = transit
-        fr = _friction(kp, vel)
+        fr = _friction(kp, friction, vel)
         p_c = _valid(vals[R_PCOL], qual[R_PCOL], i)
         p_m = _valid(vals[R_PMID], qual[R_PMID], i)
         p_u = _valid(vals[R_PUP], qual[R_PUP], i)
-        cv3_del, cv1_win = _e3(kp, sc, st.hist, pos_hist, a, vol, fr, p_c, p_m, p_u, q_s, out, i)
+        cv3_del, cv1_win = _e3(kp, sc, hist, pos_hist, a, vol, fr, p_c, p_m, p_u, q_s, out, i)
         out[O_CV3_DEL, i] = cv3_del
         out[O_CV1_WIN, i] = cv1_win
         # rolling statistics
         tq_a = _valid(vals[R_TQA], qual[R_TQA], i)
         tq_b = _valid(vals[R_TQB], qual[R_TQB], i)
         tq = tq_a + tq_b  # NaN if either fails: a missing pump would fake a torque swing
-        cvf, cvd, cvt, mq, mqi, ratio, fiz = _rolling(kp, st, pos_a, q_ret, rho, tq, q_inj)
+        cvf, cvd, cvt, mq, mqi, ratio, fiz = _rolling(
+            kp, a_ring, a_cnt, a_mom, pos_a, q_ret, rho, tq, q_inj
+        )
         out[O_CVF, i] = cvf
         out[O_CVD, i] = cvd
         out[O_CVT, i] = cvt
         out[O_RATIO, i] = ratio
         out[O_FIZ, i] = fiz
         if not stopped:  # the estimators are not compared across a stop
-            _compare_sums(st, ms1, ms2, cv3_del, cv1_win)
+            _compare_sums(cmp_sum, cmp_cnt, ms1, ms2, cv3_del, cv1_win)
         # grade, rates, their uncertainty and the cumulative totals
-        gr, ug, k_assay = _grade(kp, st, sc, assay_t, assay_g, assay_u, k_assay, ti)
+        gr, ug, k_assay = _grade(kp, acc_sys, sc, assay_t, assay_g, assay_u, k_assay, ti)
         out[O_GRADE, i] = gr
         out[O_UGRADE, i] = ug
         gf = gr * 1e-6
@@ -1151,11 +1214,11 @@ def chain_kernel(
         for k in range(N_SYS):
             u_sys2 += sens[k] * sens[k]
         out[O_U95_REY, i] = 2.0 * 3600.0 * np.sqrt(var_r + u_sys2)
-        valid = _integrate(kp, st, sc, sens, ti, rate, ms1, var_r, var_s)
+        valid = _integrate(kp, acc_sys, last_sys, sc, sens, ti, rate, ms1, var_r, var_s)
         p_rd = _valid(vals[R_PRET], qual[R_PRET], i)
         _explained_discharge(kp, sc, ms1, ms_in, fr, rho_w, p_rd)
         out[O_INV, i] = sc.inventory
-        open_gap = _totals(kp, st, sc, ti, valid, out, i)
+        open_gap = _totals(kp, acc_sys, sc, ti, valid, out, i)
         oq[Q_YIELD, i] = max(q_q, q_d) if valid else BAD
         oq[Q_CUM, i] = UNCERTAIN if (sc.gaps > 0 or open_gap or sc.has_last == 0) else GOOD
         # stability: margin, oscillation, the 1 s lane (reference, slopes, comparison)
@@ -1163,16 +1226,32 @@ def chain_kernel(
         out[O_VEL, i] = vel
         out[O_MARGIN, i] = margin
         p_d = _valid(vals[R_PDIS], qual[R_PDIS], i)
-        osc_sev = _oscillation(kp, st, p_d)
-        out[O_OSC_F, i] = st.o_sf[OF_FREQ]
-        out[O_OSC_SHARE, i] = st.o_sf[OF_SHARE]
-        out[O_OSC_AMP, i] = st.o_sf[OF_AMP]
+        osc_sev = _oscillation(kp, o_ring, o_si, o_sf, tab, rev, win, o_y, o_z, p_d)
+        out[O_OSC_F, i] = o_sf[OF_FREQ]
+        out[O_OSC_SHARE, i] = o_sf[OF_SHARE]
+        out[O_OSC_AMP, i] = o_sf[OF_AMP]
         out[O_OSC_SEV, i] = osc_sev
         _lane_sums(sc, p_d, q_inj, rho_raw, rho_w, q_ret)
         pos_lane += 1
         if pos_lane == lane_len:
             pos_lane = 0
-            _lane_step(kp, st, sc, mq, mqi, u_dens, u_rw, rho_w, fr)
+            _lane_step(
+                kp,
+                lane,
+                z_ring,
+                b_ring,
+                b_cnt,
+                b_mom,
+                cmp_sum,
+                cmp_cnt,
+                sc,
+                mq,
+                mqi,
+                u_dens,
+                u_rw,
+                rho_w,
+                fr,
+            )
         z = sc.z
         out[O_Z, i] = z
         out[O_Z3, i] = sc.z3
@@ -1192,7 +1271,20 @@ def chain_kernel(
         else:
             oq[Q_STAB, i] = GOOD
         # alarms
-        bits[i] = _alarms(kp, st, ti, stopped, margin, osc_sev, out[O_PLUG, i], cvt, fiz, z)
+        bits[i] = _alarms(
+            kp,
+            alarms,
+            al_active,
+            al_pending,
+            ti,
+            stopped,
+            margin,
+            osc_sev,
+            out[O_PLUG, i],
+            cvt,
+            fiz,
+            z,
+        )
         sc.grid_n = a + 1
         # ring positions advance together with the absolute index (no modulo in the loop)
         pos_h = pos_h + 1 if pos_h + 1 < w_h else 0
