@@ -389,8 +389,12 @@ def _despike(
     h_ring: NDArray[np.float64],
     h_srt: NDArray[np.float64],
     h_cnt: NDArray[np.int64],
-    vals: Rows,
-    qual: QRows,
+    v_ret: NDArray[np.float64],
+    q_ret_in: NDArray[np.uint8],
+    v_inj: NDArray[np.float64],
+    q_inj_in: NDArray[np.uint8],
+    v_rho: NDArray[np.float64],
+    q_rho: NDArray[np.uint8],
     i: int,
     pos_h: int,
 ) -> tuple[float, float, float, bool, bool]:
@@ -398,7 +402,7 @@ def _despike(
     whether the return flow or density was replaced (their quality drops to UNCERTAIN)."""
     half = h_ring.shape[1] // 2 + 1
     q_ret, rep_r = hampel_step(
-        _valid(vals[R_QRET], qual[R_QRET], i),
+        _valid(v_ret, q_ret_in, i),
         0,
         pos_h,
         h_ring,
@@ -409,7 +413,7 @@ def _despike(
         half,
     )
     q_inj, _rep_i = hampel_step(
-        _valid(vals[R_QINJ], qual[R_QINJ], i),
+        _valid(v_inj, q_inj_in, i),
         1,
         pos_h,
         h_ring,
@@ -420,7 +424,7 @@ def _despike(
         half,
     )
     rho_raw, rep_d = hampel_step(
-        _valid(vals[R_RHO], qual[R_RHO], i),
+        _valid(v_rho, q_rho, i),
         2,
         pos_h,
         h_ring,
@@ -1134,6 +1138,9 @@ def chain_kernel(
     tab, rev, win = st.tab, st.rev, st.win
     al_active, al_pending = st.al_active, st.al_pending
     friction, alarms = kp.friction, kp.alarms
+    v_qret, q_qret = vals[R_QRET], qual[R_QRET]
+    v_qinj, q_qinj = vals[R_QINJ], qual[R_QINJ]
+    v_rho, q_rho = vals[R_RHO], qual[R_RHO]
     w_h = h_ring.shape[1]
     w_a = a_ring.shape[1]
     h_len = hist.shape[1]
@@ -1152,7 +1159,7 @@ def chain_kernel(
         rho_w = rho_w_in[i]
         # inputs: screened, despiked, referenced to seawater
         q_ret, q_inj, rho_raw, rep_r, rep_d = _despike(
-            kp, h_ring, h_srt, h_cnt, vals, qual, i, pos_h
+            kp, h_ring, h_srt, h_cnt, v_qret, q_qret, v_qinj, q_qinj, v_rho, q_rho, i, pos_h
         )
         stopped = _stopped(kp, sc, ti, q_inj)
         q_q = qual[R_QRET][i]
