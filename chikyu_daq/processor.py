@@ -21,11 +21,11 @@ from numpy.typing import NDArray
 
 from chikyu_daq.config import Config
 from chikyu_daq.params import chain_params, sensor_fault_spec
-from dsp import kernel as K
 from dsp.alarms import AlarmEvent, AlarmState, alarm_init, hysteresis_alarm
 from dsp.align import AlignState, align, align_init
 from dsp.chain import OPTIONAL_ROLES, ROLES, Block, init_state, process_block
 from dsp.params import ALARM_NAMES
+from dsp.quality import BAD
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +43,6 @@ ROLE_INPUTS = {
     "torque_b": "torque_b_pct",
     "t_deck": "t_deck_c",
 }
-BAD = 2
 #: Bound on grid points per kernel call (1 h at 10 Hz) so replay memory stays flat.
 MAX_POINTS = 36_000
 
@@ -229,7 +228,7 @@ class Processor:
 
     def active_alarms(self) -> list[str]:
         """Alarms active after the last computed grid point (the retained MQTT set)."""
-        bits = int(self._state.si[K.S_BITS])
+        bits = int(self._state.scalars["alarm_bits"][0])
         names = [n for k, n in enumerate(ALARM_NAMES) if bits >> k & 1]
         names += [t.name for t in self._faults.values() if t.state.active[0]]
         return names

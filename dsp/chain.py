@@ -15,7 +15,6 @@ failing mechanism can stop the lift and an average would hide it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
@@ -23,7 +22,8 @@ from numpy.typing import NDArray
 from . import kernel as K
 from . import seawater
 from .alarms import AlarmEvent, events_from_bits
-from .params import ALARM_NAMES, INPUT_RANGES, ChainParams, pack
+from .kernel import ChainState
+from .params import ALARM_NAMES, INPUT_RANGES, ChainParams, kernel_params
 from .quality import BAD
 from .spectrum import osc_init
 
@@ -58,44 +58,6 @@ class Block:
     assay_t_ns: NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
     assay_rey_ppm: NDArray[np.float64] = field(default_factory=lambda: np.zeros(0))
     assay_u_rey_ppm: NDArray[np.float64] = field(default_factory=lambda: np.zeros(0))
-
-
-class ChainState(NamedTuple):
-    """Everything the chain remembers between blocks (plain arrays, mutated in place)."""
-
-    si: NDArray[np.int64]
-    sf: NDArray[np.float64]
-    acc_sys: NDArray[np.float64]
-    last_sys: NDArray[np.float64]
-    h_ring: NDArray[np.float64]
-    h_srt: NDArray[np.float64]
-    h_cnt: NDArray[np.int64]
-    a_ring: NDArray[np.float64]
-    a_cnt: NDArray[np.int64]
-    a_mom: NDArray[np.float64]
-    b_ring: NDArray[np.float64]
-    b_cnt: NDArray[np.int64]
-    b_mom: NDArray[np.float64]
-    hist: NDArray[np.float64]
-    lane: NDArray[np.float64]
-    z_ring: NDArray[np.float64]
-    o_ring: NDArray[np.float64]
-    o_si: NDArray[np.int64]
-    o_sf: NDArray[np.float64]
-    tab: NDArray[np.complex128]
-    rev: NDArray[np.int64]
-    win: NDArray[np.float64]
-    o_y: NDArray[np.float64]
-    o_z: NDArray[np.complex128]
-    al_active: NDArray[np.uint8]
-    al_pending: NDArray[np.int64]
-    assay_t: NDArray[np.int64]
-    assay_g: NDArray[np.float64]
-    assay_u: NDArray[np.float64]
-    rejected: NDArray[np.int64]  # per role (ROLES + OPTIONAL_ROLES): absurd GOOD values made BAD
-
-    def copy(self) -> ChainState:
-        return ChainState._make(np.array(a, copy=True) for a in self)
 
 
 @dataclass(frozen=True)
@@ -136,39 +98,32 @@ QUALITY_FIELDS = K.QUALITY_FIELDS
 
 def init_state(params: ChainParams) -> ChainState:
     p = params
-    _, pi, _, _ = pack(p)
+    kp = kernel_params(p)
     osc = osc_init(p.osc_n_fft)
     n_alarm = len(ALARM_NAMES)
-    sf = np.zeros(K.F_N_)
-    sf[K.F_SLOPE_P] = np.nan
-    sf[K.F_SLOPE_Q] = np.nan
-    sf[K.F_Z] = np.nan
-    sf[K.F_Z3] = np.nan
-    sf[K.F_SLOPE_X] = np.nan
-    sf[K.F_B_PREV_R] = np.nan
-    sf[K.F_B_PREV_S] = np.nan
-    sf[K.F_B_PREV2_R] = np.nan
-    sf[K.F_B_PREV2_S] = np.nan
-    si = np.zeros(K.S_N_, np.int64)
-    si[K.S_G_ID] = -1
-    si[K.S_STOP_T] = np.iinfo(np.int64).min // 2
+    scalars = np.zeros(1, K.SCALARS)
+    for name in K.SCALARS_NAN:
+        scalars[name] = np.nan
+    scalars["grade_id"] = -1
+    scalars["stop_t_ns"] = np.iinfo(np.int64).min // 2
     return ChainState(
-        si=si,
-        sf=sf,
+        scalars=scalars,
+        cmp_sum=np.zeros(K.N_COMPARED),
+        cmp_cnt=np.zeros(K.N_COMPARED, np.int64),
         acc_sys=np.zeros(2 * K.N_SYS),
         last_sys=np.zeros(2 * K.N_SYS),
         h_ring=np.full((3, p.hampel_window), np.nan),
         h_srt=np.zeros((3, p.hampel_window)),
         h_cnt=np.zeros(3, np.int64),
-        a_ring=np.full((4, int(pi[K.P.I_W_CV])), np.nan),
+        a_ring=np.full((4, kp.cv_points), np.nan),
         a_cnt=np.zeros(4, np.int64),
         a_mom=np.zeros((4, 3)),
-        b_ring=np.full((4, int(pi[K.P.I_W_CMP])), np.nan),
+        b_ring=np.full((4, kp.compare_lanes), np.nan),
         b_cnt=np.zeros(4, np.int64),
         b_mom=np.zeros((4, 3)),
         hist=np.full((K.H_N, p.points(p.max_transit_s)), np.nan),
-        lane=np.full((K.L_N, int(pi[K.P.I_W_SLOPE])), np.nan),
-        z_ring=np.full(int(pi[K.P.I_W_ZERO]), np.nan),
+        lane=np.full((K.L_N, kp.slope_lanes), np.nan),
+        z_ring=np.full(kp.zero_lanes, np.nan),
         o_ring=osc.ring,
         o_si=osc.si,
         o_sf=osc.sf,
@@ -278,7 +233,7 @@ def process_block(
     if t.shape[0] > 1 and np.any(np.diff(t) <= 0):
         raise ValueError("block t_ns must be strictly increasing")
     state = _merge_assays(state, block.assay_t_ns, block.assay_rey_ppm, block.assay_u_rey_ppm)
-    pf, pi, alarm_tab, ftab = pack(params)
+    kp = kernel_params(params)
     t_deck = np.where(qual[-1] < BAD, vals[-1], np.nan)
     i_line = ROLES.index("p_return_deck_bar")
     p_line = np.where(qual[i_line] < BAD, vals[i_line], np.nan)
@@ -288,54 +243,23 @@ def process_block(
     out = np.empty((K.O_N, n))
     oq = np.empty((K.Q_N, n), np.uint8)
     bits = np.empty(n, np.uint8)
-    prev_bits = int(state.si[K.S_BITS])
-    grade_default = np.array([params.grade_default_ppm, params.u_grade_default_ppm])
-    s = state
+    prev_bits = int(state.scalars["alarm_bits"][0])
     K.chain_kernel(
         t,
         vals,
         qual,
         rho_w,
-        pf,
-        pi,
-        alarm_tab,
-        ftab,
-        s.assay_t,
-        s.assay_g,
-        grade_u_between(s.assay_g, s.assay_u),
-        grade_default,
-        s.si,
-        s.sf,
-        s.acc_sys,
-        s.last_sys,
-        s.h_ring,
-        s.h_srt,
-        s.h_cnt,
-        s.a_ring,
-        s.a_cnt,
-        s.a_mom,
-        s.b_ring,
-        s.b_cnt,
-        s.b_mom,
-        s.hist,
-        s.lane,
-        s.z_ring,
-        s.o_ring,
-        s.o_si,
-        s.o_sf,
-        s.tab,
-        s.rev,
-        s.win,
-        s.o_y,
-        s.o_z,
-        s.al_active,
-        s.al_pending,
+        kp,
+        state.assay_t,
+        state.assay_g,
+        grade_u_between(state.assay_g, state.assay_u),
+        state,
         out,
         oq,
         bits,
     )
     if n:
-        state.si[K.S_BITS] = int(bits[-1])
+        state.scalars["alarm_bits"] = int(bits[-1])
     alarm_values = out[[K.O_MARGIN, K.O_OSC_SEV, K.O_PLUG, K.O_CVT, K.O_FIZ, K.O_Z]]
     events = events_from_bits(ALARM_NAMES, t, bits, alarm_values, prev_bits)
     return ChainResult(t, out, oq, bits, events), state

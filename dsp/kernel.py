@@ -1,12 +1,15 @@
 """The chain kernel: one grid-rate pass over all roles, carrying every state array explicitly.
 
-Layout contracts with :mod:`dsp.chain` (which owns allocation and naming): input rows ``R_*``,
-output rows ``O_*``, quality rows ``Q_*``, scalar state slots ``S_*`` (int) and ``F_*`` (float).
-All state arrays are updated in place; window positions derive from the absolute grid index
-``si[S_N]`` only, which is what makes blocks of any size equal one pass.
+Parameters arrive by name (:class:`dsp.params.KernelParams`), state by name
+(:class:`ChainState`: arrays, and the ``SCALARS`` record of scalars); input rows ``R_*``, output
+rows ``O_*`` and quality rows ``Q_*`` are laid out with :mod:`dsp.chain`, which allocates.
+All state is updated in place; window positions derive from the absolute grid index
+``grid_n`` only, which is what makes blocks of any size equal one pass.
 """
 
 from __future__ import annotations
+
+from typing import Any, NamedTuple
 
 import numpy as np
 from numba import njit
@@ -15,10 +18,12 @@ from numpy.typing import NDArray
 from . import params as P
 from .alarms import alarm_step
 from .filters import hampel_step, meanvar_get, meanvar_step
+from .quality import BAD, GOOD, UNCERTAIN
 from .spectrum import OF_AMP, OF_FREQ, OF_SHARE, osc_step
 
 Rows = tuple[NDArray[np.float64], ...]  # one contiguous array per role: no stacking copy
 QRows = tuple[NDArray[np.uint8], ...]
+Scalars = Any  # one SCALARS record (a numba Record): fields read and written by attribute
 
 # input roles (rows of vals / qual)
 (R_QRET, R_QINJ, R_RHO, R_PCOL, R_PMID, R_PUP, R_PDIS, R_PRET, R_TQA, R_TQB, R_N) = range(11)
@@ -131,78 +136,82 @@ OUTPUT_FIELDS = (
 QUALITY_FIELDS = ("q_yield", "q_cumulative", "q_stability")
 (Q_YIELD, Q_CUM, Q_STAB, Q_N) = range(4)
 
-# int scalar state
-(
-    S_N,
-    S_HAS_LAST,
-    S_LAST_T,
-    S_GAPS,
-    S_E2_PTR,
-    S_BITS,
-    S_LANE_N,
-    S_LANE_CP,
-    S_LANE_CQ,
-    S_LC1,
-    S_LC2,
-    S_LC3,
-    S_LC4,
-    S_E3_PTR,
-    S_W_PTR,
-    S_LANE_CD,
-    S_LANE_CR,
-    S_Z_STREAK,
-    S_ZERO_OK,
-    S_G_ID,
-    S_STOP_T,
-    S_LANE_CX,
-    S_B_CNT_R,
-    S_N_,
-) = range(24)
-# float scalar state
-(
-    F_CUM,
-    F_GAP,
-    F_LAST_RATE,
-    F_V,
-    F_Q_HOLD,
-    F_ACC_RAND,
-    F_LAST_VAR,
-    F_LANE_SP,
-    F_LANE_SQ,
-    F_SLOPE_P,
-    F_SLOPE_Q,
-    F_LS1,
-    F_LS2,
-    F_LS3,
-    F_LS4,
-    F_Z,
-    F_ACC_RAND_S,
-    F_LAST_VAR_S,
-    F_CUM_S,
-    F_LAST_RATE_S,
-    F_INV,
-    F_SLOPE_X,
-    F_LANE_SD,
-    F_LANE_SR,
-    F_LANE_SX,
-    F_ZERO,
-    F_UZERO,
-    F_B_SUM_R,
-    F_B_SUM_S,
-    F_B_PREV_R,
-    F_B_PREV_S,
-    F_B_PREV2_R,
-    F_B_PREV2_S,
-    F_ACC_D1_R,
-    F_ACC_D1_S,
-    F_ACC_EMP_R,
-    F_ACC_EMP_S,
-    F_CUM_CQ,
-    F_CUM_VQ,
-    F_Z3,
-    F_G_DONE,
-    F_N_,
-) = range(42)
+#: The kernel's scalar state, one record (``ChainState.scalars[0]``) updated in place by name.
+SCALARS = np.dtype(
+    [
+        ("grid_n", np.int64),
+        ("has_last", np.int64),
+        ("last_t_ns", np.int64),
+        ("gaps", np.int64),
+        ("e2_ptr", np.int64),
+        ("alarm_bits", np.int64),
+        ("lane_n", np.int64),
+        ("lane_n_pdis", np.int64),
+        ("lane_n_qinj", np.int64),
+        ("e3_ptr", np.int64),
+        ("e1w_ptr", np.int64),
+        ("lane_n_zero", np.int64),
+        ("lane_n_qret", np.int64),
+        ("zero_streak", np.int64),
+        ("zero_ok", np.int64),
+        ("grade_id", np.int64),
+        ("stop_t_ns", np.int64),
+        ("lane_n_expl", np.int64),
+        ("batch_n", np.int64),
+        ("cum_rey", np.float64),
+        ("gap_s", np.float64),
+        ("last_rate", np.float64),
+        ("volume", np.float64),
+        ("q_hold", np.float64),
+        ("acc_rand", np.float64),
+        ("last_var", np.float64),
+        ("lane_sum_pdis", np.float64),
+        ("lane_sum_qinj", np.float64),
+        ("slope_pdis", np.float64),
+        ("slope_qinj", np.float64),
+        ("z", np.float64),
+        ("acc_rand_s", np.float64),
+        ("last_var_s", np.float64),
+        ("cum_solids", np.float64),
+        ("last_rate_s", np.float64),
+        ("inventory", np.float64),
+        ("slope_expl", np.float64),
+        ("lane_sum_zero", np.float64),
+        ("lane_sum_qret", np.float64),
+        ("lane_sum_expl", np.float64),
+        ("zero", np.float64),
+        ("u_zero", np.float64),
+        ("batch_sum_rey", np.float64),
+        ("batch_sum_s", np.float64),
+        ("batch_prev_rey", np.float64),
+        ("batch_prev_s", np.float64),
+        ("batch_prev2_rey", np.float64),
+        ("batch_prev2_s", np.float64),
+        ("acc_d1_rey", np.float64),
+        ("acc_d1_s", np.float64),
+        ("acc_emp_rey", np.float64),
+        ("acc_emp_s", np.float64),
+        ("cum_cq", np.float64),
+        ("cum_vq", np.float64),
+        ("z3", np.float64),
+        ("grade_done", np.float64),
+    ],
+    align=True,  # numba treats a packed record as unaligned: every access slower
+)
+#: Scalars that start as NaN ("not estimated yet"); the rest start at 0 except grade_id (-1,
+#: no assay) and stop_t_ns (long ago: not stopped).
+SCALARS_NAN = (
+    "slope_pdis",
+    "slope_qinj",
+    "slope_expl",
+    "z",
+    "z3",
+    "batch_prev_rey",
+    "batch_prev_s",
+    "batch_prev2_rey",
+    "batch_prev2_s",
+)
+N_COMPARED = 4  # 1 s sums compared at each lane step: E1, E2, E3 delayed, E1 over E3's window
 # systematic sources: flow calibration, density calibration (or the seawater reference),
 # rho_s, rho_w, grade, slip. acc_sys/last_sys hold REY [0, N_SYS) then dry solids.
 # The grade's error is one per assay (lab error and the grade's wander until the next one):
@@ -222,7 +231,7 @@ N_SYS = 6
 @njit(cache=True, nogil=True, inline="always")
 def _valid(v: NDArray[np.float64], q: NDArray[np.uint8], i: int) -> float:
     x = v[i]
-    return x if q[i] < 2 and np.isfinite(x) else np.nan
+    return x if q[i] < BAD and np.isfinite(x) else np.nan
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -329,36 +338,464 @@ def _zero_update(
     return m, np.sqrt(max(vb / nb, var / w)), True
 
 
-@njit(cache=True, nogil=True)
-def chain_kernel(
-    t: NDArray[np.int64],
-    vals: Rows,
-    qual: QRows,
-    rho_w_in: NDArray[np.float64],
-    pf: NDArray[np.float64],
-    pi: NDArray[np.int64],
-    alarm_tab: NDArray[np.float64],
-    ftab: NDArray[np.float64],
-    assay_t: NDArray[np.int64],
-    assay_g: NDArray[np.float64],
-    assay_u: NDArray[np.float64],
-    grade_default: NDArray[np.float64],
-    si: NDArray[np.int64],
-    sf: NDArray[np.float64],
-    acc_sys: NDArray[np.float64],
-    last_sys: NDArray[np.float64],
+class ChainState(NamedTuple):
+    """Everything the chain remembers between blocks (named arrays, mutated in place)."""
+
+    scalars: NDArray[np.void]  # one SCALARS record
+    cmp_sum: NDArray[np.float64]  # [N_COMPARED] 1 s sums of the compared estimates
+    cmp_cnt: NDArray[np.int64]
+    acc_sys: NDArray[np.float64]
+    last_sys: NDArray[np.float64]
+    h_ring: NDArray[np.float64]
+    h_srt: NDArray[np.float64]
+    h_cnt: NDArray[np.int64]
+    a_ring: NDArray[np.float64]
+    a_cnt: NDArray[np.int64]
+    a_mom: NDArray[np.float64]
+    b_ring: NDArray[np.float64]
+    b_cnt: NDArray[np.int64]
+    b_mom: NDArray[np.float64]
+    hist: NDArray[np.float64]
+    lane: NDArray[np.float64]
+    z_ring: NDArray[np.float64]
+    o_ring: NDArray[np.float64]
+    o_si: NDArray[np.int64]
+    o_sf: NDArray[np.float64]
+    tab: NDArray[np.complex128]
+    rev: NDArray[np.int64]
+    win: NDArray[np.float64]
+    o_y: NDArray[np.float64]
+    o_z: NDArray[np.complex128]
+    al_active: NDArray[np.uint8]
+    al_pending: NDArray[np.int64]
+    assay_t: NDArray[np.int64]
+    assay_g: NDArray[np.float64]
+    assay_u: NDArray[np.float64]
+    rejected: NDArray[np.int64]  # per role (ROLES + OPTIONAL_ROLES): absurd GOOD values made BAD
+
+    def copy(self) -> ChainState:
+        return ChainState._make(np.array(a, copy=True) for a in self)
+
+
+# -- the named steps of one grid point, in the order chain_kernel runs them ------------------
+# Each is inlined into the loop (numba IR inlining): the arithmetic and its order are the
+# one-function kernel's, so results stay bit-identical.
+_step = njit(cache=True, nogil=True, inline="always")
+
+
+@_step
+def _despike(
+    kp: P.KernelParams,
     h_ring: NDArray[np.float64],
     h_srt: NDArray[np.float64],
     h_cnt: NDArray[np.int64],
+    v_ret: NDArray[np.float64],
+    q_ret_in: NDArray[np.uint8],
+    v_inj: NDArray[np.float64],
+    q_inj_in: NDArray[np.uint8],
+    v_rho: NDArray[np.float64],
+    q_rho: NDArray[np.uint8],
+    i: int,
+    pos_h: int,
+) -> tuple[float, float, float, bool, bool]:
+    """Screened return flow, injection flow and density through the Hampel filter, and
+    whether the return flow or density was replaced (their quality drops to UNCERTAIN)."""
+    half = h_ring.shape[1] // 2 + 1
+    q_ret, rep_r = hampel_step(
+        _valid(v_ret, q_ret_in, i),
+        0,
+        pos_h,
+        h_ring,
+        h_srt,
+        h_cnt,
+        kp.hampel_n_sigma,
+        kp.hampel_floor_flow,
+        half,
+    )
+    q_inj, _rep_i = hampel_step(
+        _valid(v_inj, q_inj_in, i),
+        1,
+        pos_h,
+        h_ring,
+        h_srt,
+        h_cnt,
+        kp.hampel_n_sigma,
+        kp.hampel_floor_flow,
+        half,
+    )
+    rho_raw, rep_d = hampel_step(
+        _valid(v_rho, q_rho, i),
+        2,
+        pos_h,
+        h_ring,
+        h_srt,
+        h_cnt,
+        kp.hampel_n_sigma,
+        kp.hampel_floor_rho,
+        half,
+    )
+    return q_ret, q_inj, rho_raw, rep_r, rep_d
+
+
+@_step
+def _stopped(kp: P.KernelParams, sc: Scalars, ti: int, q_inj: float) -> bool:
+    """A planned stop (and a holdoff after the restart): no comparisons, no flow alarms."""
+    if not np.isnan(q_inj) and q_inj < kp.stop_flow_m3_h:
+        sc.stop_t_ns = ti
+    return ti - sc.stop_t_ns < kp.stop_holdoff_s * 1e9
+
+
+@_step
+def _e1(
+    kp: P.KernelParams, rho: float, rho_w: float, q_ret: float
+) -> tuple[float, float, float, float, float, float]:
+    """E1: in-situ Cv from density, delivered Cv after slip, solids mass rate (kg/s)."""
+    rho_s = kp.rho_s
+    cv_in = min(max((rho - rho_w) / (rho_s - rho_w), 0.0), kp.cv_max)  # NaN stays NaN
+    q_s = q_ret / 3600.0
+    vel = q_s / kp.area_return_m2
+    slip_f = 1.0
+    if kp.slip_m_s > 0.0 and vel > 0.0:
+        slip_f = max(1.0 - (1.0 - cv_in) * kp.slip_m_s / vel, 0.0)
+    cv = cv_in * slip_f
+    ms1 = rho_s * cv * q_s
+    return cv_in, q_s, vel, slip_f, cv, ms1
+
+
+@_step
+def _e2(
+    kp: P.KernelParams,
+    sc: Scalars,
+    hist: NDArray[np.float64],
+    pos: int,
+    a: int,
+    q_ret: float,
+    q_inj: float,
+    cv_in: float,
+) -> tuple[float, float, float, float]:
+    """E2: intake now, read back one return-leg volume ago, scaled by Q(t)/Q(t-tau).
+
+    Also records this point in the transit history. Returns (pumped volume, intake rate now,
+    E2, transit s)."""
+    dt = kp.dt_s
+    if not np.isnan(q_ret):
+        sc.q_hold = max(q_ret, 0.0)
+    vol = sc.volume + sc.q_hold * dt / 3600.0
+    sc.volume = vol
+    ms_in = kp.rho_s * kp.phi_b * (q_ret - q_inj) / 3600.0
+    hist[H_VOL, pos] = vol
+    hist[H_MS2, pos] = ms_in
+    hist[H_QRET, pos] = q_ret
+    if not np.isnan(cv_in) and not np.isnan(q_ret):
+        sc.cum_cq += cv_in * q_ret * dt / 3600.0
+        sc.cum_vq += q_ret * dt / 3600.0
+    hist[H_CQ, pos] = sc.cum_cq
+    hist[H_VQ, pos] = sc.cum_vq
+    p, frac = _walk(hist, sc.e2_ptr, a, vol - kp.leg_volume_m3)
+    sc.e2_ptr = p
+    ms2 = np.nan
+    transit = np.nan
+    if not np.isnan(frac):
+        q_then = _at(hist, H_QRET, p, frac)
+        # the flow ratio is meaningless across a stop (the same solids, no flow)
+        ratio_q = q_ret / q_then if q_then >= kp.stop_flow_m3_h else np.nan
+        ms2 = _at(hist, H_MS2, p, frac) * ratio_q
+        transit = (a - p - frac) * dt
+    return vol, ms_in, ms2, transit
+
+
+@_step
+def _friction(kp: P.KernelParams, ft: NDArray[np.float64], vel: float) -> float:
+    """Friction gradient per unit density (m/s2): Darcy factor from the table at ``vel``."""
+    fv = min(abs(vel) / kp.friction_dv_m_s, ft.shape[0] - 1.000001) if not np.isnan(vel) else 0.0
+    j0 = int(fv)
+    f_d = ft[j0] + (fv - j0) * (ft[j0 + 1] - ft[j0])
+    return f_d / (2.0 * kp.d_return_m) * vel * vel
+
+
+@_step
+def _e3(
+    kp: P.KernelParams,
+    sc: Scalars,
+    hist: NDArray[np.float64],
+    pos: int,
+    a: int,
+    vol: float,
+    fr: float,
+    p_c: float,
+    p_m: float,
+    p_u: float,
+    q_s: float,
+    out: NDArray[np.float64],
+    i: int,
+) -> tuple[float, float]:
+    """E3: hydrostatic section densities and Cv, with TEOS-10 water at the measured pressure.
+
+    Returns E3 one collector transit ago and E1's volume-weighted mean over the section's
+    volume since then (the two the comparison lane sets side by side)."""
+    g = kp.g
+    rho_s = kp.rho_s
+    rho3 = (p_c - p_u) * 1000.0 / ((g + fr) * kp.dz_section_m)
+    out[O_RHO3, i] = rho3
+    out[O_RHO_LO, i] = (p_c - p_m) * 1000.0 / ((g + fr) * kp.dz_lower_m)
+    out[O_RHO_UP, i] = (p_m - p_u) * 1000.0 / ((g + fr) * kp.dz_upper_m)
+    # the section's water at the pressure measured there (the column is heavier than
+    # seawater and friction adds more): trapezoid of the transmitters' excess pressure
+    e_c = p_c - kp.p_sea_collector_kpa
+    e_m = p_m - kp.p_sea_mid_kpa
+    e_u = p_u - kp.p_sea_upper_kpa
+    if np.isnan(e_m):
+        e_sec = 0.5 * (e_c + e_u)
+    else:
+        e_sec = (
+            0.5 * (e_u + e_m) * kp.dz_upper_m + 0.5 * (e_m + e_c) * kp.dz_lower_m
+        ) / kp.dz_section_m
+    w3 = kp.rho_w_section + kp.kappa * e_sec
+    cv3 = (rho3 - w3) / (rho_s - w3)
+    out[O_CV3, i] = cv3
+    out[O_MS3, i] = rho_s * cv3 * q_s
+    hist[H_CV3, pos] = cv3
+    # E3 is the mud that passes the deck over the section's transit: E3 one collector
+    # transit ago against E1's volume-weighted mean over the section's volume since then
+    cv3_del = np.nan
+    cv1_win = np.nan
+    p3, f3 = _walk(hist, sc.e3_ptr, a, vol - kp.volume_collector_m3)
+    sc.e3_ptr = p3
+    pw, fw = _walk(hist, sc.e1w_ptr, a, vol - kp.volume_section_m3)
+    sc.e1w_ptr = pw
+    if not np.isnan(f3) and not np.isnan(fw):
+        cv3_del = _at(hist, H_CV3, p3, f3)
+        dvq = sc.cum_vq - _at(hist, H_VQ, pw, fw)
+        if dvq >= 0.8 * kp.volume_section_m3:
+            cv1_win = (sc.cum_cq - _at(hist, H_CQ, pw, fw)) / dvq
+    return cv3_del, cv1_win
+
+
+@_step
+def _rolling(
+    kp: P.KernelParams,
     a_ring: NDArray[np.float64],
     a_cnt: NDArray[np.int64],
     a_mom: NDArray[np.float64],
-    b_ring: NDArray[np.float64],
-    b_cnt: NDArray[np.int64],
-    b_mom: NDArray[np.float64],
-    hist: NDArray[np.float64],
-    lane: NDArray[np.float64],
-    z_ring: NDArray[np.float64],
+    pos: int,
+    q_ret: float,
+    rho: float,
+    tq: float,
+    q_inj: float,
+) -> tuple[float, float, float, float, float, float, float]:
+    """Rolling CVs of flow, density and torque; mean flows, their ratio and the imbalance z."""
+    min_a = max(2, a_ring.shape[1] // 2)
+    meanvar_step(q_ret, 0, pos, a_ring, a_cnt, a_mom)
+    meanvar_step(rho, 1, pos, a_ring, a_cnt, a_mom)
+    meanvar_step(tq, 2, pos, a_ring, a_cnt, a_mom)
+    meanvar_step(q_inj, 3, pos, a_ring, a_cnt, a_mom)
+    cvf = _ratio_cv(0, a_cnt, a_mom, min_a)
+    cvd = _ratio_cv(1, a_cnt, a_mom, min_a)
+    cvt = _ratio_cv(2, a_cnt, a_mom, min_a)
+    mq, _ = meanvar_get(0, a_cnt, a_mom, min_a)
+    mqi, _ = meanvar_get(3, a_cnt, a_mom, min_a)
+    ratio = mq / mqi if mqi > 1e-9 else np.nan
+    u_dq = kp.u_flow_rel * np.sqrt(mq * mq + mqi * mqi)
+    fiz = (mq - mqi) / u_dq if u_dq > 0.0 else np.nan
+    return cvf, cvd, cvt, mq, mqi, ratio, fiz
+
+
+@_step
+def _compare_sums(
+    cmp_sum: NDArray[np.float64],
+    cmp_cnt: NDArray[np.int64],
+    ms1: float,
+    ms2: float,
+    cv3_del: float,
+    cv1_win: float,
+) -> None:
+    """1 s sums of the estimates compared at each lane step."""
+    if not np.isnan(ms1):
+        cmp_sum[0] += ms1
+        cmp_cnt[0] += 1
+    if not np.isnan(ms2):
+        cmp_sum[1] += ms2
+        cmp_cnt[1] += 1
+    if not np.isnan(cv3_del) and not np.isnan(cv1_win):
+        cmp_sum[2] += cv3_del
+        cmp_cnt[2] += 1
+        cmp_sum[3] += cv1_win
+        cmp_cnt[3] += 1
+
+
+@_step
+def _grade(
+    kp: P.KernelParams,
+    acc_sys: NDArray[np.float64],
+    sc: Scalars,
+    assay_t: NDArray[np.int64],
+    assay_g: NDArray[np.float64],
+    assay_u: NDArray[np.float64],
+    k_assay: int,
+    ti: int,
+) -> tuple[float, float, int]:
+    """Grade (ppm) and its uncertainty at ``ti``: the default before any assay, then the
+    latest assay (or interpolated, replay). A new assay closes the grade's error period."""
+    n_assay = assay_t.shape[0]
+    while k_assay < n_assay and assay_t[k_assay] <= ti:
+        k_assay += 1
+    if k_assay == 0:
+        gr = kp.grade_default_ppm
+        ug = kp.u_grade_default_ppm
+    elif kp.grade_interpolate and k_assay < n_assay:
+        t0 = assay_t[k_assay - 1]
+        f = (ti - t0) / (assay_t[k_assay] - t0)
+        gr = assay_g[k_assay - 1] + f * (assay_g[k_assay] - assay_g[k_assay - 1])
+        ug = assay_u[k_assay - 1] + f * (assay_u[k_assay] - assay_u[k_assay - 1])
+    else:
+        gr = assay_g[k_assay - 1]
+        ug = assay_u[k_assay - 1]
+    g_id = assay_t[k_assay - 1] if k_assay > 0 else -1
+    if g_id != sc.grade_id:
+        sc.grade_done += acc_sys[I_GRADE] * acc_sys[I_GRADE]
+        acc_sys[I_GRADE] = 0.0
+        sc.grade_id = g_id
+    return gr, ug, k_assay
+
+
+@_step
+def _sensitivities(
+    kp: P.KernelParams,
+    sens: NDArray[np.float64],
+    referenced: bool,
+    u_zero: float,
+    ms1: float,
+    gf: float,
+    ug: float,
+    cv: float,
+    cv_in: float,
+    q_s: float,
+    vel: float,
+    slip_f: float,
+    rho_w: float,
+) -> tuple[float, float, float, float]:
+    """Systematic sensitivities of REY [0, N_SYS) and dry solids [N_SYS, 2 N_SYS) into
+    ``sens``; returns (random variance of solids, of REY, u of density, u of rho_w)."""
+    rho_s = kp.rho_s
+    d_sw = rho_s - rho_w
+    uq = kp.u_flow_rel_sys
+    u_dens = u_zero if referenced else kp.u_rho_m_sys
+    u_rw = kp.u_rho_w_ref if referenced else kp.u_rho_w
+    dms_drho = rho_s * q_s / d_sw * slip_f  # kg/s per kg/m3
+    sens[0] = ms1 * uq
+    sens[1] = dms_drho * u_dens
+    sens[2] = cv * q_s * rho_w / d_sw * kp.u_rho_s
+    sens[3] = dms_drho * (1.0 - cv_in) * u_rw
+    sens[4] = 0.0
+    sens[5] = rho_s * cv_in * q_s * (1.0 - cv_in) / vel * kp.u_slip_m_s if vel > 0 else 0.0
+    for k in range(N_SYS):
+        sens[N_SYS + k] = sens[k]
+        sens[k] *= gf
+    sens[4] = ms1 * 1e-6 * ug
+    var_s = (ms1 * kp.u_flow_rel_rand) ** 2 + (dms_drho * kp.u_rho_m_rand) ** 2
+    var_r = var_s * gf * gf
+    return var_s, var_r, u_dens, u_rw
+
+
+@_step
+def _integrate(
+    kp: P.KernelParams,
+    acc_sys: NDArray[np.float64],
+    last_sys: NDArray[np.float64],
+    sc: Scalars,
+    sens: NDArray[np.float64],
+    ti: int,
+    rate: float,
+    ms1: float,
+    var_r: float,
+    var_s: float,
+) -> bool:
+    """Trapezoid totals of REY and solids, their random and systematic variances, and the
+    noise batch sums; a step longer than max_gap_s is a gap, not integrated."""
+    valid = not np.isnan(rate)
+    if valid:
+        sc.batch_sum_rey += rate
+        sc.batch_sum_s += ms1
+        sc.batch_n += 1
+        if sc.has_last == 1:
+            dt_ns = ti - sc.last_t_ns
+            dts = dt_ns * 1e-9
+            if dt_ns <= kp.max_gap_s * 1e9:
+                sc.cum_rey += 0.5 * (sc.last_rate + rate) * dts
+                sc.cum_solids += 0.5 * (sc.last_rate_s + ms1) * dts
+                sc.acc_rand += 0.5 * (sc.last_var + var_r) * kp.tau_random_s * dts
+                sc.acc_rand_s += 0.5 * (sc.last_var_s + var_s) * kp.tau_random_s * dts
+                for k in range(2 * N_SYS):
+                    acc_sys[k] += 0.5 * (last_sys[k] + sens[k]) * dts
+            else:
+                sc.gap_s += dts
+                sc.gaps += 1
+        sc.has_last = 1
+        sc.last_t_ns = ti
+        sc.last_rate = rate
+        sc.last_rate_s = ms1
+        sc.last_var = var_r
+        sc.last_var_s = var_s
+        for k in range(2 * N_SYS):
+            last_sys[k] = sens[k]
+    return valid
+
+
+@_step
+def _explained_discharge(
+    kp: P.KernelParams, sc: Scalars, ms1: float, ms_in: float, fr: float, rho_w: float, p_rd: float
+) -> None:
+    """Riser solids inventory (intake now minus delivery now) and the discharge pressure the
+    model explains from it, the deck back pressure and the return leg's friction."""
+    if not np.isnan(ms1) and not np.isnan(ms_in):
+        sc.inventory += (max(ms_in, 0.0) - ms1) * kp.dt_s
+    fric_bar = fr * rho_w * kp.leg_volume_m3 / kp.area_return_m2 / 1e5
+    p_expl = sc.inventory * kp.inventory_bar_per_kg + p_rd + fric_bar
+    if not np.isnan(p_expl):
+        sc.lane_sum_expl += p_expl
+        sc.lane_n_expl += 1
+
+
+@_step
+def _totals(
+    kp: P.KernelParams,
+    acc_sys: NDArray[np.float64],
+    sc: Scalars,
+    ti: int,
+    valid: bool,
+    out: NDArray[np.float64],
+    i: int,
+) -> bool:
+    """Cumulative totals, gap time (an open gap included) and their 95 % uncertainties;
+    returns whether a gap is open now."""
+    max_gap_ns = kp.max_gap_s * 1e9
+    gap = sc.gap_s
+    open_gap = False
+    if not valid and sc.has_last == 1 and ti - sc.last_t_ns > max_gap_ns:
+        gap += (ti - sc.last_t_ns) * 1e-9
+        open_gap = True
+    out[O_GAP, i] = gap
+    out[O_CUM_REY, i] = sc.cum_rey
+    out[O_CUM_REO, i] = sc.cum_rey * kp.reo_factor
+    out[O_CUM_SOL, i] = sc.cum_solids
+    # random parts: the model's white-noise shrinkage unless the empirical (batch-mean)
+    # estimate, which sees correlated noise, is larger
+    emp_r = max(3.0 * sc.acc_emp_rey - 2.0 * sc.acc_d1_rey, sc.acc_emp_rey)
+    emp_s = max(3.0 * sc.acc_emp_s - 2.0 * sc.acc_d1_s, sc.acc_emp_s)
+    u_cum2 = max(sc.acc_rand, emp_r) + sc.grade_done
+    u_sol2 = max(sc.acc_rand_s, emp_s)
+    for k in range(N_SYS):
+        u_cum2 += acc_sys[k] * acc_sys[k]
+        u_sol2 += acc_sys[N_SYS + k] * acc_sys[N_SYS + k]
+    out[O_U95_CUM, i] = 2.0 * np.sqrt(u_cum2)
+    out[O_U95_CUM_REO, i] = out[O_U95_CUM, i] * kp.reo_factor
+    out[O_U95_CUM_SOL, i] = 2.0 * np.sqrt(u_sol2)
+    return open_gap
+
+
+@_step
+def _oscillation(
+    kp: P.KernelParams,
     o_ring: NDArray[np.float64],
     o_si: NDArray[np.int64],
     o_sf: NDArray[np.float64],
@@ -367,553 +804,495 @@ def chain_kernel(
     win: NDArray[np.float64],
     o_y: NDArray[np.float64],
     o_z: NDArray[np.complex128],
+    p_d: float,
+) -> float:
+    """Feed the discharge pressure to the spectrum; returns the oscillation severity."""
+    osc_step(
+        p_d,
+        kp.osc_decim,
+        kp.osc_hop,
+        kp.dt_s,
+        kp.osc_f_lo_hz,
+        kp.osc_f_hi_hz,
+        kp.osc_max_inv,
+        o_ring,
+        o_si,
+        o_sf,
+        tab,
+        rev,
+        win,
+        o_y,
+        o_z,
+    )
+    return o_sf[OF_SHARE] * min(o_sf[OF_AMP] / kp.osc_amp_bad_bar, 1.0)
+
+
+@_step
+def _lane_sums(
+    sc: Scalars, p_d: float, q_inj: float, rho_raw: float, rho_w: float, q_ret: float
+) -> None:
+    """Sums of this 1 s lane: discharge pressure, injection flow, (density - seawater), flow."""
+    if not np.isnan(p_d):
+        sc.lane_sum_pdis += p_d
+        sc.lane_n_pdis += 1
+    if not np.isnan(q_inj):
+        sc.lane_sum_qinj += q_inj
+        sc.lane_n_qinj += 1
+    if not np.isnan(rho_raw) and not np.isnan(q_ret):
+        sc.lane_sum_zero += rho_raw - rho_w
+        sc.lane_n_zero += 1
+        sc.lane_sum_qret += q_ret
+        sc.lane_n_qret += 1
+
+
+@_step
+def _seawater_zero(
+    kp: P.KernelParams,
+    lane: NDArray[np.float64],
+    z_ring: NDArray[np.float64],
+    sc: Scalars,
+    ln: int,
+) -> None:
+    """Lane means into the slope lanes; the seawater reference learns from seconds with no
+    mud taken (flows agree), a reading near TEOS-10 and a steady window."""
+    w_s = lane.shape[1]
+    w_z = z_ring.shape[0]
+    lane[L_PDIS, ln % w_s] = sc.lane_sum_pdis / sc.lane_n_pdis if sc.lane_n_pdis > 0 else np.nan
+    lane[L_QINJ, ln % w_s] = sc.lane_sum_qinj / sc.lane_n_qinj if sc.lane_n_qinj > 0 else np.nan
+    lane[L_INV, ln % w_s] = sc.lane_sum_expl / sc.lane_n_expl if sc.lane_n_expl > 0 else np.nan
+    sc.lane_sum_expl = 0.0
+    sc.lane_n_expl = 0
+    d_l = sc.lane_sum_zero / sc.lane_n_zero if sc.lane_n_zero > 0 else np.nan
+    qr_l = sc.lane_sum_qret / sc.lane_n_qret if sc.lane_n_qret > 0 else np.nan
+    qi_l = lane[L_QINJ, ln % w_s]
+    ok = (
+        not np.isnan(d_l)
+        and not np.isnan(qi_l)
+        and qi_l >= kp.zero_min_flow_m3_h
+        and abs(qr_l - qi_l) <= 2.0 * kp.u_flow_rel * np.sqrt(qr_l * qr_l + qi_l * qi_l)
+        and abs(d_l) <= kp.zero_max_kg_m3
+    )
+    z_ring[ln % w_z] = d_l if ok else np.nan
+    sc.zero_streak = sc.zero_streak + 1 if ok else 0
+    if sc.zero_streak >= w_z:
+        zm, zu, zok = _zero_update(z_ring, (ln + 1) % w_z, kp.zero_steady_kg_m3)
+        if zok:
+            sc.zero = zm
+            sc.u_zero = np.sqrt(zu * zu + kp.u_rho_w_ref**2)
+            sc.zero_ok = 1
+    sc.lane_sum_pdis = 0.0
+    sc.lane_sum_qinj = 0.0
+    sc.lane_sum_zero = 0.0
+    sc.lane_sum_qret = 0.0
+    sc.lane_n_pdis = 0
+    sc.lane_n_qinj = 0
+    sc.lane_n_zero = 0
+    sc.lane_n_qret = 0
+
+
+@_step
+def _noise_batch(kp: P.KernelParams, sc: Scalars, step_s: float) -> None:
+    """Batch means of the rates: their spread is the random part, correlated or not."""
+    n_batch = kp.batch_lanes
+    tb = n_batch * step_s
+    pts = n_batch * kp.lane_points
+    mr = np.nan
+    ms_b = np.nan
+    if sc.batch_n >= pts // 2:
+        mr = sc.batch_sum_rey / sc.batch_n
+        ms_b = sc.batch_sum_s / sc.batch_n
+        # half mean squares of lag-2 (~ variance) and lag-1 (variance minus the adjacent
+        # covariance) differences; correlated noise makes adjacent batches covary, and that
+        # covariance adds to the integral's variance
+        if not np.isnan(sc.batch_prev2_rey) and not np.isnan(sc.batch_prev_rey):
+            sc.acc_emp_rey += 0.5 * (mr - sc.batch_prev2_rey) ** 2 * tb * tb
+            sc.acc_emp_s += 0.5 * (ms_b - sc.batch_prev2_s) ** 2 * tb * tb
+            sc.acc_d1_rey += 0.5 * (mr - sc.batch_prev_rey) ** 2 * tb * tb
+            sc.acc_d1_s += 0.5 * (ms_b - sc.batch_prev_s) ** 2 * tb * tb
+    sc.batch_prev2_rey = sc.batch_prev_rey
+    sc.batch_prev2_s = sc.batch_prev_s
+    sc.batch_prev_rey = mr
+    sc.batch_prev_s = ms_b
+    sc.batch_sum_rey = 0.0
+    sc.batch_sum_s = 0.0
+    sc.batch_n = 0
+
+
+@_step
+def _disagreement(
+    kp: P.KernelParams,
+    b_ring: NDArray[np.float64],
+    b_cnt: NDArray[np.int64],
+    b_mom: NDArray[np.float64],
+    cmp_sum: NDArray[np.float64],
+    cmp_cnt: NDArray[np.int64],
+    sc: Scalars,
+    ln: int,
+    mq: float,
+    mqi: float,
+    u_dens: float,
+    u_rw: float,
+    rho_w: float,
+    fr: float,
+) -> None:
+    """Compare the estimators over the comparison window: E1 against E2 and E3 against E1
+    over E3's window, each over their combined standard uncertainty (the larger z wins)."""
+    min_b = max(2, b_ring.shape[1] // 2)
+    rho_s = kp.rho_s
+    phi_b = kp.phi_b
+    g = kp.g
+    uq = kp.u_flow_rel_sys
+    d_sw = rho_s - rho_w
+    pb = (ln - 1) % b_ring.shape[1]
+    for c4 in range(N_COMPARED):
+        cnt_l = cmp_cnt[c4]
+        mean_l = cmp_sum[c4] / cnt_l if cnt_l > 0 else np.nan
+        meanvar_step(mean_l, c4, pb, b_ring, b_cnt, b_mom)
+        cmp_sum[c4] = 0.0
+        cmp_cnt[c4] = 0
+    m1, _ = meanvar_get(0, b_cnt, b_mom, min_b)
+    m2, _ = meanvar_get(1, b_cnt, b_mom, min_b)
+    m3, _ = meanvar_get(2, b_cnt, b_mom, min_b)
+    m4, _ = meanvar_get(3, b_cnt, b_mom, min_b)
+    u_e1_rho = np.sqrt(u_dens * u_dens + u_rw * u_rw)
+    dms_drho_m = rho_s * mq / 3600.0 / d_sw
+    z = np.nan
+    z3 = np.nan
+    if not np.isnan(m3) and not np.isnan(m4):
+        # E3's own budget: transmitters, friction factor, depths, seawater at depth
+        dz = kp.dz_section_m
+        w3 = kp.rho_w_section
+        rho3_m = w3 + m3 * (rho_s - w3)
+        u3_p = np.sqrt(2.0) * kp.u_p_kpa * 1000.0 / ((g + fr) * dz)
+        u3_f = rho3_m * fr * kp.u_friction_rel / (g + fr)
+        u3_z = rho3_m * kp.u_dz_m / dz
+        u3 = np.sqrt(u3_p * u3_p + u3_f * u3_f + u3_z * u3_z + u_rw * u_rw)
+        z3 = abs(m3 - m4) * d_sw / np.sqrt(u3 * u3 + u_e1_rho * u_e1_rho)
+        z = z3
+    if not np.isnan(m1) and not np.isnan(m2):
+        u_qmud2 = (uq * mq) ** 2 + (uq * mqi) ** 2
+        u2_2 = (rho_s * phi_b / 3600.0) ** 2 * u_qmud2
+        u2_2 += (m2 * kp.u_rho_b / (phi_b * d_sw)) ** 2
+        u1_2 = (dms_drho_m * u_dens) ** 2 + (m1 * uq) ** 2
+        z2 = abs(m2 - m1) / np.sqrt(u1_2 + u2_2)
+        z = z2 if np.isnan(z) else max(z, z2)
+    sc.z = z
+    sc.z3 = z3
+
+
+@_step
+def _lane_step(
+    kp: P.KernelParams,
+    lane: NDArray[np.float64],
+    z_ring: NDArray[np.float64],
+    b_ring: NDArray[np.float64],
+    b_cnt: NDArray[np.int64],
+    b_mom: NDArray[np.float64],
+    cmp_sum: NDArray[np.float64],
+    cmp_cnt: NDArray[np.int64],
+    sc: Scalars,
+    mq: float,
+    mqi: float,
+    u_dens: float,
+    u_rw: float,
+    rho_w: float,
+    fr: float,
+) -> None:
+    """The end of a 1 s lane: seawater reference, slopes, noise batch, estimator comparison."""
+    w_s = lane.shape[1]
+    ln = sc.lane_n
+    _seawater_zero(kp, lane, z_ring, sc, ln)
+    ln += 1
+    sc.lane_n = ln
+    step_s = kp.lane_points * kp.dt_s
+    if ln >= w_s:
+        sc.slope_pdis = _slope(lane, L_PDIS, ln % w_s, w_s // 2) / step_s
+        sc.slope_qinj = _slope(lane, L_QINJ, ln % w_s, w_s // 2) / step_s
+        sc.slope_expl = _slope(lane, L_INV, ln % w_s, w_s // 2) / step_s
+    if ln % kp.batch_lanes == 0:
+        _noise_batch(kp, sc, step_s)
+    _disagreement(
+        kp, b_ring, b_cnt, b_mom, cmp_sum, cmp_cnt, sc, ln, mq, mqi, u_dens, u_rw, rho_w, fr
+    )
+
+
+@_step
+def _plug(kp: P.KernelParams, sc: Scalars) -> float:
+    """Discharge rise the riser's growing solids inventory does not explain, while injection
+    holds (0 while it rises); NaN until both slopes exist."""
+    slope_p = sc.slope_pdis
+    slope_q = sc.slope_qinj
+    slope_x = sc.slope_expl
+    plug = np.nan
+    if not np.isnan(slope_p) and not np.isnan(slope_q):
+        expl = slope_x if not np.isnan(slope_x) else 0.0
+        plug = slope_p - expl if slope_q <= kp.inj_hold_m3_h_s else 0.0
+    return plug
+
+
+@_step
+def _stability_index(
+    kp: P.KernelParams,
+    margin: float,
+    cvf: float,
+    cvd: float,
+    cvt: float,
+    osc_sev: float,
+    plug: float,
+    ratio: float,
+) -> float:
+    """The weakest mechanism decides (any one of them can stop the lift); NaN if none known."""
+    stab = np.inf
+    c = min(max((margin - 1.0) / (kp.margin_ok - 1.0), 0.0), 1.0)
+    stab = min(stab, c) if not np.isnan(c) else stab
+    c = _component(cvf, kp.cv_flow_bad)
+    stab = min(stab, c) if not np.isnan(c) else stab
+    c = _component(cvd, kp.cv_density_bad)
+    stab = min(stab, c) if not np.isnan(c) else stab
+    c = _component(cvt, kp.cv_torque_bad)
+    stab = min(stab, c) if not np.isnan(c) else stab
+    c = 1.0 - osc_sev
+    stab = min(stab, c) if not np.isnan(c) else stab
+    c = _component(plug, kp.slope_bad_bar_s)
+    stab = min(stab, c) if not np.isnan(c) else stab
+    c = _component(abs(ratio - kp.ratio_nominal), kp.ratio_tol)
+    stab = min(stab, c) if not np.isnan(c) else stab
+    return np.nan if np.isinf(stab) else stab
+
+
+@_step
+def _alarms(
+    kp: P.KernelParams,
+    alarms: NDArray[np.float64],
     al_active: NDArray[np.uint8],
     al_pending: NDArray[np.int64],
+    ti: int,
+    stopped: bool,
+    margin: float,
+    osc_sev: float,
+    plug: float,
+    cvt: float,
+    fiz: float,
+    z: float,
+) -> int:
+    """Each chain alarm on its value (ALARM_NAMES order); all held clear while stopped.
+    Returns the active bits."""
+    b = 0
+    for k in range(alarms.shape[0]):
+        if stopped and k < N_STOP_SUPPRESSED:
+            al_active[k] = 0
+            al_pending[k] = -1
+            continue
+        if k == 0:
+            av = margin
+        elif k == 1:
+            av = osc_sev
+        elif k == 2:
+            av = plug
+        elif k == 3:
+            av = cvt
+        elif k == 4:
+            av = fiz
+        else:
+            av = z
+        alarm_step(
+            ti,
+            av,
+            alarms[k, 0],
+            alarms[k, 1],
+            int(alarms[k, 2]),
+            k,
+            al_active,
+            al_pending,
+        )
+        b |= al_active[k] << k
+    return b
+
+
+@njit(cache=True, nogil=True)
+def chain_kernel(
+    t: NDArray[np.int64],
+    vals: Rows,
+    qual: QRows,
+    rho_w_in: NDArray[np.float64],
+    kp: P.KernelParams,
+    assay_t: NDArray[np.int64],
+    assay_g: NDArray[np.float64],
+    assay_u: NDArray[np.float64],
+    st: ChainState,
     out: NDArray[np.float64],
     oq: NDArray[np.uint8],
     bits: NDArray[np.uint8],
 ) -> None:
-    n = t.shape[0]
-    rho_s = pf[P.P_RHO_S]
-    phi_b = pf[P.P_PHI_B]
-    dt = pf[P.P_DT]
-    g = pf[P.P_G]
-    d_ret = np.sqrt(4.0 * pf[P.P_AREA_RET] / np.pi)
-    max_gap_ns = pf[P.P_MAX_GAP] * 1e9
+    """One pass over a block's grid points: each point runs the named steps above in order."""
+    # arrays taken out of the state and parameter tuples once, outside the loop (a tuple's
+    # field read inside it costs a reference count per access)
+    sc = st.scalars[0]
+    cmp_sum, cmp_cnt = st.cmp_sum, st.cmp_cnt
+    acc_sys, last_sys = st.acc_sys, st.last_sys
+    h_ring, h_srt, h_cnt = st.h_ring, st.h_srt, st.h_cnt
+    a_ring, a_cnt, a_mom = st.a_ring, st.a_cnt, st.a_mom
+    b_ring, b_cnt, b_mom = st.b_ring, st.b_cnt, st.b_mom
+    hist, lane, z_ring = st.hist, st.lane, st.z_ring
+    o_ring, o_si, o_sf, o_y, o_z = st.o_ring, st.o_si, st.o_sf, st.o_y, st.o_z
+    tab, rev, win = st.tab, st.rev, st.win
+    al_active, al_pending = st.al_active, st.al_pending
+    friction, alarms = kp.friction, kp.alarms
+    v_qret, q_qret = vals[R_QRET], qual[R_QRET]
+    v_qinj, q_qinj = vals[R_QINJ], qual[R_QINJ]
+    v_rho, q_rho = vals[R_RHO], qual[R_RHO]
     w_h = h_ring.shape[1]
     w_a = a_ring.shape[1]
-    w_b = b_ring.shape[1]
     h_len = hist.shape[1]
-    lane_len = pi[P.I_LANE]
     w_s = lane.shape[1]
-    w_z = z_ring.shape[0]
-    n_batch = pi[P.I_BATCH]
-    n_alarm = alarm_tab.shape[0]
-    n_ft = ftab.shape[0]
-    min_a = max(2, w_a // 2)
-    min_b = max(2, w_b // 2)
-    n_assay = assay_t.shape[0]
+    lane_len = kp.lane_points
     k_assay = 0
     sens = np.empty(2 * N_SYS)
-    uq = pf[P.P_UQ_SYS]
-    uq_tot = np.sqrt(uq * uq + pf[P.P_UQ_RAND] * pf[P.P_UQ_RAND])
-    a0 = si[S_N]
+    a0 = sc.grid_n
     pos_h = a0 % w_h
     pos_a = a0 % w_a
     pos_hist = a0 % h_len
     pos_lane = a0 % lane_len
-    v_qret = vals[R_QRET]
-    q_qret = qual[R_QRET]
-    v_qinj = vals[R_QINJ]
-    q_qinj = qual[R_QINJ]
-    v_rho = vals[R_RHO]
-    q_rho = qual[R_RHO]
-    v_pcol = vals[R_PCOL]
-    q_pcol = qual[R_PCOL]
-    v_pmid = vals[R_PMID]
-    q_pmid = qual[R_PMID]
-    v_pup = vals[R_PUP]
-    q_pup = qual[R_PUP]
-    v_pdis = vals[R_PDIS]
-    q_pdis = qual[R_PDIS]
-    v_tqa = vals[R_TQA]
-    q_tqa = qual[R_TQA]
-    v_tqb = vals[R_TQB]
-    q_tqb = qual[R_TQB]
-    for i in range(n):
-        a = si[S_N]
+    for i in range(t.shape[0]):
+        a = sc.grid_n
         ti = t[i]
         rho_w = rho_w_in[i]
-        d_sw = rho_s - rho_w
-        # --- despiked primary channels -------------------------------------------------
-        q_ret, rep_r = hampel_step(
-            _valid(v_qret, q_qret, i),
-            0,
-            pos_h,
-            h_ring,
-            h_srt,
-            h_cnt,
-            pf[P.P_H_NSIG],
-            pf[P.P_H_FLOOR_Q],
-            w_h // 2 + 1,
+        # inputs: screened, despiked, referenced to seawater
+        q_ret, q_inj, rho_raw, rep_r, rep_d = _despike(
+            kp, h_ring, h_srt, h_cnt, v_qret, q_qret, v_qinj, q_qinj, v_rho, q_rho, i, pos_h
         )
-        q_inj, _rep_i = hampel_step(
-            _valid(v_qinj, q_qinj, i),
-            1,
-            pos_h,
-            h_ring,
-            h_srt,
-            h_cnt,
-            pf[P.P_H_NSIG],
-            pf[P.P_H_FLOOR_Q],
-            w_h // 2 + 1,
-        )
-        rho_raw, rep_d = hampel_step(
-            _valid(v_rho, q_rho, i),
-            2,
-            pos_h,
-            h_ring,
-            h_srt,
-            h_cnt,
-            pf[P.P_H_NSIG],
-            pf[P.P_H_FLOOR_RHO],
-            w_h // 2 + 1,
-        )
-        # a planned stop (and a holdoff after the restart): no comparisons, no flow alarms
-        if not np.isnan(q_inj) and q_inj < pf[P.P_STOP_Q]:
-            si[S_STOP_T] = ti
-        stopped = ti - si[S_STOP_T] < pf[P.P_HOLDOFF] * 1e9
-        q_q = q_qret[i]
-        q_d = q_rho[i]
+        stopped = _stopped(kp, sc, ti, q_inj)
+        q_q = qual[R_QRET][i]
+        q_d = qual[R_RHO][i]
         if rep_r:
-            q_q = max(q_q, 1)
+            q_q = max(q_q, UNCERTAIN)
         if rep_d:
-            q_d = max(q_d, 1)
-        referenced = si[S_ZERO_OK] == 1
-        rho = rho_raw - sf[F_ZERO] if referenced else rho_raw
+            q_d = max(q_d, UNCERTAIN)
+        referenced = sc.zero_ok == 1
+        rho = rho_raw - sc.zero if referenced else rho_raw
         out[O_RHO_C, i] = rho
         out[O_QRET_C, i] = q_ret
         out[O_QINJ_C, i] = q_inj
         out[O_RHOW, i] = rho_w
-        out[O_ZERO, i] = sf[F_ZERO] if referenced else np.nan
-        out[O_UZERO, i] = sf[F_UZERO] if referenced else np.nan
+        out[O_ZERO, i] = sc.zero if referenced else np.nan
+        out[O_UZERO, i] = sc.u_zero if referenced else np.nan
         out[O_REF, i] = 1.0 if referenced else 0.0
-        # --- E1: in-situ Cv from density, delivered Cv after slip --------------------------
-        cv_in = min(max((rho - rho_w) / d_sw, 0.0), pf[P.P_CV_MAX])  # NaN stays NaN
-        q_s = q_ret / 3600.0
-        vel = q_s / pf[P.P_AREA_RET]
-        slip_f = 1.0
-        if pf[P.P_SLIP] > 0.0 and vel > 0.0:
-            slip_f = max(1.0 - (1.0 - cv_in) * pf[P.P_SLIP] / vel, 0.0)
-        cv = cv_in * slip_f
-        ms1 = rho_s * cv * q_s
+        # the three estimators
+        cv_in, q_s, vel, slip_f, cv, ms1 = _e1(kp, rho, rho_w, q_ret)
         out[O_CV, i] = cv
         out[O_MS1, i] = ms1
         out[O_SOL_TH, i] = ms1 * 3.6
-        # --- E2: intake now, read back one return-leg volume ago, scaled by Q(t)/Q(t-tau) --
-        if not np.isnan(q_ret):
-            sf[F_Q_HOLD] = max(q_ret, 0.0)
-        vol = sf[F_V] + sf[F_Q_HOLD] * dt / 3600.0
-        sf[F_V] = vol
-        ms_in = rho_s * phi_b * (q_ret - q_inj) / 3600.0
-        hist[H_VOL, pos_hist] = vol
-        hist[H_MS2, pos_hist] = ms_in
-        hist[H_QRET, pos_hist] = q_ret
-        if not np.isnan(cv_in) and not np.isnan(q_ret):
-            sf[F_CUM_CQ] += cv_in * q_ret * dt / 3600.0
-            sf[F_CUM_VQ] += q_ret * dt / 3600.0
-        hist[H_CQ, pos_hist] = sf[F_CUM_CQ]
-        hist[H_VQ, pos_hist] = sf[F_CUM_VQ]
-        p, frac = _walk(hist, si[S_E2_PTR], a, vol - pf[P.P_LEG_V])
-        si[S_E2_PTR] = p
-        ms2 = np.nan
-        transit = np.nan
-        if not np.isnan(frac):
-            q_then = _at(hist, H_QRET, p, frac)
-            # the flow ratio is meaningless across a stop (the same solids, no flow)
-            ratio_q = q_ret / q_then if q_then >= pf[P.P_STOP_Q] else np.nan
-            ms2 = _at(hist, H_MS2, p, frac) * ratio_q
-            transit = (a - p - frac) * dt
+        vol, ms_in, ms2, transit = _e2(kp, sc, hist, pos_hist, a, q_ret, q_inj, cv_in)
         out[O_MS2, i] = ms2
         out[O_TRANSIT, i] = transit
-        # --- E3: hydrostatic section densities, Colebrook friction, TEOS-10 at depth ------
-        fv = min(abs(vel) / pf[P.P_FT_DV], n_ft - 1.000001) if not np.isnan(vel) else 0.0
-        j0 = int(fv)
-        f_d = ftab[j0] + (fv - j0) * (ftab[j0 + 1] - ftab[j0])
-        fr = f_d / (2.0 * d_ret) * vel * vel
-        p_c = _valid(v_pcol, q_pcol, i)
-        p_m = _valid(v_pmid, q_pmid, i)
-        p_u = _valid(v_pup, q_pup, i)
-        rho3 = (p_c - p_u) * 1000.0 / ((g + fr) * pf[P.P_DZ_ALL])
-        out[O_RHO3, i] = rho3
-        out[O_RHO_LO, i] = (p_c - p_m) * 1000.0 / ((g + fr) * pf[P.P_DZ_LO])
-        out[O_RHO_UP, i] = (p_m - p_u) * 1000.0 / ((g + fr) * pf[P.P_DZ_UP])
-        # the section's water at the pressure measured there (the column is heavier than
-        # seawater and friction adds more): trapezoid of the transmitters' excess pressure
-        e_c = p_c - pf[P.P_PH_COL]
-        e_m = p_m - pf[P.P_PH_MID]
-        e_u = p_u - pf[P.P_PH_UP]
-        if np.isnan(e_m):
-            e_sec = 0.5 * (e_c + e_u)
-        else:
-            e_sec = (0.5 * (e_u + e_m) * pf[P.P_DZ_UP] + 0.5 * (e_m + e_c) * pf[P.P_DZ_LO]) / pf[
-                P.P_DZ_ALL
-            ]
-        w3 = pf[P.P_RHOW_SEC_ALL] + pf[P.P_KAPPA] * e_sec
-        cv3 = (rho3 - w3) / (rho_s - w3)
-        ms3 = rho_s * cv3 * q_s
-        out[O_CV3, i] = cv3
-        out[O_MS3, i] = ms3
-        hist[H_CV3, pos_hist] = cv3
-        # E3 is the mud that passes the deck over the section's transit: E3 one collector
-        # transit ago against E1's volume-weighted mean over the section's volume since then
-        cv3_del = np.nan
-        cv1_win = np.nan
-        p3, f3 = _walk(hist, si[S_E3_PTR], a, vol - pf[P.P_V_COL])
-        si[S_E3_PTR] = p3
-        pw, fw = _walk(hist, si[S_W_PTR], a, vol - pf[P.P_V_SEC])
-        si[S_W_PTR] = pw
-        if not np.isnan(f3) and not np.isnan(fw):
-            cv3_del = _at(hist, H_CV3, p3, f3)
-            dvq = sf[F_CUM_VQ] - _at(hist, H_VQ, pw, fw)
-            if dvq >= 0.8 * pf[P.P_V_SEC]:
-                cv1_win = (sf[F_CUM_CQ] - _at(hist, H_CQ, pw, fw)) / dvq
+        fr = _friction(kp, friction, vel)
+        p_c = _valid(vals[R_PCOL], qual[R_PCOL], i)
+        p_m = _valid(vals[R_PMID], qual[R_PMID], i)
+        p_u = _valid(vals[R_PUP], qual[R_PUP], i)
+        cv3_del, cv1_win = _e3(kp, sc, hist, pos_hist, a, vol, fr, p_c, p_m, p_u, q_s, out, i)
         out[O_CV3_DEL, i] = cv3_del
         out[O_CV1_WIN, i] = cv1_win
-        # --- rolling statistics ------------------------------------------------------------
-        tq_a = _valid(v_tqa, q_tqa, i)
-        tq_b = _valid(v_tqb, q_tqb, i)
+        # rolling statistics
+        tq_a = _valid(vals[R_TQA], qual[R_TQA], i)
+        tq_b = _valid(vals[R_TQB], qual[R_TQB], i)
         tq = tq_a + tq_b  # NaN if either fails: a missing pump would fake a torque swing
-        meanvar_step(q_ret, 0, pos_a, a_ring, a_cnt, a_mom)
-        meanvar_step(rho, 1, pos_a, a_ring, a_cnt, a_mom)
-        meanvar_step(tq, 2, pos_a, a_ring, a_cnt, a_mom)
-        meanvar_step(q_inj, 3, pos_a, a_ring, a_cnt, a_mom)
-        cvf = _ratio_cv(0, a_cnt, a_mom, min_a)
-        cvd = _ratio_cv(1, a_cnt, a_mom, min_a)
-        cvt = _ratio_cv(2, a_cnt, a_mom, min_a)
-        mq, _ = meanvar_get(0, a_cnt, a_mom, min_a)
-        mqi, _ = meanvar_get(3, a_cnt, a_mom, min_a)
-        ratio = mq / mqi if mqi > 1e-9 else np.nan
-        u_dq = uq_tot * np.sqrt(mq * mq + mqi * mqi)
-        fiz = (mq - mqi) / u_dq if u_dq > 0.0 else np.nan
+        cvf, cvd, cvt, mq, mqi, ratio, fiz = _rolling(
+            kp, a_ring, a_cnt, a_mom, pos_a, q_ret, rho, tq, q_inj
+        )
         out[O_CVF, i] = cvf
         out[O_CVD, i] = cvd
         out[O_CVT, i] = cvt
         out[O_RATIO, i] = ratio
         out[O_FIZ, i] = fiz
-        # 1 s sums of the estimates compared at each lane step (none while stopped)
-        if not stopped:
-            if not np.isnan(ms1):
-                sf[F_LS1] += ms1
-                si[S_LC1] += 1
-            if not np.isnan(ms2):
-                sf[F_LS2] += ms2
-                si[S_LC2] += 1
-            if not np.isnan(cv3_del) and not np.isnan(cv1_win):
-                sf[F_LS3] += cv3_del
-                si[S_LC3] += 1
-                sf[F_LS4] += cv1_win
-                si[S_LC4] += 1
-        # --- grade -------------------------------------------------------------------------
-        while k_assay < n_assay and assay_t[k_assay] <= ti:
-            k_assay += 1
-        if k_assay == 0:
-            gr = grade_default[0]
-            ug = grade_default[1]
-        elif pi[P.I_INTERP] == 1 and k_assay < n_assay:
-            t0 = assay_t[k_assay - 1]
-            f = (ti - t0) / (assay_t[k_assay] - t0)
-            gr = assay_g[k_assay - 1] + f * (assay_g[k_assay] - assay_g[k_assay - 1])
-            ug = assay_u[k_assay - 1] + f * (assay_u[k_assay] - assay_u[k_assay - 1])
-        else:
-            gr = assay_g[k_assay - 1]
-            ug = assay_u[k_assay - 1]
+        if not stopped:  # the estimators are not compared across a stop
+            _compare_sums(cmp_sum, cmp_cnt, ms1, ms2, cv3_del, cv1_win)
+        # grade, rates, their uncertainty and the cumulative totals
+        gr, ug, k_assay = _grade(kp, acc_sys, sc, assay_t, assay_g, assay_u, k_assay, ti)
         out[O_GRADE, i] = gr
         out[O_UGRADE, i] = ug
-        g_id = assay_t[k_assay - 1] if k_assay > 0 else -1
-        if g_id != si[S_G_ID]:
-            sf[F_G_DONE] += acc_sys[I_GRADE] * acc_sys[I_GRADE]
-            acc_sys[I_GRADE] = 0.0
-            si[S_G_ID] = g_id
-        # --- rates, their uncertainty and the cumulative totals ----------------------------
         gf = gr * 1e-6
         rate = ms1 * gf  # kg/s
         out[O_REY, i] = rate * 3600.0
-        out[O_REO, i] = rate * 3600.0 * pf[P.P_REO]
-        u_dens = sf[F_UZERO] if referenced else pf[P.P_URHO_SYS]
-        u_rw = pf[P.P_URHO_W_REF] if referenced else pf[P.P_URHO_W]
-        dms_drho = rho_s * q_s / d_sw * slip_f  # kg/s per kg/m3
-        sens[0] = ms1 * uq
-        sens[1] = dms_drho * u_dens
-        sens[2] = cv * q_s * rho_w / d_sw * pf[P.P_URHO_S]
-        sens[3] = dms_drho * (1.0 - cv_in) * u_rw
-        sens[4] = 0.0
-        sens[5] = rho_s * cv_in * q_s * (1.0 - cv_in) / vel * pf[P.P_U_SLIP] if vel > 0 else 0.0
-        for k in range(N_SYS):
-            sens[N_SYS + k] = sens[k]
-            sens[k] *= gf
-        sens[4] = ms1 * 1e-6 * ug
-        var_s = (ms1 * pf[P.P_UQ_RAND]) ** 2 + (dms_drho * pf[P.P_URHO_RAND]) ** 2
-        var_r = var_s * gf * gf
+        out[O_REO, i] = rate * 3600.0 * kp.reo_factor
+        var_s, var_r, u_dens, u_rw = _sensitivities(
+            kp, sens, referenced, sc.u_zero, ms1, gf, ug, cv, cv_in, q_s, vel, slip_f, rho_w
+        )
         u_sys2 = 0.0
         for k in range(N_SYS):
             u_sys2 += sens[k] * sens[k]
         out[O_U95_REY, i] = 2.0 * 3600.0 * np.sqrt(var_r + u_sys2)
-        valid = not np.isnan(rate)
-        if valid:
-            sf[F_B_SUM_R] += rate
-            sf[F_B_SUM_S] += ms1
-            si[S_B_CNT_R] += 1
-            if si[S_HAS_LAST] == 1:
-                dt_ns = ti - si[S_LAST_T]
-                dts = dt_ns * 1e-9
-                if dt_ns <= max_gap_ns:
-                    sf[F_CUM] += 0.5 * (sf[F_LAST_RATE] + rate) * dts
-                    sf[F_CUM_S] += 0.5 * (sf[F_LAST_RATE_S] + ms1) * dts
-                    sf[F_ACC_RAND] += 0.5 * (sf[F_LAST_VAR] + var_r) * pf[P.P_TAU] * dts
-                    sf[F_ACC_RAND_S] += 0.5 * (sf[F_LAST_VAR_S] + var_s) * pf[P.P_TAU] * dts
-                    for k in range(2 * N_SYS):
-                        acc_sys[k] += 0.5 * (last_sys[k] + sens[k]) * dts
-                else:
-                    sf[F_GAP] += dts
-                    si[S_GAPS] += 1
-            si[S_HAS_LAST] = 1
-            si[S_LAST_T] = ti
-            sf[F_LAST_RATE] = rate
-            sf[F_LAST_RATE_S] = ms1
-            sf[F_LAST_VAR] = var_r
-            sf[F_LAST_VAR_S] = var_s
-            for k in range(2 * N_SYS):
-                last_sys[k] = sens[k]
-        # riser solids inventory: intake now minus delivery now (both on this grid point)
-        if not np.isnan(ms1) and not np.isnan(ms_in):
-            sf[F_INV] += (max(ms_in, 0.0) - ms1) * dt
-        out[O_INV, i] = sf[F_INV]
-        # discharge pressure the model explains: riser solids inventory, the measured deck
-        # back pressure and return-leg friction at this flow (Colebrook, seawater density)
+        valid = _integrate(kp, acc_sys, last_sys, sc, sens, ti, rate, ms1, var_r, var_s)
         p_rd = _valid(vals[R_PRET], qual[R_PRET], i)
-        fric_bar = fr * rho_w * pf[P.P_LEG_V] / pf[P.P_AREA_RET] / 1e5
-        p_expl = sf[F_INV] * pf[P.P_INV_K] + p_rd + fric_bar
-        if not np.isnan(p_expl):
-            sf[F_LANE_SX] += p_expl
-            si[S_LANE_CX] += 1
-        gap = sf[F_GAP]
-        open_gap = False
-        if not valid and si[S_HAS_LAST] == 1 and ti - si[S_LAST_T] > max_gap_ns:
-            gap += (ti - si[S_LAST_T]) * 1e-9
-            open_gap = True
-        out[O_GAP, i] = gap
-        out[O_CUM_REY, i] = sf[F_CUM]
-        out[O_CUM_REO, i] = sf[F_CUM] * pf[P.P_REO]
-        out[O_CUM_SOL, i] = sf[F_CUM_S]
-        # random parts: the model's white-noise shrinkage unless the empirical (batch-mean)
-        # estimate, which sees correlated noise, is larger
-        emp_r = max(3.0 * sf[F_ACC_EMP_R] - 2.0 * sf[F_ACC_D1_R], sf[F_ACC_EMP_R])
-        emp_s = max(3.0 * sf[F_ACC_EMP_S] - 2.0 * sf[F_ACC_D1_S], sf[F_ACC_EMP_S])
-        u_cum2 = max(sf[F_ACC_RAND], emp_r) + sf[F_G_DONE]
-        u_sol2 = max(sf[F_ACC_RAND_S], emp_s)
-        for k in range(N_SYS):
-            u_cum2 += acc_sys[k] * acc_sys[k]
-            u_sol2 += acc_sys[N_SYS + k] * acc_sys[N_SYS + k]
-        out[O_U95_CUM, i] = 2.0 * np.sqrt(u_cum2)
-        out[O_U95_CUM_REO, i] = out[O_U95_CUM, i] * pf[P.P_REO]
-        out[O_U95_CUM_SOL, i] = 2.0 * np.sqrt(u_sol2)
-        oq[Q_YIELD, i] = max(q_q, q_d) if valid else 2
-        oq[Q_CUM, i] = 1 if (si[S_GAPS] > 0 or open_gap or si[S_HAS_LAST] == 0) else 0
-        # --- stability ---------------------------------------------------------------------
-        margin = vel / pf[P.P_VC]
+        _explained_discharge(kp, sc, ms1, ms_in, fr, rho_w, p_rd)
+        out[O_INV, i] = sc.inventory
+        open_gap = _totals(kp, acc_sys, sc, ti, valid, out, i)
+        oq[Q_YIELD, i] = max(q_q, q_d) if valid else BAD
+        oq[Q_CUM, i] = UNCERTAIN if (sc.gaps > 0 or open_gap or sc.has_last == 0) else GOOD
+        # stability: margin, oscillation, the 1 s lane (reference, slopes, comparison)
+        margin = vel / kp.v_critical_m_s
         out[O_VEL, i] = vel
         out[O_MARGIN, i] = margin
-        p_d = _valid(v_pdis, q_pdis, i)
-        osc_step(
-            p_d,
-            pi[P.I_DECIM],
-            pi[P.I_HOP],
-            dt,
-            pf[P.P_F_LO],
-            pf[P.P_F_HI],
-            pi[P.I_MAX_INV],
-            o_ring,
-            o_si,
-            o_sf,
-            tab,
-            rev,
-            win,
-            o_y,
-            o_z,
-        )
+        p_d = _valid(vals[R_PDIS], qual[R_PDIS], i)
+        osc_sev = _oscillation(kp, o_ring, o_si, o_sf, tab, rev, win, o_y, o_z, p_d)
         out[O_OSC_F, i] = o_sf[OF_FREQ]
         out[O_OSC_SHARE, i] = o_sf[OF_SHARE]
         out[O_OSC_AMP, i] = o_sf[OF_AMP]
-        osc_sev = o_sf[OF_SHARE] * min(o_sf[OF_AMP] / pf[P.P_OSC_AMP_BAD], 1.0)
         out[O_OSC_SEV, i] = osc_sev
-        # 1 Hz lane: block means of discharge pressure and injection flow, exact regression
-        if not np.isnan(p_d):
-            sf[F_LANE_SP] += p_d
-            si[S_LANE_CP] += 1
-        if not np.isnan(q_inj):
-            sf[F_LANE_SQ] += q_inj
-            si[S_LANE_CQ] += 1
-        if not np.isnan(rho_raw) and not np.isnan(q_ret):
-            sf[F_LANE_SD] += rho_raw - rho_w
-            si[S_LANE_CD] += 1
-            sf[F_LANE_SR] += q_ret
-            si[S_LANE_CR] += 1
+        _lane_sums(sc, p_d, q_inj, rho_raw, rho_w, q_ret)
         pos_lane += 1
         if pos_lane == lane_len:
             pos_lane = 0
-            ln = si[S_LANE_N]
-            lane[L_PDIS, ln % w_s] = sf[F_LANE_SP] / si[S_LANE_CP] if si[S_LANE_CP] > 0 else np.nan
-            lane[L_QINJ, ln % w_s] = sf[F_LANE_SQ] / si[S_LANE_CQ] if si[S_LANE_CQ] > 0 else np.nan
-            lane[L_INV, ln % w_s] = sf[F_LANE_SX] / si[S_LANE_CX] if si[S_LANE_CX] > 0 else np.nan
-            sf[F_LANE_SX] = 0.0
-            si[S_LANE_CX] = 0
-            # seawater reference: no mud taken (flows agree), reading near TEOS-10, steady
-            d_l = sf[F_LANE_SD] / si[S_LANE_CD] if si[S_LANE_CD] > 0 else np.nan
-            qr_l = sf[F_LANE_SR] / si[S_LANE_CR] if si[S_LANE_CR] > 0 else np.nan
-            qi_l = lane[L_QINJ, ln % w_s]
-            ok = (
-                not np.isnan(d_l)
-                and not np.isnan(qi_l)
-                and qi_l >= pf[P.P_ZERO_MIN_Q]
-                and abs(qr_l - qi_l) <= 2.0 * uq_tot * np.sqrt(qr_l * qr_l + qi_l * qi_l)
-                and abs(d_l) <= pf[P.P_ZERO_MAX]
+            _lane_step(
+                kp,
+                lane,
+                z_ring,
+                b_ring,
+                b_cnt,
+                b_mom,
+                cmp_sum,
+                cmp_cnt,
+                sc,
+                mq,
+                mqi,
+                u_dens,
+                u_rw,
+                rho_w,
+                fr,
             )
-            z_ring[ln % w_z] = d_l if ok else np.nan
-            si[S_Z_STREAK] = si[S_Z_STREAK] + 1 if ok else 0
-            if si[S_Z_STREAK] >= w_z:
-                zm, zu, zok = _zero_update(z_ring, (ln + 1) % w_z, pf[P.P_ZERO_STEADY])
-                if zok:
-                    sf[F_ZERO] = zm
-                    sf[F_UZERO] = np.sqrt(zu * zu + pf[P.P_URHO_W_REF] ** 2)
-                    si[S_ZERO_OK] = 1
-            sf[F_LANE_SP] = 0.0
-            sf[F_LANE_SQ] = 0.0
-            sf[F_LANE_SD] = 0.0
-            sf[F_LANE_SR] = 0.0
-            si[S_LANE_CP] = 0
-            si[S_LANE_CQ] = 0
-            si[S_LANE_CD] = 0
-            si[S_LANE_CR] = 0
-            ln += 1
-            si[S_LANE_N] = ln
-            step_s = lane_len * dt
-            if ln >= w_s:
-                sf[F_SLOPE_P] = _slope(lane, L_PDIS, ln % w_s, w_s // 2) / step_s
-                sf[F_SLOPE_Q] = _slope(lane, L_QINJ, ln % w_s, w_s // 2) / step_s
-                sf[F_SLOPE_X] = _slope(lane, L_INV, ln % w_s, w_s // 2) / step_s
-            # batch means of the rates: their spread is the random part, correlated or not
-            if ln % n_batch == 0:
-                tb = n_batch * step_s
-                pts = n_batch * lane_len
-                mr = np.nan
-                ms_b = np.nan
-                if si[S_B_CNT_R] >= pts // 2:
-                    mr = sf[F_B_SUM_R] / si[S_B_CNT_R]
-                    ms_b = sf[F_B_SUM_S] / si[S_B_CNT_R]
-                    # half mean squares of lag-2 (~ variance) and lag-1 (variance minus the
-                    # adjacent covariance) differences; correlated noise makes adjacent
-                    # batches covary, and that covariance adds to the integral's variance
-                    if not np.isnan(sf[F_B_PREV2_R]) and not np.isnan(sf[F_B_PREV_R]):
-                        sf[F_ACC_EMP_R] += 0.5 * (mr - sf[F_B_PREV2_R]) ** 2 * tb * tb
-                        sf[F_ACC_EMP_S] += 0.5 * (ms_b - sf[F_B_PREV2_S]) ** 2 * tb * tb
-                        sf[F_ACC_D1_R] += 0.5 * (mr - sf[F_B_PREV_R]) ** 2 * tb * tb
-                        sf[F_ACC_D1_S] += 0.5 * (ms_b - sf[F_B_PREV_S]) ** 2 * tb * tb
-                sf[F_B_PREV2_R] = sf[F_B_PREV_R]
-                sf[F_B_PREV2_S] = sf[F_B_PREV_S]
-                sf[F_B_PREV_R] = mr
-                sf[F_B_PREV_S] = ms_b
-                sf[F_B_SUM_R] = 0.0
-                sf[F_B_SUM_S] = 0.0
-                si[S_B_CNT_R] = 0
-            pb = (ln - 1) % w_b
-            for c4 in range(4):
-                cnt_l = si[S_LC1 + c4]
-                mean_l = sf[F_LS1 + c4] / cnt_l if cnt_l > 0 else np.nan
-                meanvar_step(mean_l, c4, pb, b_ring, b_cnt, b_mom)
-                sf[F_LS1 + c4] = 0.0
-                si[S_LC1 + c4] = 0
-            m1, _ = meanvar_get(0, b_cnt, b_mom, min_b)
-            m2, _ = meanvar_get(1, b_cnt, b_mom, min_b)
-            m3, _ = meanvar_get(2, b_cnt, b_mom, min_b)
-            m4, _ = meanvar_get(3, b_cnt, b_mom, min_b)
-            u_e1_rho = np.sqrt(u_dens * u_dens + u_rw * u_rw)
-            dms_drho_m = rho_s * mq / 3600.0 / d_sw
-            z = np.nan
-            z3 = np.nan
-            if not np.isnan(m3) and not np.isnan(m4):
-                # E3's own budget: transmitters, friction factor, depths, seawater at depth
-                dz = pf[P.P_DZ_ALL]
-                w3 = pf[P.P_RHOW_SEC_ALL]
-                rho3_m = w3 + m3 * (rho_s - w3)
-                u3_p = np.sqrt(2.0) * pf[P.P_UP_KPA] * 1000.0 / ((g + fr) * dz)
-                u3_f = rho3_m * fr * pf[P.P_U_FRIC] / (g + fr)
-                u3_z = rho3_m * pf[P.P_U_DZ] / dz
-                u3 = np.sqrt(u3_p * u3_p + u3_f * u3_f + u3_z * u3_z + u_rw * u_rw)
-                z3 = abs(m3 - m4) * d_sw / np.sqrt(u3 * u3 + u_e1_rho * u_e1_rho)
-                z = z3
-            if not np.isnan(m1) and not np.isnan(m2):
-                u_qmud2 = (uq * mq) ** 2 + (uq * mqi) ** 2
-                u2_2 = (rho_s * phi_b / 3600.0) ** 2 * u_qmud2
-                u2_2 += (m2 * pf[P.P_URHO_B] / (phi_b * d_sw)) ** 2
-                u1_2 = (dms_drho_m * u_dens) ** 2 + (m1 * uq) ** 2
-                z2 = abs(m2 - m1) / np.sqrt(u1_2 + u2_2)
-                z = z2 if np.isnan(z) else max(z, z2)
-            sf[F_Z] = z
-            sf[F_Z3] = z3
-        z = sf[F_Z]
+        z = sc.z
         out[O_Z, i] = z
-        out[O_Z3, i] = sf[F_Z3]
-        slope_p = sf[F_SLOPE_P]
-        slope_q = sf[F_SLOPE_Q]
-        slope_x = sf[F_SLOPE_X]
-        plug = np.nan
-        if not np.isnan(slope_p) and not np.isnan(slope_q):
-            # the discharge rise the riser's growing solids inventory does not explain
-            expl = slope_x if not np.isnan(slope_x) else 0.0
-            plug = slope_p - expl if slope_q <= pf[P.P_INJ_HOLD] else 0.0
-        full = si[S_LANE_N] >= w_s
-        out[O_SLOPE_P, i] = slope_p if full else np.nan
-        out[O_SLOPE_Q, i] = slope_q if full else np.nan
+        out[O_Z3, i] = sc.z3
+        plug = _plug(kp, sc)
+        full = sc.lane_n >= w_s
+        out[O_SLOPE_P, i] = sc.slope_pdis if full else np.nan
+        out[O_SLOPE_Q, i] = sc.slope_qinj if full else np.nan
         out[O_PLUG, i] = plug if full else np.nan
-        out[O_PLUG_EXP, i] = slope_x if full else np.nan
-        # stability index: the weakest mechanism decides (any one of them can stop the lift)
-        stab = np.inf
-        c = min(max((margin - 1.0) / (pf[P.P_MARGIN_OK] - 1.0), 0.0), 1.0)
-        stab = min(stab, c) if not np.isnan(c) else stab
-        c = _component(cvf, pf[P.P_CVF_BAD])
-        stab = min(stab, c) if not np.isnan(c) else stab
-        c = _component(cvd, pf[P.P_CVD_BAD])
-        stab = min(stab, c) if not np.isnan(c) else stab
-        c = _component(cvt, pf[P.P_CVT_BAD])
-        stab = min(stab, c) if not np.isnan(c) else stab
-        c = 1.0 - osc_sev
-        stab = min(stab, c) if not np.isnan(c) else stab
-        c = _component(out[O_PLUG, i], pf[P.P_SLOPE_BAD])
-        stab = min(stab, c) if not np.isnan(c) else stab
-        c = _component(abs(ratio - pf[P.P_RATIO_NOM]), pf[P.P_RATIO_TOL])
-        stab = min(stab, c) if not np.isnan(c) else stab
-        stab = np.nan if np.isinf(stab) else stab
+        out[O_PLUG_EXP, i] = sc.slope_expl if full else np.nan
+        stab = _stability_index(kp, margin, cvf, cvd, cvt, osc_sev, out[O_PLUG, i], ratio)
         out[O_STAB, i] = stab
-        q_in = max(max(q_q, q_qinj[i]), max(q_d, q_pdis[i]))
+        q_in = max(max(q_q, qual[R_QINJ][i]), max(q_d, qual[R_PDIS][i]))
         if np.isnan(stab):
-            oq[Q_STAB, i] = 2
-        elif q_in > 0 or np.isnan(tq):
-            oq[Q_STAB, i] = 1
+            oq[Q_STAB, i] = BAD
+        elif q_in > GOOD or np.isnan(tq):
+            oq[Q_STAB, i] = UNCERTAIN
         else:
-            oq[Q_STAB, i] = 0
-        # --- alarms ------------------------------------------------------------------------
-        b = 0
-        for k in range(n_alarm):
-            if stopped and k < N_STOP_SUPPRESSED:
-                al_active[k] = 0
-                al_pending[k] = -1
-                continue
-            if k == 0:
-                av = margin
-            elif k == 1:
-                av = osc_sev
-            elif k == 2:
-                av = out[O_PLUG, i]
-            elif k == 3:
-                av = cvt
-            elif k == 4:
-                av = fiz
-            else:
-                av = z
-            alarm_step(
-                ti,
-                av,
-                alarm_tab[k, 0],
-                alarm_tab[k, 1],
-                int(alarm_tab[k, 2]),
-                k,
-                al_active,
-                al_pending,
-            )
-            b |= al_active[k] << k
-        bits[i] = b
-        si[S_N] = a + 1
+            oq[Q_STAB, i] = GOOD
+        # alarms
+        bits[i] = _alarms(
+            kp,
+            alarms,
+            al_active,
+            al_pending,
+            ti,
+            stopped,
+            margin,
+            osc_sev,
+            out[O_PLUG, i],
+            cvt,
+            fiz,
+            z,
+        )
+        sc.grid_n = a + 1
         # ring positions advance together with the absolute index (no modulo in the loop)
         pos_h = pos_h + 1 if pos_h + 1 < w_h else 0
         pos_a = pos_a + 1 if pos_a + 1 < w_a else 0

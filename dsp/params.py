@@ -16,8 +16,10 @@ and ``colebrook = False`` one constant ``darcy_f`` (analytic test oracles).
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, fields
+from typing import Any, NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
@@ -60,8 +62,6 @@ class ChainParams:
     cv_max: float = 0.35
     g: float = 9.80665
     return_id_m: float = 0.20
-    injection_dh_m: float = 0.25
-    riser_length_m: float = 5700.0
     return_leg_volume_m3: float = 179.0
     depth_collector_m: float = 5690.0
     depth_mid_m: float = 2850.0
@@ -164,7 +164,6 @@ class ChainParams:
             "cv_max",
             "g",
             "return_id_m",
-            "injection_dh_m",
             "return_leg_volume_m3",
             "grid_step_s",
             "max_gap_s",
@@ -231,82 +230,6 @@ class ChainParams:
         return max(1, round(seconds / self.grid_step_s))
 
 
-# Slots of the packed float vector handed to the kernel (module constants are frozen by numba).
-(
-    P_RHO_W,
-    P_RHO_S,
-    P_PHI_B,
-    P_CV_MAX,
-    P_G,
-    P_AREA_RET,
-    P_VC,
-    P_LEG_V,
-    P_DZ_LO,
-    P_DZ_UP,
-    P_DZ_ALL,
-    P_FRIC_PER_M,
-    P_DT,
-    P_MAX_GAP,
-    P_UQ_SYS,
-    P_UQ_RAND,
-    P_URHO_SYS,
-    P_URHO_RAND,
-    P_TAU,
-    P_URHO_S,
-    P_URHO_W,
-    P_URHO_B,
-    P_UP_KPA,
-    P_REO,
-    P_H_NSIG,
-    P_H_FLOOR_Q,
-    P_H_FLOOR_RHO,
-    P_F_LO,
-    P_F_HI,
-    P_MARGIN_OK,
-    P_CVF_BAD,
-    P_CVD_BAD,
-    P_CVT_BAD,
-    P_SLOPE_BAD,
-    P_RATIO_NOM,
-    P_RATIO_TOL,
-    P_INJ_HOLD,
-    P_OSC_AMP_BAD,
-    P_RHOW_SEC_ALL,
-    P_RHOW_SEC_LO,
-    P_RHOW_SEC_UP,
-    P_SLIP,
-    P_U_FRIC,
-    P_U_DZ,
-    P_U_SLIP,
-    P_URHO_W_REF,
-    P_ZERO_MAX,
-    P_ZERO_STEADY,
-    P_ZERO_MIN_Q,
-    P_V_COL,
-    P_V_SEC,
-    P_FT_DV,
-    P_INV_K,
-    P_PH_COL,
-    P_PH_MID,
-    P_PH_UP,
-    P_KAPPA,
-    P_STOP_Q,
-    P_HOLDOFF,
-    P_N,
-) = range(60)
-(
-    I_INTERP,
-    I_W_CV,
-    I_W_CMP,
-    I_LANE,
-    I_W_SLOPE,
-    I_DECIM,
-    I_HOP,
-    I_MAX_INV,
-    I_W_ZERO,
-    I_BATCH,
-    I_N,
-) = range(11)
 ZERO_BATCHES = 10  # the zero window's standard error from this many batch means
 
 
@@ -354,88 +277,184 @@ def hydrostatic(p: ChainParams) -> tuple[float, float, float, float]:
     return pk[0], pk[1], pk[2], kappa
 
 
-def pack(
-    p: ChainParams,
-) -> tuple[NDArray[np.float64], NDArray[np.int64], NDArray[np.float64], NDArray[np.float64]]:
-    """(floats, ints, alarm table [n_alarms, 3] of raise, clear, min duration ns, friction).
+class KernelParams(NamedTuple):
+    """What the chain kernel reads, by name: built once per :class:`ChainParams`.
+
+    Floats and ints derived from the chain parameters (areas, seawater-column pressures,
+    window lengths in points or 1 s lanes), the alarm table ``[n_alarms, 3]`` (raise, clear,
+    minimum duration ns, in ``ALARM_NAMES`` order) and the Darcy factor table over velocity.
+    """
+
+    rho_s: float
+    phi_b: float  # solids fraction of the in-situ mud (pore water at the collector)
+    cv_max: float
+    g: float
+    area_return_m2: float
+    d_return_m: float  # the return line's inner diameter, back from its area
+    v_critical_m_s: float  # Durand deposition velocity
+    leg_volume_m3: float
+    dz_lower_m: float
+    dz_upper_m: float
+    dz_section_m: float
+    dt_s: float
+    max_gap_s: float
+    u_flow_rel_sys: float
+    u_flow_rel_rand: float
+    u_flow_rel: float  # total (systematic and random) relative flow uncertainty
+    u_rho_m_sys: float
+    u_rho_m_rand: float
+    tau_random_s: float
+    u_rho_s: float
+    u_rho_w: float
+    u_rho_b: float
+    u_p_kpa: float
+    reo_factor: float
+    hampel_n_sigma: float
+    hampel_floor_flow: float
+    hampel_floor_rho: float
+    osc_f_lo_hz: float
+    osc_f_hi_hz: float
+    margin_ok: float
+    cv_flow_bad: float
+    cv_density_bad: float
+    cv_torque_bad: float
+    slope_bad_bar_s: float
+    ratio_nominal: float
+    ratio_tol: float
+    inj_hold_m3_h_s: float
+    osc_amp_bad_bar: float
+    rho_w_section: float  # mean seawater density over the E3 section
+    slip_m_s: float
+    u_friction_rel: float
+    u_dz_m: float
+    u_slip_m_s: float
+    u_rho_w_ref: float
+    zero_max_kg_m3: float
+    zero_steady_kg_m3: float
+    zero_min_flow_m3_h: float
+    volume_collector_m3: float  # pipe volume from the collector to the deck
+    volume_section_m3: float  # pipe volume of the E3 section
+    friction_dv_m_s: float  # velocity step of the friction table
+    inventory_bar_per_kg: float  # discharge pressure per kg of solids in the riser
+    p_sea_collector_kpa: float  # seawater-column absolute pressure at the transmitters
+    p_sea_mid_kpa: float
+    p_sea_upper_kpa: float
+    kappa: float  # d rho_w / d p at the section (kg/m3 per kPa)
+    stop_flow_m3_h: float
+    stop_holdoff_s: float
+    grade_default_ppm: float
+    u_grade_default_ppm: float
+    grade_interpolate: bool
+    cv_points: int  # grid points of the CV window
+    compare_lanes: int  # 1 s lanes of the estimator comparison
+    lane_points: int  # grid points per 1 s lane
+    slope_lanes: int
+    osc_decim: int
+    osc_hop: int  # decimated points between spectrum updates
+    osc_max_inv: int
+    zero_lanes: int  # 1 s lanes of the seawater-reference window (whole batches)
+    batch_lanes: int  # 1 s lanes per noise batch
+    alarms: NDArray[np.float64]
+    friction: NDArray[np.float64]
+
+
+@functools.lru_cache(maxsize=32)
+def kernel_params(p: ChainParams) -> KernelParams:
+    """The kernel's named parameters (cached: built once per parameter set, not per block).
 
     The mud's solids fraction uses the pore water's in-situ density at the collector: rho_b is
     the wet bulk density there.
     """
-    pf = np.zeros(P_N)
-    w_all, w_lo, w_up, w_col = section_rho_w(p)
+    w_all, _, _, w_col = section_rho_w(p)
     area = math.pi * p.return_id_m**2 / 4.0
-    pf[P_RHO_W] = p.rho_w
-    pf[P_RHO_S] = p.rho_s
-    pf[P_PHI_B] = (p.rho_b - w_col) / (p.rho_s - w_col)
-    pf[P_CV_MAX] = p.cv_max
-    pf[P_G] = p.g
-    pf[P_AREA_RET] = math.pi * p.return_id_m**2 / 4.0
-    pf[P_VC] = p.durand_fl * math.sqrt(2.0 * p.g * p.return_id_m * (p.rho_s / p.rho_w - 1.0))
-    pf[P_LEG_V] = p.return_leg_volume_m3
-    pf[P_DZ_LO] = p.depth_collector_m - p.depth_mid_m
-    pf[P_DZ_UP] = p.depth_mid_m - p.depth_upper_m
-    pf[P_DZ_ALL] = p.depth_collector_m - p.depth_upper_m
-    pf[P_FRIC_PER_M] = p.darcy_f / p.return_id_m / 2.0  # times rho V^2 per metre of pipe
-    pf[P_DT] = p.grid_step_s
-    pf[P_MAX_GAP] = p.max_gap_s
-    pf[P_UQ_SYS] = p.u_flow_rel_sys
-    pf[P_UQ_RAND] = p.u_flow_rel_rand
-    pf[P_URHO_SYS] = p.u_rho_m_sys_kg_m3
-    pf[P_URHO_RAND] = p.u_rho_m_rand_kg_m3
-    pf[P_TAU] = p.tau_random_s
-    pf[P_URHO_S] = p.u_rho_s_kg_m3
-    pf[P_URHO_W] = p.u_rho_w_kg_m3
-    pf[P_URHO_B] = p.u_rho_b_kg_m3
-    pf[P_UP_KPA] = p.u_p_kpa
-    pf[P_REO] = p.reo_factor
-    pf[P_H_NSIG] = p.hampel_n_sigma
-    pf[P_H_FLOOR_Q] = p.hampel_floor_flow_m3_h
-    pf[P_H_FLOOR_RHO] = p.hampel_floor_rho_kg_m3
-    pf[P_F_LO] = p.osc_f_lo_hz
-    pf[P_F_HI] = p.osc_f_hi_hz
-    pf[P_MARGIN_OK] = p.margin_ok
-    pf[P_CVF_BAD] = p.cv_flow_bad
-    pf[P_CVD_BAD] = p.cv_density_bad
-    pf[P_CVT_BAD] = p.cv_torque_bad
-    pf[P_SLOPE_BAD] = p.slope_bad_bar_s
-    pf[P_RATIO_NOM] = p.ratio_nominal
-    pf[P_RATIO_TOL] = p.ratio_tol
-    pf[P_INJ_HOLD] = p.inj_hold_m3_h_s
-    pf[P_OSC_AMP_BAD] = p.osc_amp_bad_bar
-    pf[P_RHOW_SEC_ALL] = w_all
-    pf[P_RHOW_SEC_LO] = w_lo
-    pf[P_RHOW_SEC_UP] = w_up
-    pf[P_SLIP] = p.slip_m_s
-    pf[P_U_FRIC] = p.u_friction_rel
-    pf[P_U_DZ] = p.u_dz_m
-    pf[P_U_SLIP] = p.u_slip_m_s
-    pf[P_URHO_W_REF] = p.u_rho_w_ref_kg_m3
-    pf[P_ZERO_MAX] = p.zero_max_kg_m3
-    pf[P_ZERO_STEADY] = p.zero_steady_kg_m3
-    pf[P_ZERO_MIN_Q] = p.zero_min_flow_m3_h
-    pf[P_V_COL] = area * p.depth_collector_m
-    pf[P_V_SEC] = area * (p.depth_collector_m - p.depth_upper_m)
-    pf[P_FT_DV] = seawater.FRICTION_V_MAX / (seawater.FRICTION_N - 1)
-    # discharge pressure per kg of solids added to the riser (bar/kg): each displaces water
-    pf[P_INV_K] = p.g * (1.0 - p.rho_w / p.rho_s) / area / 1e5
-    # seawater-column pressures at the transmitters (absolute kPa) and d rho / d p there
-    hyd = hydrostatic(p)
-    pf[P_PH_COL], pf[P_PH_MID], pf[P_PH_UP], pf[P_KAPPA] = hyd
-    pf[P_STOP_Q] = p.stop_flow_m3_h
-    pf[P_HOLDOFF] = p.stop_holdoff_s
-    pi = np.zeros(I_N, np.int64)
-    pi[I_INTERP] = int(p.grade_interpolate)
-    pi[I_W_CV] = p.points(p.cv_window_s)
-    pi[I_W_CMP] = max(2, round(p.compare_window_s))  # 1 s lane steps
-    pi[I_LANE] = p.points(1.0)
-    pi[I_W_SLOPE] = max(3, round(p.slope_window_s))
-    pi[I_DECIM] = p.osc_decim
-    pi[I_HOP] = max(1, round(p.osc_update_s / (p.grid_step_s * p.osc_decim)))
-    pi[I_MAX_INV] = p.osc_n_fft // 10
-    pi[I_W_ZERO] = max(ZERO_BATCHES, round(p.zero_window_s / ZERO_BATCHES) * ZERO_BATCHES)
-    pi[I_BATCH] = max(2, round(p.noise_batch_s))
+    p_col, p_mid, p_up, kappa = hydrostatic(p)
     alarms = np.array(
         [(a.raise_, a.clear, round(a.min_duration_s * 1e9)) for a in p.alarm_specs()], np.float64
     )
-    return pf, pi, alarms, _friction(p)
+    kp = KernelParams(
+        rho_s=p.rho_s,
+        phi_b=(p.rho_b - w_col) / (p.rho_s - w_col),
+        cv_max=p.cv_max,
+        g=p.g,
+        area_return_m2=area,
+        d_return_m=math.sqrt(4.0 * area / math.pi),
+        v_critical_m_s=p.durand_fl
+        * math.sqrt(2.0 * p.g * p.return_id_m * (p.rho_s / p.rho_w - 1.0)),
+        leg_volume_m3=p.return_leg_volume_m3,
+        dz_lower_m=p.depth_collector_m - p.depth_mid_m,
+        dz_upper_m=p.depth_mid_m - p.depth_upper_m,
+        dz_section_m=p.depth_collector_m - p.depth_upper_m,
+        dt_s=p.grid_step_s,
+        max_gap_s=p.max_gap_s,
+        u_flow_rel_sys=p.u_flow_rel_sys,
+        u_flow_rel_rand=p.u_flow_rel_rand,
+        u_flow_rel=math.sqrt(
+            p.u_flow_rel_sys * p.u_flow_rel_sys + p.u_flow_rel_rand * p.u_flow_rel_rand
+        ),
+        u_rho_m_sys=p.u_rho_m_sys_kg_m3,
+        u_rho_m_rand=p.u_rho_m_rand_kg_m3,
+        tau_random_s=p.tau_random_s,
+        u_rho_s=p.u_rho_s_kg_m3,
+        u_rho_w=p.u_rho_w_kg_m3,
+        u_rho_b=p.u_rho_b_kg_m3,
+        u_p_kpa=p.u_p_kpa,
+        reo_factor=p.reo_factor,
+        hampel_n_sigma=p.hampel_n_sigma,
+        hampel_floor_flow=p.hampel_floor_flow_m3_h,
+        hampel_floor_rho=p.hampel_floor_rho_kg_m3,
+        osc_f_lo_hz=p.osc_f_lo_hz,
+        osc_f_hi_hz=p.osc_f_hi_hz,
+        margin_ok=p.margin_ok,
+        cv_flow_bad=p.cv_flow_bad,
+        cv_density_bad=p.cv_density_bad,
+        cv_torque_bad=p.cv_torque_bad,
+        slope_bad_bar_s=p.slope_bad_bar_s,
+        ratio_nominal=p.ratio_nominal,
+        ratio_tol=p.ratio_tol,
+        inj_hold_m3_h_s=p.inj_hold_m3_h_s,
+        osc_amp_bad_bar=p.osc_amp_bad_bar,
+        rho_w_section=w_all,
+        slip_m_s=p.slip_m_s,
+        u_friction_rel=p.u_friction_rel,
+        u_dz_m=p.u_dz_m,
+        u_slip_m_s=p.u_slip_m_s,
+        u_rho_w_ref=p.u_rho_w_ref_kg_m3,
+        zero_max_kg_m3=p.zero_max_kg_m3,
+        zero_steady_kg_m3=p.zero_steady_kg_m3,
+        zero_min_flow_m3_h=p.zero_min_flow_m3_h,
+        volume_collector_m3=area * p.depth_collector_m,
+        volume_section_m3=area * (p.depth_collector_m - p.depth_upper_m),
+        friction_dv_m_s=seawater.FRICTION_V_MAX / (seawater.FRICTION_N - 1),
+        inventory_bar_per_kg=p.g * (1.0 - p.rho_w / p.rho_s) / area / 1e5,
+        p_sea_collector_kpa=p_col,
+        p_sea_mid_kpa=p_mid,
+        p_sea_upper_kpa=p_up,
+        kappa=kappa,
+        stop_flow_m3_h=p.stop_flow_m3_h,
+        stop_holdoff_s=p.stop_holdoff_s,
+        grade_default_ppm=p.grade_default_ppm,
+        u_grade_default_ppm=p.u_grade_default_ppm,
+        grade_interpolate=p.grade_interpolate,
+        cv_points=p.points(p.cv_window_s),
+        compare_lanes=max(2, round(p.compare_window_s)),
+        lane_points=p.points(1.0),
+        slope_lanes=max(3, round(p.slope_window_s)),
+        osc_decim=p.osc_decim,
+        osc_hop=max(1, round(p.osc_update_s / (p.grid_step_s * p.osc_decim))),
+        osc_max_inv=p.osc_n_fft // 10,
+        zero_lanes=max(ZERO_BATCHES, round(p.zero_window_s / ZERO_BATCHES) * ZERO_BATCHES),
+        batch_lanes=max(2, round(p.noise_batch_s)),
+        alarms=alarms,
+        friction=_friction(p),
+    )
+    # one numba type per field whatever the caller passed (an int where a float is meant
+    # would compile another specialisation of the kernel)
+    cast = {"float": float, "int": int, "bool": bool}
+    return KernelParams._make(
+        cast.get(KernelParams.__annotations__[f], _same)(v)
+        for f, v in zip(kp._fields, kp, strict=True)
+    )
+
+
+def _same(v: Any) -> Any:
+    return v

@@ -2,27 +2,27 @@
 
 A partition starts cold `warmup_s(cfg)` before its first kept grid point (`lo`) and three
 parallel passes hand over what a warm-up cannot rebuild. Every slot of the kernel state
-(:class:`dsp.chain.ChainState`, the ``S_*``/``F_*`` scalars of :mod:`dsp.kernel`) is in one
+(:class:`dsp.chain.ChainState`, the ``SCALARS`` record of :mod:`dsp.kernel`) is in one
 of these classes; this docstring is the one place that knows them.
 
 Rebuilt by the warm-up (bounded memory): the rings and their sums (Hampel ``h_*``, CV
 ``a_*``, comparison lanes ``b_*``, slope lanes ``lane``, the seawater-zero lanes ``z_ring``
-and ``S_Z_STREAK`` (only ``>= window`` matters), the FFT ``o_*``), the 1 s lane sums
-(``F_LANE_*``, ``F_LS*``, ``S_LANE_C*``, ``S_LC*``), the batch sums and the previous two batch
-means (``F_B_*``, ``S_B_CNT_R``), the slopes/z (``F_SLOPE_*``, ``F_Z``, ``F_Z3``), the
-transit history ``hist`` and its pointers (``S_E2_PTR``, ``S_E3_PTR``, ``S_W_PTR``; absolute
-indices, used as differences), the stop time ``S_STOP_T`` (matters only within
-``stop_holdoff_s``), the grade id ``S_G_ID`` (a function of time and the assays), the lane
-count ``S_LANE_N`` and grid index ``S_N`` (used modulo the lattice below), the last valid
-rate/variance/sensitivities (``F_LAST_RATE*``, ``F_LAST_VAR*``, ``last_sys``: read only
+and ``zero_streak`` (only ``>= window`` matters), the FFT ``o_*``), the 1 s lane sums
+(``lane_sum_*``, ``lane_n_*``, ``cmp_sum``, ``cmp_cnt``), the batch sums and the previous two batch
+means (``batch_*``), the slopes/z (``slope_*``, ``z``, ``z3``), the
+transit history ``hist`` and its pointers (``e2_ptr``, ``e3_ptr``, ``e1w_ptr``; absolute
+indices, used as differences), the stop time ``stop_t_ns`` (matters only within
+``stop_holdoff_s``), the grade id ``grade_id`` (a function of time and the assays), the lane
+count ``lane_n`` and grid index ``grid_n`` (used modulo the lattice below), the last valid
+rate/variance/sensitivities (``last_rate*``, ``last_var*``, ``last_sys``: read only
 when the previous valid point is within ``max_gap_s``, and there is one in the exact stretch
 before the hand-over, or none is read).
 Alignment: ring refreshes, FFT hops, 1 s lanes and noise batches count from the processor's
 first grid point, so every warm-up starts on the lattice of `period_points(cfg)`.
 
 Learned once, kept for ever (neither bounded nor additive), handed over at `learn_ns`:
-the seawater reference (``S_ZERO_OK``, ``F_ZERO``, ``F_UZERO``), the held flow ``F_Q_HOLD``,
-and the time of the last valid rate (``S_HAS_LAST``, ``S_LAST_T``: the gap that ends the next
+the seawater reference (``zero_ok``, ``zero``, ``u_zero``), the held flow ``q_hold``,
+and the time of the last valid rate (``has_last``, ``last_t_ns``: the gap that ends the next
 time a rate is valid). They depend on the inputs only (not on each other nor on the
 integrals), so pass 1 learns them: partition j runs from its warm-up to ``learn_ns`` of
 partition j+1, with the three marked "unknown" at its own ``learn_ns`` (by then the zero's
@@ -32,10 +32,10 @@ therefore exact.
 
 Integrals since the run started, handed over additively at `take_ns` (after the learned state
 has made every increment exact: three noise batches, for the batch means the empirical random
-part differences): ``F_CUM``, ``F_CUM_S``, ``F_GAP``, ``S_GAPS``, ``F_ACC_RAND``,
-``F_ACC_RAND_S``, ``F_ACC_D1_*``, ``F_ACC_EMP_*``, ``F_INV``, the pumped volume ``F_V`` and
-E1's ``F_CUM_CQ``/``F_CUM_VQ``, and ``acc_sys`` except the grade's entry. The grade's error
-(``acc_sys[I_GRADE]`` within an assay's period, ``F_G_DONE`` the squares of the finished
+part differences): ``cum_rey``, ``cum_solids``, ``gap_s``, ``gaps``, ``acc_rand``,
+``acc_rand_s``, ``acc_d1_*``, ``acc_emp_*``, ``inventory``, the pumped volume ``volume`` and
+E1's ``cum_cq``/``cum_vq``, and ``acc_sys`` except the grade's entry. The grade's error
+(``acc_sys[I_GRADE]`` within an assay's period, ``grade_done`` the squares of the finished
 ones) is not additive: pass 2 stops just before the first grade change of its stretch to read
 the period's part so far; the stitch adds ``(carried + part)**2`` as the kernel would. Pass 2
 (partition j from its ``take_ns`` to partition j+1's) measures the increments; pass 3 starts
@@ -49,7 +49,7 @@ plug indicator is the slope of a head that contains the inventory total (``plug_
 stability index where the plug decides it). An alarm whose value sits on its threshold could
 flip on such a difference (a stated limit; the test's alarms are identical).
 
-Alarm states (``al_active``, ``al_pending``, ``S_BITS`` and the processor's SENSOR_FAULT
+Alarm states (``al_active``, ``al_pending``, ``alarm_bits`` and the processor's SENSOR_FAULT
 trackers) are rebuilt unless an alarm is held since before the warm-up: inside its hysteresis
 band, through NaN values, or a BAD run longer than the warm-up. Each partition reports its
 alarm state at ``lo`` and at its end; a partition that starts in another state than its
@@ -79,14 +79,14 @@ from chikyu_daq.processor import Processed, Processor
 from chikyu_daq.recording import Run, open_run
 from chikyu_daq.replay import CHUNK_S, ResultsWriter, iter_chunks, recorded_config
 from dsp import kernel as K
-from dsp.params import pack
+from dsp.params import kernel_params
 
 #: Integrals handed over additively: float slots, int slots (``acc_sys`` too, but its grade entry).
 F_SLOTS = (
-    K.F_CUM, K.F_CUM_S, K.F_GAP, K.F_ACC_RAND, K.F_ACC_RAND_S, K.F_ACC_D1_R, K.F_ACC_D1_S,
-    K.F_ACC_EMP_R, K.F_ACC_EMP_S, K.F_INV, K.F_V, K.F_CUM_CQ, K.F_CUM_VQ,
+    "cum_rey", "cum_solids", "gap_s", "acc_rand", "acc_rand_s", "acc_d1_rey", "acc_d1_s",
+    "acc_emp_rey", "acc_emp_s", "inventory", "volume", "cum_cq", "cum_vq",
 )  # fmt: skip
-I_SLOTS = (K.S_GAPS,)
+I_SLOTS = ("gaps",)
 N_ACC = 2 * K.N_SYS
 
 
@@ -120,8 +120,7 @@ class Part:
 
 
 def _lane_s(cfg: Config) -> float:
-    _, pi, _, _ = pack(chain_params(cfg))
-    return int(pi[K.P.I_LANE]) / cfg.processing.grid_hz
+    return kernel_params(chain_params(cfg)).lane_points / cfg.processing.grid_hz
 
 
 def warmup_parts_s(cfg: Config) -> tuple[float, float, float]:
@@ -134,12 +133,12 @@ def warmup_parts_s(cfg: Config) -> tuple[float, float, float]:
     comparison, slope, Hampel, FFT ring plus hop), the longest alarm minimum duration, the
     stop holdoff, staleness and a maximum gap, one after another (each feeds the next)."""
     p = chain_params(cfg)
-    _, pi, _, _ = pack(p)
+    kp = kernel_params(p)
     st = cfg.processing
     step = 1.0 / st.grid_hz
     lane = _lane_s(cfg)
-    learn = st.staleness_s + p.hampel_window * step + (int(pi[K.P.I_W_ZERO]) + 1) * lane
-    take = 3 * int(pi[K.P.I_BATCH]) * lane + lane + st.max_gap_s
+    learn = st.staleness_s + p.hampel_window * step + (kp.zero_lanes + 1) * lane
+    take = 3 * kp.batch_lanes * lane + lane + st.max_gap_s
     s = cfg.stability
     windows = (
         s.cv_window_s,
@@ -170,16 +169,16 @@ def warmup_s(cfg: Config) -> float:
 def period_points(cfg: Config) -> int:
     """Grid points after which every ring refresh, FFT hop, 1 s lane and noise batch falls on
     the same grid index."""
-    _, pi, _, _ = pack(chain_params(cfg))
-    lane = int(pi[K.P.I_LANE])
+    kp = kernel_params(chain_params(cfg))
+    lane = kp.lane_points
     rings = (
-        int(pi[K.P.I_W_CV]),
-        int(pi[K.P.I_W_CMP]) * lane,
-        int(pi[K.P.I_W_SLOPE]) * lane,
+        kp.cv_points,
+        kp.compare_lanes * lane,
+        kp.slope_lanes * lane,
         lane,
-        int(pi[K.P.I_BATCH]) * lane,
-        int(pi[K.P.I_HOP]) * int(pi[K.P.I_DECIM]),
-        int(pi[K.P.I_DECIM]),
+        kp.batch_lanes * lane,
+        kp.osc_hop * kp.osc_decim,
+        kp.osc_decim,
     )
     return math.lcm(*rings)
 
@@ -226,10 +225,10 @@ def plan(run_dir: Path, cfg: Config, part_s: float) -> list[Part]:
 
 # -- state hand-over (the processor never needs this live, so it reaches into its state) -----
 def _learned(proc: Processor) -> dict[str, Any]:
-    s = proc._state
-    zero = [int(s.si[K.S_ZERO_OK]), float(s.sf[K.F_ZERO]), float(s.sf[K.F_UZERO])]
-    last = [int(s.si[K.S_HAS_LAST]), int(s.si[K.S_LAST_T])]
-    q = float(s.sf[K.F_Q_HOLD])
+    s = proc._state.scalars[0]
+    zero = [int(s["zero_ok"]), float(s["zero"]), float(s["u_zero"])]
+    last = [int(s["has_last"]), int(s["last_t_ns"])]
+    q = float(s["q_hold"])
     return {
         "zero": zero if zero[0] >= 0 else None,
         "q_hold": q if not math.isnan(q) else None,
@@ -238,10 +237,10 @@ def _learned(proc: Processor) -> dict[str, Any]:
 
 
 def _set_learned(proc: Processor, v: dict[str, Any]) -> None:
-    s = proc._state
-    s.si[K.S_ZERO_OK], s.sf[K.F_ZERO], s.sf[K.F_UZERO] = v["zero"]
-    s.sf[K.F_Q_HOLD] = v["q_hold"]
-    s.si[K.S_HAS_LAST], s.si[K.S_LAST_T] = v["last"]
+    s = proc._state.scalars
+    s["zero_ok"], s["zero"], s["u_zero"] = v["zero"]
+    s["q_hold"] = v["q_hold"]
+    s["has_last"], s["last_t_ns"] = v["last"]
 
 
 #: "Not learned in this stretch" marks (pass 1 only; the kernel overwrites them when it learns).
@@ -256,21 +255,21 @@ def merge_learned(before: dict[str, Any], report: dict[str, Any]) -> dict[str, A
 def _integrals(proc: Processor) -> dict[str, Any]:
     s = proc._state
     return {
-        "f": [float(s.sf[k]) for k in F_SLOTS],
-        "i": [int(s.si[k]) for k in I_SLOTS],
+        "f": [float(s.scalars[k][0]) for k in F_SLOTS],
+        "i": [int(s.scalars[k][0]) for k in I_SLOTS],
         "sys": [float(x) for x in s.acc_sys],
-        "g": float(s.sf[K.F_G_DONE]),
+        "g": float(s.scalars["grade_done"][0]),
     }
 
 
 def _set_integrals(proc: Processor, v: dict[str, Any]) -> None:
     s = proc._state
     for k, x in zip(F_SLOTS, v["f"], strict=True):
-        s.sf[k] = x
+        s.scalars[k] = x
     for k, n in zip(I_SLOTS, v["i"], strict=True):
-        s.si[k] = n
+        s.scalars[k] = n
     s.acc_sys[:] = v["sys"]
-    s.sf[K.F_G_DONE] = v["g"]
+    s.scalars["grade_done"] = v["g"]
 
 
 def add_integrals(a: dict[str, Any], inc: dict[str, Any]) -> dict[str, Any]:
@@ -464,7 +463,8 @@ def _set_alarms(proc: Processor, v: dict[str, Any]) -> None:
     s = proc._state
     s.al_active[:] = v["active"]
     s.al_pending[:] = v["pending"]
-    s.si[K.S_BITS] = sum(a << k for k, a in enumerate(v["active"]))  # what events compare with
+    # what events compare with
+    s.scalars["alarm_bits"] = sum(a << k for k, a in enumerate(v["active"]))
     for ch, (active, pending, bad_since) in v["faults"].items():
         f = proc._faults[ch]
         f.state.active[0], f.state.pending_ns[0], f.bad_since_ns = active, pending, bad_since

@@ -17,7 +17,10 @@ def grid(n: int, step_s: float = 0.1) -> NDArray[np.int64]:
 
 
 def pressures_kpa(
-    p: ChainParams, rho_lower: float, rho_upper: float, q_m3_h: NDArray[np.float64] | float
+    p: ChainParams,
+    rho_lower: float | NDArray[np.float64],
+    rho_upper: float | NDArray[np.float64],
+    q_m3_h: NDArray[np.float64] | float,
 ) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
     """Collector/mid/upper pressures for given section densities, with Darcy friction."""
     area = np.pi * p.return_id_m**2 / 4

@@ -1,0 +1,62 @@
+"""Three `hil synth` runs replayed give the results recorded before issue 11's refactor.
+
+On the machine that recorded them (same library versions, same CPU features) every results
+column and the events must be bit-identical. Elsewhere (CI) numpy's SIMD transcendental
+functions may differ by ULPs (the plant's synthesis uses them; the kernels use no fastmath, so
+numba's own arithmetic matches), so each column's finite sum must agree within 1e-12 of its
+sum of magnitudes, NaN/inf counts and events exactly, event values within 1e-12 relative.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.golden.make_golden import GOLDEN, SCENARIOS, fingerprint, make
+
+pytestmark = pytest.mark.slow
+REL = 1e-12
+
+
+@pytest.fixture(scope="module")
+def golden() -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(GOLDEN.read_text())
+    return data
+
+
+@pytest.fixture(scope="module", params=SCENARIOS)
+def replayed(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[str, dict[str, Any]]:
+    name: str = request.param
+    return name, make(name, Path(tmp_path_factory.mktemp(name)))
+
+
+def test_replay_matches_golden(
+    golden: dict[str, Any], replayed: tuple[str, dict[str, Any]]
+) -> None:
+    name, got = replayed
+    want = golden["runs"][name]
+    assert got["rows"] == want["rows"]
+    assert sorted(got["columns"]) == sorted(want["columns"])
+    exact = fingerprint() == golden["fingerprint"]
+    if exact:
+        differ = [c for c in want["columns"] if got["columns"][c] != want["columns"][c]]
+        assert not differ, f"{name}: columns no longer bit-identical: {differ}"
+        assert got["events"] == want["events"]
+        assert got["events_sha256"] == want["events_sha256"]
+        return
+    for c, w in want["columns"].items():
+        g = got["columns"][c]
+        assert (g["dtype"], g["nan"], g["inf"]) == (w["dtype"], w["nan"], w["inf"]), c
+        assert abs(g["sum"] - w["sum"]) <= REL * max(w["abs_sum"], 1e-300), c
+    assert [e[:3] for e in got["events"]] == [e[:3] for e in want["events"]]
+    for ge, we in zip(got["events"], want["events"], strict=True):
+        if we[3] is None or ge[3] is None:
+            assert ge[3] == we[3]
+        else:
+            assert math.isclose(ge[3], we[3], rel_tol=REL, abs_tol=1e-300)
