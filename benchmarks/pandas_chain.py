@@ -11,7 +11,7 @@ plug indicator, disagreement z), the batched oscillation spectrum (``rfft`` over
 windows), the stability index, the trapezoid yield with its GUM budget and the alarms'
 hysteresis with minimum duration (a loop over condition runs: sequential by nature).
 Scalars derived once per parameter set (section seawater, hydrostatic pressures, the friction
-table) come from :func:`dsp.params.pack`, as any user would reuse them; they cost nothing per
+table) come from :func:`dsp.params.kernel_params`, as any user would reuse them; they cost nothing per
 point. It is a reference for speed and a cross-check for sums, not bit-identical: the benchmark
 asserts agreement within tolerances before it reports the ratio.
 """
@@ -24,7 +24,7 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from dsp import params as P
-from dsp.params import ALARM_NAMES, ChainParams, pack
+from dsp.params import ALARM_NAMES, ChainParams, KernelParams, kernel_params
 
 Raw = dict[str, tuple[NDArray[np.int64], NDArray[np.float64], NDArray[np.uint8]]]
 F = NDArray[np.float64]
@@ -89,16 +89,16 @@ def _slope(y: F, w: int) -> F:
     return (ys.rolling(w, min_periods=r).cov(xm) / xm.rolling(w, min_periods=r).var()).to_numpy()
 
 
-def _oscillation(pdis: F, p: ChainParams, pi: NDArray[np.int64], n: int) -> tuple[F, F, F]:
+def _oscillation(pdis: F, p: ChainParams, kp: KernelParams, n: int) -> tuple[F, F, F]:
     """Held dominant frequency, band share and amplitude from strided Hann periodograms."""
-    decim, hop, nfft = p.osc_decim, int(pi[P.I_HOP]), p.osc_n_fft
+    decim, hop, nfft = p.osc_decim, kp.osc_hop, p.osc_n_fft
     m = n // decim
     dec = _lane_mean(pdis, ~np.isnan(pdis), decim)[:m]
     freq, share, amp = (np.full(n, np.nan) for _ in range(3))
     if m < nfft:
         return freq, share, amp
     win = np.lib.stride_tricks.sliding_window_view(dec, nfft)[::hop]
-    bad = np.isnan(win).sum(axis=1) > pi[P.I_MAX_INV]
+    bad = np.isnan(win).sum(axis=1) > kp.osc_max_inv
     # hold gaps: one forward fill of the whole series; a window that starts in a gap takes its
     # first value backwards instead (rare: recomputed row by row)
     y = np.lib.stride_tricks.sliding_window_view(pd.Series(dec).ffill().to_numpy(), nfft)[::hop]
@@ -183,7 +183,7 @@ def _alarm_transitions(
 
 def pandas_chain(p: ChainParams, grid: NDArray[np.int64], raw: Raw) -> dict[str, float]:
     """Run the chain over one recording; returns the summary the benchmark compares."""
-    pf, pi, alarm_tab, ftab = pack(p)
+    kp = kernel_params(p)
     n = grid.shape[0]
     dt = p.grid_step_s
     idx = pd.DatetimeIndex(grid.view("datetime64[ns]"))
@@ -216,7 +216,7 @@ def pandas_chain(p: ChainParams, grid: NDArray[np.int64], raw: Raw) -> dict[str,
     )
     rho_s = p.rho_s
     d_sw = rho_s - rho_w
-    lane = int(pi[P.I_LANE])
+    lane = kp.lane_points
     uq, uq_r = p.u_flow_rel_sys, p.u_flow_rel_rand
     uq_tot = np.hypot(uq, uq_r)
     # seawater reference: 1 s lanes where no mud is taken, a full steady window of them
@@ -230,7 +230,7 @@ def pandas_chain(p: ChainParams, grid: NDArray[np.int64], raw: Raw) -> dict[str,
             & (np.abs(qr_l - qi_l) <= 2.0 * uq_tot * np.hypot(qr_l, qi_l))
             & (np.abs(d_l) <= p.zero_max_kg_m3)
         )
-    w_z = int(pi[P.I_W_ZERO])
+    w_z = kp.zero_lanes
     zs = pd.Series(np.where(ok, d_l, np.nan))
     full = pd.Series(ok.astype(float)).rolling(w_z).sum().to_numpy() == w_z
     z_mean = zs.rolling(w_z).mean().to_numpy()
@@ -250,7 +250,7 @@ def pandas_chain(p: ChainParams, grid: NDArray[np.int64], raw: Raw) -> dict[str,
     referenced = ~np.isnan(zero)
     rho = np.where(referenced, rho_raw - zero, rho_raw)
     # E1
-    area = pf[P.P_AREA_RET]
+    area = kp.area_return_m2
     cv_in = np.clip((rho - rho_w) / d_sw, 0.0, p.cv_max)
     q_s = q_ret / 3600.0
     vel = q_s / area
@@ -262,7 +262,7 @@ def pandas_chain(p: ChainParams, grid: NDArray[np.int64], raw: Raw) -> dict[str,
     ms1 = rho_s * cv * q_s
     # E2: intake one return-leg volume ago, scaled by Q(t)/Q(t - tau)
     vol = np.cumsum(pd.Series(q_ret).ffill().fillna(0.0).clip(lower=0.0).to_numpy() * dt / 3600.0)
-    ms_in = rho_s * pf[P.P_PHI_B] * (q_ret - q_inj) / 3600.0
+    ms_in = rho_s * kp.phi_b * (q_ret - q_inj) / 3600.0
     h_len = p.points(p.max_transit_s)
     pe2, fe2, (ms_then, q_then) = _read_back(
         vol, vol - p.return_leg_volume_m3, h_len, (ms_in, q_ret)
@@ -272,34 +272,36 @@ def pandas_chain(p: ChainParams, grid: NDArray[np.int64], raw: Raw) -> dict[str,
     transit = (np.arange(n) - pe2 - fe2) * dt
     # E3: hydrostatic with Colebrook friction and seawater at the measured pressure
     fv = np.where(
-        np.isnan(vel), 0.0, np.minimum(np.abs(vel) / pf[P.P_FT_DV], ftab.shape[0] - 1.000001)
+        np.isnan(vel),
+        0.0,
+        np.minimum(np.abs(vel) / kp.friction_dv_m_s, kp.friction.shape[0] - 1.000001),
     )
-    f_d = np.interp(fv, np.arange(ftab.shape[0]), ftab)
+    f_d = np.interp(fv, np.arange(kp.friction.shape[0]), kp.friction)
     d_ret = np.sqrt(4.0 * area / np.pi)
     fr = f_d / (2.0 * d_ret) * vel * vel
     p_c, p_m, p_u = col["p_collector_kpa"], col["p_mid_kpa"], col["p_upper_kpa"]
-    dz_all, dz_lo, dz_up = pf[P.P_DZ_ALL], pf[P.P_DZ_LO], pf[P.P_DZ_UP]
+    dz_all, dz_lo, dz_up = kp.dz_section_m, kp.dz_lower_m, kp.dz_upper_m
     rho3 = (p_c - p_u) * 1000.0 / ((p.g + fr) * dz_all)
-    e_c, e_m, e_u = p_c - pf[P.P_PH_COL], p_m - pf[P.P_PH_MID], p_u - pf[P.P_PH_UP]
+    e_c, e_m, e_u = p_c - kp.p_sea_collector_kpa, p_m - kp.p_sea_mid_kpa, p_u - kp.p_sea_upper_kpa
     e_sec = np.where(
         np.isnan(e_m),
         0.5 * (e_c + e_u),
         (0.5 * (e_u + e_m) * dz_up + 0.5 * (e_m + e_c) * dz_lo) / dz_all,
     )
-    w3 = pf[P.P_RHOW_SEC_ALL] + pf[P.P_KAPPA] * e_sec
+    w3 = kp.rho_w_section + kp.kappa * e_sec
     cv3 = (rho3 - w3) / (rho_s - w3)
     ms3 = rho_s * cv3 * q_s
     fin = ~np.isnan(cv_in) & ~np.isnan(q_ret)
     cq = np.cumsum(np.where(fin, cv_in * q_ret * dt / 3600.0, 0.0))
     vq = np.cumsum(np.where(fin, q_ret * dt / 3600.0, 0.0))
-    _, _, (cv3_del,) = _read_back(vol, vol - pf[P.P_V_COL], h_len, (cv3,))
-    _, _, (cq_w, vq_w) = _read_back(vol, vol - pf[P.P_V_SEC], h_len, (cq, vq))
+    _, _, (cv3_del,) = _read_back(vol, vol - kp.volume_collector_m3, h_len, (cv3,))
+    _, _, (cq_w, vq_w) = _read_back(vol, vol - kp.volume_section_m3, h_len, (cq, vq))
     dvq = vq - vq_w
     with np.errstate(invalid="ignore", divide="ignore"):
-        cv1_win = np.where(dvq >= 0.8 * pf[P.P_V_SEC], (cq - cq_w) / dvq, np.nan)
+        cv1_win = np.where(dvq >= 0.8 * kp.volume_section_m3, (cq - cq_w) / dvq, np.nan)
     cv1_win = np.where(np.isnan(cv3_del), np.nan, cv1_win)
     # rolling statistics
-    w_a = int(pi[P.I_W_CV])
+    w_a = kp.cv_points
     tq = col["torque_a_pct"] + col["torque_b_pct"]
     frame = pd.DataFrame({"q": q_ret, "rho": rho, "tq": tq, "qi": q_inj})
     roll = frame.rolling(w_a, min_periods=max(2, w_a // 2))
@@ -347,7 +349,7 @@ def pandas_chain(p: ChainParams, grid: NDArray[np.int64], raw: Raw) -> dict[str,
     acc_sys = trap(sens_r)
     acc_rand = trap(var_r) * p.tau_random_s
     # empirical random part: batch means of the rate (correlated noise shows as covariance)
-    nb = int(pi[P.I_BATCH]) * lane
+    nb = kp.batch_lanes * lane
     nbat = n // nb
     rb = rate[: nbat * nb].reshape(nbat, nb)
     cnt = (~np.isnan(rb)).sum(axis=1)
@@ -357,7 +359,7 @@ def pandas_chain(p: ChainParams, grid: NDArray[np.int64], raw: Raw) -> dict[str,
     emp = np.nansum(0.5 * (mr[2:] - mr[:-2]) ** 2 * tb * tb * ~np.isnan(mr[1:-1]))
     d1 = np.nansum(0.5 * (mr[2:] - mr[1:-1]) ** 2 * tb * tb * ~np.isnan(mr[:-2]))
     emp_r = max(3.0 * emp - 2.0 * d1, emp)
-    u95_cum = 2.0 * np.sqrt(max(acc_rand, emp_r) + (acc_sys**2).sum())
+    u95_cum = 2.0 * np.sqrt(max(acc_rand, emp_r) + float((np.asarray(acc_sys) ** 2).sum()))
     # 1 s lanes: estimator comparison over matching windows, slopes, plug indicator
     moving = ~stopped
     m1l = _lane_mean(ms1, moving & ~np.isnan(ms1), lane)
@@ -365,7 +367,7 @@ def pandas_chain(p: ChainParams, grid: NDArray[np.int64], raw: Raw) -> dict[str,
     both3 = moving & ~np.isnan(cv3_del) & ~np.isnan(cv1_win)
     m3l = _lane_mean(cv3_del, both3, lane)
     m4l = _lane_mean(cv1_win, both3, lane)
-    w_b = int(pi[P.I_W_CMP])
+    w_b = kp.compare_lanes
     bmean = (
         pd.DataFrame({"1": m1l, "2": m2l, "3": m3l, "4": m4l})
         .rolling(w_b, min_periods=max(2, w_b // 2))
@@ -376,7 +378,7 @@ def pandas_chain(p: ChainParams, grid: NDArray[np.int64], raw: Raw) -> dict[str,
     u_dens_l, u_rw_l, fr_l, mq_l, mqi_l = u_dens[last], u_rw[last], fr[last], mq[last], mqi[last]
     d_sw_l = d_sw[last]
     u_e1 = np.hypot(u_dens_l, u_rw_l)
-    w3n = pf[P.P_RHOW_SEC_ALL]
+    w3n = kp.rho_w_section
     rho3_m = w3n + m3 * (rho_s - w3n)
     u3 = np.sqrt(
         (np.sqrt(2.0) * p.u_p_kpa * 1000.0 / ((p.g + fr_l) * dz_all)) ** 2
@@ -386,8 +388,8 @@ def pandas_chain(p: ChainParams, grid: NDArray[np.int64], raw: Raw) -> dict[str,
     )
     z3_l = np.abs(m3 - m4) * d_sw_l / np.hypot(u3, u_e1)
     u2 = np.sqrt(
-        (rho_s * pf[P.P_PHI_B] / 3600.0) ** 2 * ((uq * mq_l) ** 2 + (uq * mqi_l) ** 2)
-        + (m2 * p.u_rho_b_kg_m3 / (pf[P.P_PHI_B] * d_sw_l)) ** 2
+        (rho_s * kp.phi_b / 3600.0) ** 2 * ((uq * mq_l) ** 2 + (uq * mqi_l) ** 2)
+        + (m2 * p.u_rho_b_kg_m3 / (kp.phi_b * d_sw_l)) ** 2
     )
     u1 = np.hypot(rho_s * mq_l / 3600.0 / d_sw_l * u_dens_l, m1 * uq)
     z2_l = np.abs(m2 - m1) / np.hypot(u1, u2)
@@ -398,9 +400,9 @@ def pandas_chain(p: ChainParams, grid: NDArray[np.int64], raw: Raw) -> dict[str,
     )
     p_rd = col["p_return_deck_bar"]
     fric_bar = fr * rho_w * p.return_leg_volume_m3 / area / 1e5
-    p_expl = inv * pf[P.P_INV_K] + p_rd + fric_bar
+    p_expl = inv * kp.inventory_bar_per_kg + p_rd + fric_bar
     p_d = col["p_discharge_bar"]
-    w_s = int(pi[P.I_W_SLOPE])
+    w_s = kp.slope_lanes
     step_s = lane * dt
     slope_p = _slope(_lane_mean(p_d, ~np.isnan(p_d), lane), w_s) / step_s
     slope_q = _slope(_lane_mean(q_inj, ~np.isnan(q_inj), lane), w_s) / step_s
@@ -410,9 +412,9 @@ def pandas_chain(p: ChainParams, grid: NDArray[np.int64], raw: Raw) -> dict[str,
     plug_l[: w_s - 1] = np.nan
     plug = _lane_to_grid(plug_l, n, lane)
     # oscillation, stability index
-    freq, share, amp = _oscillation(p_d, p, pi, n)
+    freq, share, amp = _oscillation(p_d, p, kp, n)
     osc_sev = share * np.minimum(amp / p.osc_amp_bad_bar, 1.0)
-    margin = vel / pf[P.P_VC]
+    margin = vel / kp.v_critical_m_s
 
     def comp(x: F, bad: float) -> F:
         return 1.0 - np.clip(x / bad, 0.0, 1.0)
@@ -434,7 +436,7 @@ def pandas_chain(p: ChainParams, grid: NDArray[np.int64], raw: Raw) -> dict[str,
     monitored = (margin, osc_sev, plug, cvt, fiz, z)
     events = {
         name: _alarm_transitions(grid, v, a[0], a[1], int(a[2]), stopped)
-        for name, v, a in zip(ALARM_NAMES, monitored, alarm_tab, strict=True)
+        for name, v, a in zip(ALARM_NAMES, monitored, kp.alarms, strict=True)
     }
     return {
         "cum_rey_kg": float(cum_rey),
