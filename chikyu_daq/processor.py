@@ -8,6 +8,19 @@ daemon fed a few samples at a time. Samples older than a grid point already comp
 change it any more; they are counted as `late_samples` and dropped from processing (the
 recorder still keeps them).
 
+A backwards step of the host clock (an operator, chrony's makestep) makes every channel's
+stamps jump back; without care all later samples would be "late" until the clock caught up.
+A channel's own stamps never go back otherwise, so a jump back by more than
+`[clock] step_bound_s` within one channel is a step, seen identically live and in a replay fed
+in recording order. The processor then re-bases: it keeps one internal timeline that never goes
+back (stamps plus an offset, a whole number of publish periods, so the DSP's integrals and
+windows see continuous time and nothing is late), and stamps its results back in wall time.
+Channels that have not shown the step yet keep the old offset until they do. Results whose
+wall time is ambiguous (the new epoch re-covers stamps the old one already produced, plus the
+short bridge between the two) carry `clock_step = 1` and at least UNCERTAIN quality; each
+re-base is a `clock_rebase` event (`Processed.notes`) and is counted in `clock_rebases`.
+A forward step is left to the DSP: a gap longer than `max_gap_s` is counted in `gap_s`.
+
 Not thread-safe: the pipeline calls it from one worker thread at a time.
 """
 
@@ -15,6 +28,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -43,7 +57,10 @@ ROLE_INPUTS = {
     "torque_b": "torque_b_pct",
     "t_deck": "t_deck_c",
 }
+UNCERTAIN = 1
 BAD = 2
+#: Result quality columns raised to at least UNCERTAIN where `clock_step` is set.
+STEP_QUALITY = ("q_yield", "q_cumulative", "q_stability")
 #: Bound on grid points per kernel call (1 h at 10 Hz) so replay memory stays flat.
 MAX_POINTS = 36_000
 
@@ -57,6 +74,8 @@ class Processed:
     t_ns: NDArray[np.int64]
     columns: dict[str, NDArray[np.float64] | NDArray[np.uint8] | NDArray[np.int64]]
     events: list[AlarmEvent]
+    #: Non-alarm events of this block for the recording (a `clock_rebase`).
+    notes: list[dict[str, Any]] = field(default_factory=list)
 
     def __len__(self) -> int:
         return int(self.t_ns.shape[0])
@@ -109,9 +128,19 @@ class Processor:
         self._faults = {ch: _FaultTracker(f"SENSOR_FAULT({ch})") for ch in sorted(self.channels)}
         self._assays: list[tuple[int, float, float]] = []
         self._next_ns: int | None = None
-        self._newest_ns = -1
+        self._newest_ns = -1  # internal timeline (wall + offset of the sample's epoch)
         self.late_samples = 0
         self.points_done = 0
+        # clock re-basing (module docstring)
+        self.step_bound_ns = round(cfg.clock.step_bound_s * 1e9)
+        #: per epoch: (first internal time of its results, offset internal - wall)
+        self._epochs: list[tuple[int, int]] = [(-(2**62), 0)]
+        #: internal intervals [lo, hi] whose results are flagged `clock_step`
+        self._flagged: list[tuple[int, int]] = []
+        self._ch_epoch = dict.fromkeys(self.channels, 0)
+        self._ch_last = dict.fromkeys(self.channels, -(2**62))
+        self._notes: list[dict[str, Any]] = []
+        self.clock_rebases = 0
 
     # -- input ------------------------------------------------------------------------------
     def feed(
@@ -121,9 +150,68 @@ class Processor:
         value: NDArray[np.float64],
         quality: NDArray[np.uint8],
     ) -> None:
-        """Queue samples of one channel (time-ordered); channels no role uses are ignored."""
+        """Queue samples of one channel (in arrival order, time-ordered but for clock steps);
+        channels no role uses are ignored."""
         if channel not in self.channels or t_ns.shape[0] == 0:
             return
+        t_ns = np.asarray(t_ns, np.int64)
+        prev = np.concatenate(([self._ch_last[channel]], t_ns[:-1]))
+        jumps = np.flatnonzero(t_ns < prev - self.step_bound_ns)
+        self._ch_last[channel] = int(t_ns[-1])
+        cuts = [0, *jumps.tolist(), t_ns.shape[0]]
+        for k in range(len(cuts) - 1):
+            a, b = cuts[k], cuts[k + 1]
+            if k > 0:
+                self._rebase(channel, int(prev[a]), int(t_ns[a]))
+            if b > a:
+                offset = self._epochs[self._ch_epoch[channel]][1]
+                self._queue(channel, t_ns[a:b] + offset, value[a:b], quality[a:b])
+
+    def _rebase(self, channel: str, before_ns: int, after_ns: int) -> None:
+        """`channel`'s stamps went back from `before_ns` to `after_ns`: a clock step.
+
+        The channel joins the newest epoch when that keeps its internal time going forward
+        (another channel showed this step first); else this is a new step and a new epoch.
+        A poll that straddles the step is stamped at its midpoint, so one step may show as
+        two smaller ones on that channel: two re-bases, each counted, still nothing late."""
+        old = self._epochs[self._ch_epoch[channel]][1]
+        newest_off = self._epochs[-1][1]
+        if after_ns + newest_off > before_ns + old:
+            self._ch_epoch[channel] = len(self._epochs) - 1
+            return
+        newest = max(self._newest_ns, before_ns + old)
+        # the new epoch's first sample lands at least one grid step after the newest one
+        need = newest - (after_ns + newest_off) + self.step_ns
+        delta = -(-need // self.publish_ns) * self.publish_ns
+        offset = newest_off + delta
+        self._epochs.append((after_ns + offset, offset))
+        self._ch_epoch[channel] = len(self._epochs) - 1
+        self._flagged.append((newest, newest + delta))
+        self.clock_rebases += 1
+        step_s = (after_ns - before_ns) / 1e9
+        note = {
+            "type": "clock_rebase",
+            "t_ns": after_ns,
+            "channel": channel,
+            "step_s": step_s,
+            "from_ns": newest - newest_off,
+            "offset_s": offset / 1e9,
+        }
+        self._notes.append(note)
+        log.warning(
+            "clock stepped back %.3f s (seen on %s): results re-based, %.0f s flagged clock_step",
+            -step_s,
+            channel,
+            delta / 1e9,
+        )
+
+    def _queue(
+        self,
+        channel: str,
+        t_ns: NDArray[np.int64],
+        value: NDArray[np.float64],
+        quality: NDArray[np.uint8],
+    ) -> None:
         done = self._next_ns - self.step_ns if self._next_ns is not None else None
         if done is not None and t_ns[0] <= done:
             keep = t_ns > done
@@ -139,11 +227,18 @@ class Processor:
             self.feed(ch, t, v, q)
 
     def add_assay(self, sampled_at_ns: int, rey_ppm: float, u_rey_ppm: float) -> None:
-        self._assays.append((sampled_at_ns, rey_ppm, u_rey_ppm))
+        """A lab result; its wall-clock sampling time is read in the newest clock epoch."""
+        self._assays.append((sampled_at_ns + self._epochs[-1][1], rey_ppm, u_rey_ppm))
 
     # -- output -----------------------------------------------------------------------------
     def advance(self, until_ns: int | None = None) -> Processed | None:
-        """Compute every grid point up to `until_ns` (default: newest sample − lateness)."""
+        """Compute every grid point up to `until_ns` (wall time in the newest clock epoch;
+        default: newest sample − lateness)."""
+        if until_ns is not None:
+            until_ns += self._epochs[-1][1]
+        return self._advance(until_ns)
+
+    def _advance(self, until_ns: int | None) -> Processed | None:
         if self._newest_ns < 0:
             return None
         limit = self._newest_ns - self.lateness_ns if until_ns is None else until_ns
@@ -164,7 +259,7 @@ class Processor:
 
     def flush(self) -> Processed | None:
         """Compute up to the newest sample: end of a replay or an orderly shutdown."""
-        return self.advance(self._newest_ns) if self._newest_ns >= 0 else None
+        return self._advance(self._newest_ns) if self._newest_ns >= 0 else None
 
     def _compute(self, grid: NDArray[np.int64]) -> Processed:
         values: dict[str, NDArray[np.float64]] = {}
@@ -213,7 +308,33 @@ class Processor:
         columns.pop("t_ns", None)
         events.sort(key=lambda e: e.t_ns)
         self.points_done += int(grid.shape[0])
-        return Processed(grid, columns, events)
+        return self._to_wall(grid, columns, events)
+
+    def _to_wall(
+        self,
+        grid: NDArray[np.int64],
+        columns: dict[str, NDArray[np.float64] | NDArray[np.uint8] | NDArray[np.int64]],
+        events: list[AlarmEvent],
+    ) -> Processed:
+        """Internal timeline → wall-clock stamps, flagging results across a clock step."""
+        notes, self._notes = self._notes, []
+        flag = np.zeros(grid.shape[0], np.uint8)
+        if len(self._epochs) == 1:
+            columns["clock_step"] = flag
+            return Processed(grid, columns, events, notes)
+        starts = np.array([s for s, _ in self._epochs], np.int64)
+        offsets = np.array([o for _, o in self._epochs], np.int64)
+        wall = grid - offsets[np.searchsorted(starts, grid, side="right") - 1]
+        for lo, hi in self._flagged:
+            flag[(grid >= lo) & (grid <= hi)] = 1
+        columns["clock_step"] = flag
+        for name in STEP_QUALITY:
+            q = columns[name]
+            columns[name] = np.where(flag == 1, np.maximum(q, UNCERTAIN), q).astype(np.uint8)
+        ev_t = np.array([e.t_ns for e in events], np.int64)
+        ev_wall = ev_t - offsets[np.searchsorted(starts, ev_t, side="right") - 1]
+        events = [e._replace(t_ns=int(t)) for e, t in zip(events, ev_wall, strict=True)]
+        return Processed(wall, columns, events, notes)
 
     def _take_assays(self) -> tuple[NDArray[np.int64], NDArray[np.float64], NDArray[np.float64]]:
         if not self._assays:
@@ -239,7 +360,7 @@ def _concat(parts: list[Processed]) -> Processed:
     t = np.concatenate([p.t_ns for p in parts])
     cols = {k: np.concatenate([p.columns[k] for p in parts]) for k in parts[0].columns}
     events = [e for p in parts for e in p.events]
-    return Processed(t, cols, events)
+    return Processed(t, cols, events, [n for p in parts for n in p.notes])
 
 
 def warm_up(cfg: Config) -> float:
