@@ -19,7 +19,11 @@ Channels that have not shown the step yet keep the old offset until they do. Res
 wall time is ambiguous (the new epoch re-covers stamps the old one already produced, plus the
 short bridge between the two) carry `clock_step = 1` and at least UNCERTAIN quality; each
 re-base is a `clock_rebase` event (`Processed.notes`) and is counted in `clock_rebases`.
-A forward step is left to the DSP: a gap longer than `max_gap_s` is counted in `gap_s`.
+A forward step has the same shape without the overlap: when every reporting channel jumps
+ahead by more than the bound with nothing stamped inside the gap, the processor re-bases the
+other way (the grid bridges the gap in under one publish period, flagged; no channel goes stale
+and no SENSOR_FAULT floods). While that is undecided the grid waits; a sample inside the gap,
+or `staleness_s` of held data without every channel, makes it an outage: processed as stamped.
 
 Not thread-safe: the pipeline calls it from one worker thread at a time.
 """
@@ -107,6 +111,19 @@ class _FaultTracker:
         return seconds
 
 
+@dataclass
+class _Ahead:
+    """A candidate forward clock step: internal times before and after the jump."""
+
+    from_ns: int
+    first_ns: int
+    last_ns: int = -1
+    channels: set[str] = field(default_factory=set)
+    held: list[tuple[str, NDArray[np.int64], NDArray[np.float64], NDArray[np.uint8]]] = field(
+        default_factory=list
+    )
+
+
 class Processor:
     def __init__(self, cfg: Config, *, replay: bool = False) -> None:
         self.params = chain_params(cfg, replay=replay)
@@ -140,6 +157,7 @@ class Processor:
         self._ch_epoch = dict.fromkeys(self.channels, 0)
         self._ch_last = dict.fromkeys(self.channels, -(2**62))
         self._notes: list[dict[str, Any]] = []
+        self._ahead: _Ahead | None = None
         self.clock_rebases = 0
 
     # -- input ------------------------------------------------------------------------------
@@ -164,8 +182,102 @@ class Processor:
             if k > 0:
                 self._rebase(channel, int(prev[a]), int(t_ns[a]))
             if b > a:
+                self._forward(channel, t_ns[a:b], value[a:b], quality[a:b])
+        if self._ahead is not None:
+            self._decide()
+
+    def _forward(
+        self,
+        channel: str,
+        t_ns: NDArray[np.int64],
+        value: NDArray[np.float64],
+        quality: NDArray[np.uint8],
+    ) -> None:
+        """Queue one time-ordered run of wall stamps, or hold what may follow a forward step.
+
+        A sample more than `step_bound_s` past every sample so far starts a candidate step;
+        samples after it are held (the grid waits) until every channel that reports has
+        jumped too (a step: re-based) or one reports inside the gap or the held data span
+        `staleness_s` (an outage: released as they are)."""
+        start, newest_off = self._epochs[-1]
+        if self._epochs[self._ch_epoch[channel]][1] > newest_off:
+            # the clock stepped forward and this channel has not shown it yet: it joins the
+            # newest epoch with its first sample stamped after the step
+            join = int(np.searchsorted(t_ns + newest_off, start - self.step_bound_ns))
+            if join:
                 offset = self._epochs[self._ch_epoch[channel]][1]
-                self._queue(channel, t_ns[a:b] + offset, value[a:b], quality[a:b])
+                self._queue(channel, t_ns[:join] + offset, value[:join], quality[:join])
+            if join == t_ns.shape[0]:
+                return
+            self._ch_epoch[channel] = len(self._epochs) - 1
+            t_ns, value, quality = t_ns[join:], value[join:], quality[join:]
+        internal = t_ns + self._epochs[self._ch_epoch[channel]][1]
+        ahead = self._ahead
+        if ahead is None:
+            before = np.maximum(self._newest_ns, np.concatenate(([self._newest_ns], internal[:-1])))
+            jump = np.flatnonzero((internal > before + self.step_bound_ns) & (before >= 0))
+            cut = int(jump[0]) if jump.size else internal.shape[0]
+            if cut:
+                self._queue(channel, internal[:cut], value[:cut], quality[:cut])
+            if cut == internal.shape[0]:
+                return
+            ahead = self._ahead = _Ahead(int(before[cut]), int(internal[cut]))
+            t_ns, value, quality, internal = t_ns[cut:], value[cut:], quality[cut:], internal[cut:]
+        pre = int(np.searchsorted(internal, ahead.from_ns + self.step_bound_ns, side="right"))
+        post = int(np.searchsorted(internal, ahead.first_ns - self.step_bound_ns, side="left"))
+        if pre:
+            self._queue(channel, internal[:pre], value[:pre], quality[:pre])
+        if post > pre:  # samples inside the gap: an outage, not a step
+            self._release()
+            self._queue(channel, internal[pre:], value[pre:], quality[pre:])
+            return
+        if post < internal.shape[0]:
+            ahead.held.append((channel, t_ns[post:], value[post:], quality[post:]))
+            ahead.channels.add(channel)
+            ahead.last_ns = max(ahead.last_ns, int(internal[-1]))
+
+    def _decide(self) -> None:
+        ahead = self._ahead
+        assert ahead is not None
+        reporting = {ch for ch, t in self._ch_last.items() if t > -(2**62)}
+        if reporting <= ahead.channels:
+            self._step_forward(ahead)
+        elif ahead.last_ns - ahead.first_ns > self.stale_ns:
+            self._release()
+
+    def _release(self) -> None:
+        """Not a step: queue the held samples at their own stamps."""
+        ahead, self._ahead = self._ahead, None
+        if ahead is not None:
+            for ch, t, v, q in ahead.held:
+                self._queue(ch, t + self._epochs[self._ch_epoch[ch]][1], v, q)
+
+    def _step_forward(self, ahead: _Ahead) -> None:
+        """Every reporting channel jumped ahead together: the clock stepped forward."""
+        self._ahead = None
+        old = self._epochs[-1][1]
+        delta = (ahead.first_ns - ahead.from_ns - self.step_ns) // self.publish_ns
+        delta *= self.publish_ns
+        if delta > 0:
+            self._epochs.append((ahead.first_ns - delta, old - delta))
+            self._flagged.append((ahead.from_ns, ahead.first_ns - delta))
+            self.clock_rebases += 1
+            step_s = (ahead.first_ns - ahead.from_ns) / 1e9
+            self._notes.append(
+                {
+                    "type": "clock_rebase",
+                    "t_ns": ahead.first_ns - old,
+                    "channel": "*",
+                    "step_s": step_s,
+                    "from_ns": ahead.from_ns - old,
+                    "offset_s": (old - delta) / 1e9,
+                }
+            )
+            log.warning("clock stepped forward %.3f s: results re-based", step_s)
+            for ch in ahead.channels:
+                self._ch_epoch[ch] = len(self._epochs) - 1
+        for ch, t, v, q in ahead.held:
+            self._queue(ch, t + self._epochs[self._ch_epoch[ch]][1], v, q)
 
     def _rebase(self, channel: str, before_ns: int, after_ns: int) -> None:
         """`channel`'s stamps went back from `before_ns` to `after_ns`: a clock step.
@@ -259,6 +371,7 @@ class Processor:
 
     def flush(self) -> Processed | None:
         """Compute up to the newest sample: end of a replay or an orderly shutdown."""
+        self._release()  # the end of the data: whatever was held is processed as stamped
         return self._advance(self._newest_ns) if self._newest_ns >= 0 else None
 
     def _compute(self, grid: NDArray[np.int64]) -> Processed:

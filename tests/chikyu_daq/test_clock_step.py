@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from chikyu_daq.recording import open_run
+from chikyu_daq.recording import Run, open_run
 from tests.iface_servers import live_pipeline, reference
 
 pytestmark = [pytest.mark.servers, pytest.mark.slow]
@@ -30,7 +30,8 @@ async def _until(predicate: Any, timeout_s: float) -> None:
     pytest.fail(f"condition not met within {timeout_s} s")
 
 
-def test_backwards_clock_step_loses_nothing_and_flags_results(tmp_path: Path) -> None:
+def _stepped_run(tmp_path: Path, step_s: float) -> tuple[dict[str, Any], Run]:
+    """The pipeline for 3 s, the stamping clock stepped by `step_s`, then 8 s more."""
     cfg = reference()
     offset = [0]
     seen: dict[str, Any] = {}
@@ -42,9 +43,8 @@ def test_backwards_clock_step_loses_nothing_and_flags_results(tmp_path: Path) ->
         async with live_pipeline(cfg, tmp_path / "data", clock=clock) as live:
             p = live.pipeline
             await _until(lambda: p.processor.points_done >= 30, 60)  # 3 s of grid
-            offset[0] = round(STEP_S * S)
+            offset[0] = round(step_s * S)
             stepped_points = p.processor.points_done
-            # 8 s of real time after the step: past the re-covered 5 s
             await _until(lambda: p.processor.points_done >= stepped_points + 80, 40)
             seen["stats"] = p.stats()
             await _until(  # the 1 s clock check has run since
@@ -54,11 +54,20 @@ def test_backwards_clock_step_loses_nothing_and_flags_results(tmp_path: Path) ->
             seen["run_dir"] = p.outputs.recorder.path
 
     asyncio.run(main())
-    st = seen["stats"]
+    return seen["stats"], open_run(seen["run_dir"])
+
+
+def _faults_after(events: list[dict[str, Any]], t_ns: int) -> list[dict[str, Any]]:
+    faults = [e for e in events if e.get("alarm", "").startswith("SENSOR_FAULT")]
+    return [e for e in faults if e["kind"] == "raise" and e["t_ns"] >= t_ns]
+
+
+def test_backwards_clock_step_loses_nothing_and_flags_results(tmp_path: Path) -> None:
+    st, run = _stepped_run(tmp_path, STEP_S)
+    cfg = reference()
     assert st["late_samples"] == 0  # nothing the step made "old" was dropped
     # one step; a poll straddling it is stamped at its midpoint and may show it as two halves
     assert 1 <= st["clock_rebases"] <= 2
-    run = open_run(seen["run_dir"])
     # the step, found in the raw recording (arrival order) of one role channel
     t_raw = run.raw(["ft201.volume_flow"])["ft201.volume_flow"][0]
     back = np.flatnonzero(np.diff(t_raw) < 0)
@@ -72,8 +81,7 @@ def test_backwards_clock_step_loses_nothing_and_flags_results(tmp_path: Path) ->
     assert len(rebases) == st["clock_rebases"]
     assert sum(e["step_s"] for e in rebases) <= -2.0
     # no channel went stale for the step: no sensor fault raised after it
-    faults = [e for e in events if e.get("alarm", "").startswith("SENSOR_FAULT")]
-    assert not [e for e in faults if e["kind"] == "raise" and e["t_ns"] >= after], faults
+    assert not _faults_after(events, after)
 
     res = run.results()
     t = res["t_ns"]
@@ -101,3 +109,33 @@ def test_backwards_clock_step_loses_nothing_and_flags_results(tmp_path: Path) ->
     assert np.all(np.diff(cum[ok]) >= -1e-9)
     # the role channel's newest raw sample is covered by the results: processed, not pending
     assert int(t_raw[-1]) <= int(t[-1]) + 2 * S
+
+
+def test_forward_clock_step_bridged_flagged_and_no_stale_channels(tmp_path: Path) -> None:
+    st, run = _stepped_run(tmp_path, -STEP_S)
+    assert st["late_samples"] == 0 and st["clock_rebases"] == 1
+    t_raw = run.raw(["ft201.volume_flow"])["ft201.volume_flow"][0]
+    d_raw = np.diff(t_raw)
+    k = int(np.argmax(d_raw))
+    assert d_raw[k] / S == pytest.approx(-STEP_S, abs=0.5)
+    after = int(t_raw[k + 1])
+    events = run.events()
+    steps = [e for e in events if e["type"] == "clock_step"]
+    assert len(steps) == 1 and steps[0]["step_s"] == pytest.approx(-STEP_S, abs=0.05)
+    assert len([e for e in events if e["type"] == "clock_rebase"]) == 1
+    # no channel went stale across the jump: no sensor fault for the 5 s nobody measured
+    assert not _faults_after(events, after - 6 * S)
+    res = run.results()
+    t = res["t_ns"]
+    step_ns = round(S / reference().processing.grid_hz)
+    d = np.diff(t)
+    jumps = np.flatnonzero(d != step_ns)
+    assert jumps.size == 1 and 3.9 * S <= d[jumps[0]] <= 5.1 * S
+    j = int(jumps[0])
+    flagged = np.flatnonzero(res["clock_step"] == 1)
+    # the bridge: at most one publish period plus a grid step of points, just before the jump
+    assert 1 <= flagged.size <= 11 and flagged.max() <= j and flagged.min() >= j - 11
+    assert np.all(res["q_yield"][flagged] >= 1)
+    # the jump is not a data gap: the gap total is the same on both sides of it
+    gap = res["gap_s"]
+    assert gap[-1] == gap[j]

@@ -1,0 +1,72 @@
+"""The processor across a step of the clock that stamps the samples, fed all at once (a replay
+in recording order) or in 50 ms arrival-order ticks (live): nothing late, no channel stale,
+one re-base, the grid unbroken in processing time."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from chikyu_daq.config import Config
+from chikyu_daq.processor import Processed, Processor
+from tests.chikyu_daq.test_processor import T0, cfg, synth
+
+__all__ = ["cfg"]
+
+S = 1_000_000_000
+STEP_AT_S = 30.0
+
+
+def stepped(step_s: float) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """60 s of samples whose clock is stepped by `step_s` 30 s in (real time: the index)."""
+    out = {}
+    for ch, (t, v, q) in synth(60.0).items():
+        out[ch] = (np.where(t >= T0 + STEP_AT_S * S, t + round(step_s * S), t), v, q)
+    return out
+
+
+def run(cfg: Config, step_s: float, tick_s: float | None) -> tuple[Processor, list[Processed]]:
+    p = Processor(cfg)
+    data = stepped(step_s)
+    out: list[Processed] = []
+    if tick_s is None:
+        p.feed_blocks(data)
+    else:
+        real = synth(60.0)  # the same samples by arrival (real) time
+        tick = round(tick_s * S)
+        for lo in range(T0, T0 + 61 * S, tick):
+            for ch, (t, v, q) in data.items():
+                k = (real[ch][0] >= lo) & (real[ch][0] < lo + tick)
+                p.feed(ch, t[k], v[k], q[k])
+            r = p.advance()
+            if r is not None:
+                out.append(r)
+    r = p.flush()
+    if r is not None:
+        out.append(r)
+    return p, out
+
+
+@pytest.mark.parametrize("tick_s", [None, 0.05])
+@pytest.mark.parametrize("step_s", [-5.0, 5.0])
+def test_a_clock_step_is_rebased_not_late_not_stale(
+    cfg: Config, step_s: float, tick_s: float | None
+) -> None:
+    p, parts = run(cfg, step_s, tick_s)
+    assert p.late_samples == 0 and p.clock_rebases == 1
+    events = [e for r in parts for e in r.events]
+    assert not [e for e in events if e.alarm.startswith("SENSOR_FAULT")]
+    notes = [n for r in parts for n in r.notes]
+    assert len(notes) == 1 and notes[0]["step_s"] == pytest.approx(step_s, abs=0.2)
+    t = np.concatenate([r.t_ns for r in parts])
+    flag = np.concatenate([r.columns["clock_step"] for r in parts])
+    d = np.diff(t)
+    jumps = np.flatnonzero(d != S // 10)
+    assert jumps.size == 1  # the grid is unbroken but for the one jump
+    # 60 s of real time at 10 Hz, give or take the bridge (under a second)
+    assert 590 <= t.shape[0] <= 610
+    if step_s < 0:  # the re-covered stamps are flagged (≈ 5 s), the bridge too
+        assert 50 <= int(flag.sum()) <= 70
+    else:  # the bridge only
+        assert 1 <= int(flag.sum()) <= 11
+    assert float(np.nanmax(np.concatenate([r.columns["gap_s"] for r in parts]))) == 0.0
