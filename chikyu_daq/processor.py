@@ -11,19 +11,26 @@ recorder still keeps them).
 A backwards step of the host clock (an operator, chrony's makestep) makes every channel's
 stamps jump back; without care all later samples would be "late" until the clock caught up.
 A channel's own stamps never go back otherwise, so a jump back by more than
-`[clock] step_bound_s` within one channel is a step, seen identically live and in a replay fed
-in recording order. The processor then re-bases: it keeps one internal timeline that never goes
-back (stamps plus an offset, a whole number of publish periods, so the DSP's integrals and
-windows see continuous time and nothing is late), and stamps its results back in wall time.
-Channels that have not shown the step yet keep the old offset until they do. Results whose
-wall time is ambiguous (the new epoch re-covers stamps the old one already produced, plus the
-short bridge between the two) carry `clock_step = 1` and at least UNCERTAIN quality; each
-re-base is a `clock_rebase` event (`Processed.notes`) and is counted in `clock_rebases`.
+`[clock] step_bound_s` within one channel is a step. The processor then re-bases: it keeps one
+internal timeline that never goes back (stamps plus an offset, a whole number of publish
+periods, so the DSP's integrals and windows see continuous time and nothing is late), and
+stamps its results back in wall time. Channels that have not shown the step yet keep the old
+offset until they do. Results whose wall time is ambiguous (the new epoch re-covers stamps the
+old one already produced, plus the short bridge between the two) carry `clock_step = 1` and
+at least UNCERTAIN quality; each re-base is a `clock_rebase` event (`Processed.notes`) and is
+counted in `clock_rebases`. This needs samples in arrival order: live, or a recording fed in
+file order (`replay` reads time windows, which interleave the two sides of a backwards step).
+
 A forward step has the same shape without the overlap: when every reporting channel jumps
-ahead by more than the bound with nothing stamped inside the gap, the processor re-bases the
-other way (the grid bridges the gap in under one publish period, flagged; no channel goes stale
-and no SENSOR_FAULT floods). While that is undecided the grid waits; a sample inside the gap,
-or `staleness_s` of held data without every channel, makes it an outage: processed as stamped.
+ahead by more than the bound together, the processor re-bases the other way (the grid bridges
+the gap in under one publish period, flagged; no channel goes stale and no SENSOR_FAULT
+floods). While that is undecided the grid waits; two or more samples of a channel stamped
+inside the gap (a failing link's polls), or `staleness_s` of held data without every channel,
+make it an outage: processed as stamped.
+
+A poll that straddles a step is stamped at its midpoint, inside the step: that one sample per
+channel is not processed (counted in `late_samples`, still in the recording). To tell it from
+the step, a channel's last sample after a jump back waits for the next one (so does the grid).
 
 Not thread-safe: the pipeline calls it from one worker thread at a time.
 """
@@ -113,15 +120,11 @@ class _FaultTracker:
 
 @dataclass
 class _Ahead:
-    """A candidate forward clock step: internal times before and after the jump."""
+    """A candidate forward clock step: the newest internal time before it, and the samples
+    held since (per channel, stamped on the internal timeline)."""
 
     from_ns: int
-    first_ns: int
-    last_ns: int = -1
-    channels: set[str] = field(default_factory=set)
-    held: list[tuple[str, NDArray[np.int64], NDArray[np.float64], NDArray[np.uint8]]] = field(
-        default_factory=list
-    )
+    held: dict[str, list[Arrays]] = field(default_factory=dict)
 
 
 class Processor:
@@ -158,6 +161,8 @@ class Processor:
         self._ch_last = dict.fromkeys(self.channels, -(2**62))
         self._notes: list[dict[str, Any]] = []
         self._ahead: _Ahead | None = None
+        #: per channel: a last sample that jumped back, until the next one says how
+        self._tentative: dict[str, Arrays] = {}
         self.clock_rebases = 0
 
     # -- input ------------------------------------------------------------------------------
@@ -167,24 +172,45 @@ class Processor:
         t_ns: NDArray[np.int64],
         value: NDArray[np.float64],
         quality: NDArray[np.uint8],
+        *,
+        final: bool = False,
     ) -> None:
         """Queue samples of one channel (in arrival order, time-ordered but for clock steps);
         channels no role uses are ignored."""
         if channel not in self.channels or t_ns.shape[0] == 0:
             return
         t_ns = np.asarray(t_ns, np.int64)
-        prev = np.concatenate(([self._ch_last[channel]], t_ns[:-1]))
-        jumps = np.flatnonzero(t_ns < prev - self.step_bound_ns)
+        tentative = self._tentative.pop(channel, None)
+        if tentative is not None:
+            t_ns = np.concatenate((tentative[0], t_ns))
+            value = np.concatenate((tentative[1], value))
+            quality = np.concatenate((tentative[2], quality))
+        last, bound = self._ch_last[channel], self.step_bound_ns
+        while True:  # bounded: each pass removes a sample
+            prev = np.concatenate(([last], t_ns[:-1]))
+            back = t_ns < prev - bound
+            # a poll straddling a backwards step is stamped inside it (at its midpoint): two
+            # jumps back in a row. That sample is not processed (counted; still recorded).
+            straddle = np.flatnonzero(back[:-1] & back[1:])
+            if not straddle.size:
+                break
+            i = int(straddle[0])
+            self.late_samples += 1
+            t_ns, value, quality = np.delete(t_ns, i), np.delete(value, i), np.delete(quality, i)
+        if back[-1] and not final:  # a jump back on the last sample: wait for the next one
+            self._tentative[channel] = (t_ns[-1:], value[-1:], quality[-1:])
+            t_ns, value, quality, prev = t_ns[:-1], value[:-1], quality[:-1], prev[:-1]
+            if t_ns.shape[0] == 0:
+                return
+        jumps = np.flatnonzero(t_ns < prev - bound)
         self._ch_last[channel] = int(t_ns[-1])
         cuts = [0, *jumps.tolist(), t_ns.shape[0]]
         for k in range(len(cuts) - 1):
             a, b = cuts[k], cuts[k + 1]
             if k > 0:
                 self._rebase(channel, int(prev[a]), int(t_ns[a]))
-            if b > a:
-                self._forward(channel, t_ns[a:b], value[a:b], quality[a:b])
-        if self._ahead is not None:
-            self._decide()
+            if b > a:  # a re-based run lands past the bridge by design: not a forward step
+                self._forward(channel, t_ns[a:b], value[a:b], quality[a:b], detect=k == 0)
 
     def _forward(
         self,
@@ -192,13 +218,13 @@ class Processor:
         t_ns: NDArray[np.int64],
         value: NDArray[np.float64],
         quality: NDArray[np.uint8],
+        *,
+        detect: bool,
     ) -> None:
         """Queue one time-ordered run of wall stamps, or hold what may follow a forward step.
 
-        A sample more than `step_bound_s` past every sample so far starts a candidate step;
-        samples after it are held (the grid waits) until every channel that reports has
-        jumped too (a step: re-based) or one reports inside the gap or the held data span
-        `staleness_s` (an outage: released as they are)."""
+        A sample more than `step_bound_s` past every sample so far opens a candidate step;
+        what follows it is held (the grid waits) and `_decide` judges it."""
         start, newest_off = self._epochs[-1]
         if self._epochs[self._ch_epoch[channel]][1] > newest_off:
             # the clock stepped forward and this channel has not shown it yet: it joins the
@@ -214,78 +240,95 @@ class Processor:
         internal = t_ns + self._epochs[self._ch_epoch[channel]][1]
         ahead = self._ahead
         if ahead is None:
+            if not detect:
+                self._queue(channel, internal, value, quality)
+                return
             before = np.maximum(self._newest_ns, np.concatenate(([self._newest_ns], internal[:-1])))
             jump = np.flatnonzero((internal > before + self.step_bound_ns) & (before >= 0))
-            cut = int(jump[0]) if jump.size else internal.shape[0]
-            if cut:
-                self._queue(channel, internal[:cut], value[:cut], quality[:cut])
-            if cut == internal.shape[0]:
+            if not jump.size:
+                self._queue(channel, internal, value, quality)
                 return
-            ahead = self._ahead = _Ahead(int(before[cut]), int(internal[cut]))
-            t_ns, value, quality, internal = t_ns[cut:], value[cut:], quality[cut:], internal[cut:]
+            ahead = self._ahead = _Ahead(int(before[jump[0]]))
         pre = int(np.searchsorted(internal, ahead.from_ns + self.step_bound_ns, side="right"))
-        post = int(np.searchsorted(internal, ahead.first_ns - self.step_bound_ns, side="left"))
         if pre:
             self._queue(channel, internal[:pre], value[:pre], quality[:pre])
-        if post > pre:  # samples inside the gap: an outage, not a step
-            self._release()
-            self._queue(channel, internal[pre:], value[pre:], quality[pre:])
-            return
-        if post < internal.shape[0]:
-            ahead.held.append((channel, t_ns[post:], value[post:], quality[post:]))
-            ahead.channels.add(channel)
-            ahead.last_ns = max(ahead.last_ns, int(internal[-1]))
+        if pre < internal.shape[0]:
+            held = (internal[pre:], value[pre:], quality[pre:])
+            ahead.held.setdefault(channel, []).append(held)
 
     def _decide(self) -> None:
+        """Step or outage, judged once every reporting channel has landed after the jump.
+
+        The landing is the latest first held sample of any channel. A step leaves at most one
+        sample per channel inside the gap (a poll that straddled it, stamped at its midpoint);
+        a failing link stamps its failed polls there, so two or more make it an outage, as do
+        `staleness_s` of held data with some channel still silent. Held, the grid waits."""
         ahead = self._ahead
-        assert ahead is not None
+        if ahead is None:
+            return
+        held = {ch: np.concatenate([h[0] for h in parts]) for ch, parts in ahead.held.items()}
+        if not held:
+            return
+        landing = max(int(t[0]) for t in held.values()) - self.step_bound_ns
         reporting = {ch for ch, t in self._ch_last.items() if t > -(2**62)}
-        if reporting <= ahead.channels:
-            self._step_forward(ahead)
-        elif ahead.last_ns - ahead.first_ns > self.stale_ns:
+        landed = {ch for ch, t in held.items() if t[-1] >= landing}
+        if reporting <= landed:
+            lone = {ch: int((t < landing).sum()) for ch, t in held.items()}
+            if max(lone.values()) >= 2:
+                self._release()
+            else:
+                first = min(int(t[t >= landing][0]) for t in held.values())
+                self._step_forward(ahead, first, landing)
+        elif max(int(t[-1]) for t in held.values()) - landing > self.stale_ns:
             self._release()
 
     def _release(self) -> None:
         """Not a step: queue the held samples at their own stamps."""
         ahead, self._ahead = self._ahead, None
         if ahead is not None:
-            for ch, t, v, q in ahead.held:
-                self._queue(ch, t + self._epochs[self._ch_epoch[ch]][1], v, q)
+            for ch, parts in ahead.held.items():
+                for internal, v, q in parts:
+                    self._queue(ch, internal, v, q)
 
-    def _step_forward(self, ahead: _Ahead) -> None:
+    def _step_forward(self, ahead: _Ahead, first_ns: int, landing_ns: int) -> None:
         """Every reporting channel jumped ahead together: the clock stepped forward."""
         self._ahead = None
         old = self._epochs[-1][1]
-        delta = (ahead.first_ns - ahead.from_ns - self.step_ns) // self.publish_ns
-        delta *= self.publish_ns
-        if delta > 0:
-            self._epochs.append((ahead.first_ns - delta, old - delta))
-            self._flagged.append((ahead.from_ns, ahead.first_ns - delta))
-            self.clock_rebases += 1
-            step_s = (ahead.first_ns - ahead.from_ns) / 1e9
-            self._notes.append(
-                {
-                    "type": "clock_rebase",
-                    "t_ns": ahead.first_ns - old,
-                    "channel": "*",
-                    "step_s": step_s,
-                    "from_ns": ahead.from_ns - old,
-                    "offset_s": (old - delta) / 1e9,
-                }
-            )
-            log.warning("clock stepped forward %.3f s: results re-based", step_s)
-            for ch in ahead.channels:
-                self._ch_epoch[ch] = len(self._epochs) - 1
-        for ch, t, v, q in ahead.held:
-            self._queue(ch, t + self._epochs[self._ch_epoch[ch]][1], v, q)
+        delta = (first_ns - ahead.from_ns - self.step_ns) // self.publish_ns * self.publish_ns
+        if delta <= 0:  # under a publish period: a short gap, processed as stamped
+            self._ahead = ahead
+            self._release()
+            return
+        self._epochs.append((first_ns - delta, old - delta))
+        self._flagged.append((ahead.from_ns, first_ns - delta))
+        self.clock_rebases += 1
+        step_s = (first_ns - ahead.from_ns) / 1e9
+        self._notes.append(
+            {
+                "type": "clock_rebase",
+                "t_ns": first_ns - old,
+                "channel": "*",
+                "step_s": step_s,
+                "from_ns": ahead.from_ns - old,
+                "offset_s": (old - delta) / 1e9,
+            }
+        )
+        log.warning("clock stepped forward %.3f s: results re-based", step_s)
+        for ch, parts in ahead.held.items():
+            self._ch_epoch[ch] = len(self._epochs) - 1
+            for internal, v, q in parts:
+                keep = internal >= landing_ns
+                # a poll straddling the step: stamped inside it, not processed (still recorded)
+                self.late_samples += int((~keep).sum())
+                if keep.any():
+                    self._queue(ch, internal[keep] - delta, v[keep], q[keep])
 
     def _rebase(self, channel: str, before_ns: int, after_ns: int) -> None:
         """`channel`'s stamps went back from `before_ns` to `after_ns`: a clock step.
 
         The channel joins the newest epoch when that keeps its internal time going forward
         (another channel showed this step first); else this is a new step and a new epoch.
-        A poll that straddles the step is stamped at its midpoint, so one step may show as
-        two smaller ones on that channel: two re-bases, each counted, still nothing late."""
+        (A poll straddling the step, stamped inside it, was already taken out by `feed`.)"""
         old = self._epochs[self._ch_epoch[channel]][1]
         newest_off = self._epochs[-1][1]
         if after_ns + newest_off > before_ns + old:
@@ -351,9 +394,13 @@ class Processor:
         return self._advance(until_ns)
 
     def _advance(self, until_ns: int | None) -> Processed | None:
+        self._decide()
         if self._newest_ns < 0:
             return None
         limit = self._newest_ns - self.lateness_ns if until_ns is None else until_ns
+        if self._tentative:  # a sample that jumped back may join the newest epoch: wait for it
+            off = self._epochs[-1][1]
+            limit = min(limit, min(int(t[0]) for t, _, _ in self._tentative.values()) + off - 1)
         if self._next_ns is None:
             first = min(int(p[0][0][0]) for p in self._pending.values() if p)
             self._next_ns = -(-first // self.step_ns) * self.step_ns
@@ -371,7 +418,10 @@ class Processor:
 
     def flush(self) -> Processed | None:
         """Compute up to the newest sample: end of a replay or an orderly shutdown."""
-        self._release()  # the end of the data: whatever was held is processed as stamped
+        for ch in list(self._tentative):
+            self.feed(ch, *self._tentative.pop(ch), final=True)
+        self._decide()
+        self._release()  # the end of the data: whatever is still held is processed as stamped
         return self._advance(self._newest_ns) if self._newest_ns >= 0 else None
 
     def _compute(self, grid: NDArray[np.int64]) -> Processed:

@@ -18,10 +18,17 @@ STEP_AT_S = 30.0
 
 
 def stepped(step_s: float) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """60 s of samples whose clock is stepped by `step_s` 30 s in (real time: the index)."""
+    """60 s of samples whose clock is stepped by `step_s` 30 s in (real time: the index).
+
+    The AI-20 poll that straddles the step is stamped at its midpoint (half the step), as the
+    Modbus driver stamps (request + response) / 2."""
     out = {}
     for ch, (t, v, q) in synth(60.0).items():
-        out[ch] = (np.where(t >= T0 + STEP_AT_S * S, t + round(step_s * S), t), v, q)
+        after = t >= T0 + STEP_AT_S * S
+        t = np.where(after, t + round(step_s * S), t)
+        if ch.startswith("ai20."):
+            t[int(np.argmax(after))] -= round(step_s * S) // 2
+        out[ch] = (t, v, q)
     return out
 
 
@@ -53,7 +60,8 @@ def test_a_clock_step_is_rebased_not_late_not_stale(
     cfg: Config, step_s: float, tick_s: float | None
 ) -> None:
     p, parts = run(cfg, step_s, tick_s)
-    assert p.late_samples == 0 and p.clock_rebases == 1
+    # only the AI-20 poll that straddled the step, stamped inside it, is not processed
+    assert p.late_samples == 3 and p.clock_rebases == 1
     events = [e for r in parts for e in r.events]
     assert not [e for e in events if e.alarm.startswith("SENSOR_FAULT")]
     notes = [n for r in parts for n in r.notes]
@@ -66,7 +74,41 @@ def test_a_clock_step_is_rebased_not_late_not_stale(
     # 60 s of real time at 10 Hz, give or take the bridge (under a second)
     assert 590 <= t.shape[0] <= 610
     if step_s < 0:  # the re-covered stamps are flagged (≈ 5 s), the bridge too
-        assert 50 <= int(flag.sum()) <= 70
+        assert 50 <= int(flag.sum()) <= 80
     else:  # the bridge only
         assert 1 <= int(flag.sum()) <= 11
     assert float(np.nanmax(np.concatenate([r.columns["gap_s"] for r in parts]))) == 0.0
+
+
+@pytest.mark.parametrize("reverse", [False, True])  # the failing device fed last / first
+def test_a_silence_with_failed_polls_inside_is_an_outage_not_a_step(
+    cfg: Config, reverse: bool
+) -> None:
+    data = synth(60.0)
+    lo, hi = T0 + 30 * S, T0 + 35 * S
+    for ch, (t, v, q) in data.items():
+        keep = (t < lo) | (t >= hi)
+        if ch.startswith("ai20."):  # its failed polls, one a second, stamped inside the gap
+            keep |= (t >= lo) & (t < hi) & ((t - T0) % S < S // 50)
+            q = np.where(keep & (t >= lo) & (t < hi), 2, q).astype(np.uint8)
+        data[ch] = (t[keep], v[keep], q[keep])
+    if reverse:
+        data = dict(reversed(data.items()))
+    p = Processor(cfg)
+    p.feed_blocks(data)
+    r = p.flush()
+    assert r is not None and p.clock_rebases == 0 and p.late_samples == 0
+    assert not r.notes and int(r.columns["clock_step"].sum()) == 0
+    assert float(r.columns["gap_s"][-1]) > 0.0  # counted as the data gap it is
+
+
+def test_a_channel_that_never_jumps_makes_it_an_outage(cfg: Config) -> None:
+    data = stepped(5.0)
+    t, v, q = data["dt201.density"]  # silent after the step: no consensus within staleness
+    keep = t < T0 + STEP_AT_S * S
+    data["dt201.density"] = (t[keep], v[keep], q[keep])
+    p = Processor(cfg)
+    p.feed_blocks(data)
+    r = p.flush()
+    assert r is not None and p.clock_rebases == 0 and p.late_samples == 0
+    assert r.t_ns[-1] >= T0 + 64 * S  # processed as stamped
