@@ -9,7 +9,7 @@ import pytest
 
 from chikyu_daq.config import Config
 from chikyu_daq.processor import Processed, Processor
-from tests.chikyu_daq.test_processor import T0, cfg, synth
+from tests.chikyu_daq.test_processor import T0, cfg, feed_in_ticks, synth
 
 __all__ = ["cfg"]
 
@@ -35,23 +35,11 @@ def stepped(step_s: float) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray
 def run(cfg: Config, step_s: float, tick_s: float | None) -> tuple[Processor, list[Processed]]:
     p = Processor(cfg)
     data = stepped(step_s)
-    out: list[Processed] = []
-    if tick_s is None:
-        p.feed_blocks(data)
-    else:
-        real = synth(60.0)  # the same samples by arrival (real) time
-        tick = round(tick_s * S)
-        for lo in range(T0, T0 + 61 * S, tick):
-            for ch, (t, v, q) in data.items():
-                k = (real[ch][0] >= lo) & (real[ch][0] < lo + tick)
-                p.feed(ch, t[k], v[k], q[k])
-            r = p.advance()
-            if r is not None:
-                out.append(r)
+    if tick_s is not None:  # the same samples by arrival (real) time
+        return p, feed_in_ticks(p, data, synth(60.0), round(tick_s * S), 61 * S)
+    p.feed_blocks(data)
     r = p.flush()
-    if r is not None:
-        out.append(r)
-    return p, out
+    return p, [] if r is None else [r]
 
 
 @pytest.mark.parametrize("tick_s", [None, 0.05])
