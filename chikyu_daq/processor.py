@@ -12,21 +12,22 @@ A backwards step of the host clock (an operator, chrony's makestep) makes every 
 stamps jump back; without care all later samples would be "late" until the clock caught up.
 A channel's own stamps never go back otherwise, so a jump back by more than
 `[clock] step_bound_s` within one channel is a step. The processor then re-bases: it keeps one
-internal timeline that never goes back (stamps plus an offset, a whole number of publish
-periods, so the DSP's integrals and windows see continuous time and nothing is late), and
-stamps its results back in wall time. Channels that have not shown the step yet keep the old
-offset until they do. Results whose wall time is ambiguous (the new epoch re-covers stamps the
-old one already produced, plus the short bridge between the two) carry `clock_step = 1` and
-at least UNCERTAIN quality; each re-base is a `clock_rebase` event (`Processed.notes`) and is
-counted in `clock_rebases`. This needs samples in arrival order: live, or a recording fed in
-file order (`replay` reads time windows, which interleave the two sides of a backwards step).
+internal timeline that never goes back (stamps plus an offset, a whole number of grid steps,
+so the DSP's integrals and windows see continuous time and nothing is late; the bridge between
+the two sides is one or two grid steps), and stamps its results back in wall time. Channels
+that have not shown the step yet keep the old offset until they do. Results whose wall time
+is ambiguous (the new epoch re-covers stamps the old one already produced, and the bridge)
+carry `clock_step = 1` and at least UNCERTAIN quality; each re-base is a `clock_rebase` event
+(`Processed.notes`), counted in `clock_rebases`. The bridge's length depends on the newest
+sample of any channel at the step, so a replay fed in bigger chunks may bridge a step or so
+differently from the live daemon: equal results but for those points.
 
 A forward step has the same shape without the overlap: when every reporting channel jumps
 ahead by more than the bound together, the processor re-bases the other way (the grid bridges
-the gap in under one publish period, flagged; no channel goes stale and no SENSOR_FAULT
-floods). While that is undecided the grid waits; two or more samples of a channel stamped
-inside the gap (a failing link's polls), or `staleness_s` of held data without every channel,
-make it an outage: processed as stamped.
+the gap in one or two steps, flagged; no channel goes stale and no SENSOR_FAULT floods).
+While that is undecided the grid waits; two or more samples of a channel stamped inside the
+gap (a failing link's polls), or `staleness_s` of held data without every channel, make it an
+outage: processed as stamped.
 
 A poll that straddles a step is stamped at its midpoint, inside the step: that one sample per
 channel is not processed (counted in `late_samples`, still in the recording). To tell it from
@@ -294,8 +295,8 @@ class Processor:
         """Every reporting channel jumped ahead together: the clock stepped forward."""
         self._ahead = None
         old = self._epochs[-1][1]
-        delta = (first_ns - ahead.from_ns - self.step_ns) // self.publish_ns * self.publish_ns
-        if delta <= 0:  # under a publish period: a short gap, processed as stamped
+        delta = (first_ns - ahead.from_ns - self.step_ns) // self.step_ns * self.step_ns
+        if delta <= 0:  # under a grid step: processed as stamped
             self._ahead = ahead
             self._release()
             return
@@ -334,10 +335,15 @@ class Processor:
         if after_ns + newest_off > before_ns + old:
             self._ch_epoch[channel] = len(self._epochs) - 1
             return
-        newest = max(self._newest_ns, before_ns + old)
-        # the new epoch's first sample lands at least one grid step after the newest one
-        need = newest - (after_ns + newest_off) + self.step_ns
-        delta = -(-need // self.publish_ns) * self.publish_ns
+        # the newest stamp before the step: of the channels still on this side of it (fed in
+        # big chunks, those that showed the step first have already queued what follows it)
+        e = self._ch_epoch[channel]
+        same = [t for c, t in self._ch_last.items() if self._ch_epoch[c] == e and c != channel]
+        newest = max([before_ns, *same]) + old
+        # the new epoch's first sample lands a grid step after it, plus the step bound: room
+        # for a slower channel that shows the step first while faster ones stamped later
+        need = newest - (after_ns + newest_off) + self.step_ns + self.step_bound_ns
+        delta = -(-need // self.step_ns) * self.step_ns
         offset = newest_off + delta
         self._epochs.append((after_ns + offset, offset))
         self._ch_epoch[channel] = len(self._epochs) - 1
