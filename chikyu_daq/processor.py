@@ -160,6 +160,7 @@ class Processor:
         self._flagged: list[tuple[int, int]] = []
         self._ch_epoch = dict.fromkeys(self.channels, 0)
         self._ch_last = dict.fromkeys(self.channels, -(2**62))
+        self._ch_period = dict.fromkeys(self.channels, 0)  # newest sample interval
         self._notes: list[dict[str, Any]] = []
         self._ahead: _Ahead | None = None
         #: per channel: a last sample that jumped back, until the next one says how
@@ -204,6 +205,9 @@ class Processor:
             if t_ns.shape[0] == 0:
                 return
         jumps = np.flatnonzero(t_ns < prev - bound)
+        gaps = np.diff(t_ns)
+        if gaps.shape[0] and 0 < gaps[-1] <= 2 * bound:  # a sample interval, not a step
+            self._ch_period[channel] = int(gaps[-1])
         self._ch_last[channel] = int(t_ns[-1])
         cuts = [0, *jumps.tolist(), t_ns.shape[0]]
         for k in range(len(cuts) - 1):
@@ -245,7 +249,9 @@ class Processor:
                 self._queue(channel, internal, value, quality)
                 return
             before = np.maximum(self._newest_ns, np.concatenate(([self._newest_ns], internal[:-1])))
-            jump = np.flatnonzero((internal > before + self.step_bound_ns) & (before >= 0))
+            # past the bound and this channel's own sample interval (a 2 Hz channel fed alone)
+            reach = self.step_bound_ns + self._ch_period[channel]
+            jump = np.flatnonzero((internal > before + reach) & (before >= 0))
             if not jump.size:
                 self._queue(channel, internal, value, quality)
                 return
@@ -273,7 +279,9 @@ class Processor:
         landing = max(int(t[0]) for t in held.values()) - self.step_bound_ns
         reporting = {ch for ch, t in self._ch_last.items() if t > -(2**62)}
         landed = {ch for ch, t in held.items() if t[-1] >= landing}
-        if reporting <= landed:
+        if len(reporting) < 2:  # one channel alone cannot tell a step from its own gap
+            self._release()
+        elif reporting <= landed:
             lone = {ch: int((t < landing).sum()) for ch, t in held.items()}
             if max(lone.values()) >= 2:
                 self._release()
@@ -340,9 +348,10 @@ class Processor:
         e = self._ch_epoch[channel]
         same = [t for c, t in self._ch_last.items() if self._ch_epoch[c] == e and c != channel]
         newest = max([before_ns, *same]) + old
-        # the new epoch's first sample lands a grid step after it, plus the step bound: room
-        # for a slower channel that shows the step first while faster ones stamped later
-        need = newest - (after_ns + newest_off) + self.step_ns + self.step_bound_ns
+        # the new epoch's first sample lands a grid step after it, plus the step bound and this
+        # channel's sample interval: room for faster channels that stamped later than it
+        room = self.step_ns + self.step_bound_ns + self._ch_period[channel]
+        need = newest - (after_ns + newest_off) + room
         delta = -(-need // self.step_ns) * self.step_ns
         offset = newest_off + delta
         self._epochs.append((after_ns + offset, offset))
