@@ -215,7 +215,8 @@ class Processor:
             if k > 0:
                 self._rebase(channel, int(prev[a]), int(t_ns[a]))
             if b > a:  # a re-based run lands past the bridge by design: not a forward step
-                self._forward(channel, t_ns[a:b], value[a:b], quality[a:b], detect=k == 0)
+                prior = last if k == 0 else None
+                self._forward(channel, t_ns[a:b], value[a:b], quality[a:b], prior=prior)
 
     def _forward(
         self,
@@ -224,12 +225,15 @@ class Processor:
         value: NDArray[np.float64],
         quality: NDArray[np.uint8],
         *,
-        detect: bool,
+        prior: int | None,
     ) -> None:
         """Queue one time-ordered run of wall stamps, or hold what may follow a forward step.
 
         A sample more than `step_bound_s` past every sample so far opens a candidate step;
-        what follows it is held (the grid waits) and `_decide` judges it."""
+        what follows it is held (the grid waits) and `_decide` judges it. Only a jump in the
+        channel's own stamps counts (`prior`: its sample before these; None right after a
+        re-base, which lands past a bridge by design): a device's first samples at start-up
+        may well be ahead of the one device that answered before it."""
         start, newest_off = self._epochs[-1]
         if self._epochs[self._ch_epoch[channel]][1] > newest_off:
             # the clock stepped forward and this channel has not shown it yet: it joins the
@@ -242,16 +246,20 @@ class Processor:
                 return
             self._ch_epoch[channel] = len(self._epochs) - 1
             t_ns, value, quality = t_ns[join:], value[join:], quality[join:]
+            prior = None
         internal = t_ns + self._epochs[self._ch_epoch[channel]][1]
         ahead = self._ahead
         if ahead is None:
-            if not detect:
-                self._queue(channel, internal, value, quality)
-                return
-            before = np.maximum(self._newest_ns, np.concatenate(([self._newest_ns], internal[:-1])))
+            if prior is None or prior <= -(2**62):
+                own = np.concatenate(([np.iinfo(np.int64).max // 2], internal[:-1]))
+            else:
+                own = np.concatenate(([prior + internal[0] - t_ns[0]], internal[:-1]))
+            before = np.maximum(self._newest_ns, own)
             # past the bound and this channel's own sample interval (a 2 Hz channel fed alone)
             reach = self.step_bound_ns + self._ch_period[channel]
-            jump = np.flatnonzero((internal > before + reach) & (before >= 0))
+            # and only once the grid runs: start-up (devices connecting one by one) is no step
+            ahead_of_all = (internal > before + reach) & (self._next_ns is not None)
+            jump = np.flatnonzero(ahead_of_all & (internal > own + reach))
             if not jump.size:
                 self._queue(channel, internal, value, quality)
                 return

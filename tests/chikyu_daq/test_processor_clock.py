@@ -37,12 +37,23 @@ def run(cfg: Config, step_s: float, tick_s: float | None) -> tuple[Processor, li
     data = stepped(step_s)
     if tick_s is not None:  # the same samples by arrival (real) time
         return p, feed_in_ticks(p, data, synth(60.0), round(tick_s * S), 61 * S)
-    # all at once, the slowest channel (2 Hz) first: it shows the step before the others,
-    # whose last samples before it were stamped up to half a second later
+    # as a replay feeds a recording: 10 s, then all the rest at once, the slowest channel
+    # (2 Hz) first: it shows the step before the others, whose last samples before it were
+    # stamped up to half a second later
     slow = "dt201.density"
-    p.feed_blocks({slow: data[slow], **data})
-    r = p.flush()
-    return p, [] if r is None else [r]
+    cut = T0 + 10 * S
+    out = []
+    for first in (True, False):
+        chunk = {}
+        for ch in (slow, *data):
+            t, v, q = data[ch]
+            k = np.arange(t.shape[0]) < np.searchsorted(synth(60.0)[ch][0], cut)
+            k = k if first else ~k
+            chunk[ch] = (t[k], v[k], q[k])
+        p.feed_blocks(chunk)
+        r = p.advance(cut - 1) if first else p.flush()
+        out += [] if r is None else [r]
+    return p, out
 
 
 @pytest.mark.parametrize("tick_s", [None, 0.05])
