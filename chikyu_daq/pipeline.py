@@ -191,8 +191,10 @@ class Pipeline:
         on_processed: Callable[[Processed], None] | None = None,
         influx_enabled: bool | None = None,
         mqtt_enabled: bool | None = None,
+        clock: Callable[[], int] = time.time_ns,
     ) -> None:
         self.cfg = cfg
+        self.clock = clock  # the wall clock that stamps samples (a test may step it)
         self.data_dir = data_dir
         self.buses = dict(buses) if buses is not None else dict(cfg.buses)
         self.processor = processor if processor is not None else Processor(cfg)
@@ -219,7 +221,7 @@ class Pipeline:
             mqtt_enabled=mqtt_enabled,
         )
         self.acquisition = Acquisition(
-            self.buses, cfg.maps, cfg.sentences, cfg.devices, self._hub, clock=time.time_ns
+            self.buses, cfg.maps, cfg.sentences, cfg.devices, self._hub, clock=clock
         )
         self.ticks = 0
         self.worker_busy_s = 0.0
@@ -435,6 +437,8 @@ class Pipeline:
             self.last_processed_ns = int(processed.t_ns[-1])
             try:
                 out.write_results(processed, proc.publish_ns)
+                for note in processed.notes:  # a clock re-base
+                    out.write_event(note)
             except Exception as exc:
                 faults.record("write_results", exc, "this tick's results not recorded/spooled")
         return processed
@@ -494,6 +498,7 @@ class Pipeline:
             "backpressure_waits": acq["backpressure_waits"],
             "batches": acq["batches"],
             "late_samples": self.processor.late_samples,
+            "clock_rebases": self.processor.clock_rebases,
             "grid_points": self.processor.points_done,
             "processing_lag_s": lag,
             "worker_busy_s": self.worker_busy_s,

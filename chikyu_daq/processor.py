@@ -8,6 +8,31 @@ daemon fed a few samples at a time. Samples older than a grid point already comp
 change it any more; they are counted as `late_samples` and dropped from processing (the
 recorder still keeps them).
 
+A backwards step of the host clock (an operator, chrony's makestep) makes every channel's
+stamps jump back; without care all later samples would be "late" until the clock caught up.
+A channel's own stamps never go back otherwise, so a jump back by more than
+`[clock] step_bound_s` within one channel is a step. The processor then re-bases: it keeps one
+internal timeline that never goes back (stamps plus an offset, a whole number of grid steps,
+so the DSP's integrals and windows see continuous time and nothing is late; the bridge between
+the two sides is one or two grid steps), and stamps its results back in wall time. Channels
+that have not shown the step yet keep the old offset until they do. Results whose wall time
+is ambiguous (the new epoch re-covers stamps the old one already produced, and the bridge)
+carry `clock_step = 1` and at least UNCERTAIN quality; each re-base is a `clock_rebase` event
+(`Processed.notes`), counted in `clock_rebases`. The bridge's length depends on the newest
+sample of any channel at the step, so a replay fed in bigger chunks may bridge a step or so
+differently from the live daemon: equal results but for those points.
+
+A forward step has the same shape without the overlap: when every reporting channel jumps
+ahead by more than the bound together, the processor re-bases the other way (the grid bridges
+the gap in one or two steps, flagged; no channel goes stale and no SENSOR_FAULT floods).
+While that is undecided the grid waits; two or more samples of a channel stamped inside the
+gap (a failing link's polls), or `staleness_s` of held data without every channel, make it an
+outage: processed as stamped.
+
+A poll that straddles a step is stamped at its midpoint, inside the step: that one sample per
+channel is not processed (counted in `late_samples`, still in the recording). To tell it from
+the step, a channel's last sample after a jump back waits for the next one (so does the grid).
+
 Not thread-safe: the pipeline calls it from one worker thread at a time.
 """
 
@@ -15,6 +40,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -25,7 +51,7 @@ from dsp.alarms import AlarmEvent, AlarmState, alarm_init, hysteresis_alarm
 from dsp.align import AlignState, align, align_init
 from dsp.chain import OPTIONAL_ROLES, ROLES, Block, init_state, process_block
 from dsp.params import ALARM_NAMES
-from dsp.quality import BAD
+from dsp.quality import BAD, UNCERTAIN
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +69,8 @@ ROLE_INPUTS = {
     "torque_b": "torque_b_pct",
     "t_deck": "t_deck_c",
 }
+#: Result quality columns raised to at least UNCERTAIN where `clock_step` is set.
+STEP_QUALITY = ("q_yield", "q_cumulative", "q_stability")
 #: Bound on grid points per kernel call (1 h at 10 Hz) so replay memory stays flat.
 MAX_POINTS = 36_000
 
@@ -56,6 +84,8 @@ class Processed:
     t_ns: NDArray[np.int64]
     columns: dict[str, NDArray[np.float64] | NDArray[np.uint8] | NDArray[np.int64]]
     events: list[AlarmEvent]
+    #: Non-alarm events of this block for the recording (a `clock_rebase`).
+    notes: list[dict[str, Any]] = field(default_factory=list)
 
     def __len__(self) -> int:
         return int(self.t_ns.shape[0])
@@ -87,6 +117,15 @@ class _FaultTracker:
         return seconds
 
 
+@dataclass
+class _Ahead:
+    """A candidate forward clock step: the newest internal time before it, and the samples
+    held since (per channel, stamped on the internal timeline)."""
+
+    from_ns: int
+    held: dict[str, list[Arrays]] = field(default_factory=dict)
+
+
 class Processor:
     def __init__(self, cfg: Config, *, replay: bool = False) -> None:
         self.params = chain_params(cfg, replay=replay)
@@ -108,9 +147,23 @@ class Processor:
         self._faults = {ch: _FaultTracker(f"SENSOR_FAULT({ch})") for ch in sorted(self.channels)}
         self._assays: list[tuple[int, float, float]] = []
         self._next_ns: int | None = None
-        self._newest_ns = -1
+        self._newest_ns = -1  # internal timeline (wall + offset of the sample's epoch)
         self.late_samples = 0
         self.points_done = 0
+        # clock re-basing (module docstring)
+        self.step_bound_ns = round(cfg.clock.step_bound_s * 1e9)
+        #: per epoch: (first internal time of its results, offset internal - wall)
+        self._epochs: list[tuple[int, int]] = [(-(2**62), 0)]
+        #: internal intervals [lo, hi] whose results are flagged `clock_step`
+        self._flagged: list[tuple[int, int]] = []
+        self._ch_epoch = dict.fromkeys(self.channels, 0)
+        self._ch_last = dict.fromkeys(self.channels, -(2**62))
+        self._ch_period = dict.fromkeys(self.channels, 0)  # newest sample interval
+        self._notes: list[dict[str, Any]] = []
+        self._ahead: _Ahead | None = None
+        #: per channel: a last sample that jumped back, until the next one says how
+        self._tentative: dict[str, Arrays] = {}
+        self.clock_rebases = 0
 
     # -- input ------------------------------------------------------------------------------
     def feed(
@@ -119,10 +172,222 @@ class Processor:
         t_ns: NDArray[np.int64],
         value: NDArray[np.float64],
         quality: NDArray[np.uint8],
+        *,
+        final: bool = False,
     ) -> None:
-        """Queue samples of one channel (time-ordered); channels no role uses are ignored."""
+        """Queue samples of one channel (in arrival order, time-ordered but for clock steps);
+        channels no role uses are ignored."""
         if channel not in self.channels or t_ns.shape[0] == 0:
             return
+        t_ns = np.asarray(t_ns, np.int64)
+        tentative = self._tentative.pop(channel, None)
+        if tentative is not None:
+            t_ns = np.concatenate((tentative[0], t_ns))
+            value = np.concatenate((tentative[1], value))
+            quality = np.concatenate((tentative[2], quality))
+        last, bound = self._ch_last[channel], self.step_bound_ns
+        while True:  # bounded: each pass removes a sample
+            prev = np.concatenate(([last], t_ns[:-1]))
+            back = t_ns < prev - bound
+            # a poll straddling a backwards step is stamped inside it (at its midpoint): two
+            # jumps back in a row. That sample is not processed (counted; still recorded).
+            straddle = np.flatnonzero(back[:-1] & back[1:])
+            if not straddle.size:
+                break
+            i = int(straddle[0])
+            self.late_samples += 1
+            t_ns, value, quality = np.delete(t_ns, i), np.delete(value, i), np.delete(quality, i)
+        if back[-1] and not final:  # a jump back on the last sample: wait for the next one
+            self._tentative[channel] = (t_ns[-1:], value[-1:], quality[-1:])
+            t_ns, value, quality, prev = t_ns[:-1], value[:-1], quality[:-1], prev[:-1]
+            if t_ns.shape[0] == 0:
+                return
+        jumps = np.flatnonzero(t_ns < prev - bound)
+        gaps = np.diff(t_ns)
+        if gaps.shape[0] and 0 < gaps[-1] <= 2 * bound:  # a sample interval, not a step
+            self._ch_period[channel] = int(gaps[-1])
+        self._ch_last[channel] = int(t_ns[-1])
+        cuts = [0, *jumps.tolist(), t_ns.shape[0]]
+        for k in range(len(cuts) - 1):
+            a, b = cuts[k], cuts[k + 1]
+            if k > 0:
+                self._rebase(channel, int(prev[a]), int(t_ns[a]))
+            if b > a:  # a re-based run lands past the bridge by design: not a forward step
+                prior = last if k == 0 else None
+                self._forward(channel, t_ns[a:b], value[a:b], quality[a:b], prior=prior)
+
+    def _forward(
+        self,
+        channel: str,
+        t_ns: NDArray[np.int64],
+        value: NDArray[np.float64],
+        quality: NDArray[np.uint8],
+        *,
+        prior: int | None,
+    ) -> None:
+        """Queue one time-ordered run of wall stamps, or hold what may follow a forward step.
+
+        A sample more than `step_bound_s` past every sample so far opens a candidate step;
+        what follows it is held (the grid waits) and `_decide` judges it. Only a jump in the
+        channel's own stamps counts (`prior`: its sample before these; None right after a
+        re-base, which lands past a bridge by design): a device's first samples at start-up
+        may well be ahead of the one device that answered before it."""
+        start, newest_off = self._epochs[-1]
+        if self._epochs[self._ch_epoch[channel]][1] > newest_off:
+            # the clock stepped forward and this channel has not shown it yet: it joins the
+            # newest epoch with its first sample stamped after the step
+            join = int(np.searchsorted(t_ns + newest_off, start - self.step_bound_ns))
+            if join:
+                offset = self._epochs[self._ch_epoch[channel]][1]
+                self._queue(channel, t_ns[:join] + offset, value[:join], quality[:join])
+            if join == t_ns.shape[0]:
+                return
+            self._ch_epoch[channel] = len(self._epochs) - 1
+            t_ns, value, quality = t_ns[join:], value[join:], quality[join:]
+            prior = None
+        internal = t_ns + self._epochs[self._ch_epoch[channel]][1]
+        ahead = self._ahead
+        if ahead is None:
+            if prior is None or prior <= -(2**62):
+                own = np.concatenate(([np.iinfo(np.int64).max // 2], internal[:-1]))
+            else:
+                own = np.concatenate(([prior + internal[0] - t_ns[0]], internal[:-1]))
+            before = np.maximum(self._newest_ns, own)
+            # past the bound and this channel's own sample interval (a 2 Hz channel fed alone)
+            reach = self.step_bound_ns + self._ch_period[channel]
+            # and only once the grid runs: start-up (devices connecting one by one) is no step
+            ahead_of_all = (internal > before + reach) & (self._next_ns is not None)
+            jump = np.flatnonzero(ahead_of_all & (internal > own + reach))
+            if not jump.size:
+                self._queue(channel, internal, value, quality)
+                return
+            ahead = self._ahead = _Ahead(int(before[jump[0]]))
+        pre = int(np.searchsorted(internal, ahead.from_ns + self.step_bound_ns, side="right"))
+        if pre:
+            self._queue(channel, internal[:pre], value[:pre], quality[:pre])
+        if pre < internal.shape[0]:
+            held = (internal[pre:], value[pre:], quality[pre:])
+            ahead.held.setdefault(channel, []).append(held)
+
+    def _decide(self) -> None:
+        """Step or outage, judged once every reporting channel has landed after the jump.
+
+        The landing is the latest first held sample of any channel. A step leaves at most one
+        sample per channel inside the gap (a poll that straddled it, stamped at its midpoint);
+        a failing link stamps its failed polls there, so two or more make it an outage, as do
+        `staleness_s` of held data with some channel still silent. Held, the grid waits."""
+        ahead = self._ahead
+        if ahead is None:
+            return
+        held = {ch: np.concatenate([h[0] for h in parts]) for ch, parts in ahead.held.items()}
+        if not held:
+            return
+        landing = max(int(t[0]) for t in held.values()) - self.step_bound_ns
+        reporting = {ch for ch, t in self._ch_last.items() if t > -(2**62)}
+        landed = {ch for ch, t in held.items() if t[-1] >= landing}
+        if len(reporting) < 2:  # one channel alone cannot tell a step from its own gap
+            self._release()
+        elif reporting <= landed:
+            lone = {ch: int((t < landing).sum()) for ch, t in held.items()}
+            if max(lone.values()) >= 2:
+                self._release()
+            else:
+                first = min(int(t[t >= landing][0]) for t in held.values())
+                self._step_forward(ahead, first, landing)
+        elif max(int(t[-1]) for t in held.values()) - landing > self.stale_ns:
+            self._release()
+
+    def _release(self) -> None:
+        """Not a step: queue the held samples at their own stamps."""
+        ahead, self._ahead = self._ahead, None
+        if ahead is not None:
+            for ch, parts in ahead.held.items():
+                for internal, v, q in parts:
+                    self._queue(ch, internal, v, q)
+
+    def _step_forward(self, ahead: _Ahead, first_ns: int, landing_ns: int) -> None:
+        """Every reporting channel jumped ahead together: the clock stepped forward."""
+        self._ahead = None
+        old = self._epochs[-1][1]
+        delta = (first_ns - ahead.from_ns - self.step_ns) // self.step_ns * self.step_ns
+        if delta <= 0:  # under a grid step: processed as stamped
+            self._ahead = ahead
+            self._release()
+            return
+        self._epochs.append((first_ns - delta, old - delta))
+        self._flagged.append((ahead.from_ns, first_ns - delta))
+        self.clock_rebases += 1
+        step_s = (first_ns - ahead.from_ns) / 1e9
+        self._notes.append(
+            {
+                "type": "clock_rebase",
+                "t_ns": first_ns - old,
+                "channel": "*",
+                "step_s": step_s,
+                "from_ns": ahead.from_ns - old,
+                "offset_s": (old - delta) / 1e9,
+            }
+        )
+        log.warning("clock stepped forward %.3f s: results re-based", step_s)
+        for ch, parts in ahead.held.items():
+            self._ch_epoch[ch] = len(self._epochs) - 1
+            for internal, v, q in parts:
+                keep = internal >= landing_ns
+                # a poll straddling the step: stamped inside it, not processed (still recorded)
+                self.late_samples += int((~keep).sum())
+                if keep.any():
+                    self._queue(ch, internal[keep] - delta, v[keep], q[keep])
+
+    def _rebase(self, channel: str, before_ns: int, after_ns: int) -> None:
+        """`channel`'s stamps went back from `before_ns` to `after_ns`: a clock step.
+
+        The channel joins the newest epoch when that keeps its internal time going forward
+        (another channel showed this step first); else this is a new step and a new epoch.
+        (A poll straddling the step, stamped inside it, was already taken out by `feed`.)"""
+        old = self._epochs[self._ch_epoch[channel]][1]
+        newest_off = self._epochs[-1][1]
+        if after_ns + newest_off > before_ns + old:
+            self._ch_epoch[channel] = len(self._epochs) - 1
+            return
+        # the newest stamp before the step: of the channels still on this side of it (fed in
+        # big chunks, those that showed the step first have already queued what follows it)
+        e = self._ch_epoch[channel]
+        same = [t for c, t in self._ch_last.items() if self._ch_epoch[c] == e and c != channel]
+        newest = max([before_ns, *same]) + old
+        # the new epoch's first sample lands a grid step after it, plus the step bound and this
+        # channel's sample interval: room for faster channels that stamped later than it
+        room = self.step_ns + self.step_bound_ns + self._ch_period[channel]
+        need = newest - (after_ns + newest_off) + room
+        delta = -(-need // self.step_ns) * self.step_ns
+        offset = newest_off + delta
+        self._epochs.append((after_ns + offset, offset))
+        self._ch_epoch[channel] = len(self._epochs) - 1
+        self._flagged.append((newest, newest + delta))
+        self.clock_rebases += 1
+        step_s = (after_ns - before_ns) / 1e9
+        note = {
+            "type": "clock_rebase",
+            "t_ns": after_ns,
+            "channel": channel,
+            "step_s": step_s,
+            "from_ns": newest - newest_off,
+            "offset_s": offset / 1e9,
+        }
+        self._notes.append(note)
+        log.warning(
+            "clock stepped back %.3f s (seen on %s): results re-based, %.0f s flagged clock_step",
+            -step_s,
+            channel,
+            delta / 1e9,
+        )
+
+    def _queue(
+        self,
+        channel: str,
+        t_ns: NDArray[np.int64],
+        value: NDArray[np.float64],
+        quality: NDArray[np.uint8],
+    ) -> None:
         done = self._next_ns - self.step_ns if self._next_ns is not None else None
         if done is not None and t_ns[0] <= done:
             keep = t_ns > done
@@ -138,14 +403,25 @@ class Processor:
             self.feed(ch, t, v, q)
 
     def add_assay(self, sampled_at_ns: int, rey_ppm: float, u_rey_ppm: float) -> None:
-        self._assays.append((sampled_at_ns, rey_ppm, u_rey_ppm))
+        """A lab result; its wall-clock sampling time is read in the newest clock epoch."""
+        self._assays.append((sampled_at_ns + self._epochs[-1][1], rey_ppm, u_rey_ppm))
 
     # -- output -----------------------------------------------------------------------------
     def advance(self, until_ns: int | None = None) -> Processed | None:
-        """Compute every grid point up to `until_ns` (default: newest sample − lateness)."""
+        """Compute every grid point up to `until_ns` (wall time in the newest clock epoch;
+        default: newest sample − lateness)."""
+        if until_ns is not None:
+            until_ns += self._epochs[-1][1]
+        return self._advance(until_ns)
+
+    def _advance(self, until_ns: int | None) -> Processed | None:
+        self._decide()
         if self._newest_ns < 0:
             return None
         limit = self._newest_ns - self.lateness_ns if until_ns is None else until_ns
+        if self._tentative:  # a sample that jumped back may join the newest epoch: wait for it
+            off = self._epochs[-1][1]
+            limit = min(limit, min(int(t[0]) for t, _, _ in self._tentative.values()) + off - 1)
         if self._next_ns is None:
             first = min(int(p[0][0][0]) for p in self._pending.values() if p)
             self._next_ns = -(-first // self.step_ns) * self.step_ns
@@ -163,7 +439,11 @@ class Processor:
 
     def flush(self) -> Processed | None:
         """Compute up to the newest sample: end of a replay or an orderly shutdown."""
-        return self.advance(self._newest_ns) if self._newest_ns >= 0 else None
+        for ch in list(self._tentative):
+            self.feed(ch, *self._tentative.pop(ch), final=True)
+        self._decide()
+        self._release()  # the end of the data: whatever is still held is processed as stamped
+        return self._advance(self._newest_ns) if self._newest_ns >= 0 else None
 
     def _compute(self, grid: NDArray[np.int64]) -> Processed:
         values: dict[str, NDArray[np.float64]] = {}
@@ -212,7 +492,33 @@ class Processor:
         columns.pop("t_ns", None)
         events.sort(key=lambda e: e.t_ns)
         self.points_done += int(grid.shape[0])
-        return Processed(grid, columns, events)
+        return self._to_wall(grid, columns, events)
+
+    def _to_wall(
+        self,
+        grid: NDArray[np.int64],
+        columns: dict[str, NDArray[np.float64] | NDArray[np.uint8] | NDArray[np.int64]],
+        events: list[AlarmEvent],
+    ) -> Processed:
+        """Internal timeline → wall-clock stamps, flagging results across a clock step."""
+        notes, self._notes = self._notes, []
+        flag = np.zeros(grid.shape[0], np.uint8)
+        if len(self._epochs) == 1:
+            columns["clock_step"] = flag
+            return Processed(grid, columns, events, notes)
+        starts = np.array([s for s, _ in self._epochs], np.int64)
+        offsets = np.array([o for _, o in self._epochs], np.int64)
+        wall = grid - offsets[np.searchsorted(starts, grid, side="right") - 1]
+        for lo, hi in self._flagged:
+            flag[(grid >= lo) & (grid <= hi)] = 1
+        columns["clock_step"] = flag
+        for name in STEP_QUALITY:
+            q = columns[name]
+            columns[name] = np.where(flag == 1, np.maximum(q, UNCERTAIN), q).astype(np.uint8)
+        ev_t = np.array([e.t_ns for e in events], np.int64)
+        ev_wall = ev_t - offsets[np.searchsorted(starts, ev_t, side="right") - 1]
+        events = [e._replace(t_ns=int(t)) for e, t in zip(events, ev_wall, strict=True)]
+        return Processed(wall, columns, events, notes)
 
     def _take_assays(self) -> tuple[NDArray[np.int64], NDArray[np.float64], NDArray[np.float64]]:
         if not self._assays:
@@ -238,7 +544,7 @@ def _concat(parts: list[Processed]) -> Processed:
     t = np.concatenate([p.t_ns for p in parts])
     cols = {k: np.concatenate([p.columns[k] for p in parts]) for k in parts[0].columns}
     events = [e for p in parts for e in p.events]
-    return Processed(t, cols, events)
+    return Processed(t, cols, events, [n for p in parts for n in p.notes])
 
 
 def warm_up(cfg: Config) -> float:

@@ -79,11 +79,12 @@ class Live:
 
 
 @contextlib.asynccontextmanager
-async def live_pipeline(cfg: Config, data_dir: Path) -> AsyncIterator[Live]:
+async def live_pipeline(cfg: Config, data_dir: Path, **pipeline_kw: Any) -> AsyncIterator[Live]:
     """Emulated hardware and the real pipeline on loopback, started; stopped on exit."""
     rig = Rig(cfg)
     async with rig:
-        pipeline = Pipeline(cfg, data_dir=data_dir, buses=override_buses(cfg.buses, rig.endpoints))
+        buses = override_buses(cfg.buses, rig.endpoints)
+        pipeline = Pipeline(cfg, data_dir=data_dir, buses=buses, **pipeline_kw)
         task = asyncio.create_task(pipeline.run())
         started = asyncio.create_task(pipeline.started.wait())
         await asyncio.wait([task, started], return_when=asyncio.FIRST_COMPLETED)

@@ -64,7 +64,7 @@ class Interfaces:
         if cfg.clock.enabled:
             from chikyu_daq.interfaces.clock import StepDetector
 
-            self.steps = StepDetector(cfg.clock.step_bound_s)
+            self.steps = StepDetector(cfg.clock.step_bound_s, wall=pipeline.clock)
         self.opcua: Any = None
         if cfg.outputs.opcua.enabled:
             from chikyu_daq.interfaces.opcua import OpcUaServer

@@ -55,6 +55,7 @@ PIPELINE_METRICS: tuple[Row, ...] = (
     ("backpressure_waits", "backpressure_waits", "counter", "Driver waits on a full hub"),
     ("late_samples", "late_samples", "counter", "Samples that arrived after their grid point"),
     ("grid_points", "grid_points", "counter", "Grid points computed"),
+    ("clock_rebases", "clock_rebases", "counter", "Backwards clock steps the processor re-based"),
     ("processing_lag_s", "processing_lag_seconds", "gauge", "Wall clock minus newest result"),
     ("worker_busy_s", "worker_busy_seconds", "counter", "Time the worker thread was busy"),
 )

@@ -83,9 +83,10 @@ def test_opcua_client_reads_what_the_daemon_recorded(tmp_path: Path) -> None:
                 cum = client.get_node(ua.NodeId("results.cum_rey_kg", ns))
 
                 async def result() -> Any:
+                    # the first rows are BAD until every input has a value: a Bad status
+                    # carries no value (Part 4), so wait for one that is not Bad to compare
                     dv = await cum.read_data_value(raise_on_bad_status=False)
-                    waiting = dv.StatusCode.value == ua.StatusCodes.BadWaitingForInitialData
-                    return None if waiting else dv
+                    return None if dv.StatusCode.is_bad() else dv
 
                 read["results.cum_rey_kg"] = await _until(result, 10)
                 state = client.get_node(ua.NodeId("alarms.SLUGGING.State", ns))
