@@ -228,7 +228,6 @@ class Pipeline:
         self.reloads = reloads  # the daemon's reload counts: they outlive this pipeline
         self.last_processed_ns = 0
         self.samples_unprocessed = 0
-        self._role_newest_ns = -1  # newest sample fed to the processor on a role channel
         self.interfaces = Interfaces(cfg, data_dir=data_dir, pipeline=self)
         #: Kernels still warming: record and feed, compute once they are loaded.
         self.warmup = KernelWarmup.current
@@ -395,10 +394,6 @@ class Pipeline:
                 faults.record("write_raw", exc, "raw samples of this tick not recorded/spooled")
             try:
                 proc.feed_blocks(blocks)
-                newest = [
-                    int(b[0][-1]) for ch, b in blocks.items() if ch in proc.channels and len(b[0])
-                ]
-                self._role_newest_ns = max(self._role_newest_ns, *newest, -1)
             except Exception as exc:
                 n = sum(len(b[0]) for b in blocks.values())
                 self.samples_unprocessed += n
@@ -420,16 +415,11 @@ class Pipeline:
                 log.warning("kernels not warm at shutdown: samples recorded, not processed")
             return None  # recorded and fed: computed once the kernels are loaded
         try:
-            if final:
-                processed = proc.flush()
-            else:
-                # The DSP runs once per publish period, on the first tick that can compute the
-                # whole second: the 1 Hz outputs leave as early as before, the kernels' per-call
-                # cost is paid once a second instead of 20 times, and chunk-invariant kernels
-                # give the same numbers (points after the second wait for the next one).
-                period = proc.publish_ns
-                until = (self._role_newest_ns - proc.lateness_ns) // period * period
-                processed = proc.advance(until) if until >= 0 else None
+            # The DSP runs once per publish period, on the first tick that can compute the
+            # whole second: the 1 Hz outputs leave as early as before, the kernels' per-call
+            # cost is paid once a second instead of 20 times, and chunk-invariant kernels
+            # give the same numbers (points after the second wait for the next one).
+            processed = proc.flush() if final else proc.advance(whole_periods=True)
         except Exception as exc:
             faults.record("advance", exc, "no results this tick (the next tick retries)")
             return None

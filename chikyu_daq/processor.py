@@ -407,18 +407,23 @@ class Processor:
         self._assays.append((sampled_at_ns + self._epochs[-1][1], rey_ppm, u_rey_ppm))
 
     # -- output -----------------------------------------------------------------------------
-    def advance(self, until_ns: int | None = None) -> Processed | None:
+    def advance(
+        self, until_ns: int | None = None, *, whole_periods: bool = False
+    ) -> Processed | None:
         """Compute every grid point up to `until_ns` (wall time in the newest clock epoch;
-        default: newest sample − lateness)."""
+        default: newest sample − lateness); with `whole_periods`, only up to the last whole
+        publish period, on the internal timeline (so a clock step cannot stall it)."""
         if until_ns is not None:
             until_ns += self._epochs[-1][1]
-        return self._advance(until_ns)
+        return self._advance(until_ns, whole_periods)
 
-    def _advance(self, until_ns: int | None) -> Processed | None:
+    def _advance(self, until_ns: int | None, whole_periods: bool = False) -> Processed | None:
         self._decide()
         if self._newest_ns < 0:
             return None
         limit = self._newest_ns - self.lateness_ns if until_ns is None else until_ns
+        if whole_periods:
+            limit = limit // self.publish_ns * self.publish_ns
         if self._tentative:  # a sample that jumped back may join the newest epoch: wait for it
             off = self._epochs[-1][1]
             limit = min(limit, min(int(t[0]) for t, _, _ in self._tentative.values()) + off - 1)

@@ -165,11 +165,13 @@ class FaultyProcessor(Processor):
             self.fed[ch] = self.fed.get(ch, 0) + len(b[0])
         super().feed_blocks(blocks)
 
-    def advance(self, until_ns: int | None = None) -> Processed | None:
+    def advance(
+        self, until_ns: int | None = None, *, whole_periods: bool = False
+    ) -> Processed | None:
         if self.failed_blocks is not None and not self.advance_failed:
             self.advance_failed = True
             raise ArithmeticError("injected advance fault")
-        return super().advance(until_ns)
+        return super().advance(until_ns, whole_periods=whole_periods)
 
 
 @pytest.mark.slow
@@ -212,11 +214,13 @@ class StuckProcessor(Processor):
         self.stuck = threading.Event()
         self.release = threading.Event()
 
-    def advance(self, until_ns: int | None = None) -> Processed | None:
+    def advance(
+        self, until_ns: int | None = None, *, whole_periods: bool = False
+    ) -> Processed | None:
         if self.points_done > 5 and not self.release.is_set():
             self.stuck.set()
             self.release.wait(30)
-        return super().advance(until_ns)
+        return super().advance(until_ns, whole_periods=whole_periods)
 
 
 @pytest.mark.slow
