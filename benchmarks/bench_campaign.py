@@ -35,9 +35,9 @@ import pyarrow.parquet as pq
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from chikyu_daq.config import Config, load_config  # noqa: E402
-from chikyu_daq.recorder import Recorder  # noqa: E402
-from chikyu_daq.replay import ReplayOptions, replay  # noqa: E402
+from chikyu_daq.config.model import Config, load_config  # noqa: E402
+from chikyu_daq.replay.engine import ReplayOptions, replay  # noqa: E402
+from chikyu_daq.store.writer import Recorder  # noqa: E402
 from hil.plant import synth_blocks  # noqa: E402
 from hil.scenario import Scenario, load_scenario  # noqa: E402
 

@@ -33,7 +33,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from chikyu_daq.config import load_config  # noqa: E402
+from chikyu_daq.config.model import load_config  # noqa: E402
 from drivers.acquisition import Acquisition  # noqa: E402
 from drivers.endpoints import override_buses  # noqa: E402
 from drivers.regmap import ReadRequest, compile_device  # noqa: E402
@@ -44,7 +44,7 @@ DEVICE = "p101a"
 
 SERVE = (
     "import asyncio,sys; from chikyu_daq.config import load_config; "
-    "from chikyu_daq.cmd_hil_serve import serve; "
+    "from chikyu_daq.cli.hil_serve import serve; "
     "asyncio.run(serve(load_config(sys.argv[1]), None, 0, []))"
 )
 

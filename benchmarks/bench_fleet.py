@@ -171,7 +171,7 @@ def split_check(run_dir: Path, out: Path, part_h: float, workers: int) -> dict[s
 
     from chikyu_daq.fleet.cluster import dask_client
     from chikyu_daq.fleet.split import replay_split
-    from chikyu_daq.replay import ReplayOptions, replay
+    from chikyu_daq.replay.engine import ReplayOptions, replay
 
     t0 = time.perf_counter()
     replay(run_dir, ReplayOptions(out_dir=out / "serial", report=False))

@@ -51,7 +51,7 @@ BARE_POLL = r"""
 import asyncio, json, signal, sys, time
 from pymodbus.client import AsyncModbusTcpClient
 from pymodbus.framer import FramerType
-from chikyu_daq.config import load_config
+from chikyu_daq.config.model import load_config
 from drivers.regmap import compile_device
 
 count = {"ok": 0, "failed": 0}
@@ -306,7 +306,7 @@ def warm_kernels() -> float:
     measures the cold compile); returns the seconds it took."""
     code = (
         "import sys; from chikyu_daq.config import load_config; "
-        "from chikyu_daq.processor import warm_up; print(warm_up(load_config(sys.argv[1])))"
+        "from chikyu_daq.live.processor import warm_up; print(warm_up(load_config(sys.argv[1])))"
     )
     out = subprocess.run(
         [sys.executable, "-c", code, str(CONFIG)],

@@ -37,11 +37,11 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from chikyu_daq.influx import Uploader, V1Writer  # noqa: E402
-from chikyu_daq.lineproto import encode_block  # noqa: E402
-from chikyu_daq.recorder import Recorder  # noqa: E402
-from chikyu_daq.recording import open_run  # noqa: E402
-from chikyu_daq.spool import Spool  # noqa: E402
+from chikyu_daq.sinks.influx.lineproto import encode_block  # noqa: E402
+from chikyu_daq.sinks.influx.sink import Uploader, V1Writer  # noqa: E402
+from chikyu_daq.sinks.influx.spool import Spool  # noqa: E402
+from chikyu_daq.store.reader import open_run  # noqa: E402
+from chikyu_daq.store.writer import Recorder  # noqa: E402
 
 T0 = 1_700_000_000_000_000_000
 TAGS = {"vessel": "chikyu", "run": "bench"}
@@ -94,7 +94,7 @@ def bench_encoder(n: int = 200_000, n_point: int = 20_000) -> dict[str, Any]:
 def reference_ticks(n_ticks: int, tick_s: float = 0.05) -> list[dict[str, Any]]:
     """Raw blocks as the hub hands them to `write_raw`: every channel of the reference
     installation, each device's channels sharing its poll times, `poll_hz` (DT-201: 2 Hz)."""
-    from chikyu_daq.config import load_config
+    from chikyu_daq.config.model import load_config
     from drivers.acquisition import Acquisition
 
     cfg = load_config(REPO / "config" / "reference.toml")
@@ -119,7 +119,7 @@ def reference_ticks(n_ticks: int, tick_s: float = 0.05) -> list[dict[str, Any]]:
 
 
 def bench_raw_encode(n_ticks: int = 400, rounds: int = 5) -> dict[str, Any]:
-    from chikyu_daq.lineproto import EncodeStats, RawEncoder, encode_channels
+    from chikyu_daq.sinks.influx.lineproto import EncodeStats, RawEncoder, encode_channels
 
     def before(tick: dict[str, Any]) -> bytes:  # Outputs.write_raw before RawEncoder
         per_device: dict[str, dict[str, Any]] = {}
@@ -162,7 +162,7 @@ def bench_raw_encode(n_ticks: int = 400, rounds: int = 5) -> dict[str, Any]:
 def bench_health_point(n_fields: int = 270, reps: int = 50) -> dict[str, Any]:
     """The 1 Hz `daq` health point (~270 flattened fields in the reference daemon):
     `encode_point` vs the per-field `encode_block` it replaced, same run, same bytes."""
-    from chikyu_daq.lineproto import encode_point
+    from chikyu_daq.sinks.influx.lineproto import encode_point
 
     rng = np.random.default_rng(4)
     health = {f"dev{i // 10}_stat_{i}": float(rng.standard_normal()) for i in range(n_fields)}

@@ -1,3 +1,3 @@
-from chikyu_daq.cli import main
+from chikyu_daq.cli.root import main
 
 main()

@@ -1,6 +1,6 @@
 """Checks of register and sentence maps that span several fields, beside the maps they check.
 
-One place for them: the config check (`chikyu_daq.config_checks`) reports every issue at the
+One place for them: the config check (`chikyu_daq.config.checks`) reports every issue at the
 key path a user would edit, and `regmap.compile_device` refuses a map whose rules or inputs it
 could not bind (`check_device`). Single-field limits are the models' own (`drivers.spec`).
 """

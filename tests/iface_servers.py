@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from chikyu_daq.config import Config, load_config
-from chikyu_daq.pipeline import Pipeline
+from chikyu_daq.config.model import Config, load_config
+from chikyu_daq.live.pipeline import Pipeline
 from drivers.endpoints import override_buses
 from hil.emulators.rig import Rig
 from tests.servers import ServerProcess, http_answers, require_binary

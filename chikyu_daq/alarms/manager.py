@@ -29,8 +29,8 @@ from typing import Any
 from chikyu_daq.alarms.kpi import AlarmKpis
 from chikyu_daq.alarms.policy import alarm_names, new_book, out_of_service, suppressions
 from chikyu_daq.alarms.states import AlarmBook, Rejected, Transition
-from chikyu_daq.config import Config
-from chikyu_daq.durable import fsync_dir
+from chikyu_daq.config.model import Config
+from chikyu_daq.store.durable import fsync_dir
 from dsp.alarms import AlarmEvent
 
 log = logging.getLogger(__name__)

@@ -25,8 +25,8 @@ from typing import Any
 
 import aiomqtt
 
-from chikyu_daq.config import Mqtt
-from chikyu_daq.mqtt import client_for
+from chikyu_daq.config.model import Mqtt
+from chikyu_daq.sinks.mqtt import client_for
 
 log = logging.getLogger(__name__)
 

@@ -11,11 +11,11 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from chikyu_daq.alarms.states import AlarmBook, PriorityOf, Transition
-from chikyu_daq.params import alarm_names, base_name
+from chikyu_daq.config.params import alarm_names, base_name
 from dsp.quality import GOOD
 
 if TYPE_CHECKING:  # config runs these checks at load: no runtime import back
-    from chikyu_daq.config import AlarmManagement, Config, SuppressWhen
+    from chikyu_daq.config.model import AlarmManagement, Config, SuppressWhen
 
 
 def priority_of(am: AlarmManagement) -> PriorityOf:

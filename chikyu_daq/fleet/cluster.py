@@ -47,8 +47,8 @@ class WarmKernels(WorkerPlugin):
         self.config = dict(config)
 
     def setup(self, worker: Any) -> None:
-        from chikyu_daq.config import parse_config
-        from chikyu_daq.processor import warm_up
+        from chikyu_daq.config.model import parse_config
+        from chikyu_daq.live.processor import warm_up
 
         warm_up(parse_config(self.config))
 

@@ -8,7 +8,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from chikyu_daq.config import Config, ConfigError, ConfigIssue, parse_config
+from chikyu_daq.config.model import Config, ConfigError, ConfigIssue, parse_config
 from chikyu_daq.fleet.runs import FleetError
 
 

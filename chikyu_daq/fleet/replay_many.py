@@ -10,7 +10,7 @@ from chikyu_daq.fleet import dataset
 from chikyu_daq.fleet.cluster import Job, run_jobs
 from chikyu_daq.fleet.runs import vessel_of
 from chikyu_daq.fleet.tasks import replay_run
-from chikyu_daq.recording import Run
+from chikyu_daq.store.reader import Run
 
 
 def replay_fleet(

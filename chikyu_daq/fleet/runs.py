@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from chikyu_daq.recording import Run, RunError, open_run
+from chikyu_daq.store.reader import Run, RunError, open_run
 
 #: Nested run directories are not searched below this depth (an archive is vessel/runs/run).
 MAX_DEPTH = 6

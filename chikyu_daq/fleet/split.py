@@ -71,13 +71,13 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from chikyu_daq.config import Config, parse_config
+from chikyu_daq.config.model import Config, parse_config
+from chikyu_daq.config.params import chain_params
 from chikyu_daq.fleet.cluster import Job, run_jobs
-from chikyu_daq.outputs import alarm_event_dict
-from chikyu_daq.params import chain_params
-from chikyu_daq.processor import Processed, Processor
-from chikyu_daq.recording import Run, open_run
-from chikyu_daq.replay import CHUNK_S, ResultsWriter, iter_chunks, recorded_config
+from chikyu_daq.live.processor import Processed, Processor
+from chikyu_daq.replay.engine import CHUNK_S, ResultsWriter, iter_chunks, recorded_config
+from chikyu_daq.sinks.fanout import alarm_event_dict
+from chikyu_daq.store.reader import Run, open_run
 from dsp import kernel as K
 from dsp.params import kernel_params
 

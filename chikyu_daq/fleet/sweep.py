@@ -18,7 +18,7 @@ from chikyu_daq.fleet.cluster import Job, run_jobs
 from chikyu_daq.fleet.overrides import apply
 from chikyu_daq.fleet.runs import vessel_of
 from chikyu_daq.fleet.tasks import replay_run, run_config
-from chikyu_daq.recording import Run
+from chikyu_daq.store.reader import Run
 
 BASELINE = "baseline"
 

@@ -9,7 +9,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from chikyu_daq.recorder import Recorder
+from chikyu_daq.store.writer import Recorder
 
 
 def synth_run(
@@ -24,7 +24,7 @@ def synth_run(
     run_id: str | None = None,
 ) -> Path:
     """Write one synthetic run of `vessel` under `root/<vessel>/runs/`; returns its folder."""
-    from chikyu_daq.hil_session import scenario_config
+    from chikyu_daq.rig.session import scenario_config
     from hil.plant import synth_blocks
     from hil.scenario import load_scenario
 

@@ -12,12 +12,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from chikyu_daq.config import Config, parse_config
+from chikyu_daq.config.model import Config, parse_config
 from chikyu_daq.fleet import dataset
 from chikyu_daq.fleet.overrides import apply
 from chikyu_daq.fleet.runs import vessel_of
-from chikyu_daq.recording import Run, open_run
-from chikyu_daq.replay import ReplayOptions, recorded_config, replay
+from chikyu_daq.replay.engine import ReplayOptions, recorded_config, replay
+from chikyu_daq.store.reader import Run, open_run
 
 
 def run_config(

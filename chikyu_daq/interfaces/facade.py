@@ -21,11 +21,11 @@ import numpy as np
 
 from chikyu_daq.alarms.manager import AlarmManager, Sinks
 from chikyu_daq.alarms.states import Transition
-from chikyu_daq.config import Config
+from chikyu_daq.config.model import Config
 
 if TYPE_CHECKING:
-    from chikyu_daq.pipeline import Pipeline
-    from chikyu_daq.processor import Processed
+    from chikyu_daq.live.pipeline import Pipeline
+    from chikyu_daq.live.processor import Processed
 
 log = logging.getLogger(__name__)
 
@@ -163,7 +163,7 @@ class Interfaces:
         self.alarm_link.set_state(tr.name, {**status, "t_ns": tr.t_ns, "cause": tr.cause})
 
     def _influx(self, tr: Transition) -> None:
-        from chikyu_daq.lineproto import encode_block
+        from chikyu_daq.sinks.influx.lineproto import encode_block
 
         out = self.pipeline.outputs
         tags = {**out.tags, "alarm": tr.name, "priority": tr.priority}

@@ -25,12 +25,12 @@ from typing import TYPE_CHECKING, Any, cast
 
 from asyncua import Server, ua
 
-from chikyu_daq.config import OpcUa
-from chikyu_daq.outputs import STABILITY_FIELDS, YIELD_FIELDS
+from chikyu_daq.config.model import OpcUa
+from chikyu_daq.sinks.fanout import STABILITY_FIELDS, YIELD_FIELDS
 
 if TYPE_CHECKING:
     from chikyu_daq.alarms.states import AlarmBook
-    from chikyu_daq.pipeline import LiveView
+    from chikyu_daq.live.pipeline import LiveView
 
 log = logging.getLogger(__name__)
 

@@ -22,7 +22,7 @@ from typing import Any
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector, CollectorRegistry
 
-from chikyu_daq.config import Prometheus
+from chikyu_daq.config.model import Prometheus
 
 log = logging.getLogger(__name__)
 

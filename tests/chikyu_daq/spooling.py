@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from chikyu_daq.spool import Spool
+from chikyu_daq.sinks.influx.spool import Spool
 
 
 def lines(a: int, b: int, pad: int = 0) -> bytes:

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from chikyu_daq.outputs import STABILITY_FIELDS, YIELD_FIELDS
+from chikyu_daq.sinks.fanout import STABILITY_FIELDS, YIELD_FIELDS
 from tests.iface_servers import REPO, live_pipeline, reference
 from tests.servers import Influxd
 

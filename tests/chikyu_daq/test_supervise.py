@@ -16,10 +16,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-from chikyu_daq.config import Config
-from chikyu_daq.pipeline import Pipeline
-from chikyu_daq.processor import Processed, Processor, warm_up
-from chikyu_daq.recording import open_run
+from chikyu_daq.config.model import Config
+from chikyu_daq.live.pipeline import Pipeline
+from chikyu_daq.live.processor import Processed, Processor, warm_up
+from chikyu_daq.store.reader import open_run
 from chikyu_daq.supervise import FatalError, Faults, Supervisor
 from drivers.endpoints import override_buses
 from hil.emulators import Rig

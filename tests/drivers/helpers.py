@@ -9,7 +9,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any, TypeVar
 
-from chikyu_daq.config import Config, load_config
+from chikyu_daq.config.model import Config, load_config
 from drivers.acquisition import Acquisition
 from drivers.endpoints import override_buses
 from drivers.sample import Batch, Sample

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks.bench_campaign import DAY, run_one
-from chikyu_daq.config import load_config
+from chikyu_daq.config.model import load_config
 from hil.scenario import load_scenario
 
 REPO = Path(__file__).resolve().parents[2]

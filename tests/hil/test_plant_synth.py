@@ -184,8 +184,8 @@ def test_plant_v2_seawater_and_draws() -> None:
 
 def test_bit_channels_are_those_the_reference_maps_name() -> None:
     """The catalogue's status bits are the config's: a driver derives the same channels."""
-    from chikyu_daq.config import load_config
-    from chikyu_daq.config_checks import channel_ids
+    from chikyu_daq.config.checks import channel_ids
+    from chikyu_daq.config.model import load_config
 
     reference = set(channel_ids(load_config("config/reference.toml")))
     block = next(synth_blocks(load_scenario("nominal"), 0.01, START_NS, 36.0, bit_channels=True))

@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from chikyu_daq.recording import Run, open_run
+from chikyu_daq.store.reader import Run, open_run
 from dsp.kernel import QUALITY_FIELDS
 from hil.scenario import list_scenarios, load_scenario
 from tests.servers import Influxd, Mosquitto, require_binary

@@ -1,0 +1,194 @@
+"""`chikyu-daq hil run` (a scored scenario) and `chikyu-daq hil synth` (a long recording)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import time
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Annotated, Any
+
+import numpy as np
+import typer
+
+
+def write_junit(path: Path, score: Any, elapsed_s: float) -> None:
+    """One testsuite per scenario, one testcase per check, as CI systems read it."""
+    suite = ET.Element(
+        "testsuite",
+        name=f"hil.{score.scenario}",
+        tests=str(len(score.checks)),
+        failures=str(sum(1 for ok, _ in score.checks.values() if not ok)),
+        time=f"{elapsed_s:.1f}",
+    )
+    for name, (ok, detail) in score.checks.items():
+        case = ET.SubElement(suite, "testcase", classname=f"hil.{score.scenario}", name=name)
+        if not ok:
+            ET.SubElement(case, "failure", message=detail).text = detail
+        else:
+            ET.SubElement(case, "system-out").text = detail
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ET.ElementTree(suite).write(path, encoding="utf-8", xml_declaration=True)
+
+
+def hil_run(
+    scenario: Annotated[str, typer.Option("--scenario", help="Scenario name or TOML path.")],
+    duration: Annotated[
+        float | None,
+        typer.Option("--duration", help="Seconds (default: the scenario's CI duration)."),
+    ] = None,
+    data_dir: Annotated[Path, typer.Option("--data-dir", help="Where the run is recorded.")] = Path(
+        "data/hil"
+    ),
+    junit: Annotated[Path | None, typer.Option("--junit", help="Write JUnit XML here.")] = None,
+    score_json: Annotated[Path | None, typer.Option("--json", help="Write the score here.")] = None,
+    influx: Annotated[
+        str | None,
+        typer.Option("--influx", help="InfluxDB 1.x URL: raw, results and health go there too."),
+    ] = None,
+    influx_db: Annotated[
+        str | None, typer.Option("--influx-db", help="Database (default hil_SCENARIO).")
+    ] = None,
+    mqtt: Annotated[
+        str | None, typer.Option("--mqtt", help="MQTT broker HOST:PORT: publish as at sea.")
+    ] = None,
+    mqtt_prefix: Annotated[
+        str | None, typer.Option("--mqtt-prefix", help="Topic prefix (default hil/SCENARIO).")
+    ] = None,
+) -> None:
+    """Emulators + plant + the real pipeline; score against plant truth; exit 0 or 1.
+
+    With `--influx`/`--mqtt` every output is on, as at sea (the fault campaign): the score then
+    also says whether the pipeline survived to the end with no task failure or step fault.
+    """
+    from chikyu_daq.config.model import load_config
+    from chikyu_daq.live.logs import setup_logging
+    from chikyu_daq.live.processor import warm_up
+    from chikyu_daq.rig.session import REFERENCE, HilSession, with_outputs
+    from hil.scenario import ScenarioError, load_scenario
+
+    setup_logging("WARNING")
+    try:
+        sc = load_scenario(scenario)
+    except (ScenarioError, FileNotFoundError, KeyError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
+    try:
+        base = with_outputs(
+            load_config(REFERENCE),
+            name=sc.name,
+            influx_url=influx,
+            influx_db=influx_db,
+            mqtt=mqtt,
+            mqtt_prefix=mqtt_prefix,
+        )
+    except ValueError as err:  # pydantic's ValidationError included: it names the field
+        print(f"error: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
+    t0 = time.monotonic()
+    session = HilSession(
+        sc,
+        data_dir=data_dir,
+        duration_s=duration,
+        cfg=base,
+        influx=bool(influx),
+        mqtt=bool(mqtt),
+    )
+    warm_up(session.cfg)
+    score = asyncio.run(session.run())
+    elapsed = time.monotonic() - t0
+    for name, (ok, detail) in score.checks.items():
+        print(f"{'PASS' if ok else 'FAIL'}  {name}: {detail}")
+    print(
+        f"{sc.name}: REY {score.daq_rey_kg:.4f} kg vs truth {score.truth_rey_kg:.4f} kg "
+        f"({score.rey_error_pct:+.3f} %, U95 {score.u95_rey_kg:.4f} kg) — "
+        f"{'PASSED' if score.passed else 'FAILED'}"
+    )
+    if junit:
+        write_junit(junit, score, elapsed)
+    if score_json:
+        score_json.parent.mkdir(parents=True, exist_ok=True)
+        score_json.write_text(json.dumps(score.as_dict(), indent=2) + "\n")
+    raise SystemExit(0 if score.passed else 1)
+
+
+def hil_synth(
+    scenario: Annotated[str, typer.Option("--scenario", help="Scenario name or TOML path.")],
+    hours: Annotated[float, typer.Option("--hours", help="Recording length in hours.")],
+    out: Annotated[Path, typer.Option("--out", help="Data directory (the run goes to OUT/runs/).")],
+    ci_riser: Annotated[
+        bool, typer.Option("--ci-riser", help="Keep the scenario's short riser (default: 5,700 m).")
+    ] = False,
+    start: Annotated[
+        str, typer.Option("--start", help="Start time, ISO UTC.")
+    ] = "2026-02-01T00:00:00Z",
+) -> None:
+    """Write a synthetic recording with its truth, in the project's own run format."""
+    from datetime import datetime
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from rich.progress import Progress
+
+    from chikyu_daq.rig.session import scenario_config
+    from chikyu_daq.store.writer import Recorder
+    from hil.plant import synth_blocks
+    from hil.scenario import ScenarioError, load_scenario
+
+    try:
+        sc = load_scenario(scenario)
+    except (ScenarioError, FileNotFoundError, KeyError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
+    if not ci_riser:
+        sc = sc.at_full_scale()
+    cfg = scenario_config(sc)
+    start_ns = round(datetime.fromisoformat(start.replace("Z", "+00:00")).timestamp() * 1e9)
+    t0 = time.perf_counter()
+    manifest = {
+        "config": cfg.model_dump(mode="json"),
+        "synthetic": {"scenario": sc.name, "hours": hours},
+    }
+    rec = Recorder(
+        out / "runs",
+        run_id=f"synth-{sc.name}-{int(time.time())}",
+        manifest=manifest,
+        segment_s=3600.0,
+        flush_s=1.0,
+        autoflush=False,
+    )
+    truth_parts: list[pa.Table] = []
+    samples = 0
+    totals = None
+    with Progress(transient=True, disable=not sys.stderr.isatty()) as bar:
+        task = bar.add_task("synth", total=hours * 3600.0)
+        for block in synth_blocks(sc, hours, start_ns, 600.0):
+            rec.write_raw(block.channels)
+            for t_ns, rey, u in block.assays:  # the ship's lab, sampled on deck
+                rec.write_event({"type": "assay", "t_ns": t_ns, "rey_ppm": rey, "u_rey_ppm": u})
+            rec.flush()
+            samples += sum(len(c[0]) for c in block.channels.values())
+            truth_parts.append(pa.table({k: np.asarray(v) for k, v in block.truth.items()}))
+            totals = block.totals
+            bar.update(task, completed=block.end_s)
+    rec.close()
+    pq.write_table(pa.concat_tables(truth_parts), rec.path / "truth.parquet")
+    assert totals is not None
+    truth = {
+        "scenario": sc.name,
+        "hours": hours,
+        "delivered_rey_kg": totals.rey_delivered_kg,
+        "delivered_solids_kg": totals.solids_delivered_kg,
+        "rey_in_kg": totals.rey_in_kg,
+        "rey_riser_kg": totals.rey_riser_kg,
+        "solids_balance_error_kg": totals.solids_balance_error_kg,
+    }
+    (rec.path / "truth.json").write_text(json.dumps(truth, indent=2) + "\n")
+    wall = time.perf_counter() - t0
+    print(
+        json.dumps(
+            {"run": str(rec.path), "samples": samples, "wall_s": round(wall, 2), **truth}, indent=2
+        )
+    )

@@ -1,0 +1,3 @@
+"""The installation config: model and loading, cross-key checks, rules, summary,
+kernel parameters.
+"""

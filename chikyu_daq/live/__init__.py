@@ -1,0 +1,1 @@
+"""The running daemon: pipeline, processor, systemd notify, logging."""

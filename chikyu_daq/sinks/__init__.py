@@ -1,0 +1,1 @@
+"""Where results and raw samples go: the fan-out, MQTT, lab assays, InfluxDB."""

@@ -1,0 +1,1 @@
+"""InfluxDB: line protocol, the disk spool, and the uploader that drains it."""

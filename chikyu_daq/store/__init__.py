@@ -1,0 +1,1 @@
+"""The run store: the writer (black box), the reader, durable-file helpers."""

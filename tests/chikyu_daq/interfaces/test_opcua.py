@@ -1,0 +1,178 @@
+"""The OPC UA server read by asyncua's client over loopback: values, source timestamps and
+status codes equal what the daemon recorded."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import UTC
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from asyncua import Client, ua
+
+from chikyu_daq.store.reader import open_run
+from tests.iface_servers import live_pipeline, reference
+from tests.servers import free_port
+
+pytestmark = [pytest.mark.servers, pytest.mark.slow]
+
+NAMESPACE = "urn:test:chikyu"
+
+
+def _ns(dv: Any) -> int:
+    """SourceTimestamp in ns (asyncua gives naive UTC datetimes)."""
+    ts = dv.SourceTimestamp
+    ts = ts if ts.tzinfo else ts.replace(tzinfo=UTC)
+    return round(ts.timestamp() * 1_000_000) * 1000
+
+
+async def _until(predicate, timeout_s: float):  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = await predicate()
+        if value:
+            return value
+        await asyncio.sleep(0.1)
+    pytest.fail(f"condition not met within {timeout_s} s")
+
+
+async def _is(node: Any, value: str) -> bool:
+    return bool(await node.read_value() == value)
+
+
+def test_opcua_client_reads_what_the_daemon_recorded(tmp_path: Path) -> None:
+    url = f"opc.tcp://127.0.0.1:{free_port()}/chikyu/"
+    cfg = reference(
+        **{
+            "outputs.opcua": {
+                "enabled": True,
+                "endpoint": url,
+                "namespace": NAMESPACE,
+                "update_s": 0.2,
+            }
+        }
+    )
+    channels = {"ft201.volume_flow": 1, "pt302.pressure": 2, "p101a.speed": 0}
+    read: dict[str, Any] = {}
+
+    async def main() -> None:
+        async with live_pipeline(cfg, tmp_path / "data") as live:
+            # simulation bit: flow UNCERTAIN; sensor-fault bit: pressure BAD
+            live.rig.set_fault("ft201", "status_bits", field="diagnostics", bits=0x10)
+            live.rig.set_fault("pt302", "status_bits", field="status", bits=0x01)
+            async with Client(url, timeout=10) as client:
+                ns = await client.get_namespace_index(NAMESPACE)
+
+                async def settled() -> bool:
+                    for ch, q in channels.items():
+                        dv = await client.get_node(ua.NodeId(ch, ns)).read_data_value(
+                            raise_on_bad_status=False
+                        )
+                        want = [ua.StatusCodes.Good, ua.StatusCodes.Uncertain, ua.StatusCodes.Bad][
+                            q
+                        ]
+                        if dv.StatusCode.value != want:
+                            return False
+                        read[ch] = dv
+                    return True
+
+                await _until(settled, 20)
+                cum = client.get_node(ua.NodeId("results.cum_rey_kg", ns))
+
+                async def result() -> Any:
+                    # the first rows are BAD until every input has a value: a Bad status
+                    # carries no value (Part 4), so wait for one that is not Bad to compare
+                    dv = await cum.read_data_value(raise_on_bad_status=False)
+                    return None if dv.StatusCode.is_bad() else dv
+
+                read["results.cum_rey_kg"] = await _until(result, 10)
+                state = client.get_node(ua.NodeId("alarms.SLUGGING.State", ns))
+                assert await state.read_value() == "normal"
+                prio = client.get_node(ua.NodeId("alarms.SLUGGING.Priority", ns))
+                assert await prio.read_value() == cfg.alarm_management.priorities["SLUGGING"]
+                # the BAD pressure raises SENSOR_FAULT after 2 s: its lifecycle state follows
+                fault = client.get_node(ua.NodeId("alarms.SENSOR_FAULT(pt302.pressure).State", ns))
+                await _until(lambda: _is(fault, "active_unacked"), 15)
+                with pytest.raises(ua.UaStatusCodeError):  # read-only
+                    await client.get_node(ua.NodeId("p101a.speed", ns)).write_value(1.0)
+            read["run_dir"] = live.pipeline.outputs.recorder.path
+
+    asyncio.run(main())
+    run = open_run(read["run_dir"])
+    raw = run.raw(list(channels))
+    for ch, q in channels.items():
+        t, v, qual = raw[ch]
+        src = _ns(read[ch])
+        i = int(np.argmin(np.abs(t - src)))
+        assert abs(int(t[i]) - src) < 1000, ch  # DateTime carries microseconds
+        assert int(qual[i]) == q, ch
+        if q == 2:  # Part 4 7.7.1: with a Bad status the value is null on the wire
+            assert read[ch].Value.Value is None, ch
+        else:
+            assert read[ch].Value.Value == float(v[i]), ch
+    res = run.results()
+    src = _ns(read["results.cum_rey_kg"])
+    i = int(np.argmin(np.abs(res["t_ns"] - src)))
+    assert abs(int(res["t_ns"][i]) - src) < 1000
+    assert read["results.cum_rey_kg"].Value.Value == res["cum_rey_kg"][i]
+
+
+def _certs(tmp: Path, name: str, uri: str, server: bool) -> tuple[Path, Path]:
+    from asyncua.crypto.cert_gen import setup_self_signed_certificate
+    from cryptography.x509.oid import ExtendedKeyUsageOID
+
+    key, cert = tmp / f"{name}.pem", tmp / f"{name}.der"
+    use = [ExtendedKeyUsageOID.SERVER_AUTH if server else ExtendedKeyUsageOID.CLIENT_AUTH]
+
+    async def gen() -> None:
+        await setup_self_signed_certificate(key, cert, uri, "127.0.0.1", use, {"commonName": name})
+
+    asyncio.run(gen())
+    return cert, key
+
+
+def test_opcua_basic256sha256_encrypts_and_refuses_plain_clients(tmp_path: Path) -> None:
+    from chikyu_daq.alarms.states import AlarmBook
+    from chikyu_daq.config.model import OpcUa
+    from chikyu_daq.interfaces.opcua import OpcUaServer
+    from chikyu_daq.live.pipeline import LiveView
+    from drivers.sample import Sample
+
+    url = f"opc.tcp://127.0.0.1:{free_port()}/chikyu/"
+    s_cert, s_key = _certs(tmp_path, "server", "urn:freeopcua:python:server", True)
+    c_cert, c_key = _certs(tmp_path, "client", "urn:test:client", False)
+    cfg = OpcUa(
+        enabled=True,
+        endpoint=url,
+        security_policy="Basic256Sha256",
+        certificate_file=str(s_cert),
+        private_key_file=str(s_key),
+        namespace=NAMESPACE,
+    )
+    t_ns = 1_796_000_000_123_456_789
+    view = LiveView(latest={"ft201.volume_flow": Sample(t_ns, 330.5, 0)})
+    server = OpcUaServer(cfg, view, AlarmBook(lambda n: "low", 60.0), ["ft201.volume_flow"])
+
+    async def main() -> None:
+        await server.start()
+        try:
+            await server.update()
+            plain = Client(url, timeout=5)
+            with pytest.raises(ua.UaError, match="No matching endpoints"):  # no plain endpoint
+                async with plain:
+                    await plain.get_namespace_index(NAMESPACE)
+            client = Client(url, timeout=10)
+            client.application_uri = "urn:test:client"
+            await client.set_security_string(f"Basic256Sha256,SignAndEncrypt,{c_cert},{c_key}")
+            async with client:
+                ns = await client.get_namespace_index(NAMESPACE)
+                dv = await client.get_node(ua.NodeId("ft201.volume_flow", ns)).read_data_value()
+                assert dv.Value.Value == 330.5 and dv.StatusCode.is_good()
+                assert _ns(dv) == t_ns // 1000 * 1000
+        finally:
+            await server.aclose()
+
+    asyncio.run(main())
