@@ -173,11 +173,14 @@ def plan_replay(run_dir: Path, opts: ReplayOptions, cfg: Config | None = None) -
 
 
 def start_processor(plan: ReplayPlan) -> Processor:
-    """Step 2: a replay-mode processor that knows every assay sampled before the window ends."""
+    """Step 2: a replay-mode processor that knows every assay sampled before the window ends
+    and every forward clock step the daemon saw."""
     proc = Processor(plan.cfg, replay=True)
     for ev in plan.run.events():
         if ev.get("type") == "assay" and "rey_ppm" in ev and int(ev.get("t_ns", 0)) < plan.t1:
             proc.add_assay(int(ev["t_ns"]), float(ev["rey_ppm"]), float(ev.get("u_rey_ppm", 0.0)))
+        elif ev.get("type") == "clock_step" and float(ev.get("step_s", 0.0)) > 0:
+            proc.expect_forward_step(int(ev["t_ns"]))  # as the live daemon saw it
     return proc
 
 
