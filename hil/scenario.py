@@ -68,6 +68,8 @@ class ScenarioError(ValueError):
 #: The two ranges most plant parameters share (units are in the keys' names).
 POSITIVE = Annotated[float, Field(gt=0)]
 NON_NEGATIVE = Annotated[float, Field(ge=0)]
+#: Efficiencies and power factors: (0, 1].
+FRACTION = Annotated[float, Field(gt=0, le=1)]
 
 
 class _Strict(BaseModel):
@@ -102,15 +104,15 @@ class PlantParams(_Strict):
     # delivers exactly injection_m3_h against the nominal system.
     pump_speed_rpm: POSITIVE = 1480.0
     pump_shutoff_ratio: float = Field(default=1.35, gt=1.0)
-    pump_efficiency_bep: float = Field(default=0.78, gt=0, le=1)
+    pump_efficiency_bep: FRACTION = 0.78
     pump_ramp_rpm_s: POSITIVE = 150.0
     pump_coast_tau_s: POSITIVE = 4.0
     flow_tau_s: POSITIVE = 5.0
     motor_rated_kw: POSITIVE = 315.0
     motor_rated_rpm: POSITIVE = 1490.0
     motor_voltage_v: POSITIVE = 690.0
-    motor_power_factor: float = Field(default=0.86, gt=0, le=1)
-    motor_efficiency: float = Field(default=0.95, gt=0, le=1)
+    motor_power_factor: FRACTION = 0.86
+    motor_efficiency: FRACTION = 0.95
     dc_bus_v: POSITIVE = 930.0
     run_hours_initial_h: NON_NEGATIVE = 12_345.6
     # deck: return line back pressure = static part + quadratic loss at nominal return flow
