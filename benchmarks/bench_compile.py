@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from publish import publish
 
 REPO = Path(__file__).resolve().parent.parent
 CONFIG = REPO / "config" / "reference.toml"
@@ -155,10 +156,7 @@ def main() -> None:
     }
     if not args.no_daemon:
         result["cold_start"] = cold_start()
-    text = json.dumps(result, indent=2)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "compile.json").write_text(text + "\n")
-    print(text)
+    publish(result, args.out, "compile.json")
 
 
 if __name__ == "__main__":

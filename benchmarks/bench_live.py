@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from publish import publish
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -374,10 +375,7 @@ def main() -> None:
         within["p99"] = p99 is not None and p99 < TARGETS["p99_ms"]
         within["late"] = on["late_samples_in_window"] == 0
     result["within_target"] = within
-    text = json.dumps(result, indent=2)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "live.json").write_text(text + "\n")
-    print(text)
+    publish(result, args.out, "live.json")
 
 
 if __name__ == "__main__":

@@ -26,6 +26,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from publish import publish
+
 REPO = Path(__file__).resolve().parent.parent
 CLI = [sys.executable, "-m", "chikyu_daq"]
 
@@ -196,9 +198,7 @@ def main() -> None:
         )
     result["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
     result["targets"] = {"replay_x_realtime": 30_000, "peak_rss_ratio_long_over_short": "~1"}
-    text = json.dumps(result, indent=2)
-    (args.out / "product.json").write_text(text + "\n")
-    print(text)
+    publish(result, args.out, "product.json")
 
 
 if __name__ == "__main__":

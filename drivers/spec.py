@@ -51,6 +51,8 @@ def between(lo: float, hi: float, *, open_lo: bool = False) -> Any:
 
 #: Hostnames and IP literals (IPv6 in brackets or bare); no spaces, slashes or schemes.
 HOST = Annotated[str, Field(min_length=1, max_length=253, pattern=r"^[A-Za-z0-9._:\[\]-]+$")]
+#: A TCP port (0 is not one a peer can be reached at).
+PORT = Annotated[int, between(1, 65535)]
 #: Seconds a bus or device waits before retrying; beyond an hour a dead link is never retried
 #: in practice, and below a millisecond the retry loop spins.
 RETRY_S = Annotated[float, between(0.001, 3600.0)]
@@ -196,7 +198,7 @@ class _ModbusLink(_Reconnecting):
 class ModbusTcpBus(_ModbusLink):
     transport: Literal["modbus_tcp"]
     host: HOST
-    port: Annotated[int, between(1, 65535)] = 502
+    port: PORT = 502
     timeout_s: TIMEOUT_S = 1.0
     retries: RETRIES = 1
 
@@ -206,7 +208,7 @@ class ModbusRtuTcpBus(_ModbusLink):
 
     transport: Literal["modbus_rtu_tcp"]
     host: HOST
-    port: Annotated[int, between(1, 65535)] = 4001
+    port: PORT = 4001
 
 
 class SerialLine(Strict):

@@ -65,6 +65,13 @@ class ScenarioError(ValueError):
     """A scenario file that cannot be used; the message names the file and the key path."""
 
 
+#: The two ranges most plant parameters share (units are in the keys' names).
+POSITIVE = Annotated[float, Field(gt=0)]
+NON_NEGATIVE = Annotated[float, Field(ge=0)]
+#: Efficiencies and power factors: (0, 1].
+FRACTION = Annotated[float, Field(gt=0, le=1)]
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -72,66 +79,66 @@ class _Strict(BaseModel):
 class PlantParams(_Strict):
     """Physical plant. Units are in the names; defaults are the reference installation."""
 
-    rho_w_kg_m3: float = Field(default=1025.0, gt=0)
-    rho_s_kg_m3: float = Field(default=2500.0, gt=0)
-    rho_b_kg_m3: float = Field(default=1300.0, gt=0)
-    g_m_s2: float = Field(default=9.80665, gt=0)
-    p_atm_kpa: float = Field(default=101.325, gt=0)
-    riser_length_m: float = Field(default=5700.0, gt=0)
-    return_id_m: float = Field(default=0.20, gt=0)
-    injection_dh_m: float = Field(default=0.25, gt=0)
-    injection_area_m2: float = Field(default=0.1433, gt=0)
-    friction_return: float = Field(default=0.015, gt=0)  # nominal: pump-curve fit only
-    friction_injection: float = Field(default=0.015, gt=0)
+    rho_w_kg_m3: POSITIVE = 1025.0
+    rho_s_kg_m3: POSITIVE = 2500.0
+    rho_b_kg_m3: POSITIVE = 1300.0
+    g_m_s2: POSITIVE = 9.80665
+    p_atm_kpa: POSITIVE = 101.325
+    riser_length_m: POSITIVE = 5700.0
+    return_id_m: POSITIVE = 0.20
+    injection_dh_m: POSITIVE = 0.25
+    injection_area_m2: POSITIVE = 0.1433
+    friction_return: POSITIVE = 0.015  # nominal: pump-curve fit only
+    friction_injection: POSITIVE = 0.015
     transmitter_depths_m: dict[str, float] = Field(default_factory=lambda: dict(REFERENCE_DEPTHS_M))
     cells: int = Field(default=400, ge=4, le=100_000)
     dt_s: float = Field(default=0.1, gt=0, le=1.0)
     # operation
-    injection_m3_h: float = Field(default=300.0, gt=0)
-    mud_intake_m3_h: float = Field(default=30.0, ge=0)
+    injection_m3_h: POSITIVE = 300.0
+    mud_intake_m3_h: NON_NEGATIVE = 30.0
     #: the intake the pump curve is fitted for (a day may start with seawater only)
-    design_intake_m3_h: float = Field(default=30.0, ge=0)
-    grade_ppm: float = Field(default=2000.0, ge=0)
+    design_intake_m3_h: NON_NEGATIVE = 30.0
+    grade_ppm: NON_NEGATIVE = 2000.0
     initial_fill: Literal["steady", "water"] = "steady"
     # pumps: two identical drives in parallel; the curve is fitted so that nominal speed
     # delivers exactly injection_m3_h against the nominal system.
-    pump_speed_rpm: float = Field(default=1480.0, gt=0)
+    pump_speed_rpm: POSITIVE = 1480.0
     pump_shutoff_ratio: float = Field(default=1.35, gt=1.0)
-    pump_efficiency_bep: float = Field(default=0.78, gt=0, le=1)
-    pump_ramp_rpm_s: float = Field(default=150.0, gt=0)
-    pump_coast_tau_s: float = Field(default=4.0, gt=0)
-    flow_tau_s: float = Field(default=5.0, gt=0)
-    motor_rated_kw: float = Field(default=315.0, gt=0)
-    motor_rated_rpm: float = Field(default=1490.0, gt=0)
-    motor_voltage_v: float = Field(default=690.0, gt=0)
-    motor_power_factor: float = Field(default=0.86, gt=0, le=1)
-    motor_efficiency: float = Field(default=0.95, gt=0, le=1)
-    dc_bus_v: float = Field(default=930.0, gt=0)
-    run_hours_initial_h: float = Field(default=12_345.6, ge=0)
+    pump_efficiency_bep: FRACTION = 0.78
+    pump_ramp_rpm_s: POSITIVE = 150.0
+    pump_coast_tau_s: POSITIVE = 4.0
+    flow_tau_s: POSITIVE = 5.0
+    motor_rated_kw: POSITIVE = 315.0
+    motor_rated_rpm: POSITIVE = 1490.0
+    motor_voltage_v: POSITIVE = 690.0
+    motor_power_factor: FRACTION = 0.86
+    motor_efficiency: FRACTION = 0.95
+    dc_bus_v: POSITIVE = 930.0
+    run_hours_initial_h: NON_NEGATIVE = 12_345.6
     # deck: return line back pressure = static part + quadratic loss at nominal return flow
-    deck_static_kpa: float = Field(default=100.0, ge=0)
-    deck_loss_kpa: float = Field(default=50.0, ge=0)
+    deck_static_kpa: NON_NEGATIVE = 100.0
+    deck_loss_kpa: NON_NEGATIVE = 50.0
     # temperatures
     seabed_temp_c: float = Field(default=1.6, gt=-5, lt=40)
     deck_return_temp_c: float = Field(default=9.5, gt=-5, lt=60)
     surface_water_temp_c: float = Field(default=24.0, gt=-5, lt=40)
     # densitometer gamma attenuation: count_rate = counts_at_1000 * exp(-k (rho - 1000))
-    counts_at_1000: float = Field(default=60_600.0, gt=0)
-    attenuation_per_kg_m3: float = Field(default=0.00154, gt=0)
-    conductivity_us_cm: float = Field(default=52_000.0, gt=0)
+    counts_at_1000: POSITIVE = 60_600.0
+    attenuation_per_kg_m3: POSITIVE = 0.00154
+    conductivity_us_cm: POSITIVE = 52_000.0
     # plant v2 (hil/plant/physics.py): TEOS-10 seawater along the riser, Colebrook friction at
     # the mixture's Reynolds number, slip; rho_w_kg_m3 above is only the pump-curve fit's
     salinity_g_kg: float = Field(default=35.16, gt=0, lt=50)
-    roughness_m: float = Field(default=4.5e-5, ge=0)
-    slip_m_s: float = Field(default=0.012, ge=0)
-    deck_temp_drift_c: float = Field(default=0.3, ge=0)
+    roughness_m: NON_NEGATIVE = 4.5e-5
+    slip_m_s: NON_NEGATIVE = 0.012
+    deck_temp_drift_c: NON_NEGATIVE = 0.3
     #: draw true constants and calibration errors per run from the seed (within spec)
     draws: bool = False
     #: slow intake-grade wander (relative amplitude) around the scheduled grade
     grade_wander_rel: float = Field(default=0.0, ge=0, lt=1)
-    grade_wander_period_s: float = Field(default=5400.0, gt=0)
+    grade_wander_period_s: POSITIVE = 5400.0
     #: ship's lab (hil synth): a deck sample every interval, assayed with this relative error
-    lab_interval_s: float = Field(default=3600.0, gt=0)
+    lab_interval_s: POSITIVE = 3600.0
     lab_error_rel: float = Field(default=0.03, ge=0, lt=1)
 
     @model_validator(mode="after")
@@ -164,13 +171,13 @@ class PlantParams(_Strict):
 
 
 class _EventBase(_Strict):
-    at_s: float = Field(ge=0)
+    at_s: NON_NEGATIVE
 
 
 class _Ramped(_EventBase):
     """A value that moves to its target over ``ramp_s`` (0: at once)."""
 
-    ramp_s: float = Field(default=0.0, ge=0)
+    ramp_s: NON_NEGATIVE = 0.0
 
 
 class _OnePump(_EventBase):
@@ -187,21 +194,21 @@ class GradeEvent(_Ramped):
     """Intake grade (REY ppm, dry basis) moves to ``grade_ppm`` over ``ramp_s``."""
 
     kind: Literal["grade"]
-    grade_ppm: float = Field(ge=0)
+    grade_ppm: NON_NEGATIVE
 
 
 class IntakeEvent(_Ramped):
     """Wet-mud intake rate moves to ``mud_m3_h`` over ``ramp_s``."""
 
     kind: Literal["intake"]
-    mud_m3_h: float = Field(ge=0)
+    mud_m3_h: NON_NEGATIVE
 
 
 class PumpSpeedEvent(_OnePump):
     """New speed command; the drive ramps at its own rate."""
 
     kind: Literal["pump_speed"]
-    speed_rpm: float = Field(ge=0)
+    speed_rpm: NON_NEGATIVE
 
 
 class PumpTripEvent(_OnePump):
@@ -221,14 +228,14 @@ class FrictionEvent(_Ramped):
     """Return-leg friction multiplier moves to ``factor`` over ``ramp_s`` (plugging)."""
 
     kind: Literal["friction"]
-    factor: float = Field(gt=0)
+    factor: POSITIVE
 
 
 class SlugEvent(_Lasting):
     """Mud intake waves: intake x (1 + amplitude_rel sin(2 pi t / period_s))."""
 
     kind: Literal["slugging"]
-    period_s: float = Field(gt=0)
+    period_s: POSITIVE
     amplitude_rel: float = Field(gt=0, le=1)
 
 
@@ -236,8 +243,8 @@ class HeaveEvent(_Lasting):
     """Vessel heave: transmitter depths move by amplitude_m, flows by flow_amplitude_rel."""
 
     kind: Literal["heave"]
-    period_s: float = Field(gt=0)
-    amplitude_m: float = Field(ge=0)
+    period_s: POSITIVE
+    amplitude_m: NON_NEGATIVE
     flow_amplitude_rel: float = Field(default=0.0, ge=0, lt=1)
 
 
@@ -292,7 +299,7 @@ class ExpectedAlarm(_Strict):
 
     name: str
     channel: str | None = None
-    latest_raise_s: float = Field(gt=0)
+    latest_raise_s: POSITIVE
 
     @model_validator(mode="after")
     def _known(self) -> ExpectedAlarm:
@@ -319,8 +326,8 @@ class Scenario(_Strict):
 
     name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
     description: str
-    duration_s: float = Field(gt=0)
-    ci_duration_s: float = Field(gt=0)
+    duration_s: POSITIVE
+    ci_duration_s: POSITIVE
     seed: int = Field(default=0, ge=0)
     plant: PlantParams = Field(default_factory=PlantParams)
     events: tuple[Event, ...] = ()

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any
+from typing import Any, Literal
 
 NORMAL = "normal"
 UNACK = "active_unacked"
@@ -287,23 +287,29 @@ class AlarmBook:
         return out
 
     def set_suppressed(self, name: str, reason: str | None, t_ns: int) -> list[Transition]:
-        if self.get(name).suppressed == reason:
-            return []
-
-        def go(s: AlarmStatus) -> None:
-            s.suppressed = reason
-
-        cause = "suppress" if reason is not None else "unsuppress"
-        return self._apply(name, t_ns, cause, go, operator="system", reason=reason or "")
+        return self._set_by_design(name, "suppressed", reason, t_ns, ("suppress", "unsuppress"))
 
     def set_out_of_service(self, name: str, reason: str | None, t_ns: int) -> list[Transition]:
-        if self.get(name).out_of_service == reason:
+        causes = ("out_of_service", "in_service")
+        return self._set_by_design(name, "out_of_service", reason, t_ns, causes)
+
+    def _set_by_design(
+        self,
+        name: str,
+        attr: Literal["suppressed", "out_of_service"],
+        reason: str | None,
+        t_ns: int,
+        causes: tuple[str, str],
+    ) -> list[Transition]:
+        """Set (a reason) or clear (None) a condition the system imposes; the cause is
+        causes[0] when set, causes[1] when cleared, and an unchanged reason is no transition."""
+        if getattr(self.get(name), attr) == reason:
             return []
 
         def go(s: AlarmStatus) -> None:
-            s.out_of_service = reason
+            setattr(s, attr, reason)
 
-        cause = "out_of_service" if reason is not None else "in_service"
+        cause = causes[0] if reason is not None else causes[1]
         return self._apply(name, t_ns, cause, go, operator="system", reason=reason or "")
 
     def sync_active(self, active: Iterable[str], t_ns: int) -> list[Transition]:

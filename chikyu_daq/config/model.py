@@ -15,11 +15,12 @@ import os
 import re
 import sys
 import tomllib
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any, Literal, NoReturn
+from typing import Annotated, Any, ClassVar, Literal, NoReturn
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from chikyu_daq.config.rules import (
     MQTT_CLIENT_ID_MAX,
@@ -29,8 +30,37 @@ from chikyu_daq.config.rules import (
     template_issue,
     url_issue,
 )
-from drivers.spec import HOST, Bus, Device, RegisterMap, SentenceMap, Strict, between
+from drivers.spec import HOST, PORT, Bus, Device, RegisterMap, SentenceMap, Strict, between
 from dsp.params import ALARM_NAMES as CHAIN_ALARM_NAMES
+
+#: Ranges that several keys share (one definition each; the error still names the key).
+#: A positive duration up to an hour: windows, update periods, staleness.
+UP_TO_HOUR_S = Annotated[float, between(0.0, 3600.0, open_lo=True)]
+#: A standard uncertainty of a density (kg/m3) or a length (m).
+SIGMA = Annotated[float, between(0.0, 1000.0)]
+#: A positive dimensionless ratio: coefficients of variation, pressure ratios.
+RATIO = Annotated[float, between(0.0, 10.0, open_lo=True)]
+#: A sensor's depth below the sea surface on the riser (the deepest ocean is ~11 km).
+DEPTH_M = Annotated[float, between(0.0, 12000.0, open_lo=True)]
+
+#: Key -> why its string is wrong (None: fine).
+_Rules = Mapping[str, Callable[[str], str | None]]
+
+
+class _Ruled(Strict):
+    """A record whose string keys are checked by rules from `config.rules`: one rule's message
+    is the key's error (after the control-character check of `Strict`)."""
+
+    RULES: ClassVar[_Rules] = {}
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _ruled(cls, value: Any, info: ValidationInfo) -> Any:
+        rule = cls.RULES.get(info.field_name or "")
+        problem = rule(value) if rule is not None else None
+        if problem:
+            raise ValueError(problem)
+        return value
 
 
 class Site(Strict):
@@ -50,11 +80,11 @@ class Processing(Strict):
     publish_hz: Annotated[float, between(0.0, 100.0, open_lo=True)] = 1.0
     align: Literal["hold", "linear"] = "hold"
     #: A channel with no sample for this long is BAD on the grid (an hour of silence is a fault).
-    staleness_s: Annotated[float, between(0.0, 3600.0, open_lo=True)] = 2.0
+    staleness_s: UP_TO_HOUR_S = 2.0
     #: Grid points wait this long for late samples before they are computed; samples of every
     #: channel are buffered meanwhile, and every output is delayed by it (a minute at most).
     lateness_s: Annotated[float, between(0.0, 60.0)] = 0.1
-    max_gap_s: Annotated[float, between(0.0, 3600.0, open_lo=True)] = 2.0
+    max_gap_s: UP_TO_HOUR_S = 2.0
 
 
 class Roles(Strict):
@@ -85,9 +115,9 @@ class Physics(Strict):
     return_id_m: Annotated[float, between(0.01, 2.0)] = 0.20
     injection_hd_m: Annotated[float, between(0.01, 2.0)] = 0.25
     riser_length_m: Annotated[float, between(1.0, 12000.0)] = 5700.0  # deepest ocean ~11 km
-    depth_collector_m: Annotated[float, between(0.0, 12000.0, open_lo=True)] = 5690.0
-    depth_mid_m: Annotated[float, between(0.0, 12000.0, open_lo=True)] = 2850.0
-    depth_upper_m: Annotated[float, between(0.0, 12000.0, open_lo=True)] = 500.0
+    depth_collector_m: DEPTH_M = 5690.0
+    depth_mid_m: DEPTH_M = 2850.0
+    depth_upper_m: DEPTH_M = 500.0
     darcy_f: Annotated[float, between(0.001, 0.2)] = 0.015  # Moody chart
     durand_fl: Annotated[float, between(0.1, 3.0)] = 0.8  # Durand's F_L, ~0.4-1.5 in practice
     #: seawater density: TEOS-10 at temperature and pressure, or rho_w_kg_m3 everywhere
@@ -130,17 +160,17 @@ class Uncertainty(Strict):
 
     flow_rel_sys: Annotated[float, between(0.0, 1.0)] = 0.004
     flow_rel_rand: Annotated[float, between(0.0, 1.0)] = 0.003
-    density_sys_kg_m3: Annotated[float, between(0.0, 1000.0)] = 1.2
-    density_rand_kg_m3: Annotated[float, between(0.0, 1000.0)] = 0.9
-    tau_random_s: Annotated[float, between(0.0, 3600.0, open_lo=True)] = 1.0
-    rho_s_kg_m3: Annotated[float, between(0.0, 1000.0)] = 50.0
-    rho_w_kg_m3: Annotated[float, between(0.0, 1000.0)] = 2.0
-    rho_b_kg_m3: Annotated[float, between(0.0, 1000.0)] = 50.0
+    density_sys_kg_m3: SIGMA = 1.2
+    density_rand_kg_m3: SIGMA = 0.9
+    tau_random_s: UP_TO_HOUR_S = 1.0
+    rho_s_kg_m3: SIGMA = 50.0
+    rho_w_kg_m3: SIGMA = 2.0
+    rho_b_kg_m3: SIGMA = 50.0
     p_kpa: Annotated[float, between(0.0, 10_000.0)] = 5.0
     #: rho_w once the densitometer is referenced to seawater (temperature drift only)
-    rho_w_ref_kg_m3: Annotated[float, between(0.0, 1000.0)] = 0.05
+    rho_w_ref_kg_m3: SIGMA = 0.05
     friction_rel: Annotated[float, between(0.0, 1.0)] = 0.05
-    dz_m: Annotated[float, between(0.0, 1000.0)] = 2.0
+    dz_m: SIGMA = 2.0
     slip_m_s: Annotated[float, between(0.0, 1.0)] = 0.01
     #: batch length of the empirical random part (several noise correlation times)
     noise_batch_s: Annotated[float, between(1.0, 86_400.0)] = 120.0
@@ -164,9 +194,9 @@ class Stability(Strict):
     12 h x 100 Hz x 2 lanes x 8 B = 69 MB) and the per-point work at a few thousand operations.
     """
 
-    cv_window_s: Annotated[float, between(0.0, 3600.0, open_lo=True)] = 60.0
+    cv_window_s: UP_TO_HOUR_S = 60.0
     compare_window_s: Annotated[float, between(0.0, 86_400.0, open_lo=True)] = 600.0
-    slope_window_s: Annotated[float, between(0.0, 3600.0, open_lo=True)] = 120.0
+    slope_window_s: UP_TO_HOUR_S = 120.0
     injection_hold_m3_h_s: Annotated[float, between(0.0, 1000.0, open_lo=True)] = 0.01
     #: Points of the despiking window; its sorted copy is updated per point (O(window)), and a
     #: spike lasts seconds: 6001 points is 60 s even at 100 Hz.
@@ -178,17 +208,17 @@ class Stability(Strict):
     #: FFT length (power of two): 65536 decimated points is hours of signal at any grid rate.
     osc_n_fft: Annotated[int, between(64, 65536)] = 512
     osc_decim: Annotated[int, between(1, 1000)] = 2
-    osc_update_s: Annotated[float, between(0.0, 3600.0, open_lo=True)] = 10.0
+    osc_update_s: UP_TO_HOUR_S = 10.0
     osc_f_lo_hz: Annotated[float, between(0.0, 50.0, open_lo=True)] = 0.02
     osc_f_hi_hz: Annotated[float, between(0.0, 50.0, open_lo=True)] = 2.0
     osc_amp_bad_bar: Annotated[float, between(0.0, 1000.0, open_lo=True)] = 0.1
     margin_ok: Annotated[float, between(1.0, 100.0, open_lo=True)] = 1.5
-    cv_flow_bad: Annotated[float, between(0.0, 10.0, open_lo=True)] = 0.2
-    cv_density_bad: Annotated[float, between(0.0, 10.0, open_lo=True)] = 0.05
-    cv_torque_bad: Annotated[float, between(0.0, 10.0, open_lo=True)] = 0.2
+    cv_flow_bad: RATIO = 0.2
+    cv_density_bad: RATIO = 0.05
+    cv_torque_bad: RATIO = 0.2
     slope_bad_bar_s: Annotated[float, between(0.0, 100.0, open_lo=True)] = 0.01
-    ratio_nominal: Annotated[float, between(0.0, 10.0, open_lo=True)] = 1.1
-    ratio_tol: Annotated[float, between(0.0, 10.0, open_lo=True)] = 0.2
+    ratio_nominal: RATIO = 1.1
+    ratio_tol: RATIO = 0.2
     #: Longest transit the yield integral looks back over; 12 h is a flow of 1/20 of nominal.
     max_transit_s: Annotated[float, between(1.0, 43_200.0)] = 10800.0
     #: seawater reference: this long with no mud taken and a steady reading near TEOS-10
@@ -237,7 +267,8 @@ class Recorder(Strict):
     flush_s: Annotated[float, between(0.0, 1.0, open_lo=True)] = 0.5
 
 
-class Influx(Strict):
+class Influx(_Ruled):
+    RULES: ClassVar[_Rules] = {"url": url_issue}
     enabled: bool = False
     dialect: Literal["v1", "v2"] = "v2"
     url: Annotated[str, Field(max_length=2048)] = "http://127.0.0.1:8086"
@@ -259,14 +290,6 @@ class Influx(Strict):
     spool_quota_mb: Annotated[float, between(16.0, 1_048_576.0)] = 1024.0
     overflow: Literal["drop_oldest", "drop_newest"] = "drop_oldest"
     timeout_s: Annotated[float, between(0.0, 600.0, open_lo=True)] = 10.0
-
-    @field_validator("url")
-    @classmethod
-    def _url(cls, url: str) -> str:
-        problem = url_issue(url)
-        if problem:
-            raise ValueError(problem)
-        return url
 
     @model_validator(mode="after")
     def _dialect_fields(self) -> Influx:
@@ -310,10 +333,11 @@ class LabAssays(Strict):
         return self
 
 
-class Mqtt(Strict):
+class Mqtt(_Ruled):
+    RULES: ClassVar[_Rules] = {"prefix": template_issue, "client_id": template_issue}
     enabled: bool = False
     host: HOST = "127.0.0.1"
-    port: Annotated[int, between(1, 65535)] = 1883
+    port: PORT = 1883
     #: Templates (TEMPLATE_FIELDS); the expanded topic is checked with the site's vessel.
     prefix: Annotated[str, Field(max_length=MQTT_PREFIX_MAX_BYTES)] = "chikyu/{vessel}"
     client_id: Annotated[str, Field(max_length=MQTT_CLIENT_ID_MAX)] = "chikyu-daq-{vessel}"
@@ -329,14 +353,6 @@ class Mqtt(Strict):
     queue_size: Annotated[int, between(10, 1_000_000)] = 1000
     assays: LabAssays = Field(default_factory=LabAssays)
 
-    @field_validator("prefix", "client_id")
-    @classmethod
-    def _template(cls, template: str) -> str:
-        problem = template_issue(template)
-        if problem:
-            raise ValueError(problem)
-        return template
-
     @model_validator(mode="after")
     def _tls(self) -> Mqtt:
         if self.ca_file and not self.tls:
@@ -349,7 +365,7 @@ class Prometheus(Strict):
 
     enabled: bool = False
     host: HOST = "127.0.0.1"
-    port: Annotated[int, between(1, 65535)] = 9108
+    port: PORT = 9108
 
 
 class OpcUa(Strict):

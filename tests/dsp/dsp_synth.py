@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from numpy.typing import NDArray
 
@@ -10,6 +12,22 @@ from dsp.params import ChainParams
 
 T0_NS = 1_767_225_600_000_000_000  # 2026-01-01
 G = 9.80665
+#: Windows short enough for a few thousand grid points (the tests' chain, not the defaults).
+SHORT_WINDOWS: dict[str, Any] = {
+    "max_transit_s": 300.0,
+    "cv_window_s": 20.0,
+    "compare_window_s": 30.0,
+    "slope_window_s": 20.0,
+    "osc_n_fft": 256,
+    "osc_update_s": 5.0,
+}
+#: The systematic uncertainty terms, zeroed where a random source is under test alone.
+NO_SYSTEMATIC_U: dict[str, Any] = {
+    "u_flow_rel_sys": 0.0,
+    "u_rho_m_sys_kg_m3": 0.0,
+    "u_rho_s_kg_m3": 0.0,
+    "u_rho_w_kg_m3": 0.0,
+}
 
 
 def grid(n: int, step_s: float = 0.1) -> NDArray[np.int64]:

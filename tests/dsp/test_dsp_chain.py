@@ -14,7 +14,14 @@ from hypothesis import strategies as st
 from dsp.alarms import AlarmSpec
 from dsp.chain import OUTPUT_FIELDS, ChainResult, init_state, process_block
 from dsp.params import ChainParams
-from tests.dsp.dsp_synth import grid, make_block, nominal, pressures_kpa
+from tests.dsp.dsp_synth import (
+    NO_SYSTEMATIC_U,
+    SHORT_WINDOWS,
+    grid,
+    make_block,
+    nominal,
+    pressures_kpa,
+)
 
 # The analytic oracles below use one constant seawater density and friction factor; TEOS-10,
 # Colebrook and the physics added for full scale are tested in test_dsp_physics.py.
@@ -23,12 +30,7 @@ FAST = ChainParams(
     colebrook=False,
     u_slip_m_s=0.0,
     return_leg_volume_m3=5.0,  # ~55 s transit at 330 m3/h
-    max_transit_s=300.0,
-    cv_window_s=20.0,
-    compare_window_s=30.0,
-    slope_window_s=20.0,
-    osc_n_fft=256,
-    osc_update_s=5.0,
+    **SHORT_WINDOWS,
 )
 
 
@@ -396,10 +398,7 @@ def test_uncertainty_interval_is_calibrated() -> None:
 def test_random_part_shrinks_with_integration_and_is_calibrated() -> None:
     p0 = dataclasses.replace(
         FAST,
-        u_flow_rel_sys=0.0,
-        u_rho_m_sys_kg_m3=0.0,
-        u_rho_s_kg_m3=0.0,
-        u_rho_w_kg_m3=0.0,
+        **NO_SYSTEMATIC_U,
         u_grade_default_ppm=0.0,
         u_rho_m_rand_kg_m3=5.0,
         hampel_floor_rho_kg_m3=15.0,  # the floor must sit above the noise, or Hampel clips it

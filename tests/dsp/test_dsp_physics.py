@@ -9,6 +9,7 @@ reference.
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import gsw
 import numpy as np
@@ -17,18 +18,17 @@ from scipy.signal import lfilter
 
 from dsp.chain import ChainResult, init_state, process_block
 from dsp.params import ChainParams
-from tests.dsp.dsp_synth import G, make_block, nominal
+from tests.dsp.dsp_synth import NO_SYSTEMATIC_U, SHORT_WINDOWS, G, make_block, nominal
 
 SA = 35.16
 # short windows, full-scale riser and seawater physics
-P = ChainParams(
-    max_transit_s=300.0,
-    cv_window_s=20.0,
-    compare_window_s=30.0,
-    slope_window_s=20.0,
-    osc_n_fft=256,
-    osc_update_s=5.0,
-)
+P = ChainParams(**SHORT_WINDOWS)
+
+
+def without_systematic_u(**changes: Any) -> ChainParams:
+    """P in constant seawater with no systematic (or slip) uncertainty, so that the random
+    sources left in `changes` are what an interval test measures."""
+    return dataclasses.replace(P, teos10=False, **NO_SYSTEMATIC_U, u_slip_m_s=0.0, **changes)
 
 
 def run(p: ChainParams, t, v, q) -> ChainResult:
@@ -156,15 +156,8 @@ def test_filling_riser_is_not_a_plug_but_an_unexplained_rise_is() -> None:
 
 def test_interval_covers_under_correlated_noise() -> None:
     """Density noise correlated over 10 s: white-noise shrinkage covered ~half the time."""
-    p = dataclasses.replace(
-        P,
-        teos10=False,
-        u_flow_rel_sys=0.0,
-        u_rho_m_sys_kg_m3=0.0,
-        u_rho_s_kg_m3=0.0,
-        u_rho_w_kg_m3=0.0,
+    p = without_systematic_u(
         u_grade_default_ppm=0.0,
-        u_slip_m_s=0.0,
         u_rho_m_rand_kg_m3=3.0,
         hampel_floor_rho_kg_m3=20.0,
         noise_batch_s=40.0,
@@ -221,17 +214,7 @@ def test_mud_still_leaving_a_stopped_intake_is_not_a_reference() -> None:
 
 def test_assay_errors_are_independent_between_assays_and_wander_widens_them() -> None:
     """Four hourly assays with 3 % error each: the day's grade error is not 4 x 3 % linear."""
-    p = dataclasses.replace(
-        P,
-        teos10=False,
-        u_flow_rel_sys=0.0,
-        u_flow_rel_rand=0.0,
-        u_rho_m_sys_kg_m3=0.0,
-        u_rho_m_rand_kg_m3=0.0,
-        u_rho_s_kg_m3=0.0,
-        u_rho_w_kg_m3=0.0,
-        u_slip_m_s=0.0,
-    )
+    p = without_systematic_u(u_flow_rel_rand=0.0, u_rho_m_rand_kg_m3=0.0)
     n = 4000
     t, v, q = nominal(n, p, cv=0.05)
     at = t[[0, 1000, 2000, 3000]]

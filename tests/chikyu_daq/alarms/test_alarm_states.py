@@ -125,6 +125,16 @@ def test_suppression_by_design_and_out_of_service() -> None:
     assert (tr.from_state, tr.to_state) == (UNACK, SUPPRESSED)
     # suppression lifted while still active: annunciated again
     assert b.set_suppressed("PLUG_SUSPECTED", None, T0 + 2 * S)[0].to_state == UNACK
+    # out of service: its own causes, and setting the same reason again is no transition
+    (oos,) = b.set_out_of_service("SLUGGING", "densitometer swap", T0 + 3 * S)
+    assert (oos.cause, oos.to_state, oos.reason) == (
+        "out_of_service",
+        OUT_OF_SERVICE,
+        "densitometer swap",
+    )
+    assert b.set_out_of_service("SLUGGING", "densitometer swap", T0 + 4 * S) == []
+    (back,) = b.set_out_of_service("SLUGGING", None, T0 + 5 * S)
+    assert (back.cause, back.from_state) == ("in_service", OUT_OF_SERVICE)
 
 
 def test_priorities_from_config() -> None:
