@@ -40,13 +40,13 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 from chikyu_daq.config.model import Config
 from chikyu_daq.config.params import chain_params, sensor_fault_spec
+from chikyu_daq.store.events import ClockRebase
 from dsp.alarms import AlarmEvent, AlarmState, alarm_init, hysteresis_alarm
 from dsp.align import AlignState, align, align_init
 from dsp.chain import OPTIONAL_ROLES, ROLES, Block, init_state, process_block
@@ -85,7 +85,7 @@ class Processed:
     columns: dict[str, NDArray[np.float64] | NDArray[np.uint8] | NDArray[np.int64]]
     events: list[AlarmEvent]
     #: Non-alarm events of this block for the recording (a `clock_rebase`).
-    notes: list[dict[str, Any]] = field(default_factory=list)
+    notes: list[ClockRebase] = field(default_factory=list)
 
     def __len__(self) -> int:
         return int(self.t_ns.shape[0])
@@ -159,7 +159,7 @@ class Processor:
         self._ch_epoch = dict.fromkeys(self.channels, 0)
         self._ch_last = dict.fromkeys(self.channels, -(2**62))
         self._ch_period = dict.fromkeys(self.channels, 0)  # newest sample interval
-        self._notes: list[dict[str, Any]] = []
+        self._notes: list[ClockRebase] = []
         self._ahead: _Ahead | None = None
         #: per channel: a last sample that jumped back, until the next one says how
         self._tentative: dict[str, Arrays] = {}
@@ -319,14 +319,7 @@ class Processor:
         self.clock_rebases += 1
         step_s = (first_ns - ahead.from_ns) / 1e9
         self._notes.append(
-            {
-                "type": "clock_rebase",
-                "t_ns": first_ns - old,
-                "channel": "*",
-                "step_s": step_s,
-                "from_ns": ahead.from_ns - old,
-                "offset_s": (old - delta) / 1e9,
-            }
+            ClockRebase(first_ns - old, "*", step_s, ahead.from_ns - old, (old - delta) / 1e9)
         )
         log.warning("clock stepped forward %.3f s: results re-based", step_s)
         for ch, parts in ahead.held.items():
@@ -365,15 +358,9 @@ class Processor:
         self._flagged.append((newest, newest + delta))
         self.clock_rebases += 1
         step_s = (after_ns - before_ns) / 1e9
-        note = {
-            "type": "clock_rebase",
-            "t_ns": after_ns,
-            "channel": channel,
-            "step_s": step_s,
-            "from_ns": newest - newest_off,
-            "offset_s": offset / 1e9,
-        }
-        self._notes.append(note)
+        self._notes.append(
+            ClockRebase(after_ns, channel, step_s, newest - newest_off, offset / 1e9)
+        )
         log.warning(
             "clock stepped back %.3f s (seen on %s): results re-based, %.0f s flagged clock_step",
             -step_s,

@@ -37,6 +37,8 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 from numpy.typing import NDArray
 
+from chikyu_daq.store.events import Event, decode
+
 __all__ = ["RAW_SCHEMA", "Run", "RunError", "list_runs", "open_run", "split_channels"]
 
 RAW_SCHEMA = pa.schema(
@@ -362,6 +364,10 @@ class Run:
             except ValueError:
                 continue
         return out
+
+    def records(self) -> list[Event]:
+        """`events()` as typed records (`chikyu_daq.store.events`), old shapes included."""
+        return [decode(d) for d in self.events()]
 
     def to_pandas(
         self,

@@ -52,6 +52,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from chikyu_daq.store.durable import Health, fsync_dir
+from chikyu_daq.store.events import Event, encode
 from chikyu_daq.store.reader import RAW_SCHEMA, segment_files
 
 __all__ = ["Recorder"]
@@ -391,9 +392,10 @@ class Recorder:
             self._res_buf.append((t, cols))
             self._res_bytes += nbytes
 
-    def write_event(self, event: Mapping[str, Any]) -> None:
-        """Append one event (alarm, assay, reload) to `events.jsonl`; adds `t_ns` if missing."""
-        doc = dict(event)
+    def write_event(self, event: Event | Mapping[str, Any]) -> None:
+        """Append one event to `events.jsonl`: a typed record (`chikyu_daq.store.events`), or
+        a JSON object as is (imported or test events); adds `t_ns` if missing."""
+        doc = dict(event) if isinstance(event, Mapping) else encode(event)
         doc.setdefault("t_ns", time.time_ns())
         line = (json.dumps(doc, default=str, ensure_ascii=False) + "\n").encode()
         with self._io_lock:
