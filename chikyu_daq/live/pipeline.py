@@ -42,8 +42,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from chikyu_daq.config.model import Config
 from chikyu_daq.interfaces.facade import Interfaces
 from chikyu_daq.live.processor import Processed, Processor, warm_up
@@ -51,7 +49,7 @@ from chikyu_daq.sinks.fanout import Outputs
 from chikyu_daq.store.events import AlarmEdge, AssayEvent
 from chikyu_daq.supervise import Faults, Supervisor
 from drivers.acquisition import Acquisition
-from drivers.sample import Batch, BlockBuilder, Sample
+from drivers.sample import Batch, BlockBuilder, Blocks, Sample
 
 log = logging.getLogger(__name__)
 
@@ -325,7 +323,7 @@ class Pipeline:
                 await sup.join()
 
     # -- the hub ----------------------------------------------------------------------------
-    def _drain(self) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    def _drain(self) -> Blocks:
         while True:
             try:
                 batch = self._hub.get_nowait()
@@ -333,7 +331,7 @@ class Pipeline:
                 break
             self._builder.add(batch)
             self.view.latest.update(batch.samples)
-        return {ch: (b.t_ns, b.value, b.quality) for ch, b in self._builder.take().items()}
+        return self._builder.take()
 
     async def _collector(self) -> None:
         while self._collecting:
@@ -364,17 +362,13 @@ class Pipeline:
         self._assays.append(assay)
 
     # -- the worker thread ------------------------------------------------------------------
-    def _work_and_clear(
-        self, blocks: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]], final: bool
-    ) -> Processed | None:
+    def _work_and_clear(self, blocks: Blocks, final: bool) -> Processed | None:
         try:
             return self._work(blocks, final)
         finally:
             self._working = False
 
-    def _work(
-        self, blocks: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]], final: bool
-    ) -> Processed | None:
+    def _work(self, blocks: Blocks, final: bool) -> Processed | None:
         """Raw to the recorder first (never dropped), then DSP, then results everywhere.
 
         Every step is guarded on its own (module docstring): a failure is counted and skipped.

@@ -39,6 +39,7 @@ Not thread-safe: the pipeline calls it from one worker thread at a time.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -47,6 +48,7 @@ from numpy.typing import NDArray
 from chikyu_daq.config.model import Config
 from chikyu_daq.config.params import chain_params, sensor_fault_spec
 from chikyu_daq.store.events import ClockRebase
+from drivers.sample import SampleBlock
 from dsp.alarms import AlarmEvent, AlarmState, alarm_init, hysteresis_alarm
 from dsp.align import AlignState, align, align_init
 from dsp.chain import OPTIONAL_ROLES, ROLES, Block, init_state, process_block
@@ -73,8 +75,6 @@ ROLE_INPUTS = {
 STEP_QUALITY = ("q_yield", "q_cumulative", "q_stability")
 #: Bound on grid points per kernel call (1 h at 10 Hz) so replay memory stays flat.
 MAX_POINTS = 36_000
-
-Arrays = tuple[NDArray[np.int64], NDArray[np.float64], NDArray[np.uint8]]
 
 
 @dataclass
@@ -123,7 +123,7 @@ class _Ahead:
     held since (per channel, stamped on the internal timeline)."""
 
     from_ns: int
-    held: dict[str, list[Arrays]] = field(default_factory=dict)
+    held: dict[str, list[SampleBlock]] = field(default_factory=dict)
 
 
 class Processor:
@@ -140,7 +140,7 @@ class Processor:
         #: dsp input role → channel id
         self.inputs = {ROLE_INPUTS[r]: ch for r, ch in roles.items() if ch is not None}
         self.channels = set(self.inputs.values())
-        self._pending: dict[str, list[Arrays]] = {ch: [] for ch in self.channels}
+        self._pending: dict[str, list[SampleBlock]] = {ch: [] for ch in self.channels}
         self._align: dict[str, AlignState] = {ch: align_init() for ch in self.channels}
         self._state = init_state(self.params)
         self._fault_spec = sensor_fault_spec(cfg)
@@ -162,7 +162,7 @@ class Processor:
         self._notes: list[ClockRebase] = []
         self._ahead: _Ahead | None = None
         #: per channel: a last sample that jumped back, until the next one says how
-        self._tentative: dict[str, Arrays] = {}
+        self._tentative: dict[str, SampleBlock] = {}
         self.clock_rebases = 0
 
     # -- input ------------------------------------------------------------------------------
@@ -198,7 +198,7 @@ class Processor:
             self.late_samples += 1
             t_ns, value, quality = np.delete(t_ns, i), np.delete(value, i), np.delete(quality, i)
         if back[-1] and not final:  # a jump back on the last sample: wait for the next one
-            self._tentative[channel] = (t_ns[-1:], value[-1:], quality[-1:])
+            self._tentative[channel] = SampleBlock(t_ns[-1:], value[-1:], quality[-1:])
             t_ns, value, quality, prev = t_ns[:-1], value[:-1], quality[:-1], prev[:-1]
             if t_ns.shape[0] == 0:
                 return
@@ -266,7 +266,7 @@ class Processor:
         if pre:
             self._queue(channel, internal[:pre], value[:pre], quality[:pre])
         if pre < internal.shape[0]:
-            held = (internal[pre:], value[pre:], quality[pre:])
+            held = SampleBlock(internal[pre:], value[pre:], quality[pre:])
             ahead.held.setdefault(channel, []).append(held)
 
     def _decide(self) -> None:
@@ -382,10 +382,10 @@ class Processor:
             t_ns, value, quality = t_ns[keep], value[keep], quality[keep]
             if t_ns.shape[0] == 0:
                 return
-        self._pending[channel].append((t_ns, value, quality))
+        self._pending[channel].append(SampleBlock(t_ns, value, quality))
         self._newest_ns = max(self._newest_ns, int(t_ns[-1]))
 
-    def feed_blocks(self, blocks: dict[str, Arrays]) -> None:
+    def feed_blocks(self, blocks: Mapping[str, SampleBlock]) -> None:
         for ch, (t, v, q) in blocks.items():
             self.feed(ch, t, v, q)
 

@@ -36,6 +36,7 @@ from chikyu_daq.sinks.fanout import Outputs
 from chikyu_daq.store.events import AlarmEdge, AssayEvent, encode
 from chikyu_daq.store.reader import Run, open_run
 from chikyu_daq.store.reader import split_channels as split_channels  # the importer's
+from drivers.sample import Blocks
 from dsp.fields import FIELD_BY_NAME, FIELDS
 
 log = logging.getLogger(__name__)
@@ -58,8 +59,6 @@ SUMMARY_TOTALS = tuple(
         "u_rho_zero_kg_m3",
     )
 )
-
-Arrays = tuple[np.ndarray, np.ndarray, np.ndarray]
 
 
 @dataclass
@@ -101,7 +100,7 @@ def config_differences(a: Config, b: Config) -> dict[str, tuple[Any, Any]]:
 
 def iter_chunks(
     run: Run, channels: list[str], t0: int, t1: int, chunk_ns: int
-) -> Iterator[tuple[int, dict[str, Arrays]]]:
+) -> Iterator[tuple[int, Blocks]]:
     """Role channels of the recording in chunks of recording time `[lo, hi)` (streamed)."""
     return run.raw_chunks(channels, t0, t1, chunk_ns)
 

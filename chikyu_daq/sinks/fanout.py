@@ -21,6 +21,7 @@ import numpy as np
 from chikyu_daq.config.model import Config
 from chikyu_daq.sinks.assay import Assay
 from chikyu_daq.store.events import AlarmEdge, AssayEvent, Event, encode, iso
+from drivers.sample import SampleBlock
 from dsp.fields import FIELD_BY_NAME, STABILITY_FIELDS, YIELD_FIELDS
 
 if TYPE_CHECKING:  # a type only: the sinks sit below the processor and pipeline
@@ -133,7 +134,7 @@ class Outputs:
         return tasks
 
     # -- worker thread ----------------------------------------------------------------------
-    def write_raw(self, blocks: Mapping[str, tuple[np.ndarray, np.ndarray, np.ndarray]]) -> None:
+    def write_raw(self, blocks: Mapping[str, SampleBlock]) -> None:
         if self.recorder is not None:
             self.recorder.write_raw(blocks)
         if self.influx is not None:
