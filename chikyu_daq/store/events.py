@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, fields
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Self, cast
 
 if TYPE_CHECKING:
     from dsp.alarms import AlarmEvent
@@ -98,10 +98,28 @@ class AlarmEdge:
         )
 
 
+class _Record:
+    """What the records below share: `type` on disk, and (when `SPARSE`) unset optional fields
+    left out of the line rather than written as null."""
+
+    TYPE: ClassVar[str]
+    SPARSE: ClassVar[bool] = False
+
+    def to_json(self) -> dict[str, Any]:
+        items = asdict(cast(Any, self)).items()
+        return {"type": self.TYPE, **{k: v for k, v in items if v is not None or not self.SPARSE}}
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> Self:
+        return cls(**{f.name: d[f.name] for f in fields(cast(Any, cls)) if f.name in d})
+
+
 @dataclass(frozen=True)
-class Transition:
+class Transition(_Record):
     """One change of one alarm's lifecycle (`chikyu_daq.alarms.states` makes them); the same
     record goes to the recording, MQTT and InfluxDB."""
+
+    TYPE: ClassVar[str] = ALARM_STATE
 
     t_ns: int
     name: str
@@ -117,18 +135,14 @@ class Transition:
     value: float | None = None
     shelved_until_ns: int | None = None
 
-    def to_json(self) -> dict[str, Any]:
-        return {"type": ALARM_STATE, **asdict(self)}
-
-    @classmethod
-    def from_json(cls, d: dict[str, Any]) -> Transition:
-        return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
-
 
 @dataclass(frozen=True)
-class AssayEvent:
+class AssayEvent(_Record):
     """A lab assay the estimator took, stamped at its sampling time; the optional fields are
     what the lab sent (MQTT) and are absent for synthetic runs."""
+
+    TYPE: ClassVar[str] = "assay"
+    SPARSE: ClassVar[bool] = True
 
     t_ns: int
     rey_ppm: float
@@ -138,40 +152,23 @@ class AssayEvent:
     dy_ppm: float | None = None
     tb_ppm: float | None = None
 
-    def to_json(self) -> dict[str, Any]:
-        d: dict[str, Any] = {"type": "assay"}
-        d.update((k, v) for k, v in asdict(self).items() if v is not None)
-        return d
-
-    @classmethod
-    def from_json(cls, d: dict[str, Any]) -> AssayEvent:
-        return cls(
-            int(d["t_ns"]),
-            float(d["rey_ppm"]),
-            float(d.get("u_rey_ppm", 0.0)),
-            **{k: d[k] for k in ("sample_id", "sampled_at", "dy_ppm", "tb_ppm") if k in d},
-        )
-
 
 @dataclass(frozen=True)
-class ClockStep:
+class ClockStep(_Record):
     """The wall clock stepped by `step_s` (seen by the clock-step watch)."""
+
+    TYPE: ClassVar[str] = "clock_step"
 
     t_ns: int
     step_s: float
 
-    def to_json(self) -> dict[str, Any]:
-        return {"type": "clock_step", **asdict(self)}
-
-    @classmethod
-    def from_json(cls, d: dict[str, Any]) -> ClockStep:
-        return cls(int(d["t_ns"]), float(d["step_s"]))
-
 
 @dataclass(frozen=True)
-class ClockRebase:
+class ClockRebase(_Record):
     """The processor re-based its internal timeline: `channel` ("*" for all) showed a step of
     `step_s` at `t_ns`; results from `from_ns` on are offset by `offset_s`."""
+
+    TYPE: ClassVar[str] = "clock_rebase"
 
     t_ns: int
     channel: str
@@ -179,34 +176,18 @@ class ClockRebase:
     from_ns: int
     offset_s: float
 
-    def to_json(self) -> dict[str, Any]:
-        return {"type": "clock_rebase", **asdict(self)}
-
-    @classmethod
-    def from_json(cls, d: dict[str, Any]) -> ClockRebase:
-        return cls(**{f.name: d[f.name] for f in fields(cls)})
-
 
 @dataclass(frozen=True)
-class Reload:
+class Reload(_Record):
     """A config reload: `closing run` in the old run, `previous_run` in the new one."""
+
+    TYPE: ClassVar[str] = "reload"
+    SPARSE: ClassVar[bool] = True
 
     t_ns: int
     status: str | None = None
     previous_run: str | None = None
     processor_kept: bool | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        d: dict[str, Any] = {"type": "reload"}
-        d.update((k, v) for k, v in asdict(self).items() if v is not None)
-        return d
-
-    @classmethod
-    def from_json(cls, d: dict[str, Any]) -> Reload:
-        return cls(
-            int(d["t_ns"]),
-            **{k: d[k] for k in ("status", "previous_run", "processor_kept") if k in d},
-        )
 
 
 @dataclass(frozen=True)
@@ -229,11 +210,7 @@ Event = AlarmEdge | Transition | AssayEvent | ClockStep | ClockRebase | Reload |
 #: `type` on disk -> its record (the one table the decoder reads)
 _TYPES: dict[str, Any] = {
     "alarm": AlarmEdge,
-    ALARM_STATE: Transition,
-    "assay": AssayEvent,
-    "clock_step": ClockStep,
-    "clock_rebase": ClockRebase,
-    "reload": Reload,
+    **{c.TYPE: c for c in (Transition, AssayEvent, ClockStep, ClockRebase, Reload)},
 }
 
 
