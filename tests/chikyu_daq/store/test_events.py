@@ -3,8 +3,10 @@ and recordings made before the types still read."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
+import time
 from pathlib import Path
 
 import pytest
@@ -21,9 +23,10 @@ from chikyu_daq.store.events import (
     decode,
     encode,
 )
-from chikyu_daq.store.reader import open_run
+from chikyu_daq.store.reader import list_runs, open_run
 from chikyu_daq.store.writer import Recorder
 from dsp.alarms import AlarmEvent
+from tests.iface_servers import live_pipeline, reference
 
 T0 = 1_700_000_000_000_000_000
 
@@ -99,3 +102,25 @@ def test_old_recordings_still_read() -> None:
 def test_what_is_not_a_known_record_is_kept_as_it_is(doc: dict[str, object]) -> None:
     ev = decode(doc)
     assert isinstance(ev, OtherEvent) and encode(ev) == doc and ev.t_ns == T0
+
+
+def test_a_live_assay_is_recorded_as_the_replay_reads_it(tmp_path: Path) -> None:
+    """The real pipeline on emulated hardware: a lab result goes through the worker thread to
+    `events.jsonl` and comes back from the recording as the same typed record the replay
+    gives its processor."""
+    t_assay = time.time_ns() - 60 * 10**9
+    assay = AssayEvent(t_assay, 2100.0, 90.0, "KM-7")
+
+    async def main() -> None:
+        async with live_pipeline(reference(), tmp_path / "data") as live:
+            live.pipeline.inject_assay(t_assay, 2100.0, 90.0, "KM-7")
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline:  # the worker's next tick records it
+                runs = list_runs(tmp_path / "data")
+                if runs and any(isinstance(e, AssayEvent) for e in runs[0].records()):
+                    break
+                await asyncio.sleep(0.1)
+
+    asyncio.run(main())
+    (run,) = list_runs(tmp_path / "data")
+    assert [e for e in run.records() if isinstance(e, AssayEvent)] == [assay]
