@@ -43,7 +43,7 @@ CONFIG = REPO / "config" / "reference.toml"
 
 STEP = (
     "import sys, time, json; t0 = time.perf_counter(); "
-    "from chikyu_daq.config import load_config; from chikyu_daq.live.processor import warm_up; "
+    "from chikyu_daq.config.model import load_config; from chikyu_daq.live.processor import warm_up; "
     "t1 = time.perf_counter(); c1 = time.process_time(); w = warm_up(load_config(sys.argv[1])); "
     "print(json.dumps({'import_s': t1 - t0, 'warm_up_s': w, "
     "'warm_up_cpu_s': time.process_time() - c1}))"

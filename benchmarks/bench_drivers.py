@@ -43,7 +43,7 @@ from drivers.sample import Batch  # noqa: E402
 DEVICE = "p101a"
 
 SERVE = (
-    "import asyncio,sys; from chikyu_daq.config import load_config; "
+    "import asyncio,sys; from chikyu_daq.config.model import load_config; "
     "from chikyu_daq.cli.hil_serve import serve; "
     "asyncio.run(serve(load_config(sys.argv[1]), None, 0, []))"
 )

@@ -305,7 +305,7 @@ def warm_kernels() -> float:
     """Fill the kernel cache first (own process), so every phase starts warm (bench_compile
     measures the cold compile); returns the seconds it took."""
     code = (
-        "import sys; from chikyu_daq.config import load_config; "
+        "import sys; from chikyu_daq.config.model import load_config; "
         "from chikyu_daq.live.processor import warm_up; print(warm_up(load_config(sys.argv[1])))"
     )
     out = subprocess.run(

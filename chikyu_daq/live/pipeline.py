@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from chikyu_daq.config.model import Config
+from chikyu_daq.interfaces.clock import StepDetector
 from chikyu_daq.interfaces.facade import Interfaces
 from chikyu_daq.live.processor import Processed, Processor, warm_up
 from chikyu_daq.sinks.fanout import Outputs
@@ -69,7 +70,7 @@ COLLECTOR_STOP_S = 10.0
 FINAL_WARMUP_WAIT_S = 10.0
 _WARMUP_CODE = (
     "import sys\n"
-    "from chikyu_daq.config import Config\n"
+    "from chikyu_daq.config.model import Config\n"
     "from chikyu_daq.live.processor import warm_up\n"
     "warm_up(Config.model_validate_json(sys.stdin.buffer.read()))\n"
 )
@@ -194,6 +195,9 @@ class Pipeline:
     ) -> None:
         self.cfg = cfg
         self.clock = clock  # the wall clock that stamps samples (a test may step it)
+        # (wall − monotonic) checked every tick: a forward jump of the stamps is a clock step
+        # only if the clock itself jumped (a stalled loop delays every poll alike)
+        self._clock_watch = StepDetector(cfg.clock.step_bound_s, wall=clock)
         self.data_dir = data_dir
         self.buses = dict(buses) if buses is not None else dict(cfg.buses)
         self.processor = processor if processor is not None else Processor(cfg)
@@ -379,6 +383,9 @@ class Pipeline:
                 out.write_raw(blocks)
             except Exception as exc:
                 faults.record("write_raw", exc, "raw samples of this tick not recorded/spooled")
+            step = self._clock_watch.check()
+            if step is not None and step.step_s > 0:
+                proc.expect_forward_step(step.t_ns)
             try:
                 proc.feed_blocks(blocks)
             except Exception as exc:

@@ -22,9 +22,12 @@ carry `clock_step = 1` and at least UNCERTAIN quality; each re-base is a `clock_
 sample of any channel at the step, so a replay fed in bigger chunks may bridge a step or so
 differently from the live daemon: equal results but for those points.
 
-A forward step has the same shape without the overlap: when every reporting channel jumps
-ahead by more than the bound together, the processor re-bases the other way (the grid bridges
-the gap in one or two steps, flagged; no channel goes stale and no SENSOR_FAULT floods).
+A forward step has the same shape without the overlap, and so has a stalled event loop or a
+paused host (every poll late alike): only where (wall − monotonic) was seen jumping ahead near
+that time (`expect_forward_step`: the pipeline checks every tick, replay reads the recorded
+`clock_step` events) does a jump of every reporting channel by more than the bound make the
+processor re-base the other way (the grid bridges the gap in one or two steps, flagged; no
+channel goes stale and no SENSOR_FAULT floods).
 While that is undecided the grid waits; two or more samples of a channel stamped inside the
 gap (a failing link's polls), or `staleness_s` of held data without every channel, make it an
 outage: processed as stamped.
@@ -73,6 +76,9 @@ ROLE_INPUTS = {
 }
 #: Result quality columns raised to at least UNCERTAIN where `clock_step` is set.
 STEP_QUALITY = ("q_yield", "q_cumulative", "q_stability")
+#: How far a forward-step hint (a wall − monotonic jump) may lie from the first sample after it:
+#: the interfaces' clock check runs once a second, the pipeline's every tick.
+FORWARD_HINT_NS = 2_000_000_000
 #: Bound on grid points per kernel call (1 h at 10 Hz) so replay memory stays flat.
 MAX_POINTS = 36_000
 
@@ -161,6 +167,9 @@ class Processor:
         self._ch_period = dict.fromkeys(self.channels, 0)  # newest sample interval
         self._notes: list[ClockRebase] = []
         self._ahead: _Ahead | None = None
+        #: Wall times at which (wall − monotonic) was seen to jump ahead: only those make a
+        #: forward jump of the stamps a clock step (a stalled poller looks the same).
+        self._forward_hints: list[int] = []
         #: per channel: a last sample that jumped back, until the next one says how
         self._tentative: dict[str, SampleBlock] = {}
         self.clock_rebases = 0
@@ -258,7 +267,7 @@ class Processor:
             # and only once the grid runs: start-up (devices connecting one by one) is no step
             ahead_of_all = (internal > before + reach) & (self._next_ns is not None)
             jump = np.flatnonzero(ahead_of_all & (internal > own + reach))
-            if not jump.size:
+            if not jump.size or not self._hinted(int(t_ns[jump[0]])):
                 self._queue(channel, internal, value, quality)
                 return
             ahead = self._ahead = _Ahead(int(before[jump[0]]))
@@ -268,6 +277,20 @@ class Processor:
         if pre < internal.shape[0]:
             held = SampleBlock(internal[pre:], value[pre:], quality[pre:])
             ahead.held.setdefault(channel, []).append(held)
+
+    def expect_forward_step(self, t_wall_ns: int) -> None:
+        """The host clock was seen stepping forward at `t_wall_ns` (wall − monotonic jumped
+        ahead): the pipeline's per-tick check live, the recorded `clock_step` events in replay.
+        Without such a hint a forward jump of every channel is an outage, processed as stamped:
+        an event loop or host that stalls delays every poll alike and is not a clock step."""
+        self._forward_hints.append(t_wall_ns)
+
+    def _hinted(self, t_wall_ns: int) -> bool:
+        """A forward step was seen near this wall time (within the check period and a poll)."""
+        near = [h for h in self._forward_hints if abs(h - t_wall_ns) <= FORWARD_HINT_NS]
+        if near:
+            self._forward_hints.remove(near[0])
+        return bool(near)
 
     def _decide(self) -> None:
         """Step or outage, judged once every reporting channel has landed after the jump.

@@ -35,6 +35,8 @@ def stepped(step_s: float) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray
 def run(cfg: Config, step_s: float, tick_s: float | None) -> tuple[Processor, list[Processed]]:
     p = Processor(cfg)
     data = stepped(step_s)
+    if step_s > 0:  # the (wall − monotonic) check saw it, as the pipeline's tick would
+        p.expect_forward_step(T0 + round((STEP_AT_S + step_s) * S))
     if tick_s is not None:  # the same samples by arrival (real) time
         return p, feed_in_ticks(p, data, synth(60.0), round(tick_s * S), 61 * S)
     # as a replay feeds a recording: 10 s, then all the rest at once, the slowest channel
@@ -115,3 +117,15 @@ def test_a_channel_that_never_jumps_makes_it_an_outage(cfg: Config) -> None:
     r = p.flush()
     assert r is not None and p.clock_rebases == 0 and p.late_samples == 0
     assert r.t_ns[-1] >= T0 + 64 * S  # processed as stamped
+
+
+def test_a_stalled_poller_is_not_a_forward_step(cfg: Config) -> None:
+    """Every poll 5 s late alike (a stalled event loop, a paused host) with the clock steady:
+    no hint, so no re-base — the stamps are true and the silence is processed as the gap it is."""
+    p = Processor(cfg)
+    p.feed_blocks(stepped(5.0))
+    r = p.flush()
+    assert r is not None and p.clock_rebases == 0 and p.late_samples == 0
+    assert not r.notes and int(r.columns["clock_step"].sum()) == 0
+    assert r.t_ns[-1] >= T0 + 64 * S  # processed as stamped
+    assert float(np.nanmax(r.columns["gap_s"])) > 0.0
