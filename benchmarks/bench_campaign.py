@@ -37,6 +37,7 @@ sys.path.insert(0, str(REPO))
 
 from chikyu_daq.config.model import Config, load_config  # noqa: E402
 from chikyu_daq.replay.engine import ReplayOptions, replay  # noqa: E402
+from chikyu_daq.store.events import AssayEvent  # noqa: E402
 from chikyu_daq.store.writer import Recorder  # noqa: E402
 from hil.plant import synth_blocks  # noqa: E402
 from hil.scenario import Scenario, load_scenario  # noqa: E402
@@ -64,7 +65,7 @@ def synth_run(sc: Scenario, hours: float, root: Path, cfg: Config, seed: int) ->
     for block in synth_blocks(sc, hours, START_NS, 600.0, seed=seed):
         rec.write_raw(block.channels)
         for t_ns, rey, u in block.assays:
-            rec.write_event({"type": "assay", "t_ns": t_ns, "rey_ppm": rey, "u_rey_ppm": u})
+            rec.write_event(AssayEvent(int(t_ns), float(rey), float(u)))
         rec.flush()
         truth_parts.append(pa.table({k: np.asarray(v) for k, v in block.truth.items()}))
         totals = block.totals

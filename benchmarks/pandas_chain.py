@@ -23,10 +23,10 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
+from drivers.sample import Blocks
 from dsp import params as P
 from dsp.params import ALARM_NAMES, ChainParams, KernelParams, kernel_params
 
-Raw = dict[str, tuple[NDArray[np.int64], NDArray[np.float64], NDArray[np.uint8]]]
 F = NDArray[np.float64]
 
 
@@ -181,7 +181,7 @@ def _alarm_transitions(
     return events
 
 
-def pandas_chain(p: ChainParams, grid: NDArray[np.int64], raw: Raw) -> dict[str, float]:
+def pandas_chain(p: ChainParams, grid: NDArray[np.int64], raw: Blocks) -> dict[str, float]:
     """Run the chain over one recording; returns the summary the benchmark compares."""
     kp = kernel_params(p)
     n = grid.shape[0]

@@ -44,16 +44,18 @@ def bad_batch(device: str, channels: Iterable[str], t_ns: int) -> Batch:
     return Batch(device, {ch: Sample(t_ns, math.nan, Quality.BAD) for ch in channels})
 
 
-@dataclass
-class SampleBlock:
-    """Columnar samples of one channel: t_ns int64, value float64, quality uint8."""
+class SampleBlock(NamedTuple):
+    """Columnar samples of one channel, the one block type from the hub to the recording, the
+    processor and the sinks: t_ns int64, value float64, quality uint8 (a tuple, so `t, v, q =`
+    unpacks it)."""
 
     t_ns: npt.NDArray[np.int64]
     value: npt.NDArray[np.float64]
     quality: npt.NDArray[np.uint8]
 
-    def __len__(self) -> int:
-        return len(self.t_ns)
+
+#: channel -> its block; what a tick, a replay chunk or a recording read hands on
+Blocks = dict[str, SampleBlock]
 
 
 @dataclass
@@ -71,7 +73,7 @@ class BlockBuilder:
             col[1].append(s.value)
             col[2].append(s.quality)
 
-    def take(self) -> dict[str, SampleBlock]:
+    def take(self) -> Blocks:
         out = {
             ch: SampleBlock(
                 np.asarray(t, dtype=np.int64),

@@ -4,7 +4,7 @@
     for tr in transitions: kpi.add(tr)        # live, or replayed, or read from events.jsonl
     kpi.snapshot(now_ns)
 
-Because the input is the `Transition` stream (`chikyu_daq.alarms.states`), the live daemon, a
+Because the input is the `Transition` stream (`chikyu_daq.store.events`), the live daemon, a
 replay and a report get the same numbers from the same events. Definitions:
 
 - an *annunciated* alarm is a `raise` that reached the operator (`to_state` active_unacked);
@@ -23,10 +23,12 @@ replay and a report get the same numbers from the same events. Definitions:
 from __future__ import annotations
 
 from collections import Counter, deque
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from chikyu_daq.alarms.states import UNACK, Transition
+from chikyu_daq.alarms.states import UNACK
+from chikyu_daq.store.events import Event, Transition
 
 PERIOD_NS = 600 * 1_000_000_000
 FLOOD_N = 10
@@ -126,12 +128,10 @@ def kpi_line(k: dict[str, Any]) -> str:
     )
 
 
-def kpis_from_events(events: list[dict[str, Any]], start_ns: int, now_ns: int) -> dict[str, Any]:
-    """KPIs of recorded `alarm_state` events (e.g. a run's events.jsonl)."""
-    from chikyu_daq.alarms.states import EVENT_TYPE
-
+def kpis_from_events(events: Iterable[Event], start_ns: int, now_ns: int) -> dict[str, Any]:
+    """KPIs of recorded `alarm_state` events (e.g. a run's `records()`)."""
     kpi = AlarmKpis(start_ns)
     for ev in events:
-        if ev.get("type") == EVENT_TYPE:
-            kpi.add(Transition.from_event(ev))
+        if isinstance(ev, Transition):
+            kpi.add(ev)
     return kpi.snapshot(now_ns)

@@ -57,7 +57,7 @@ _TEXT = re.compile(r"^[^\x00-\x1f\x7f]{1,200}$")
 class Sinks:
     """Where transitions go besides the state file; each may be absent."""
 
-    record: Callable[[dict[str, Any]], None] | None = None
+    record: Callable[[Transition], None] | None = None
     influx: Callable[[Transition], None] | None = None
     mqtt: Callable[[Transition, dict[str, Any]], None] | None = None
 
@@ -154,7 +154,7 @@ class AlarmManager:
             status = self.book.get(tr.name).to_dict()
             record, influx, mqtt = self.sinks.record, self.sinks.influx, self.sinks.mqtt
             if record is not None:
-                self._deliver(lambda r=record, t=tr: r(t.to_event()), tr)  # type: ignore[misc]
+                self._deliver(lambda r=record, t=tr: r(t), tr)  # type: ignore[misc]
             if influx is not None:
                 self._deliver(lambda i=influx, t=tr: i(t), tr)  # type: ignore[misc]
             if mqtt is not None:

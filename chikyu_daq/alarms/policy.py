@@ -7,11 +7,12 @@ manager and a replay apply the same rules.
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from chikyu_daq.alarms.states import AlarmBook, PriorityOf, Transition
 from chikyu_daq.config.params import alarm_names, base_name
+from chikyu_daq.store.events import AlarmEdge
 from dsp.quality import GOOD
 
 if TYPE_CHECKING:  # config runs these checks at load: no runtime import back
@@ -83,7 +84,7 @@ def new_book(cfg: Config, t_ns: int) -> tuple[AlarmBook, list[Transition]]:
 
 
 def replay_kpis(
-    cfg: Config, alarm_events: list[dict[str, Any]], start_ns: int, end_ns: int
+    cfg: Config, alarm_events: Iterable[AlarmEdge], start_ns: int, end_ns: int
 ) -> dict[str, Any]:
     """EEMUA KPIs of a replay: its raise/clear events through the lifecycle (no operator)."""
     from chikyu_daq.alarms.kpi import AlarmKpis
@@ -93,7 +94,7 @@ def replay_kpis(
     for tr in first:
         kpi.add(tr)
     for ev in alarm_events:
-        step = book.raise_ if ev["kind"] == "raise" else book.clear
-        for tr in step(ev["alarm"], int(ev["t_ns"]), ev.get("value")):
+        step = book.raise_ if ev.kind == "raise" else book.clear
+        for tr in step(ev.alarm, ev.t_ns, ev.value):
             kpi.add(tr)
     return kpi.snapshot(end_ns)

@@ -29,6 +29,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
+from chikyu_daq.store.events import Transition  # the recorded form of a transition
+
 NORMAL = "normal"
 UNACK = "active_unacked"
 ACKED = "active_acked"
@@ -51,8 +53,6 @@ CAUSES = (
     "out_of_service",
     "in_service",
 )
-
-EVENT_TYPE = "alarm_state"
 
 
 class Rejected(Exception):
@@ -107,32 +107,6 @@ class AlarmStatus:
         if d.get("shelve") is not None:
             d["shelve"] = Shelve(**d["shelve"])
         return cls(**d)
-
-
-@dataclass(frozen=True)
-class Transition:
-    """One change of one alarm; `to_event()` is what the recording, MQTT and InfluxDB get."""
-
-    t_ns: int
-    name: str
-    cause: str
-    from_state: str
-    to_state: str
-    priority: str
-    active: bool
-    acked: bool
-    shelved: bool
-    operator: str = ""
-    reason: str = ""
-    value: float | None = None
-    shelved_until_ns: int | None = None
-
-    def to_event(self) -> dict[str, Any]:
-        return {"type": EVENT_TYPE, **asdict(self)}
-
-    @classmethod
-    def from_event(cls, ev: dict[str, Any]) -> Transition:
-        return cls(**{k: v for k, v in ev.items() if k in cls.__dataclass_fields__})
 
 
 PriorityOf = Callable[[str], str]

@@ -133,6 +133,7 @@ def hil_synth(
     from rich.progress import Progress
 
     from chikyu_daq.rig.session import scenario_config
+    from chikyu_daq.store.events import AssayEvent
     from chikyu_daq.store.writer import Recorder
     from hil.plant import synth_blocks
     from hil.scenario import ScenarioError, load_scenario
@@ -167,7 +168,7 @@ def hil_synth(
         for block in synth_blocks(sc, hours, start_ns, 600.0):
             rec.write_raw(block.channels)
             for t_ns, rey, u in block.assays:  # the ship's lab, sampled on deck
-                rec.write_event({"type": "assay", "t_ns": t_ns, "rey_ppm": rey, "u_rey_ppm": u})
+                rec.write_event(AssayEvent(int(t_ns), float(rey), float(u)))
             rec.flush()
             samples += sum(len(c[0]) for c in block.channels.values())
             truth_parts.append(pa.table({k: np.asarray(v) for k, v in block.truth.items()}))

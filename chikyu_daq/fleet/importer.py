@@ -38,6 +38,7 @@ from chikyu_daq.config.checks import channel_ids
 from chikyu_daq.config.model import Config, resolve_secret
 from chikyu_daq.store.reader import Run
 from chikyu_daq.store.writer import Recorder
+from drivers.sample import Blocks
 
 __all__ = [
     "ImportReport",
@@ -305,7 +306,7 @@ def _stamp(t_ns: int | None) -> str:
     return str(np.datetime64(t_ns, "ns").astype("datetime64[s]")).replace(":", "").replace("-", "")
 
 
-def _blocks(table: pa.Table) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+def _blocks(table: pa.Table) -> Blocks:
     from chikyu_daq.replay.engine import split_channels
 
     return split_channels(table)

@@ -76,7 +76,7 @@ from chikyu_daq.config.params import chain_params
 from chikyu_daq.fleet.cluster import Job, run_jobs
 from chikyu_daq.live.processor import Processed, Processor
 from chikyu_daq.replay.engine import CHUNK_S, ResultsWriter, iter_chunks, recorded_config
-from chikyu_daq.sinks.fanout import alarm_event_dict
+from chikyu_daq.store.events import AlarmEdge, AssayEvent, encode
 from chikyu_daq.store.reader import Run, open_run
 from dsp import kernel as K
 from dsp.params import kernel_params
@@ -291,9 +291,7 @@ def add_integrals(a: dict[str, Any], inc: dict[str, Any]) -> dict[str, Any]:
 
 def _assays(run: Run) -> list[tuple[int, float, float]]:
     return [
-        (int(ev["t_ns"]), float(ev["rey_ppm"]), float(ev.get("u_rey_ppm", 0.0)))
-        for ev in run.events()
-        if ev.get("type") == "assay" and "rey_ppm" in ev
+        (ev.t_ns, ev.rey_ppm, ev.u_rey_ppm) for ev in run.records() if isinstance(ev, AssayEvent)
     ]
 
 
@@ -412,7 +410,7 @@ def replay_part(
         m = p.t_ns >= part.lo_ns
         if not part.last:
             m &= p.t_ns < part.hi_ns
-        events.extend(alarm_event_dict(e) for e in p.events if e.t_ns >= part.lo_ns)
+        events.extend(encode(AlarmEdge.of(e)) for e in p.events if e.t_ns >= part.lo_ns)
         if writer is not None and m.any():
             idx = np.flatnonzero(m)
             writer.write(Processed(p.t_ns[idx], {k: v[idx] for k, v in p.columns.items()}, []))

@@ -22,6 +22,7 @@ import numpy as np
 from chikyu_daq.alarms.manager import AlarmManager, Sinks
 from chikyu_daq.alarms.states import Transition
 from chikyu_daq.config.model import Config
+from chikyu_daq.store.events import ClockStep
 
 if TYPE_CHECKING:
     from chikyu_daq.live.pipeline import Pipeline
@@ -145,8 +146,7 @@ class Interfaces:
         step = self.steps.check()
         if step is not None:
             log.warning("wall clock stepped by %+.3f s", step.step_s)
-            ev = {"type": "clock_step", "t_ns": step.t_ns, "step_s": step.step_s}
-            self.pipeline.outputs.write_event(ev)
+            self.pipeline.outputs.write_event(ClockStep(step.t_ns, step.step_s))
 
     async def _read_discipline(self) -> None:
         from chikyu_daq.interfaces.clock import read_discipline

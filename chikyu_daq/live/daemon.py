@@ -26,6 +26,7 @@ import contextlib
 import faulthandler
 import logging
 import signal
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,7 @@ from chikyu_daq.config.model import Config, ConfigError, load_config
 from chikyu_daq.live.pipeline import KernelWarmup, Pipeline
 from chikyu_daq.live.processor import Processor
 from chikyu_daq.live.sdnotify import Notifier, watchdog_interval_s
+from chikyu_daq.store.events import Reload
 from chikyu_daq.supervise import describe
 
 log = logging.getLogger("chikyu_daq.live.daemon")
@@ -188,14 +190,14 @@ class Daemon:
         )
         old_run = self.pipeline.outputs.run_id if self.pipeline else None
         if self.pipeline is not None:
-            self.pipeline.outputs.write_event({"type": "reload", "status": "closing run"})
+            self.pipeline.outputs.write_event(Reload(time.time_ns(), status="closing run"))
         await self._stop_pipeline()
         self.cfg = new
         if not await self._start_or_log(new, keep):
             return False
         assert self.pipeline is not None
         self.pipeline.outputs.write_event(
-            {"type": "reload", "previous_run": old_run, "processor_kept": keep is not None}
+            Reload(time.time_ns(), previous_run=old_run, processor_kept=keep is not None)
         )
         self.reloads["applied"] += 1
         log.info(

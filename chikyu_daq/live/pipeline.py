@@ -42,16 +42,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from chikyu_daq.config.model import Config
 from chikyu_daq.interfaces.clock import StepDetector
 from chikyu_daq.interfaces.facade import Interfaces
 from chikyu_daq.live.processor import Processed, Processor, warm_up
-from chikyu_daq.sinks.fanout import Outputs, alarm_event_dict
+from chikyu_daq.sinks.fanout import Outputs
+from chikyu_daq.store.events import AlarmEdge, AssayEvent
 from chikyu_daq.supervise import Faults, Supervisor
 from drivers.acquisition import Acquisition
-from drivers.sample import Batch, BlockBuilder, Sample
+from drivers.sample import Batch, BlockBuilder, Blocks, Sample
 
 log = logging.getLogger(__name__)
 
@@ -207,7 +206,7 @@ class Pipeline:
         self._stop = asyncio.Event()
         self._hub: asyncio.Queue[Batch] = asyncio.Queue(HUB_SIZE)
         self._builder = BlockBuilder()
-        self._assays: list[tuple[int, float, float, dict[str, Any]]] = []
+        self._assays: list[AssayEvent] = []
         self._on_processed = on_processed
         self.supervisor = Supervisor()
         self.faults = Faults(logger=log)
@@ -328,7 +327,7 @@ class Pipeline:
                 await sup.join()
 
     # -- the hub ----------------------------------------------------------------------------
-    def _drain(self) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    def _drain(self) -> Blocks:
         while True:
             try:
                 batch = self._hub.get_nowait()
@@ -336,7 +335,7 @@ class Pipeline:
                 break
             self._builder.add(batch)
             self.view.latest.update(batch.samples)
-        return {ch: (b.t_ns, b.value, b.quality) for ch, b in self._builder.take().items()}
+        return self._builder.take()
 
     async def _collector(self) -> None:
         while self._collecting:
@@ -361,31 +360,19 @@ class Pipeline:
     ) -> None:
         """A lab result from elsewhere than MQTT (the HIL lab, a test): same path as MQTT's."""
         self.outputs.assays_applied += 1
-        record = {
-            "sample_id": sample_id,
-            "rey_ppm": rey_ppm,
-            "u_rey_ppm": u_rey_ppm,
-            "sampled_at_ns": sampled_at_ns,
-        }
-        self._on_assay(sampled_at_ns, rey_ppm, u_rey_ppm, record)
+        self._on_assay(AssayEvent(sampled_at_ns, rey_ppm, u_rey_ppm, sample_id))
 
-    def _on_assay(
-        self, sampled_at_ns: int, rey_ppm: float, u_rey_ppm: float, record: dict[str, Any]
-    ) -> None:
-        self._assays.append((sampled_at_ns, rey_ppm, u_rey_ppm, record))
+    def _on_assay(self, assay: AssayEvent) -> None:
+        self._assays.append(assay)
 
     # -- the worker thread ------------------------------------------------------------------
-    def _work_and_clear(
-        self, blocks: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]], final: bool
-    ) -> Processed | None:
+    def _work_and_clear(self, blocks: Blocks, final: bool) -> Processed | None:
         try:
             return self._work(blocks, final)
         finally:
             self._working = False
 
-    def _work(
-        self, blocks: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]], final: bool
-    ) -> Processed | None:
+    def _work(self, blocks: Blocks, final: bool) -> Processed | None:
         """Raw to the recorder first (never dropped), then DSP, then results everywhere.
 
         Every step is guarded on its own (module docstring): a failure is counted and skipped.
@@ -406,14 +393,14 @@ class Pipeline:
                 self.samples_unprocessed += n
                 faults.record("feed", exc, f"up to {n} samples not processed (raw kept)")
         assays, self._assays = self._assays, []
-        for t_ns, rey, u, record in assays:
+        for assay in assays:
             try:
-                proc.add_assay(t_ns, rey, u)
+                proc.add_assay(assay.t_ns, assay.rey_ppm, assay.u_rey_ppm)
             except Exception as exc:
-                faults.record("assay", exc, f"assay {record.get('sample_id')!r} dropped")
+                faults.record("assay", exc, f"assay {assay.sample_id!r} dropped")
                 continue
             try:
-                out.write_event({"type": "assay", "t_ns": t_ns, **record})
+                out.write_event(assay)
             except Exception as exc:
                 faults.record("write_event", exc, "assay applied but not recorded")
         w = self.warmup
@@ -470,7 +457,7 @@ class Pipeline:
             for ev in processed.events:
                 log.warning("alarm %s %s at value %.4g", ev.alarm, ev.kind, ev.value)
                 try:
-                    self.outputs.publish_alarm(alarm_event_dict(ev), active)
+                    self.outputs.publish_alarm(AlarmEdge.of(ev), active)
                 except Exception as exc:
                     self.faults.record("publish_alarm", exc, f"alarm {ev.alarm} not published")
 

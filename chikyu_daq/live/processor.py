@@ -42,14 +42,16 @@ Not thread-safe: the pipeline calls it from one worker thread at a time.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 from chikyu_daq.config.model import Config
 from chikyu_daq.config.params import chain_params, sensor_fault_spec
+from chikyu_daq.store.events import ClockRebase
+from drivers.sample import SampleBlock
 from dsp.alarms import AlarmEvent, AlarmState, alarm_init, hysteresis_alarm
 from dsp.align import AlignState, align, align_init
 from dsp.chain import OPTIONAL_ROLES, ROLES, Block, init_state, process_block
@@ -80,8 +82,6 @@ FORWARD_HINT_NS = 2_000_000_000
 #: Bound on grid points per kernel call (1 h at 10 Hz) so replay memory stays flat.
 MAX_POINTS = 36_000
 
-Arrays = tuple[NDArray[np.int64], NDArray[np.float64], NDArray[np.uint8]]
-
 
 @dataclass
 class Processed:
@@ -91,7 +91,7 @@ class Processed:
     columns: dict[str, NDArray[np.float64] | NDArray[np.uint8] | NDArray[np.int64]]
     events: list[AlarmEvent]
     #: Non-alarm events of this block for the recording (a `clock_rebase`).
-    notes: list[dict[str, Any]] = field(default_factory=list)
+    notes: list[ClockRebase] = field(default_factory=list)
 
     def __len__(self) -> int:
         return int(self.t_ns.shape[0])
@@ -129,7 +129,7 @@ class _Ahead:
     held since (per channel, stamped on the internal timeline)."""
 
     from_ns: int
-    held: dict[str, list[Arrays]] = field(default_factory=dict)
+    held: dict[str, list[SampleBlock]] = field(default_factory=dict)
 
 
 class Processor:
@@ -146,7 +146,7 @@ class Processor:
         #: dsp input role → channel id
         self.inputs = {ROLE_INPUTS[r]: ch for r, ch in roles.items() if ch is not None}
         self.channels = set(self.inputs.values())
-        self._pending: dict[str, list[Arrays]] = {ch: [] for ch in self.channels}
+        self._pending: dict[str, list[SampleBlock]] = {ch: [] for ch in self.channels}
         self._align: dict[str, AlignState] = {ch: align_init() for ch in self.channels}
         self._state = init_state(self.params)
         self._fault_spec = sensor_fault_spec(cfg)
@@ -165,13 +165,13 @@ class Processor:
         self._ch_epoch = dict.fromkeys(self.channels, 0)
         self._ch_last = dict.fromkeys(self.channels, -(2**62))
         self._ch_period = dict.fromkeys(self.channels, 0)  # newest sample interval
-        self._notes: list[dict[str, Any]] = []
+        self._notes: list[ClockRebase] = []
         self._ahead: _Ahead | None = None
         #: Wall times at which (wall − monotonic) was seen to jump ahead: only those make a
         #: forward jump of the stamps a clock step (a stalled poller looks the same).
         self._forward_hints: list[int] = []
         #: per channel: a last sample that jumped back, until the next one says how
-        self._tentative: dict[str, Arrays] = {}
+        self._tentative: dict[str, SampleBlock] = {}
         self.clock_rebases = 0
 
     # -- input ------------------------------------------------------------------------------
@@ -207,7 +207,7 @@ class Processor:
             self.late_samples += 1
             t_ns, value, quality = np.delete(t_ns, i), np.delete(value, i), np.delete(quality, i)
         if back[-1] and not final:  # a jump back on the last sample: wait for the next one
-            self._tentative[channel] = (t_ns[-1:], value[-1:], quality[-1:])
+            self._tentative[channel] = SampleBlock(t_ns[-1:], value[-1:], quality[-1:])
             t_ns, value, quality, prev = t_ns[:-1], value[:-1], quality[:-1], prev[:-1]
             if t_ns.shape[0] == 0:
                 return
@@ -275,7 +275,7 @@ class Processor:
         if pre:
             self._queue(channel, internal[:pre], value[:pre], quality[:pre])
         if pre < internal.shape[0]:
-            held = (internal[pre:], value[pre:], quality[pre:])
+            held = SampleBlock(internal[pre:], value[pre:], quality[pre:])
             ahead.held.setdefault(channel, []).append(held)
 
     def expect_forward_step(self, t_wall_ns: int) -> None:
@@ -342,14 +342,7 @@ class Processor:
         self.clock_rebases += 1
         step_s = (first_ns - ahead.from_ns) / 1e9
         self._notes.append(
-            {
-                "type": "clock_rebase",
-                "t_ns": first_ns - old,
-                "channel": "*",
-                "step_s": step_s,
-                "from_ns": ahead.from_ns - old,
-                "offset_s": (old - delta) / 1e9,
-            }
+            ClockRebase(first_ns - old, "*", step_s, ahead.from_ns - old, (old - delta) / 1e9)
         )
         log.warning("clock stepped forward %.3f s: results re-based", step_s)
         for ch, parts in ahead.held.items():
@@ -388,15 +381,9 @@ class Processor:
         self._flagged.append((newest, newest + delta))
         self.clock_rebases += 1
         step_s = (after_ns - before_ns) / 1e9
-        note = {
-            "type": "clock_rebase",
-            "t_ns": after_ns,
-            "channel": channel,
-            "step_s": step_s,
-            "from_ns": newest - newest_off,
-            "offset_s": offset / 1e9,
-        }
-        self._notes.append(note)
+        self._notes.append(
+            ClockRebase(after_ns, channel, step_s, newest - newest_off, offset / 1e9)
+        )
         log.warning(
             "clock stepped back %.3f s (seen on %s): results re-based, %.0f s flagged clock_step",
             -step_s,
@@ -418,10 +405,10 @@ class Processor:
             t_ns, value, quality = t_ns[keep], value[keep], quality[keep]
             if t_ns.shape[0] == 0:
                 return
-        self._pending[channel].append((t_ns, value, quality))
+        self._pending[channel].append(SampleBlock(t_ns, value, quality))
         self._newest_ns = max(self._newest_ns, int(t_ns[-1]))
 
-    def feed_blocks(self, blocks: dict[str, Arrays]) -> None:
+    def feed_blocks(self, blocks: Mapping[str, SampleBlock]) -> None:
         for ch, (t, v, q) in blocks.items():
             self.feed(ch, t, v, q)
 

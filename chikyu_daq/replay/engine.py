@@ -32,9 +32,11 @@ from chikyu_daq.alarms.kpi import kpis_from_events
 from chikyu_daq.alarms.policy import replay_kpis
 from chikyu_daq.config.model import Config, ConfigError, parse_config
 from chikyu_daq.live.processor import Processed, Processor
-from chikyu_daq.sinks.fanout import Outputs, alarm_event_dict
+from chikyu_daq.sinks.fanout import Outputs
+from chikyu_daq.store.events import AlarmEdge, AssayEvent, ClockStep, encode
 from chikyu_daq.store.reader import Run, open_run
 from chikyu_daq.store.reader import split_channels as split_channels  # the importer's
+from drivers.sample import Blocks
 from dsp.fields import FIELD_BY_NAME, FIELDS
 
 log = logging.getLogger(__name__)
@@ -57,8 +59,6 @@ SUMMARY_TOTALS = tuple(
         "u_rho_zero_kg_m3",
     )
 )
-
-Arrays = tuple[np.ndarray, np.ndarray, np.ndarray]
 
 
 @dataclass
@@ -100,7 +100,7 @@ def config_differences(a: Config, b: Config) -> dict[str, tuple[Any, Any]]:
 
 def iter_chunks(
     run: Run, channels: list[str], t0: int, t1: int, chunk_ns: int
-) -> Iterator[tuple[int, dict[str, Arrays]]]:
+) -> Iterator[tuple[int, Blocks]]:
     """Role channels of the recording in chunks of recording time `[lo, hi)` (streamed)."""
     return run.raw_chunks(channels, t0, t1, chunk_ns)
 
@@ -176,11 +176,11 @@ def start_processor(plan: ReplayPlan) -> Processor:
     """Step 2: a replay-mode processor that knows every assay sampled before the window ends
     and every forward clock step the daemon saw."""
     proc = Processor(plan.cfg, replay=True)
-    for ev in plan.run.events():
-        if ev.get("type") == "assay" and "rey_ppm" in ev and int(ev.get("t_ns", 0)) < plan.t1:
-            proc.add_assay(int(ev["t_ns"]), float(ev["rey_ppm"]), float(ev.get("u_rey_ppm", 0.0)))
-        elif ev.get("type") == "clock_step" and float(ev.get("step_s", 0.0)) > 0:
-            proc.expect_forward_step(int(ev["t_ns"]))  # as the live daemon saw it
+    for ev in plan.run.records():
+        if isinstance(ev, AssayEvent) and ev.t_ns < plan.t1:
+            proc.add_assay(ev.t_ns, ev.rey_ppm, ev.u_rey_ppm)
+        elif isinstance(ev, ClockStep) and ev.step_s > 0:
+            proc.expect_forward_step(ev.t_ns)  # as the live daemon saw it
     return proc
 
 
@@ -192,7 +192,7 @@ class Tally:
     last: dict[str, float] = field(default_factory=dict)
     first: dict[str, float] = field(default_factory=dict)
     raw_samples: int = 0
-    events: list[dict[str, Any]] = field(default_factory=list)
+    events: list[AlarmEdge] = field(default_factory=list)
 
     def add(self, p: Processed) -> None:
         self.last = {f.name: float(p.columns[f.name][-1]) for f in FIELDS if f.name in p.columns}
@@ -223,8 +223,8 @@ class ReplayOutputs:
         if p is None or not len(p):
             return
         self.writer.write(p)
-        new = [alarm_event_dict(e) for e in p.events]
-        self._events.writelines(json.dumps(ev) + "\n" for ev in new)
+        new = [AlarmEdge.of(e) for e in p.events]
+        self._events.writelines(json.dumps(encode(ev)) + "\n" for ev in new)
         self.tally.events.extend(new)
         self.tally.add(p)
         if self._sinks is not None:
@@ -285,7 +285,7 @@ def summarise(plan: ReplayPlan, proc: Processor, out: ReplayOutputs, wall: float
         "alarms_raised": _count_raises(events),
         # EEMUA 191 KPIs: of this replay's raise/clear, and of the live run's recorded lifecycle
         "alarm_kpis": replay_kpis(plan.cfg, events, t0, t1),
-        "alarm_kpis_recorded": kpis_from_events(run.events(), t0, t1),
+        "alarm_kpis_recorded": kpis_from_events(run.records(), t0, t1),
         "late_samples": proc.late_samples,
         "config_differences": {
             k: {"recorded": a, "replay": b}
@@ -367,11 +367,11 @@ _AGAINST_TRUTH = (
 )
 
 
-def _count_raises(events: list[dict[str, Any]]) -> dict[str, int]:
+def _count_raises(events: list[AlarmEdge]) -> dict[str, int]:
     out: dict[str, int] = {}
     for e in events:
-        if e["kind"] == "raise":
-            out[e["alarm"]] = out.get(e["alarm"], 0) + 1
+        if e.kind == "raise":
+            out[e.alarm] = out.get(e.alarm, 0) + 1
     return out
 
 
@@ -439,7 +439,7 @@ class _Sinks:
             for i in p.at_period(proc.publish_ns):
                 self.outputs.publish_row(int(p.t_ns[i]), p.columns, int(i))
             for ev in p.events:
-                self.outputs.publish_alarm(alarm_event_dict(ev), proc.active_alarms())
+                self.outputs.publish_alarm(AlarmEdge.of(ev), proc.active_alarms())
 
         self._loop.call_soon_threadsafe(publish)
 

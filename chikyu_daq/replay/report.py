@@ -9,6 +9,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import pyarrow.parquet as pq
 
+from chikyu_daq.store.events import AlarmEdge
 from dsp.fields import FIELD_BY_NAME
 
 MAX_POINTS = 4000
@@ -90,7 +91,7 @@ def _read_decimated(results: Path) -> dict[str, np.ndarray]:
 
 def write_report(
     results: Path | Mapping[str, np.ndarray],
-    events: Sequence[Mapping[str, Any]],
+    events: Sequence[AlarmEdge],
     out_png: Path,
     *,
     title: str,
@@ -158,16 +159,16 @@ def _plot_panel(ax: Any, panel: Panel, x: np.ndarray, d: Mapping[str, np.ndarray
         ax.legend(loc="upper left" if panel.traces[0].band else "upper right", fontsize=8)
 
 
-def _alarm_panel(ax: Any, events: Sequence[Mapping[str, Any]], t0: int, per_hour: float) -> None:
-    names = sorted({str(e["alarm"]) for e in events})
+def _alarm_panel(ax: Any, events: Sequence[AlarmEdge], t0: int, per_hour: float) -> None:
+    names = sorted({e.alarm for e in events})
     open_at: dict[str, float] = {}
     spans: dict[str, list[tuple[float, float]]] = {n: [] for n in names}
-    for e in sorted(events, key=lambda e: int(e["t_ns"])):
-        t = (int(e["t_ns"]) - t0) / 3.6e12 * per_hour
-        if e["kind"] == "raise":
-            open_at[str(e["alarm"])] = t
-        elif str(e["alarm"]) in open_at:
-            spans[str(e["alarm"])].append((open_at.pop(str(e["alarm"])), t))
+    for e in sorted(events, key=lambda e: e.t_ns):
+        t = (e.t_ns - t0) / 3.6e12 * per_hour
+        if e.kind == "raise":
+            open_at[e.alarm] = t
+        elif e.alarm in open_at:
+            spans[e.alarm].append((open_at.pop(e.alarm), t))
     end = ax.get_xlim()[1]
     for name, start in open_at.items():
         spans[name].append((start, end))

@@ -24,6 +24,7 @@ from chikyu_daq.config.model import Config
 from chikyu_daq.live.pipeline import KernelWarmup, LiveView
 from chikyu_daq.rig.demo_alarms import AckKey, alarm_panel
 from chikyu_daq.rig.session import HilSession, Score
+from chikyu_daq.store.events import AlarmEdge
 from hil.scenario import Scenario
 
 #: How long a demo's end waits for kernels still compiling (cold, loaded machine: ~60 s).
@@ -214,7 +215,7 @@ def demo_main(
     score = asyncio.run(run_demo(session, console))
     run = open_run(score.run_dir)
     png = Path(score.run_dir) / "report.png"
-    events = [e for e in run.events() if e.get("type") == "alarm"]
+    events = [e for e in run.records() if isinstance(e, AlarmEdge)]
     write_report(run.results(), events, png, title=f"Chikyu DAQ demo — {sc.name}")
     console.print()
     console.print(f"[bold]Summary against plant truth[/] (run {run.run_id})")

@@ -27,6 +27,7 @@ import numpy as np
 from chikyu_daq.config.model import Config, load_config
 from chikyu_daq.live.pipeline import Pipeline
 from chikyu_daq.live.processor import Processed
+from chikyu_daq.store.events import AlarmEdge
 from chikyu_daq.supervise import describe
 from drivers.endpoints import override_buses
 from hil.emulators.rig import Rig
@@ -322,9 +323,9 @@ class HilSession:
         score = Score(self.scenario.name, self.duration_s, str(run.path), daq, truth, u95)
         start_ns = self.clock.start_ns
         raised: dict[str, float] = {}
-        for ev in run.events():
-            if ev.get("type") == "alarm" and ev.get("kind") == "raise":
-                raised.setdefault(str(ev["alarm"]), (int(ev["t_ns"]) - start_ns) / 1e9)
+        for ev in run.records():
+            if isinstance(ev, AlarmEdge) and ev.kind == "raise":
+                raised.setdefault(ev.alarm, (ev.t_ns - start_ns) / 1e9)
         matched: set[str] = set()
         for exp in self.scenario.expect.alarms:
             if exp.latest_raise_s > self.duration_s:

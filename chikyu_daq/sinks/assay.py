@@ -27,6 +27,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from chikyu_daq.config.model import LabAssays
+from chikyu_daq.store.events import AssayEvent
 
 __all__ = ["Assay", "AssayError", "AssayGate", "DuplicateAssay", "parse_assay"]
 
@@ -87,10 +88,13 @@ class Assay(BaseModel):
         delta = self.sampled_at - _EPOCH
         return (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1000
 
-    def to_event(self) -> dict[str, Any]:
-        """The recorder's `events.jsonl` form."""
+    def to_event(self) -> AssayEvent:
+        """The recorded form, stamped at the sampling time."""
         doc = self.model_dump(mode="json")
-        return {"kind": "assay", "t_ns": self.sampled_at_ns, **doc}
+        return AssayEvent(
+            self.sampled_at_ns, self.rey_ppm, self.u_rey_ppm, self.sample_id, doc["sampled_at"],
+            self.dy_ppm, self.tb_ppm,
+        )  # fmt: skip
 
 
 def json_depth_exceeds(text: str, limit: int) -> bool:

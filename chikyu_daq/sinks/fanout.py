@@ -13,7 +13,6 @@ import logging
 import math
 import time
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,7 +20,8 @@ import numpy as np
 
 from chikyu_daq.config.model import Config
 from chikyu_daq.sinks.assay import Assay
-from dsp.alarms import AlarmEvent
+from chikyu_daq.store.events import AlarmEdge, AssayEvent, Event, encode, iso
+from drivers.sample import SampleBlock
 from dsp.fields import FIELD_BY_NAME, STABILITY_FIELDS, YIELD_FIELDS
 
 if TYPE_CHECKING:  # a type only: the sinks sit below the processor and pipeline
@@ -29,7 +29,7 @@ if TYPE_CHECKING:  # a type only: the sinks sit below the processor and pipeline
 
 log = logging.getLogger(__name__)
 
-AssayCallback = Callable[[int, float, float, dict[str, Any]], None]
+AssayCallback = Callable[[AssayEvent], None]
 
 #: The uploader is woken when this much line protocol is waiting, or when it was last woken
 #: this long ago; in between its own idle poll (0.5 s) picks the lines up. Waking it on every
@@ -37,27 +37,6 @@ AssayCallback = Callable[[int, float, float, dict[str, Any]], None]
 #: lines are in the spool either way, so this only bounds how fresh InfluxDB is (< 1 s).
 NOTIFY_BYTES = 256 * 1024
 NOTIFY_S = 1.0
-
-
-def iso(t_ns: int) -> str:
-    return (
-        datetime.fromtimestamp(t_ns / 1e9, UTC)
-        .isoformat(timespec="milliseconds")
-        .replace("+00:00", "Z")
-    )
-
-
-def alarm_event_dict(ev: AlarmEvent) -> dict[str, Any]:
-    value = float(ev.value)
-    return {
-        "type": "alarm",
-        "name": ev.alarm,
-        "alarm": ev.alarm,
-        "kind": ev.kind,
-        "t_ns": int(ev.t_ns),
-        "t": iso(int(ev.t_ns)),
-        "value": value if math.isfinite(value) else None,
-    }
 
 
 def _json_value(name: str, v: Any) -> float | int | None:
@@ -139,7 +118,7 @@ class Outputs:
     def _assay(self, assay: Assay) -> None:
         self.assays_applied += 1
         if self._on_assay is not None:
-            self._on_assay(assay.sampled_at_ns, assay.rey_ppm, assay.u_rey_ppm, assay.to_event())
+            self._on_assay(assay.to_event())
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
@@ -155,7 +134,7 @@ class Outputs:
         return tasks
 
     # -- worker thread ----------------------------------------------------------------------
-    def write_raw(self, blocks: Mapping[str, tuple[np.ndarray, np.ndarray, np.ndarray]]) -> None:
+    def write_raw(self, blocks: Mapping[str, SampleBlock]) -> None:
         if self.recorder is not None:
             self.recorder.write_raw(blocks)
         if self.influx is not None:
@@ -165,7 +144,7 @@ class Outputs:
         if self.recorder is not None:
             self.recorder.write_results(processed.t_ns, processed.columns)
             for ev in processed.events:
-                self.recorder.write_event(alarm_event_dict(ev))
+                self.recorder.write_event(AlarmEdge.of(ev))
         if self.influx is not None:
             from chikyu_daq.sinks.influx.lineproto import encode_block
 
@@ -195,9 +174,9 @@ class Outputs:
                 )
             self._spool(b"".join(body))
 
-    def write_event(self, event: Mapping[str, Any]) -> None:
+    def write_event(self, event: Event) -> None:
         if self.recorder is not None:
-            self.recorder.write_event(dict(event))
+            self.recorder.write_event(event)
 
     def _spool(self, body: bytes) -> None:
         if not body:
@@ -218,9 +197,9 @@ class Outputs:
         self.mqtt.publish_yield(_row(t_ns, columns, i, YIELD_FIELDS))
         self.mqtt.publish_stability(_row(t_ns, columns, i, STABILITY_FIELDS))
 
-    def publish_alarm(self, event: dict[str, Any], active: list[str]) -> None:
+    def publish_alarm(self, edge: AlarmEdge, active: list[str]) -> None:
         if self.mqtt is not None:
-            self.mqtt.publish_alarm(event)
+            self.mqtt.publish_alarm(encode(edge))
             self.mqtt.set_active_alarms(active)
 
     def publish_health(self, t_ns: int, health: Mapping[str, Any]) -> None:

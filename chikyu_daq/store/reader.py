@@ -37,6 +37,9 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 from numpy.typing import NDArray
 
+from chikyu_daq.store.events import Event, decode
+from drivers.sample import Blocks, SampleBlock
+
 __all__ = ["RAW_SCHEMA", "Run", "RunError", "list_runs", "open_run", "split_channels"]
 
 RAW_SCHEMA = pa.schema(
@@ -51,9 +54,6 @@ RAW_SCHEMA = pa.schema(
 log = logging.getLogger(__name__)
 
 _SEG = re.compile(r"^seg-(\d+)(\.parquet|\.parts)$")
-
-Arrays = tuple[np.ndarray, np.ndarray, np.ndarray]
-Channels = dict[str, Arrays]
 
 
 class RunError(Exception):
@@ -116,7 +116,7 @@ def _time_filter(t0: int | None, t1: int | None) -> Any:
     return expr
 
 
-def split_channels(table: pa.Table) -> Channels:
+def split_channels(table: pa.Table) -> Blocks:
     """Long (channel, t_ns, value, quality) table → arrays per channel, time order kept."""
     if table.num_rows == 0:
         return {}
@@ -146,37 +146,37 @@ class _Rows(NamedTuple):
     v: NDArray[np.float64]
     q: NDArray[np.uint8]
 
-    def split(self, names: list[str]) -> Channels:
+    def split(self, names: list[str]) -> Blocks:
         """Per channel name, rows in their order here (a stable sort by code)."""
         order = np.argsort(self.code, kind="stable")
         counts = np.bincount(self.code, minlength=len(names) + 1)
         bounds = np.concatenate([[0], np.cumsum(counts)])
-        out: Channels = {}
+        out: Blocks = {}
         for code, name in enumerate(names):
             if bounds[code] < bounds[code + 1]:
                 idx = order[bounds[code] : bounds[code + 1]]
-                out[name] = (self.t[idx], self.v[idx], self.q[idx])
+                out[name] = SampleBlock(self.t[idx], self.v[idx], self.q[idx])
         return out
 
 
 class _Waiting:
     """One row group's rows per channel (file order), handed out as their chunk comes up."""
 
-    def __init__(self, rows: Channels) -> None:
+    def __init__(self, rows: Blocks) -> None:
         self.rows = rows
         # time-ordered per channel (as the recorder writes): a chunk is a prefix, no copy
         self.ordered = {name: bool(np.all(t[1:] >= t[:-1])) for name, (t, _, _) in rows.items()}
 
-    def take_before(self, hi: int) -> Channels:
+    def take_before(self, hi: int) -> Blocks:
         """Rows with `t_ns < hi`, removed from those waiting."""
-        out: Channels = {}
+        out: Blocks = {}
         for name, (t, v, q) in list(self.rows.items()):
             if self.ordered[name]:
                 n = int(np.searchsorted(t, hi))
-                now, later = (t[:n], v[:n], q[:n]), (t[n:], v[n:], q[n:])
+                now, later = SampleBlock(t[:n], v[:n], q[:n]), SampleBlock(t[n:], v[n:], q[n:])
             else:
                 m = t < hi
-                now, later = (t[m], v[m], q[m]), (t[~m], v[~m], q[~m])
+                now, later = SampleBlock(t[m], v[m], q[m]), SampleBlock(t[~m], v[~m], q[~m])
             if now[0].shape[0]:
                 out[name] = now
             if later[0].shape[0]:
@@ -186,11 +186,11 @@ class _Waiting:
         return out
 
 
-def _concat(parts: list[Arrays]) -> Arrays:
+def _concat(parts: list[SampleBlock]) -> SampleBlock:
     if len(parts) == 1:
         return parts[0]
     t, v, q = zip(*parts, strict=True)
-    return np.concatenate(t), np.concatenate(v), np.concatenate(q)
+    return SampleBlock(np.concatenate(t), np.concatenate(v), np.concatenate(q))
 
 
 @dataclass(frozen=True)
@@ -286,7 +286,7 @@ class Run:
         channels: list[str] | None = None,
         t0: int | None = None,
         t1: int | None = None,
-    ) -> Channels:
+    ) -> Blocks:
         """Raw samples per channel id: `(t_ns int64, value float64, quality uint8)`."""
         table = self.raw_table(None, t0, t1)
         out = split_channels(table)
@@ -297,7 +297,7 @@ class Run:
 
     def raw_chunks(
         self, channels: list[str], t0: int, t1: int, chunk_ns: int
-    ) -> Iterator[tuple[int, Channels]]:
+    ) -> Iterator[tuple[int, Blocks]]:
         """`channels` in chunks of recording time `[lo, hi)` from `t0` to `t1`: `(hi, arrays)`.
 
         Streams: each Parquet row group is decoded once, when the first chunk it may hold
@@ -321,7 +321,7 @@ class Run:
                 rows = groups[pending[k]].read(index, t0, t1)
                 held[pending[k]] = _Waiting(rows.split(channels))
                 k += 1
-            due: dict[str, list[Arrays]] = {}
+            due: dict[str, list[SampleBlock]] = {}
             for pos in sorted(held):
                 for name, arrays in held[pos].take_before(hi).items():
                     due.setdefault(name, []).append(arrays)
@@ -362,6 +362,10 @@ class Run:
             except ValueError:
                 continue
         return out
+
+    def records(self) -> list[Event]:
+        """`events()` as typed records (`chikyu_daq.store.events`), old shapes included."""
+        return [decode(d) for d in self.events()]
 
     def to_pandas(
         self,

@@ -52,14 +52,16 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from chikyu_daq.store.durable import Health, fsync_dir
+from chikyu_daq.store.events import Event, encode
 from chikyu_daq.store.reader import RAW_SCHEMA, segment_files
+from drivers.sample import SampleBlock
 
 __all__ = ["Recorder"]
 
 log = logging.getLogger(__name__)
 
-Block = Mapping[str, tuple[np.ndarray, np.ndarray, np.ndarray]]
-Chunks = dict[str, list[tuple[np.ndarray, np.ndarray, np.ndarray]]]
+#: channel -> its blocks buffered since the last flush
+Chunks = dict[str, list[SampleBlock]]
 #: Result rows of one write: t_ns and the columns, as given (built into a table per flush).
 ResRows = tuple[np.ndarray, dict[str, np.ndarray]]
 
@@ -342,7 +344,7 @@ class Recorder:
             logging.ERROR,
         )
 
-    def write_raw(self, block: Block) -> None:
+    def write_raw(self, block: Mapping[str, SampleBlock]) -> None:
         """Buffer raw samples: channel id -> (t_ns int64, value float64, quality uint8)."""
         for name, (t, v, q) in block.items():
             if not (len(t) == len(v) == len(q)):
@@ -358,7 +360,9 @@ class Recorder:
             for name, (t, v, q) in block.items():
                 if len(t):  # copied: the caller may reuse its buffers
                     self._raw_buf.setdefault(name, []).append(
-                        (np.array(t, np.int64), np.array(v, np.float64), np.array(q, np.uint8))
+                        SampleBlock(
+                            np.array(t, np.int64), np.array(v, np.float64), np.array(q, np.uint8)
+                        )
                     )
             self._raw_n += n
 
@@ -391,9 +395,10 @@ class Recorder:
             self._res_buf.append((t, cols))
             self._res_bytes += nbytes
 
-    def write_event(self, event: Mapping[str, Any]) -> None:
-        """Append one event (alarm, assay, reload) to `events.jsonl`; adds `t_ns` if missing."""
-        doc = dict(event)
+    def write_event(self, event: Event | Mapping[str, Any]) -> None:
+        """Append one event to `events.jsonl`: a typed record (`chikyu_daq.store.events`), or
+        a JSON object as is (imported or test events); adds `t_ns` if missing."""
+        doc = dict(event) if isinstance(event, Mapping) else encode(event)
         doc.setdefault("t_ns", time.time_ns())
         line = (json.dumps(doc, default=str, ensure_ascii=False) + "\n").encode()
         with self._io_lock:

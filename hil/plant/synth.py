@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from drivers.sample import Quality
+from drivers.sample import Blocks, Quality, SampleBlock
 from hil.devices import AI_COUNTS_SPAN, DEVICES, ENDPOINTS
 from hil.faults import FaultKind
 from hil.plant import physics
@@ -35,8 +35,6 @@ from hil.plant.truth import TruthTotals
 from hil.scenario import Scenario
 
 __all__ = ["TRUTH_SERIES", "SynthBlock", "synth_blocks"]
-
-Columns = dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]
 
 _DISCRETE = frozenset({"cmd_a_rpm", "cmd_b_rpm", "trip_a", "trip_b"})
 _SUBSEA_OFFSET_S = {"pt301": 0.0, "pt302": 0.033, "pt303": 0.066}
@@ -70,7 +68,7 @@ class SynthBlock:
 
     start_s: float
     end_s: float
-    channels: Columns
+    channels: Blocks
     truth: dict[str, np.ndarray]
     totals: TruthTotals
     #: lab assays sampled on deck in this block: (sample t_ns, REY ppm, standard uncertainty)
@@ -204,23 +202,23 @@ class _Synth:
                 q[name][bad] = Quality.BAD
         return q
 
-    def device_block(self, dev: str, b0: float, b1: float, cols: tuple[str, ...]) -> Columns:
+    def device_block(self, dev: str, b0: float, b1: float, cols: tuple[str, ...]) -> Blocks:
         t = self.sample_times(dev, b0, b1)
         values = self.sensors.measure(dev, t, self.truth_at(t, cols))
         quality = self.qualities(dev, values)
         bad, dropped = self.link_faults(dev, t)
         keep = ~dropped
         t_ns = (self.start_ns + np.round(t * 1e9).astype(np.int64))[keep]
-        out: Columns = {}
+        out: Blocks = {}
         for name, v in values.items():
             qual = np.where(bad, Quality.BAD, quality[name]).astype(np.uint8)
-            out[f"{dev}.{name}"] = (t_ns, np.where(bad, np.nan, v)[keep], qual[keep])
+            out[f"{dev}.{name}"] = SampleBlock(t_ns, np.where(bad, np.nan, v)[keep], qual[keep])
         if self.bit_channels:
             self._add_bits(dev, out)
         return out
 
     @staticmethod
-    def _add_bits(dev: str, out: Columns) -> None:
+    def _add_bits(dev: str, out: Blocks) -> None:
         spec = DEVICES[dev]
         if spec.status is None:
             return
@@ -228,7 +226,7 @@ class _Synth:
         bits = np.nan_to_num(v, nan=0.0).astype(np.int64)
         for i, name in enumerate(spec.bits):
             bit = np.where(np.isnan(v), np.nan, ((bits >> i) & 1).astype(np.float64))
-            out[f"{dev}.{name}"] = (t_ns, bit, q.copy())
+            out[f"{dev}.{name}"] = SampleBlock(t_ns, bit, q.copy())
 
     def truth_series(self, b0: float, b1: float) -> dict[str, np.ndarray]:
         p = self.p
@@ -313,7 +311,7 @@ def synth_blocks(
     while b0 < total_s:
         b1 = min(b0 + block_s, total_s)
         s.run_plant_to(b1 + 1.0, keep_from_s=b0 - 1.0)
-        channels: Columns = {}
+        channels: Blocks = {}
         for dev, cols in TRUTH_COLUMNS.items():
             channels.update(s.device_block(dev, b0, b1, cols))
         yield SynthBlock(b0, b1, channels, s.truth_series(b0, b1), s.totals_at(b1), s.lab(b0, b1))

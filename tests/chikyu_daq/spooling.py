@@ -18,7 +18,7 @@ def drain(spool: Spool, max_lines: int = 7) -> bytes:
     spool.sync()
     out = b""
     for _ in range(100_000):
-        batch = spool.next_batch(max_lines, 1 << 20)
+        batch = spool.next_range(max_lines, 1 << 20)
         if batch is None:
             return out
         assert batch.lines <= max_lines and batch.data.endswith(b"\n")

@@ -29,6 +29,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from drivers.sample import SampleBlock
+
 __all__ = [
     "EncodeStats",
     "LineProtocolError",
@@ -213,7 +215,7 @@ def encode_block(
 def encode_channels(
     measurement: str,
     tags: Mapping[str, str],
-    channels: Mapping[str, tuple[np.ndarray, np.ndarray, np.ndarray]],
+    channels: Mapping[str, SampleBlock],
     stats: EncodeStats | None = None,
 ) -> bytes:
     """Raw samples of one device: field `<name>` = value and `<name>_q` = quality (integer).
@@ -231,9 +233,6 @@ def encode_channels(
         else:
             groups.append((np.asarray(t), {name: v, name + "_q": q}))
     return b"".join(encode_block(measurement, tags, gt, gf, stats) for gt, gf in groups)
-
-
-RawBlocks = Mapping[str, tuple[np.ndarray, np.ndarray, np.ndarray]]
 
 
 class RawEncoder:
@@ -269,7 +268,7 @@ class RawEncoder:
         self._keys[ch] = key
         return key
 
-    def encode(self, blocks: RawBlocks, stats: EncodeStats | None = None) -> bytes:
+    def encode(self, blocks: Mapping[str, SampleBlock], stats: EncodeStats | None = None) -> bytes:
         keys = self._keys
         # device -> timestamp bytes -> (t, [(value key, quality key, value, quality), ...])
         devices: dict[str, dict[bytes, tuple[np.ndarray, list[Any]]]] = {}
@@ -312,8 +311,8 @@ class RawEncoder:
                     out.append(f"{prefix}{','.join(parts)} {ts}\n")
         return "".join(out).encode()
 
-    def _fallback(self, blocks: RawBlocks, stats: EncodeStats | None) -> bytes:
-        per_device: dict[str, dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]] = {}
+    def _fallback(self, blocks: Mapping[str, SampleBlock], stats: EncodeStats | None) -> bytes:
+        per_device: dict[str, dict[str, SampleBlock]] = {}
         for ch, arrays in blocks.items():
             dev, _, name = ch.partition(".")
             per_device.setdefault(dev, {})[name] = arrays

@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from chikyu_daq.config.model import Influx, resolve_secret
-from chikyu_daq.sinks.influx.spool import Batch, Spool
+from chikyu_daq.sinks.influx.spool import Spool, SpoolRange
 from chikyu_daq.supervise import Backoff
 
 __all__ = [
@@ -337,7 +337,7 @@ class Uploader:
                 try:
                     await asyncio.to_thread(self.spool.sync_if_due)
                     batch = await asyncio.to_thread(
-                        self.spool.next_batch, self.batch_lines, self.batch_bytes
+                        self.spool.next_range, self.batch_lines, self.batch_bytes
                     )
                 except OSError as exc:  # the spool absorbs disk faults; this is a last guard
                     self.spool_errors += 1
@@ -359,7 +359,7 @@ class Uploader:
         finally:
             self._done.set()
 
-    async def _send(self, batch: Batch) -> None:
+    async def _send(self, batch: SpoolRange) -> None:
         assert self._stop is not None
         while not self._stop.is_set():
             try:
@@ -395,7 +395,7 @@ class Uploader:
             self.batches_sent += 1
             return
 
-    async def _reject(self, batch: Batch, reason: str) -> None:
+    async def _reject(self, batch: SpoolRange, reason: str) -> None:
         self.connected = True
         self.last_error = reason
         path = await asyncio.to_thread(self.spool.reject, batch, reason)

@@ -52,7 +52,7 @@ from typing import Any, Literal
 from chikyu_daq.sinks.influx.spool_audit import CURSOR, REJECTED, SEGMENTS, audit_spool, count_lines
 from chikyu_daq.store.durable import Health, fsync_dir
 
-__all__ = ["Batch", "Overflow", "Spool", "SpoolStats"]
+__all__ = ["Overflow", "Spool", "SpoolRange", "SpoolStats"]
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ Overflow = Literal["drop_oldest", "drop_newest"]
 
 
 @dataclass(frozen=True)
-class Batch:
+class SpoolRange:
     """Lines `[start, end)` of one segment, read for sending; `data` ends with `\\n`."""
 
     segment: int
@@ -69,7 +69,7 @@ class Batch:
     data: bytes
     lines: int
 
-    def split(self) -> tuple[Batch, Batch]:
+    def split(self) -> tuple[SpoolRange, SpoolRange]:
         """Two halves at a line boundary (for a 413); raises ValueError for a single line."""
         if self.lines < 2:
             raise ValueError("a single line cannot be split")
@@ -77,8 +77,10 @@ class Batch:
         for _ in range(self.lines // 2):
             nl = self.data.index(b"\n", nl + 1)
         cut = nl + 1
-        first = Batch(self.segment, self.start, self.start + cut, self.data[:cut], self.lines // 2)
-        second = Batch(
+        first = SpoolRange(
+            self.segment, self.start, self.start + cut, self.data[:cut], self.lines // 2
+        )
+        second = SpoolRange(
             self.segment, self.start + cut, self.end, self.data[cut:], self.lines - self.lines // 2
         )
         return first, second
@@ -229,7 +231,7 @@ class Spool:
             good = self._sizes.get(seg, 0)
             try:
                 os.ftruncate(self._fd, good)
-            except OSError:  # the torn tail stays; next_batch skips and counts it
+            except OSError:  # the torn tail stays; next_range skips and counts it
                 with contextlib.suppress(OSError):
                     self._sizes[seg] = max(good, os.fstat(self._fd).st_size)
             self._close_fd()
@@ -489,7 +491,7 @@ class Spool:
             self._fail(exc, "fsync failed")
 
     # -- reading ----------------------------------------------------------------------------
-    def next_batch(self, max_lines: int = 5000, max_bytes: int = 1_000_000) -> Batch | None:
+    def next_range(self, max_lines: int = 5000, max_bytes: int = 1_000_000) -> SpoolRange | None:
         """The oldest unsent lines, at most `max_lines` and `max_bytes` (unless one line is
         longer), or None when everything was sent (or the disk cannot be read now)."""
         with self._lock:
@@ -534,7 +536,7 @@ class Spool:
                     for _ in range(max_lines):
                         idx = data.index(b"\n", idx + 1)
                     data, n = data[: idx + 1], max_lines
-                return Batch(seg, off, off + len(data), data, n)
+                return SpoolRange(seg, off, off + len(data), data, n)
             return None
 
     def _read(self, seg: int, off: int, size: int, max_bytes: int) -> bytes | None:
@@ -571,7 +573,7 @@ class Spool:
         self._cursor_seg, self._cursor_off = (min(later) if later else seg + 1), 0
         self._store_cursor_soft()
 
-    def commit(self, batch: Batch) -> None:
+    def commit(self, batch: SpoolRange) -> None:
         """The server accepted `batch` (2xx): never send it again."""
         with self._lock:
             if (batch.segment, batch.end) <= (self._cursor_seg, self._cursor_off):
@@ -588,7 +590,7 @@ class Spool:
             else:
                 self._store_cursor_soft()
 
-    def reject(self, batch: Batch, reason: str) -> Path | None:
+    def reject(self, batch: SpoolRange, reason: str) -> Path | None:
         """Keep a batch the server refused for good, with its reason, and move past it.
 
         None if the disk refused to keep it: then it stays unsent and is tried again."""

@@ -6,12 +6,12 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from chikyu_daq.alarms.control import ControlError, ControlServer, request
 from chikyu_daq.alarms.manager import AlarmManager, Sinks
+from chikyu_daq.store.events import Transition
 from dsp.alarms import AlarmEvent
 from tests.iface_servers import reference
 
@@ -19,7 +19,7 @@ S = 1_000_000_000
 T0 = 1_800_000_000 * S
 
 
-def manager(tmp_path: Path, recorded: list[dict[str, Any]] | None = None) -> AlarmManager:
+def manager(tmp_path: Path, recorded: list[Transition] | None = None) -> AlarmManager:
     sinks = Sinks(record=recorded.append if recorded is not None else None)
     return AlarmManager(reference(), tmp_path, sinks, T0)
 
@@ -49,7 +49,7 @@ def test_commands_validated_with_reasons(tmp_path: Path) -> None:
 
 
 def test_restart_keeps_ack_and_clears_what_is_not_raised_again(tmp_path: Path) -> None:
-    recorded: list[dict[str, Any]] = []
+    recorded: list[Transition] = []
     m = manager(tmp_path, recorded)
     m.on_events(
         [AlarmEvent(T0, "SLUGGING", "raise", 0.7), AlarmEvent(T0, "PUMP_SURGE", "raise", 0.2)],
@@ -58,7 +58,7 @@ def test_restart_keeps_ack_and_clears_what_is_not_raised_again(tmp_path: Path) -
     )
     m.command({"action": "ack", "alarm": "SLUGGING", "operator": "sato"}, T0 + S)
     m.command({"action": "ack", "alarm": "PUMP_SURGE", "operator": "sato"}, T0 + S)
-    assert [e["cause"] for e in recorded] == ["raise", "raise", "ack", "ack"]
+    assert [e.cause for e in recorded] == ["raise", "raise", "ack", "ack"]
 
     # a new process: the processor starts clear, and re-raises only SLUGGING
     again = manager(tmp_path)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 
 import pytest
@@ -20,6 +21,7 @@ from chikyu_daq.alarms.states import (
     Rejected,
 )
 from chikyu_daq.config.model import AlarmManagement
+from chikyu_daq.store.events import AlarmEdge, decode, encode
 from tests.iface_servers import reference
 
 S = 1_000_000_000
@@ -161,14 +163,14 @@ def test_kpis_on_flood_scenario_match_hand_count() -> None:
     """Period 0: PUMP_SURGE raised 12 times, 20 s apart (a flood and chattering); period 1:
     SLUGGING twice, 5 min apart, the second while shelved; DEPOSITION_RISK raised once at the
     start and never cleared (stale after 24 h)."""
-    ev = [{"alarm": "DEPOSITION_RISK", "kind": "raise", "t_ns": T0, "value": 1.0}]
+    ev = [AlarmEdge(T0, "DEPOSITION_RISK", "raise", 1.0)]
     for i in range(12):
         t = T0 + (10 + 20 * i) * S
-        ev.append({"alarm": "PUMP_SURGE", "kind": "raise", "t_ns": t, "value": 0.2})
-        ev.append({"alarm": "PUMP_SURGE", "kind": "clear", "t_ns": t + 5 * S, "value": 0.0})
-    ev.append({"alarm": "SLUGGING", "kind": "raise", "t_ns": T0 + 700 * S, "value": 0.6})
-    ev.append({"alarm": "SLUGGING", "kind": "clear", "t_ns": T0 + 750 * S, "value": 0.1})
-    ev.append({"alarm": "SLUGGING", "kind": "raise", "t_ns": T0 + 1000 * S, "value": 0.6})
+        ev.append(AlarmEdge(t, "PUMP_SURGE", "raise", 0.2))
+        ev.append(AlarmEdge(t + 5 * S, "PUMP_SURGE", "clear", 0.0))
+    ev.append(AlarmEdge(T0 + 700 * S, "SLUGGING", "raise", 0.6))
+    ev.append(AlarmEdge(T0 + 750 * S, "SLUGGING", "clear", 0.1))
+    ev.append(AlarmEdge(T0 + 1000 * S, "SLUGGING", "raise", 0.6))
     cfg = reference()
     now = T0 + 25 * 3600 * S
     k = replay_kpis(cfg, ev, T0, now)
@@ -191,19 +193,21 @@ def test_kpis_on_flood_scenario_match_hand_count() -> None:
     kpi = AlarmKpis(T0)
     recorded = []
     for e in ev:
-        if e["t_ns"] == T0 + 1000 * S:
+        if e.t_ns == T0 + 1000 * S:
             recorded += b.shelve("SLUGGING", T0 + 800 * S, "ito", "tuning", duration_s=200)
             recorded += b.expire(T0 + 1000 * S)
             recorded += b.shelve("SLUGGING", T0 + 1000 * S, "ito", "tuning", duration_s=300)
-        step = b.raise_ if e["kind"] == "raise" else b.clear
-        recorded += step(e["alarm"], e["t_ns"], e["value"])
+        step = b.raise_ if e.kind == "raise" else b.clear
+        recorded += step(e.alarm, e.t_ns, e.value)
     for tr in recorded:
         kpi.add(tr)
     k2 = kpi.snapshot(T0 + 1200 * S)
     assert k2["annunciated"] == 1 + 12 + 1  # the raise while shelved was not annunciated
     assert k2["shelved_s"] == {"SLUGGING": 200.0 + 200.0}  # one closed, one still open
-    # and the recorded events give the same numbers (live == replay == report)
-    assert kpis_from_events([t.to_event() for t in recorded], T0, T0 + 1200 * S) == k2
+    # and the recorded events give the same numbers (live == replay == report), read back
+    # from their events.jsonl lines
+    lines = [json.dumps(encode(t)) for t in recorded]
+    assert kpis_from_events([decode(json.loads(x)) for x in lines], T0, T0 + 1200 * S) == k2
 
 
 def test_alarm_management_keys_that_name_nothing_are_config_errors() -> None:

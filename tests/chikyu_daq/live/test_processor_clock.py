@@ -70,7 +70,7 @@ def test_a_clock_step_is_rebased_not_late_not_stale(
     assert not [e for e in events if e.alarm.startswith("SENSOR_FAULT")]
     notes = [n for r in parts for n in r.notes]
     # as seen on the channels: within the slowest one's sample interval (2 Hz)
-    assert len(notes) == 1 and notes[0]["step_s"] == pytest.approx(step_s, abs=0.6)
+    assert len(notes) == 1 and notes[0].step_s == pytest.approx(step_s, abs=0.6)
     t = np.concatenate([r.t_ns for r in parts])
     flag = np.concatenate([r.columns["clock_step"] for r in parts])
     d = np.diff(t)

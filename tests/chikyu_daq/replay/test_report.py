@@ -11,6 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from chikyu_daq.replay import report
+from chikyu_daq.store.events import AlarmEdge
 from dsp.fields import FIELD_BY_NAME
 
 
@@ -42,8 +43,8 @@ def test_report_renders(tmp_path: Path, source: str) -> None:
     path = tmp_path / "results.parquet"
     pq.write_table(pa.table(cols), path)
     events = [
-        {"t_ns": 10**10, "alarm": "LOW_VELOCITY", "kind": "raise"},
-        {"t_ns": 2 * 10**10, "alarm": "LOW_VELOCITY", "kind": "clear"},
+        AlarmEdge(10**10, "LOW_VELOCITY", "raise"),
+        AlarmEdge(2 * 10**10, "LOW_VELOCITY", "clear"),
     ]
     results = path if source == "file" else cols
     png = report.write_report(results, events, tmp_path / "r.png", title="t", truth=None)

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from chikyu_daq.config.model import LabAssays
 from chikyu_daq.sinks.assay import REASONS, Assay, AssayError, AssayGate, DuplicateAssay
 from chikyu_daq.sinks.assay import parse_assay as _parse_assay
+from chikyu_daq.store.events import decode, encode
 
 T_EXAMPLE_NS = 1_769_915_520_000_000_000  # 2026-02-01T03:12:00Z, the ICD example's sampled_at
 NOW_NS = T_EXAMPLE_NS + 3_600 * 10**9  # "now" for these tests: an hour after the sample
@@ -36,7 +37,9 @@ def test_icd_example_is_accepted() -> None:
     a = parse_assay(json.dumps(GOOD).encode())
     assert a.rey_ppm == 2150.0 and a.tb_ppm == 12.5
     assert a.sampled_at_ns == T_EXAMPLE_NS
-    assert a.to_event()["kind"] == "assay"
+    ev = a.to_event()  # recorded at its sampling time, and read back the same
+    assert ev.t_ns == T_EXAMPLE_NS and ev.sample_id == GOOD["sample_id"]
+    assert decode(json.loads(json.dumps(encode(ev)))) == ev
 
 
 def test_offsets_are_converted_to_utc() -> None:

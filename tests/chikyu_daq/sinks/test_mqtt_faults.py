@@ -25,6 +25,7 @@ from chikyu_daq.live.processor import Processor
 from chikyu_daq.sinks.assay import Assay
 from chikyu_daq.sinks.fanout import Outputs
 from chikyu_daq.sinks.mqtt import MqttPublisher
+from chikyu_daq.store.events import AssayEvent
 from dsp.fields import FIELD_BY_NAME, STABILITY_FIELDS, YIELD_FIELDS
 from dsp.quality import BAD
 from tests.servers import Mosquitto, until
@@ -325,8 +326,8 @@ def test_future_dated_flood_cannot_evict_the_real_assay(
     default = cfg.grade.default_rey_ppm
     assert default != 2500.0
 
-    def apply(t_ns: int, rey: float, u: float, record: dict[str, Any]) -> None:
-        proc.add_assay(t_ns, rey, u)  # what the pipeline does with an accepted assay
+    def apply(ev: AssayEvent) -> None:
+        proc.add_assay(ev.t_ns, ev.rey_ppm, ev.u_rey_ppm)  # what the pipeline does with one
 
     flood = [assay(f"FL{i}", hours_ago=-(24 * 365 * 74), rey_ppm=40_000.0) for i in range(1000)]
 

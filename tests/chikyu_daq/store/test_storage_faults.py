@@ -137,7 +137,7 @@ def test_spool_on_full_disk_keeps_lines_in_memory_and_recovers(small_fs: Path) -
     st = s.stats()
     assert st.health["spool_ok"] is False and st.health["spool_errors_enospc"] >= 1
     assert st.memory_bytes > 0
-    batch = s.next_batch(500, 1 << 20)
+    batch = s.next_range(500, 1 << 20)
     assert batch is not None
     s.commit(batch)  # the cursor store fails too: kept in memory
     filler.unlink()
@@ -165,7 +165,7 @@ def test_spool_rotation_on_read_only_mount_recovers(tmp_path: Path) -> None:
             assert s.append(b)  # raised OSError, then KeyError on every append, before
         st = s.stats()
         assert st.health["spool_errors_erofs"] >= 1 and st.health["spool_ok"] is False
-        first = s.next_batch(5, 1 << 20)
+        first = s.next_range(5, 1 << 20)
         assert first is not None
         s.commit(first)  # cursor.json cannot be replaced: kept, retried
     for b in blocks[20:]:

@@ -14,10 +14,10 @@ def test_batches_in_order_and_resume_after_reopen(tmp_path: Path) -> None:
     s = Spool(tmp_path, 1 << 20, segment_bytes=200)
     for k in range(10):
         s.append(lines(10 * k, 10 * k + 10))
-    b = s.next_batch(5, 1 << 20)
+    b = s.next_range(5, 1 << 20)
     assert b is not None and b.lines == 5
     s.commit(b)
-    b2 = s.next_batch(5, 1 << 20)  # read but never committed: must come again
+    b2 = s.next_range(5, 1 << 20)  # read but never committed: must come again
     assert b2 is not None
     # A crash: the object is dropped without close().
     s2 = Spool(tmp_path, 1 << 20, segment_bytes=200)
@@ -30,7 +30,7 @@ def test_batches_in_order_and_resume_after_reopen(tmp_path: Path) -> None:
 def test_batch_byte_limit_and_split(tmp_path: Path) -> None:
     s = Spool(tmp_path, 1 << 20)
     s.append(lines(0, 100))
-    b = s.next_batch(5000, 100)
+    b = s.next_range(5000, 100)
     assert b is not None and len(b.data) <= 100 and b.data.endswith(b"\n")
     first, second = b.split()
     assert first.data + second.data == b.data

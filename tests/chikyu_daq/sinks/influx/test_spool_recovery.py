@@ -42,7 +42,7 @@ def make_sent_some(d: Path) -> tuple[bytes, int]:
         s.append(lines(10 * k, 10 * k + 10))
     sent = b""
     while len(sent) < len(lines(0, 40)):
-        batch = s.next_batch(5, 1 << 20)
+        batch = s.next_range(5, 1 << 20)
         assert batch is not None
         sent += batch.data
         s.commit(batch)
@@ -215,7 +215,7 @@ def test_lines_held_in_memory_are_sent_before_close(influxd: Influxd, tmp_path: 
 def test_cursor_into_a_segment_deleted_at_rest_skips_nothing_new(tmp_path: Path) -> None:
     s = Spool(tmp_path, 1 << 20)
     s.append(lines(0, 10))
-    batch = s.next_batch(4, 1 << 20)
+    batch = s.next_range(4, 1 << 20)
     assert batch is not None
     s.commit(batch)  # the cursor points into the open segment
     s.close()
