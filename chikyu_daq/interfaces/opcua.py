@@ -17,9 +17,12 @@ Every lifecycle change of an alarm fires its condition's event from the Server o
 ConditionRefresh, asyncua's own, re-sends the retained ones). Acknowledge (on the instance or
 AcknowledgeableConditionType's method with the condition as object) is routed to the daemon's
 alarm manager, the same as the CLI and MQTT, operator `opcua`, the comment as reason (required);
-with `commands = false` (the default) it is refused with BadUserAccessDenied. Shelving is shown
-but not commanded over OPC UA: asyncua instantiates ShelvingState's methods without the state
-machine behind them, so TimedShelve/OneShotShelve/Unshelve are refused (use the CLI or MQTT).
+so are ShelvedStateMachineType's TimedShelve2 (ShelvingTime ms, Comment), OneShotShelve2 and
+Unshelve2 (Comment), called with the condition's ShelvingState as object (the manager enforces
+`max_shelve_s`, shown as MaxTimeShelved); the comment-less TimedShelve/OneShotShelve/Unshelve
+are refused (BadInvalidArgument: a shelve needs a reason). With `commands = false` (the
+default) every command is refused with BadUserAccessDenied. Not modelled: UnshelveTime, latched,
+Confirm, Enable/Disable and Suppress methods (out of service and suppression come from config).
 Nothing else is writable. Values are copied from the pipeline's live view every `update_s`,
 on the event loop.
 """
@@ -60,11 +63,15 @@ SEVERITY = {"low": 250, "medium": 500, "high": 750, "critical": 1000}
 SHELVING = {None: "Unshelved", False: "TimedShelved", True: "OneShotShelved"}
 #: An alarm command (`AlarmManager.command`'s document) → its reply.
 Command = Callable[[dict[str, Any]], dict[str, Any]]
-REFUSED_METHODS = (
-    "TimedShelve",
-    "OneShotShelve",
-    "Unshelve",
-)
+#: Part 9 shelving methods with a comment (ShelvedStateMachineType's, called with the
+#: condition's ShelvingState as object) → the alarm manager's action.
+SHELVE_METHODS = {
+    ua.ObjectIds.ShelvedStateMachineType_TimedShelve2: "shelve",
+    ua.ObjectIds.ShelvedStateMachineType_OneShotShelve2: "one_shot",
+    ua.ObjectIds.ShelvedStateMachineType_Unshelve2: "unshelve",
+}
+#: The instance's methods without a comment: refused, a shelve needs a reason.
+REFUSED_METHODS = ("TimedShelve", "OneShotShelve", "Unshelve")
 POLICIES = {
     "None": ua.SecurityPolicyType.NoSecurity,
     "Basic256Sha256": ua.SecurityPolicyType.Basic256Sha256_SignAndEncrypt,
@@ -116,6 +123,7 @@ class OpcUaServer:
         #: per alarm: its condition node, event generator, and the change last sent
         self._conds: dict[str, tuple[Any, Any]] = {}
         self._cond_by_node: dict[ua.NodeId, str] = {}
+        self._shelving_by_node: dict[ua.NodeId, str] = {}
         self._cond_sent: dict[str, tuple[Any, ...]] = {}
         self._written: dict[str, int] = {}
         self.updates = 0
@@ -183,30 +191,57 @@ class OpcUaServer:
                 s.link_method(await shelving.get_child(f"0:{method}"), _refuse_shelving)
             self._conds[name] = (cond, gen)
             self._cond_by_node[cond.nodeid] = name
+            self._shelving_by_node[shelving.nodeid] = name
         ack_type = ua.NodeId(ua.Int32(ua.ObjectIds.AcknowledgeableConditionType_Acknowledge))
         s.link_method(s.get_node(ack_type), self._acknowledge)
+        for mid, action in SHELVE_METHODS.items():
+            s.link_method(s.get_node(ua.NodeId(ua.Int32(mid))), self._shelver(action))
 
     async def _write_child(self, node: Any, path: str, value: Any, vt: ua.VariantType) -> None:
         child = await node.get_child([f"0:{p}" for p in path.split("/")])
         await self.server.write_attribute_value(child.nodeid, ua.DataValue(ua.Variant(value, vt)))
 
     async def _acknowledge(self, parent: ua.NodeId, *args: ua.Variant) -> ua.StatusCode:
-        """Part 9 Acknowledge(EventId, Comment) → the alarm manager's `ack` (operator `opcua`,
-        the comment as reason: required). asyncua passes the arguments as Variants."""
-        name = self._cond_by_node.get(parent)
-        if name is None:
+        """Part 9 Acknowledge(EventId, Comment) → the alarm manager's `ack`."""
+        if len(args) != 2:
+            return status(ua.StatusCodes.BadArgumentsMissing)
+        doc = {"action": "ack", "alarm": self._cond_by_node.get(parent)}
+        return await self._command(
+            doc, args[1].Value, ua.StatusCodes.BadConditionBranchAlreadyAcked
+        )
+
+    def _shelver(self, action: str) -> Callable[..., Any]:
+        """TimedShelve2(ShelvingTime ms, Comment), OneShotShelve2(Comment), Unshelve2(Comment)
+        → the alarm manager's `shelve` (with `duration_s`, or `one_shot`) or `unshelve`."""
+
+        async def call(parent: ua.NodeId, *args: ua.Variant) -> ua.StatusCode:
+            if len(args) != (2 if action == "shelve" else 1):
+                return status(ua.StatusCodes.BadArgumentsMissing)
+            doc: dict[str, Any] = {"alarm": self._shelving_by_node.get(parent)}
+            if action == "shelve":
+                doc.update(action="shelve", duration_s=float(args[0].Value) / 1000.0)
+            elif action == "one_shot":
+                doc.update(action="shelve", one_shot=True)
+            else:
+                doc.update(action="unshelve")
+            return await self._command(doc, args[-1].Value, ua.StatusCodes.BadConditionNotShelved)
+
+        return call
+
+    async def _command(self, doc: dict[str, Any], comment: Any, refused: int) -> ua.StatusCode:
+        """An operator command from a client, the same as the CLI's and MQTT's: operator
+        `opcua`, the comment as reason (required); refused unless `commands` is on."""
+        if doc["alarm"] is None:
             return status(ua.StatusCodes.BadNodeIdUnknown)
         if self.command is None:
             return status(ua.StatusCodes.BadUserAccessDenied)
-        comment = args[1].Value if len(args) == 2 else None
         text = getattr(comment, "Text", None)
-        if not text:  # an acknowledgement says why
+        if not text:  # an operator says why
             return status(ua.StatusCodes.BadInvalidArgument)
-        doc = {"action": "ack", "alarm": name, "operator": "opcua", "reason": str(text)}
-        reply = self.command(doc)
+        reply = self.command({**doc, "operator": "opcua", "reason": str(text)})
         if not reply.get("accepted"):
-            log.warning("OPC UA acknowledge of %s refused: %s", name, reply.get("reason"))
-            return status(ua.StatusCodes.BadConditionBranchAlreadyAcked)
+            log.warning("OPC UA %s of %s refused: %s", doc["action"], doc["alarm"], reply)
+            return status(refused)
         await self._update_conditions()
         return status(ua.StatusCodes.Good)
 
@@ -307,5 +342,5 @@ def _condition_states(st: AlarmStatus) -> dict[str, tuple[Any, ua.VariantType]]:
 
 
 async def _refuse_shelving(parent: ua.NodeId, *args: Any) -> ua.StatusCode:
-    """Shelving over OPC UA is not offered (module docstring): the CLI and MQTT shelve."""
-    return status(ua.StatusCodes.BadNotSupported)
+    """TimedShelve, OneShotShelve, Unshelve carry no comment: a shelve needs a reason."""
+    return status(ua.StatusCodes.BadInvalidArgument)

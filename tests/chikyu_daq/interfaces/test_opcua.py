@@ -268,10 +268,27 @@ def test_alarm_is_a_part9_condition_acknowledged_through_the_manager(tmp_path: P
                 assert acks[-1]["reason"] == "seen on deck"
                 acked = await cond.get_child(["0:AckedState", "0:Id"])
                 assert await acked.read_value() is True
-                # shelving is shown, not commanded over OPC UA
+                # shelving: the comment-less method is refused, TimedShelve2 goes to the manager
                 shelving = await cond.get_child("0:ShelvingState")
                 with pytest.raises(ua.UaStatusCodeError):
                     await shelving.call_method("0:OneShotShelve")
+                await shelving.call_method(
+                    ua.NodeId(ua.ObjectIds.ShelvedStateMachineType_TimedShelve2),
+                    ua.Variant(60_000.0, ua.VariantType.Double),
+                    ua.LocalizedText("pump maintenance"),
+                )
+                st = manager.book.get(name)
+                assert st.shelve is not None and st.shelve.operator == "opcua"
+                assert st.shelve.until_ns - st.shelve.since_ns == 60 * 10**9
+                assert [e for e in recorded if e.get("cause") == "shelve"]
+                current = await shelving.get_child("0:CurrentState")
+                assert (await current.read_value()).Text == "TimedShelved"
+                await shelving.call_method(
+                    ua.NodeId(ua.ObjectIds.ShelvedStateMachineType_Unshelve2),
+                    ua.LocalizedText("maintenance done"),
+                )
+                assert manager.book.get(name).shelve is None
+                assert (await current.read_value()).Text == "Unshelved"
                 await sub.delete()
         finally:
             await server.aclose()
@@ -294,8 +311,15 @@ def test_acknowledge_refused_when_commands_are_off(tmp_path: Path) -> None:
                 cond = client.get_node(ua.NodeId(f"conditions.{name}", ns))
                 with pytest.raises(ua.uaerrors.BadUserAccessDenied):
                     await cond.call_method("0:Acknowledge", b"", ua.LocalizedText("no"))
+                shelving = await cond.get_child("0:ShelvingState")
+                with pytest.raises(ua.uaerrors.BadUserAccessDenied):
+                    await shelving.call_method(
+                        ua.NodeId(ua.ObjectIds.ShelvedStateMachineType_OneShotShelve2),
+                        ua.LocalizedText("no"),
+                    )
             assert manager.book.get(name).acked is False
-            assert not [e for e in recorded if e.get("cause") == "ack"]
+            assert manager.book.get(name).shelve is None
+            assert not [e for e in recorded if e.get("cause") in ("ack", "shelve")]
         finally:
             await server.aclose()
 
