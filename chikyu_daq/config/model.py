@@ -379,6 +379,8 @@ class OpcUa(Strict):
     private_key_file: str | None = None
     namespace: str = "urn:jamstec:chikyu-daq"
     update_s: Annotated[float, between(0.05, 3600.0)] = 1.0
+    #: Accept Part 9 Acknowledge (routed to the alarm manager); off: read-only.
+    commands: bool = False
 
     @model_validator(mode="after")
     def _policy(self) -> OpcUa:

@@ -71,7 +71,13 @@ class Interfaces:
             from chikyu_daq.interfaces.opcua import OpcUaServer
 
             channels = pipeline.acquisition.channels
-            self.opcua = OpcUaServer(cfg.outputs.opcua, pipeline.view, self.alarms.book, channels)
+            self.opcua = OpcUaServer(
+                cfg.outputs.opcua,
+                pipeline.view,
+                self.alarms.book,
+                channels,
+                command=lambda doc: self.alarms.command(doc, time.time_ns()),
+            )
 
     # -- lifecycle --------------------------------------------------------------------------
     async def start(self) -> None:

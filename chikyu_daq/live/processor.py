@@ -165,6 +165,7 @@ class Processor:
         self._ch_epoch = dict.fromkeys(self.channels, 0)
         self._ch_last = dict.fromkeys(self.channels, -(2**62))
         self._ch_period = dict.fromkeys(self.channels, 0)  # newest sample interval
+        self._ch_first: dict[str, int] = {}  # internal time of a channel's first sample
         self._notes: list[ClockRebase] = []
         self._ahead: _Ahead | None = None
         #: Wall times at which (wall − monotonic) was seen to jump ahead: only those make a
@@ -255,6 +256,7 @@ class Processor:
             t_ns, value, quality = t_ns[join:], value[join:], quality[join:]
             prior = None
         internal = t_ns + self._epochs[self._ch_epoch[channel]][1]
+        first = self._ch_first.setdefault(channel, int(internal[0]))
         ahead = self._ahead
         if ahead is None:
             if prior is None or prior <= -(2**62):
@@ -264,8 +266,11 @@ class Processor:
             before = np.maximum(self._newest_ns, own)
             # past the bound and this channel's own sample interval (a 2 Hz channel fed alone)
             reach = self.step_bound_ns + self._ch_period[channel]
-            # and only once the grid runs: start-up (devices connecting one by one) is no step
-            ahead_of_all = (internal > before + reach) & (self._next_ns is not None)
+            # and only once the grid runs or the channel has reported for `staleness_s` (a
+            # replay's first chunk is fed whole before the grid runs): start-up (devices
+            # connecting one by one) is no step
+            running = self._next_ns is not None or own >= first + self.stale_ns
+            ahead_of_all = (internal > before + reach) & running
             jump = np.flatnonzero(ahead_of_all & (internal > own + reach))
             if not jump.size or not self._hinted(int(t_ns[jump[0]])):
                 self._queue(channel, internal, value, quality)

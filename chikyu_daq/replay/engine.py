@@ -253,7 +253,9 @@ def process_chunks(
     for hi, blocks in iter_chunks(plan.run, channels, plan.t0, plan.t1, plan.chunk_ns):
         out.tally.raw_samples += sum(len(b[0]) for b in blocks.values())
         proc.feed_blocks(blocks)
-        out.consume(proc.advance(hi - 1), proc)
+        # clocked by the samples, as live (newest − lateness), not by the chunk's end: the
+        # grid must not run into a forward clock step's gap before the far side is read
+        out.consume(proc.advance(), proc)
         if progress is not None:
             progress((hi - plan.t0) / max(1, plan.t1 - plan.t0))
         if speed is not None:
@@ -287,6 +289,7 @@ def summarise(plan: ReplayPlan, proc: Processor, out: ReplayOutputs, wall: float
         "alarm_kpis": replay_kpis(plan.cfg, events, t0, t1),
         "alarm_kpis_recorded": kpis_from_events(run.records(), t0, t1),
         "late_samples": proc.late_samples,
+        "clock_rebases": proc.clock_rebases,  # re-bases across steps of the recording's clock
         "config_differences": {
             k: {"recorded": a, "replay": b}
             for k, (a, b) in config_differences(plan.recorded, plan.cfg).items()

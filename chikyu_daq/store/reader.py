@@ -167,20 +167,27 @@ class _Waiting:
         # time-ordered per channel (as the recorder writes): a chunk is a prefix, no copy
         self.ordered = {name: bool(np.all(t[1:] >= t[:-1])) for name, (t, _, _) in rows.items()}
 
-    def take_before(self, hi: int) -> Blocks:
-        """Rows with `t_ns < hi`, removed from those waiting."""
+    def take_before(self, hi: int, held_back: set[str]) -> Blocks:
+        """Rows with `t_ns < hi` up to a channel's first row at or past `hi` (arrival order:
+        after a backwards clock step, rows re-covering earlier stamps wait their turn rather
+        than jump ahead of the old epoch's), removed from those waiting. Channels in
+        `held_back` (still waiting in an earlier row group) wait whole; those that keep rows
+        waiting are added to it."""
         out: Blocks = {}
         for name, (t, v, q) in list(self.rows.items()):
+            if name in held_back:
+                continue
             if self.ordered[name]:
                 n = int(np.searchsorted(t, hi))
-                now, later = SampleBlock(t[:n], v[:n], q[:n]), SampleBlock(t[n:], v[n:], q[n:])
             else:
-                m = t < hi
-                now, later = SampleBlock(t[m], v[m], q[m]), SampleBlock(t[~m], v[~m], q[~m])
+                past = np.flatnonzero(t >= hi)
+                n = int(past[0]) if past.size else t.shape[0]
+            now, later = SampleBlock(t[:n], v[:n], q[:n]), SampleBlock(t[n:], v[n:], q[n:])
             if now[0].shape[0]:
                 out[name] = now
             if later[0].shape[0]:
                 self.rows[name] = later
+                held_back.add(name)
             else:
                 del self.rows[name]
         return out
@@ -304,7 +311,8 @@ class Run:
         samples of comes up (its `t_ns` statistics), and only its rows not yet due stay in
         memory, so memory is bounded by a chunk plus a row group, not by the run's length.
         Within a chunk, rows keep file order (row groups of a compacted segment may overlap in
-        time: its parts are sorted by channel)."""
+        time: its parts are sorted by channel), and a channel's chunk is a prefix of its rows in
+        file (arrival) order, so a backwards clock step's two sides never mix."""
         if len(channels) >= 2**15:
             raise ValueError(f"too many channels to replay at once: {len(channels)}")
         index = {name: i for i, name in enumerate(channels)}
@@ -322,8 +330,9 @@ class Run:
                 held[pending[k]] = _Waiting(rows.split(channels))
                 k += 1
             due: dict[str, list[SampleBlock]] = {}
+            held_back: set[str] = set()
             for pos in sorted(held):
-                for name, arrays in held[pos].take_before(hi).items():
+                for name, arrays in held[pos].take_before(hi, held_back).items():
                     due.setdefault(name, []).append(arrays)
                 if not held[pos].rows:
                     del held[pos]

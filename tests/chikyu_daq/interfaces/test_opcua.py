@@ -176,3 +176,155 @@ def test_opcua_basic256sha256_encrypts_and_refuses_plain_clients(tmp_path: Path)
             await server.aclose()
 
     asyncio.run(main())
+
+
+# -- Part 9 conditions: the server beside a real alarm manager, asyncua's client over loopback
+
+
+class _Events:
+    """Subscription handler: the condition events received, in order."""
+
+    def __init__(self) -> None:
+        self.events: list[Any] = []
+
+    def event_notification(self, event: Any) -> None:
+        self.events.append(event)
+
+
+async def _conditions_server(
+    tmp_path: Path, commands: bool
+) -> tuple[Any, Any, list[dict[str, Any]], str]:
+    from chikyu_daq.alarms.manager import AlarmManager, Sinks
+    from chikyu_daq.interfaces.opcua import OpcUaServer
+    from chikyu_daq.live.pipeline import LiveView
+
+    url = f"opc.tcp://127.0.0.1:{free_port()}/chikyu/"
+    opc = {"enabled": True, "endpoint": url, "namespace": NAMESPACE, "commands": commands}
+    cfg = reference(**{"outputs.opcua": opc})
+    recorded: list[dict[str, Any]] = []
+    manager = AlarmManager(cfg, tmp_path, Sinks(record=recorded.append), time.time_ns())
+    server = OpcUaServer(
+        cfg.outputs.opcua,
+        LiveView(),
+        manager.book,
+        [],
+        command=lambda doc: manager.command(doc, time.time_ns()),
+    )
+    await server.start()
+    return server, manager, recorded, url
+
+
+def test_alarm_is_a_part9_condition_acknowledged_through_the_manager(tmp_path: Path) -> None:
+    from dsp.alarms import AlarmEvent
+
+    async def main() -> None:
+        server, manager, recorded, url = await _conditions_server(tmp_path, commands=True)
+        name = sorted(manager.book.alarms)[0]
+        try:
+            async with Client(url, timeout=10) as client:
+                ns = await client.get_namespace_index(NAMESPACE)
+                cond = client.get_node(ua.NodeId(f"conditions.{name}", ns))
+                tdef = await cond.read_type_definition()
+                assert tdef == ua.NodeId(ua.ObjectIds.AlarmConditionType)
+                handler = _Events()
+                sub = await client.create_subscription(50, handler)
+                await sub.subscribe_events(client.nodes.server, ua.ObjectIds.AlarmConditionType)
+                # the processor raises the alarm: the manager's transition fires the event
+                t = time.time_ns()
+                manager.on_events([AlarmEvent(t, name, "raise", 1.0)], [name], t)
+                await server.update()
+
+                async def raised() -> Any:
+                    got = [e for e in handler.events if e.SourceName == name]
+                    return got[-1] if got else None
+
+                ev = await _until(raised, 10)
+                assert ev.ConditionName == name and ev.Retain is True
+                assert getattr(ev, "ActiveState/Id") is True
+                assert getattr(ev, "AckedState/Id") is False
+                severity = {"low": 250, "medium": 500, "high": 750, "critical": 1000}
+                assert ev.Severity == severity[manager.book.get(name).priority]
+                active = await cond.get_child(["0:ActiveState", "0:Id"])
+                assert await active.read_value() is True
+                # ConditionRefresh re-sends the retained condition
+                n = len(handler.events)
+                refresh = client.get_node(ua.NodeId(ua.ObjectIds.ConditionType))
+                await refresh.call_method(
+                    ua.NodeId(ua.ObjectIds.ConditionType_ConditionRefresh),
+                    ua.Variant(sub.subscription_id, ua.VariantType.UInt32),
+                )
+                await _until(
+                    lambda: _true(any(e.SourceName == name for e in handler.events[n:])), 10
+                )
+                # a reason is required
+                with pytest.raises(ua.UaStatusCodeError):
+                    await cond.call_method("0:Acknowledge", b"", ua.LocalizedText(""))
+                assert manager.book.get(name).acked is False
+                await cond.call_method("0:Acknowledge", b"", ua.LocalizedText("seen on deck"))
+                st = manager.book.get(name)
+                assert st.active and st.acked
+                acks = [e for e in recorded if e.get("cause") == "ack" and e["name"] == name]
+                assert acks and acks[-1]["operator"] == "opcua"
+                assert acks[-1]["reason"] == "seen on deck"
+                acked = await cond.get_child(["0:AckedState", "0:Id"])
+                assert await acked.read_value() is True
+                # shelving: the comment-less method is refused, TimedShelve2 goes to the manager
+                shelving = await cond.get_child("0:ShelvingState")
+                with pytest.raises(ua.UaStatusCodeError):
+                    await shelving.call_method("0:OneShotShelve")
+                await shelving.call_method(
+                    ua.NodeId(ua.ObjectIds.ShelvedStateMachineType_TimedShelve2),
+                    ua.Variant(60_000.0, ua.VariantType.Double),
+                    ua.LocalizedText("pump maintenance"),
+                )
+                st = manager.book.get(name)
+                assert st.shelve is not None and st.shelve.operator == "opcua"
+                assert st.shelve.until_ns - st.shelve.since_ns == 60 * 10**9
+                assert [e for e in recorded if e.get("cause") == "shelve"]
+                current = await shelving.get_child("0:CurrentState")
+                assert (await current.read_value()).Text == "TimedShelved"
+                await shelving.call_method(
+                    ua.NodeId(ua.ObjectIds.ShelvedStateMachineType_Unshelve2),
+                    ua.LocalizedText("maintenance done"),
+                )
+                assert manager.book.get(name).shelve is None
+                assert (await current.read_value()).Text == "Unshelved"
+                await sub.delete()
+        finally:
+            await server.aclose()
+
+    asyncio.run(main())
+
+
+def test_acknowledge_refused_when_commands_are_off(tmp_path: Path) -> None:
+    from dsp.alarms import AlarmEvent
+
+    async def main() -> None:
+        server, manager, recorded, url = await _conditions_server(tmp_path, commands=False)
+        name = sorted(manager.book.alarms)[0]
+        try:
+            t = time.time_ns()
+            manager.on_events([AlarmEvent(t, name, "raise", 1.0)], [name], t)
+            await server.update()
+            async with Client(url, timeout=10) as client:
+                ns = await client.get_namespace_index(NAMESPACE)
+                cond = client.get_node(ua.NodeId(f"conditions.{name}", ns))
+                with pytest.raises(ua.uaerrors.BadUserAccessDenied):
+                    await cond.call_method("0:Acknowledge", b"", ua.LocalizedText("no"))
+                shelving = await cond.get_child("0:ShelvingState")
+                with pytest.raises(ua.uaerrors.BadUserAccessDenied):
+                    await shelving.call_method(
+                        ua.NodeId(ua.ObjectIds.ShelvedStateMachineType_OneShotShelve2),
+                        ua.LocalizedText("no"),
+                    )
+            assert manager.book.get(name).acked is False
+            assert manager.book.get(name).shelve is None
+            assert not [e for e in recorded if e.get("cause") in ("ack", "shelve")]
+        finally:
+            await server.aclose()
+
+    asyncio.run(main())
+
+
+async def _true(value: bool) -> bool:
+    return value
