@@ -272,7 +272,8 @@ class Processor:
             running = self._next_ns is not None or own >= first + self.stale_ns
             ahead_of_all = (internal > before + reach) & running
             jump = np.flatnonzero(ahead_of_all & (internal > own + reach))
-            if not jump.size or not self._hinted(int(t_ns[jump[0]])):
+            shift = int(internal[0] - t_ns[0])  # this channel's epoch offset
+            if not jump.size or not self._hinted(int(own[jump[0]]) - shift, int(t_ns[jump[0]])):
                 self._queue(channel, internal, value, quality)
                 return
             ahead = self._ahead = _Ahead(int(before[jump[0]]))
@@ -290,9 +291,12 @@ class Processor:
         an event loop or host that stalls delays every poll alike and is not a clock step."""
         self._forward_hints.append(t_wall_ns)
 
-    def _hinted(self, t_wall_ns: int) -> bool:
-        """A forward step was seen near this wall time (within the check period and a poll)."""
-        near = [h for h in self._forward_hints if abs(h - t_wall_ns) <= FORWARD_HINT_NS]
+    def _hinted(self, before_ns: int, after_ns: int) -> bool:
+        """A forward step was seen between a channel's samples either side of its jump (wall
+        times; a poll straddling the step is stamped inside it), give or take a check period."""
+        lo = before_ns - FORWARD_HINT_NS
+        hi = after_ns + (after_ns - before_ns) + FORWARD_HINT_NS
+        near = [h for h in self._forward_hints if lo <= h <= hi]
         if near:
             self._forward_hints.remove(near[0])
         return bool(near)

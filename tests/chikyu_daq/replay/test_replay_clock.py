@@ -24,9 +24,10 @@ S = 1_000_000_000
 FLUSH_S = 10  # one recorder flush (by arrival): a row group, its rows sorted by channel
 
 
-def _stepped_run(root: Path, step_s: float) -> Path:
+def _stepped_run(root: Path, step_s: float, *, seen: bool = True) -> Path:
     """A 60 s recording whose stamping clock stepped by `step_s` 30 s in, written as the
-    recorder writes it: in arrival order, a row group per flush."""
+    recorder writes it: in arrival order, a row group per flush; with the `clock_step` event
+    the daemon's (wall − monotonic) check records (`seen`)."""
     cfg = load_config(REPO / "config" / "reference.toml")
     data, arrival = stepped(step_s), synth(60.0)
     (root / "raw").mkdir(parents=True)
@@ -46,6 +47,9 @@ def _stepped_run(root: Path, step_s: float) -> Path:
     with pq.ParquetWriter(root / "raw" / "seg-000001.parquet", RAW_SCHEMA) as w:
         for g in groups:
             w.write_table(g)
+    if seen:
+        step = {"type": "clock_step", "t_ns": T0 + round((30 + step_s) * S), "step_s": step_s}
+        (root / "events.jsonl").write_text(json.dumps(step) + "\n", encoding="utf-8")
     return root
 
 
@@ -87,3 +91,13 @@ def test_a_forward_step_in_the_first_chunk_is_rebased(tmp_path: Path) -> None:
     # no channel went stale for the 5 s nobody measured
     faults = [json.loads(x) for x in (tmp_path / "out" / "events.jsonl").read_text().splitlines()]
     assert not [e for e in faults if e.get("alarm", "").startswith("SENSOR_FAULT")]
+
+
+def test_a_forward_jump_the_clock_did_not_make_is_replayed_as_stamped(tmp_path: Path) -> None:
+    """The same recording without the daemon's `clock_step` event: every poll 5 s late alike
+    (a stalled loop, a paused host) is a gap in the data, not a step to re-base."""
+    run = _stepped_run(tmp_path / "run", 5.0, seen=False)
+    summary, res, _ = _replayed(run, tmp_path / "out", 3600.0)
+    assert summary["clock_rebases"] == 0
+    assert int(np.sum(res["clock_step"].to_numpy())) == 0
+    assert float(np.nanmax(res["gap_s"].to_numpy())) > 0.0
