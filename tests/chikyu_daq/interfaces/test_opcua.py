@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from asyncua import Client, ua
 
+from chikyu_daq.store.events import Transition
 from chikyu_daq.store.reader import open_run
 from tests.iface_servers import live_pipeline, reference
 from tests.servers import free_port
@@ -193,7 +194,7 @@ class _Events:
 
 async def _conditions_server(
     tmp_path: Path, commands: bool
-) -> tuple[Any, Any, list[dict[str, Any]], str]:
+) -> tuple[Any, Any, list[Transition], str]:
     from chikyu_daq.alarms.manager import AlarmManager, Sinks
     from chikyu_daq.interfaces.opcua import OpcUaServer
     from chikyu_daq.live.pipeline import LiveView
@@ -201,7 +202,7 @@ async def _conditions_server(
     url = f"opc.tcp://127.0.0.1:{free_port()}/chikyu/"
     opc = {"enabled": True, "endpoint": url, "namespace": NAMESPACE, "commands": commands}
     cfg = reference(**{"outputs.opcua": opc})
-    recorded: list[dict[str, Any]] = []
+    recorded: list[Transition] = []
     manager = AlarmManager(cfg, tmp_path, Sinks(record=recorded.append), time.time_ns())
     server = OpcUaServer(
         cfg.outputs.opcua,
@@ -263,9 +264,9 @@ def test_alarm_is_a_part9_condition_acknowledged_through_the_manager(tmp_path: P
                 await cond.call_method("0:Acknowledge", b"", ua.LocalizedText("seen on deck"))
                 st = manager.book.get(name)
                 assert st.active and st.acked
-                acks = [e for e in recorded if e.get("cause") == "ack" and e["name"] == name]
-                assert acks and acks[-1]["operator"] == "opcua"
-                assert acks[-1]["reason"] == "seen on deck"
+                acks = [e for e in recorded if e.cause == "ack" and e.name == name]
+                assert acks and acks[-1].operator == "opcua"
+                assert acks[-1].reason == "seen on deck"
                 acked = await cond.get_child(["0:AckedState", "0:Id"])
                 assert await acked.read_value() is True
                 # shelving: the comment-less method is refused, TimedShelve2 goes to the manager
@@ -280,7 +281,7 @@ def test_alarm_is_a_part9_condition_acknowledged_through_the_manager(tmp_path: P
                 st = manager.book.get(name)
                 assert st.shelve is not None and st.shelve.operator == "opcua"
                 assert st.shelve.until_ns - st.shelve.since_ns == 60 * 10**9
-                assert [e for e in recorded if e.get("cause") == "shelve"]
+                assert [e for e in recorded if e.cause == "shelve"]
                 current = await shelving.get_child("0:CurrentState")
                 assert (await current.read_value()).Text == "TimedShelved"
                 await shelving.call_method(
@@ -319,7 +320,7 @@ def test_acknowledge_refused_when_commands_are_off(tmp_path: Path) -> None:
                     )
             assert manager.book.get(name).acked is False
             assert manager.book.get(name).shelve is None
-            assert not [e for e in recorded if e.get("cause") in ("ack", "shelve")]
+            assert not [e for e in recorded if e.cause in ("ack", "shelve")]
         finally:
             await server.aclose()
 
