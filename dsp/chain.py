@@ -23,7 +23,7 @@ from . import kernel as K
 from . import seawater
 from .alarms import AlarmEvent, events_from_bits
 from .kernel import ChainState
-from .params import ALARM_NAMES, INPUT_RANGES, ChainParams, kernel_params
+from .params import ALARM_NAMES, INPUT_RANGES, ChainParams, kernel_params, kernel_tables
 from .quality import BAD
 from .spectrum import osc_init
 
@@ -250,6 +250,7 @@ def process_block(
         qual,
         rho_w,
         kp,
+        kernel_tables(params),
         state.assay_t,
         state.assay_g,
         grade_u_between(state.assay_g, state.assay_u),

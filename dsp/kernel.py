@@ -380,7 +380,7 @@ class ChainState(NamedTuple):
 # -- the named steps of one grid point, in the order chain_kernel runs them ------------------
 # Each is inlined into the loop (numba IR inlining): the arithmetic and its order are the
 # one-function kernel's, so results stay bit-identical.
-_step = njit(cache=True, nogil=True, inline="always")
+_step = njit(cache=True, nogil=True, inline="always", error_model="numpy")
 
 
 @_step
@@ -1109,13 +1109,14 @@ def _alarms(
     return b
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def chain_kernel(
     t: NDArray[np.int64],
     vals: Rows,
     qual: QRows,
     rho_w_in: NDArray[np.float64],
     kp: P.KernelParams,
+    tables: P.KernelTables,
     assay_t: NDArray[np.int64],
     assay_g: NDArray[np.float64],
     assay_u: NDArray[np.float64],
@@ -1137,7 +1138,7 @@ def chain_kernel(
     o_ring, o_si, o_sf, o_y, o_z = st.o_ring, st.o_si, st.o_sf, st.o_y, st.o_z
     tab, rev, win = st.tab, st.rev, st.win
     al_active, al_pending = st.al_active, st.al_pending
-    friction, alarms = kp.friction, kp.alarms
+    friction, alarms = tables.friction, tables.alarms
     v_qret, q_qret = vals[R_QRET], qual[R_QRET]
     v_qinj, q_qinj = vals[R_QINJ], qual[R_QINJ]
     v_rho, q_rho = vals[R_RHO], qual[R_RHO]

@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import functools
 import math
+import typing
 from dataclasses import dataclass, fields
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
@@ -281,8 +282,8 @@ class KernelParams(NamedTuple):
     """What the chain kernel reads, by name: built once per :class:`ChainParams`.
 
     Floats and ints derived from the chain parameters (areas, seawater-column pressures,
-    window lengths in points or 1 s lanes), the alarm table ``[n_alarms, 3]`` (raise, clear,
-    minimum duration ns, in ``ALARM_NAMES`` order) and the Darcy factor table over velocity.
+    window lengths in points or 1 s lanes); no arrays (those are :class:`KernelTables`), so
+    every step may take it for free.
     """
 
     rho_s: float
@@ -354,8 +355,23 @@ class KernelParams(NamedTuple):
     osc_max_inv: int
     zero_lanes: int  # 1 s lanes of the seawater-reference window (whole batches)
     batch_lanes: int  # 1 s lanes per noise batch
-    alarms: NDArray[np.float64]
-    friction: NDArray[np.float64]
+
+
+class KernelTables(NamedTuple):
+    """The kernel's parameter arrays, apart from :class:`KernelParams`: a tuple holding an
+    array is reference counted each time a step receives it, scalars-only ones are free."""
+
+    alarms: NDArray[np.float64]  # [n_alarms, 3]: raise, clear, minimum duration ns
+    friction: NDArray[np.float64]  # Darcy factor over velocity (step friction_dv_m_s)
+
+
+@functools.lru_cache(maxsize=32)
+def kernel_tables(p: ChainParams) -> KernelTables:
+    """The alarm table (``ALARM_NAMES`` order) and the Darcy factor table (cached)."""
+    alarms = np.array(
+        [(a.raise_, a.clear, round(a.min_duration_s * 1e9)) for a in p.alarm_specs()], np.float64
+    )
+    return KernelTables(alarms=alarms, friction=_friction(p))
 
 
 @functools.lru_cache(maxsize=32)
@@ -368,9 +384,6 @@ def kernel_params(p: ChainParams) -> KernelParams:
     w_all, _, _, w_col = section_rho_w(p)
     area = math.pi * p.return_id_m**2 / 4.0
     p_col, p_mid, p_up, kappa = hydrostatic(p)
-    alarms = np.array(
-        [(a.raise_, a.clear, round(a.min_duration_s * 1e9)) for a in p.alarm_specs()], np.float64
-    )
     kp = KernelParams(
         rho_s=p.rho_s,
         phi_b=(p.rho_b - w_col) / (p.rho_s - w_col),
@@ -444,17 +457,9 @@ def kernel_params(p: ChainParams) -> KernelParams:
         osc_max_inv=p.osc_n_fft // 10,
         zero_lanes=max(ZERO_BATCHES, round(p.zero_window_s / ZERO_BATCHES) * ZERO_BATCHES),
         batch_lanes=max(2, round(p.noise_batch_s)),
-        alarms=alarms,
-        friction=_friction(p),
     )
     # one numba type per field whatever the caller passed (an int where a float is meant
     # would compile another specialisation of the kernel)
-    cast = {"float": float, "int": int, "bool": bool}
     return KernelParams._make(
-        cast.get(KernelParams.__annotations__[f], _same)(v)
-        for f, v in zip(kp._fields, kp, strict=True)
+        t(v) for t, v in zip(typing.get_type_hints(KernelParams).values(), kp, strict=True)
     )
-
-
-def _same(v: Any) -> Any:
-    return v

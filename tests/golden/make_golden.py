@@ -48,7 +48,7 @@ def fingerprint() -> dict[str, str]:
 
 def synth(scenario: str, out: Path) -> Path:
     """`chikyu-daq hil synth --scenario NAME --hours 2` (full scale), in process."""
-    from chikyu_daq.cmd_hil import hil_synth
+    from chikyu_daq.cli.hil import hil_synth
 
     buf = io.StringIO()
     with contextlib.redirect_stdout(buf):
@@ -58,8 +58,8 @@ def synth(scenario: str, out: Path) -> Path:
 
 def replay_run(run: Path, out: Path) -> Path:
     """Replay as the tests do: sim clock (data-clocked), config/reference.toml."""
-    from chikyu_daq.config import load_config
-    from chikyu_daq.replay import ReplayOptions, replay
+    from chikyu_daq.config.model import load_config
+    from chikyu_daq.replay.engine import ReplayOptions, replay
 
     cfg = load_config(REPO / "config" / "reference.toml")
     replay(run, ReplayOptions(out_dir=out, report=False), cfg=cfg)
