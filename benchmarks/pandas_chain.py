@@ -274,7 +274,7 @@ def pandas_chain(p: ChainParams, grid: NDArray[np.int64], raw: Raw) -> dict[str,
     fv = np.where(
         np.isnan(vel),
         0.0,
-        np.minimum(np.abs(vel) / kt.friction_dv_m_s, kt.friction.shape[0] - 1.000001),
+        np.minimum(np.abs(vel) / kp.friction_dv_m_s, kt.friction.shape[0] - 1.000001),
     )
     f_d = np.interp(fv, np.arange(kt.friction.shape[0]), kt.friction)
     d_ret = np.sqrt(4.0 * area / np.pi)
