@@ -623,6 +623,15 @@ def _compare_sums(
         cmp_cnt[3] += 1
 
 
+@njit(cache=True, nogil=True)
+def _assays_known(assay_t: NDArray[np.int64], k: int, ti: int) -> int:
+    """Assays sampled at or before ``ti`` (a call: a loop inside an inlined step keeps the
+    step's array references from being pruned)."""
+    while k < assay_t.shape[0] and assay_t[k] <= ti:
+        k += 1
+    return k
+
+
 @_step
 def _grade(
     kp: P.KernelParams,
@@ -637,8 +646,7 @@ def _grade(
     """Grade (ppm) and its uncertainty at ``ti``: the default before any assay, then the
     latest assay (or interpolated, replay). A new assay closes the grade's error period."""
     n_assay = assay_t.shape[0]
-    while k_assay < n_assay and assay_t[k_assay] <= ti:
-        k_assay += 1
+    k_assay = _assays_known(assay_t, k_assay, ti)
     if k_assay == 0:
         gr = kp.grade_default_ppm
         ug = kp.u_grade_default_ppm
@@ -794,37 +802,12 @@ def _totals(
 
 
 @_step
-def _oscillation(
-    kp: P.KernelParams,
-    o_ring: NDArray[np.float64],
-    o_si: NDArray[np.int64],
-    o_sf: NDArray[np.float64],
-    tab: NDArray[np.complex128],
-    rev: NDArray[np.int64],
-    win: NDArray[np.float64],
-    o_y: NDArray[np.float64],
-    o_z: NDArray[np.complex128],
-    p_d: float,
-) -> float:
-    """Feed the discharge pressure to the spectrum; returns the oscillation severity."""
-    osc_step(
-        p_d,
-        kp.osc_decim,
-        kp.osc_hop,
-        kp.dt_s,
-        kp.osc_f_lo_hz,
-        kp.osc_f_hi_hz,
-        kp.osc_max_inv,
-        o_ring,
-        o_si,
-        o_sf,
-        tab,
-        rev,
-        win,
-        o_y,
-        o_z,
-    )
-    return o_sf[OF_SHARE] * min(o_sf[OF_AMP] / kp.osc_amp_bad_bar, 1.0)
+def _osc_severity(kp: P.KernelParams, share: float, amp: float) -> float:
+    """Oscillation severity: the band share, scaled down while the amplitude is small.
+
+    (The spectrum itself, ``osc_step``, is called from the loop: its eight arrays passed to
+    an inlined step would be reference counted at every grid point.)"""
+    return share * min(amp / kp.osc_amp_bad_bar, 1.0)
 
 
 @_step
@@ -1234,7 +1217,24 @@ def chain_kernel(
         out[O_VEL, i] = vel
         out[O_MARGIN, i] = margin
         p_d = _valid(vals[R_PDIS], qual[R_PDIS], i)
-        osc_sev = _oscillation(kp, o_ring, o_si, o_sf, tab, rev, win, o_y, o_z, p_d)
+        osc_step(
+            p_d,
+            kp.osc_decim,
+            kp.osc_hop,
+            kp.dt_s,
+            kp.osc_f_lo_hz,
+            kp.osc_f_hi_hz,
+            kp.osc_max_inv,
+            o_ring,
+            o_si,
+            o_sf,
+            tab,
+            rev,
+            win,
+            o_y,
+            o_z,
+        )
+        osc_sev = _osc_severity(kp, o_sf[OF_SHARE], o_sf[OF_AMP])
         out[O_OSC_F, i] = o_sf[OF_FREQ]
         out[O_OSC_SHARE, i] = o_sf[OF_SHARE]
         out[O_OSC_AMP, i] = o_sf[OF_AMP]
