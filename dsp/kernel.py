@@ -25,8 +25,17 @@ Rows = tuple[NDArray[np.float64], ...]  # one contiguous array per role: no stac
 QRows = tuple[NDArray[np.uint8], ...]
 Scalars = Any  # one SCALARS record (a numba Record): fields read and written by attribute
 
-# input roles (rows of vals / qual)
-(R_QRET, R_QINJ, R_RHO, R_PCOL, R_PMID, R_PUP, R_PDIS, R_PRET, R_TQA, R_TQB, R_N) = range(11)
+# input rows of vals / qual, by role name (dsp.params.ROLE_TABLE)
+R_QRET = P.ROLES.index("q_return_m3_h")
+R_QINJ = P.ROLES.index("q_injection_m3_h")
+R_RHO = P.ROLES.index("rho_mix_kg_m3")
+R_PCOL = P.ROLES.index("p_collector_kpa")
+R_PMID = P.ROLES.index("p_mid_kpa")
+R_PUP = P.ROLES.index("p_upper_kpa")
+R_PDIS = P.ROLES.index("p_discharge_bar")
+R_PRET = P.ROLES.index("p_return_deck_bar")
+R_TQA = P.ROLES.index("torque_a_pct")
+R_TQB = P.ROLES.index("torque_b_pct")
 
 OUTPUT_FIELDS = (
     "cv",

@@ -28,21 +28,41 @@ from numpy.typing import NDArray
 from . import seawater
 from .alarms import AlarmSpec
 
-#: Physically possible range of each input role; a GOOD value outside it (or non-finite) is
-#: made BAD before any filter sees it (an absurd sample must never poison state).
-INPUT_RANGES: dict[str, tuple[float, float]] = {
-    "q_return_m3_h": (-100.0, 2000.0),
-    "q_injection_m3_h": (-100.0, 2000.0),
-    "rho_mix_kg_m3": (900.0, 2600.0),
-    "p_collector_kpa": (0.0, 100_000.0),
-    "p_mid_kpa": (0.0, 100_000.0),
-    "p_upper_kpa": (0.0, 100_000.0),
-    "p_discharge_bar": (-5.0, 500.0),
-    "p_return_deck_bar": (-5.0, 100.0),
-    "torque_a_pct": (-400.0, 400.0),
-    "torque_b_pct": (-400.0, 400.0),
-    "t_deck_c": (-5.0, 60.0),
-}
+
+class Role(NamedTuple):
+    """One estimator input: its name (unit in the name), the config ``[roles]`` key naming its
+    channel, and its physically possible range (a GOOD value outside it, or non-finite, is
+    made BAD before any filter sees it: an absurd sample must never poison state)."""
+
+    name: str
+    key: str
+    lo: float
+    hi: float
+    optional: bool = False
+
+
+#: The one table of input roles: block keys, kernel rows (``dsp.kernel.R_*``, in this order),
+#: config keys and ranges all derive from it.
+ROLE_TABLE = (
+    Role("q_return_m3_h", "q_return", -100.0, 2000.0),
+    Role("q_injection_m3_h", "q_injection", -100.0, 2000.0),
+    Role("rho_mix_kg_m3", "rho_mix", 900.0, 2600.0),
+    Role("p_collector_kpa", "p_collector", 0.0, 100_000.0),
+    Role("p_mid_kpa", "p_mid", 0.0, 100_000.0),
+    Role("p_upper_kpa", "p_upper", 0.0, 100_000.0),
+    Role("p_discharge_bar", "p_discharge", -5.0, 500.0),
+    Role("p_return_deck_bar", "p_return_deck", -5.0, 100.0),
+    Role("torque_a_pct", "torque_a", -400.0, 400.0),
+    Role("torque_b_pct", "torque_b", -400.0, 400.0),
+    # the deck temperature for TEOS-10 seawater
+    Role("t_deck_c", "t_deck", -5.0, 60.0, optional=True),
+)
+ROLES = tuple(r.name for r in ROLE_TABLE if not r.optional)
+#: Inputs a block may carry besides ROLES.
+OPTIONAL_ROLES = tuple(r.name for r in ROLE_TABLE if r.optional)
+INPUT_RANGES: dict[str, tuple[float, float]] = {r.name: (r.lo, r.hi) for r in ROLE_TABLE}
+#: Config ``[roles]`` key -> role name.
+ROLE_BY_KEY = {r.key: r.name for r in ROLE_TABLE}
 
 ALARM_NAMES = (
     "DEPOSITION_RISK",
