@@ -19,7 +19,7 @@ from . import params as P
 from .alarms import alarm_step
 from .filters import hampel_step, meanvar_get, meanvar_step
 from .quality import BAD, GOOD, UNCERTAIN
-from .spectrum import OF_AMP, OF_FREQ, OF_SHARE, osc_step
+from .spectrum import OF_AMP, OF_FREQ, OF_SHARE, OscParams, OscState, osc_step
 
 Rows = tuple[NDArray[np.float64], ...]  # one contiguous array per role: no stacking copy
 QRows = tuple[NDArray[np.uint8], ...]
@@ -384,6 +384,28 @@ class ChainState(NamedTuple):
 
     def copy(self) -> ChainState:
         return ChainState._make(np.array(a, copy=True) for a in self)
+
+
+class Compare(NamedTuple):
+    """The estimator comparison's arrays (1 s sums, then their rolling window), built once
+    per call: only the once-a-second lane step takes them."""
+
+    b_ring: NDArray[np.float64]
+    b_cnt: NDArray[np.int64]
+    b_mom: NDArray[np.float64]
+    cmp_sum: NDArray[np.float64]
+    cmp_cnt: NDArray[np.int64]
+
+
+class LaneIn(NamedTuple):
+    """What a lane step reads of the current grid point (floats: free to pass)."""
+
+    mq: float  # rolling mean return flow
+    mqi: float  # rolling mean injection flow
+    u_dens: float  # u of the density
+    u_rw: float  # u of seawater density
+    rho_w: float
+    fr: float  # friction gradient
 
 
 # -- the named steps of one grid point, in the order chain_kernel runs them ------------------
@@ -911,24 +933,11 @@ def _noise_batch(kp: P.KernelParams, sc: Scalars, step_s: float) -> None:
 
 
 @_step
-def _disagreement(
-    kp: P.KernelParams,
-    b_ring: NDArray[np.float64],
-    b_cnt: NDArray[np.int64],
-    b_mom: NDArray[np.float64],
-    cmp_sum: NDArray[np.float64],
-    cmp_cnt: NDArray[np.int64],
-    sc: Scalars,
-    ln: int,
-    mq: float,
-    mqi: float,
-    u_dens: float,
-    u_rw: float,
-    rho_w: float,
-    fr: float,
-) -> None:
+def _disagreement(kp: P.KernelParams, cmp: Compare, sc: Scalars, ln: int, li: LaneIn) -> None:
     """Compare the estimators over the comparison window: E1 against E2 and E3 against E1
     over E3's window, each over their combined standard uncertainty (the larger z wins)."""
+    b_ring, b_cnt, b_mom, cmp_sum, cmp_cnt = cmp
+    mq, mqi, u_dens, u_rw, rho_w, fr = li
     min_b = max(2, b_ring.shape[1] // 2)
     rho_s = kp.rho_s
     phi_b = kp.phi_b
@@ -977,18 +986,9 @@ def _lane_step(
     kp: P.KernelParams,
     lane: NDArray[np.float64],
     z_ring: NDArray[np.float64],
-    b_ring: NDArray[np.float64],
-    b_cnt: NDArray[np.int64],
-    b_mom: NDArray[np.float64],
-    cmp_sum: NDArray[np.float64],
-    cmp_cnt: NDArray[np.int64],
+    cmp: Compare,
     sc: Scalars,
-    mq: float,
-    mqi: float,
-    u_dens: float,
-    u_rw: float,
-    rho_w: float,
-    fr: float,
+    li: LaneIn,
 ) -> None:
     """The end of a 1 s lane: seawater reference, slopes, noise batch, estimator comparison."""
     w_s = lane.shape[1]
@@ -1003,9 +1003,7 @@ def _lane_step(
         sc.slope_expl = _slope(lane, L_INV, ln % w_s, w_s // 2) / step_s
     if ln % kp.batch_lanes == 0:
         _noise_batch(kp, sc, step_s)
-    _disagreement(
-        kp, b_ring, b_cnt, b_mom, cmp_sum, cmp_cnt, sc, ln, mq, mqi, u_dens, u_rw, rho_w, fr
-    )
+    _disagreement(kp, cmp, sc, ln, li)
 
 
 @_step
@@ -1125,10 +1123,13 @@ def chain_kernel(
     acc_sys, last_sys = st.acc_sys, st.last_sys
     h_ring, h_srt, h_cnt = st.h_ring, st.h_srt, st.h_cnt
     a_ring, a_cnt, a_mom = st.a_ring, st.a_cnt, st.a_mom
-    b_ring, b_cnt, b_mom = st.b_ring, st.b_cnt, st.b_mom
+    cmp = Compare(st.b_ring, st.b_cnt, st.b_mom, cmp_sum, cmp_cnt)
     hist, lane, z_ring = st.hist, st.lane, st.z_ring
-    o_ring, o_si, o_sf, o_y, o_z = st.o_ring, st.o_si, st.o_sf, st.o_y, st.o_z
-    tab, rev, win = st.tab, st.rev, st.win
+    osc = OscState(st.o_ring, st.o_si, st.o_sf, st.tab, st.rev, st.win, st.o_y, st.o_z)
+    o_sf = st.o_sf
+    osc_p = OscParams(
+        kp.osc_decim, kp.osc_hop, kp.dt_s, kp.osc_f_lo_hz, kp.osc_f_hi_hz, kp.osc_max_inv
+    )
     al_active, al_pending = st.al_active, st.al_pending
     friction, alarms = tables.friction, tables.alarms
     v_qret, q_qret = vals[R_QRET], qual[R_QRET]
@@ -1226,23 +1227,7 @@ def chain_kernel(
         out[O_VEL, i] = vel
         out[O_MARGIN, i] = margin
         p_d = _valid(vals[R_PDIS], qual[R_PDIS], i)
-        osc_step(
-            p_d,
-            kp.osc_decim,
-            kp.osc_hop,
-            kp.dt_s,
-            kp.osc_f_lo_hz,
-            kp.osc_f_hi_hz,
-            kp.osc_max_inv,
-            o_ring,
-            o_si,
-            o_sf,
-            tab,
-            rev,
-            win,
-            o_y,
-            o_z,
-        )
+        osc_step(p_d, osc_p, osc)
         osc_sev = _osc_severity(kp, o_sf[OF_SHARE], o_sf[OF_AMP])
         out[O_OSC_F, i] = o_sf[OF_FREQ]
         out[O_OSC_SHARE, i] = o_sf[OF_SHARE]
@@ -1252,23 +1237,7 @@ def chain_kernel(
         pos_lane += 1
         if pos_lane == lane_len:
             pos_lane = 0
-            _lane_step(
-                kp,
-                lane,
-                z_ring,
-                b_ring,
-                b_cnt,
-                b_mom,
-                cmp_sum,
-                cmp_cnt,
-                sc,
-                mq,
-                mqi,
-                u_dens,
-                u_rw,
-                rho_w,
-                fr,
-            )
+            _lane_step(kp, lane, z_ring, cmp, sc, LaneIn(mq, mqi, u_dens, u_rw, rho_w, fr))
         z = sc.z
         out[O_Z, i] = z
         out[O_Z3, i] = sc.z3
