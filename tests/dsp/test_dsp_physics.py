@@ -17,11 +17,11 @@ from scipy.signal import lfilter
 
 from dsp.chain import ChainResult, init_state, process_block
 from dsp.params import ChainParams
-from tests.dsp.dsp_synth import G, make_block, nominal
+from tests.dsp.dsp_synth import G, chain_defaults, make_block, nominal
 
 SA = 35.16
 # short windows, full-scale riser and seawater physics
-P = ChainParams(
+P = chain_defaults(
     max_transit_s=300.0,
     cv_window_s=20.0,
     compare_window_s=30.0,
