@@ -8,7 +8,7 @@ Run: ``.venv/bin/python benchmarks/bench_dsp.py [--hours 24] [--out benchmarks/o
 Everything runs on one core (thread pools pinned to 1 before numpy loads). Reports the
 alignment of 10 raw channels onto the 10 Hz grid, the chain, the pandas version of the same
 chain (rolling median Hampel, rolling windows, numpy FFT spectrum), and cold / cached compile
-time of ``dsp.warmup()`` measured in fresh interpreters with an empty / filled numba cache.
+time of ``dsp.warmup(params)`` measured in fresh interpreters with an empty / filled numba cache.
 """
 
 from __future__ import annotations
@@ -105,6 +105,14 @@ def dsp_align(raw: dict, grid: NDArray[np.int64]) -> tuple[dict, dict]:
     return vals, quals
 
 
+def default_params() -> ChainParams:
+    """The chain as the config model's defaults set it (the reference installation)."""
+    from chikyu_daq.config.model import Config
+    from chikyu_daq.config.params import chain_params
+
+    return chain_params(Config.model_construct())
+
+
 def dsp_chain(p: ChainParams, grid: NDArray[np.int64], vals: dict, quals: dict) -> dict:
     r, _ = process_block(p, init_state(p), Block(grid, vals, quals))
     by_alarm = {name: sum(e.alarm == name for e in r.events) for name in ALARM_NAMES}
@@ -154,7 +162,8 @@ def disagreements(dsp_out: dict, pandas_out: dict) -> list[str]:
 def compile_times() -> dict[str, float]:
     code = (
         "import time; t0 = time.perf_counter(); import dsp; t1 = time.perf_counter(); "
-        "dsp.warmup(); t2 = time.perf_counter(); print(t1 - t0, t2 - t1)"
+        "from benchmarks.bench_dsp import default_params; "
+        "dsp.warmup(default_params()); t2 = time.perf_counter(); print(t1 - t0, t2 - t1)"
     )
     res = {}
     with tempfile.TemporaryDirectory() as cache:
@@ -191,8 +200,8 @@ def main() -> None:
     ap.add_argument("--out", default="benchmarks/out/bench_dsp.json")
     args = ap.parse_args()
     comp = compile_times()
-    dsp.warmup()
-    p = ChainParams()
+    p = default_params()
+    dsp.warmup(p)
     raw = raw_recording(args.hours)
     n = int(args.hours * 3600 * 10)
     grid = raw["p_discharge_bar"][0][0] + 5_000_000_000 + np.arange(n, dtype=np.int64) * STEP_NS

@@ -25,7 +25,7 @@ from numpy.typing import NDArray
 
 from drivers.sample import Blocks
 from dsp import params as P
-from dsp.params import ALARM_NAMES, ChainParams, KernelParams, kernel_params
+from dsp.params import ALARM_NAMES, ChainParams, KernelParams, kernel_params, kernel_tables
 
 F = NDArray[np.float64]
 
@@ -183,7 +183,7 @@ def _alarm_transitions(
 
 def pandas_chain(p: ChainParams, grid: NDArray[np.int64], raw: Blocks) -> dict[str, float]:
     """Run the chain over one recording; returns the summary the benchmark compares."""
-    kp = kernel_params(p)
+    kp, kt = kernel_params(p), kernel_tables(p)
     n = grid.shape[0]
     dt = p.grid_step_s
     idx = pd.DatetimeIndex(grid.view("datetime64[ns]"))
@@ -274,9 +274,9 @@ def pandas_chain(p: ChainParams, grid: NDArray[np.int64], raw: Blocks) -> dict[s
     fv = np.where(
         np.isnan(vel),
         0.0,
-        np.minimum(np.abs(vel) / kp.friction_dv_m_s, kp.friction.shape[0] - 1.000001),
+        np.minimum(np.abs(vel) / kp.friction_dv_m_s, kt.friction.shape[0] - 1.000001),
     )
-    f_d = np.interp(fv, np.arange(kp.friction.shape[0]), kp.friction)
+    f_d = np.interp(fv, np.arange(kt.friction.shape[0]), kt.friction)
     d_ret = np.sqrt(4.0 * area / np.pi)
     fr = f_d / (2.0 * d_ret) * vel * vel
     p_c, p_m, p_u = col["p_collector_kpa"], col["p_mid_kpa"], col["p_upper_kpa"]
@@ -436,7 +436,7 @@ def pandas_chain(p: ChainParams, grid: NDArray[np.int64], raw: Blocks) -> dict[s
     monitored = (margin, osc_sev, plug, cvt, fiz, z)
     events = {
         name: _alarm_transitions(grid, v, a[0], a[1], int(a[2]), stopped)
-        for name, v, a in zip(ALARM_NAMES, monitored, kp.alarms, strict=True)
+        for name, v, a in zip(ALARM_NAMES, monitored, kt.alarms, strict=True)
     }
     return {
         "cum_rey_kg": float(cum_rey),

@@ -17,6 +17,8 @@ in a worker thread and split a recording into blocks of any size.
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from .alarms import AlarmEvent, AlarmSpec, AlarmState, alarm_init, hysteresis_alarm
@@ -37,13 +39,14 @@ from .quality import BAD, GOOD, UNCERTAIN
 from .spectrum import osc_init, oscillation
 
 
-def warmup() -> None:
+def warmup(params: ChainParams) -> None:
     """Compile (or load from cache) the kernels a processor uses: chain, align, alarm.
 
     Call once before READY: about 0.2 s from a warm numba cache, about 10 s cold. The
-    standalone filter and spectrum kernels (tests, notebooks) compile on first use.
+    standalone filter and spectrum kernels (tests, notebooks) compile on first use. Runs
+    ``params`` with small windows (the compiled code depends on types, not values).
     """
-    p = ChainParams(osc_n_fft=64, max_transit_s=10.0, compare_window_s=2.0)
+    p = dataclasses.replace(params, osc_n_fft=64, max_transit_s=10.0, compare_window_s=2.0)
     n = 4
     t = np.arange(n, dtype=np.int64) * 100_000_000
     vals = {r: np.ones(n) for r in ROLES}

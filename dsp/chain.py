@@ -23,24 +23,18 @@ from . import kernel as K
 from . import seawater
 from .alarms import AlarmEvent, events_from_bits
 from .kernel import ChainState
-from .params import ALARM_NAMES, INPUT_RANGES, ChainParams, kernel_params
+from .params import (
+    ALARM_NAMES,
+    INPUT_RANGES,
+    OPTIONAL_ROLES,
+    ROLES,
+    ChainParams,
+    kernel_params,
+    kernel_tables,
+)
 from .quality import BAD
 from .spectrum import osc_init
 
-ROLES = (
-    "q_return_m3_h",
-    "q_injection_m3_h",
-    "rho_mix_kg_m3",
-    "p_collector_kpa",
-    "p_mid_kpa",
-    "p_upper_kpa",
-    "p_discharge_bar",
-    "p_return_deck_bar",
-    "torque_a_pct",
-    "torque_b_pct",
-)
-#: Inputs a block may carry besides ROLES: the deck temperature for TEOS-10 seawater.
-OPTIONAL_ROLES = ("t_deck_c",)
 ASSAY_CAPACITY = 256  # newest assays kept; older ones no longer apply to future grid points
 
 
@@ -250,6 +244,7 @@ def process_block(
         qual,
         rho_w,
         kp,
+        kernel_tables(params),
         state.assay_t,
         state.assay_g,
         grade_u_between(state.assay_g, state.assay_u),

@@ -19,14 +19,23 @@ from . import params as P
 from .alarms import alarm_step
 from .filters import hampel_step, meanvar_get, meanvar_step
 from .quality import BAD, GOOD, UNCERTAIN
-from .spectrum import OF_AMP, OF_FREQ, OF_SHARE, osc_step
+from .spectrum import OF_AMP, OF_FREQ, OF_SHARE, OscParams, OscState, osc_step
 
 Rows = tuple[NDArray[np.float64], ...]  # one contiguous array per role: no stacking copy
 QRows = tuple[NDArray[np.uint8], ...]
 Scalars = Any  # one SCALARS record (a numba Record): fields read and written by attribute
 
-# input roles (rows of vals / qual)
-(R_QRET, R_QINJ, R_RHO, R_PCOL, R_PMID, R_PUP, R_PDIS, R_PRET, R_TQA, R_TQB, R_N) = range(11)
+# input rows of vals / qual, by role name (dsp.params.ROLE_TABLE)
+R_QRET = P.ROLES.index("q_return_m3_h")
+R_QINJ = P.ROLES.index("q_injection_m3_h")
+R_RHO = P.ROLES.index("rho_mix_kg_m3")
+R_PCOL = P.ROLES.index("p_collector_kpa")
+R_PMID = P.ROLES.index("p_mid_kpa")
+R_PUP = P.ROLES.index("p_upper_kpa")
+R_PDIS = P.ROLES.index("p_discharge_bar")
+R_PRET = P.ROLES.index("p_return_deck_bar")
+R_TQA = P.ROLES.index("torque_a_pct")
+R_TQB = P.ROLES.index("torque_b_pct")
 
 OUTPUT_FIELDS = (
     "cv",
@@ -377,10 +386,32 @@ class ChainState(NamedTuple):
         return ChainState._make(np.array(a, copy=True) for a in self)
 
 
+class Compare(NamedTuple):
+    """The estimator comparison's arrays (1 s sums, then their rolling window), built once
+    per call: only the once-a-second lane step takes them."""
+
+    b_ring: NDArray[np.float64]
+    b_cnt: NDArray[np.int64]
+    b_mom: NDArray[np.float64]
+    cmp_sum: NDArray[np.float64]
+    cmp_cnt: NDArray[np.int64]
+
+
+class LaneIn(NamedTuple):
+    """What a lane step reads of the current grid point (floats: free to pass)."""
+
+    mq: float  # rolling mean return flow
+    mqi: float  # rolling mean injection flow
+    u_dens: float  # u of the density
+    u_rw: float  # u of seawater density
+    rho_w: float
+    fr: float  # friction gradient
+
+
 # -- the named steps of one grid point, in the order chain_kernel runs them ------------------
 # Each is inlined into the loop (numba IR inlining): the arithmetic and its order are the
 # one-function kernel's, so results stay bit-identical.
-_step = njit(cache=True, nogil=True, inline="always")
+_step = njit(cache=True, nogil=True, inline="always", error_model="numpy")
 
 
 @_step
@@ -623,6 +654,15 @@ def _compare_sums(
         cmp_cnt[3] += 1
 
 
+@njit(cache=True, nogil=True)
+def _assays_known(assay_t: NDArray[np.int64], k: int, ti: int) -> int:
+    """Assays sampled at or before ``ti`` (a call: a loop inside an inlined step keeps the
+    step's array references from being pruned)."""
+    while k < assay_t.shape[0] and assay_t[k] <= ti:
+        k += 1
+    return k
+
+
 @_step
 def _grade(
     kp: P.KernelParams,
@@ -637,8 +677,7 @@ def _grade(
     """Grade (ppm) and its uncertainty at ``ti``: the default before any assay, then the
     latest assay (or interpolated, replay). A new assay closes the grade's error period."""
     n_assay = assay_t.shape[0]
-    while k_assay < n_assay and assay_t[k_assay] <= ti:
-        k_assay += 1
+    k_assay = _assays_known(assay_t, k_assay, ti)
     if k_assay == 0:
         gr = kp.grade_default_ppm
         ug = kp.u_grade_default_ppm
@@ -794,37 +833,12 @@ def _totals(
 
 
 @_step
-def _oscillation(
-    kp: P.KernelParams,
-    o_ring: NDArray[np.float64],
-    o_si: NDArray[np.int64],
-    o_sf: NDArray[np.float64],
-    tab: NDArray[np.complex128],
-    rev: NDArray[np.int64],
-    win: NDArray[np.float64],
-    o_y: NDArray[np.float64],
-    o_z: NDArray[np.complex128],
-    p_d: float,
-) -> float:
-    """Feed the discharge pressure to the spectrum; returns the oscillation severity."""
-    osc_step(
-        p_d,
-        kp.osc_decim,
-        kp.osc_hop,
-        kp.dt_s,
-        kp.osc_f_lo_hz,
-        kp.osc_f_hi_hz,
-        kp.osc_max_inv,
-        o_ring,
-        o_si,
-        o_sf,
-        tab,
-        rev,
-        win,
-        o_y,
-        o_z,
-    )
-    return o_sf[OF_SHARE] * min(o_sf[OF_AMP] / kp.osc_amp_bad_bar, 1.0)
+def _osc_severity(kp: P.KernelParams, share: float, amp: float) -> float:
+    """Oscillation severity: the band share, scaled down while the amplitude is small.
+
+    (The spectrum itself, ``osc_step``, is called from the loop: its eight arrays passed to
+    an inlined step would be reference counted at every grid point.)"""
+    return share * min(amp / kp.osc_amp_bad_bar, 1.0)
 
 
 @_step
@@ -919,24 +933,11 @@ def _noise_batch(kp: P.KernelParams, sc: Scalars, step_s: float) -> None:
 
 
 @_step
-def _disagreement(
-    kp: P.KernelParams,
-    b_ring: NDArray[np.float64],
-    b_cnt: NDArray[np.int64],
-    b_mom: NDArray[np.float64],
-    cmp_sum: NDArray[np.float64],
-    cmp_cnt: NDArray[np.int64],
-    sc: Scalars,
-    ln: int,
-    mq: float,
-    mqi: float,
-    u_dens: float,
-    u_rw: float,
-    rho_w: float,
-    fr: float,
-) -> None:
+def _disagreement(kp: P.KernelParams, cmp: Compare, sc: Scalars, ln: int, li: LaneIn) -> None:
     """Compare the estimators over the comparison window: E1 against E2 and E3 against E1
     over E3's window, each over their combined standard uncertainty (the larger z wins)."""
+    b_ring, b_cnt, b_mom, cmp_sum, cmp_cnt = cmp
+    mq, mqi, u_dens, u_rw, rho_w, fr = li
     min_b = max(2, b_ring.shape[1] // 2)
     rho_s = kp.rho_s
     phi_b = kp.phi_b
@@ -985,18 +986,9 @@ def _lane_step(
     kp: P.KernelParams,
     lane: NDArray[np.float64],
     z_ring: NDArray[np.float64],
-    b_ring: NDArray[np.float64],
-    b_cnt: NDArray[np.int64],
-    b_mom: NDArray[np.float64],
-    cmp_sum: NDArray[np.float64],
-    cmp_cnt: NDArray[np.int64],
+    cmp: Compare,
     sc: Scalars,
-    mq: float,
-    mqi: float,
-    u_dens: float,
-    u_rw: float,
-    rho_w: float,
-    fr: float,
+    li: LaneIn,
 ) -> None:
     """The end of a 1 s lane: seawater reference, slopes, noise batch, estimator comparison."""
     w_s = lane.shape[1]
@@ -1011,9 +1003,7 @@ def _lane_step(
         sc.slope_expl = _slope(lane, L_INV, ln % w_s, w_s // 2) / step_s
     if ln % kp.batch_lanes == 0:
         _noise_batch(kp, sc, step_s)
-    _disagreement(
-        kp, b_ring, b_cnt, b_mom, cmp_sum, cmp_cnt, sc, ln, mq, mqi, u_dens, u_rw, rho_w, fr
-    )
+    _disagreement(kp, cmp, sc, ln, li)
 
 
 @_step
@@ -1109,13 +1099,14 @@ def _alarms(
     return b
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def chain_kernel(
     t: NDArray[np.int64],
     vals: Rows,
     qual: QRows,
     rho_w_in: NDArray[np.float64],
     kp: P.KernelParams,
+    tables: P.KernelTables,
     assay_t: NDArray[np.int64],
     assay_g: NDArray[np.float64],
     assay_u: NDArray[np.float64],
@@ -1132,12 +1123,15 @@ def chain_kernel(
     acc_sys, last_sys = st.acc_sys, st.last_sys
     h_ring, h_srt, h_cnt = st.h_ring, st.h_srt, st.h_cnt
     a_ring, a_cnt, a_mom = st.a_ring, st.a_cnt, st.a_mom
-    b_ring, b_cnt, b_mom = st.b_ring, st.b_cnt, st.b_mom
+    cmp = Compare(st.b_ring, st.b_cnt, st.b_mom, cmp_sum, cmp_cnt)
     hist, lane, z_ring = st.hist, st.lane, st.z_ring
-    o_ring, o_si, o_sf, o_y, o_z = st.o_ring, st.o_si, st.o_sf, st.o_y, st.o_z
-    tab, rev, win = st.tab, st.rev, st.win
+    osc = OscState(st.o_ring, st.o_si, st.o_sf, st.tab, st.rev, st.win, st.o_y, st.o_z)
+    o_sf = st.o_sf
+    osc_p = OscParams(
+        kp.osc_decim, kp.osc_hop, kp.dt_s, kp.osc_f_lo_hz, kp.osc_f_hi_hz, kp.osc_max_inv
+    )
     al_active, al_pending = st.al_active, st.al_pending
-    friction, alarms = kp.friction, kp.alarms
+    friction, alarms = tables.friction, tables.alarms
     v_qret, q_qret = vals[R_QRET], qual[R_QRET]
     v_qinj, q_qinj = vals[R_QINJ], qual[R_QINJ]
     v_rho, q_rho = vals[R_RHO], qual[R_RHO]
@@ -1233,7 +1227,8 @@ def chain_kernel(
         out[O_VEL, i] = vel
         out[O_MARGIN, i] = margin
         p_d = _valid(vals[R_PDIS], qual[R_PDIS], i)
-        osc_sev = _oscillation(kp, o_ring, o_si, o_sf, tab, rev, win, o_y, o_z, p_d)
+        osc_step(p_d, osc_p, osc)
+        osc_sev = _osc_severity(kp, o_sf[OF_SHARE], o_sf[OF_AMP])
         out[O_OSC_F, i] = o_sf[OF_FREQ]
         out[O_OSC_SHARE, i] = o_sf[OF_SHARE]
         out[O_OSC_AMP, i] = o_sf[OF_AMP]
@@ -1242,23 +1237,7 @@ def chain_kernel(
         pos_lane += 1
         if pos_lane == lane_len:
             pos_lane = 0
-            _lane_step(
-                kp,
-                lane,
-                z_ring,
-                b_ring,
-                b_cnt,
-                b_mom,
-                cmp_sum,
-                cmp_cnt,
-                sc,
-                mq,
-                mqi,
-                u_dens,
-                u_rw,
-                rho_w,
-                fr,
-            )
+            _lane_step(kp, lane, z_ring, cmp, sc, LaneIn(mq, mqi, u_dens, u_rw, rho_w, fr))
         z = sc.z
         out[O_Z, i] = z
         out[O_Z3, i] = sc.z3

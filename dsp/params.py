@@ -1,6 +1,7 @@
 """Chain parameters: site physics, instrument uncertainties, windows and alarm thresholds.
 
-Defaults are the reference installation (docs/CONVENTIONS.md). Uncertainties are standard
+Values come from the config model (its defaults are the reference installation, see
+docs/CONVENTIONS.md). Uncertainties are standard
 (k = 1). Each instrument's stated total is split into a systematic part (calibration: the same
 error for the whole run, so it does not shrink when integrated) and a random part (noise
 independent between samples ``tau_random_s`` apart): flow 0.5 % of reading = 0.4 % calibration
@@ -18,8 +19,9 @@ from __future__ import annotations
 
 import functools
 import math
+import typing
 from dataclasses import dataclass, fields
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
@@ -27,21 +29,41 @@ from numpy.typing import NDArray
 from . import seawater
 from .alarms import AlarmSpec
 
-#: Physically possible range of each input role; a GOOD value outside it (or non-finite) is
-#: made BAD before any filter sees it (an absurd sample must never poison state).
-INPUT_RANGES: dict[str, tuple[float, float]] = {
-    "q_return_m3_h": (-100.0, 2000.0),
-    "q_injection_m3_h": (-100.0, 2000.0),
-    "rho_mix_kg_m3": (900.0, 2600.0),
-    "p_collector_kpa": (0.0, 100_000.0),
-    "p_mid_kpa": (0.0, 100_000.0),
-    "p_upper_kpa": (0.0, 100_000.0),
-    "p_discharge_bar": (-5.0, 500.0),
-    "p_return_deck_bar": (-5.0, 100.0),
-    "torque_a_pct": (-400.0, 400.0),
-    "torque_b_pct": (-400.0, 400.0),
-    "t_deck_c": (-5.0, 60.0),
-}
+
+class Role(NamedTuple):
+    """One estimator input: its name (unit in the name), the config ``[roles]`` key naming its
+    channel, and its physically possible range (a GOOD value outside it, or non-finite, is
+    made BAD before any filter sees it: an absurd sample must never poison state)."""
+
+    name: str
+    key: str
+    lo: float
+    hi: float
+    optional: bool = False
+
+
+#: The one table of input roles: block keys, kernel rows (``dsp.kernel.R_*``, in this order),
+#: config keys and ranges all derive from it.
+ROLE_TABLE = (
+    Role("q_return_m3_h", "q_return", -100.0, 2000.0),
+    Role("q_injection_m3_h", "q_injection", -100.0, 2000.0),
+    Role("rho_mix_kg_m3", "rho_mix", 900.0, 2600.0),
+    Role("p_collector_kpa", "p_collector", 0.0, 100_000.0),
+    Role("p_mid_kpa", "p_mid", 0.0, 100_000.0),
+    Role("p_upper_kpa", "p_upper", 0.0, 100_000.0),
+    Role("p_discharge_bar", "p_discharge", -5.0, 500.0),
+    Role("p_return_deck_bar", "p_return_deck", -5.0, 100.0),
+    Role("torque_a_pct", "torque_a", -400.0, 400.0),
+    Role("torque_b_pct", "torque_b", -400.0, 400.0),
+    # the deck temperature for TEOS-10 seawater
+    Role("t_deck_c", "t_deck", -5.0, 60.0, optional=True),
+)
+ROLES = tuple(r.name for r in ROLE_TABLE if not r.optional)
+#: Inputs a block may carry besides ROLES.
+OPTIONAL_ROLES = tuple(r.name for r in ROLE_TABLE if r.optional)
+INPUT_RANGES: dict[str, tuple[float, float]] = {r.name: (r.lo, r.hi) for r in ROLE_TABLE}
+#: Config ``[roles]`` key -> role name.
+ROLE_BY_KEY = {r.key: r.name for r in ROLE_TABLE}
 
 ALARM_NAMES = (
     "DEPOSITION_RISK",
@@ -55,87 +77,91 @@ ALARM_NAMES = (
 
 @dataclass(frozen=True)
 class ChainParams:
+    """Everything the chain is configured by. No defaults here: the config model
+    (``chikyu_daq.config.model``) is the one place they live, and ``chain_params`` builds this
+    from it; only the six alarm specs, which the config leaves unset, default here."""
+
     # physics (kg/m3, m, m/s2)
-    rho_w: float = 1025.0
-    rho_s: float = 2500.0
-    rho_b: float = 1300.0
-    cv_max: float = 0.35
-    g: float = 9.80665
-    return_id_m: float = 0.20
-    return_leg_volume_m3: float = 179.0
-    depth_collector_m: float = 5690.0
-    depth_mid_m: float = 2850.0
-    depth_upper_m: float = 500.0
-    darcy_f: float = 0.015
-    durand_fl: float = 0.8
+    rho_w: float
+    rho_s: float
+    rho_b: float
+    cv_max: float
+    g: float
+    return_id_m: float
+    return_leg_volume_m3: float
+    depth_collector_m: float
+    depth_mid_m: float
+    depth_upper_m: float
+    darcy_f: float
+    durand_fl: float
     # seawater (TEOS-10), friction (Colebrook), slip
-    teos10: bool = True
-    salinity_g_kg: float = 35.16
-    t_deck_c: float = 9.5  # used while the deck temperature is unavailable
-    p_deck_bar: float = 1.0  # used while the deck line pressure is unavailable
-    temp_profile: tuple[tuple[float, float], ...] = ((0.0, 9.5), (5700.0, 4.6))
-    colebrook: bool = True
-    roughness_m: float = 4.5e-5
-    friction_cv: float = 0.02  # slurry viscosity (Thomas) for the Reynolds number
-    slip_m_s: float = 0.0
+    teos10: bool
+    salinity_g_kg: float
+    t_deck_c: float  # used while the deck temperature is unavailable
+    p_deck_bar: float  # used while the deck line pressure is unavailable
+    temp_profile: tuple[tuple[float, float], ...]
+    colebrook: bool
+    roughness_m: float
+    friction_cv: float  # slurry viscosity (Thomas) for the Reynolds number
+    slip_m_s: float
     # grid and integration
-    grid_step_s: float = 0.1
-    max_gap_s: float = 2.0
-    max_transit_s: float = 3.0 * 3600.0
+    grid_step_s: float
+    max_gap_s: float
+    max_transit_s: float
     # uncertainties (standard, k = 1)
-    u_flow_rel_sys: float = 0.004
-    u_flow_rel_rand: float = 0.003
-    u_rho_m_sys_kg_m3: float = 1.2
-    u_rho_m_rand_kg_m3: float = 0.9
-    tau_random_s: float = 1.0
-    u_rho_s_kg_m3: float = 50.0
-    u_rho_w_kg_m3: float = 2.0
-    u_rho_b_kg_m3: float = 50.0
-    u_p_kpa: float = 5.0
-    u_rho_w_ref_kg_m3: float = 0.05  # rho_w after a seawater reference (temperature drift only)
-    u_friction_rel: float = 0.05
-    u_dz_m: float = 2.0
-    u_slip_m_s: float = 0.01
-    noise_batch_s: float = 120.0  # batches for the empirical (correlated) random part
+    u_flow_rel_sys: float
+    u_flow_rel_rand: float
+    u_rho_m_sys_kg_m3: float
+    u_rho_m_rand_kg_m3: float
+    tau_random_s: float
+    u_rho_s_kg_m3: float
+    u_rho_w_kg_m3: float
+    u_rho_b_kg_m3: float
+    u_p_kpa: float
+    u_rho_w_ref_kg_m3: float  # rho_w after a seawater reference (temperature drift only)
+    u_friction_rel: float
+    u_dz_m: float
+    u_slip_m_s: float
+    noise_batch_s: float  # batches for the empirical (correlated) random part
     # seawater reference ("zero"): no mud taken and a steady reading close to TEOS-10
-    zero_window_s: float = 300.0
-    zero_max_kg_m3: float = 5.0
-    zero_steady_kg_m3: float = 2.0
-    zero_min_flow_m3_h: float = 50.0
+    zero_window_s: float
+    zero_max_kg_m3: float
+    zero_steady_kg_m3: float
+    zero_min_flow_m3_h: float
     # a planned stop: injection below this suppresses the flow and stability alarms by design
     # (a stopped lift is not deposition, surge or imbalance), until holdoff after restart
-    stop_flow_m3_h: float = 100.0
-    stop_holdoff_s: float = 90.0
+    stop_flow_m3_h: float
+    stop_holdoff_s: float
     # grade
-    grade_default_ppm: float = 2000.0
-    u_grade_default_ppm: float = 150.0
-    reo_factor: float = 1.2
-    grade_interpolate: bool = False
+    grade_default_ppm: float
+    u_grade_default_ppm: float
+    reo_factor: float
+    grade_interpolate: bool
     # windows (s) and filters
-    cv_window_s: float = 60.0
-    compare_window_s: float = 600.0
-    slope_window_s: float = 120.0
-    inj_hold_m3_h_s: float = 0.01  # injection "holds" while its slope is below this
-    hampel_window: int = 31
-    hampel_n_sigma: float = 4.0
+    cv_window_s: float
+    compare_window_s: float
+    slope_window_s: float
+    inj_hold_m3_h_s: float  # injection "holds" while its slope is below this
+    hampel_window: int
+    hampel_n_sigma: float
     # floors of the Hampel scale: keep them a few times above the sensor noise, or genuine
     # noise on held grid values (where MAD is near 0) is clipped and biases the uncertainty
-    hampel_floor_flow_m3_h: float = 2.0
-    hampel_floor_rho_kg_m3: float = 3.0
-    osc_decim: int = 2
-    osc_n_fft: int = 2048
-    osc_update_s: float = 10.0
-    osc_f_lo_hz: float = 0.02
-    osc_f_hi_hz: float = 2.0
+    hampel_floor_flow_m3_h: float
+    hampel_floor_rho_kg_m3: float
+    osc_decim: int
+    osc_n_fft: int
+    osc_update_s: float
+    osc_f_lo_hz: float
+    osc_f_hi_hz: float
     # stability index scales: the value at which a component reaches 0 (1 = healthy)
-    margin_ok: float = 1.5
-    cv_flow_bad: float = 0.2
-    cv_density_bad: float = 0.05
-    cv_torque_bad: float = 0.2
-    slope_bad_bar_s: float = 0.01
-    osc_amp_bad_bar: float = 1.0  # oscillation severity = share * min(amplitude / this, 1)
-    ratio_nominal: float = 1.1
-    ratio_tol: float = 0.2
+    margin_ok: float
+    cv_flow_bad: float
+    cv_density_bad: float
+    cv_torque_bad: float
+    slope_bad_bar_s: float
+    osc_amp_bad_bar: float  # oscillation severity = share * min(amplitude / this, 1)
+    ratio_nominal: float
+    ratio_tol: float
     # alarms
     deposition_risk: AlarmSpec = AlarmSpec(1.1, 1.2, 30.0)  # noqa: RUF009 (frozen)
     slugging: AlarmSpec = AlarmSpec(0.5, 0.3, 60.0)  # noqa: RUF009 (frozen)
@@ -281,8 +307,8 @@ class KernelParams(NamedTuple):
     """What the chain kernel reads, by name: built once per :class:`ChainParams`.
 
     Floats and ints derived from the chain parameters (areas, seawater-column pressures,
-    window lengths in points or 1 s lanes), the alarm table ``[n_alarms, 3]`` (raise, clear,
-    minimum duration ns, in ``ALARM_NAMES`` order) and the Darcy factor table over velocity.
+    window lengths in points or 1 s lanes); no arrays (those are :class:`KernelTables`), so
+    every step may take it for free.
     """
 
     rho_s: float
@@ -354,8 +380,23 @@ class KernelParams(NamedTuple):
     osc_max_inv: int
     zero_lanes: int  # 1 s lanes of the seawater-reference window (whole batches)
     batch_lanes: int  # 1 s lanes per noise batch
-    alarms: NDArray[np.float64]
-    friction: NDArray[np.float64]
+
+
+class KernelTables(NamedTuple):
+    """The kernel's parameter arrays, apart from :class:`KernelParams`: a tuple holding an
+    array is reference counted each time a step receives it, scalars-only ones are free."""
+
+    alarms: NDArray[np.float64]  # [n_alarms, 3]: raise, clear, minimum duration ns
+    friction: NDArray[np.float64]  # Darcy factor over velocity (step friction_dv_m_s)
+
+
+@functools.lru_cache(maxsize=32)
+def kernel_tables(p: ChainParams) -> KernelTables:
+    """The alarm table (``ALARM_NAMES`` order) and the Darcy factor table (cached)."""
+    alarms = np.array(
+        [(a.raise_, a.clear, round(a.min_duration_s * 1e9)) for a in p.alarm_specs()], np.float64
+    )
+    return KernelTables(alarms=alarms, friction=_friction(p))
 
 
 @functools.lru_cache(maxsize=32)
@@ -368,9 +409,6 @@ def kernel_params(p: ChainParams) -> KernelParams:
     w_all, _, _, w_col = section_rho_w(p)
     area = math.pi * p.return_id_m**2 / 4.0
     p_col, p_mid, p_up, kappa = hydrostatic(p)
-    alarms = np.array(
-        [(a.raise_, a.clear, round(a.min_duration_s * 1e9)) for a in p.alarm_specs()], np.float64
-    )
     kp = KernelParams(
         rho_s=p.rho_s,
         phi_b=(p.rho_b - w_col) / (p.rho_s - w_col),
@@ -444,17 +482,9 @@ def kernel_params(p: ChainParams) -> KernelParams:
         osc_max_inv=p.osc_n_fft // 10,
         zero_lanes=max(ZERO_BATCHES, round(p.zero_window_s / ZERO_BATCHES) * ZERO_BATCHES),
         batch_lanes=max(2, round(p.noise_batch_s)),
-        alarms=alarms,
-        friction=_friction(p),
     )
     # one numba type per field whatever the caller passed (an int where a float is meant
     # would compile another specialisation of the kernel)
-    cast = {"float": float, "int": int, "bool": bool}
     return KernelParams._make(
-        cast.get(KernelParams.__annotations__[f], _same)(v)
-        for f, v in zip(kp._fields, kp, strict=True)
+        t(v) for t, v in zip(typing.get_type_hints(KernelParams).values(), kp, strict=True)
     )
-
-
-def _same(v: Any) -> Any:
-    return v

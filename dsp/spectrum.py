@@ -68,27 +68,42 @@ def fft_inplace(
         size *= 2
 
 
+class OscState(NamedTuple):
+    """Ring of decimated samples, counters and held estimate (updated in place); constant
+    tables (``tab``, ``rev``, ``win``) and work buffers (``y``, ``z``)."""
+
+    ring: NDArray[np.float64]
+    si: NDArray[np.int64]
+    sf: NDArray[np.float64]
+    tab: NDArray[np.complex128]
+    rev: NDArray[np.int64]
+    win: NDArray[np.float64]
+    y: NDArray[np.float64]
+    z: NDArray[np.complex128]
+
+
+class OscParams(NamedTuple):
+    """The spectrum's settings in grid terms (scalars: free to pass to every call)."""
+
+    decim: int
+    hop: int  # decimated samples between updates
+    dt_grid_s: float
+    f_lo: float
+    f_hi: float
+    max_invalid: int  # decimated samples missing from a window beyond which it gives NaN
+
+
 @njit(cache=True, nogil=True)
-def _estimate(
-    ring: NDArray[np.float64],
-    head: int,
-    dt_s: float,
-    f_lo: float,
-    f_hi: float,
-    max_invalid: int,
-    tab: NDArray[np.complex128],
-    rev: NDArray[np.int64],
-    win: NDArray[np.float64],
-    y: NDArray[np.float64],
-    z: NDArray[np.complex128],
-    sf: NDArray[np.float64],
-) -> None:
+def _estimate(s: OscState, head: int, op: OscParams) -> None:
     """Periodogram of the ring (oldest sample at ``head``); writes the held estimate in ``sf``.
 
     The real FFT of length n is one complex FFT of length n/2 over (even + i odd) samples,
     untangled per band bin: ``tab[:n//4]`` are the half-size twiddles, ``tab[n//4:]`` the
     full-size ones ``exp(-2 pi i k / n)`` for k < n/2.
     """
+    ring, sf, tab, rev, win, y, z = s.ring, s.sf, s.tab, s.rev, s.win, s.y, s.z
+    dt_s = op.dt_grid_s * op.decim
+    f_lo, f_hi, max_invalid = op.f_lo, op.f_hi, op.max_invalid
     n = ring.shape[0]
     m = n // 2
     invalid = 0
@@ -166,24 +181,10 @@ def _estimate(
 
 
 @njit(cache=True, nogil=True)
-def osc_step(
-    x: float,
-    decim: int,
-    hop: int,
-    dt_grid_s: float,
-    f_lo: float,
-    f_hi: float,
-    max_invalid: int,
-    ring: NDArray[np.float64],
-    si: NDArray[np.int64],
-    sf: NDArray[np.float64],
-    tab: NDArray[np.complex128],
-    rev: NDArray[np.int64],
-    win: NDArray[np.float64],
-    y: NDArray[np.float64],
-    z: NDArray[np.complex128],
-) -> None:
+def osc_step(x: float, op: OscParams, s: OscState) -> None:
     """Feed one grid sample; the held estimate is in ``sf[OF_FREQ]``, ``sf[OF_SHARE]``."""
+    ring, si, sf = s.ring, s.si, s.sf
+    decim, hop = op.decim, op.hop
     if not np.isnan(x):
         sf[OF_SLOT_SUM] += x
         si[OI_SLOT_CNT] += 1
@@ -198,49 +199,19 @@ def osc_step(
     nd += 1
     si[OI_N_DEC] = nd
     if nd >= n and (nd - n) % hop == 0:
-        _estimate(ring, nd % n, dt_grid_s * decim, f_lo, f_hi, max_invalid, tab, rev, win, y, z, sf)
+        _estimate(s, nd % n, op)
 
 
 @njit(cache=True, nogil=True)
 def _osc_kernel(
-    x: NDArray[np.float64],
-    decim: int,
-    hop: int,
-    dt_grid_s: float,
-    f_lo: float,
-    f_hi: float,
-    max_invalid: int,
-    ring: NDArray[np.float64],
-    si: NDArray[np.int64],
-    sf: NDArray[np.float64],
-    tab: NDArray[np.complex128],
-    rev: NDArray[np.int64],
-    win: NDArray[np.float64],
-    y: NDArray[np.float64],
-    z: NDArray[np.complex128],
-    out: NDArray[np.float64],
+    x: NDArray[np.float64], op: OscParams, s: OscState, out: NDArray[np.float64]
 ) -> None:
+    sf = s.sf
     for i in range(x.shape[0]):
-        osc_step(
-            x[i], decim, hop, dt_grid_s, f_lo, f_hi, max_invalid, ring, si, sf, tab, rev, win, y, z
-        )
+        osc_step(x[i], op, s)
         out[0, i] = sf[OF_FREQ]
         out[1, i] = sf[OF_SHARE]
         out[2, i] = sf[OF_AMP]
-
-
-class OscState(NamedTuple):
-    """Ring of decimated samples, counters and held estimate (updated in place); constant
-    tables (``tab``, ``rev``, ``win``) and work buffers (``y``, ``z``)."""
-
-    ring: NDArray[np.float64]
-    si: NDArray[np.int64]
-    sf: NDArray[np.float64]
-    tab: NDArray[np.complex128]
-    rev: NDArray[np.int64]
-    win: NDArray[np.float64]
-    y: NDArray[np.float64]
-    z: NDArray[np.complex128]
 
 
 def osc_init(n_fft: int) -> OscState:
@@ -283,22 +254,8 @@ def oscillation(
     x = np.ascontiguousarray(x, dtype=np.float64)
     out = np.empty((3, x.shape[0]))
     n = state.ring.shape[0]
-    _osc_kernel(
-        x,
-        decim,
-        hop,
-        dt_grid_s,
-        f_lo_hz,
-        f_hi_hz,
-        int(max_invalid_frac * n),
-        state.ring,
-        state.si,
-        state.sf,
-        state.tab,
-        state.rev,
-        state.win,
-        state.y,
-        state.z,
-        out,
+    op = OscParams(
+        decim, hop, float(dt_grid_s), float(f_lo_hz), float(f_hi_hz), int(max_invalid_frac * n)
     )
+    _osc_kernel(x, op, state, out)
     return out[0], out[1], out[2]

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel
 
 from dsp.alarms import AlarmSpec
 from dsp.params import ALARM_NAMES as CHAIN_ALARM_NAMES
@@ -29,84 +32,80 @@ def alarm_spec(a: Alarm) -> AlarmSpec:
     return AlarmSpec(a.raise_at, a.clear_at, a.min_duration_s)
 
 
+def _by_name(*sections: tuple[BaseModel, tuple[str, ...]]) -> dict[str, Any]:
+    """Keys that are ChainParams fields of the same name after the first prefix that makes
+    one; a field two keys would set is a programming error, not a silent override."""
+    out: dict[str, Any] = {}
+    for section, prefixes in sections:
+        for k, v in section:
+            name = next((f"{p}{k}" for p in prefixes if f"{p}{k}" in _CHAIN_FIELDS), None)
+            if name is None or name in _RENAMED:
+                continue
+            if name in out:
+                raise AssertionError(f"two config keys set ChainParams.{name}")
+            out[name] = v
+    return out
+
+
+_CHAIN_FIELDS = {f.name for f in dataclasses.fields(ChainParams)}
+#: ChainParams fields whose config key differs in name or value (set in `chain_params`).
+_RENAMED = {
+    "rho_w",
+    "rho_s",
+    "rho_b",
+    "g",
+    "return_leg_volume_m3",
+    "teos10",
+    "t_deck_c",
+    "p_deck_bar",
+    "temp_profile",
+    "colebrook",
+    "grid_step_s",
+    "max_gap_s",
+    "u_rho_m_sys_kg_m3",
+    "u_rho_m_rand_kg_m3",
+    "grade_default_ppm",
+    "u_grade_default_ppm",
+    "reo_factor",
+    "grade_interpolate",
+    "inj_hold_m3_h_s",
+}
+
+
 def chain_params(cfg: Config, *, replay: bool = False) -> ChainParams:
-    """Kernel parameters for this installation; `replay` enables assay interpolation if asked."""
+    """Kernel parameters for this installation; `replay` enables assay interpolation if asked.
+
+    Keys named as the ChainParams field (uncertainties with a ``u_`` prefix) carry over by
+    name; only the renames and derived values are spelled out here.
+    """
     ph, un, st = cfg.physics, cfg.uncertainty, cfg.stability
     alarms: dict[str, Any] = {
         field: alarm_spec(cfg.alarms[name])
         for name, field in CHAIN_ALARMS.items()
         if name in cfg.alarms
     }
+    named = _by_name((ph, ("",)), (un, ("u_", "")), (st, ("",)))
     return ChainParams(
+        **named,
         rho_w=ph.rho_w_kg_m3,
         rho_s=ph.rho_s_kg_m3,
         rho_b=ph.rho_b_kg_m3,
-        cv_max=ph.cv_max,
         g=ph.g_m_s2,
-        return_id_m=ph.return_id_m,
         return_leg_volume_m3=math.pi / 4.0 * ph.return_id_m**2 * ph.riser_length_m,
-        depth_collector_m=ph.depth_collector_m,
-        depth_mid_m=ph.depth_mid_m,
-        depth_upper_m=ph.depth_upper_m,
-        darcy_f=ph.darcy_f,
-        durand_fl=ph.durand_fl,
         teos10=ph.seawater == "teos10",
-        salinity_g_kg=ph.salinity_g_kg,
         t_deck_c=ph.deck_temperature_c,
         p_deck_bar=ph.deck_pressure_bar,
         temp_profile=tuple((float(z), float(c)) for z, c in ph.temperature_profile),
         colebrook=ph.friction == "colebrook",
-        roughness_m=ph.roughness_m,
-        friction_cv=ph.friction_cv,
-        slip_m_s=ph.slip_m_s,
         grid_step_s=1.0 / cfg.processing.grid_hz,
         max_gap_s=cfg.processing.max_gap_s,
-        max_transit_s=st.max_transit_s,
-        u_flow_rel_sys=un.flow_rel_sys,
-        u_flow_rel_rand=un.flow_rel_rand,
         u_rho_m_sys_kg_m3=un.density_sys_kg_m3,
         u_rho_m_rand_kg_m3=un.density_rand_kg_m3,
-        tau_random_s=un.tau_random_s,
-        u_rho_s_kg_m3=un.rho_s_kg_m3,
-        u_rho_w_kg_m3=un.rho_w_kg_m3,
-        u_rho_b_kg_m3=un.rho_b_kg_m3,
-        u_p_kpa=un.p_kpa,
-        u_rho_w_ref_kg_m3=un.rho_w_ref_kg_m3,
-        u_friction_rel=un.friction_rel,
-        u_dz_m=un.dz_m,
-        u_slip_m_s=un.slip_m_s,
-        noise_batch_s=un.noise_batch_s,
-        zero_window_s=st.zero_window_s,
-        zero_max_kg_m3=st.zero_max_kg_m3,
-        zero_steady_kg_m3=st.zero_steady_kg_m3,
-        zero_min_flow_m3_h=st.zero_min_flow_m3_h,
-        stop_flow_m3_h=st.stop_flow_m3_h,
-        stop_holdoff_s=st.stop_holdoff_s,
         grade_default_ppm=cfg.grade.default_rey_ppm,
         u_grade_default_ppm=cfg.grade.default_u_rey_ppm,
         reo_factor=cfg.grade.reo_factor,
         grade_interpolate=replay and cfg.grade.replay_interpolate,
-        cv_window_s=st.cv_window_s,
-        compare_window_s=st.compare_window_s,
-        slope_window_s=st.slope_window_s,
         inj_hold_m3_h_s=st.injection_hold_m3_h_s,
-        hampel_window=st.hampel_window,
-        hampel_n_sigma=st.hampel_n_sigma,
-        hampel_floor_flow_m3_h=st.hampel_floor_flow_m3_h,
-        hampel_floor_rho_kg_m3=st.hampel_floor_rho_kg_m3,
-        osc_decim=st.osc_decim,
-        osc_n_fft=st.osc_n_fft,
-        osc_update_s=st.osc_update_s,
-        osc_f_lo_hz=st.osc_f_lo_hz,
-        osc_f_hi_hz=st.osc_f_hi_hz,
-        osc_amp_bad_bar=st.osc_amp_bad_bar,
-        margin_ok=st.margin_ok,
-        cv_flow_bad=st.cv_flow_bad,
-        cv_density_bad=st.cv_density_bad,
-        cv_torque_bad=st.cv_torque_bad,
-        slope_bad_bar_s=st.slope_bad_bar_s,
-        ratio_nominal=st.ratio_nominal,
-        ratio_tol=st.ratio_tol,
         **alarms,
     )
 

@@ -55,25 +55,11 @@ from drivers.sample import SampleBlock
 from dsp.alarms import AlarmEvent, AlarmState, alarm_init, hysteresis_alarm
 from dsp.align import AlignState, align, align_init
 from dsp.chain import OPTIONAL_ROLES, ROLES, Block, init_state, process_block
-from dsp.params import ALARM_NAMES
+from dsp.params import ALARM_NAMES, ROLE_BY_KEY
 from dsp.quality import BAD, UNCERTAIN
 
 log = logging.getLogger(__name__)
 
-#: Config role → dsp input role.
-ROLE_INPUTS = {
-    "q_return": "q_return_m3_h",
-    "q_injection": "q_injection_m3_h",
-    "rho_mix": "rho_mix_kg_m3",
-    "p_collector": "p_collector_kpa",
-    "p_mid": "p_mid_kpa",
-    "p_upper": "p_upper_kpa",
-    "p_discharge": "p_discharge_bar",
-    "p_return_deck": "p_return_deck_bar",
-    "torque_a": "torque_a_pct",
-    "torque_b": "torque_b_pct",
-    "t_deck": "t_deck_c",
-}
 #: Result quality columns raised to at least UNCERTAIN where `clock_step` is set.
 STEP_QUALITY = ("q_yield", "q_cumulative", "q_stability")
 #: How far a forward-step hint (a wall − monotonic jump) may lie from the first sample after it:
@@ -144,7 +130,7 @@ class Processor:
         self.lag_ns = 0 if proc.align == "hold" else self.step_ns * 2
         roles = cfg.roles.model_dump()
         #: dsp input role → channel id
-        self.inputs = {ROLE_INPUTS[r]: ch for r, ch in roles.items() if ch is not None}
+        self.inputs = {ROLE_BY_KEY[r]: ch for r, ch in roles.items() if ch is not None}
         self.channels = set(self.inputs.values())
         self._pending: dict[str, list[SampleBlock]] = {ch: [] for ch in self.channels}
         self._align: dict[str, AlignState] = {ch: align_init() for ch in self.channels}

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
+from chikyu_daq.config.model import Config
+from chikyu_daq.config.params import chain_params
 from dsp.chain import ROLES, Block
 from dsp.params import ChainParams
 
@@ -97,3 +100,8 @@ def make_block(
     return Block(
         t[sl], {k: a[sl] for k, a in v.items()}, {k: a[sl] for k, a in q.items()}, **assays
     )
+
+
+def chain_defaults(**changes: Any) -> ChainParams:
+    """ChainParams from the config model's defaults (their one definition), with ``changes``."""
+    return dataclasses.replace(chain_params(Config.model_construct()), **changes)

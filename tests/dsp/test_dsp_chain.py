@@ -17,6 +17,7 @@ from dsp.params import ChainParams
 from tests.dsp.dsp_synth import (
     NO_SYSTEMATIC_U,
     SHORT_WINDOWS,
+    chain_defaults,
     grid,
     make_block,
     nominal,
@@ -25,7 +26,7 @@ from tests.dsp.dsp_synth import (
 
 # The analytic oracles below use one constant seawater density and friction factor; TEOS-10,
 # Colebrook and the physics added for full scale are tested in test_dsp_physics.py.
-FAST = ChainParams(
+FAST = chain_defaults(
     teos10=False,
     colebrook=False,
     u_slip_m_s=0.0,
@@ -331,7 +332,7 @@ def test_live_assays_arriving_with_their_block_equal_one_pass(cuts: list[int]) -
 def test_state_copy_forks_a_run_and_warmup_runs() -> None:
     import dsp
 
-    dsp.warmup()
+    dsp.warmup(FAST)
     t, v, q, _ = HARD
     s = init_state(FAST)
     _, s = process_block(FAST, s, make_block(t, v, q, slice(0, 3000)))
@@ -412,10 +413,10 @@ def test_random_part_shrinks_with_integration_and_is_calibrated() -> None:
 
 def test_params_validation() -> None:
     with pytest.raises(ValueError, match="rho_w < rho_b"):
-        ChainParams(rho_b=1000.0)
+        chain_defaults(rho_b=1000.0)
     with pytest.raises(ValueError, match="power of two"):
-        ChainParams(osc_n_fft=1000)
+        chain_defaults(osc_n_fft=1000)
     with pytest.raises(TypeError):
-        ChainParams(g="9.8")  # type: ignore[arg-type]
+        chain_defaults(g="9.8")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="lacks role"):
         process_block(FAST, init_state(FAST), make_block(*nominal(10, FAST)[:1], {}, {}))

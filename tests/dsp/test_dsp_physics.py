@@ -18,11 +18,18 @@ from scipy.signal import lfilter
 
 from dsp.chain import ChainResult, init_state, process_block
 from dsp.params import ChainParams
-from tests.dsp.dsp_synth import NO_SYSTEMATIC_U, SHORT_WINDOWS, G, make_block, nominal
+from tests.dsp.dsp_synth import (
+    NO_SYSTEMATIC_U,
+    SHORT_WINDOWS,
+    G,
+    chain_defaults,
+    make_block,
+    nominal,
+)
 
 SA = 35.16
 # short windows, full-scale riser and seawater physics
-P = ChainParams(**SHORT_WINDOWS)
+P = chain_defaults(**SHORT_WINDOWS)
 
 
 def without_systematic_u(**changes: Any) -> ChainParams:

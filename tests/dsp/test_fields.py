@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from dsp import OUTPUT_FIELDS, QUALITY_FIELDS, ROLES, Block, ChainParams, init_state, process_block
+from dsp import OUTPUT_FIELDS, QUALITY_FIELDS, ROLES, Block, init_state, process_block
 from dsp.fields import FIELD_BY_NAME, FIELDS, STABILITY_FIELDS, YIELD_FIELDS
 from dsp.quality import BAD, GOOD, UNCERTAIN
+from tests.dsp.dsp_synth import chain_defaults
 
 
 def kernel_columns() -> dict[str, np.ndarray]:
-    p = ChainParams(osc_n_fft=64, max_transit_s=10.0, compare_window_s=2.0)
+    p = chain_defaults(osc_n_fft=64, max_transit_s=10.0, compare_window_s=2.0)
     n = 8
     t = np.arange(n, dtype=np.int64) * 100_000_000
     block = Block(t, {r: np.ones(n) for r in ROLES}, {r: np.zeros(n, np.uint8) for r in ROLES})

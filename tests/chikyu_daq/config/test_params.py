@@ -239,3 +239,11 @@ def test_every_chain_param_is_set_from_config() -> None:
 def test_kernel_params_are_built_once_per_config() -> None:
     p = chain_params(BASE)
     assert kernel_params(p) is kernel_params(chain_params(BASE))
+
+
+def test_config_roles_are_the_dsp_role_table() -> None:
+    """Every `[roles]` key names a dsp role of ROLE_TABLE and every role has a key: one table."""
+    from chikyu_daq.config.model import Roles
+    from dsp.params import ROLE_BY_KEY
+
+    assert set(Roles.model_fields) == set(ROLE_BY_KEY)
