@@ -36,7 +36,10 @@ REPLAY = """
 import json, os, resource, sys, time
 from pathlib import Path
 os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
-from chikyu_daq.replay.engine import ReplayOptions, replay
+try:
+    from chikyu_daq.replay.engine import ReplayOptions, replay
+except ImportError:  # a baseline from before the package-by-concern layout
+    from chikyu_daq.replay import ReplayOptions, replay
 t0, c0 = time.perf_counter(), time.process_time()
 s = replay(Path(sys.argv[1]), ReplayOptions(out_dir=Path(sys.argv[2]), report=False))
 print(json.dumps({
