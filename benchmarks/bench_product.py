@@ -65,12 +65,13 @@ print(json.dumps({"wall_s": time.perf_counter() - t0, "cpu_s": time.process_time
                   "rows": rows}))
 """
 
-#: Results and events of two replays compared column by column, as bytes (NaNs included).
+#: Results and events of two replays compared column by column, as bytes (NaNs included);
+#: names and types must match, not the fields' nullable flags (how the file was written).
 SAME = """
 import json, sys
 import pyarrow.parquet as pq
 a, b = (pq.read_table(d + "/results.parquet") for d in sys.argv[1:3])
-cols = a.column_names == b.column_names and a.schema.equals(b.schema)
+cols = [(f.name, f.type) for f in a.schema] == [(f.name, f.type) for f in b.schema]
 diff = [c for c in a.column_names if not cols or
         a[c].to_numpy().tobytes() != b[c].to_numpy().tobytes()]
 ev = [open(d + "/events.jsonl", encoding="utf-8").read() for d in sys.argv[1:3]]

@@ -135,6 +135,16 @@ def split_channels(table: pa.Table) -> Blocks:
 
 _NO_MIN = np.iinfo(np.int64).min
 _NO_MAX = np.iinfo(np.int64).max
+#: Mean run length (rows of one channel in a row) below which `_Rows.split` sorts instead.
+_RUN_MIN = 64
+
+
+def _run_starts(code: NDArray[np.integer[Any]]) -> NDArray[np.intp] | None:
+    """Where each run of equal codes starts, or None if runs are short (then sort instead)."""
+    edges = np.flatnonzero(code[1:] != code[:-1]) + 1
+    if edges.size * _RUN_MIN > code.shape[0]:
+        return None
+    return np.concatenate([np.zeros(1, np.intp), edges])
 
 
 class _Rows(NamedTuple):
@@ -147,7 +157,37 @@ class _Rows(NamedTuple):
     q: NDArray[np.uint8]
 
     def split(self, names: list[str]) -> Blocks:
-        """Per channel name, rows in their order here (a stable sort by code)."""
+        """Per channel name, rows in their order here. The recorder writes each flush sorted
+        by channel, so rows come in long runs of one channel: those are sliced out (a copy
+        only where a channel has several runs); rows interleaved finer get a stable sort."""
+        if self.code.shape[0] == 0:
+            return {}
+        starts = _run_starts(self.code)
+        if starts is None:
+            return self._split_sorted(names)
+        return self.split_runs(names, starts, self.code[starts])
+
+    def split_runs(
+        self, names: list[str], starts: NDArray[np.intp], run_code: NDArray[np.integer[Any]]
+    ) -> Blocks:
+        """`split` given the runs: where each starts and its code."""
+        ends = np.append(starts[1:], self.t.shape[0])
+        out: Blocks = {}
+        for code, name in enumerate(names):
+            runs = np.flatnonzero(run_code == code)
+            sls = [slice(int(starts[r]), int(ends[r])) for r in runs]
+            if len(sls) == 1:
+                out[name] = SampleBlock(self.t[sls[0]], self.v[sls[0]], self.q[sls[0]])
+            elif sls:
+                out[name] = SampleBlock(
+                    np.concatenate([self.t[sl] for sl in sls]),
+                    np.concatenate([self.v[sl] for sl in sls]),
+                    np.concatenate([self.q[sl] for sl in sls]),
+                )
+        return out
+
+    def _split_sorted(self, names: list[str]) -> Blocks:
+        """`split` by a stable sort of the codes (radix for int16)."""
         order = np.argsort(self.code, kind="stable")
         counts = np.bincount(self.code, minlength=len(names) + 1)
         bounds = np.concatenate([[0], np.cumsum(counts)])
@@ -209,30 +249,37 @@ class _RowGroup:
     t_min: int
     t_max: int
 
-    def read(self, channels: dict[str, int], t0: int, t1: int) -> _Rows:
-        """Its rows; code `len(channels)` for a channel not in `channels` or a time outside
-        `[t0, t1)`, int16 codes (numpy's stable argsort is a radix sort for them)."""
+    def read(self, channels: list[str], t0: int, t1: int) -> Blocks:
+        """Its rows of `channels` with `t0 <= t_ns < t1`, per channel in file order. Runs of
+        one channel are found on the dictionary indices as stored (no per-row code built)."""
         table = pq.ParquetFile(self.file).read_row_group(
             self.index, columns=list(RAW_SCHEMA.names), use_threads=False
         )
+        index = {name: i for i, name in enumerate(channels)}
         skip = len(channels)
         parts = []
         for chunk in table["channel"].chunks:
             if not pa.types.is_dictionary(chunk.type):
                 chunk = pc.dictionary_encode(chunk)
             names = chunk.dictionary.to_pylist()
-            lut = np.array([channels.get(str(n), skip) for n in names] or [skip], np.int16)
-            parts.append(lut[chunk.indices.to_numpy(zero_copy_only=False)])
-        code = np.concatenate(parts) if len(parts) != 1 else parts[0]
-        t = np.asarray(table["t_ns"].to_numpy(), np.int64)
-        if self.t_min < t0 or self.t_max >= t1:
-            code[(t < t0) | (t >= t1)] = skip
-        return _Rows(
-            code,
-            t,
+            lut = np.array([index.get(str(n), skip) for n in names] or [skip], np.int16)
+            parts.append((lut, chunk.indices.to_numpy(zero_copy_only=False)))
+        rows = _Rows(
+            np.empty(0, np.int16),
+            np.asarray(table["t_ns"].to_numpy(), np.int64),
             np.asarray(table["value"].to_numpy(), np.float64),
             np.asarray(table["quality"].to_numpy(), np.uint8),
         )
+        inside = t0 <= self.t_min and self.t_max < t1
+        if inside and len(parts) == 1 and rows.t.shape[0]:
+            lut, idx = parts[0]
+            starts = _run_starts(idx)
+            if starts is not None:
+                return rows.split_runs(channels, starts, lut[idx[starts]])
+        code = np.concatenate([lut[idx] for lut, idx in parts]) if parts else rows.code
+        if not inside:
+            code[(rows.t < t0) | (rows.t >= t1)] = skip
+        return rows._replace(code=code).split(channels)
 
 
 def _row_groups(folder: Path) -> list[_RowGroup]:
@@ -315,7 +362,6 @@ class Run:
         file (arrival) order, so a backwards clock step's two sides never mix."""
         if len(channels) >= 2**15:
             raise ValueError(f"too many channels to replay at once: {len(channels)}")
-        index = {name: i for i, name in enumerate(channels)}
         groups = _row_groups(self.path / "raw")
         pending = sorted(
             (i for i, g in enumerate(groups) if g.t_max >= t0 and g.t_min < t1),
@@ -326,8 +372,7 @@ class Run:
         for lo in range(t0, t1, chunk_ns):
             hi = min(lo + chunk_ns, t1)
             while k < len(pending) and groups[pending[k]].t_min < hi:
-                rows = groups[pending[k]].read(index, t0, t1)
-                held[pending[k]] = _Waiting(rows.split(channels))
+                held[pending[k]] = _Waiting(groups[pending[k]].read(channels, t0, t1))
                 k += 1
             due: dict[str, list[SampleBlock]] = {}
             held_back: set[str] = set()
