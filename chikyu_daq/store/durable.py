@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Health", "fsync_dir", "reason_of"]
+__all__ = ["Counts", "Health", "fsync_dir", "reason_of"]
 
 
 def fsync_dir(path: Path) -> None:
@@ -36,6 +36,27 @@ def reason_of(exc: BaseException) -> str:
     if isinstance(code, int) and code in errno.errorcode:
         return errno.errorcode[code]
     return type(exc).__name__
+
+
+class Counts:
+    """What a storage sink counts (written, dropped, lost, ...), each from 0: declared once,
+    by name, and published under those names, so no counter is kept and left unpublished. A
+    name not declared is an error, never a new counter. The caller holds its own lock."""
+
+    def __init__(self, names: str) -> None:
+        self._n = dict.fromkeys(names.split(), 0)
+
+    def add(self, name: str, n: int = 1) -> None:
+        if name not in self._n:
+            raise KeyError(f"not a declared counter: {name}")
+        self._n[name] += n
+
+    def __getitem__(self, name: str) -> int:
+        return self._n[name]
+
+    def as_dict(self, prefix: str = "") -> dict[str, Any]:
+        """Every counter, its name prefixed."""
+        return {prefix + k: v for k, v in self._n.items()}
 
 
 class Health:

@@ -51,7 +51,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from chikyu_daq.store.durable import Health, fsync_dir
+from chikyu_daq.store.durable import Counts, Health, fsync_dir
 from chikyu_daq.store.events import Event, encode
 from chikyu_daq.store.reader import RAW_SCHEMA, segment_files
 from drivers.sample import SampleBlock
@@ -275,12 +275,10 @@ class Recorder:
         self._events_in_file = 0
         self._manifest_written = False
         self._segment_started = time.monotonic()
-        self.samples_written = 0
-        self.flush_errors = 0
-        self.dropped_samples = 0
-        self.dropped_rows = 0
-        self.dropped_events = 0
-        self.lost_events = 0
+        #: published in `stats()` as `recorder_<name>`
+        self.counts = Counts(
+            "samples flush_errors dropped_samples dropped_rows dropped_events lost_events"
+        )
         self._closed = False
         try:
             self._ensure_run()
@@ -322,7 +320,7 @@ class Recorder:
             self._write_manifest()
             self._manifest_written = True
         if self._events_fd >= 0 and os.fstat(self._events_fd).st_nlink == 0:
-            self.lost_events += self._events_in_file
+            self.counts.add("lost_events", self._events_in_file)
             self.health.note(
                 "deleted",
                 f"events.jsonl was deleted with {self._events_in_file} events; started again",
@@ -369,7 +367,7 @@ class Recorder:
             if self._closed:
                 raise RuntimeError("recorder is closed")
             if self._over_bound_locked(n * RAW_SAMPLE_BYTES):
-                self.dropped_samples += n
+                self.counts.add("dropped_samples", n)
                 self._overflow(f"{n} raw samples")
                 return
             for name, (t, v, q) in block.items():
@@ -404,7 +402,7 @@ class Recorder:
             if self._closed:
                 raise RuntimeError("recorder is closed")
             if self._over_bound_locked(nbytes):
-                self.dropped_rows += len(t)
+                self.counts.add("dropped_rows", len(t))
                 self._overflow(f"{len(t)} result rows")
                 return
             self._res_buf.append((t, cols))
@@ -421,7 +419,7 @@ class Recorder:
                 if self._closed:
                     raise RuntimeError("recorder is closed")
                 if self._over_bound_locked(len(line)):
-                    self.dropped_events += 1
+                    self.counts.add("dropped_events", 1)
                     self._overflow("an event")
                     return
                 self._events.append(line)
@@ -515,7 +513,7 @@ class Recorder:
             if raw:
                 table = self._raw_table(raw)
                 self._raw.write_part(table)
-                self.samples_written += table.num_rows
+                self.counts.add("samples", table.num_rows)
                 raw, raw_n = {}, 0
             if res:
                 self._results.write_part(self._results_table(res))
@@ -528,7 +526,7 @@ class Recorder:
                     self._close_events_fd()
                     raise
         except OSError as exc:
-            self.flush_errors += 1
+            self.counts.add("flush_errors", 1)
             self.health.fail(exc, "flush failed; data kept in memory and retried")
             with self._lock:  # back in front of what came meanwhile, order kept
                 for name, chunks in raw.items():
@@ -562,7 +560,7 @@ class Recorder:
             try:
                 self.flush()
             except Exception:  # a bug, not a disk fault; the thread must go on
-                self.flush_errors += 1
+                self.counts.add("flush_errors", 1)
                 log.exception("recorder flush failed")
 
     def close(self) -> None:
@@ -583,9 +581,9 @@ class Recorder:
             with self._lock:
                 self._closed = True
                 left = (self._raw_n, sum(len(r[0]) for r in self._res_buf), len(self._events))
-                self.dropped_samples += left[0]
-                self.dropped_rows += left[1]
-                self.dropped_events += left[2]
+                self.counts.add("dropped_samples", left[0])
+                self.counts.add("dropped_rows", left[1])
+                self.counts.add("dropped_events", left[2])
             if any(left):
                 log.error(
                     "recorder %s closed with %d samples, %d result rows and %d events unwritten",
@@ -616,15 +614,10 @@ class Recorder:
             pending = self._pending_bytes_locked()
             pending_samples = self._raw_n
         return {
-            "recorder_samples": self.samples_written,
-            "recorder_flush_errors": self.flush_errors,
+            **self.counts.as_dict("recorder_"),
             "recorder_files": files,
             "recorder_pending_samples": pending_samples,
             "recorder_pending_bytes": pending,
-            "recorder_dropped_samples": self.dropped_samples,
-            "recorder_dropped_rows": self.dropped_rows,
-            "recorder_dropped_events": self.dropped_events,
             "recorder_lost_rows": self._raw.lost_rows + self._results.lost_rows,
-            "recorder_lost_events": self.lost_events,
             **self.health.as_dict("recorder"),
         }

@@ -50,7 +50,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from chikyu_daq.sinks.influx.spool_audit import CURSOR, REJECTED, SEGMENTS, audit_spool, count_lines
-from chikyu_daq.store.durable import Health, fsync_dir
+from chikyu_daq.store.durable import Counts, Health, fsync_dir
 
 __all__ = ["Overflow", "Spool", "SpoolRange", "SpoolStats"]
 
@@ -133,12 +133,10 @@ class Spool:
         self._rej_dir = self.directory / REJECTED
         self._lock = threading.Lock()
         self.health = Health(f"spool {self.directory}:", log)
-        self.lines_appended = 0
-        self.dropped_lines = 0
-        self.rejected_lines = 0
-        self.torn_bytes = 0
-        self.lost_lines = 0
-        self.cursor_repairs = 0
+        #: published in `SpoolStats` under these names
+        self.counts = Counts(
+            "lines_appended dropped_lines rejected_lines torn_bytes lost_lines cursor_repairs"
+        )
         self._closed = False
         self._fd: int | None = None
         self._mem: deque[tuple[bytes, int]] = deque()  # blocks waiting for the disk
@@ -167,7 +165,7 @@ class Spool:
         cur = audit.cursor
         self._cursor_seg, self._cursor_off = cur.segment, cur.offset
         if cur.problem:
-            self.cursor_repairs += 1
+            self.counts.add("cursor_repairs", 1)
             self._cursor_dirty = True
             self.health.note(
                 "cursor",
@@ -176,7 +174,7 @@ class Spool:
                 logging.ERROR,
             )
         for seg, lost in audit.lost.items():
-            self.lost_lines += lost
+            self.counts.add("lost_lines", lost)
             self.health.note(
                 "deleted_segment",
                 f"segment {seg} was deleted or truncated at rest: {lost} unsent lines lost",
@@ -248,7 +246,7 @@ class Spool:
     def _vanished(self, seg: int, why: str) -> None:
         """A segment deleted under the spool: its unsent lines are lost (counted, logged)."""
         lost = self._unsent.get(seg, 0)
-        self.lost_lines += lost
+        self.counts.add("lost_lines", lost)
         self.health.note(
             "deleted_segment", f"segment {seg} {why}: {lost} unsent lines lost", logging.ERROR
         )
@@ -327,7 +325,7 @@ class Spool:
                     self._fail(exc, "append failed; lines kept in memory")
                 else:
                     if ok:
-                        self.lines_appended += n
+                        self.counts.add("lines_appended", n)
                         self._sync_if_due_locked()
                     return ok
             return self._keep_locked(lines, n)
@@ -337,17 +335,17 @@ class Spool:
         if len(lines) > self.max_pending_bytes or (
             self.overflow == "drop_newest" and self._mem_bytes + len(lines) > self.max_pending_bytes
         ):
-            self.dropped_lines += n
+            self.counts.add("dropped_lines", n)
             self.health.note("overflow", f"memory full while the disk fails: {n} lines dropped")
             return False
         while self._mem and self._mem_bytes + len(lines) > self.max_pending_bytes:
             old, k = self._mem.popleft()
             self._mem_bytes -= len(old)
-            self.dropped_lines += k
+            self.counts.add("dropped_lines", k)
             self.health.note("overflow", f"memory full while the disk fails: {k} lines dropped")
         self._mem.append((lines, n))
         self._mem_bytes += len(lines)
-        self.lines_appended += n
+        self.counts.add("lines_appended", n)
         return True
 
     def _write_locked(self, lines: bytes, n: int) -> bool:
@@ -358,7 +356,7 @@ class Spool:
         if self._fd is None:
             self._open_active()
         if not self._make_room(len(lines)):
-            self.dropped_lines += n
+            self.counts.add("dropped_lines", n)
             return False
         if self._sizes[self._active] >= self.segment_bytes:
             self._rotate()
@@ -436,7 +434,7 @@ class Spool:
                 return False
             if oldest >= self._cursor_seg:
                 lost = self._unsent.get(oldest, 0)
-                self.dropped_lines += lost
+                self.counts.add("dropped_lines", lost)
                 log.warning("spool over quota: dropped segment %d (%d unsent lines)", oldest, lost)
             total -= self._sizes[oldest]
             self._delete_segment(oldest)
@@ -523,7 +521,7 @@ class Spool:
                 if end < 0:
                     if seg == self._active and self._fd is not None:
                         return None
-                    self.torn_bytes += len(data)
+                    self.counts.add("torn_bytes", len(data))
                     log.warning(
                         "spool: skipped a torn line of %d bytes in segment %d", len(data), seg
                     )
@@ -546,7 +544,7 @@ class Spool:
             if actual < size:
                 left = count_lines(self._path(seg), off)[0] if off < actual else 0
                 lost = max(0, self._unsent.get(seg, 0) - left)
-                self.lost_lines += lost
+                self.counts.add("lost_lines", lost)
                 self.health.note(
                     "deleted_segment",
                     f"segment {seg} was truncated from {size} to {actual} bytes: "
@@ -609,7 +607,7 @@ class Spool:
                 self._fail(exc, "cannot keep a rejected batch; it stays in the spool")
             return None
         with self._lock:
-            self.rejected_lines += batch.lines
+            self.counts.add("rejected_lines", batch.lines)
         self.commit(batch)
         return base.with_suffix(".lp")
 
@@ -644,15 +642,10 @@ class Spool:
                 spool_bytes=sum(self._sizes.values()),
                 pending_bytes=self._pending_locked(),
                 segments=len(self._sizes),
-                lines_appended=self.lines_appended,
-                dropped_lines=self.dropped_lines,
-                rejected_lines=self.rejected_lines,
-                torn_bytes=self.torn_bytes,
                 lag_s=lag,
                 memory_bytes=self._mem_bytes,
-                lost_lines=self.lost_lines,
-                cursor_repairs=self.cursor_repairs,
                 health=self.health.as_dict("spool"),
+                **self.counts.as_dict(),
             )
 
     def close(self) -> None:
@@ -665,7 +658,7 @@ class Spool:
             self._retry_locked(force=True)
             if self._mem:
                 lost = sum(k for _, k in self._mem)
-                self.dropped_lines += lost
+                self.counts.add("dropped_lines", lost)
                 log.error("spool closed with %d lines the disk refused; dropped", lost)
                 self._mem.clear()
                 self._mem_bytes = 0
