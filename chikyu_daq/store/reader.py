@@ -249,12 +249,11 @@ class _RowGroup:
     t_min: int
     t_max: int
 
-    def read(self, channels: list[str], t0: int, t1: int) -> Blocks:
-        """Its rows of `channels` with `t0 <= t_ns < t1`, per channel in file order. Runs of
-        one channel are found on the dictionary indices as stored (no per-row code built)."""
-        table = pq.ParquetFile(self.file).read_row_group(
-            self.index, columns=list(RAW_SCHEMA.names), use_threads=False
-        )
+    def read(self, pf: pq.ParquetFile, channels: list[str], t0: int, t1: int) -> Blocks:
+        """Its rows (of `pf`, its file opened) of `channels` with `t0 <= t_ns < t1`, per
+        channel in file order. Runs of one channel are found on the dictionary indices as
+        stored (no per-row code built)."""
+        table = pf.read_row_group(self.index, columns=list(RAW_SCHEMA.names), use_threads=False)
         index = {name: i for i, name in enumerate(channels)}
         skip = len(channels)
         parts = []
@@ -368,11 +367,15 @@ class Run:
             key=lambda i: groups[i].t_min,
         )
         held: dict[int, _Waiting] = {}  # by file-order position
+        opened: dict[Path, pq.ParquetFile] = {}
         k = 0
         for lo in range(t0, t1, chunk_ns):
             hi = min(lo + chunk_ns, t1)
             while k < len(pending) and groups[pending[k]].t_min < hi:
-                held[pending[k]] = _Waiting(groups[pending[k]].read(channels, t0, t1))
+                g = groups[pending[k]]
+                if g.file not in opened:
+                    opened = {g.file: pq.ParquetFile(g.file)}  # row groups come file by file
+                held[pending[k]] = _Waiting(g.read(opened[g.file], channels, t0, t1))
                 k += 1
             due: dict[str, list[SampleBlock]] = {}
             held_back: set[str] = set()
