@@ -217,7 +217,8 @@ class Tally:
 
 class ReplayOutputs:
     """Where results go as they are computed: results.parquet (a row group per chunk),
-    events.jsonl (appended per chunk), the optional sinks, and the summary's tally."""
+    events.jsonl (alarm edges and clock re-bases, appended per chunk), the optional sinks,
+    and the summary's tally."""
 
     def __init__(self, plan: ReplayPlan, opts: ReplayOptions) -> None:
         self.writer = ResultsWriter(opts.out_dir / "results.parquet")
@@ -232,7 +233,8 @@ class ReplayOutputs:
             return
         self.writer.write(p)
         new = [AlarmEdge.of(e) for e in p.events]
-        self._events.writelines(json.dumps(encode(ev)) + "\n" for ev in new)
+        # as the live daemon records them: the alarm edges, then the clock re-bases
+        self._events.writelines(json.dumps(encode(ev)) + "\n" for ev in [*new, *p.notes])
         self.tally.events.extend(new)
         self.tally.add(p)
         if self._sinks is not None:
