@@ -33,7 +33,7 @@ from chikyu_daq.alarms.policy import replay_kpis
 from chikyu_daq.config.model import Config, ConfigError, parse_config
 from chikyu_daq.live.processor import Processed, Processor
 from chikyu_daq.sinks.fanout import Outputs
-from chikyu_daq.store.events import AlarmEdge, AssayEvent, ClockStep, encode
+from chikyu_daq.store.events import AlarmEdge, AssayEvent, ClockStep, Event, encode
 from chikyu_daq.store.reader import Run, open_run
 from chikyu_daq.store.reader import split_channels as split_channels  # the importer's
 from drivers.sample import Blocks
@@ -234,7 +234,8 @@ class ReplayOutputs:
         self.writer.write(p)
         new = [AlarmEdge.of(e) for e in p.events]
         # as the live daemon records them: the alarm edges, then the clock re-bases
-        self._events.writelines(json.dumps(encode(ev)) + "\n" for ev in [*new, *p.notes])
+        records: list[Event] = [*new, *p.notes]
+        self._events.writelines(json.dumps(encode(ev)) + "\n" for ev in records)
         self.tally.events.extend(new)
         self.tally.add(p)
         if self._sinks is not None:
