@@ -2,8 +2,9 @@
 
 Both read the directory only (`chikyu_daq.sinks.influx.spool_audit`), so they are safe on the spool
 of a running daemon. `check` exits 0 when healthy and 1 when it found problems (cursor that does not
-match the files, missing or truncated segments, torn lines, rejected batches); 2 when DIR is not
-a spool.
+match the files, missing or truncated segments, torn lines, batches the server refused); 2 when
+DIR is not a spool. A refused batch is kept whole in `rejected/`, though InfluxDB 1.x may have
+written some of its lines (a "partial write"): its lines are the ones to look at, not all lost.
 """
 
 from __future__ import annotations
@@ -65,14 +66,17 @@ def _print_summary(s: dict[str, Any]) -> None:
     print(f"segments    {s['segments']} ({s['spool_bytes']} bytes)")
     print(f"torn        {s['torn_bytes']} bytes")
     print(f"lost        {s['lost_lines']} lines (segments deleted or truncated)")
-    print(f"rejected    {s['rejected_batches']} batches, {s['rejected_lines']} lines")
+    print(
+        f"refused     {s['rejected_batches']} batches, {s['rejected_lines']} lines, kept in"
+        " rejected/ (refused in whole or in part: some lines may be in the database)"
+    )
     for p in s["problems"]:
         print(f"problem: {p}")
     print("healthy" if s["healthy"] else f"{len(s['problems'])} problem(s) found")
 
 
 def spool_check(directory: DirArgument, as_json: JsonOption = False) -> None:
-    """Check a spool: pending lines, lag, torn bytes, rejected batches, cursor validity.
+    """Check a spool: pending lines, lag, torn bytes, batches the server refused, cursor.
 
     Exit 0 healthy, 1 problems found, 2 not a spool."""
     s = _summary(_audit_or_exit(directory))

@@ -231,5 +231,8 @@ def audit_spool(directory: str | Path) -> SpoolAudit:
             except FileNotFoundError:
                 continue
     if rej_batches:
-        problems.append(f"{rej_batches} rejected batches ({rej_lines} lines) in {rej}")
+        problems.append(
+            f"{rej_batches} batches ({rej_lines} lines) the server refused in whole or in part,"
+            f" kept in {rej}"
+        )
     return SpoolAudit(d, segments, cur, text, lost, rej_batches, rej_lines, problems)

@@ -135,7 +135,7 @@ def test_spool_check_and_show_through_the_cli(
     table = [[c for c in r if c not in "│|"] for r in rows]
     assert [int(r[0]) for r in table] == [int(p.stem) for p in segs]
     assert [int(r[1]) for r in table] == [p.stat().st_size for p in segs]
-    assert "INVALID" in show.stdout and "rejected    1 batches" in show.stdout
+    assert "INVALID" in show.stdout and "refused     1 batches, 3 lines" in show.stdout
 
 
 def test_spool_check_on_a_directory_that_is_no_spool(tmp_path: Path) -> None:
