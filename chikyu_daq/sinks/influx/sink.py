@@ -34,6 +34,7 @@ import logging
 import random
 import ssl
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -119,6 +120,16 @@ class LineWriter(Protocol):
     async def aclose(self) -> None: ...
 
 
+@dataclass(frozen=True)
+class Server:
+    """Where a writer posts, either dialect: base URL, the CA bundle that signs its https
+    certificate (None: the system's) and the time one request may take."""
+
+    url: str
+    ca_file: str | None = None
+    timeout_s: float = 10.0
+
+
 def _ssl_context(url: str, ca_file: str | None) -> ssl.SSLContext | None:
     if not url.startswith("https"):
         return None
@@ -130,26 +141,25 @@ class V1Writer:
 
     def __init__(
         self,
-        url: str,
+        server: Server | str,
         db: str,
         *,
         rp: str = "",
         username: str = "",
         password: str = "",
-        ca_file: str | None = None,
-        timeout_s: float = 10.0,
         gzip_level: int = 1,
     ) -> None:
         if not db:
             raise ValueError("V1Writer needs a database name")
-        self.url = url.rstrip("/")
+        srv = Server(server) if isinstance(server, str) else server
+        self.url = srv.url.rstrip("/")
         self.params = {"db": db, "precision": "ns"}
         if rp:
             self.params["rp"] = rp
         self._username = username
         self._password = password
-        self._ssl = _ssl_context(url, ca_file)
-        self._timeout_s = timeout_s
+        self._ssl = _ssl_context(srv.url, srv.ca_file)
+        self._timeout_s = srv.timeout_s
         self._gzip_level = gzip_level
         self._session: Any = None
 
@@ -208,24 +218,15 @@ def _reason(text: str, fallback: str | None) -> str:
 class V2Writer:
     """`/api/v2/write` through influxdb-client's async API (created lazily inside the loop)."""
 
-    def __init__(
-        self,
-        url: str,
-        bucket: str,
-        *,
-        org: str = "",
-        token: str = "",
-        ca_file: str | None = None,
-        timeout_s: float = 10.0,
-    ) -> None:
+    def __init__(self, server: Server, bucket: str, *, org: str = "", token: str = "") -> None:
         if not bucket:
             raise ValueError("V2Writer needs a bucket")
-        self.url = url
+        self.url = server.url
         self.bucket = bucket
         self.org = org
         self._token = token
-        self._ca_file = ca_file
-        self._timeout_ms = int(timeout_s * 1000)
+        self._ca_file = server.ca_file
+        self._timeout_ms = int(server.timeout_s * 1000)
         self._client: Any = None
         self._write_api: Any = None
 
@@ -273,22 +274,13 @@ class V2Writer:
 def writer_from_config(cfg: Influx) -> LineWriter:
     """The dialect writer for `cfg`, secrets resolved now (never logged)."""
     password = resolve_secret(cfg.password_env, cfg.password_file) or ""
+    server = Server(cfg.url, cfg.ca_file, cfg.timeout_s)
     if cfg.dialect == "v1":
-        return V1Writer(
-            cfg.url,
-            cfg.db,
-            rp=cfg.rp,
-            username=cfg.username,
-            password=password,
-            ca_file=cfg.ca_file,
-            timeout_s=cfg.timeout_s,
-        )
+        return V1Writer(server, cfg.db, rp=cfg.rp, username=cfg.username, password=password)
     token = resolve_secret(cfg.token_env, cfg.token_file) or ""
     if not token and cfg.username:
         token = f"{cfg.username}:{password}"  # InfluxDB 1.8+ compatibility API
-    return V2Writer(
-        cfg.url, cfg.bucket, org=cfg.org, token=token, ca_file=cfg.ca_file, timeout_s=cfg.timeout_s
-    )
+    return V2Writer(server, cfg.bucket, org=cfg.org, token=token)
 
 
 class Uploader:

@@ -21,7 +21,13 @@ from aiohttp import web
 from chikyu_daq.config.model import Influx, Mqtt
 from chikyu_daq.sinks.assay import Assay
 from chikyu_daq.sinks.influx.lineproto import encode_block
-from chikyu_daq.sinks.influx.sink import InfluxSink, RetryableError, V2Writer, writer_from_config
+from chikyu_daq.sinks.influx.sink import (
+    InfluxSink,
+    RetryableError,
+    Server,
+    V2Writer,
+    writer_from_config,
+)
 from chikyu_daq.sinks.mqtt import MqttPublisher
 from tests.chikyu_daq.sinks.tls_pki import Pki, TlsInfluxd, TlsMosquitto, make_pki
 from tests.servers import serving, until
@@ -292,7 +298,7 @@ def test_v2_writer_https_token_and_ca_file(pki: Pki, other_pki: Pki, tmp_path: P
             assert isinstance(good, V2Writer)
             await good.write(b"m v=1 1\n")
             await good.aclose()
-            bad = V2Writer(url, "b", org="o", token=TOKEN, ca_file=str(other_pki.ca_cert))
+            bad = V2Writer(Server(url, str(other_pki.ca_cert)), "b", org="o", token=TOKEN)
             with pytest.raises(RetryableError, match="CERTIFICATE_VERIFY_FAILED"):
                 await bad.write(b"m v=2 2\n")
             await bad.aclose()

@@ -18,7 +18,7 @@ from aiohttp import ClientSession, web
 
 from chikyu_daq.config.model import Influx
 from chikyu_daq.sinks.influx.lineproto import encode_block
-from chikyu_daq.sinks.influx.sink import InfluxSink, Uploader, V1Writer, V2Writer
+from chikyu_daq.sinks.influx.sink import InfluxSink, Server, Uploader, V1Writer, V2Writer
 from chikyu_daq.sinks.influx.spool import Spool
 from tests.servers import Influxd, Victoria, until, wait_until
 
@@ -311,7 +311,7 @@ def test_v2_writer_translates_connection_refused(tmp_path: Path) -> None:
     from tests.servers import free_port
 
     async def main() -> None:
-        w = V2Writer(f"http://127.0.0.1:{free_port()}", "b", timeout_s=2)
+        w = V2Writer(Server(f"http://127.0.0.1:{free_port()}", timeout_s=2), "b")
         with pytest.raises(RetryableError):
             await w.write(encode_block("m", {}, np.array([1]), {"v": np.array([1.0])}))
         await w.aclose()
