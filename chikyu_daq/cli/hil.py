@@ -105,6 +105,9 @@ def hil_run(
         influx=bool(influx),
         mqtt=bool(mqtt),
     )
+    # Warm before the session, unlike `run` and `demo`: the score judges the live outputs second
+    # by second (the fault campaign: every second on MQTT), and a background warm-up would
+    # release the first seconds in one burst, coalesced to the newest value on MQTT.
     warm_up(session.cfg)
     score = asyncio.run(session.run())
     elapsed = time.monotonic() - t0
