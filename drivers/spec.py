@@ -195,19 +195,26 @@ class _ModbusLink(_Reconnecting):
     retries: RETRIES = 0
 
 
-class ModbusTcpBus(_ModbusLink):
-    transport: Literal["modbus_tcp"]
+class _ModbusOverTcp(_ModbusLink):
+    """A Modbus master that reaches its units through one TCP socket."""
+
     host: HOST
+    port: PORT
+
+
+class ModbusTcpBus(_ModbusOverTcp):
+    """Modbus TCP (MBAP framing): a network's patience, one retry."""
+
+    transport: Literal["modbus_tcp"]
     port: PORT = 502
     timeout_s: TIMEOUT_S = 1.0
     retries: RETRIES = 1
 
 
-class ModbusRtuTcpBus(_ModbusLink):
+class ModbusRtuTcpBus(_ModbusOverTcp):
     """Modbus RTU framing through a serial device server's raw TCP socket."""
 
     transport: Literal["modbus_rtu_tcp"]
-    host: HOST
     port: PORT = 4001
 
 

@@ -8,10 +8,24 @@ import sys
 import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import numpy as np
 import typer
+
+if TYPE_CHECKING:
+    from hil.scenario import Scenario
+
+
+def scenario_or_exit(name: str) -> Scenario:
+    """The named scenario (or TOML path); a bad one prints why and exits 2, no traceback."""
+    from hil.scenario import ScenarioError, load_scenario
+
+    try:
+        return load_scenario(name)
+    except (ScenarioError, FileNotFoundError, KeyError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 def write_junit(path: Path, score: Any, elapsed_s: float) -> None:
@@ -67,14 +81,9 @@ def hil_run(
     from chikyu_daq.live.logs import setup_logging
     from chikyu_daq.live.processor import warm_up
     from chikyu_daq.rig.session import REFERENCE, HilSession, with_outputs
-    from hil.scenario import ScenarioError, load_scenario
 
     setup_logging("WARNING")
-    try:
-        sc = load_scenario(scenario)
-    except (ScenarioError, FileNotFoundError, KeyError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        raise SystemExit(2) from None
+    sc = scenario_or_exit(scenario)
     try:
         base = with_outputs(
             load_config(REFERENCE),
@@ -96,6 +105,9 @@ def hil_run(
         influx=bool(influx),
         mqtt=bool(mqtt),
     )
+    # Warm before the session, unlike `run` and `demo`: the score judges the live outputs second
+    # by second (the fault campaign: every second on MQTT), and a background warm-up would
+    # release the first seconds in one burst, coalesced to the newest value on MQTT.
     warm_up(session.cfg)
     score = asyncio.run(session.run())
     elapsed = time.monotonic() - t0
@@ -136,13 +148,8 @@ def hil_synth(
     from chikyu_daq.store.events import AssayEvent
     from chikyu_daq.store.writer import Recorder
     from hil.plant import synth_blocks
-    from hil.scenario import ScenarioError, load_scenario
 
-    try:
-        sc = load_scenario(scenario)
-    except (ScenarioError, FileNotFoundError, KeyError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        raise SystemExit(2) from None
+    sc = scenario_or_exit(scenario)
     if not ci_riser:
         sc = sc.at_full_scale()
     cfg = scenario_config(sc)

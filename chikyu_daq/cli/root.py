@@ -74,12 +74,17 @@ def demo(
     ] = False,
 ) -> None:
     """Emulated hardware, the real pipeline, a live dashboard; summary against plant truth."""
-    from chikyu_daq.rig.demo import demo_main
+    from chikyu_daq.cli.hil import scenario_or_exit
+    from chikyu_daq.rig.demo import demo_main, demo_scenario
+    from chikyu_daq.rig.session import HilSession
 
     base = load_or_exit(config) if config else None
-    raise SystemExit(
-        demo_main(scenario, duration, data_dir, influx, mqtt, base, full_scale=not ci_riser)
+    full_scale = not ci_riser
+    sc = demo_scenario(scenario_or_exit(scenario), full_scale=full_scale)
+    session = HilSession(
+        sc, data_dir=data_dir, duration_s=duration, cfg=base, influx=influx, mqtt=mqtt
     )
+    raise SystemExit(demo_main(session, full_scale=full_scale))
 
 
 def _register() -> None:

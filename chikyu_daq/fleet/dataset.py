@@ -13,7 +13,7 @@ import math
 import shutil
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import quote
 
 import numpy as np
@@ -65,68 +65,73 @@ def write_partitions(results_file: Path, root: Path, vessel: str, run_id: str) -
     return rows
 
 
-#: Fleet summary columns, in order, with their Arrow types (one row per run or sweep case).
-SUMMARY_FIELDS: dict[str, pa.DataType] = {
-    "vessel": pa.string(),
-    "run_id": pa.string(),
-    "case": pa.string(),
-    "status": pa.string(),
-    "error": pa.string(),
-    "duration_s": pa.float64(),
-    "grid_points": pa.int64(),
-    "cum_rey_kg": pa.float64(),
-    "u95_cum_rey_kg": pa.float64(),
-    "u95_pct": pa.float64(),
-    "cum_reo_kg": pa.float64(),
-    "gap_s": pa.float64(),
-    "alarms_raised": pa.int64(),
-    "alarms": pa.string(),
-    "late_samples": pa.int64(),
-    "rey_error_pct": pa.float64(),
-    "truth_in_95": pa.bool_(),
-    "wall_s": pa.float64(),
-    "speed_x_realtime": pa.float64(),
-    "worker": pa.string(),
-    "run_dir": pa.string(),
+class Column(NamedTuple):
+    """One fleet-summary column: its Arrow type and how the readable table shows it."""
+
+    type: pa.DataType
+    #: Header in the readable table; "" leaves the column out of it.
+    header: str = ""
+    fmt: str = "{}"
+    #: The readable table shows value / per (seconds as hours).
+    per: float | None = None
+
+
+STR, F64, I64 = pa.string(), pa.float64(), pa.int64()
+#: Fleet summary columns, in order (one row per run or sweep case).
+SUMMARY: dict[str, Column] = {
+    "vessel": Column(STR, "vessel"),
+    "run_id": Column(STR, "run"),
+    "case": Column(STR, "case"),
+    "status": Column(STR, "status"),
+    "error": Column(STR),
+    "duration_s": Column(F64, "hours", "{:.2f}", 3600.0),
+    "grid_points": Column(I64),
+    "cum_rey_kg": Column(F64, "REY kg", "{:.3f}"),
+    "u95_cum_rey_kg": Column(F64, "U95 kg", "{:.3f}"),
+    "u95_pct": Column(F64, "U95 %", "{:.1f}"),
+    "cum_reo_kg": Column(F64),
+    "gap_s": Column(F64, "gap s", "{:.1f}"),
+    "alarms_raised": Column(I64, "alarms"),
+    "alarms": Column(STR),
+    "late_samples": Column(I64),
+    "rey_error_pct": Column(F64, "err vs truth %", "{:+.2f}"),
+    "truth_in_95": Column(pa.bool_()),
+    "wall_s": Column(F64),
+    "speed_x_realtime": Column(F64, "x realtime", "{:.0f}"),
+    "worker": Column(STR),
+    "run_dir": Column(STR),
 }
 
 
 def summary_row(
     vessel: str, run_id: str, run_dir: str, summary: Mapping[str, Any], case: str = ""
 ) -> dict[str, Any]:
-    """One fleet-summary row from a replay's summary dict."""
+    """One fleet-summary row from a replay's summary dict (its keys are the columns' names)."""
     rey = float(summary.get("cum_rey_kg", math.nan))
     u95 = float(summary.get("u95_cum_rey_kg", math.nan))
     alarms = dict(summary.get("alarms_raised") or {})
-    return {
-        "vessel": vessel,
-        "run_id": run_id,
-        "case": case,
-        "status": "ok",
-        "error": "",
-        "duration_s": summary.get("duration_s"),
-        "grid_points": summary.get("grid_points"),
-        "cum_rey_kg": rey,
-        "u95_cum_rey_kg": u95,
-        "u95_pct": 100.0 * u95 / rey if rey else math.nan,
-        "cum_reo_kg": summary.get("cum_reo_kg"),
-        "gap_s": summary.get("gap_s"),
-        "alarms_raised": sum(alarms.values()),
-        "alarms": json.dumps(alarms, sort_keys=True),
-        "late_samples": summary.get("late_samples"),
-        "rey_error_pct": summary.get("rey_error_pct"),
-        "truth_in_95": summary.get("truth_in_95"),
-        "wall_s": summary.get("wall_s"),
-        "speed_x_realtime": summary.get("speed_x_realtime"),
-        "worker": "",
-        "run_dir": run_dir,
-    }
+    row = {k: summary.get(k) for k in SUMMARY}
+    row.update(
+        vessel=vessel,
+        run_id=run_id,
+        case=case,
+        status="ok",
+        error="",
+        cum_rey_kg=rey,
+        u95_cum_rey_kg=u95,
+        u95_pct=100.0 * u95 / rey if rey else math.nan,
+        alarms_raised=sum(alarms.values()),
+        alarms=json.dumps(alarms, sort_keys=True),
+        worker="",
+        run_dir=run_dir,
+    )
+    return row
 
 
 def failed_row(
     vessel: str, run_id: str, run_dir: str, error: str, case: str = ""
 ) -> dict[str, Any]:
-    row: dict[str, Any] = dict.fromkeys(SUMMARY_FIELDS)
+    row: dict[str, Any] = dict.fromkeys(SUMMARY)
     row.update(vessel=vessel, run_id=run_id, run_dir=run_dir, case=case, status="failed")
     row["error"] = error
     return row
@@ -134,40 +139,27 @@ def failed_row(
 
 def summary_table(rows: Iterable[Mapping[str, Any]]) -> pa.Table:
     rows = list(rows)
-    return pa.table({k: pa.array([r.get(k) for r in rows], t) for k, t in SUMMARY_FIELDS.items()})
-
-
-#: Columns of the readable table: (header, key, format).
-READABLE = (
-    ("vessel", "vessel", "{}"),
-    ("run", "run_id", "{}"),
-    ("case", "case", "{}"),
-    ("status", "status", "{}"),
-    ("hours", "duration_s", "{:.2f}"),
-    ("REY kg", "cum_rey_kg", "{:.3f}"),
-    ("U95 kg", "u95_cum_rey_kg", "{:.3f}"),
-    ("U95 %", "u95_pct", "{:.1f}"),
-    ("gap s", "gap_s", "{:.1f}"),
-    ("alarms", "alarms_raised", "{}"),
-    ("err vs truth %", "rey_error_pct", "{:+.2f}"),
-    ("x realtime", "speed_x_realtime", "{:.0f}"),
-)
+    return pa.table({k: pa.array([r.get(k) for r in rows], c.type) for k, c in SUMMARY.items()})
 
 
 def readable(rows: Sequence[Mapping[str, Any]]) -> str:
     """A fixed-width text table of the summary rows (failed runs show their error)."""
-    cols = [c for c in READABLE if c[1] != "case" or any(r.get("case") for r in rows)]
+    cols = [
+        (key, c)
+        for key, c in SUMMARY.items()
+        if c.header and (key != "case" or any(r.get("case") for r in rows))
+    ]
     body = []
     for r in rows:
         cells = []
-        for _, key, fmt in cols:
+        for key, c in cols:
             v = r.get(key)
-            if key == "duration_s" and v is not None:
-                v = v / 3600.0
-            ok = v is not None and not (isinstance(v, float) and math.isnan(v))
-            cells.append(fmt.format(v) if ok else "-")
+            if v is None or (isinstance(v, float) and math.isnan(v)):
+                cells.append("-")
+            else:
+                cells.append(c.fmt.format(v / c.per if c.per else v))
         body.append(cells)
-    head = [h for h, _, _ in cols]
+    head = [c.header for _, c in cols]
     width = [
         max(len(h), *(len(c[i]) for c in body)) if body else len(h) for i, h in enumerate(head)
     ]

@@ -457,22 +457,26 @@ def rfc3339_ns(t_ns: int) -> str:
     return str(np.datetime64(t_ns, "ns")) + "Z"
 
 
+#: The columns the importer reads; the query keeps only these (no tags, `_start`, `_stop`).
+FLUX_COLUMNS = ("_measurement", "_field", "_time", "_value")
+
+
 def flux_query_text(
     bucket: str, measurement: str, vessel: str, t0: int, t1: int, run: str | None
 ) -> str:
     """One measurement of one vessel (and run) in `[t0, t1)`, as stored (a table per field and
-    series): a value and its `_q` quality are paired here, not by a server-side pivot."""
+    series): a value and its `_q` quality are paired here, not by a server-side pivot. Only
+    `FLUX_COLUMNS` come back: tags and the range bounds would repeat on every row."""
     cond = f"r._measurement == {_flux_str(measurement)} and r.vessel == {_flux_str(vessel)}"
     if run:
         cond += f" and r.run == {_flux_str(run)}"
+    keep = ", ".join(_flux_str(c) for c in FLUX_COLUMNS)
     return (
         f"from(bucket: {_flux_str(bucket)})\n"
         f"  |> range(start: {rfc3339_ns(t0)}, stop: {rfc3339_ns(t1)})\n"
-        f"  |> filter(fn: (r) => {cond})"
+        f"  |> filter(fn: (r) => {cond})\n"
+        f"  |> keep(columns: [{keep}])"
     )
-
-
-FLUX_COLUMNS = ("_measurement", "_field", "_time", "_value")
 
 
 def flux_csv_tables(lines: Iterable[bytes]) -> Iterator[pa.Table]:

@@ -6,8 +6,9 @@
 
 Nothing is copied into prometheus-client metric objects ahead of time: a custom collector asks
 the event loop for a fresh `stats()` on each scrape (the stats dicts belong to the loop thread,
-so the HTTP thread never walks them itself). Which stats key becomes which metric is the tables
-below; a key the stats do not have (a sink that is off) is simply not exported.
+so the HTTP thread never walks them itself). Which stats key becomes which metric is data,
+`metrics.toml` beside this module; a key the stats do not have (a sink that is off) is simply
+not exported.
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ import asyncio
 import concurrent.futures
 import logging
 import math
+import tomllib
 from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -29,72 +32,29 @@ log = logging.getLogger(__name__)
 NS = "chikyu"
 SCRAPE_TIMEOUT_S = 2.0
 
-#: (stats key, metric name suffix, "counter" or "gauge", help text)
+#: (stats key, metric name without the `chikyu_` prefix, "counter" or "gauge", help text)
 Row = tuple[str, str, str, str]
+KINDS = ("counter", "gauge")
 
-#: (stats key, metric name, kind, help): one metric per device, label `device`.
-DEVICE_METRICS: tuple[Row, ...] = (
-    ("polls_ok", "device_polls_ok", "counter", "Successful polls"),
-    ("polls_failed", "device_polls_failed", "counter", "Failed polls (timeout, exception, bad)"),
-    ("timeouts", "device_timeouts", "counter", "Polls that timed out"),
-    ("missed_deadlines", "device_missed_deadlines", "counter", "Polls started late"),
-    ("bad_frames", "device_bad_frames", "counter", "Garbled frames dropped"),
-    ("latency_mean_ms", "device_latency_mean_ms", "gauge", "Mean poll latency (ms)"),
-    ("latency_last_ms", "device_latency_last_ms", "gauge", "Last poll latency (ms)"),
-    ("latency_max_ms", "device_latency_max_ms", "gauge", "Largest poll latency (ms)"),
-)
-#: Per bus, label `bus`.
-BUS_METRICS: tuple[Row, ...] = (
-    ("connected", "bus_connected", "gauge", "1 while the bus link is up"),
-    ("connects", "bus_connects", "counter", "Link (re)connections"),
-    ("link_errors", "bus_link_errors", "counter", "Link errors"),
-)
-#: Pipeline-level keys of `stats()`.
-PIPELINE_METRICS: tuple[Row, ...] = (
-    ("hub_depth", "hub_depth", "gauge", "Batches waiting in the hub queue"),
-    ("backpressure_waits", "backpressure_waits", "counter", "Driver waits on a full hub"),
-    ("late_samples", "late_samples", "counter", "Samples that arrived after their grid point"),
-    ("grid_points", "grid_points", "counter", "Grid points computed"),
-    ("clock_rebases", "clock_rebases", "counter", "Backwards clock steps the processor re-based"),
-    ("processing_lag_s", "processing_lag_seconds", "gauge", "Wall clock minus newest result"),
-    ("worker_busy_s", "worker_busy_seconds", "counter", "Time the worker thread was busy"),
-)
-#: Keys of `stats()["outputs"]` (flattened: influx, mqtt and recorder stats).
-OUTPUT_METRICS: tuple[Row, ...] = (
-    ("spool_bytes", "spool_bytes", "gauge", "InfluxDB spool size on disk"),
-    ("spool_pending_bytes", "spool_pending_bytes", "gauge", "Spooled bytes not yet uploaded"),
-    ("spool_lag_s", "spool_lag_seconds", "gauge", "Age of the oldest line not yet uploaded"),
-    ("lines_sent", "influx_lines_sent", "counter", "Lines InfluxDB accepted"),
-    ("lines_dropped", "spool_lines_dropped", "counter", "Lines dropped by the spool quota"),
-    ("lines_rejected", "influx_lines_rejected", "counter", "Lines InfluxDB rejected"),
-    ("influx_connected", "influx_connected", "gauge", "1 while InfluxDB answers"),
-    ("mqtt_connected", "mqtt_connected", "gauge", "1 while the MQTT broker is connected"),
-    ("mqtt_events_pending", "mqtt_events_pending", "gauge", "Alarm events waiting for the broker"),
-    ("mqtt_published", "mqtt_published", "counter", "MQTT messages published"),
-    ("recorder_samples", "recorder_samples", "counter", "Raw samples recorded"),
-    ("recorder_flush_errors", "recorder_flush_errors", "counter", "Recorder flush errors"),
-)
-#: Keys of `stats()["alarms"]` (EEMUA 191 KPIs from `chikyu_daq.alarms.kpi`).
-ALARM_KPI_METRICS: tuple[Row, ...] = (
-    ("alarms_per_10min", "alarms_per_10min", "gauge", "Mean annunciated alarms per 10 min"),
-    ("peak_per_10min", "alarms_peak_per_10min", "gauge", "Most alarms in one 10-min period"),
-    ("current_10min", "alarms_current_10min", "gauge", "Alarms in the current 10-min period"),
-    ("flood_periods", "alarm_flood_periods", "gauge", "10-min periods with >= 10 alarms"),
-    ("annunciated", "alarms_annunciated", "counter", "Annunciated alarms"),
-    ("n_active", "alarms_active", "gauge", "Alarms active now"),
-    ("n_unacked", "alarms_unacked", "gauge", "Alarms waiting for acknowledgement"),
-    ("n_shelved", "alarms_shelved", "gauge", "Alarms shelved now"),
-    ("n_stale", "alarms_stale", "gauge", "Alarms active for more than 24 h"),
-    ("n_chattering", "alarms_chattering", "gauge", "Alarms with >= 3 raises in 1 min"),
-)
 
-#: Keys of `stats()["clock"]` (`chikyu_daq.interfaces.clock`).
-CLOCK_METRICS: tuple[Row, ...] = (
-    ("synced", "clock_synced", "gauge", "1 while the host clock is disciplined (NTP/chrony)"),
-    ("offset_s", "clock_offset_seconds", "gauge", "Estimated offset from the time source"),
-    ("maxerror_s", "clock_maxerror_seconds", "gauge", "Kernel's maximum error bound"),
-    ("steps", "clock_steps", "counter", "Wall-clock steps seen by the daemon"),
-)
+def load_metrics(path: Path) -> dict[str, tuple[Row, ...]]:
+    """The metric table (`metrics.toml`), one tuple of rows per section of `stats()`."""
+    with path.open("rb") as f:
+        doc = tomllib.load(f)
+    tables: dict[str, tuple[Row, ...]] = {}
+    for section, entries in doc.items():
+        rows = []
+        for key, entry in entries.items():
+            if not (isinstance(entry, list) and len(entry) == 3 and entry[1] in KINDS):
+                raise ValueError(f"{path.name}: [{section}] {key}: want [name, kind, help]")
+            rows.append((key, str(entry[0]), str(entry[1]), str(entry[2])))
+        tables[section] = tuple(rows)
+    return tables
+
+
+METRICS = load_metrics(Path(__file__).with_name("metrics.toml"))
+#: Sections of `stats()` holding one dict per item, and the label that names the item.
+PER_ITEM = {"devices": "device", "buses": "bus"}
 
 
 def _family(
@@ -124,12 +84,9 @@ def _flat(d: Mapping[str, Any]) -> dict[str, Any]:
 
 def families(stats: Mapping[str, Any], vessel: str) -> Iterator[Metric]:
     """Metric families for one `stats()` snapshot (label `vessel` on every sample)."""
-    for table, key, label in (
-        (DEVICE_METRICS, "devices", "device"),
-        (BUS_METRICS, "buses", "bus"),
-    ):
-        per = stats.get(key) or {}
-        for skey, name, kind, doc in table:
+    for section, label in PER_ITEM.items():
+        per = stats.get(section) or {}
+        for skey, name, kind, doc in METRICS[section]:
             fam = _family(name, kind, doc, ["vessel", label])
             for item, st in sorted(per.items()):
                 v = _number(st.get(skey))
@@ -143,14 +100,15 @@ def families(stats: Mapping[str, Any], vessel: str) -> Iterator[Metric]:
         for dev, st in sorted(stats["devices"].items()):
             up.add_metric([vessel, dev], float(st.get("state") == "ok"))
         yield up
-    for table, section in (
-        (PIPELINE_METRICS, stats),
-        (OUTPUT_METRICS, _flat(stats.get("outputs") or {})),
-        (ALARM_KPI_METRICS, stats.get("alarms") or {}),
-        (CLOCK_METRICS, stats.get("clock") or {}),
-    ):
-        for skey, name, kind, doc in table:
-            v = _number(section.get(skey))
+    singles = {
+        "pipeline": stats,
+        "outputs": _flat(stats.get("outputs") or {}),
+        "alarms": stats.get("alarms") or {},
+        "clock": stats.get("clock") or {},
+    }
+    for section, values in singles.items():
+        for skey, name, kind, doc in METRICS[section]:
+            v = _number(values.get(skey))
             if v is not None:
                 fam = _family(name, kind, doc, ["vessel"])
                 fam.add_metric([vessel], v)

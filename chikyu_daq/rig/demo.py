@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,6 @@ from rich.live import Live
 from rich.panel import Panel
 from rich.table import Table
 
-from chikyu_daq.config.model import Config
 from chikyu_daq.live.pipeline import KernelWarmup, LiveView
 from chikyu_daq.rig.demo_alarms import AckKey, alarm_panel
 from chikyu_daq.rig.session import HilSession, Score
@@ -181,33 +179,15 @@ class _Null:
         return None
 
 
-def demo_main(
-    scenario: str,
-    duration_s: float,
-    data_dir: Path,
-    influx: bool,
-    mqtt: bool,
-    base: Config | None = None,
-    *,
-    full_scale: bool = True,
-) -> int:
+def demo_main(session: HilSession, *, full_scale: bool) -> int:
+    """Run `session` with the live dashboard, then score it and write the report PNG."""
     from chikyu_daq.live.logs import setup_logging
     from chikyu_daq.replay.report import write_report
     from chikyu_daq.store.reader import open_run
-    from hil.scenario import ScenarioError, load_scenario
 
     console = Console()
     setup_logging("ERROR")
-    try:
-        sc = load_scenario(scenario)
-        if full_scale:  # the real riser: PT-301 near 600 bar, a transit of about half an hour
-            sc = _unreferenced(sc.at_full_scale())
-    except (ScenarioError, FileNotFoundError, KeyError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    session = HilSession(
-        sc, data_dir=data_dir, duration_s=duration_s, cfg=base, influx=influx, mqtt=mqtt
-    )
+    sc, duration_s = session.scenario, session.duration_s
     console.print(
         f"{duration_s:.0f} s of scenario '{sc.name}' ({sc.description.splitlines()[0]}); "
         "recording starts now, results once the kernels are warm (a first run compiles them)"
@@ -233,6 +213,12 @@ def demo_main(
         console.print(f"  {'[green]PASS[/]' if ok else '[red]FAIL[/]'}  {name}: {detail}")
     console.print(f"recording: {score.run_dir}\nreport:    {png}")
     return 0
+
+
+def demo_scenario(sc: Scenario, *, full_scale: bool) -> Scenario:
+    """`sc` on the real riser (PT-301 near 600 bar, a transit of about half an hour), scored
+    against its 95 % interval; or as it is (`--ci-riser`)."""
+    return _unreferenced(sc.at_full_scale()) if full_scale else sc
 
 
 def _unreferenced(sc: Scenario) -> Scenario:

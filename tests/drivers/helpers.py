@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Collection, Coroutine
 from functools import cache
 from pathlib import Path
 from typing import Any, TypeVar
@@ -13,6 +13,7 @@ from chikyu_daq.config.model import Config, load_config
 from drivers.acquisition import Acquisition
 from drivers.endpoints import override_buses
 from drivers.sample import Batch, Sample
+from hil.emulators import Rig
 
 T = TypeVar("T")
 REPO = Path(__file__).resolve().parents[2]
@@ -72,3 +73,16 @@ async def acquiring(
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+
+
+@contextlib.asynccontextmanager
+async def rig_acquiring(
+    cfg: Config, sink: Any, *, only: Collection[str] | None = None, **rig_kwargs: Any
+) -> AsyncIterator[tuple[Rig, Acquisition]]:
+    """`cfg`'s emulators on loopback (`Rig(cfg, **rig_kwargs)`) and an acquisition polling
+    them (the devices in `only`, or all), both stopped at the end of the block."""
+    async with (
+        Rig(cfg, **rig_kwargs) as rig,
+        acquiring(cfg, rig.endpoints, sink, only=only) as acq,
+    ):
+        yield rig, acq

@@ -13,7 +13,7 @@ import pytest
 
 from drivers.sample import Quality
 from hil.emulators import NOMINAL, ConstantSource, Rig
-from tests.drivers.helpers import Collector, acquiring, arun, reference_cfg
+from tests.drivers.helpers import Collector, acquiring, arun, reference_cfg, rig_acquiring
 
 #: What quantisation on the wire costs each kind of channel (relative, absolute).
 AI_LSB = {"ai20.pt101": 250 / 27648, "ai20.pt201": 25 / 27648, "ai20.tt201": 50 / 27648}
@@ -31,10 +31,7 @@ def test_every_reference_channel_decodes_good() -> None:
 
     async def main() -> None:
         col = Collector()
-        async with (
-            Rig(cfg, densitometer_period_s=0.1) as rig,
-            acquiring(cfg, rig.endpoints, col) as acq,
-        ):
+        async with rig_acquiring(cfg, col, densitometer_period_s=0.1) as (rig, acq):
             want = set(acq.channels)
             await col.wait_for(
                 lambda: (
@@ -64,24 +61,22 @@ def test_rtu_over_pty_and_densitometer_over_pty() -> None:
 
     async def main() -> None:
         col = Collector()
-        rig = Rig(cfg, modes={"subsea": "pty", "densitometer": "pty"}, densitometer_period_s=0.1)
-        async with rig:
+        async with rig_acquiring(
+            cfg,
+            col,
+            only=["pt301", "pt302", "pt303", "dt201"],
+            modes={"subsea": "pty", "densitometer": "pty"},
+            densitometer_period_s=0.1,
+        ) as (rig, _):
             eps = rig.endpoints
             assert eps["subsea"].startswith("/dev/") and eps["densitometer"].startswith("/dev/")
-            eps.pop("topside")
-            async with acquiring(cfg, eps, col, only=["pt301", "pt302", "pt303", "dt201"]):
-                await col.wait_for(
-                    lambda: all(
-                        len([s for s in col.samples(f"{d}") if s.quality == Quality.GOOD]) >= 3
-                        for d in (
-                            "pt301.pressure",
-                            "pt302.pressure",
-                            "pt303.pressure",
-                            "dt201.density",
-                        )
-                    ),
-                    8.0,
-                )
+            await col.wait_for(
+                lambda: all(
+                    len([s for s in col.samples(f"{d}") if s.quality == Quality.GOOD]) >= 3
+                    for d in ("pt301.pressure", "pt302.pressure", "pt303.pressure", "dt201.density")
+                ),
+                8.0,
+            )
             assert rig.bytes_to_densitometers() == 0
         assert col.samples("pt302.pressure")[-1].value == pytest.approx(
             NOMINAL["pt302.pressure"], rel=1e-7
@@ -177,32 +172,29 @@ def test_reconnect_after_emulator_restart() -> None:
 
     async def main() -> None:
         col = Collector()
-        async with Rig(cfg) as rig:
-            eps = {k: v for k, v in rig.endpoints.items() if k != "subsea"}
-            async with acquiring(cfg, eps, col, only=["ft201", "dt201"]) as acq:
-                await col.wait_for(
-                    lambda: any(s.quality == Quality.GOOD for s in col.samples("dt201.density"))
-                )
-                await rig.restart("topside")
-                await rig.restart("densitometer")
-                n = len(col.batches)
-                await col.wait_for(
-                    lambda: (
-                        acq.stats()["buses"]["topside"]["connects"] >= 2
-                        and acq.stats()["buses"]["densitometer"]["connects"] >= 2
-                        and any(
-                            b.device == "dt201"
-                            and b.samples["dt201.density"].quality == Quality.GOOD
-                            for b in col.batches[n:]
-                        )
-                        and any(
-                            b.device == "ft201"
-                            and b.samples["ft201.volume_flow"].quality == Quality.GOOD
-                            for b in col.batches[n:]
-                        )
-                    ),
-                    8.0,
-                )
+        async with rig_acquiring(cfg, col, only=["ft201", "dt201"]) as (rig, acq):
+            await col.wait_for(
+                lambda: any(s.quality == Quality.GOOD for s in col.samples("dt201.density"))
+            )
+            await rig.restart("topside")
+            await rig.restart("densitometer")
+            n = len(col.batches)
+            await col.wait_for(
+                lambda: (
+                    acq.stats()["buses"]["topside"]["connects"] >= 2
+                    and acq.stats()["buses"]["densitometer"]["connects"] >= 2
+                    and any(
+                        b.device == "dt201" and b.samples["dt201.density"].quality == Quality.GOOD
+                        for b in col.batches[n:]
+                    )
+                    and any(
+                        b.device == "ft201"
+                        and b.samples["ft201.volume_flow"].quality == Quality.GOOD
+                        for b in col.batches[n:]
+                    )
+                ),
+                8.0,
+            )
         # the outage is visible as BAD samples, not a gap
         assert any(s.quality == Quality.BAD for s in col.samples("ft201.volume_flow"))
 
@@ -216,33 +208,34 @@ def test_densitometer_faults_counted_and_silence_is_bad() -> None:
 
     async def main() -> None:
         col = Collector()
-        async with Rig(cfg, densitometer_period_s=0.05) as rig:
-            eps = {"densitometer": rig.endpoints["densitometer"]}
-            async with acquiring(cfg, eps, col, only=["dt201"]) as acq:
-                await col.wait_for(lambda: len(col.samples("dt201.density")) >= 3)
-                rig.set_fault("dt201", "seq_skip", n=5)
-                await col.wait_for(lambda: acq.stats()["devices"]["dt201"]["seq_gaps"] >= 1)
+        async with rig_acquiring(cfg, col, only=["dt201"], densitometer_period_s=0.05) as (
+            rig,
+            acq,
+        ):
+            await col.wait_for(lambda: len(col.samples("dt201.density")) >= 3)
+            rig.set_fault("dt201", "seq_skip", n=5)
+            await col.wait_for(lambda: acq.stats()["devices"]["dt201"]["seq_gaps"] >= 1)
 
-                def dev() -> dict:
-                    return acq.stats()["devices"]["dt201"]
+            def dev() -> dict:
+                return acq.stats()["devices"]["dt201"]
 
-                def good_since(n: int) -> bool:
-                    return any(b.samples["dt201.density"].quality == 0 for b in col.batches[n:])
+            def good_since(n: int) -> bool:
+                return any(b.samples["dt201.density"].quality == 0 for b in col.batches[n:])
 
-                # wrong checksums only: no valid sentence, so silence (a BAD batch) follows
-                rig.set_fault("dt201", "bad_checksum")
-                await col.wait_for(lambda: dev()["silences"] >= 1 and dev()["bad_frames"] >= 3)
-                assert col.batches[-1].samples["dt201.density"].quality == Quality.BAD
-                rig.clear_fault("dt201")
-                n = len(col.batches)
-                await col.wait_for(lambda: good_since(n), 5.0)
-                rig.set_fault("dt201", "no_reply")
-                await col.wait_for(lambda: dev()["silences"] >= 2, 3.0)
-                assert math.isnan(col.batches[-1].samples["dt201.density"].value)
-                rig.clear_fault("dt201")
-                n = len(col.batches)
-                await col.wait_for(lambda: good_since(n), 5.0)
-                st = acq.stats()["devices"]["dt201"]
+            # wrong checksums only: no valid sentence, so silence (a BAD batch) follows
+            rig.set_fault("dt201", "bad_checksum")
+            await col.wait_for(lambda: dev()["silences"] >= 1 and dev()["bad_frames"] >= 3)
+            assert col.batches[-1].samples["dt201.density"].quality == Quality.BAD
+            rig.clear_fault("dt201")
+            n = len(col.batches)
+            await col.wait_for(lambda: good_since(n), 5.0)
+            rig.set_fault("dt201", "no_reply")
+            await col.wait_for(lambda: dev()["silences"] >= 2, 3.0)
+            assert math.isnan(col.batches[-1].samples["dt201.density"].value)
+            rig.clear_fault("dt201")
+            n = len(col.batches)
+            await col.wait_for(lambda: good_since(n), 5.0)
+            st = acq.stats()["devices"]["dt201"]
             assert rig.bytes_to_densitometers() == 0
         assert st["lost_sentences"] >= 5
 
@@ -254,15 +247,13 @@ def test_queue_sink_backpressure_loses_nothing() -> None:
 
     async def main() -> None:
         q: asyncio.Queue = asyncio.Queue(maxsize=2)
-        async with Rig(cfg) as rig:
-            eps = {"topside": rig.endpoints["topside"]}
-            async with acquiring(cfg, eps, q, only=["ai20"]) as acq:
-                got = []
-                for _ in range(3):  # let the queue fill while we do not consume
-                    await asyncio.sleep(0.1)
-                for _ in range(30):
-                    got.append(await asyncio.wait_for(q.get(), 2.0))
-                st = acq.stats()
+        async with rig_acquiring(cfg, q, only=["ai20"]) as (_, acq):
+            got = []
+            for _ in range(3):  # let the queue fill while we do not consume
+                await asyncio.sleep(0.1)
+            for _ in range(30):
+                got.append(await asyncio.wait_for(q.get(), 2.0))
+            st = acq.stats()
         assert st["backpressure_waits"] >= 1
         t = [b.samples["ai20.pt101"].t_ns for b in got]
         assert t == sorted(t) and len(set(t)) == len(t)

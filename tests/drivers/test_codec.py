@@ -90,23 +90,16 @@ def test_integer_encode_clips() -> None:
     assert encode_raw(40000, "int16") == [0x7FFF]
 
 
+#: NAMUR NE 43 bands, by the quality each loop current should get (edges on both sides).
+NAMUR_BANDS = {
+    Quality.BAD: (3.0, 3.6, 21.0, 22.0),
+    Quality.UNCERTAIN: (3.7, 3.8, 3.95, 20.3, 20.5, 20.8),
+    Quality.GOOD: (4.0, 12.0, 20.0),
+}
+
+
 @pytest.mark.parametrize(
-    ("ma", "quality"),
-    [
-        (3.0, Quality.BAD),
-        (3.6, Quality.BAD),
-        (3.7, Quality.UNCERTAIN),
-        (3.8, Quality.UNCERTAIN),
-        (3.95, Quality.UNCERTAIN),
-        (4.0, Quality.GOOD),
-        (12.0, Quality.GOOD),
-        (20.0, Quality.GOOD),
-        (20.3, Quality.UNCERTAIN),
-        (20.5, Quality.UNCERTAIN),
-        (20.8, Quality.UNCERTAIN),
-        (21.0, Quality.BAD),
-        (22.0, Quality.BAD),
-    ],
+    ("ma", "quality"), [(ma, q) for q, currents in NAMUR_BANDS.items() for ma in currents]
 )
 def test_namur_bands(ma: float, quality: Quality) -> None:
     assert namur_quality(ma) is quality

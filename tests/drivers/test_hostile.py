@@ -17,10 +17,9 @@ from drivers.regmap import compile_device
 from drivers.sample import Quality
 from drivers.sentence import SentenceParser, frame_sentence, nmea_checksum
 from drivers.spec import Device, RegisterMap
-from hil.emulators import Rig
 from hil.emulators.densitometer import DensitometerEmulator
 from hil.emulators.links import Mode
-from tests.drivers.helpers import Collector, acquiring, arun, reference_cfg
+from tests.drivers.helpers import Collector, arun, reference_cfg, rig_acquiring
 
 GOOD = None
 NON_FINITE, OUT_OF_RANGE = "non_finite", "out_of_range"  # reasons, as the stats name them
@@ -86,10 +85,9 @@ def test_hostile_modbus_values_are_bad_and_counted() -> None:
 
     async def main() -> None:
         col = Collector()
-        async with (
-            Rig(cfg, modes={"subsea": "pty"}) as rig,
-            acquiring(cfg, rig.endpoints, col, only=["p101a", "ft201", "pt301"]) as acq,
-        ):
+        async with rig_acquiring(
+            cfg, col, only=["p101a", "ft201", "pt301"], modes={"subsea": "pty"}
+        ) as (rig, acq):
             for dev, field, value, why in MODBUS_CASES:
                 case = f"{dev}.{field}={value!r}"
                 ch = f"{dev}.{field}"
@@ -160,9 +158,9 @@ def test_hostile_density_values_are_bad_and_counted() -> None:
 
     async def main() -> None:
         col = Collector()
-        async with (
-            Rig(cfg, densitometer_period_s=0.05) as rig,
-            acquiring(cfg, rig.endpoints, col, only=["dt201"]) as acq,
+        async with rig_acquiring(cfg, col, only=["dt201"], densitometer_period_s=0.05) as (
+            rig,
+            acq,
         ):
             for text, why in DENSITY_CASES:
                 before = {
@@ -201,8 +199,9 @@ async def _stream_survives(mode: Mode, flood: int) -> None:
     """Hostile bytes between real sentences: counted, never fatal, nothing lost or invented."""
     cfg = reference_cfg()
     col = Collector()
-    rig = Rig(cfg, modes={"densitometer": mode}, densitometer_period_s=0.05)
-    async with rig, acquiring(cfg, rig.endpoints, col, only=["dt201"]) as acq:
+    async with rig_acquiring(
+        cfg, col, only=["dt201"], modes={"densitometer": mode}, densitometer_period_s=0.05
+    ) as (rig, acq):
         emu = rig.emulators["densitometer"]
         assert isinstance(emu, DensitometerEmulator)
 

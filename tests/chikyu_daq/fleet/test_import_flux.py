@@ -40,8 +40,10 @@ from tests.servers import free_port, wait_until
 REPO = Path(__file__).resolve().parents[3]
 TOKEN = "s3cret-flux-token-0123456789"
 ORG, BUCKET = "jamstec", "fleet"
-HEADER = ",result,table,_start,_stop,_time,_value,_field,_measurement,run,vessel"
-GROUP = "#group,false,false,true,true,false,false,true,true,true,true"
+#: A stored series' columns, as InfluxDB lays them out; the group key (a table per series).
+ALL_COLUMNS = ("_start", "_stop", "_time", "_value", "_field", "_measurement", "run", "vessel")
+GROUP_KEY = ("_field", "_measurement", "run", "vessel", "_start", "_stop")
+COLUMN_TYPES = dict.fromkeys(("_start", "_stop", "_time"), "dateTime:RFC3339")
 
 
 def rfc3339nano(t_ns: int) -> str:
@@ -91,33 +93,42 @@ class FluxStandIn:
             pts = [p for p in self.points if t0 <= p[3] < t1]
         meas = conds.pop("_measurement")
         pts = [p for p in pts if p[0] == meas and all(p[1].get(k) == v for k, v in conds.items())]
-        series: dict[tuple[str, str, str, str], list[tuple[int, str]]] = {}
+        # keep() drops columns, and with them their part of the group key (series merge)
+        keep = re.search(r"keep\(columns: \[([^\]]*)\]\)", flux)
+        kept = re.findall(r'"([^"]*)"', keep.group(1)) if keep else None
+        with self.lock:
+            self.queries[-1]["keep"] = kept
+        cols = [c for c in ALL_COLUMNS if kept is None or c in kept]
+        group = [c for c in GROUP_KEY if c in cols]
+        start, stop = rfc3339nano(t0), rfc3339nano(t1)
+        series: dict[tuple[str, ...], list[dict[str, str]]] = {}
+        kinds: dict[tuple[str, ...], str] = {}
         for m, tag, name, t, raw, kind in pts:
-            series.setdefault((name, m, tag.get("run", ""), tag.get("vessel", "")), []).append(
-                (t, str(float(raw)) if kind == "double" else raw)
-            )
-        kinds = {(p[2], p[0], p[1].get("run", ""), p[1].get("vessel", "")): p[5] for p in pts}
+            row = {"_start": start, "_stop": stop, "_time": rfc3339nano(t), "_field": name,
+                   "_value": str(float(raw)) if kind == "double" else raw, "_measurement": m,
+                   "run": tag.get("run", ""), "vessel": tag.get("vessel", ""), "t": str(t)}  # fmt: skip
+            key = tuple(row[c] for c in group)
+            series.setdefault(key, []).append(row)
+            kinds[key] = kind
         out: list[str] = []
         last_kind = None
-        start, stop = rfc3339nano(t0), rfc3339nano(t1)
         for table, key in enumerate(sorted(series)):
             kind = kinds[key]
             if kind != last_kind:  # new column types: a blank line, then annotations and header
                 if out:
                     out.append("")
+                types = [COLUMN_TYPES.get(c, "string") if c != "_value" else kind for c in cols]
                 out += [
-                    GROUP,
-                    "#datatype,string,long,dateTime:RFC3339,dateTime:RFC3339,"
-                    f"dateTime:RFC3339,{kind},string,string,string,string",
-                    "#default,_result,,,,,,,,,",
-                    HEADER,
+                    ",".join(
+                        ["#group", "false", "false"] + [str(c in group).lower() for c in cols]
+                    ),
+                    ",".join(["#datatype", "string", "long", *types]),
+                    ",".join(["#default", "_result"] + [""] * (1 + len(cols))),
+                    ",".join(["", "result", "table", *cols]),
                 ]
                 last_kind = kind
-            name, m, run, vessel = key
-            for t, text in sorted(series[key]):
-                out.append(
-                    f",,{table},{start},{stop},{rfc3339nano(t)},{text},{name},{m},{run},{vessel}"
-                )
+            for row in sorted(series[key], key=lambda r: int(r["t"])):
+                out.append(",".join(["", "", str(table)] + [row[c] for c in cols]))
         return "\r\n".join(out) + "\r\n\r\n"
 
 
@@ -220,6 +231,8 @@ def test_a_run_written_by_the_v2_writer_imports_back_through_flux_to_the_same_re
         assert all(a[1] == b[0] for a, b in itertools.pairwise(spans))
         assert all(b - a <= 20 * 10**9 for a, b in spans)
     assert all(qq["vessel"] == "chikyu" and qq["run"] == run_id for qq in store.queries)
+    # only the columns the importer reads come back: no tags or range bounds on every row
+    assert all(qq["keep"] == ["_measurement", "_field", "_time", "_value"] for qq in store.queries)
     recorded = tmp_path / "ship" / "runs" / run_id
     order = [("channel", "ascending"), ("t_ns", "ascending")]
     raw_ref, raw_got = (open_run(r).raw_table() for r in (recorded, new))

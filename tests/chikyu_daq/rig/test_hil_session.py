@@ -10,22 +10,17 @@ from chikyu_daq.rig.session import REFERENCE, scenario_config, with_outputs
 from hil.scenario import load_scenario
 
 CLI = [sys.executable, "-m", "chikyu_daq"]
+#: What the plant is, and the DAQ can only estimate: never copied into its config.
+PLANT_TRUTH = ("rho_w_kg_m3", "rho_s_kg_m3", "rho_b_kg_m3", "g_m_s2", "friction_return")
 
 
 def test_plant_truth_never_reaches_the_daq_config() -> None:
     sc = load_scenario("nominal")
-    plant = sc.plant.model_copy(
-        update={
-            "rho_w_kg_m3": 1027.3,
-            "rho_s_kg_m3": 2650.0,
-            "rho_b_kg_m3": 1350.0,
-            "g_m_s2": 9.81,
-            "friction_return": 0.0164,
-            "return_id_m": 0.21,
-            "riser_length_m": 480.0,
-            "transmitter_depths_m": {"pt301": 470.0, "pt302": 240.0, "pt303": 40.0},
-        }
-    )
+    # the plant's true constants 3 % off nominal (densities keep their order), its geometry new
+    truth = {k: 1.03 * getattr(sc.plant, k) for k in PLANT_TRUTH}
+    geometry = {"return_id_m": 0.21, "riser_length_m": 480.0}
+    depths = {"pt301": 470.0, "pt302": 240.0, "pt303": 40.0}
+    plant = sc.plant.model_copy(update={**truth, **geometry, "transmitter_depths_m": depths})
     cfg = scenario_config(sc.model_copy(update={"plant": plant}))
     nominal = load_config(REFERENCE)
     got, want = cfg.physics.model_dump(), nominal.physics.model_dump()
