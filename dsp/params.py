@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import functools
 import math
-import typing
 from dataclasses import dataclass, fields
 from typing import NamedTuple
 
@@ -28,6 +27,7 @@ from numpy.typing import NDArray
 
 from . import seawater
 from .alarms import AlarmSpec
+from .named import from_fields
 
 
 class Role(NamedTuple):
@@ -409,11 +409,11 @@ def kernel_params(p: ChainParams) -> KernelParams:
     w_all, _, _, w_col = section_rho_w(p)
     area = math.pi * p.return_id_m**2 / 4.0
     p_col, p_mid, p_up, kappa = hydrostatic(p)
-    kp = KernelParams(
-        rho_s=p.rho_s,
+    # fields named as a ChainParams field carry over; the rest are renames or derived
+    return from_fields(
+        KernelParams,
+        p,
         phi_b=(p.rho_b - w_col) / (p.rho_s - w_col),
-        cv_max=p.cv_max,
-        g=p.g,
         area_return_m2=area,
         d_return_m=math.sqrt(4.0 * area / math.pi),
         v_critical_m_s=p.durand_fl
@@ -423,43 +423,18 @@ def kernel_params(p: ChainParams) -> KernelParams:
         dz_upper_m=p.depth_mid_m - p.depth_upper_m,
         dz_section_m=p.depth_collector_m - p.depth_upper_m,
         dt_s=p.grid_step_s,
-        max_gap_s=p.max_gap_s,
-        u_flow_rel_sys=p.u_flow_rel_sys,
-        u_flow_rel_rand=p.u_flow_rel_rand,
         u_flow_rel=math.sqrt(
             p.u_flow_rel_sys * p.u_flow_rel_sys + p.u_flow_rel_rand * p.u_flow_rel_rand
         ),
         u_rho_m_sys=p.u_rho_m_sys_kg_m3,
         u_rho_m_rand=p.u_rho_m_rand_kg_m3,
-        tau_random_s=p.tau_random_s,
         u_rho_s=p.u_rho_s_kg_m3,
         u_rho_w=p.u_rho_w_kg_m3,
         u_rho_b=p.u_rho_b_kg_m3,
-        u_p_kpa=p.u_p_kpa,
-        reo_factor=p.reo_factor,
-        hampel_n_sigma=p.hampel_n_sigma,
         hampel_floor_flow=p.hampel_floor_flow_m3_h,
         hampel_floor_rho=p.hampel_floor_rho_kg_m3,
-        osc_f_lo_hz=p.osc_f_lo_hz,
-        osc_f_hi_hz=p.osc_f_hi_hz,
-        margin_ok=p.margin_ok,
-        cv_flow_bad=p.cv_flow_bad,
-        cv_density_bad=p.cv_density_bad,
-        cv_torque_bad=p.cv_torque_bad,
-        slope_bad_bar_s=p.slope_bad_bar_s,
-        ratio_nominal=p.ratio_nominal,
-        ratio_tol=p.ratio_tol,
-        inj_hold_m3_h_s=p.inj_hold_m3_h_s,
-        osc_amp_bad_bar=p.osc_amp_bad_bar,
         rho_w_section=w_all,
-        slip_m_s=p.slip_m_s,
-        u_friction_rel=p.u_friction_rel,
-        u_dz_m=p.u_dz_m,
-        u_slip_m_s=p.u_slip_m_s,
         u_rho_w_ref=p.u_rho_w_ref_kg_m3,
-        zero_max_kg_m3=p.zero_max_kg_m3,
-        zero_steady_kg_m3=p.zero_steady_kg_m3,
-        zero_min_flow_m3_h=p.zero_min_flow_m3_h,
         volume_collector_m3=area * p.depth_collector_m,
         volume_section_m3=area * (p.depth_collector_m - p.depth_upper_m),
         friction_dv_m_s=seawater.FRICTION_V_MAX / (seawater.FRICTION_N - 1),
@@ -468,23 +443,12 @@ def kernel_params(p: ChainParams) -> KernelParams:
         p_sea_mid_kpa=p_mid,
         p_sea_upper_kpa=p_up,
         kappa=kappa,
-        stop_flow_m3_h=p.stop_flow_m3_h,
-        stop_holdoff_s=p.stop_holdoff_s,
-        grade_default_ppm=p.grade_default_ppm,
-        u_grade_default_ppm=p.u_grade_default_ppm,
-        grade_interpolate=p.grade_interpolate,
         cv_points=p.points(p.cv_window_s),
         compare_lanes=max(2, round(p.compare_window_s)),
         lane_points=p.points(1.0),
         slope_lanes=max(3, round(p.slope_window_s)),
-        osc_decim=p.osc_decim,
         osc_hop=max(1, round(p.osc_update_s / (p.grid_step_s * p.osc_decim))),
         osc_max_inv=p.osc_n_fft // 10,
         zero_lanes=max(ZERO_BATCHES, round(p.zero_window_s / ZERO_BATCHES) * ZERO_BATCHES),
         batch_lanes=max(2, round(p.noise_batch_s)),
-    )
-    # one numba type per field whatever the caller passed (an int where a float is meant
-    # would compile another specialisation of the kernel)
-    return KernelParams._make(
-        t(v) for t, v in zip(typing.get_type_hints(KernelParams).values(), kp, strict=True)
     )
