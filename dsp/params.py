@@ -20,7 +20,7 @@ from __future__ import annotations
 import functools
 import math
 from dataclasses import dataclass, fields
-from typing import NamedTuple
+from typing import Literal, NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
@@ -65,21 +65,62 @@ INPUT_RANGES: dict[str, tuple[float, float]] = {r.name: (r.lo, r.hi) for r in RO
 #: Config ``[roles]`` key -> role name.
 ROLE_BY_KEY = {r.key: r.name for r in ROLE_TABLE}
 
-ALARM_NAMES = (
-    "DEPOSITION_RISK",
-    "SLUGGING",
-    "PLUG_SUSPECTED",
-    "PUMP_SURGE",
-    "FLOW_IMBALANCE",
-    "ESTIMATOR_DISAGREEMENT",
+
+class AlarmDef(NamedTuple):
+    """One alarm: the output field it watches, which way it trips, the range that value can
+    take (thresholds outside it would never or always trip) and its default thresholds."""
+
+    name: str
+    watches: str
+    direction: Literal["high", "low"]
+    lo: float
+    hi: float
+    default: AlarmSpec
+
+    @property
+    def field(self) -> str:
+        """Its :class:`ChainParams` field."""
+        return self.name.lower()
+
+
+#: The chain's alarms, in the kernel's order (alarm bit k is ``ALARM_TABLE[k]``). Their one
+#: set of defaults: the config model takes its `[alarms.*]` defaults from here.
+ALARM_TABLE = (
+    # deposition margin V / Vc (Durand) falls below
+    AlarmDef("DEPOSITION_RISK", "deposition_margin", "low", 0.0, 100.0, AlarmSpec(1.1, 1.2, 30.0)),
+    # oscillation severity, a share times an amplitude scale
+    AlarmDef("SLUGGING", "osc_severity", "high", 0.0, 1.0, AlarmSpec(0.5, 0.3, 60.0)),
+    # discharge rise (bar/s) the riser's solids inventory does not explain
+    AlarmDef(
+        "PLUG_SUSPECTED",
+        "plug_indicator_bar_s",
+        "high",
+        -100.0,
+        100.0,
+        AlarmSpec(0.006, 0.003, 60.0),
+    ),
+    # rolling coefficient of variation of pump torque
+    AlarmDef("PUMP_SURGE", "cv_torque", "high", 0.0, 10.0, AlarmSpec(0.10, 0.05, 10.0)),
+    # (Q_return - Q_injection) over its combined standard uncertainty falls below
+    AlarmDef("FLOW_IMBALANCE", "flow_imbalance_z", "low", -1e3, 1e3, AlarmSpec(-3.0, -2.0, 60.0)),
+    # |E1 - E2| over their combined standard uncertainty
+    AlarmDef(
+        "ESTIMATOR_DISAGREEMENT", "disagreement_z", "high", 0.0, 1e3, AlarmSpec(3.0, 2.0, 300.0)
+    ),
 )
+ALARM_NAMES = tuple(a.name for a in ALARM_TABLE)
+#: Raised by the processor, not the chain: seconds a role channel has been BAD without a break.
+SENSOR_FAULT = AlarmDef("SENSOR_FAULT", "", "high", 0.0, 86_400.0, AlarmSpec(2.0, 0.0, 0.0))
+#: Every alarm a config may set.
+ALARMS = (*ALARM_TABLE, SENSOR_FAULT)
+ALARM_BY_NAME = {a.name: a for a in ALARMS}
 
 
 @dataclass(frozen=True)
 class ChainParams:
     """Everything the chain is configured by. No defaults here: the config model
-    (``chikyu_daq.config.model``) is the one place they live, and ``chain_params`` builds this
-    from it; only the six alarm specs, which the config leaves unset, default here."""
+    (``chikyu_daq.config.model``) is the one place they live (the alarms' from ALARM_TABLE),
+    and ``chain_params`` builds this from it."""
 
     # physics (kg/m3, m, m/s2)
     rho_w: float
@@ -162,14 +203,13 @@ class ChainParams:
     osc_amp_bad_bar: float  # oscillation severity = share * min(amplitude / this, 1)
     ratio_nominal: float
     ratio_tol: float
-    # alarms
-    deposition_risk: AlarmSpec = AlarmSpec(1.1, 1.2, 30.0)  # noqa: RUF009 (frozen)
-    slugging: AlarmSpec = AlarmSpec(0.5, 0.3, 60.0)  # noqa: RUF009 (frozen)
-    plug_suspected: AlarmSpec = AlarmSpec(0.006, 0.003, 60.0)  # noqa: RUF009 (frozen)
-    pump_surge: AlarmSpec = AlarmSpec(0.10, 0.05, 10.0)  # noqa: RUF009 (frozen)
-    # (Q_return - Q_injection) over its combined standard uncertainty falls below
-    flow_imbalance: AlarmSpec = AlarmSpec(-3.0, -2.0, 60.0)  # noqa: RUF009 (frozen)
-    estimator_disagreement: AlarmSpec = AlarmSpec(3.0, 2.0, 300.0)  # noqa: RUF009 (frozen)
+    # alarms (ALARM_TABLE: each field is the alarm's name in lower case)
+    deposition_risk: AlarmSpec
+    slugging: AlarmSpec
+    plug_suspected: AlarmSpec
+    pump_surge: AlarmSpec
+    flow_imbalance: AlarmSpec
+    estimator_disagreement: AlarmSpec
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -242,14 +282,7 @@ class ChainParams:
 
     def alarm_specs(self) -> tuple[AlarmSpec, ...]:
         """Specs in ``ALARM_NAMES`` order."""
-        return (
-            self.deposition_risk,
-            self.slugging,
-            self.plug_suspected,
-            self.pump_surge,
-            self.flow_imbalance,
-            self.estimator_disagreement,
-        )
+        return tuple(getattr(self, a.field) for a in ALARM_TABLE)
 
     def points(self, seconds: float) -> int:
         """Whole grid steps in ``seconds`` (at least 1)."""

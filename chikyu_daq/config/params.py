@@ -9,27 +9,17 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel
 
 from dsp.alarms import AlarmSpec
-from dsp.params import ALARM_NAMES as CHAIN_ALARM_NAMES
-from dsp.params import ChainParams
+from dsp.params import ALARM_BY_NAME, ALARM_NAMES, ALARM_TABLE, SENSOR_FAULT, ChainParams
 
 if TYPE_CHECKING:  # config calls the estimators' checks at load: no runtime import back
-    from chikyu_daq.config.model import Alarm, Config
-
-#: Config alarm name → ChainParams field.
-CHAIN_ALARMS = {
-    "DEPOSITION_RISK": "deposition_risk",
-    "SLUGGING": "slugging",
-    "PLUG_SUSPECTED": "plug_suspected",
-    "PUMP_SURGE": "pump_surge",
-    "FLOW_IMBALANCE": "flow_imbalance",
-    "ESTIMATOR_DISAGREEMENT": "estimator_disagreement",
-}
-
-SENSOR_FAULT_DEFAULT = AlarmSpec(2.0, 0.0, 0.0)
+    from chikyu_daq.config.model import Config
 
 
-def alarm_spec(a: Alarm) -> AlarmSpec:
-    return AlarmSpec(a.raise_at, a.clear_at, a.min_duration_s)
+def alarm_spec(cfg: Config, name: str) -> AlarmSpec:
+    """The config's thresholds for alarm `name`; a config built without validation (a test's
+    `model_copy`) may lack it, then the alarm's one default applies."""
+    a = cfg.alarms.get(name)
+    return AlarmSpec(a.raise_at, a.clear_at, a.min_duration_s) if a else ALARM_BY_NAME[name].default
 
 
 def _by_name(*sections: tuple[BaseModel, tuple[str, ...]]) -> dict[str, Any]:
@@ -79,11 +69,7 @@ def chain_params(cfg: Config, *, replay: bool = False) -> ChainParams:
     name; only the renames and derived values are spelled out here.
     """
     ph, un, st = cfg.physics, cfg.uncertainty, cfg.stability
-    alarms: dict[str, Any] = {
-        field: alarm_spec(cfg.alarms[name])
-        for name, field in CHAIN_ALARMS.items()
-        if name in cfg.alarms
-    }
+    alarms: dict[str, Any] = {a.field: alarm_spec(cfg, a.name) for a in ALARM_TABLE}
     named = _by_name((ph, ("",)), (un, ("u_", "")), (st, ("",)))
     return ChainParams(
         **named,
@@ -111,14 +97,13 @@ def chain_params(cfg: Config, *, replay: bool = False) -> ChainParams:
 
 
 def sensor_fault_spec(cfg: Config) -> AlarmSpec:
-    sf = cfg.alarms.get("SENSOR_FAULT")
-    return alarm_spec(sf) if sf is not None else SENSOR_FAULT_DEFAULT
+    return alarm_spec(cfg, SENSOR_FAULT.name)
 
 
 def alarm_names(cfg: Config) -> list[str]:
     """Every alarm the processor can raise: the chain's and SENSOR_FAULT(<role channel>)."""
     channels = sorted(set(cfg.roles.model_dump().values()))
-    return [*CHAIN_ALARM_NAMES, *(f"SENSOR_FAULT({ch})" for ch in channels)]
+    return [*ALARM_NAMES, *(f"{SENSOR_FAULT.name}({ch})" for ch in channels)]
 
 
 def base_name(name: str) -> str:
