@@ -432,6 +432,21 @@ def kernel_tables(p: ChainParams) -> KernelTables:
     return KernelTables(alarms=alarms, friction=_friction(p))
 
 
+#: KernelParams fields that ChainParams (after the config key) names otherwise.
+KERNEL_NAMES = {
+    "leg_volume_m3": "return_leg_volume_m3",
+    "dt_s": "grid_step_s",
+    "u_rho_m_sys": "u_rho_m_sys_kg_m3",
+    "u_rho_m_rand": "u_rho_m_rand_kg_m3",
+    "u_rho_s": "u_rho_s_kg_m3",
+    "u_rho_w": "u_rho_w_kg_m3",
+    "u_rho_b": "u_rho_b_kg_m3",
+    "u_rho_w_ref": "u_rho_w_ref_kg_m3",
+    "hampel_floor_flow": "hampel_floor_flow_m3_h",
+    "hampel_floor_rho": "hampel_floor_rho_kg_m3",
+}
+
+
 @functools.lru_cache(maxsize=32)
 def kernel_params(p: ChainParams) -> KernelParams:
     """The kernel's named parameters (cached: built once per parameter set, not per block).
@@ -442,32 +457,23 @@ def kernel_params(p: ChainParams) -> KernelParams:
     w_all, _, _, w_col = section_rho_w(p)
     area = math.pi * p.return_id_m**2 / 4.0
     p_col, p_mid, p_up, kappa = hydrostatic(p)
-    # fields named as a ChainParams field carry over; the rest are renames or derived
+    # fields named as a ChainParams field carry over; the rest are renamed or derived
     return from_fields(
         KernelParams,
         p,
+        **{k: getattr(p, name) for k, name in KERNEL_NAMES.items()},
         phi_b=(p.rho_b - w_col) / (p.rho_s - w_col),
         area_return_m2=area,
         d_return_m=math.sqrt(4.0 * area / math.pi),
         v_critical_m_s=p.durand_fl
         * math.sqrt(2.0 * p.g * p.return_id_m * (p.rho_s / p.rho_w - 1.0)),
-        leg_volume_m3=p.return_leg_volume_m3,
         dz_lower_m=p.depth_collector_m - p.depth_mid_m,
         dz_upper_m=p.depth_mid_m - p.depth_upper_m,
         dz_section_m=p.depth_collector_m - p.depth_upper_m,
-        dt_s=p.grid_step_s,
         u_flow_rel=math.sqrt(
             p.u_flow_rel_sys * p.u_flow_rel_sys + p.u_flow_rel_rand * p.u_flow_rel_rand
         ),
-        u_rho_m_sys=p.u_rho_m_sys_kg_m3,
-        u_rho_m_rand=p.u_rho_m_rand_kg_m3,
-        u_rho_s=p.u_rho_s_kg_m3,
-        u_rho_w=p.u_rho_w_kg_m3,
-        u_rho_b=p.u_rho_b_kg_m3,
-        hampel_floor_flow=p.hampel_floor_flow_m3_h,
-        hampel_floor_rho=p.hampel_floor_rho_kg_m3,
         rho_w_section=w_all,
-        u_rho_w_ref=p.u_rho_w_ref_kg_m3,
         volume_collector_m3=area * p.depth_collector_m,
         volume_section_m3=area * (p.depth_collector_m - p.depth_upper_m),
         friction_dv_m_s=seawater.FRICTION_V_MAX / (seawater.FRICTION_N - 1),
