@@ -19,15 +19,15 @@ from __future__ import annotations
 
 import functools
 import math
-import typing
 from dataclasses import dataclass, fields
-from typing import NamedTuple
+from typing import Literal, NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
 
 from . import seawater
 from .alarms import AlarmSpec
+from .named import from_fields
 
 
 class Role(NamedTuple):
@@ -65,21 +65,62 @@ INPUT_RANGES: dict[str, tuple[float, float]] = {r.name: (r.lo, r.hi) for r in RO
 #: Config ``[roles]`` key -> role name.
 ROLE_BY_KEY = {r.key: r.name for r in ROLE_TABLE}
 
-ALARM_NAMES = (
-    "DEPOSITION_RISK",
-    "SLUGGING",
-    "PLUG_SUSPECTED",
-    "PUMP_SURGE",
-    "FLOW_IMBALANCE",
-    "ESTIMATOR_DISAGREEMENT",
+
+class AlarmDef(NamedTuple):
+    """One alarm: the output field it watches, which way it trips, the range that value can
+    take (thresholds outside it would never or always trip) and its default thresholds."""
+
+    name: str
+    watches: str
+    direction: Literal["high", "low"]
+    lo: float
+    hi: float
+    default: AlarmSpec
+
+    @property
+    def field(self) -> str:
+        """Its :class:`ChainParams` field."""
+        return self.name.lower()
+
+
+#: The chain's alarms, in the kernel's order (alarm bit k is ``ALARM_TABLE[k]``). Their one
+#: set of defaults: the config model takes its `[alarms.*]` defaults from here.
+ALARM_TABLE = (
+    # deposition margin V / Vc (Durand) falls below
+    AlarmDef("DEPOSITION_RISK", "deposition_margin", "low", 0.0, 100.0, AlarmSpec(1.1, 1.2, 30.0)),
+    # oscillation severity, a share times an amplitude scale
+    AlarmDef("SLUGGING", "osc_severity", "high", 0.0, 1.0, AlarmSpec(0.5, 0.3, 60.0)),
+    # discharge rise (bar/s) the riser's solids inventory does not explain
+    AlarmDef(
+        "PLUG_SUSPECTED",
+        "plug_indicator_bar_s",
+        "high",
+        -100.0,
+        100.0,
+        AlarmSpec(0.006, 0.003, 60.0),
+    ),
+    # rolling coefficient of variation of pump torque
+    AlarmDef("PUMP_SURGE", "cv_torque", "high", 0.0, 10.0, AlarmSpec(0.10, 0.05, 10.0)),
+    # (Q_return - Q_injection) over its combined standard uncertainty falls below
+    AlarmDef("FLOW_IMBALANCE", "flow_imbalance_z", "low", -1e3, 1e3, AlarmSpec(-3.0, -2.0, 60.0)),
+    # |E1 - E2| over their combined standard uncertainty
+    AlarmDef(
+        "ESTIMATOR_DISAGREEMENT", "disagreement_z", "high", 0.0, 1e3, AlarmSpec(3.0, 2.0, 300.0)
+    ),
 )
+ALARM_NAMES = tuple(a.name for a in ALARM_TABLE)
+#: Raised by the processor, not the chain: seconds a role channel has been BAD without a break.
+SENSOR_FAULT = AlarmDef("SENSOR_FAULT", "", "high", 0.0, 86_400.0, AlarmSpec(2.0, 0.0, 0.0))
+#: Every alarm a config may set.
+ALARMS = (*ALARM_TABLE, SENSOR_FAULT)
+ALARM_BY_NAME = {a.name: a for a in ALARMS}
 
 
 @dataclass(frozen=True)
 class ChainParams:
     """Everything the chain is configured by. No defaults here: the config model
-    (``chikyu_daq.config.model``) is the one place they live, and ``chain_params`` builds this
-    from it; only the six alarm specs, which the config leaves unset, default here."""
+    (``chikyu_daq.config.model``) is the one place they live (the alarms' from ALARM_TABLE),
+    and ``chain_params`` builds this from it."""
 
     # physics (kg/m3, m, m/s2)
     rho_w: float
@@ -162,14 +203,13 @@ class ChainParams:
     osc_amp_bad_bar: float  # oscillation severity = share * min(amplitude / this, 1)
     ratio_nominal: float
     ratio_tol: float
-    # alarms
-    deposition_risk: AlarmSpec = AlarmSpec(1.1, 1.2, 30.0)  # noqa: RUF009 (frozen)
-    slugging: AlarmSpec = AlarmSpec(0.5, 0.3, 60.0)  # noqa: RUF009 (frozen)
-    plug_suspected: AlarmSpec = AlarmSpec(0.006, 0.003, 60.0)  # noqa: RUF009 (frozen)
-    pump_surge: AlarmSpec = AlarmSpec(0.10, 0.05, 10.0)  # noqa: RUF009 (frozen)
-    # (Q_return - Q_injection) over its combined standard uncertainty falls below
-    flow_imbalance: AlarmSpec = AlarmSpec(-3.0, -2.0, 60.0)  # noqa: RUF009 (frozen)
-    estimator_disagreement: AlarmSpec = AlarmSpec(3.0, 2.0, 300.0)  # noqa: RUF009 (frozen)
+    # alarms (ALARM_TABLE: each field is the alarm's name in lower case)
+    deposition_risk: AlarmSpec
+    slugging: AlarmSpec
+    plug_suspected: AlarmSpec
+    pump_surge: AlarmSpec
+    flow_imbalance: AlarmSpec
+    estimator_disagreement: AlarmSpec
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -242,14 +282,7 @@ class ChainParams:
 
     def alarm_specs(self) -> tuple[AlarmSpec, ...]:
         """Specs in ``ALARM_NAMES`` order."""
-        return (
-            self.deposition_risk,
-            self.slugging,
-            self.plug_suspected,
-            self.pump_surge,
-            self.flow_imbalance,
-            self.estimator_disagreement,
-        )
+        return tuple(getattr(self, a.field) for a in ALARM_TABLE)
 
     def points(self, seconds: float) -> int:
         """Whole grid steps in ``seconds`` (at least 1)."""
@@ -399,6 +432,21 @@ def kernel_tables(p: ChainParams) -> KernelTables:
     return KernelTables(alarms=alarms, friction=_friction(p))
 
 
+#: KernelParams fields that ChainParams (after the config key) names otherwise.
+KERNEL_NAMES = {
+    "leg_volume_m3": "return_leg_volume_m3",
+    "dt_s": "grid_step_s",
+    "u_rho_m_sys": "u_rho_m_sys_kg_m3",
+    "u_rho_m_rand": "u_rho_m_rand_kg_m3",
+    "u_rho_s": "u_rho_s_kg_m3",
+    "u_rho_w": "u_rho_w_kg_m3",
+    "u_rho_b": "u_rho_b_kg_m3",
+    "u_rho_w_ref": "u_rho_w_ref_kg_m3",
+    "hampel_floor_flow": "hampel_floor_flow_m3_h",
+    "hampel_floor_rho": "hampel_floor_rho_kg_m3",
+}
+
+
 @functools.lru_cache(maxsize=32)
 def kernel_params(p: ChainParams) -> KernelParams:
     """The kernel's named parameters (cached: built once per parameter set, not per block).
@@ -409,57 +457,23 @@ def kernel_params(p: ChainParams) -> KernelParams:
     w_all, _, _, w_col = section_rho_w(p)
     area = math.pi * p.return_id_m**2 / 4.0
     p_col, p_mid, p_up, kappa = hydrostatic(p)
-    kp = KernelParams(
-        rho_s=p.rho_s,
+    # fields named as a ChainParams field carry over; the rest are renamed or derived
+    return from_fields(
+        KernelParams,
+        p,
+        **{k: getattr(p, name) for k, name in KERNEL_NAMES.items()},
         phi_b=(p.rho_b - w_col) / (p.rho_s - w_col),
-        cv_max=p.cv_max,
-        g=p.g,
         area_return_m2=area,
         d_return_m=math.sqrt(4.0 * area / math.pi),
         v_critical_m_s=p.durand_fl
         * math.sqrt(2.0 * p.g * p.return_id_m * (p.rho_s / p.rho_w - 1.0)),
-        leg_volume_m3=p.return_leg_volume_m3,
         dz_lower_m=p.depth_collector_m - p.depth_mid_m,
         dz_upper_m=p.depth_mid_m - p.depth_upper_m,
         dz_section_m=p.depth_collector_m - p.depth_upper_m,
-        dt_s=p.grid_step_s,
-        max_gap_s=p.max_gap_s,
-        u_flow_rel_sys=p.u_flow_rel_sys,
-        u_flow_rel_rand=p.u_flow_rel_rand,
         u_flow_rel=math.sqrt(
             p.u_flow_rel_sys * p.u_flow_rel_sys + p.u_flow_rel_rand * p.u_flow_rel_rand
         ),
-        u_rho_m_sys=p.u_rho_m_sys_kg_m3,
-        u_rho_m_rand=p.u_rho_m_rand_kg_m3,
-        tau_random_s=p.tau_random_s,
-        u_rho_s=p.u_rho_s_kg_m3,
-        u_rho_w=p.u_rho_w_kg_m3,
-        u_rho_b=p.u_rho_b_kg_m3,
-        u_p_kpa=p.u_p_kpa,
-        reo_factor=p.reo_factor,
-        hampel_n_sigma=p.hampel_n_sigma,
-        hampel_floor_flow=p.hampel_floor_flow_m3_h,
-        hampel_floor_rho=p.hampel_floor_rho_kg_m3,
-        osc_f_lo_hz=p.osc_f_lo_hz,
-        osc_f_hi_hz=p.osc_f_hi_hz,
-        margin_ok=p.margin_ok,
-        cv_flow_bad=p.cv_flow_bad,
-        cv_density_bad=p.cv_density_bad,
-        cv_torque_bad=p.cv_torque_bad,
-        slope_bad_bar_s=p.slope_bad_bar_s,
-        ratio_nominal=p.ratio_nominal,
-        ratio_tol=p.ratio_tol,
-        inj_hold_m3_h_s=p.inj_hold_m3_h_s,
-        osc_amp_bad_bar=p.osc_amp_bad_bar,
         rho_w_section=w_all,
-        slip_m_s=p.slip_m_s,
-        u_friction_rel=p.u_friction_rel,
-        u_dz_m=p.u_dz_m,
-        u_slip_m_s=p.u_slip_m_s,
-        u_rho_w_ref=p.u_rho_w_ref_kg_m3,
-        zero_max_kg_m3=p.zero_max_kg_m3,
-        zero_steady_kg_m3=p.zero_steady_kg_m3,
-        zero_min_flow_m3_h=p.zero_min_flow_m3_h,
         volume_collector_m3=area * p.depth_collector_m,
         volume_section_m3=area * (p.depth_collector_m - p.depth_upper_m),
         friction_dv_m_s=seawater.FRICTION_V_MAX / (seawater.FRICTION_N - 1),
@@ -468,23 +482,12 @@ def kernel_params(p: ChainParams) -> KernelParams:
         p_sea_mid_kpa=p_mid,
         p_sea_upper_kpa=p_up,
         kappa=kappa,
-        stop_flow_m3_h=p.stop_flow_m3_h,
-        stop_holdoff_s=p.stop_holdoff_s,
-        grade_default_ppm=p.grade_default_ppm,
-        u_grade_default_ppm=p.u_grade_default_ppm,
-        grade_interpolate=p.grade_interpolate,
         cv_points=p.points(p.cv_window_s),
         compare_lanes=max(2, round(p.compare_window_s)),
         lane_points=p.points(1.0),
         slope_lanes=max(3, round(p.slope_window_s)),
-        osc_decim=p.osc_decim,
         osc_hop=max(1, round(p.osc_update_s / (p.grid_step_s * p.osc_decim))),
         osc_max_inv=p.osc_n_fft // 10,
         zero_lanes=max(ZERO_BATCHES, round(p.zero_window_s / ZERO_BATCHES) * ZERO_BATCHES),
         batch_lanes=max(2, round(p.noise_batch_s)),
-    )
-    # one numba type per field whatever the caller passed (an int where a float is meant
-    # would compile another specialisation of the kernel)
-    return KernelParams._make(
-        t(v) for t, v in zip(typing.get_type_hints(KernelParams).values(), kp, strict=True)
     )

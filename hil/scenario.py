@@ -18,6 +18,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from dsp.params import ALARMS
 from hil.devices import resolve_target
 from hil.faults import ActiveFault, FaultKind, check_fault
 
@@ -46,17 +47,8 @@ __all__ = [
 ]
 
 SCENARIO_DIR = Path(__file__).with_name("scenarios")
-ALARM_NAMES = frozenset(
-    {
-        "DEPOSITION_RISK",
-        "SLUGGING",
-        "PLUG_SUSPECTED",
-        "PUMP_SURGE",
-        "FLOW_IMBALANCE",
-        "ESTIMATOR_DISAGREEMENT",
-        "SENSOR_FAULT",
-    }
-)
+#: Alarms a scenario may expect: the DAQ's (one definition, in dsp).
+ALARM_NAMES = frozenset(a.name for a in ALARMS)
 PUMP_IDS = ("p101a", "p101b")
 REFERENCE_DEPTHS_M = {"pt301": 5690.0, "pt302": 2850.0, "pt303": 500.0}
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import fnmatch
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from chikyu_daq.config import params
@@ -25,19 +25,8 @@ from drivers.spec_checks import (
     register_map_issues,
     sentence_map_issues,
 )
+from dsp.params import ALARM_BY_NAME
 
-#: What each alarm watches: its direction (a "low" alarm raises when the value falls below
-#: raise_at) and the range the watched value can take, so thresholds that would never (or
-#: always) trip, or that trip the wrong way, are refused.
-ALARM_LIMITS: dict[str, tuple[Literal["high", "low"], float, float]] = {
-    "DEPOSITION_RISK": ("low", 0.0, 100.0),  # deposition margin V / Vc
-    "SLUGGING": ("high", 0.0, 1.0),  # oscillation severity, a share
-    "PLUG_SUSPECTED": ("high", -100.0, 100.0),  # discharge pressure slope, bar/s
-    "PUMP_SURGE": ("high", 0.0, 10.0),  # coefficient of variation of torque
-    "FLOW_IMBALANCE": ("low", -1000.0, 1000.0),  # (return - injection) / combined u
-    "ESTIMATOR_DISAGREEMENT": ("high", 0.0, 1000.0),  # |E1 - E2| / combined u
-    "SENSOR_FAULT": ("high", 0.0, 86_400.0),  # seconds a role channel has been BAD
-}
 #: pyserial URL schemes the stream bus may open; `socket`/`rfc2217` need host:port.
 SERIAL_SCHEMES = {"socket", "rfc2217", "loop", "spy"}
 
@@ -118,11 +107,11 @@ def _rate_issues(cfg: Config) -> list[ConfigIssue]:
 
 
 def _alarm_issues(cfg: Config) -> list[ConfigIssue]:
+    """Thresholds within what each alarm watches, and on the side its direction needs."""
     out = []
     for name, alarm in cfg.alarms.items():
-        if name not in ALARM_LIMITS:  # a new alarm without limits yet (a test requires them)
-            continue
-        direction, lo, hi = ALARM_LIMITS[name]
+        watched = ALARM_BY_NAME[name]
+        direction, lo, hi = watched.direction, watched.lo, watched.hi
         for key in ("raise_at", "clear_at"):
             value = getattr(alarm, key)
             if not lo <= value <= hi:

@@ -31,7 +31,7 @@ from chikyu_daq.config.rules import (
     url_issue,
 )
 from drivers.spec import HOST, PORT, Bus, Device, RegisterMap, SentenceMap, Strict, between
-from dsp.params import ALARM_NAMES as CHAIN_ALARM_NAMES
+from dsp.params import ALARMS
 
 #: Ranges that several keys share (one definition each; the error still names the key).
 #: A positive duration up to an hour: windows, update periods, staleness.
@@ -241,12 +241,13 @@ class Stability(Strict):
 
 class Alarm(Strict):
     """Hysteresis: raise_at > clear_at is a high alarm, raise_at < clear_at a low one; each
-    condition must hold for min_duration_s."""
+    condition must hold for min_duration_s. A key left out keeps the alarm's default
+    (`dsp.params.ALARMS`, their one definition)."""
 
     raise_at: Annotated[float, between(-1e9, 1e9)]
     clear_at: Annotated[float, between(-1e9, 1e9)]
     #: A condition held for a day is no longer an alarm but the state of the plant.
-    min_duration_s: Annotated[float, between(0.0, 86_400.0)] = 5.0
+    min_duration_s: Annotated[float, between(0.0, 86_400.0)]
 
     @model_validator(mode="after")
     def _hysteresis(self) -> Alarm:
@@ -256,7 +257,20 @@ class Alarm(Strict):
 
 
 #: The chain's alarms plus SENSOR_FAULT, which the processor derives from channel quality.
-ALARM_NAMES = (*CHAIN_ALARM_NAMES, "SENSOR_FAULT")
+ALARM_NAMES = tuple(a.name for a in ALARMS)
+#: Each alarm's default thresholds, as config keys.
+ALARM_DEFAULTS = {
+    a.name: {
+        "raise_at": a.default.raise_,
+        "clear_at": a.default.clear,
+        "min_duration_s": a.default.min_duration_s,
+    }
+    for a in ALARMS
+}
+
+
+def _default_alarms() -> dict[str, Alarm]:
+    return {name: Alarm(**keys) for name, keys in ALARM_DEFAULTS.items()}
 
 
 class Recorder(Strict):
@@ -481,11 +495,27 @@ class Config(Strict):
     uncertainty: Uncertainty = Field(default_factory=Uncertainty)
     grade: Grade = Field(default_factory=Grade)
     stability: Stability = Field(default_factory=Stability)
-    alarms: dict[Literal[ALARM_NAMES], Alarm] = Field(default_factory=dict)  # type: ignore[valid-type]
+    #: Every alarm, each key from the config or else the alarm's default.
+    alarms: dict[Literal[ALARM_NAMES], Alarm] = Field(default_factory=_default_alarms)  # type: ignore[valid-type]
     recorder: Recorder = Field(default_factory=Recorder)
     outputs: Outputs = Field(default_factory=Outputs)
     alarm_management: AlarmManagement = Field(default_factory=AlarmManagement)
     clock: ClockHealth = Field(default_factory=ClockHealth)
+
+    @field_validator("alarms", mode="before")
+    @classmethod
+    def _alarm_defaults(cls, given: Any) -> Any:
+        """The given `[alarms.*]` keys over every alarm's defaults (anything that is not a
+        table is left for validation to name)."""
+        if not isinstance(given, Mapping):
+            return given
+        merged: dict[Any, Any] = {k: dict(v) for k, v in ALARM_DEFAULTS.items()}
+        for name, keys in given.items():
+            if isinstance(keys, Mapping) and name in merged:
+                merged[name].update(keys)
+            else:
+                merged[name] = keys
+        return merged
 
     @property
     def mqtt_prefix(self) -> str:

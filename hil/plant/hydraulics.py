@@ -29,6 +29,7 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit
 
+from dsp.named import from_fields
 from hil.plant import physics
 from hil.plant.physics import RE_LOG_MAX, RE_LOG_MIN, RE_N
 from hil.scenario import PlantParams
@@ -95,15 +96,15 @@ COL = OUT._asdict()
 class KernelParams(NamedTuple):
     """One plant's constants as the kernel reads them (SI units; pressures in kPa)."""
 
-    rho_w: float  # pump-curve fit's seawater density
-    rho_s: float
-    g: float
+    rho_w_kg_m3: float  # pump-curve fit's seawater density
+    rho_s_kg_m3: float
+    g_m_s2: float
     p_atm_kpa: float
-    length_m: float
-    area_ret_m2: float
-    d_ret_m: float
-    area_inj_m2: float
-    d_inj_m: float
+    riser_length_m: float
+    return_area_m2: float
+    return_id_m: float
+    injection_area_m2: float
+    injection_dh_m: float
     f_inj: float  # injection leg: seawater, Colebrook at its nominal Re
     vcell_m3: float
     dt_s: float
@@ -111,9 +112,9 @@ class KernelParams(NamedTuple):
     deck_k: float  # deck back pressure per (m3/s)^2
     pump_h0_kpa: float  # shut-off head at n_ref_rpm
     pump_k: float  # kPa per (m3/s)^2 of one pump
-    n_ref_rpm: float
-    ramp_rpm_s: float
-    coast_tau_s: float
+    pump_speed_rpm: float
+    pump_ramp_rpm_s: float
+    pump_coast_tau_s: float
     flow_tau_s: float
     z_m: tuple[float, float, float]  # transmitter depths, in depth order
     phi_b: float  # solids volume fraction of the wet mud taken in
@@ -187,15 +188,15 @@ def _system_curve(
 ) -> tuple[float, float, float]:
     """Static head (kPa), Re per m3/s of return flow and the return leg's friction factor
     scale, from the column's mass at the start of the step (Thomas viscosity)."""
-    a_r = kp.area_ret_m2
-    rho_mean = fs[S_MCOL] / (a_r * kp.length_m)
-    static = kp.deck_static_kpa + (fs[S_MCOL] / a_r - kp.w_col) * kp.g / 1000.0
-    c_mean = (rho_mean - kp.rho_w_mean) / (kp.rho_s - kp.rho_w_mean)
+    a_r = kp.return_area_m2
+    rho_mean = fs[S_MCOL] / (a_r * kp.riser_length_m)
+    static = kp.deck_static_kpa + (fs[S_MCOL] / a_r - kp.w_col) * kp.g_m_s2 / 1000.0
+    c_mean = (rho_mean - kp.rho_w_mean) / (kp.rho_s_kg_m3 - kp.rho_w_mean)
     c_mean = min(max(c_mean, 0.0), 0.5)
     mu = kp.mu_pa_s * (
         1.0 + 2.5 * c_mean + 10.05 * c_mean * c_mean + 0.00273 * math.exp(16.6 * c_mean)
     )
-    re_per_q = rho_mean * kp.d_ret_m / (a_r * mu)
+    re_per_q = rho_mean * kp.return_id_m / (a_r * mu)
     fr_r = fric_r0 * fmult * rho_mean / (a_r * a_r)
     return static, re_per_q, fr_r
 
@@ -352,7 +353,7 @@ def _walk_column(
     area above each transmitter depth (into ``m_above``)."""
     m = vol.shape[0]
     head = ist[I_HEAD]
-    a_r = kp.area_ret_m2
+    a_r = kp.return_area_m2
     zs = kp.z_m
     n_wz = wz.shape[0]
     mass = 0.0
@@ -371,7 +372,7 @@ def _walk_column(
         dz = v / a_r
         iz = min(int(depth + 0.5 * dz), n_wz - 1)
         s_in = sol[idx] * k_slip
-        cell_mass = s_in + wz[iz] * (v - s_in / kp.rho_s)
+        cell_mass = s_in + wz[iz] * (v - s_in / kp.rho_s_kg_m3)
         while zi < 3 and zs[zi] <= depth + dz:
             m_above[zi] = (mass + cell_mass * (zs[zi] - depth) / dz) / a_r
             zi += 1
@@ -400,25 +401,30 @@ def _advance(
 ) -> None:
     """One step per drive row: pumps, flow, ring transport, column, pressures; one row out."""
     dt = kp.dt_s
-    rho_s = kp.rho_s
-    g = kp.g
-    a_r = kp.area_ret_m2
+    rho_s = kp.rho_s_kg_m3
+    g = kp.g_m_s2
+    a_r = kp.return_area_m2
     k = kp.pump_k
-    fric_r0 = kp.length_m / kp.d_ret_m / 2000.0  # kPa per (f rho V^2)
+    fric_r0 = kp.riser_length_m / kp.return_id_m / 2000.0  # kPa per (f rho V^2)
     fric_i = (
-        kp.f_inj * kp.length_m / kp.d_inj_m / 2000.0 * kp.rho_w / (kp.area_inj_m2 * kp.area_inj_m2)
+        kp.f_inj
+        * kp.riser_length_m
+        / kp.injection_dh_m
+        / 2000.0
+        * kp.rho_w_kg_m3
+        / (kp.injection_area_m2 * kp.injection_area_m2)
     )
     flow_alpha = 1.0 - math.exp(-dt / kp.flow_tau_s)
-    coast = math.exp(-dt / kp.coast_tau_s)
-    ramp = kp.ramp_rpm_s * dt
+    coast = math.exp(-dt / kp.pump_coast_tau_s)
+    ramp = kp.pump_ramp_rpm_s * dt
     m_above = np.zeros(3)
     for i in range(drive.shape[0]):
         d = drive[i]
         _turn_rotors(kp, fs, d, ramp, coast)
         q_mud = d[D_QMUD]
         fmult = d[D_FMULT]
-        a_a = kp.pump_h0_kpa * (fs[S_NA] / kp.n_ref_rpm) ** 2
-        a_b = kp.pump_h0_kpa * (fs[S_NB] / kp.n_ref_rpm) ** 2
+        a_a = kp.pump_h0_kpa * (fs[S_NA] / kp.pump_speed_rpm) ** 2
+        a_b = kp.pump_h0_kpa * (fs[S_NB] / kp.pump_speed_rpm) ** 2
         static, re_per_q, fr_r = _system_curve(kp, fs, fmult, fric_r0)
         q_ss = _steady_flow(kp, ftab, a_a, a_b, q_mud, static, re_per_q, fr_r, fric_i)
         q_base = fs[S_QINJ] + (q_ss - fs[S_QINJ]) * flow_alpha  # the flow lags its steady state
@@ -449,8 +455,8 @@ def _advance(
         # pressures: deck back pressure, then hydrostatic plus friction down to each depth
         p_deck = kp.deck_static_kpa + kp.deck_k * q_ret * q_ret
         f_now = _darcy(ftab, re_per_q * q_ret)
-        grad = (g + f_now * fmult * vel * vel / (2.0 * kp.d_ret_m)) / 1000.0
-        heave_kpa = kp.rho_w * g * d[D_HEAVE_M] / 1000.0
+        grad = (g + f_now * fmult * vel * vel / (2.0 * kp.return_id_m)) / 1000.0
+        heave_kpa = kp.rho_w_kg_m3 * g * d[D_HEAVE_M] / 1000.0
         o = out[i]
         o[OUT.t_s] = fs[S_T]
         o[OUT.q_inj_m3_s] = q_inj
@@ -474,7 +480,7 @@ def _advance(
         o[OUT.rey_out_kg] = fs[S_ROUT]
         o[OUT.solids_riser_kg] = s_riser
         o[OUT.rey_riser_kg] = r_riser
-        o[OUT.rho_mean_kg_m3] = mass / (a_r * kp.length_m)
+        o[OUT.rho_mean_kg_m3] = mass / (a_r * kp.riser_length_m)
         o[OUT.vol_inj_m3] = fs[S_VINJ]
         o[OUT.vol_ret_m3] = fs[S_VRET]
         o[OUT.run_a_s] = fs[S_RUNA]
@@ -556,32 +562,19 @@ class Hydraulics:
             sorted(p.transmitter_depths_m, key=lambda tag: p.transmitter_depths_m[tag])
         )
         zs = [p.transmitter_depths_m[tag] for tag in self.depth_order]
-        self.kp = KernelParams(
-            rho_w=p.rho_w_kg_m3,
-            rho_s=p.rho_s_kg_m3,
-            g=p.g_m_s2,
-            p_atm_kpa=p.p_atm_kpa,
-            length_m=p.riser_length_m,
-            area_ret_m2=a_r,
-            d_ret_m=p.return_id_m,
-            area_inj_m2=p.injection_area_m2,
-            d_inj_m=p.injection_dh_m,
-            f_inj=float(f_i),
+        # fields named as a PlantParams field carry over; the rest are derived
+        self.kp = from_fields(
+            KernelParams,
+            p,
+            f_inj=f_i,
             vcell_m3=vcell,
-            dt_s=p.dt_s,
-            deck_static_kpa=p.deck_static_kpa,
             deck_k=p.deck_loss_kpa / nominal_return_m3_s(p) ** 2,
             pump_h0_kpa=h0,
             pump_k=k,
-            n_ref_rpm=p.pump_speed_rpm,
-            ramp_rpm_s=p.pump_ramp_rpm_s,
-            coast_tau_s=p.pump_coast_tau_s,
-            flow_tau_s=p.flow_tau_s,
             z_m=(zs[0], zs[1], zs[2]),
-            phi_b=float(self.phi_b),
+            phi_b=self.phi_b,
             w_col=w_col,
-            mu_pa_s=float(mu),
-            slip_m_s=p.slip_m_s,
+            mu_pa_s=mu,
             rho_w_mean=rho_w_col,
         )
         # ring of cells: room for a few partially filled cells beyond the nominal count

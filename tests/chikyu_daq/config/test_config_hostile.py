@@ -14,8 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from chikyu_daq.config.checks import ALARM_LIMITS
-from chikyu_daq.config.model import ALARM_NAMES, ConfigError, load_config, parse_config
+from chikyu_daq.config.model import ConfigError, load_config, parse_config
 from chikyu_daq.rig.session import scenario_config
 from hil.scenario import list_scenarios, load_scenario
 from tests.chikyu_daq.config.test_config import (
@@ -290,10 +289,6 @@ def test_what_the_estimators_refuse_is_a_config_error(monkeypatch: pytest.Monkey
     monkeypatch.setattr("chikyu_daq.config.params.chain_params", refuse)
     with pytest.raises(ConfigError, match="stability: refused by the estimators: a new kernel"):
         load_config(REPO / "config" / "reference.toml")
-
-
-def test_every_alarm_has_limits() -> None:
-    assert set(ALARM_LIMITS) == set(ALARM_NAMES)
 
 
 def test_case_count() -> None:

@@ -9,6 +9,7 @@ assays) and compares its outputs (values, quality codes, alarm bits) with the un
 from __future__ import annotations
 
 import dataclasses
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -16,11 +17,21 @@ import numpy as np
 import pytest
 from numpy.typing import NDArray
 
-from chikyu_daq.config.model import Alarm, Config, load_config
-from chikyu_daq.config.params import CHAIN_ALARMS, chain_params
+from chikyu_daq.config.model import Alarm, Config, parse_config
+from chikyu_daq.config.params import chain_params, sensor_fault_spec
+from chikyu_daq.rig.session import scenario_config
 from dsp import seawater
 from dsp.chain import ChainResult, init_state, process_block
-from dsp.params import ALARM_NAMES, ChainParams, kernel_params
+from dsp.params import (
+    ALARM_BY_NAME,
+    ALARM_NAMES,
+    ALARM_TABLE,
+    SENSOR_FAULT,
+    ChainParams,
+    kernel_params,
+    kernel_tables,
+)
+from hil.scenario import load_scenario
 from tests.dsp.dsp_synth import make_block, pressures_kpa
 
 REPO = Path(__file__).resolve().parents[3]
@@ -65,17 +76,10 @@ NEW_VALUE: dict[tuple[str, str], Any] = {
 
 
 def _base() -> Config:
-    """The reference config on the CI riser, with windows that fit a 20-minute input."""
-    cfg = load_config(REPO / "config" / "reference.toml")
-    ph = cfg.physics.model_copy(
-        update={
-            "riser_length_m": 480.0,
-            "depth_collector_m": 470.0,
-            "depth_mid_m": 240.0,
-            "depth_upper_m": 40.0,
-            "temperature_profile": [(0.0, 9.5), (480.0, 8.0)],
-        }
-    )
+    """The reference config on the CI riser (the nominal scenario's), with windows that fit a
+    20-minute input."""
+    cfg = scenario_config(load_scenario("nominal"))
+    ph = cfg.physics.model_copy(update={"temperature_profile": [(0.0, 9.5), (480.0, 8.0)]})
     st = cfg.stability.model_copy(
         update={"zero_window_s": 60.0, "compare_window_s": 120.0, "stop_holdoff_s": 30.0}
     )
@@ -188,17 +192,10 @@ def test_each_config_constant_changes_the_kernel_output(
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", sorted(CHAIN_ALARMS))
+@pytest.mark.parametrize("name", ALARM_NAMES)
 def test_each_alarm_field_changes_the_alarm_bits(base: ChainResult, name: str) -> None:
     """raise_at, clear_at and min_duration_s each move the alarm (thresholds from the data)."""
-    column = {
-        "DEPOSITION_RISK": "deposition_margin",
-        "SLUGGING": "osc_severity",
-        "PLUG_SUSPECTED": "plug_indicator_bar_s",
-        "PUMP_SURGE": "cv_torque",
-        "FLOW_IMBALANCE": "flow_imbalance_z",
-        "ESTIMATOR_DISAGREEMENT": "disagreement_z",
-    }[name]
+    column = ALARM_BY_NAME[name].watches
     x = base[column]
     q25, q50, q75, q90 = np.nanquantile(x, [0.25, 0.5, 0.75, 0.9])
     assert q25 < q90, f"{column} does not move in the test input"
@@ -225,7 +222,7 @@ def test_every_chain_param_is_set_from_config() -> None:
         moved |= {
             f.name for f in dataclasses.fields(p) if getattr(p, f.name) != getattr(base, f.name)
         }
-    for name in CHAIN_ALARMS:
+    for name in ALARM_NAMES:
         a = BASE.alarms[name]
         moved_a = a.model_copy(update={"raise_at": a.raise_at + 0.5 * (a.raise_at - a.clear_at)})
         p = chain_params(BASE.model_copy(update={"alarms": {**BASE.alarms, name: moved_a}}))
@@ -234,6 +231,20 @@ def test_every_chain_param_is_set_from_config() -> None:
         }
     unmapped = {f.name for f in dataclasses.fields(base)} - moved
     assert unmapped == set()
+
+
+def test_an_alarm_left_out_or_partly_set_keeps_its_one_default() -> None:
+    """`[alarms.*]` may set any key of any alarm; every other key is the alarm's default (one
+    table, dsp.params.ALARM_TABLE), and that is what the kernel's alarm table holds."""
+    doc = tomllib.loads((REPO / "config" / "reference.toml").read_text())
+    doc["alarms"] = {"SLUGGING": {"raise_at": 0.7}}
+    cfg = parse_config(doc)
+    table = kernel_tables(chain_params(cfg)).alarms
+    for k, a in enumerate(ALARM_TABLE):
+        d = a.default
+        raise_at = 0.7 if a.name == "SLUGGING" else d.raise_
+        assert table[k].tolist() == [raise_at, d.clear, round(d.min_duration_s * 1e9)], a.name
+    assert sensor_fault_spec(cfg) == SENSOR_FAULT.default
 
 
 def test_kernel_params_are_built_once_per_config() -> None:
