@@ -35,6 +35,17 @@ class AlarmSpec:
         if not self.min_duration_s >= 0:
             raise ValueError(f"AlarmSpec.min_duration_s must be >= 0, got {self.min_duration_s}")
 
+    def limits(self) -> AlarmLimits:
+        return AlarmLimits(float(self.raise_), float(self.clear), round(self.min_duration_s * 1e9))
+
+
+class AlarmLimits(NamedTuple):
+    """An :class:`AlarmSpec` as the kernels take it (scalars: free to pass per sample)."""
+
+    raise_: float
+    clear: float
+    min_ns: int
+
 
 class AlarmEvent(NamedTuple):
     t_ns: int
@@ -47,14 +58,13 @@ class AlarmEvent(NamedTuple):
 def alarm_step(
     t_ns: int,
     v: float,
-    raise_: float,
-    clear: float,
-    min_ns: int,
+    lim: AlarmLimits,
     k: int,
     active: NDArray[np.uint8],
     pending_ns: NDArray[np.int64],
 ) -> None:
     """Advance alarm ``k``; ``pending_ns[k] < 0`` means no condition is being timed."""
+    raise_, clear, min_ns = lim
     if np.isnan(v):
         pending_ns[k] = -1
         return
@@ -73,25 +83,20 @@ def alarm_step(
         pending_ns[k] = -1
 
 
-@njit(cache=True, nogil=True)
-def _alarm_kernel(
-    t_ns: NDArray[np.int64],
-    v: NDArray[np.float64],
-    raise_: float,
-    clear: float,
-    min_ns: int,
-    active: NDArray[np.uint8],
-    pending_ns: NDArray[np.int64],
-    out: NDArray[np.uint8],
-) -> None:
-    for i in range(t_ns.shape[0]):
-        alarm_step(t_ns[i], v[i], raise_, clear, min_ns, 0, active, pending_ns)
-        out[i] = active[0]
-
-
 class AlarmState(NamedTuple):
     active: NDArray[np.uint8]
     pending_ns: NDArray[np.int64]
+
+
+@njit(cache=True, nogil=True)
+def _alarm_kernel(
+    t_ns: NDArray[np.int64], v: NDArray[np.float64], lim: AlarmLimits, s: AlarmState
+) -> NDArray[np.uint8]:
+    out = np.empty(t_ns.shape[0], np.uint8)
+    for i in range(t_ns.shape[0]):
+        alarm_step(t_ns[i], v[i], lim, 0, s.active, s.pending_ns)
+        out[i] = s.active[0]
+    return out
 
 
 def alarm_init(n_alarms: int = 1) -> AlarmState:
@@ -138,7 +143,5 @@ def hysteresis_alarm(
     if t_ns.shape != value.shape:
         raise ValueError(f"t_ns and value differ in shape: {t_ns.shape} vs {value.shape}")
     prev = int(state.active[0])
-    out = np.empty(t_ns.shape[0], np.uint8)
-    min_ns = round(spec.min_duration_s * 1e9)
-    _alarm_kernel(t_ns, value, spec.raise_, spec.clear, min_ns, state.active, state.pending_ns, out)
+    out = _alarm_kernel(t_ns, value, spec.limits(), state)
     return out, events_from_bits((name,), t_ns, out, value[None, :], prev)

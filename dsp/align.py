@@ -51,21 +51,29 @@ def align_init() -> AlignState:
     )
 
 
+class AlignHow(NamedTuple):
+    """How grid values are taken from the samples (scalars: one value per call)."""
+
+    method: int  # HOLD or LINEAR
+    lag_ns: int
+    stale_ns: int
+
+
 @njit(cache=True, nogil=True)
 def _align_kernel(
     t: NDArray[np.int64],
     v: NDArray[np.float64],
     q: NDArray[np.uint8],
     grid: NDArray[np.int64],
-    method: int,
-    lag_ns: int,
-    stale_ns: int,
+    how: AlignHow,
     last: NDArray[np.float64],
     last_tq: NDArray[np.int64],
-    out_v: NDArray[np.float64],
-    out_q: NDArray[np.uint8],
-) -> int:
-    """Returns the number of samples consumed; ``last``/``last_tq`` hold (v) and (t, q, has)."""
+) -> tuple[NDArray[np.float64], NDArray[np.uint8], int]:
+    """Grid values and qualities, and the number of samples consumed; ``last``/``last_tq``
+    hold (v) and (t, q, has) of the last consumed sample."""
+    method, lag_ns, stale_ns = how
+    out_v = np.empty(grid.shape[0])
+    out_q = np.empty(grid.shape[0], np.uint8)
     n = t.shape[0]
     j = 0
     lt = last_tq[0]
@@ -96,7 +104,7 @@ def _align_kernel(
     last_tq[0] = lt
     last_tq[1] = lq
     last_tq[2] = has
-    return j
+    return out_v, out_q, j
 
 
 def align(
@@ -123,11 +131,8 @@ def align(
     grid = np.ascontiguousarray(grid_t_ns, dtype=np.int64)
     last = np.array([state.last_v])
     last_tq = np.array([state.last_t, state.last_q, int(state.has_last)], np.int64)
-    out_v = np.empty(grid.shape[0])
-    out_q = np.empty(grid.shape[0], np.uint8)
-    used = _align_kernel(
-        t, v, q, grid, _METHODS[method], lag_ns, stale_ns, last, last_tq, out_v, out_q
-    )
+    how = AlignHow(_METHODS[method], int(lag_ns), int(stale_ns))
+    out_v, out_q, used = _align_kernel(t, v, q, grid, how, last, last_tq)
     new = AlignState(
         int(last_tq[0]),
         float(last[0]),

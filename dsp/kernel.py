@@ -16,8 +16,8 @@ from numba import njit
 from numpy.typing import NDArray
 
 from . import params as P
-from .alarms import alarm_step
-from .filters import hampel_step, meanvar_get, meanvar_step
+from .alarms import AlarmLimits, alarm_step
+from .filters import Limits, hampel_step, meanvar_get, meanvar_step, wrap
 from .quality import BAD, GOOD, UNCERTAIN
 from .spectrum import OF_AMP, OF_FREQ, OF_SHARE, OscParams, OscState, osc_step
 
@@ -259,7 +259,7 @@ def _slope(ring: NDArray[np.float64], c: int, head: int, min_count: int) -> floa
     sx = 0.0
     sy = 0.0
     for j in range(w):
-        v = ring[c, (head + j) % w]
+        v = ring[c, wrap(head + j, w)]
         if not np.isnan(v):
             k += 1
             sx += j
@@ -271,7 +271,7 @@ def _slope(ring: NDArray[np.float64], c: int, head: int, min_count: int) -> floa
     sxy = 0.0
     sxx = 0.0
     for j in range(w):
-        v = ring[c, (head + j) % w]
+        v = ring[c, wrap(head + j, w)]
         if not np.isnan(v):
             sxy += (j - mx) * (v - my)
             sxx += (j - mx) * (j - mx)
@@ -296,20 +296,25 @@ def _walk(hist: NDArray[np.float64], p: int, a: int, target: float) -> tuple[int
         p = a - h_len + 1
     if p < 0:
         p = 0
-    while p + 1 <= a and hist[H_VOL, (p + 1) % h_len] <= target:
+    s0 = p % h_len  # ring slots of p and p + 1, advanced without a division per step
+    s1 = wrap(s0 + 1, h_len)
+    while p + 1 <= a and hist[H_VOL, s1] <= target:
         p += 1
-    v0 = hist[H_VOL, p % h_len]
+        s0 = s1
+        s1 = wrap(s1 + 1, h_len)
+    v0 = hist[H_VOL, s0]
     if p + 1 > a or not v0 <= target:
         return p, np.nan
-    v1 = hist[H_VOL, (p + 1) % h_len]
+    v1 = hist[H_VOL, s1]
     return p, (target - v0) / (v1 - v0) if v1 > v0 else 0.0
 
 
 @njit(cache=True, nogil=True, inline="always")
 def _at(hist: NDArray[np.float64], row: int, p: int, frac: float) -> float:
     h_len = hist.shape[1]
-    x0 = hist[row, p % h_len]
-    return x0 + frac * (hist[row, (p + 1) % h_len] - x0)
+    s0 = p % h_len
+    x0 = hist[row, s0]
+    return x0 + frac * (hist[row, wrap(s0 + 1, h_len)] - x0)
 
 
 @njit(cache=True, nogil=True)
@@ -326,11 +331,11 @@ def _zero_update(
     bl = w // nb
     m = 0.0
     for j in range(w):
-        m += z_ring[(head + j) % w]
+        m += z_ring[wrap(head + j, w)]
     m /= w
     var = 0.0
     for j in range(w):
-        d = z_ring[(head + j) % w] - m
+        d = z_ring[wrap(head + j, w)] - m
         var += d * d
     var /= w - 1
     if not np.sqrt(var) <= steady:
@@ -339,7 +344,7 @@ def _zero_update(
     for b in range(nb):
         mb = 0.0
         for j in range(bl):
-            mb += z_ring[(head + b * bl + j) % w]
+            mb += z_ring[wrap(head + b * bl + j, w)]
         mb /= bl
         vb += (mb - m) * (mb - m)
     vb /= nb - 1
@@ -432,39 +437,11 @@ def _despike(
     """Screened return flow, injection flow and density through the Hampel filter, and
     whether the return flow or density was replaced (their quality drops to UNCERTAIN)."""
     half = h_ring.shape[1] // 2 + 1
-    q_ret, rep_r = hampel_step(
-        _valid(v_ret, q_ret_in, i),
-        0,
-        pos_h,
-        h_ring,
-        h_srt,
-        h_cnt,
-        kp.hampel_n_sigma,
-        kp.hampel_floor_flow,
-        half,
-    )
-    q_inj, _rep_i = hampel_step(
-        _valid(v_inj, q_inj_in, i),
-        1,
-        pos_h,
-        h_ring,
-        h_srt,
-        h_cnt,
-        kp.hampel_n_sigma,
-        kp.hampel_floor_flow,
-        half,
-    )
-    rho_raw, rep_d = hampel_step(
-        _valid(v_rho, q_rho, i),
-        2,
-        pos_h,
-        h_ring,
-        h_srt,
-        h_cnt,
-        kp.hampel_n_sigma,
-        kp.hampel_floor_rho,
-        half,
-    )
+    flow = Limits(kp.hampel_n_sigma, kp.hampel_floor_flow, half)
+    dens = Limits(kp.hampel_n_sigma, kp.hampel_floor_rho, half)
+    q_ret, rep_r = hampel_step(_valid(v_ret, q_ret_in, i), 0, pos_h, flow, h_ring, h_srt, h_cnt)
+    q_inj, _ = hampel_step(_valid(v_inj, q_inj_in, i), 1, pos_h, flow, h_ring, h_srt, h_cnt)
+    rho_raw, rep_d = hampel_step(_valid(v_rho, q_rho, i), 2, pos_h, dens, h_ring, h_srt, h_cnt)
     return q_ret, q_inj, rho_raw, rep_r, rep_d
 
 
@@ -1085,16 +1062,8 @@ def _alarms(
             av = fiz
         else:
             av = z
-        alarm_step(
-            ti,
-            av,
-            alarms[k, 0],
-            alarms[k, 1],
-            int(alarms[k, 2]),
-            k,
-            al_active,
-            al_pending,
-        )
+        lim = AlarmLimits(alarms[k, 0], alarms[k, 1], int(alarms[k, 2]))
+        alarm_step(ti, av, lim, k, al_active, al_pending)
         b |= al_active[k] << k
     return b
 
