@@ -54,17 +54,16 @@ class AlarmEvent(NamedTuple):
     value: float
 
 
+class AlarmState(NamedTuple):
+    active: NDArray[np.uint8]
+    pending_ns: NDArray[np.int64]
+
+
 @njit(cache=True, nogil=True)
-def alarm_step(
-    t_ns: int,
-    v: float,
-    lim: AlarmLimits,
-    k: int,
-    active: NDArray[np.uint8],
-    pending_ns: NDArray[np.int64],
-) -> None:
+def alarm_step(t_ns: int, v: float, lim: AlarmLimits, k: int, s: AlarmState) -> None:
     """Advance alarm ``k``; ``pending_ns[k] < 0`` means no condition is being timed."""
     raise_, clear, min_ns = lim
+    active, pending_ns = s
     if np.isnan(v):
         pending_ns[k] = -1
         return
@@ -83,18 +82,13 @@ def alarm_step(
         pending_ns[k] = -1
 
 
-class AlarmState(NamedTuple):
-    active: NDArray[np.uint8]
-    pending_ns: NDArray[np.int64]
-
-
 @njit(cache=True, nogil=True)
 def _alarm_kernel(
     t_ns: NDArray[np.int64], v: NDArray[np.float64], lim: AlarmLimits, s: AlarmState
 ) -> NDArray[np.uint8]:
     out = np.empty(t_ns.shape[0], np.uint8)
     for i in range(t_ns.shape[0]):
-        alarm_step(t_ns[i], v[i], lim, 0, s.active, s.pending_ns)
+        alarm_step(t_ns[i], v[i], lim, 0, s)
         out[i] = s.active[0]
     return out
 

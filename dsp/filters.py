@@ -34,16 +34,16 @@ class Limits(NamedTuple):
     min_count: int  # valid values the window needs before it answers
 
 
+class HampelRows(NamedTuple):
+    """A Hampel window's rows, updated in place."""
+
+    ring: NDArray[np.float64]  # [channels, window] values by slot (NaN = invalid)
+    srt: NDArray[np.float64]  # [channels, window] the valid values, sorted
+    cnt: NDArray[np.int64]  # [channels] valid values
+
+
 @njit(cache=True, nogil=True)
-def hampel_step(
-    x: float,
-    c: int,
-    pos: int,
-    lim: Limits,
-    ring: NDArray[np.float64],
-    srt: NDArray[np.float64],
-    cnt: NDArray[np.int64],
-) -> tuple[float, bool]:
+def hampel_step(x: float, c: int, pos: int, lim: Limits, h: HampelRows) -> tuple[float, bool]:
     """Push ``x`` (NaN = invalid) into window row ``c`` at slot ``pos``; return (clean, replaced).
 
     ``srt[c, :cnt[c]]`` keeps the window's valid values sorted, so median and MAD cost O(w)
@@ -52,6 +52,7 @@ def hampel_step(
     MAD zero, and without the floor every genuine change would be called a spike.
     """
     n_sigma, floor, min_count = lim
+    ring, srt, cnt = h
     old = ring[c, pos]
     n = cnt[c]
     old_ok = not np.isnan(old)
@@ -217,9 +218,10 @@ def _window_kernel(
     """Streams a block through either filter: (clean, replaced) or (mean, variance)."""
     w = s.ring.shape[1]
     a = s.n_seen[0]
+    rows = HampelRows(s.ring, s.aux, s.cnt)
     for i in range(x.shape[0]):
         if hampel:
-            out[i], rep = hampel_step(x[i], 0, a % w, lim, s.ring, s.aux, s.cnt)
+            out[i], rep = hampel_step(x[i], 0, a % w, lim, rows)
             out2[i] = 1.0 if rep else 0.0
         else:
             meanvar_step(x[i], 0, a % w, s.ring, s.cnt, s.aux)

@@ -16,8 +16,8 @@ from numba import njit
 from numpy.typing import NDArray
 
 from . import params as P
-from .alarms import AlarmLimits, alarm_step
-from .filters import Limits, hampel_step, meanvar_get, meanvar_step, wrap
+from .alarms import AlarmLimits, AlarmState, alarm_step
+from .filters import HampelRows, Limits, hampel_step, meanvar_get, meanvar_step, wrap
 from .quality import BAD, GOOD, UNCERTAIN
 from .spectrum import OF_AMP, OF_FREQ, OF_SHARE, OscParams, OscState, osc_step
 
@@ -422,9 +422,7 @@ _step = njit(cache=True, nogil=True, inline="always", error_model="numpy")
 @_step
 def _despike(
     kp: P.KernelParams,
-    h_ring: NDArray[np.float64],
-    h_srt: NDArray[np.float64],
-    h_cnt: NDArray[np.int64],
+    rows: HampelRows,
     v_ret: NDArray[np.float64],
     q_ret_in: NDArray[np.uint8],
     v_inj: NDArray[np.float64],
@@ -436,12 +434,12 @@ def _despike(
 ) -> tuple[float, float, float, bool, bool]:
     """Screened return flow, injection flow and density through the Hampel filter, and
     whether the return flow or density was replaced (their quality drops to UNCERTAIN)."""
-    half = h_ring.shape[1] // 2 + 1
+    half = rows.ring.shape[1] // 2 + 1
     flow = Limits(kp.hampel_n_sigma, kp.hampel_floor_flow, half)
     dens = Limits(kp.hampel_n_sigma, kp.hampel_floor_rho, half)
-    q_ret, rep_r = hampel_step(_valid(v_ret, q_ret_in, i), 0, pos_h, flow, h_ring, h_srt, h_cnt)
-    q_inj, _ = hampel_step(_valid(v_inj, q_inj_in, i), 1, pos_h, flow, h_ring, h_srt, h_cnt)
-    rho_raw, rep_d = hampel_step(_valid(v_rho, q_rho, i), 2, pos_h, dens, h_ring, h_srt, h_cnt)
+    q_ret, rep_r = hampel_step(_valid(v_ret, q_ret_in, i), 0, pos_h, flow, rows)
+    q_inj, _ = hampel_step(_valid(v_inj, q_inj_in, i), 1, pos_h, flow, rows)
+    rho_raw, rep_d = hampel_step(_valid(v_rho, q_rho, i), 2, pos_h, dens, rows)
     return q_ret, q_inj, rho_raw, rep_r, rep_d
 
 
@@ -1031,8 +1029,7 @@ def _stability_index(
 def _alarms(
     kp: P.KernelParams,
     alarms: NDArray[np.float64],
-    al_active: NDArray[np.uint8],
-    al_pending: NDArray[np.int64],
+    al: AlarmState,
     ti: int,
     stopped: bool,
     margin: float,
@@ -1047,8 +1044,8 @@ def _alarms(
     b = 0
     for k in range(alarms.shape[0]):
         if stopped and k < N_STOP_SUPPRESSED:
-            al_active[k] = 0
-            al_pending[k] = -1
+            al.active[k] = 0
+            al.pending_ns[k] = -1
             continue
         if k == 0:
             av = margin
@@ -1063,8 +1060,8 @@ def _alarms(
         else:
             av = z
         lim = AlarmLimits(alarms[k, 0], alarms[k, 1], int(alarms[k, 2]))
-        alarm_step(ti, av, lim, k, al_active, al_pending)
-        b |= al_active[k] << k
+        alarm_step(ti, av, lim, k, al)
+        b |= al.active[k] << k
     return b
 
 
@@ -1090,7 +1087,7 @@ def chain_kernel(
     sc = st.scalars[0]
     cmp_sum, cmp_cnt = st.cmp_sum, st.cmp_cnt
     acc_sys, last_sys = st.acc_sys, st.last_sys
-    h_ring, h_srt, h_cnt = st.h_ring, st.h_srt, st.h_cnt
+    hampel = HampelRows(st.h_ring, st.h_srt, st.h_cnt)
     a_ring, a_cnt, a_mom = st.a_ring, st.a_cnt, st.a_mom
     cmp = Compare(st.b_ring, st.b_cnt, st.b_mom, cmp_sum, cmp_cnt)
     hist, lane, z_ring = st.hist, st.lane, st.z_ring
@@ -1099,12 +1096,12 @@ def chain_kernel(
     osc_p = OscParams(
         kp.osc_decim, kp.osc_hop, kp.dt_s, kp.osc_f_lo_hz, kp.osc_f_hi_hz, kp.osc_max_inv
     )
-    al_active, al_pending = st.al_active, st.al_pending
+    al = AlarmState(st.al_active, st.al_pending)
     friction, alarms = tables.friction, tables.alarms
     v_qret, q_qret = vals[R_QRET], qual[R_QRET]
     v_qinj, q_qinj = vals[R_QINJ], qual[R_QINJ]
     v_rho, q_rho = vals[R_RHO], qual[R_RHO]
-    w_h = h_ring.shape[1]
+    w_h = hampel.ring.shape[1]
     w_a = a_ring.shape[1]
     h_len = hist.shape[1]
     w_s = lane.shape[1]
@@ -1122,7 +1119,7 @@ def chain_kernel(
         rho_w = rho_w_in[i]
         # inputs: screened, despiked, referenced to seawater
         q_ret, q_inj, rho_raw, rep_r, rep_d = _despike(
-            kp, h_ring, h_srt, h_cnt, v_qret, q_qret, v_qinj, q_qinj, v_rho, q_rho, i, pos_h
+            kp, hampel, v_qret, q_qret, v_qinj, q_qinj, v_rho, q_rho, i, pos_h
         )
         stopped = _stopped(kp, sc, ti, q_inj)
         q_q = qual[R_QRET][i]
@@ -1229,8 +1226,7 @@ def chain_kernel(
         bits[i] = _alarms(
             kp,
             alarms,
-            al_active,
-            al_pending,
+            al,
             ti,
             stopped,
             margin,
