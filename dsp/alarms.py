@@ -54,32 +54,35 @@ class AlarmEvent(NamedTuple):
     value: float
 
 
+Step = tuple[int, int]
+
+
 class AlarmState(NamedTuple):
     active: NDArray[np.uint8]
     pending_ns: NDArray[np.int64]
 
 
 @njit(cache=True, nogil=True)
-def alarm_step(t_ns: int, v: float, lim: AlarmLimits, k: int, s: AlarmState) -> None:
-    """Advance alarm ``k``; ``pending_ns[k] < 0`` means no condition is being timed."""
+def alarm_step(t_ns: int, v: float, lim: AlarmLimits, active: int, pending_ns: int) -> Step:
+    """One alarm's next (active, pending_ns); ``pending_ns < 0``: no condition is being timed.
+
+    Scalars in and out: a step that took the state arrays cost four atomic reference count
+    operations per call, more than its own arithmetic."""
     raise_, clear, min_ns = lim
-    active, pending_ns = s
     if np.isnan(v):
-        pending_ns[k] = -1
-        return
+        return active, -1
     high = raise_ > clear
-    if active[k] == 0:
+    if active == 0:
         cond = v >= raise_ if high else v <= raise_
     else:
         cond = v <= clear if high else v >= clear
     if not cond:
-        pending_ns[k] = -1
-        return
-    if pending_ns[k] < 0:
-        pending_ns[k] = t_ns
-    if t_ns - pending_ns[k] >= min_ns:
-        active[k] = 1 - active[k]
-        pending_ns[k] = -1
+        return active, -1
+    if pending_ns < 0:
+        pending_ns = t_ns
+    if t_ns - pending_ns >= min_ns:
+        return 1 - active, -1
+    return active, pending_ns
 
 
 @njit(cache=True, nogil=True)
@@ -87,9 +90,14 @@ def _alarm_kernel(
     t_ns: NDArray[np.int64], v: NDArray[np.float64], lim: AlarmLimits, s: AlarmState
 ) -> NDArray[np.uint8]:
     out = np.empty(t_ns.shape[0], np.uint8)
+    active, pending_ns = s
+    a = int(active[0])
+    p = pending_ns[0]
     for i in range(t_ns.shape[0]):
-        alarm_step(t_ns[i], v[i], lim, 0, s)
-        out[i] = s.active[0]
+        a, p = alarm_step(t_ns[i], v[i], lim, a, p)
+        out[i] = a
+    active[0] = a
+    pending_ns[0] = p
     return out
 
 

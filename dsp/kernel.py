@@ -1060,8 +1060,10 @@ def _alarms(
         else:
             av = z
         lim = AlarmLimits(alarms[k, 0], alarms[k, 1], int(alarms[k, 2]))
-        alarm_step(ti, av, lim, k, al)
-        b |= al.active[k] << k
+        act, pend = alarm_step(ti, av, lim, int(al.active[k]), al.pending_ns[k])
+        al.active[k] = act
+        al.pending_ns[k] = pend
+        b |= act << k
     return b
 
 
