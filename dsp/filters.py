@@ -198,7 +198,8 @@ def meanvar_get(
 
 class Window(NamedTuple):
     """Rolling window rows of the standalone filters (:func:`hampel`, :func:`rolling_mean_var`),
-    updated in place; the chain kernel keeps the same arrays in its own state."""
+    updated in place; the chain kernel keeps the same arrays in its own state. The filters
+    tell their windows apart by ``aux``'s width only (a 3-wide Hampel window passes for both)."""
 
     n_seen: NDArray[np.int64]  # samples seen: the slot of the next one is n_seen % window
     ring: NDArray[np.float64]
