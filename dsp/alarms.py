@@ -35,6 +35,17 @@ class AlarmSpec:
         if not self.min_duration_s >= 0:
             raise ValueError(f"AlarmSpec.min_duration_s must be >= 0, got {self.min_duration_s}")
 
+    def limits(self) -> AlarmLimits:
+        return AlarmLimits(float(self.raise_), float(self.clear), round(self.min_duration_s * 1e9))
+
+
+class AlarmLimits(NamedTuple):
+    """An :class:`AlarmSpec` as the kernels take it (scalars: free to pass per sample)."""
+
+    raise_: float
+    clear: float
+    min_ns: int
+
 
 class AlarmEvent(NamedTuple):
     t_ns: int
@@ -43,55 +54,51 @@ class AlarmEvent(NamedTuple):
     value: float
 
 
-@njit(cache=True, nogil=True)
-def alarm_step(
-    t_ns: int,
-    v: float,
-    raise_: float,
-    clear: float,
-    min_ns: int,
-    k: int,
-    active: NDArray[np.uint8],
-    pending_ns: NDArray[np.int64],
-) -> None:
-    """Advance alarm ``k``; ``pending_ns[k] < 0`` means no condition is being timed."""
-    if np.isnan(v):
-        pending_ns[k] = -1
-        return
-    high = raise_ > clear
-    if active[k] == 0:
-        cond = v >= raise_ if high else v <= raise_
-    else:
-        cond = v <= clear if high else v >= clear
-    if not cond:
-        pending_ns[k] = -1
-        return
-    if pending_ns[k] < 0:
-        pending_ns[k] = t_ns
-    if t_ns - pending_ns[k] >= min_ns:
-        active[k] = 1 - active[k]
-        pending_ns[k] = -1
-
-
-@njit(cache=True, nogil=True)
-def _alarm_kernel(
-    t_ns: NDArray[np.int64],
-    v: NDArray[np.float64],
-    raise_: float,
-    clear: float,
-    min_ns: int,
-    active: NDArray[np.uint8],
-    pending_ns: NDArray[np.int64],
-    out: NDArray[np.uint8],
-) -> None:
-    for i in range(t_ns.shape[0]):
-        alarm_step(t_ns[i], v[i], raise_, clear, min_ns, 0, active, pending_ns)
-        out[i] = active[0]
+Step = tuple[int, int]
 
 
 class AlarmState(NamedTuple):
     active: NDArray[np.uint8]
     pending_ns: NDArray[np.int64]
+
+
+@njit(cache=True, nogil=True)
+def alarm_step(t_ns: int, v: float, lim: AlarmLimits, active: int, pending_ns: int) -> Step:
+    """One alarm's next (active, pending_ns); ``pending_ns < 0``: no condition is being timed.
+
+    Scalars in and out: a step that took the state arrays cost four atomic reference count
+    operations per call, more than its own arithmetic."""
+    raise_, clear, min_ns = lim
+    if np.isnan(v):
+        return active, -1
+    high = raise_ > clear
+    if active == 0:
+        cond = v >= raise_ if high else v <= raise_
+    else:
+        cond = v <= clear if high else v >= clear
+    if not cond:
+        return active, -1
+    if pending_ns < 0:
+        pending_ns = t_ns
+    if t_ns - pending_ns >= min_ns:
+        return 1 - active, -1
+    return active, pending_ns
+
+
+@njit(cache=True, nogil=True)
+def _alarm_kernel(
+    t_ns: NDArray[np.int64], v: NDArray[np.float64], lim: AlarmLimits, s: AlarmState
+) -> NDArray[np.uint8]:
+    out = np.empty(t_ns.shape[0], np.uint8)
+    active, pending_ns = s
+    a = int(active[0])
+    p = pending_ns[0]
+    for i in range(t_ns.shape[0]):
+        a, p = alarm_step(t_ns[i], v[i], lim, a, p)
+        out[i] = a
+    active[0] = a
+    pending_ns[0] = p
+    return out
 
 
 def alarm_init(n_alarms: int = 1) -> AlarmState:
@@ -138,7 +145,5 @@ def hysteresis_alarm(
     if t_ns.shape != value.shape:
         raise ValueError(f"t_ns and value differ in shape: {t_ns.shape} vs {value.shape}")
     prev = int(state.active[0])
-    out = np.empty(t_ns.shape[0], np.uint8)
-    min_ns = round(spec.min_duration_s * 1e9)
-    _alarm_kernel(t_ns, value, spec.raise_, spec.clear, min_ns, state.active, state.pending_ns, out)
+    out = _alarm_kernel(t_ns, value, spec.limits(), state)
     return out, events_from_bits((name,), t_ns, out, value[None, :], prev)

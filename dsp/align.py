@@ -51,27 +51,43 @@ def align_init() -> AlignState:
     )
 
 
+class AlignHow(NamedTuple):
+    """How grid values are taken from the samples (scalars: one value per call)."""
+
+    method: int  # HOLD or LINEAR
+    lag_ns: int
+    stale_ns: int
+
+
+class Samples(NamedTuple):
+    """One channel's samples in time order: the (t_ns, value, quality) block."""
+
+    t: NDArray[np.int64]
+    v: NDArray[np.float64]
+    q: NDArray[np.uint8]
+
+
+class Held(NamedTuple):
+    """The last consumed sample (``has`` 0 before the first)."""
+
+    t: int
+    v: float
+    q: int
+    has: int
+
+
 @njit(cache=True, nogil=True)
 def _align_kernel(
-    t: NDArray[np.int64],
-    v: NDArray[np.float64],
-    q: NDArray[np.uint8],
-    grid: NDArray[np.int64],
-    method: int,
-    lag_ns: int,
-    stale_ns: int,
-    last: NDArray[np.float64],
-    last_tq: NDArray[np.int64],
-    out_v: NDArray[np.float64],
-    out_q: NDArray[np.uint8],
-) -> int:
-    """Returns the number of samples consumed; ``last``/``last_tq`` hold (v) and (t, q, has)."""
+    smp: Samples, grid: NDArray[np.int64], how: AlignHow, held: Held
+) -> tuple[NDArray[np.float64], NDArray[np.uint8], int, Held]:
+    """Grid values and qualities, the number of samples consumed and the last one of them."""
+    t, v, q = smp
+    method, lag_ns, stale_ns = how
+    lt, lv, lq, has = held
+    out_v = np.empty(grid.shape[0])
+    out_q = np.empty(grid.shape[0], np.uint8)
     n = t.shape[0]
     j = 0
-    lt = last_tq[0]
-    lq = last_tq[1]
-    has = last_tq[2]
-    lv = last[0]
     for i in range(grid.shape[0]):
         T = grid[i]
         E = T - lag_ns
@@ -92,11 +108,7 @@ def _align_kernel(
         else:
             out_v[i] = lv
             out_q[i] = lq
-    last[0] = lv
-    last_tq[0] = lt
-    last_tq[1] = lq
-    last_tq[2] = has
-    return j
+    return out_v, out_q, j, Held(lt, lv, lq, has)
 
 
 def align(
@@ -121,18 +133,14 @@ def align(
     if t.shape != v.shape or t.shape != q.shape:
         raise ValueError("t_ns, value and quality must have the same length")
     grid = np.ascontiguousarray(grid_t_ns, dtype=np.int64)
-    last = np.array([state.last_v])
-    last_tq = np.array([state.last_t, state.last_q, int(state.has_last)], np.int64)
-    out_v = np.empty(grid.shape[0])
-    out_q = np.empty(grid.shape[0], np.uint8)
-    used = _align_kernel(
-        t, v, q, grid, _METHODS[method], lag_ns, stale_ns, last, last_tq, out_v, out_q
-    )
+    held = Held(int(state.last_t), float(state.last_v), int(state.last_q), int(state.has_last))
+    how = AlignHow(_METHODS[method], int(lag_ns), int(stale_ns))
+    out_v, out_q, used, held = _align_kernel(Samples(t, v, q), grid, how, held)
     new = AlignState(
-        int(last_tq[0]),
-        float(last[0]),
-        int(last_tq[1]),
-        bool(last_tq[2]),
+        int(held.t),
+        float(held.v),
+        int(held.q),
+        bool(held.has),
         t[used:].copy(),
         v[used:].copy(),
         q[used:].copy(),

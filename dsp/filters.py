@@ -19,18 +19,31 @@ from numpy.typing import NDArray
 MAD_TO_SIGMA = 1.4826  # consistent estimator of sigma for Gaussian noise
 
 
+@njit(cache=True, nogil=True, inline="always")
+def wrap(j: int, n: int) -> int:
+    """Ring slot of ``j`` in ``[0, 2n)``: one compare where ``j % n`` costs a division."""
+    return j if j < n else j - n
+
+
+class Limits(NamedTuple):
+    """A window filter's settings (scalars: free to pass per sample). The rolling mean and
+    variance read ``min_count`` only."""
+
+    n_sigma: float  # Hampel: a spike is further than n_sigma robust sigmas from the median
+    floor: float  # Hampel: the least robust sigma (held grid values make the MAD zero)
+    min_count: int  # valid values the window needs before it answers
+
+
+class HampelRows(NamedTuple):
+    """A Hampel window's rows, updated in place."""
+
+    ring: NDArray[np.float64]  # [channels, window] values by slot (NaN = invalid)
+    srt: NDArray[np.float64]  # [channels, window] the valid values, sorted
+    cnt: NDArray[np.int64]  # [channels] valid values
+
+
 @njit(cache=True, nogil=True)
-def hampel_step(
-    x: float,
-    c: int,
-    pos: int,
-    ring: NDArray[np.float64],
-    srt: NDArray[np.float64],
-    cnt: NDArray[np.int64],
-    n_sigma: float,
-    floor: float,
-    min_count: int,
-) -> tuple[float, bool]:
+def hampel_step(x: float, c: int, pos: int, lim: Limits, h: HampelRows) -> tuple[float, bool]:
     """Push ``x`` (NaN = invalid) into window row ``c`` at slot ``pos``; return (clean, replaced).
 
     ``srt[c, :cnt[c]]`` keeps the window's valid values sorted, so median and MAD cost O(w)
@@ -38,6 +51,8 @@ def hampel_step(
     The threshold is ``n_sigma * max(1.4826 * MAD, floor)``: held (repeated) grid values make
     MAD zero, and without the floor every genuine change would be called a spike.
     """
+    n_sigma, floor, min_count = lim
+    ring, srt, cnt = h
     old = ring[c, pos]
     n = cnt[c]
     old_ok = not np.isnan(old)
@@ -181,63 +196,39 @@ def meanvar_get(
     return mom[c, 2] + s1 / n, max(mom[c, 1] - s1 * s1 / n, 0.0) / (n - 1)
 
 
+class Window(NamedTuple):
+    """Rolling window rows of the standalone filters (:func:`hampel`, :func:`rolling_mean_var`),
+    updated in place; the chain kernel keeps the same arrays in its own state. The filters
+    tell their windows apart by ``aux``'s width only (a 3-wide Hampel window passes for both)."""
+
+    n_seen: NDArray[np.int64]  # samples seen: the slot of the next one is n_seen % window
+    ring: NDArray[np.float64]
+    cnt: NDArray[np.int64]
+    aux: NDArray[np.float64]  # Hampel: the sorted valid values; mean/variance: shifted sums
+
+
 @njit(cache=True, nogil=True)
-def _hampel_kernel(
+def _window_kernel(
     x: NDArray[np.float64],
-    n_seen: NDArray[np.int64],
-    ring: NDArray[np.float64],
-    srt: NDArray[np.float64],
-    cnt: NDArray[np.int64],
-    n_sigma: float,
-    floor: float,
-    min_count: int,
+    s: Window,
+    lim: Limits,
+    hampel: bool,
     out: NDArray[np.float64],
-    replaced: NDArray[np.bool_],
+    out2: NDArray[np.float64],
 ) -> None:
-    w = ring.shape[1]
-    a = n_seen[0]
+    """Streams a block through either filter: (clean, replaced) or (mean, variance)."""
+    w = s.ring.shape[1]
+    a = s.n_seen[0]
+    rows = HampelRows(s.ring, s.aux, s.cnt)
     for i in range(x.shape[0]):
-        out[i], replaced[i] = hampel_step(x[i], 0, a % w, ring, srt, cnt, n_sigma, floor, min_count)
+        if hampel:
+            out[i], rep = hampel_step(x[i], 0, a % w, lim, rows)
+            out2[i] = 1.0 if rep else 0.0
+        else:
+            meanvar_step(x[i], 0, a % w, s.ring, s.cnt, s.aux)
+            out[i], out2[i] = meanvar_get(0, s.cnt, s.aux, lim.min_count)
         a += 1
-    n_seen[0] = a
-
-
-@njit(cache=True, nogil=True)
-def _meanvar_kernel(
-    x: NDArray[np.float64],
-    n_seen: NDArray[np.int64],
-    ring: NDArray[np.float64],
-    cnt: NDArray[np.int64],
-    mom: NDArray[np.float64],
-    min_count: int,
-    out_mean: NDArray[np.float64],
-    out_var: NDArray[np.float64],
-) -> None:
-    w = ring.shape[1]
-    a = n_seen[0]
-    for i in range(x.shape[0]):
-        meanvar_step(x[i], 0, a % w, ring, cnt, mom)
-        out_mean[i], out_var[i] = meanvar_get(0, cnt, mom, min_count)
-        a += 1
-    n_seen[0] = a
-
-
-class HampelState(NamedTuple):
-    """Window of one channel; arrays are updated in place by :func:`hampel`."""
-
-    n_seen: NDArray[np.int64]
-    ring: NDArray[np.float64]
-    srt: NDArray[np.float64]
-    cnt: NDArray[np.int64]
-
-
-class MeanVarState(NamedTuple):
-    """Window of one channel; arrays are updated in place by :func:`rolling_mean_var`."""
-
-    n_seen: NDArray[np.int64]
-    ring: NDArray[np.float64]
-    cnt: NDArray[np.int64]
-    mom: NDArray[np.float64]
+    s.n_seen[0] = a
 
 
 def _check_window(window: int, min_count: int) -> None:
@@ -247,54 +238,52 @@ def _check_window(window: int, min_count: int) -> None:
         raise ValueError(f"min_count must be in [1, window], got {min_count}")
 
 
-def hampel_init(window: int, channels: int = 1) -> HampelState:
+def _window(window: int, channels: int, aux: NDArray[np.float64]) -> Window:
     _check_window(window, 1)
-    return HampelState(
-        np.zeros(1, np.int64),
-        np.full((channels, window), np.nan),
-        np.zeros((channels, window)),
-        np.zeros(channels, np.int64),
-    )
+    ring = np.full((channels, window), np.nan)
+    return Window(np.zeros(1, np.int64), ring, np.zeros(channels, np.int64), aux)
 
 
-def meanvar_init(window: int, channels: int = 1) -> MeanVarState:
-    _check_window(window, 1)
-    return MeanVarState(
-        np.zeros(1, np.int64),
-        np.full((channels, window), np.nan),
-        np.zeros(channels, np.int64),
-        np.zeros((channels, 3)),
-    )
+def hampel_init(window: int, channels: int = 1) -> Window:
+    return _window(window, channels, np.zeros((channels, max(window, 0))))
+
+
+def meanvar_init(window: int, channels: int = 1) -> Window:
+    return _window(window, channels, np.zeros((channels, 3)))
+
+
+def _stream(
+    x: NDArray[np.float64], state: Window, lim: Limits, hampel: bool
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    _check_window(state.ring.shape[1], lim.min_count)
+    x = np.ascontiguousarray(x, dtype=np.float64)
+    out = np.empty_like(x)
+    out2 = np.empty_like(x)
+    _window_kernel(x, state, lim, hampel, out, out2)
+    return out, out2
 
 
 def hampel(
     x: NDArray[np.float64],
-    state: HampelState,
+    state: Window,
     *,
     n_sigma: float = 3.0,
     floor: float = 0.0,
     min_count: int = 3,
 ) -> tuple[NDArray[np.float64], NDArray[np.bool_]]:
     """Trailing Hampel filter; returns (cleaned, replaced). NaN stays NaN and is not counted."""
-    _check_window(state.ring.shape[1], min_count)
     if n_sigma <= 0:
         raise ValueError(f"n_sigma must be > 0, got {n_sigma}")
-    x = np.ascontiguousarray(x, dtype=np.float64)
-    out = np.empty_like(x)
-    rep = np.zeros(x.shape[0], np.bool_)
-    _hampel_kernel(
-        x, state.n_seen, state.ring, state.srt, state.cnt, n_sigma, floor, min_count, out, rep
-    )
-    return out, rep
+    if state.aux.shape != state.ring.shape:
+        raise ValueError("hampel needs a window from hampel_init")
+    out, rep = _stream(x, state, Limits(float(n_sigma), float(floor), int(min_count)), True)
+    return out, rep != 0.0
 
 
 def rolling_mean_var(
-    x: NDArray[np.float64], state: MeanVarState, *, min_count: int = 2
+    x: NDArray[np.float64], state: Window, *, min_count: int = 2
 ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     """Trailing NaN-skipping mean and variance (ddof=1) over the state's window length."""
-    _check_window(state.ring.shape[1], min_count)
-    x = np.ascontiguousarray(x, dtype=np.float64)
-    mean = np.empty_like(x)
-    var = np.empty_like(x)
-    _meanvar_kernel(x, state.n_seen, state.ring, state.cnt, state.mom, min_count, mean, var)
-    return mean, var
+    if state.aux.shape != (state.ring.shape[0], 3):
+        raise ValueError("rolling_mean_var needs a window from meanvar_init")
+    return _stream(x, state, Limits(np.nan, 0.0, int(min_count)), False)

@@ -16,8 +16,8 @@ from numba import njit
 from numpy.typing import NDArray
 
 from . import params as P
-from .alarms import alarm_step
-from .filters import hampel_step, meanvar_get, meanvar_step
+from .alarms import AlarmLimits, AlarmState, alarm_step
+from .filters import HampelRows, Limits, hampel_step, meanvar_get, meanvar_step, wrap
 from .quality import BAD, GOOD, UNCERTAIN
 from .spectrum import OF_AMP, OF_FREQ, OF_SHARE, OscParams, OscState, osc_step
 
@@ -259,7 +259,7 @@ def _slope(ring: NDArray[np.float64], c: int, head: int, min_count: int) -> floa
     sx = 0.0
     sy = 0.0
     for j in range(w):
-        v = ring[c, (head + j) % w]
+        v = ring[c, wrap(head + j, w)]
         if not np.isnan(v):
             k += 1
             sx += j
@@ -271,7 +271,7 @@ def _slope(ring: NDArray[np.float64], c: int, head: int, min_count: int) -> floa
     sxy = 0.0
     sxx = 0.0
     for j in range(w):
-        v = ring[c, (head + j) % w]
+        v = ring[c, wrap(head + j, w)]
         if not np.isnan(v):
             sxy += (j - mx) * (v - my)
             sxx += (j - mx) * (j - mx)
@@ -296,20 +296,25 @@ def _walk(hist: NDArray[np.float64], p: int, a: int, target: float) -> tuple[int
         p = a - h_len + 1
     if p < 0:
         p = 0
-    while p + 1 <= a and hist[H_VOL, (p + 1) % h_len] <= target:
+    s0 = p % h_len  # ring slots of p and p + 1, advanced without a division per step
+    s1 = wrap(s0 + 1, h_len)
+    while p + 1 <= a and hist[H_VOL, s1] <= target:
         p += 1
-    v0 = hist[H_VOL, p % h_len]
+        s0 = s1
+        s1 = wrap(s1 + 1, h_len)
+    v0 = hist[H_VOL, s0]
     if p + 1 > a or not v0 <= target:
         return p, np.nan
-    v1 = hist[H_VOL, (p + 1) % h_len]
+    v1 = hist[H_VOL, s1]
     return p, (target - v0) / (v1 - v0) if v1 > v0 else 0.0
 
 
 @njit(cache=True, nogil=True, inline="always")
 def _at(hist: NDArray[np.float64], row: int, p: int, frac: float) -> float:
     h_len = hist.shape[1]
-    x0 = hist[row, p % h_len]
-    return x0 + frac * (hist[row, (p + 1) % h_len] - x0)
+    s0 = p % h_len
+    x0 = hist[row, s0]
+    return x0 + frac * (hist[row, wrap(s0 + 1, h_len)] - x0)
 
 
 @njit(cache=True, nogil=True)
@@ -326,11 +331,11 @@ def _zero_update(
     bl = w // nb
     m = 0.0
     for j in range(w):
-        m += z_ring[(head + j) % w]
+        m += z_ring[wrap(head + j, w)]
     m /= w
     var = 0.0
     for j in range(w):
-        d = z_ring[(head + j) % w] - m
+        d = z_ring[wrap(head + j, w)] - m
         var += d * d
     var /= w - 1
     if not np.sqrt(var) <= steady:
@@ -339,7 +344,7 @@ def _zero_update(
     for b in range(nb):
         mb = 0.0
         for j in range(bl):
-            mb += z_ring[(head + b * bl + j) % w]
+            mb += z_ring[wrap(head + b * bl + j, w)]
         mb /= bl
         vb += (mb - m) * (mb - m)
     vb /= nb - 1
@@ -417,9 +422,7 @@ _step = njit(cache=True, nogil=True, inline="always", error_model="numpy")
 @_step
 def _despike(
     kp: P.KernelParams,
-    h_ring: NDArray[np.float64],
-    h_srt: NDArray[np.float64],
-    h_cnt: NDArray[np.int64],
+    rows: HampelRows,
     v_ret: NDArray[np.float64],
     q_ret_in: NDArray[np.uint8],
     v_inj: NDArray[np.float64],
@@ -431,40 +434,12 @@ def _despike(
 ) -> tuple[float, float, float, bool, bool]:
     """Screened return flow, injection flow and density through the Hampel filter, and
     whether the return flow or density was replaced (their quality drops to UNCERTAIN)."""
-    half = h_ring.shape[1] // 2 + 1
-    q_ret, rep_r = hampel_step(
-        _valid(v_ret, q_ret_in, i),
-        0,
-        pos_h,
-        h_ring,
-        h_srt,
-        h_cnt,
-        kp.hampel_n_sigma,
-        kp.hampel_floor_flow,
-        half,
-    )
-    q_inj, _rep_i = hampel_step(
-        _valid(v_inj, q_inj_in, i),
-        1,
-        pos_h,
-        h_ring,
-        h_srt,
-        h_cnt,
-        kp.hampel_n_sigma,
-        kp.hampel_floor_flow,
-        half,
-    )
-    rho_raw, rep_d = hampel_step(
-        _valid(v_rho, q_rho, i),
-        2,
-        pos_h,
-        h_ring,
-        h_srt,
-        h_cnt,
-        kp.hampel_n_sigma,
-        kp.hampel_floor_rho,
-        half,
-    )
+    half = rows.ring.shape[1] // 2 + 1
+    flow = Limits(kp.hampel_n_sigma, kp.hampel_floor_flow, half)
+    dens = Limits(kp.hampel_n_sigma, kp.hampel_floor_rho, half)
+    q_ret, rep_r = hampel_step(_valid(v_ret, q_ret_in, i), 0, pos_h, flow, rows)
+    q_inj, _ = hampel_step(_valid(v_inj, q_inj_in, i), 1, pos_h, flow, rows)
+    rho_raw, rep_d = hampel_step(_valid(v_rho, q_rho, i), 2, pos_h, dens, rows)
     return q_ret, q_inj, rho_raw, rep_r, rep_d
 
 
@@ -1054,8 +1029,7 @@ def _stability_index(
 def _alarms(
     kp: P.KernelParams,
     alarms: NDArray[np.float64],
-    al_active: NDArray[np.uint8],
-    al_pending: NDArray[np.int64],
+    al: AlarmState,
     ti: int,
     stopped: bool,
     margin: float,
@@ -1070,8 +1044,8 @@ def _alarms(
     b = 0
     for k in range(alarms.shape[0]):
         if stopped and k < N_STOP_SUPPRESSED:
-            al_active[k] = 0
-            al_pending[k] = -1
+            al.active[k] = 0
+            al.pending_ns[k] = -1
             continue
         if k == 0:
             av = margin
@@ -1085,17 +1059,11 @@ def _alarms(
             av = fiz
         else:
             av = z
-        alarm_step(
-            ti,
-            av,
-            alarms[k, 0],
-            alarms[k, 1],
-            int(alarms[k, 2]),
-            k,
-            al_active,
-            al_pending,
-        )
-        b |= al_active[k] << k
+        lim = AlarmLimits(alarms[k, 0], alarms[k, 1], int(alarms[k, 2]))
+        act, pend = alarm_step(ti, av, lim, int(al.active[k]), al.pending_ns[k])
+        al.active[k] = act
+        al.pending_ns[k] = pend
+        b |= act << k
     return b
 
 
@@ -1121,7 +1089,7 @@ def chain_kernel(
     sc = st.scalars[0]
     cmp_sum, cmp_cnt = st.cmp_sum, st.cmp_cnt
     acc_sys, last_sys = st.acc_sys, st.last_sys
-    h_ring, h_srt, h_cnt = st.h_ring, st.h_srt, st.h_cnt
+    hampel = HampelRows(st.h_ring, st.h_srt, st.h_cnt)
     a_ring, a_cnt, a_mom = st.a_ring, st.a_cnt, st.a_mom
     cmp = Compare(st.b_ring, st.b_cnt, st.b_mom, cmp_sum, cmp_cnt)
     hist, lane, z_ring = st.hist, st.lane, st.z_ring
@@ -1130,12 +1098,12 @@ def chain_kernel(
     osc_p = OscParams(
         kp.osc_decim, kp.osc_hop, kp.dt_s, kp.osc_f_lo_hz, kp.osc_f_hi_hz, kp.osc_max_inv
     )
-    al_active, al_pending = st.al_active, st.al_pending
+    al = AlarmState(st.al_active, st.al_pending)
     friction, alarms = tables.friction, tables.alarms
     v_qret, q_qret = vals[R_QRET], qual[R_QRET]
     v_qinj, q_qinj = vals[R_QINJ], qual[R_QINJ]
     v_rho, q_rho = vals[R_RHO], qual[R_RHO]
-    w_h = h_ring.shape[1]
+    w_h = hampel.ring.shape[1]
     w_a = a_ring.shape[1]
     h_len = hist.shape[1]
     w_s = lane.shape[1]
@@ -1153,7 +1121,7 @@ def chain_kernel(
         rho_w = rho_w_in[i]
         # inputs: screened, despiked, referenced to seawater
         q_ret, q_inj, rho_raw, rep_r, rep_d = _despike(
-            kp, h_ring, h_srt, h_cnt, v_qret, q_qret, v_qinj, q_qinj, v_rho, q_rho, i, pos_h
+            kp, hampel, v_qret, q_qret, v_qinj, q_qinj, v_rho, q_rho, i, pos_h
         )
         stopped = _stopped(kp, sc, ti, q_inj)
         q_q = qual[R_QRET][i]
@@ -1260,8 +1228,7 @@ def chain_kernel(
         bits[i] = _alarms(
             kp,
             alarms,
-            al_active,
-            al_pending,
+            al,
             ti,
             stopped,
             margin,

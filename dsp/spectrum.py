@@ -18,6 +18,8 @@ import numpy as np
 from numba import njit
 from numpy.typing import NDArray
 
+from .filters import wrap
+
 # integer state slots
 OI_N_GRID = 0  # grid samples seen
 OI_N_DEC = 1  # decimated samples pushed
@@ -109,8 +111,7 @@ def _estimate(s: OscState, head: int, op: OscParams) -> None:
     invalid = 0
     first = np.nan
     for i in range(n):
-        j = head + i
-        v = ring[j if j < n else j - n]
+        v = ring[wrap(head + i, n)]
         y[i] = v
         if np.isnan(v):
             invalid += 1

@@ -104,3 +104,8 @@ def test_bad_arguments() -> None:
         hampel_init(0)
     with pytest.raises(ValueError, match="min_count"):
         rolling_mean_var(np.zeros(3), meanvar_init(4), min_count=5)
+    # one window type serves both filters: each refuses the other's rows
+    with pytest.raises(ValueError, match="hampel_init"):
+        hampel(np.zeros(3), meanvar_init(4))
+    with pytest.raises(ValueError, match="meanvar_init"):
+        rolling_mean_var(np.zeros(3), hampel_init(4))
