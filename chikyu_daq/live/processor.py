@@ -55,7 +55,7 @@ from drivers.sample import SampleBlock
 from dsp.alarms import AlarmEvent, AlarmState, alarm_init, hysteresis_alarm
 from dsp.align import AlignState, align, align_init
 from dsp.chain import OPTIONAL_ROLES, ROLES, Block, init_state, process_block
-from dsp.params import ALARM_NAMES, ROLE_BY_KEY
+from dsp.params import ALARM_NAMES, INPUT_RANGES, ROLE_BY_KEY
 from dsp.quality import BAD, UNCERTAIN
 
 log = logging.getLogger(__name__)
@@ -565,10 +565,13 @@ def warm_up(cfg: Config) -> float:
     p = Processor(cfg)
     n = 40
     t = np.arange(n, dtype=np.int64) * 50_000_000 + 1_000_000_000
-    for i, ch in enumerate(sorted(p.channels)):
+    for ch in sorted(p.channels):
+        # a value every role of the channel accepts: no "absurd GOOD samples" warning per start
+        lo = max(INPUT_RANGES[r][0] for r, c in p.inputs.items() if c == ch)
+        hi = min(INPUT_RANGES[r][1] for r, c in p.inputs.items() if c == ch)
         q = np.zeros(n, np.uint8)
         q[n // 2] = BAD
-        p.feed(ch, t, np.full(n, 1000.0 + i), q)
+        p.feed(ch, t, np.full(n, (lo + hi) / 2), q)
     p.add_assay(int(t[1]), 2000.0, 100.0)
     p.flush()
     return time.perf_counter() - t0
