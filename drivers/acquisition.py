@@ -18,6 +18,7 @@ import time
 from collections.abc import Awaitable, Callable, Collection, Mapping
 from typing import Any
 
+from drivers.bus_owner import Wiring
 from drivers.modbus_bus import ModbusBusOwner
 from drivers.regmap import DevicePlan, compile_device
 from drivers.sample import Batch
@@ -60,6 +61,7 @@ class Acquisition:
         for bus_id, dev_ids in per_bus.items():
             bus = buses[bus_id]
             bstats = self._stats.buses[bus_id] = BusStats()
+            wiring = Wiring(bus_id, self._emit, bstats, clock)
             if isinstance(bus, AsciiStreamBus):
                 if len(dev_ids) != 1:
                     raise ValueError(f"bus {bus_id!r}: a stream carries exactly one device")
@@ -70,9 +72,7 @@ class Acquisition:
                     self.units[f"{dev_id}.{sf.name}"] = sf.unit
                 dstats = self._stats.devices[dev_id] = DeviceStats()
                 dstats.bad_values = dec.rejections.counts
-                self._owners.append(
-                    StreamBusOwner(bus_id, bus, dec, self._emit, bstats, dstats, clock)
-                )
+                self._owners.append(StreamBusOwner(wiring, bus, dec, dstats))
                 continue
             members = []
             for dev_id in dev_ids:
@@ -84,7 +84,7 @@ class Acquisition:
                 dstats = self._stats.devices.setdefault(dev_id, DeviceStats())
                 dstats.bad_values = plan.rejections.counts
                 members.append((plan, dev, dstats))
-            self._owners.append(ModbusBusOwner(bus_id, bus, members, self._emit, bstats, clock))
+            self._owners.append(ModbusBusOwner(wiring, bus, members))
 
     @property
     def channels(self) -> list[str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Protocol
 
 from drivers.sample import Batch
@@ -21,21 +22,25 @@ class _Reconnects(Protocol):
     def reconnect_max_s(self) -> float: ...
 
 
+@dataclass(frozen=True)
+class Wiring:
+    """What the acquisition hands every owner: its bus' name, where batches go, its stats, and
+    the clock that stamps samples."""
+
+    bus_id: str
+    emit: Emit
+    stats: BusStats
+    clock_ns: Callable[[], int]
+
+
 class BusOwner:
     """Base of the Modbus and stream bus owners (one task per bus)."""
 
-    def __init__(
-        self,
-        bus_id: str,
-        bus: _Reconnects,
-        emit: Emit,
-        stats: BusStats,
-        clock_ns: Callable[[], int],
-    ) -> None:
-        self.bus_id = bus_id
-        self.emit = emit
-        self.stats = stats
-        self.clock_ns = clock_ns
+    def __init__(self, wiring: Wiring, bus: _Reconnects) -> None:
+        self.bus_id = wiring.bus_id
+        self.emit = wiring.emit
+        self.stats = wiring.stats
+        self.clock_ns = wiring.clock_ns
         self.reconnect_delay_s = bus.reconnect_min_s
         self._delays = (bus.reconnect_min_s, bus.reconnect_max_s)
 

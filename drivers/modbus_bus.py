@@ -10,17 +10,16 @@ exponential backoff, forever; while it is down each device yields a BAD batch pe
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from operator import attrgetter
 
-from drivers.bus_owner import BusOwner, Emit
+from drivers.bus_owner import BusOwner, Wiring
 from drivers.errors import BadReply, DeviceError, ExceptionReply, LinkDown, NoResponse
 from drivers.modbus_transport import ModbusBus, ModbusTransport
 from drivers.regmap import DevicePlan
 from drivers.sample import bad_batch
 from drivers.spec import Device
-from drivers.stats import BusStats, DeviceStats
+from drivers.stats import DeviceStats
 
 
 @dataclass
@@ -42,15 +41,9 @@ _due = attrgetter("next_due")
 
 class ModbusBusOwner(BusOwner):
     def __init__(
-        self,
-        bus_id: str,
-        bus: ModbusBus,
-        devices: list[tuple[DevicePlan, Device, DeviceStats]],
-        emit: Emit,
-        stats: BusStats,
-        clock_ns: Callable[[], int],
+        self, wiring: Wiring, bus: ModbusBus, devices: list[tuple[DevicePlan, Device, DeviceStats]]
     ) -> None:
-        super().__init__(bus_id, bus, emit, stats, clock_ns)
+        super().__init__(wiring, bus)
         self.bus = bus
         self.slots = [_Slot(p, d, s) for p, d, s in devices]
         self.transport: ModbusTransport | None = None

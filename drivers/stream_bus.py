@@ -9,15 +9,14 @@ reconnects, with exponential backoff, forever.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 
 import serial_asyncio_fast
 
-from drivers.bus_owner import BusOwner, Emit
+from drivers.bus_owner import BusOwner, Wiring
 from drivers.sample import Batch, bad_batch
 from drivers.sentence import SentenceDecoder, SentenceParser
 from drivers.spec import AsciiStreamBus
-from drivers.stats import BusStats, DeviceStats
+from drivers.stats import DeviceStats
 
 
 class _Listener(asyncio.Protocol):
@@ -38,15 +37,12 @@ class _Listener(asyncio.Protocol):
 class StreamBusOwner(BusOwner):
     def __init__(
         self,
-        bus_id: str,
+        wiring: Wiring,
         bus: AsciiStreamBus,
         decoder: SentenceDecoder,
-        emit: Emit,
-        stats: BusStats,
         device_stats: DeviceStats,
-        clock_ns: Callable[[], int],
     ) -> None:
-        super().__init__(bus_id, bus, emit, stats, clock_ns)
+        super().__init__(wiring, bus)
         self.bus = bus
         self.decoder = decoder
         self.parser = SentenceParser()

@@ -55,7 +55,18 @@ from drivers.sample import Batch, BlockBuilder, Blocks, Sample
 log = logging.getLogger(__name__)
 
 HUB_SIZE = 20_000
-TICK_S = 0.05
+#: Raw samples reach the recorder and the spool at least this often. The recorder makes them
+#: durable every `recorder.flush_s` (0.5 s) on its own thread: 0.2 + 0.5 s keeps "everything
+#: older than 1 s readable after kill -9". Every tick is a hand-off to the worker thread, and
+#: each feeds the processor per channel: 5 a second instead of 20 is most of the pipeline's cost.
+TICK_S = 0.2
+#: A publish period can be computed once samples `lateness_s` past its end are in: the collector
+#: ticks then, plus this for their way to the hub, so the 1 Hz outputs leave at once ...
+ARRIVAL_MARGIN_S = 0.005
+#: ... and, until that period is computed, again this often (the fastest device polls at 50 Hz),
+#: for at most `CHASE_S` (a silent installation falls back to `TICK_S`).
+RETRY_S = 0.01
+CHASE_S = 0.3
 HEALTH_S = 1.0
 #: How long to wait for every device's first attempt before READY anyway.
 FIRST_POLL_TIMEOUT_S = 5.0
@@ -339,8 +350,21 @@ class Pipeline:
 
     async def _collector(self) -> None:
         while self._collecting:
-            await asyncio.sleep(TICK_S)
+            await asyncio.sleep(self._next_tick_s())
             await self._tick(final=False)
+
+    def _next_tick_s(self) -> float:
+        """Seconds to the next tick: when the next publish period can be computed, else
+        `TICK_S` (always within [RETRY_S, TICK_S], whatever a stepped clock says)."""
+        done = self.last_processed_ns
+        if not done:  # nothing computed yet (kernels warming, start-up)
+            return TICK_S
+        proc = self.processor
+        due = (done // proc.publish_ns + 1) * proc.publish_ns + proc.lateness_ns
+        wait = (due - self.clock()) / 1e9 + ARRIVAL_MARGIN_S
+        if wait > 0:
+            return max(min(wait, TICK_S), RETRY_S)
+        return RETRY_S if -wait < CHASE_S else TICK_S
 
     async def _tick(self, *, final: bool) -> None:
         blocks = self._drain()

@@ -55,7 +55,7 @@ from drivers.sample import SampleBlock
 from dsp.alarms import AlarmEvent, AlarmState, alarm_init, hysteresis_alarm
 from dsp.align import AlignState, align, align_init
 from dsp.chain import OPTIONAL_ROLES, ROLES, Block, init_state, process_block
-from dsp.params import ALARM_NAMES, ROLE_BY_KEY
+from dsp.params import ALARM_NAMES, INPUT_RANGES, ROLE_BY_KEY
 from dsp.quality import BAD, UNCERTAIN
 
 log = logging.getLogger(__name__)
@@ -210,17 +210,10 @@ class Processor:
                 self._rebase(channel, int(prev[a]), int(t_ns[a]))
             if b > a:  # a re-based run lands past the bridge by design: not a forward step
                 prior = last if k == 0 else None
-                self._forward(channel, t_ns[a:b], value[a:b], quality[a:b], prior=prior)
+                run = SampleBlock(t_ns[a:b], value[a:b], quality[a:b])
+                self._forward(channel, run, prior=prior)
 
-    def _forward(
-        self,
-        channel: str,
-        t_ns: NDArray[np.int64],
-        value: NDArray[np.float64],
-        quality: NDArray[np.uint8],
-        *,
-        prior: int | None,
-    ) -> None:
+    def _forward(self, channel: str, run: SampleBlock, *, prior: int | None) -> None:
         """Queue one time-ordered run of wall stamps, or hold what may follow a forward step.
 
         A sample more than `step_bound_s` past every sample so far opens a candidate step;
@@ -228,6 +221,7 @@ class Processor:
         channel's own stamps counts (`prior`: its sample before these; None right after a
         re-base, which lands past a bridge by design): a device's first samples at start-up
         may well be ahead of the one device that answered before it."""
+        t_ns, value, quality = run
         start, newest_off = self._epochs[-1]
         if self._epochs[self._ch_epoch[channel]][1] > newest_off:
             # the clock stepped forward and this channel has not shown it yet: it joins the
@@ -235,7 +229,9 @@ class Processor:
             join = int(np.searchsorted(t_ns + newest_off, start - self.step_bound_ns))
             if join:
                 offset = self._epochs[self._ch_epoch[channel]][1]
-                self._queue(channel, t_ns[:join] + offset, value[:join], quality[:join])
+                self._queue(
+                    channel, SampleBlock(t_ns[:join] + offset, value[:join], quality[:join])
+                )
             if join == t_ns.shape[0]:
                 return
             self._ch_epoch[channel] = len(self._epochs) - 1
@@ -260,12 +256,12 @@ class Processor:
             jump = np.flatnonzero(ahead_of_all & (internal > own + reach))
             shift = int(internal[0] - t_ns[0])  # this channel's epoch offset
             if not jump.size or not self._hinted(int(own[jump[0]]) - shift, int(t_ns[jump[0]])):
-                self._queue(channel, internal, value, quality)
+                self._queue(channel, SampleBlock(internal, value, quality))
                 return
             ahead = self._ahead = _Ahead(int(before[jump[0]]))
         pre = int(np.searchsorted(internal, ahead.from_ns + self.step_bound_ns, side="right"))
         if pre:
-            self._queue(channel, internal[:pre], value[:pre], quality[:pre])
+            self._queue(channel, SampleBlock(internal[:pre], value[:pre], quality[:pre]))
         if pre < internal.shape[0]:
             held = SampleBlock(internal[pre:], value[pre:], quality[pre:])
             ahead.held.setdefault(channel, []).append(held)
@@ -320,8 +316,8 @@ class Processor:
         ahead, self._ahead = self._ahead, None
         if ahead is not None:
             for ch, parts in ahead.held.items():
-                for internal, v, q in parts:
-                    self._queue(ch, internal, v, q)
+                for part in parts:
+                    self._queue(ch, part)
 
     def _step_forward(self, ahead: _Ahead, first_ns: int, landing_ns: int) -> None:
         """Every reporting channel jumped ahead together: the clock stepped forward."""
@@ -347,7 +343,7 @@ class Processor:
                 # a poll straddling the step: stamped inside it, not processed (still recorded)
                 self.late_samples += int((~keep).sum())
                 if keep.any():
-                    self._queue(ch, internal[keep] - delta, v[keep], q[keep])
+                    self._queue(ch, SampleBlock(internal[keep] - delta, v[keep], q[keep]))
 
     def _rebase(self, channel: str, before_ns: int, after_ns: int) -> None:
         """`channel`'s stamps went back from `before_ns` to `after_ns`: a clock step.
@@ -386,13 +382,8 @@ class Processor:
             delta / 1e9,
         )
 
-    def _queue(
-        self,
-        channel: str,
-        t_ns: NDArray[np.int64],
-        value: NDArray[np.float64],
-        quality: NDArray[np.uint8],
-    ) -> None:
+    def _queue(self, channel: str, block: SampleBlock) -> None:
+        t_ns, value, quality = block
         done = self._next_ns - self.step_ns if self._next_ns is not None else None
         if done is not None and t_ns[0] <= done:
             keep = t_ns > done
@@ -565,10 +556,13 @@ def warm_up(cfg: Config) -> float:
     p = Processor(cfg)
     n = 40
     t = np.arange(n, dtype=np.int64) * 50_000_000 + 1_000_000_000
-    for i, ch in enumerate(sorted(p.channels)):
+    for ch in sorted(p.channels):
+        # a value every role of the channel accepts: no "absurd GOOD samples" warning per start
+        lo = max(INPUT_RANGES[r][0] for r, c in p.inputs.items() if c == ch)
+        hi = min(INPUT_RANGES[r][1] for r, c in p.inputs.items() if c == ch)
         q = np.zeros(n, np.uint8)
         q[n // 2] = BAD
-        p.feed(ch, t, np.full(n, 1000.0 + i), q)
+        p.feed(ch, t, np.full(n, (lo + hi) / 2), q)
     p.add_assay(int(t[1]), 2000.0, 100.0)
     p.flush()
     return time.perf_counter() - t0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import logging
 from pathlib import Path
 
 import gsw
@@ -10,7 +11,7 @@ import numpy as np
 import pytest
 
 from chikyu_daq.config.model import Config, load_config
-from chikyu_daq.live.processor import Processed, Processor
+from chikyu_daq.live.processor import Processed, Processor, warm_up
 
 REPO = Path(__file__).resolve().parents[3]
 T0 = 1_780_000_000_000_000_000
@@ -148,3 +149,10 @@ def test_late_samples_are_counted_not_processed(cfg: Config) -> None:
     assert p.flush() is not None
     p.feed("ft201.volume_flow", t[:5], v[:5], q[:5])
     assert p.late_samples == 5 and p.clock_rebases == 0
+
+
+def test_warm_up_warns_nothing(cfg: Config, caplog: pytest.LogCaptureFixture) -> None:
+    """The warm-up runs at every start: it must not put a "made BAD" warning in the log."""
+    caplog.set_level(logging.WARNING)
+    warm_up(cfg)
+    assert [r.getMessage() for r in caplog.records] == []
