@@ -41,7 +41,9 @@ def run(p: ChainParams, t, v, q, **assays) -> ChainResult:
 
 def rey_rate_kg_s(p: ChainParams, rho_m, q_m3_h, grade_ppm=None):
     g = p.grade_default_ppm if grade_ppm is None else grade_ppm
-    cv = np.clip((rho_m - p.rho_w) / (p.rho_s - p.rho_w), 0, p.cv_max)
+    # a reading further below seawater than the reference accepts is not seawater with noise
+    cv_lo = -p.zero_max_kg_m3 / (p.rho_s - p.rho_w)
+    cv = np.clip((rho_m - p.rho_w) / (p.rho_s - p.rho_w), cv_lo, p.cv_max)
     return p.rho_s * cv * q_m3_h / 3600 * g * 1e-6
 
 
@@ -65,7 +67,7 @@ def test_e1_and_velocity_on_random_smooth_data() -> None:
     tt = np.arange(n) * 0.1
     qr = 330 + 40 * np.sin(tt / 17) + 5 * np.sin(tt / 3.1 + rng.random())
     rho = 1060 + 30 * np.sin(tt / 23) + 60 * (tt > 200)  # crosses rho_w? no: stays > 1025
-    rho[:300] = 1000 + tt[:300] * 0.2  # below seawater: Cv clipped to 0
+    rho[:300] = 1000 + tt[:300] * 0.2  # far below seawater: Cv held at its floor
     t, v, q = nominal(n, FAST, q_ret=qr)
     v["rho_mix_kg_m3"] = rho
     p = dataclasses.replace(FAST, hampel_floor_rho_kg_m3=100.0, hampel_floor_flow_m3_h=100.0)
