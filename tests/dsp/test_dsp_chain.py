@@ -16,6 +16,7 @@ from dsp.chain import OUTPUT_FIELDS, ChainResult, init_state, process_block
 from dsp.params import ChainParams
 from tests.dsp.dsp_synth import (
     NO_SYSTEMATIC_U,
+    SHORT_E3_GEOMETRY,
     SHORT_WINDOWS,
     chain_defaults,
     grid,
@@ -187,11 +188,7 @@ def test_densitometer_step_raises_estimator_disagreement_and_clears() -> None:
     p = dataclasses.replace(
         FAST,
         estimator_disagreement=AlarmSpec(3.0, 2.0, 60.0),
-        depth_collector_m=150.0,
-        depth_mid_m=80.0,
-        depth_upper_m=10.0,
-        u_dz_m=0.1,
-        u_p_kpa=1.0,
+        **SHORT_E3_GEOMETRY,
     )
     n = 6000
     t, v, q = nominal(n, p)

@@ -13,21 +13,20 @@ import numpy as np
 
 from dsp.alarms import AlarmSpec
 from dsp.chain import init_state, process_block
-from tests.dsp.dsp_synth import chain_defaults, make_block, nominal
+from tests.dsp.dsp_synth import (
+    SHORT_E3_GEOMETRY,
+    SHORT_WINDOWS,
+    chain_defaults,
+    make_block,
+    nominal,
+)
 
 P = dataclasses.replace(
-    chain_defaults(
-        max_transit_s=300.0, cv_window_s=20.0, compare_window_s=30.0, slope_window_s=20.0,
-        osc_n_fft=256, osc_update_s=5.0,
-    ),
+    chain_defaults(**SHORT_WINDOWS),
     estimator_disagreement=AlarmSpec(3.0, 2.0, 60.0),
-    depth_collector_m=150.0,
-    depth_mid_m=80.0,
-    depth_upper_m=10.0,
-    u_dz_m=0.1,
-    u_p_kpa=1.0,
-    u_rho_m_sys_kg_m3=20.0,  # an unreferenced gauge with a wide datasheet: the level test
-)  # fmt: skip
+    **SHORT_E3_GEOMETRY,
+    u_rho_m_sys_kg_m3=20.0,  # a wide datasheet: the level test cannot see 25 kg/m3
+)
 
 
 def _raises(rho_add: np.ndarray) -> list[float]:
