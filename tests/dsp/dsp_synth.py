@@ -24,6 +24,15 @@ SHORT_WINDOWS: dict[str, Any] = {
     "osc_n_fft": 256,
     "osc_update_s": 5.0,
 }
+#: A 150 m riser with its transmitters inside the 5 m3 leg and tight E3 terms, so that E3 is
+#: compared with E1 over the matching past window within the tests' few thousand points.
+SHORT_E3_GEOMETRY: dict[str, Any] = {
+    "depth_collector_m": 150.0,
+    "depth_mid_m": 80.0,
+    "depth_upper_m": 10.0,
+    "u_dz_m": 0.1,
+    "u_p_kpa": 1.0,
+}
 #: The systematic uncertainty terms, zeroed where a random source is under test alone.
 NO_SYSTEMATIC_U: dict[str, Any] = {
     "u_flow_rel_sys": 0.0,

@@ -16,6 +16,7 @@ from dsp.chain import OUTPUT_FIELDS, ChainResult, init_state, process_block
 from dsp.params import ChainParams
 from tests.dsp.dsp_synth import (
     NO_SYSTEMATIC_U,
+    SHORT_E3_GEOMETRY,
     SHORT_WINDOWS,
     chain_defaults,
     grid,
@@ -41,7 +42,9 @@ def run(p: ChainParams, t, v, q, **assays) -> ChainResult:
 
 def rey_rate_kg_s(p: ChainParams, rho_m, q_m3_h, grade_ppm=None):
     g = p.grade_default_ppm if grade_ppm is None else grade_ppm
-    cv = np.clip((rho_m - p.rho_w) / (p.rho_s - p.rho_w), 0, p.cv_max)
+    # a reading further below seawater than the reference accepts is not seawater with noise
+    cv_lo = -p.zero_max_kg_m3 / (p.rho_s - p.rho_w)
+    cv = np.clip((rho_m - p.rho_w) / (p.rho_s - p.rho_w), cv_lo, p.cv_max)
     return p.rho_s * cv * q_m3_h / 3600 * g * 1e-6
 
 
@@ -65,7 +68,7 @@ def test_e1_and_velocity_on_random_smooth_data() -> None:
     tt = np.arange(n) * 0.1
     qr = 330 + 40 * np.sin(tt / 17) + 5 * np.sin(tt / 3.1 + rng.random())
     rho = 1060 + 30 * np.sin(tt / 23) + 60 * (tt > 200)  # crosses rho_w? no: stays > 1025
-    rho[:300] = 1000 + tt[:300] * 0.2  # below seawater: Cv clipped to 0
+    rho[:300] = 1000 + tt[:300] * 0.2  # far below seawater: Cv held at its floor
     t, v, q = nominal(n, FAST, q_ret=qr)
     v["rho_mix_kg_m3"] = rho
     p = dataclasses.replace(FAST, hampel_floor_rho_kg_m3=100.0, hampel_floor_flow_m3_h=100.0)
@@ -185,11 +188,7 @@ def test_densitometer_step_raises_estimator_disagreement_and_clears() -> None:
     p = dataclasses.replace(
         FAST,
         estimator_disagreement=AlarmSpec(3.0, 2.0, 60.0),
-        depth_collector_m=150.0,
-        depth_mid_m=80.0,
-        depth_upper_m=10.0,
-        u_dz_m=0.1,
-        u_p_kpa=1.0,
+        **SHORT_E3_GEOMETRY,
     )
     n = 6000
     t, v, q = nominal(n, p)
@@ -198,7 +197,9 @@ def test_densitometer_step_raises_estimator_disagreement_and_clears() -> None:
     ev = [(e.kind, (e.t_ns - t[0]) / 1e9) for e in r.events if e.alarm == "ESTIMATOR_DISAGREEMENT"]
     assert [k for k, _ in ev] == ["raise", "clear"]
     assert 160 <= ev[0][1] <= 200  # z passes 3 within seconds, then 60 s minimum duration
-    assert 360 <= ev[1][1] <= 420  # the 30 s comparison window empties, then 60 s again
+    # the 30 s comparison window empties, then 60 s again (the step back is a change of
+    # E1 - E3 inside the window too: the drift test holds z a little longer)
+    assert 360 <= ev[1][1] <= 450
     assert np.nanmax(r["disagreement_z"][:900]) < 2.0
     z3 = r["disagreement_e3_z"]
     assert np.nanmax(z3[:1000]) < 1.0 and np.nanmin(z3[1600:3000]) > 3.0
