@@ -88,6 +88,8 @@ OUTPUT_FIELDS = (
     "cv_e3_delayed",
     "cv_e1_window",
     "disagreement_e3_z",
+    "ref_cmd_state",
+    "rho_zero_age_s",
 )
 (
     O_CV,
@@ -140,8 +142,10 @@ OUTPUT_FIELDS = (
     O_CV3_DEL,
     O_CV1_WIN,
     O_Z3,
+    O_REF_CMD,
+    O_ZERO_AGE,
     O_N,
-) = range(51)
+) = range(53)
 QUALITY_FIELDS = ("q_yield", "q_cumulative", "q_stability")
 (Q_YIELD, Q_CUM, Q_STAB, Q_N) = range(4)
 
@@ -204,6 +208,15 @@ SCALARS = np.dtype(
         ("cum_vq", np.float64),
         ("z3", np.float64),
         ("grade_done", np.float64),
+        # the operator-commanded seawater reference (dsp.params.REF_*) and the reference's age
+        ("ref_state", np.int64),
+        ("ref_last", np.int64),
+        ("ref_t1", np.int64),
+        ("ref_lanes", np.int64),
+        ("ref_n", np.int64),
+        ("ref_mud", np.int64),
+        ("ref_far", np.int64),
+        ("zero_t_ns", np.int64),
     ],
     align=True,  # numba treats a packed record as unaligned: every access slower
 )
@@ -381,6 +394,9 @@ class ChainState(NamedTuple):
     assay_g: NDArray[np.float64]
     assay_u: NDArray[np.float64]
     rejected: NDArray[np.int64]  # per role (ROLES + OPTIONAL_ROLES): absurd GOOD values made BAD
+    ref_t: NDArray[np.int64]  # commanded seawater references: start, end (ns, by start)
+    ref_e: NDArray[np.int64]
+    r_ring: NDArray[np.float64]  # the commanded window's valid (reading - TEOS-10) seconds
 
     def copy(self) -> ChainState:
         return ChainState._make(np.array(a, copy=True) for a in self)
@@ -395,6 +411,14 @@ class Compare(NamedTuple):
     b_mom: NDArray[np.float64]
     cmp_sum: NDArray[np.float64]
     cmp_cnt: NDArray[np.int64]
+
+
+class RefIn(NamedTuple):
+    """The commanded seawater references (start, end ns) and the window's collected seconds."""
+
+    ref_t: NDArray[np.int64]
+    ref_e: NDArray[np.int64]
+    r_ring: NDArray[np.float64]
 
 
 class LaneIn(NamedTuple):
@@ -860,15 +884,80 @@ def _lane_sums(
 
 
 @_step
+def _ref_command(
+    kp: P.KernelParams, ref: RefIn, sc: Scalars, ti: int, d_l: float, qr_l: float, qi_l: float
+) -> None:
+    """The operator-commanded seawater reference: 1 s lanes wholly inside the newest commanded
+    window are collected; when it ends the offset is learned if mud was not taken (flows
+    agree), the reading stayed near TEOS-10 and steady, else ``ref_state`` says why not."""
+    lane_ns = kp.lane_points * kp.dt_s * 1e9
+    k = _ref_started(ref.ref_t, sc.ref_last, ti - (lane_ns - kp.dt_s * 1e9))
+    if k >= 0:  # a newer command (re)starts the window
+        sc.ref_last = ref.ref_t[k]
+        sc.ref_t1 = ref.ref_e[k]
+        sc.ref_state = P.REF_COLLECTING
+        sc.ref_lanes = 0
+        sc.ref_n = 0
+        sc.ref_mud = 0
+        sc.ref_far = 0
+    if sc.ref_state != P.REF_COLLECTING:
+        return
+    if ti <= sc.ref_t1:
+        sc.ref_lanes += 1
+        if np.isnan(d_l) or np.isnan(qr_l) or np.isnan(qi_l):
+            pass  # counted only in ref_lanes: too few valid seconds refuse the window
+        elif abs(qr_l - qi_l) > 2.0 * kp.u_flow_rel * np.sqrt(qr_l * qr_l + qi_l * qi_l):
+            sc.ref_mud += 1
+        elif abs(d_l) > kp.zero_max_kg_m3:
+            sc.ref_far += 1
+        elif sc.ref_n < ref.r_ring.shape[0]:
+            ref.r_ring[sc.ref_n] = d_l
+            sc.ref_n += 1
+    if ti + lane_ns <= sc.ref_t1:
+        return
+    # the window is over (the next lane would end after it): learn or say why not
+    bad = P.REF_BAD_FRACTION * sc.ref_lanes
+    if sc.ref_mud > bad:
+        sc.ref_state = P.REF_MUD
+    elif sc.ref_far > bad:
+        sc.ref_state = P.REF_FAR
+    elif sc.ref_n < max(2 * P.ZERO_BATCHES, sc.ref_lanes - bad):
+        sc.ref_state = P.REF_SHORT
+    else:
+        zm, zu, zok = _zero_update(ref.r_ring[: sc.ref_n], 0, kp.zero_steady_kg_m3)
+        if zok:
+            sc.zero = zm
+            sc.u_zero = np.sqrt(zu * zu + kp.u_rho_w_ref**2)
+            sc.zero_ok = 1
+            sc.zero_t_ns = ti
+            sc.ref_state = P.REF_LEARNED
+        else:
+            sc.ref_state = P.REF_UNSTEADY
+
+
+@njit(cache=True, nogil=True)
+def _ref_started(ref_t: NDArray[np.int64], last: int, lane_start: float) -> int:
+    """Index of the newest command after ``last`` that started by ``lane_start``, else -1."""
+    k = -1
+    for j in range(ref_t.shape[0]):
+        if last < ref_t[j] <= lane_start:
+            k = j
+    return k
+
+
+@_step
 def _seawater_zero(
     kp: P.KernelParams,
     lane: NDArray[np.float64],
     z_ring: NDArray[np.float64],
+    ref: RefIn,
     sc: Scalars,
     ln: int,
+    ti: int,
 ) -> None:
     """Lane means into the slope lanes; the seawater reference learns from seconds with no
-    mud taken (flows agree), a reading near TEOS-10 and a steady window."""
+    mud taken (flows agree), a reading near TEOS-10 and a steady window, and over a window an
+    operator commanded (``_ref_command``)."""
     w_s = lane.shape[1]
     w_z = z_ring.shape[0]
     lane[L_PDIS, ln % w_s] = sc.lane_sum_pdis / sc.lane_n_pdis if sc.lane_n_pdis > 0 else np.nan
@@ -894,6 +983,8 @@ def _seawater_zero(
             sc.zero = zm
             sc.u_zero = np.sqrt(zu * zu + kp.u_rho_w_ref**2)
             sc.zero_ok = 1
+            sc.zero_t_ns = ti
+    _ref_command(kp, ref, sc, ti, d_l, qr_l, qi_l)
     sc.lane_sum_pdis = 0.0
     sc.lane_sum_qinj = 0.0
     sc.lane_sum_zero = 0.0
@@ -987,13 +1078,15 @@ def _lane_step(
     lane: NDArray[np.float64],
     z_ring: NDArray[np.float64],
     cmp: Compare,
+    ref: RefIn,
     sc: Scalars,
     li: LaneIn,
+    ti: int,
 ) -> None:
     """The end of a 1 s lane: seawater reference, slopes, noise batch, estimator comparison."""
     w_s = lane.shape[1]
     ln = sc.lane_n
-    _seawater_zero(kp, lane, z_ring, sc, ln)
+    _seawater_zero(kp, lane, z_ring, ref, sc, ln, ti)
     ln += 1
     sc.lane_n = ln
     step_s = kp.lane_points * kp.dt_s
@@ -1125,6 +1218,7 @@ def chain_kernel(
     a_ring, a_cnt, a_mom = st.a_ring, st.a_cnt, st.a_mom
     cmp = Compare(st.b_ring, st.b_cnt, st.b_mom, cmp_sum, cmp_cnt)
     hist, lane, z_ring = st.hist, st.lane, st.z_ring
+    ref = RefIn(st.ref_t, st.ref_e, st.r_ring)
     osc = OscState(st.o_ring, st.o_si, st.o_sf, st.tab, st.rev, st.win, st.o_y, st.o_z)
     o_sf = st.o_sf
     osc_p = OscParams(
@@ -1171,6 +1265,8 @@ def chain_kernel(
         out[O_ZERO, i] = sc.zero if referenced else np.nan
         out[O_UZERO, i] = sc.u_zero if referenced else np.nan
         out[O_REF, i] = 1.0 if referenced else 0.0
+        out[O_REF_CMD, i] = sc.ref_state
+        out[O_ZERO_AGE, i] = (ti - sc.zero_t_ns) * 1e-9 if referenced else np.nan
         # the three estimators
         cv_in, q_s, vel, slip_f, cv, ms1 = _e1(kp, rho, rho_w, q_ret)
         out[O_CV, i] = cv
@@ -1237,7 +1333,8 @@ def chain_kernel(
         pos_lane += 1
         if pos_lane == lane_len:
             pos_lane = 0
-            _lane_step(kp, lane, z_ring, cmp, sc, LaneIn(mq, mqi, u_dens, u_rw, rho_w, fr))
+            li = LaneIn(mq, mqi, u_dens, u_rw, rho_w, fr)
+            _lane_step(kp, lane, z_ring, cmp, ref, sc, li, ti)
         z = sc.z
         out[O_Z, i] = z
         out[O_Z3, i] = sc.z3

@@ -488,3 +488,23 @@ def kernel_params(p: ChainParams) -> KernelParams:
     return KernelParams._make(
         t(v) for t, v in zip(typing.get_type_hints(KernelParams).values(), kp, strict=True)
     )
+
+
+#: Operator-commanded seawater reference (DESIGN "Estimators"): the window an operator may
+#: command (s), the share of its 1 s lanes that may show mud or a reading far from seawater
+#: before it is refused, and the states published as ``ref_cmd_state`` (index = code).
+REF_MIN_S = 20.0
+REF_MAX_S = 3600.0
+REF_BAD_FRACTION = 0.1
+REF_STATES = (
+    "none",
+    "collecting",
+    "learned",
+    "refused: mud taken (injection and return flows disagree)",
+    "refused: density unsteady",
+    "refused: reading too far from TEOS-10 seawater",
+    "refused: too few valid seconds (density or flows BAD)",
+)
+(REF_NONE, REF_COLLECTING, REF_LEARNED, REF_MUD, REF_UNSTEADY, REF_FAR, REF_SHORT) = range(
+    len(REF_STATES)
+)
