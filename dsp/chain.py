@@ -27,6 +27,7 @@ from .params import (
     ALARM_NAMES,
     INPUT_RANGES,
     OPTIONAL_ROLES,
+    POWER_ROLES,
     REF_MAX_S,
     ROLES,
     ChainParams,
@@ -232,6 +233,22 @@ def _columns(
     return t, tuple(vals), tuple(qual)
 
 
+def _power(
+    block: Block, vals: tuple[NDArray[np.float64], ...], qual: tuple[NDArray[np.uint8], ...]
+) -> NDArray[np.float64]:
+    """The drives' shaft power (kW): the sum of the power roles the block carries, NaN where
+    any of them is BAD (or everywhere, when it carries none)."""
+    n = block.t_ns.shape[0]
+    names = ROLES + OPTIONAL_ROLES
+    present = [names.index(r) for r in POWER_ROLES if r in block.values]
+    if not present:
+        return np.full(n, np.nan)
+    total = np.zeros(n)
+    for r in present:
+        total += np.where(qual[r] < BAD, vals[r], np.nan)
+    return total
+
+
 def seawater_deck(
     params: ChainParams, t_deck: NDArray[np.float64], p_line_bar: NDArray[np.float64]
 ) -> NDArray[np.float64]:
@@ -253,7 +270,9 @@ def process_block(
     state = _merge_assays(state, block.assay_t_ns, block.assay_rey_ppm, block.assay_u_rey_ppm)
     state = _merge_refs(state, block.ref_t_ns, block.ref_end_ns)
     kp = kernel_params(params)
-    t_deck = np.where(qual[-1] < BAD, vals[-1], np.nan)
+    i_deck = len(ROLES) + OPTIONAL_ROLES.index("t_deck_c")
+    t_deck = np.where(qual[i_deck] < BAD, vals[i_deck], np.nan)
+    power = _power(block, vals, qual)
     i_line = ROLES.index("p_return_deck_bar")
     p_line = np.where(qual[i_line] < BAD, vals[i_line], np.nan)
     rho_w = seawater_deck(params, t_deck, p_line)
@@ -268,6 +287,7 @@ def process_block(
         vals,
         qual,
         rho_w,
+        power,
         kp,
         kernel_tables(params),
         state.assay_t,

@@ -90,6 +90,10 @@ OUTPUT_FIELDS = (
     "disagreement_e3_z",
     "ref_cmd_state",
     "rho_zero_age_s",
+    "shaft_power_kw",
+    "cum_energy_kwh",
+    "specific_energy_kwh_t",
+    "specific_energy_rate_kwh_t",
 )
 (
     O_CV,
@@ -144,8 +148,12 @@ OUTPUT_FIELDS = (
     O_Z3,
     O_REF_CMD,
     O_ZERO_AGE,
+    O_POWER,
+    O_CUM_E,
+    O_SPEC_E,
+    O_SPEC_RATE,
     O_N,
-) = range(53)
+) = range(57)
 QUALITY_FIELDS = ("q_yield", "q_cumulative", "q_stability")
 (Q_YIELD, Q_CUM, Q_STAB, Q_N) = range(4)
 
@@ -217,6 +225,12 @@ SCALARS = np.dtype(
         ("ref_mud", np.int64),
         ("ref_far", np.int64),
         ("zero_t_ns", np.int64),
+        # the drives' energy over the points where power and dry solids are both valid, and
+        # the dry solids over those same points (the specific energy's denominator)
+        ("cum_energy", np.float64),
+        ("cum_solids_e", np.float64),
+        ("last_pw", np.float64),
+        ("energy_n", np.int64),
     ],
     align=True,  # numba treats a packed record as unaligned: every access slower
 )
@@ -232,6 +246,7 @@ SCALARS_NAN = (
     "batch_prev_s",
     "batch_prev2_rey",
     "batch_prev2_s",
+    "last_pw",
 )
 N_COMPARED = 4  # 1 s sums compared at each lane step: E1, E2, E3 delayed, E1 over E3's window
 # systematic sources: flow calibration, density calibration (or the seawater reference),
@@ -772,9 +787,11 @@ def _integrate(
     ms1: float,
     var_r: float,
     var_s: float,
+    pw: float,
 ) -> bool:
-    """Trapezoid totals of REY and solids, their random and systematic variances, and the
-    noise batch sums; a step longer than max_gap_s is a gap, not integrated."""
+    """Trapezoid totals of REY and solids, their random and systematic variances, the noise
+    batch sums, and the drives' energy (kWh, ``pw`` kW) with the solids over the same steps;
+    a step longer than max_gap_s is a gap, not integrated."""
     valid = not np.isnan(rate)
     if valid:
         sc.batch_sum_rey += rate
@@ -790,6 +807,10 @@ def _integrate(
                 sc.acc_rand_s += 0.5 * (sc.last_var_s + var_s) * kp.tau_random_s * dts
                 for k in range(2 * N_SYS):
                     acc_sys[k] += 0.5 * (last_sys[k] + sens[k]) * dts
+                if not np.isnan(pw) and not np.isnan(sc.last_pw):
+                    sc.cum_energy += 0.5 * (sc.last_pw + pw) * dts / 3600.0
+                    sc.cum_solids_e += 0.5 * (sc.last_rate_s + ms1) * dts
+                    sc.energy_n += 1
             else:
                 sc.gap_s += dts
                 sc.gaps += 1
@@ -799,6 +820,7 @@ def _integrate(
         sc.last_rate_s = ms1
         sc.last_var = var_r
         sc.last_var_s = var_s
+        sc.last_pw = pw
         for k in range(2 * N_SYS):
             last_sys[k] = sens[k]
     return valid
@@ -828,9 +850,12 @@ def _totals(
     valid: bool,
     out: NDArray[np.float64],
     i: int,
+    pw: float,
+    ms1: float,
 ) -> bool:
-    """Cumulative totals, gap time (an open gap included) and their 95 % uncertainties;
-    returns whether a gap is open now."""
+    """Cumulative totals, gap time (an open gap included) and their 95 % uncertainties; the
+    drives' energy and specific energy (kWh per dry tonne: cumulative, and power over the dry
+    tonnes per hour now). Returns whether a gap is open now."""
     max_gap_ns = kp.max_gap_s * 1e9
     gap = sc.gap_s
     open_gap = False
@@ -841,6 +866,12 @@ def _totals(
     out[O_CUM_REY, i] = sc.cum_rey
     out[O_CUM_REO, i] = sc.cum_rey * kp.reo_factor
     out[O_CUM_SOL, i] = sc.cum_solids
+    out[O_POWER, i] = pw
+    out[O_CUM_E, i] = sc.cum_energy if sc.energy_n > 0 else np.nan
+    tonnes = sc.cum_solids_e * 1e-3
+    out[O_SPEC_E, i] = sc.cum_energy / tonnes if tonnes >= P.SPECIFIC_MIN_T else np.nan
+    t_h = ms1 * 3.6
+    out[O_SPEC_RATE, i] = pw / t_h if t_h >= P.SPECIFIC_MIN_T_H else np.nan
     # random parts: the model's white-noise shrinkage unless the empirical (batch-mean)
     # estimate, which sees correlated noise, is larger
     emp_r = max(3.0 * sc.acc_emp_rey - 2.0 * sc.acc_d1_rey, sc.acc_emp_rey)
@@ -1198,6 +1229,7 @@ def chain_kernel(
     vals: Rows,
     qual: QRows,
     rho_w_in: NDArray[np.float64],
+    power_in: NDArray[np.float64],
     kp: P.KernelParams,
     tables: P.KernelTables,
     assay_t: NDArray[np.int64],
@@ -1311,11 +1343,12 @@ def chain_kernel(
         for k in range(N_SYS):
             u_sys2 += sens[k] * sens[k]
         out[O_U95_REY, i] = 2.0 * 3600.0 * np.sqrt(var_r + u_sys2)
-        valid = _integrate(kp, acc_sys, last_sys, sc, sens, ti, rate, ms1, var_r, var_s)
+        pw = power_in[i]
+        valid = _integrate(kp, acc_sys, last_sys, sc, sens, ti, rate, ms1, var_r, var_s, pw)
         p_rd = _valid(vals[R_PRET], qual[R_PRET], i)
         _explained_discharge(kp, sc, ms1, ms_in, fr, rho_w, p_rd)
         out[O_INV, i] = sc.inventory
-        open_gap = _totals(kp, acc_sys, sc, ti, valid, out, i)
+        open_gap = _totals(kp, acc_sys, sc, ti, valid, out, i, pw, ms1)
         oq[Q_YIELD, i] = max(q_q, q_d) if valid else BAD
         oq[Q_CUM, i] = UNCERTAIN if (sc.gaps > 0 or open_gap or sc.has_last == 0) else GOOD
         # stability: margin, oscillation, the 1 s lane (reference, slopes, comparison)

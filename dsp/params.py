@@ -57,6 +57,9 @@ ROLE_TABLE = (
     Role("torque_b_pct", "torque_b", -400.0, 400.0),
     # the deck temperature for TEOS-10 seawater
     Role("t_deck_c", "t_deck", -5.0, 60.0, optional=True),
+    # the pumps' shaft power (kW) for the specific energy (kWh per dry tonne)
+    Role("shaft_power_a_kw", "shaft_power_a", -1000.0, 10_000.0, optional=True),
+    Role("shaft_power_b_kw", "shaft_power_b", -1000.0, 10_000.0, optional=True),
 )
 ROLES = tuple(r.name for r in ROLE_TABLE if not r.optional)
 #: Inputs a block may carry besides ROLES.
@@ -505,6 +508,12 @@ REF_STATES = (
     "refused: reading too far from TEOS-10 seawater",
     "refused: too few valid seconds (density or flows BAD)",
 )
+#: Shaft-power roles summed into the drives' power (those configured; none: no energy).
+POWER_ROLES = ("shaft_power_a_kw", "shaft_power_b_kw")
+#: Specific energy is reported once this many dry tonnes are integrated (the cumulative
+#: ratio), and where at least this many dry tonnes per hour are delivered (the rate form).
+SPECIFIC_MIN_T = 1.0
+SPECIFIC_MIN_T_H = 1.0
 (REF_NONE, REF_COLLECTING, REF_LEARNED, REF_MUD, REF_UNSTEADY, REF_FAR, REF_SHORT) = range(
     len(REF_STATES)
 )

@@ -26,6 +26,10 @@ ADDED: dict[str, tuple[float | None, str]] = {
     "clock_step": (0, "issue 14: results across a host clock step are flagged (none in synth)"),
     "ref_cmd_state": (0, "issue 12: the operator-commanded seawater reference (none in synth)"),
     "rho_zero_age_s": (None, "issue 12: age of the applied seawater reference"),
+    **dict.fromkeys(
+        ("shaft_power_kw", "cum_energy_kwh", "specific_energy_kwh_t", "specific_energy_rate_kwh_t"),
+        (None, "issue 12: the drives' energy and kWh per dry tonne (new shaft-power roles)"),
+    ),
 }
 
 

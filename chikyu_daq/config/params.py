@@ -10,7 +10,7 @@ from pydantic import BaseModel
 
 from dsp.alarms import AlarmSpec
 from dsp.params import ALARM_NAMES as CHAIN_ALARM_NAMES
-from dsp.params import ChainParams
+from dsp.params import POWER_ROLES, ROLE_BY_KEY, ChainParams
 
 if TYPE_CHECKING:  # config calls the estimators' checks at load: no runtime import back
     from chikyu_daq.config.model import Alarm, Config
@@ -116,8 +116,10 @@ def sensor_fault_spec(cfg: Config) -> AlarmSpec:
 
 
 def alarm_names(cfg: Config) -> list[str]:
-    """Every alarm the processor can raise: the chain's and SENSOR_FAULT(<role channel>)."""
-    channels = sorted(set(cfg.roles.model_dump().values()))
+    """Every alarm the processor can raise: the chain's and SENSOR_FAULT(<role channel>) (not
+    of the shaft-power roles: their drive's torque raises it)."""
+    roles = cfg.roles.model_dump().items()
+    channels = sorted({ch for key, ch in roles if ROLE_BY_KEY[key] not in POWER_ROLES})
     return [*CHAIN_ALARM_NAMES, *(f"SENSOR_FAULT({ch})" for ch in channels)]
 
 

@@ -56,7 +56,7 @@ from drivers.sample import SampleBlock
 from dsp.alarms import AlarmEvent, AlarmState, alarm_init, hysteresis_alarm
 from dsp.align import AlignState, align, align_init
 from dsp.chain import OPTIONAL_ROLES, ROLES, Block, init_state, process_block
-from dsp.params import ALARM_NAMES, REF_STATES, ROLE_BY_KEY
+from dsp.params import ALARM_NAMES, POWER_ROLES, REF_STATES, ROLE_BY_KEY
 from dsp.quality import BAD, UNCERTAIN
 
 log = logging.getLogger(__name__)
@@ -138,7 +138,10 @@ class Processor:
         self._align: dict[str, AlignState] = {ch: align_init() for ch in self.channels}
         self._state = init_state(self.params)
         self._fault_spec = sensor_fault_spec(cfg)
-        self._faults = {ch: _FaultTracker(f"SENSOR_FAULT({ch})") for ch in sorted(self.channels)}
+        # the drives' shaft power has none of its own: the drive's torque (same device and
+        # link) raises it, and a second alarm for one cause is a duplicate (EEMUA 191)
+        watched = {ch for r, ch in self.inputs.items() if r not in POWER_ROLES}
+        self._faults = {ch: _FaultTracker(f"SENSOR_FAULT({ch})") for ch in sorted(watched)}
         self._assays: list[tuple[int, float, float]] = []
         self._references: list[SeawaterReference] = []
         self._ref_state = 0.0

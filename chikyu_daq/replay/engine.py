@@ -57,6 +57,8 @@ SUMMARY_TOTALS = tuple(
         "u95_cum_solids_kg",
         "rho_zero_kg_m3",  # the densitometer's seawater reference (DESIGN "Estimators")
         "u_rho_zero_kg_m3",
+        "cum_energy_kwh",  # the drives' energy and kWh per dry tonne (DESIGN "REY yield")
+        "specific_energy_kwh_t",
     )
 )
 
