@@ -27,6 +27,8 @@ from .params import (
     ALARM_NAMES,
     INPUT_RANGES,
     OPTIONAL_ROLES,
+    POWER_ROLES,
+    REF_MAX_S,
     ROLES,
     ChainParams,
     kernel_params,
@@ -36,6 +38,7 @@ from .quality import BAD
 from .spectrum import osc_init
 
 ASSAY_CAPACITY = 256  # newest assays kept; older ones no longer apply to future grid points
+REF_CAPACITY = 64  # newest commanded seawater references kept (only the newest can start)
 
 
 @dataclass(frozen=True)
@@ -52,6 +55,9 @@ class Block:
     assay_t_ns: NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
     assay_rey_ppm: NDArray[np.float64] = field(default_factory=lambda: np.zeros(0))
     assay_u_rey_ppm: NDArray[np.float64] = field(default_factory=lambda: np.zeros(0))
+    #: operator-commanded seawater references known now: window start and end (ns)
+    ref_t_ns: NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
+    ref_end_ns: NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
 
 
 @dataclass(frozen=True)
@@ -100,6 +106,7 @@ def init_state(params: ChainParams) -> ChainState:
         scalars[name] = np.nan
     scalars["grade_id"] = -1
     scalars["stop_t_ns"] = np.iinfo(np.int64).min // 2
+    scalars["ref_last"] = np.iinfo(np.int64).min // 2
     return ChainState(
         scalars=scalars,
         cmp_sum=np.zeros(K.N_COMPARED),
@@ -132,7 +139,25 @@ def init_state(params: ChainParams) -> ChainState:
         assay_g=np.zeros(0),
         assay_u=np.zeros(0),
         rejected=np.zeros(len(ROLES) + len(OPTIONAL_ROLES), np.int64),
+        ref_t=np.zeros(0, np.int64),
+        ref_e=np.zeros(0, np.int64),
+        r_ring=np.full(round(REF_MAX_S), np.nan),
     )
+
+
+def _merge_refs(state: ChainState, t: NDArray[np.int64], e: NDArray[np.int64]) -> ChainState:
+    """Commanded seawater references, by start; a repeat of a start already known is one."""
+    t = np.asarray(t, np.int64)
+    e = np.asarray(e, np.int64)
+    if t.shape != e.shape:
+        raise ValueError(f"reference arrays differ in length: {t.shape}, {e.shape}")
+    if t.size == 0:
+        return state
+    all_t = np.concatenate((state.ref_t, t))
+    all_e = np.concatenate((state.ref_e, e))
+    all_t, first = np.unique(all_t, return_index=True)
+    all_e = all_e[first]
+    return state._replace(ref_t=all_t[-REF_CAPACITY:], ref_e=all_e[-REF_CAPACITY:])
 
 
 def _merge_assays(
@@ -208,6 +233,22 @@ def _columns(
     return t, tuple(vals), tuple(qual)
 
 
+def _power(
+    block: Block, vals: tuple[NDArray[np.float64], ...], qual: tuple[NDArray[np.uint8], ...]
+) -> NDArray[np.float64]:
+    """The drives' shaft power (kW): the sum of the power roles the block carries, NaN where
+    any of them is BAD (or everywhere, when it carries none)."""
+    n = block.t_ns.shape[0]
+    names = ROLES + OPTIONAL_ROLES
+    present = [names.index(r) for r in POWER_ROLES if r in block.values]
+    if not present:
+        return np.full(n, np.nan)
+    total = np.zeros(n)
+    for r in present:
+        total += np.where(qual[r] < BAD, vals[r], np.nan)
+    return total
+
+
 def seawater_deck(
     params: ChainParams, t_deck: NDArray[np.float64], p_line_bar: NDArray[np.float64]
 ) -> NDArray[np.float64]:
@@ -227,8 +268,11 @@ def process_block(
     if t.shape[0] > 1 and np.any(np.diff(t) <= 0):
         raise ValueError("block t_ns must be strictly increasing")
     state = _merge_assays(state, block.assay_t_ns, block.assay_rey_ppm, block.assay_u_rey_ppm)
+    state = _merge_refs(state, block.ref_t_ns, block.ref_end_ns)
     kp = kernel_params(params)
-    t_deck = np.where(qual[-1] < BAD, vals[-1], np.nan)
+    i_deck = len(ROLES) + OPTIONAL_ROLES.index("t_deck_c")
+    t_deck = np.where(qual[i_deck] < BAD, vals[i_deck], np.nan)
+    power = _power(block, vals, qual)
     i_line = ROLES.index("p_return_deck_bar")
     p_line = np.where(qual[i_line] < BAD, vals[i_line], np.nan)
     rho_w = seawater_deck(params, t_deck, p_line)
@@ -243,6 +287,7 @@ def process_block(
         vals,
         qual,
         rho_w,
+        power,
         kp,
         kernel_tables(params),
         state.assay_t,

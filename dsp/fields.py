@@ -91,6 +91,15 @@ FIELDS: tuple[OutputField, ...] = (
     OutputField("cv_e3_delayed", "1", _F, None),
     OutputField("cv_e1_window", "1", _F, None),
     OutputField("disagreement_e3_z", "1", _F, _Y),
+    # the operator-commanded seawater reference: dsp.params.REF_STATES[code]; and how old the
+    # applied reference (commanded or automatic) is
+    OutputField("ref_cmd_state", "1", _F, _Y),
+    OutputField("rho_zero_age_s", "s", _F, _Y),
+    # the drives' shaft power, its energy and the specific energy (DESIGN "REY yield")
+    OutputField("shaft_power_kw", "kW", _F, _Y),
+    OutputField("cum_energy_kwh", "kWh", _F, _Y),
+    OutputField("specific_energy_kwh_t", "kWh/t", _F, _Y),
+    OutputField("specific_energy_rate_kwh_t", "kWh/t", _F, _Y),
     OutputField("q_yield", "", "uint8", _Y, quality=True),
     OutputField("q_cumulative", "", "uint8", _Y, quality=True),
     OutputField("q_stability", "", "uint8", _S, quality=True),

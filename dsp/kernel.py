@@ -88,6 +88,12 @@ OUTPUT_FIELDS = (
     "cv_e3_delayed",
     "cv_e1_window",
     "disagreement_e3_z",
+    "ref_cmd_state",
+    "rho_zero_age_s",
+    "shaft_power_kw",
+    "cum_energy_kwh",
+    "specific_energy_kwh_t",
+    "specific_energy_rate_kwh_t",
 )
 (
     O_CV,
@@ -140,8 +146,14 @@ OUTPUT_FIELDS = (
     O_CV3_DEL,
     O_CV1_WIN,
     O_Z3,
+    O_REF_CMD,
+    O_ZERO_AGE,
+    O_POWER,
+    O_CUM_E,
+    O_SPEC_E,
+    O_SPEC_RATE,
     O_N,
-) = range(51)
+) = range(57)
 QUALITY_FIELDS = ("q_yield", "q_cumulative", "q_stability")
 (Q_YIELD, Q_CUM, Q_STAB, Q_N) = range(4)
 
@@ -204,6 +216,21 @@ SCALARS = np.dtype(
         ("cum_vq", np.float64),
         ("z3", np.float64),
         ("grade_done", np.float64),
+        # the operator-commanded seawater reference (dsp.params.REF_*) and the reference's age
+        ("ref_state", np.int64),
+        ("ref_last", np.int64),
+        ("ref_t1", np.int64),
+        ("ref_lanes", np.int64),
+        ("ref_n", np.int64),
+        ("ref_mud", np.int64),
+        ("ref_far", np.int64),
+        ("zero_t_ns", np.int64),
+        # the drives' energy over the points where power and dry solids are both valid, and
+        # the dry solids over those same points (the specific energy's denominator)
+        ("cum_energy", np.float64),
+        ("cum_solids_e", np.float64),
+        ("last_pw", np.float64),
+        ("energy_n", np.int64),
     ],
     align=True,  # numba treats a packed record as unaligned: every access slower
 )
@@ -219,6 +246,7 @@ SCALARS_NAN = (
     "batch_prev_s",
     "batch_prev2_rey",
     "batch_prev2_s",
+    "last_pw",
 )
 N_COMPARED = 4  # 1 s sums compared at each lane step: E1, E2, E3 delayed, E1 over E3's window
 # systematic sources: flow calibration, density calibration (or the seawater reference),
@@ -386,6 +414,9 @@ class ChainState(NamedTuple):
     assay_g: NDArray[np.float64]
     assay_u: NDArray[np.float64]
     rejected: NDArray[np.int64]  # per role (ROLES + OPTIONAL_ROLES): absurd GOOD values made BAD
+    ref_t: NDArray[np.int64]  # commanded seawater references: start, end (ns, by start)
+    ref_e: NDArray[np.int64]
+    r_ring: NDArray[np.float64]  # the commanded window's valid (reading - TEOS-10) seconds
 
     def copy(self) -> ChainState:
         return ChainState._make(np.array(a, copy=True) for a in self)
@@ -400,6 +431,14 @@ class Compare(NamedTuple):
     b_mom: NDArray[np.float64]
     cmp_sum: NDArray[np.float64]
     cmp_cnt: NDArray[np.int64]
+
+
+class RefIn(NamedTuple):
+    """The commanded seawater references (start, end ns) and the window's collected seconds."""
+
+    ref_t: NDArray[np.int64]
+    ref_e: NDArray[np.int64]
+    r_ring: NDArray[np.float64]
 
 
 class LaneIn(NamedTuple):
@@ -729,9 +768,11 @@ def _integrate(
     ms1: float,
     var_r: float,
     var_s: float,
+    pw: float,
 ) -> bool:
-    """Trapezoid totals of REY and solids, their random and systematic variances, and the
-    noise batch sums; a step longer than max_gap_s is a gap, not integrated."""
+    """Trapezoid totals of REY and solids, their random and systematic variances, the noise
+    batch sums, and the drives' energy (kWh, ``pw`` kW) with the solids over the same steps;
+    a step longer than max_gap_s is a gap, not integrated."""
     valid = not np.isnan(rate)
     if valid:
         sc.batch_sum_rey += rate
@@ -747,6 +788,10 @@ def _integrate(
                 sc.acc_rand_s += 0.5 * (sc.last_var_s + var_s) * kp.tau_random_s * dts
                 for k in range(2 * N_SYS):
                     acc_sys[k] += 0.5 * (last_sys[k] + sens[k]) * dts
+                if not np.isnan(pw) and not np.isnan(sc.last_pw):
+                    sc.cum_energy += 0.5 * (sc.last_pw + pw) * dts / 3600.0
+                    sc.cum_solids_e += 0.5 * (sc.last_rate_s + ms1) * dts
+                    sc.energy_n += 1
             else:
                 sc.gap_s += dts
                 sc.gaps += 1
@@ -756,6 +801,7 @@ def _integrate(
         sc.last_rate_s = ms1
         sc.last_var = var_r
         sc.last_var_s = var_s
+        sc.last_pw = pw
         for k in range(2 * N_SYS):
             last_sys[k] = sens[k]
     return valid
@@ -785,9 +831,12 @@ def _totals(
     valid: bool,
     out: NDArray[np.float64],
     i: int,
+    pw: float,
+    ms1: float,
 ) -> bool:
-    """Cumulative totals, gap time (an open gap included) and their 95 % uncertainties;
-    returns whether a gap is open now."""
+    """Cumulative totals, gap time (an open gap included) and their 95 % uncertainties; the
+    drives' energy and specific energy (kWh per dry tonne: cumulative, and power over the dry
+    tonnes per hour now). Returns whether a gap is open now."""
     max_gap_ns = kp.max_gap_s * 1e9
     gap = sc.gap_s
     open_gap = False
@@ -798,6 +847,12 @@ def _totals(
     out[O_CUM_REY, i] = sc.cum_rey
     out[O_CUM_REO, i] = sc.cum_rey * kp.reo_factor
     out[O_CUM_SOL, i] = sc.cum_solids
+    out[O_POWER, i] = pw
+    out[O_CUM_E, i] = sc.cum_energy if sc.energy_n > 0 else np.nan
+    tonnes = sc.cum_solids_e * 1e-3
+    out[O_SPEC_E, i] = sc.cum_energy / tonnes if tonnes >= P.SPECIFIC_MIN_T else np.nan
+    t_h = ms1 * 3.6
+    out[O_SPEC_RATE, i] = pw / t_h if t_h >= P.SPECIFIC_MIN_T_H else np.nan
     # random parts: the model's white-noise shrinkage unless the empirical (batch-mean)
     # estimate, which sees correlated noise, is larger
     emp_r = max(3.0 * sc.acc_emp_rey - 2.0 * sc.acc_d1_rey, sc.acc_emp_rey)
@@ -841,15 +896,80 @@ def _lane_sums(
 
 
 @_step
+def _ref_command(
+    kp: P.KernelParams, ref: RefIn, sc: Scalars, ti: int, d_l: float, qr_l: float, qi_l: float
+) -> None:
+    """The operator-commanded seawater reference: 1 s lanes wholly inside the newest commanded
+    window are collected; when it ends the offset is learned if mud was not taken (flows
+    agree), the reading stayed near TEOS-10 and steady, else ``ref_state`` says why not."""
+    lane_ns = kp.lane_points * kp.dt_s * 1e9
+    k = _ref_started(ref.ref_t, sc.ref_last, ti - (lane_ns - kp.dt_s * 1e9))
+    if k >= 0:  # a newer command (re)starts the window
+        sc.ref_last = ref.ref_t[k]
+        sc.ref_t1 = ref.ref_e[k]
+        sc.ref_state = P.REF_COLLECTING
+        sc.ref_lanes = 0
+        sc.ref_n = 0
+        sc.ref_mud = 0
+        sc.ref_far = 0
+    if sc.ref_state != P.REF_COLLECTING:
+        return
+    if ti <= sc.ref_t1:
+        sc.ref_lanes += 1
+        if np.isnan(d_l) or np.isnan(qr_l) or np.isnan(qi_l):
+            pass  # counted only in ref_lanes: too few valid seconds refuse the window
+        elif abs(qr_l - qi_l) > 2.0 * kp.u_flow_rel * np.sqrt(qr_l * qr_l + qi_l * qi_l):
+            sc.ref_mud += 1
+        elif abs(d_l) > kp.zero_max_kg_m3:
+            sc.ref_far += 1
+        elif sc.ref_n < ref.r_ring.shape[0]:
+            ref.r_ring[sc.ref_n] = d_l
+            sc.ref_n += 1
+    if ti + lane_ns <= sc.ref_t1:
+        return
+    # the window is over (the next lane would end after it): learn or say why not
+    bad = P.REF_BAD_FRACTION * sc.ref_lanes
+    if sc.ref_mud > bad:
+        sc.ref_state = P.REF_MUD
+    elif sc.ref_far > bad:
+        sc.ref_state = P.REF_FAR
+    elif sc.ref_n < max(2 * P.ZERO_BATCHES, sc.ref_lanes - bad):
+        sc.ref_state = P.REF_SHORT
+    else:
+        zm, zu, zok = _zero_update(ref.r_ring[: sc.ref_n], 0, kp.zero_steady_kg_m3)
+        if zok:
+            sc.zero = zm
+            sc.u_zero = np.sqrt(zu * zu + kp.u_rho_w_ref**2)
+            sc.zero_ok = 1
+            sc.zero_t_ns = ti
+            sc.ref_state = P.REF_LEARNED
+        else:
+            sc.ref_state = P.REF_UNSTEADY
+
+
+@njit(cache=True, nogil=True)
+def _ref_started(ref_t: NDArray[np.int64], last: int, lane_start: float) -> int:
+    """Index of the newest command after ``last`` that started by ``lane_start``, else -1."""
+    k = -1
+    for j in range(ref_t.shape[0]):
+        if last < ref_t[j] <= lane_start:
+            k = j
+    return k
+
+
+@_step
 def _seawater_zero(
     kp: P.KernelParams,
     lane: NDArray[np.float64],
     z_ring: NDArray[np.float64],
+    ref: RefIn,
     sc: Scalars,
     ln: int,
+    ti: int,
 ) -> None:
     """Lane means into the slope lanes; the seawater reference learns from seconds with no
-    mud taken (flows agree), a reading near TEOS-10 and a steady window."""
+    mud taken (flows agree), a reading near TEOS-10 and a steady window, and over a window an
+    operator commanded (``_ref_command``)."""
     w_s = lane.shape[1]
     w_z = z_ring.shape[0]
     lane[L_PDIS, ln % w_s] = sc.lane_sum_pdis / sc.lane_n_pdis if sc.lane_n_pdis > 0 else np.nan
@@ -875,6 +995,8 @@ def _seawater_zero(
             sc.zero = zm
             sc.u_zero = np.sqrt(zu * zu + kp.u_rho_w_ref**2)
             sc.zero_ok = 1
+            sc.zero_t_ns = ti
+    _ref_command(kp, ref, sc, ti, d_l, qr_l, qi_l)
     sc.lane_sum_pdis = 0.0
     sc.lane_sum_qinj = 0.0
     sc.lane_sum_zero = 0.0
@@ -1005,13 +1127,15 @@ def _lane_step(
     lane: NDArray[np.float64],
     z_ring: NDArray[np.float64],
     cmp: Compare,
+    ref: RefIn,
     sc: Scalars,
     li: LaneIn,
+    ti: int,
 ) -> None:
     """The end of a 1 s lane: seawater reference, slopes, noise batch, estimator comparison."""
     w_s = lane.shape[1]
     ln = sc.lane_n
-    _seawater_zero(kp, lane, z_ring, sc, ln)
+    _seawater_zero(kp, lane, z_ring, ref, sc, ln, ti)
     ln += 1
     sc.lane_n = ln
     step_s = kp.lane_points * kp.dt_s
@@ -1116,6 +1240,7 @@ def chain_kernel(
     vals: Rows,
     qual: QRows,
     rho_w_in: NDArray[np.float64],
+    power_in: NDArray[np.float64],
     kp: P.KernelParams,
     tables: P.KernelTables,
     assay_t: NDArray[np.int64],
@@ -1136,6 +1261,7 @@ def chain_kernel(
     a_ring, a_cnt, a_mom = st.a_ring, st.a_cnt, st.a_mom
     cmp = Compare(st.b_ring, st.b_cnt, st.b_mom, cmp_sum, cmp_cnt)
     hist, lane, z_ring = st.hist, st.lane, st.z_ring
+    ref = RefIn(st.ref_t, st.ref_e, st.r_ring)
     osc = OscState(st.o_ring, st.o_si, st.o_sf, st.tab, st.rev, st.win, st.o_y, st.o_z)
     o_sf = st.o_sf
     osc_p = OscParams(
@@ -1182,6 +1308,8 @@ def chain_kernel(
         out[O_ZERO, i] = sc.zero if referenced else np.nan
         out[O_UZERO, i] = sc.u_zero if referenced else np.nan
         out[O_REF, i] = 1.0 if referenced else 0.0
+        out[O_REF_CMD, i] = sc.ref_state
+        out[O_ZERO_AGE, i] = (ti - sc.zero_t_ns) * 1e-9 if referenced else np.nan
         # the three estimators
         cv_in, q_s, vel, slip_f, cv, ms1 = _e1(kp, rho, rho_w, q_ret)
         out[O_CV, i] = cv
@@ -1226,11 +1354,12 @@ def chain_kernel(
         for k in range(N_SYS):
             u_sys2 += sens[k] * sens[k]
         out[O_U95_REY, i] = 2.0 * 3600.0 * np.sqrt(var_r + u_sys2)
-        valid = _integrate(kp, acc_sys, last_sys, sc, sens, ti, rate, ms1, var_r, var_s)
+        pw = power_in[i]
+        valid = _integrate(kp, acc_sys, last_sys, sc, sens, ti, rate, ms1, var_r, var_s, pw)
         p_rd = _valid(vals[R_PRET], qual[R_PRET], i)
         _explained_discharge(kp, sc, ms1, ms_in, fr, rho_w, p_rd)
         out[O_INV, i] = sc.inventory
-        open_gap = _totals(kp, acc_sys, sc, ti, valid, out, i)
+        open_gap = _totals(kp, acc_sys, sc, ti, valid, out, i, pw, ms1)
         oq[Q_YIELD, i] = max(q_q, q_d) if valid else BAD
         oq[Q_CUM, i] = UNCERTAIN if (sc.gaps > 0 or open_gap or sc.has_last == 0) else GOOD
         # stability: margin, oscillation, the 1 s lane (reference, slopes, comparison)
@@ -1248,7 +1377,8 @@ def chain_kernel(
         pos_lane += 1
         if pos_lane == lane_len:
             pos_lane = 0
-            _lane_step(kp, lane, z_ring, cmp, sc, LaneIn(mq, mqi, u_dens, u_rw, rho_w, fr))
+            li = LaneIn(mq, mqi, u_dens, u_rw, rho_w, fr)
+            _lane_step(kp, lane, z_ring, cmp, ref, sc, li, ti)
         z = sc.z
         out[O_Z, i] = z
         out[O_Z3, i] = sc.z3

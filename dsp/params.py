@@ -57,6 +57,9 @@ ROLE_TABLE = (
     Role("torque_b_pct", "torque_b", -400.0, 400.0),
     # the deck temperature for TEOS-10 seawater
     Role("t_deck_c", "t_deck", -5.0, 60.0, optional=True),
+    # the pumps' shaft power (kW) for the specific energy (kWh per dry tonne)
+    Role("shaft_power_a_kw", "shaft_power_a", -1000.0, 10_000.0, optional=True),
+    Role("shaft_power_b_kw", "shaft_power_b", -1000.0, 10_000.0, optional=True),
 )
 ROLES = tuple(r.name for r in ROLE_TABLE if not r.optional)
 #: Inputs a block may carry besides ROLES.
@@ -491,3 +494,29 @@ def kernel_params(p: ChainParams) -> KernelParams:
         zero_lanes=max(ZERO_BATCHES, round(p.zero_window_s / ZERO_BATCHES) * ZERO_BATCHES),
         batch_lanes=max(2, round(p.noise_batch_s)),
     )
+
+
+#: Operator-commanded seawater reference (DESIGN "Estimators"): the window an operator may
+#: command (s), the share of its 1 s lanes that may show mud or a reading far from seawater
+#: before it is refused, and the states published as ``ref_cmd_state`` (index = code).
+REF_MIN_S = 20.0
+REF_MAX_S = 3600.0
+REF_BAD_FRACTION = 0.1
+REF_STATES = (
+    "none",
+    "collecting",
+    "learned",
+    "refused: mud taken (injection and return flows disagree)",
+    "refused: density unsteady",
+    "refused: reading too far from TEOS-10 seawater",
+    "refused: too few valid seconds (density or flows BAD)",
+)
+#: Shaft-power roles summed into the drives' power (those configured; none: no energy).
+POWER_ROLES = ("shaft_power_a_kw", "shaft_power_b_kw")
+#: Specific energy is reported once this many dry tonnes are integrated (the cumulative
+#: ratio), and where at least this many dry tonnes per hour are delivered (the rate form).
+SPECIFIC_MIN_T = 1.0
+SPECIFIC_MIN_T_H = 1.0
+(REF_NONE, REF_COLLECTING, REF_LEARNED, REF_MUD, REF_UNSTEADY, REF_FAR, REF_SHORT) = range(
+    len(REF_STATES)
+)

@@ -7,6 +7,9 @@ Topics under the prefix, JSON, QoS 1:
     cmd/alarms/<action>      input: ack, shelve, unshelve, list; `{"alarm", "operator",
                              "reason", ["duration_s" | "one_shot"], ["id"]}`
     cmd/alarms/reply         output: `{"accepted": bool, "reason"?, "id"?, ...}` per command
+    cmd/reference/<what>     input: action `<what>_reference` (`seawater`: the seawater reference
+                             on command, `chikyu_daq.interfaces.commands`); replies on
+                             cmd/reference/reply
 
 A second client id (`<client_id>-alarms`) keeps this apart from the publisher of live values,
 so neither waits for the other. Reconnects with jittered backoff forever; the newest state per
@@ -45,7 +48,7 @@ class AlarmMqttLink:
         self.command = command
         self._retained: dict[str, bytes] = {}
         self._dirty: set[str] = set()
-        self._replies: list[bytes] = []
+        self._replies: list[tuple[str, bytes]] = []
         self._wake = asyncio.Event()
         self.connected = False
         self.commands = 0
@@ -80,6 +83,7 @@ class AlarmMqttLink:
                     backoff = 0.5
                     self._dirty = set(self._retained)
                     await client.subscribe(self.topic("cmd/alarms/+"), qos=1)
+                    await client.subscribe(self.topic("cmd/reference/+"), qos=1)
                     sender = asyncio.create_task(self._send(client))
                     try:
                         await self._receive(client)
@@ -102,7 +106,7 @@ class AlarmMqttLink:
         while True:
             self._wake.clear()
             while self._replies:
-                await client.publish(self.topic("cmd/alarms/reply"), self._replies[0], qos=1)
+                await client.publish(*self._replies[0], qos=1)
                 self._replies.pop(0)
             for topic in sorted(self._dirty):
                 payload = self._retained[topic]
@@ -113,9 +117,11 @@ class AlarmMqttLink:
 
     async def _receive(self, client: aiomqtt.Client) -> None:
         async for message in client.messages:
-            action = str(message.topic).rsplit("/", 1)[-1]
+            family, action = str(message.topic).rsplit("/", 2)[-2:]
             if action == "reply":
                 continue
+            if family != "alarms":
+                action = f"{action}_{family}"
             self.commands += 1
             raw = message.payload
             payload = bytes(raw) if isinstance(raw, bytes | bytearray) else str(raw or "").encode()
@@ -127,5 +133,5 @@ class AlarmMqttLink:
                 if isinstance(doc, dict):
                     doc = {**doc, "action": action}
                 reply = self.command(doc)
-            self._replies.append(_json(reply))
+            self._replies.append((self.topic(f"cmd/{family}/reply"), _json(reply)))
             self._wake.set()

@@ -94,6 +94,7 @@ def _register() -> None:
     from chikyu_daq.cli.hil_serve import hil_serve
     from chikyu_daq.cli.import_export import export_cmd, import_app
     from chikyu_daq.cli.poll import poll
+    from chikyu_daq.cli.reference import seawater_reference
     from chikyu_daq.cli.replay import replay_cmd
     from chikyu_daq.cli.runs import runs_list, runs_show
     from chikyu_daq.cli.spool import spool_check, spool_show
@@ -114,6 +115,7 @@ def _register() -> None:
     alarms_app.command("ack")(alarms_ack)
     alarms_app.command("shelve")(alarms_shelve)
     alarms_app.command("unshelve")(alarms_unshelve)
+    app.command("seawater-reference")(seawater_reference)
 
 
 runs_app = typer.Typer(help="Recorded runs: list and inspect.", no_args_is_help=True)

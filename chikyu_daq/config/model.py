@@ -102,6 +102,9 @@ class Roles(Strict):
     torque_b: str = "p101b.torque"
     #: deck temperature of the return line for TEOS-10 seawater (none: physics.deck_temperature_c)
     t_deck: str | None = None
+    #: the pumps' shaft power (kW) for the specific energy (none: not reported)
+    shaft_power_a: str | None = None
+    shaft_power_b: str | None = None
 
 
 class Physics(Strict):

@@ -7,7 +7,15 @@ import math
 from typing import TYPE_CHECKING, Any
 
 from dsp.alarms import AlarmSpec
-from dsp.params import ALARM_BY_NAME, ALARM_NAMES, ALARM_TABLE, SENSOR_FAULT, ChainParams
+from dsp.params import (
+    ALARM_BY_NAME,
+    ALARM_NAMES,
+    ALARM_TABLE,
+    POWER_ROLES,
+    ROLE_BY_KEY,
+    SENSOR_FAULT,
+    ChainParams,
+)
 
 if TYPE_CHECKING:  # config calls the estimators' checks at load: no runtime import back
     from chikyu_daq.config.model import Config
@@ -92,8 +100,10 @@ def sensor_fault_spec(cfg: Config) -> AlarmSpec:
 
 
 def alarm_names(cfg: Config) -> list[str]:
-    """Every alarm the processor can raise: the chain's and SENSOR_FAULT(<role channel>)."""
-    channels = sorted(set(cfg.roles.model_dump().values()))
+    """Every alarm the processor can raise: the chain's and SENSOR_FAULT(<role channel>) (not
+    of the shaft-power roles: their drive's torque raises it)."""
+    roles = cfg.roles.model_dump().items()
+    channels = sorted({ch for key, ch in roles if ROLE_BY_KEY[key] not in POWER_ROLES})
     return [*ALARM_NAMES, *(f"{SENSOR_FAULT.name}({ch})" for ch in channels)]
 
 

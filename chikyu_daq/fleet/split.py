@@ -21,9 +21,9 @@ Alignment: ring refreshes, FFT hops, 1 s lanes and noise batches count from the 
 first grid point, so every warm-up starts on the lattice of `period_points(cfg)`.
 
 Learned once, kept for ever (neither bounded nor additive), handed over at `learn_ns`:
-the seawater reference (``zero_ok``, ``zero``, ``u_zero``), the held flow ``q_hold``,
-and the time of the last valid rate (``has_last``, ``last_t_ns``: the gap that ends the next
-time a rate is valid). They depend on the inputs only (not on each other nor on the
+the seawater reference (``zero_ok``, ``zero``, ``u_zero``, ``zero_t_ns``), the held flow
+``q_hold``, and the time of the last valid rate (``has_last``, ``last_t_ns``: the gap that
+ends the next time a rate is valid). They depend on the inputs only (not on each other nor on the
 integrals), so pass 1 learns them: partition j runs from its warm-up to ``learn_ns`` of
 partition j+1, with the three marked "unknown" at its own ``learn_ns`` (by then the zero's
 window and streak equal the serial ones), and reports what it learned; the value at each
@@ -32,7 +32,8 @@ therefore exact.
 
 Integrals since the run started, handed over additively at `take_ns` (after the learned state
 has made every increment exact: three noise batches, for the batch means the empirical random
-part differences): ``cum_rey``, ``cum_solids``, ``gap_s``, ``gaps``, ``acc_rand``,
+part differences): ``cum_rey``, ``cum_solids``, ``gap_s``, ``gaps``, ``acc_rand``, the energy
+(``cum_energy``, ``cum_solids_e``, ``energy_n``),
 ``acc_rand_s``, ``acc_d1_*``, ``acc_emp_*``, ``inventory``, the pumped volume ``volume`` and
 E1's ``cum_cq``/``cum_vq``, and ``acc_sys`` except the grade's entry. The grade's error
 (``acc_sys[I_GRADE]`` within an assay's period, ``grade_done`` the squares of the finished
@@ -84,9 +85,10 @@ from dsp.params import kernel_params
 #: Integrals handed over additively: float slots, int slots (``acc_sys`` too, but its grade entry).
 F_SLOTS = (
     "cum_rey", "cum_solids", "gap_s", "acc_rand", "acc_rand_s", "acc_d1_rey", "acc_d1_s",
-    "acc_emp_rey", "acc_emp_s", "inventory", "volume", "cum_cq", "cum_vq",
+    "acc_emp_rey", "acc_emp_s", "inventory", "volume", "cum_cq", "cum_vq", "cum_energy",
+    "cum_solids_e",
 )  # fmt: skip
-I_SLOTS = ("gaps",)
+I_SLOTS = ("gaps", "energy_n")
 N_ACC = 2 * K.N_SYS
 
 
@@ -96,7 +98,7 @@ def zero_integrals() -> dict[str, Any]:
 
 
 #: The learned state at the run's first grid point: zero (ok, value, u), held flow, last valid.
-LEARNED0: dict[str, Any] = {"zero": [0, 0.0, 0.0], "q_hold": 0.0, "last": [0, 0]}
+LEARNED0: dict[str, Any] = {"zero": [0, 0.0, 0.0, 0], "q_hold": 0.0, "last": [0, 0]}
 
 
 @dataclass(frozen=True)
@@ -226,7 +228,7 @@ def plan(run_dir: Path, cfg: Config, part_s: float) -> list[Part]:
 # -- state hand-over (the processor never needs this live, so it reaches into its state) -----
 def _learned(proc: Processor) -> dict[str, Any]:
     s = proc._state.scalars[0]
-    zero = [int(s["zero_ok"]), float(s["zero"]), float(s["u_zero"])]
+    zero = [int(s["zero_ok"]), float(s["zero"]), float(s["u_zero"]), int(s["zero_t_ns"])]
     last = [int(s["has_last"]), int(s["last_t_ns"])]
     q = float(s["q_hold"])
     return {
@@ -238,13 +240,13 @@ def _learned(proc: Processor) -> dict[str, Any]:
 
 def _set_learned(proc: Processor, v: dict[str, Any]) -> None:
     s = proc._state.scalars
-    s["zero_ok"], s["zero"], s["u_zero"] = v["zero"]
+    s["zero_ok"], s["zero"], s["u_zero"], s["zero_t_ns"] = v["zero"]
     s["q_hold"] = v["q_hold"]
     s["has_last"], s["last_t_ns"] = v["last"]
 
 
 #: "Not learned in this stretch" marks (pass 1 only; the kernel overwrites them when it learns).
-UNKNOWN: dict[str, Any] = {"zero": [-1, 0.0, 0.0], "q_hold": math.nan, "last": [-1, 0]}
+UNKNOWN: dict[str, Any] = {"zero": [-1, 0.0, 0.0, 0], "q_hold": math.nan, "last": [-1, 0]}
 
 
 def merge_learned(before: dict[str, Any], report: dict[str, Any]) -> dict[str, Any]:

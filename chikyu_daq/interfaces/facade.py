@@ -22,6 +22,8 @@ import numpy as np
 from chikyu_daq.alarms.manager import AlarmManager, Sinks
 from chikyu_daq.alarms.states import Transition
 from chikyu_daq.config.model import Config
+from chikyu_daq.interfaces.commands import ACTION as REFERENCE_ACTION
+from chikyu_daq.interfaces.commands import ReferenceCommands
 from chikyu_daq.store.events import ClockStep
 
 if TYPE_CHECKING:
@@ -59,6 +61,7 @@ class Interfaces:
         )
         self.alarms = AlarmManager(cfg, data_dir, sinks, time.time_ns())
         self.alarms.latest = self._latest
+        self.references = ReferenceCommands(lambda ref: pipeline.processor.add_reference(ref))
         self.control: Any = None
         self.clock: dict[str, Any] = {}
         self.steps: Any = None
@@ -125,7 +128,11 @@ class Interfaces:
             log.exception("alarm lifecycle update failed; raw and results are unaffected")
 
     def command(self, doc: Any) -> dict[str, Any]:
+        """An operator command from the control socket or MQTT: to the estimators (the
+        seawater reference) or the alarm manager."""
         try:
+            if isinstance(doc, dict) and doc.get("action") == REFERENCE_ACTION:
+                return self.references.command(doc, time.time_ns())
             return self.alarms.command(doc, time.time_ns())
         except Exception:  # a bug must cost one command, never the link or the daemon
             log.exception("alarm command failed: %r", doc)
@@ -192,7 +199,8 @@ class Interfaces:
             log.exception("alarm KPIs unavailable")
             k = {}
         out: dict[str, Any] = {
-            "alarms": {key: v for key, v in k.items() if not isinstance(v, list | dict)}
+            "alarms": {key: v for key, v in k.items() if not isinstance(v, list | dict)},
+            "reference_commands": self.references.stats(),
         }
         if self.steps is not None:
             out["clock"] = {**self.clock, "steps": self.steps.steps}

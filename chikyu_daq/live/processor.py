@@ -41,6 +41,7 @@ Not thread-safe: the pipeline calls it from one worker thread at a time.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -50,12 +51,12 @@ from numpy.typing import NDArray
 
 from chikyu_daq.config.model import Config
 from chikyu_daq.config.params import chain_params, sensor_fault_spec
-from chikyu_daq.store.events import ClockRebase
+from chikyu_daq.store.events import ClockRebase, SeawaterReference
 from drivers.sample import SampleBlock
 from dsp.alarms import AlarmEvent, AlarmState, alarm_init, hysteresis_alarm
 from dsp.align import AlignState, align, align_init
 from dsp.chain import OPTIONAL_ROLES, ROLES, Block, init_state, process_block
-from dsp.params import ALARM_NAMES, INPUT_RANGES, ROLE_BY_KEY
+from dsp.params import ALARM_NAMES, INPUT_RANGES, POWER_ROLES, REF_STATES, ROLE_BY_KEY
 from dsp.quality import BAD, UNCERTAIN
 
 log = logging.getLogger(__name__)
@@ -76,8 +77,9 @@ class Processed:
     t_ns: NDArray[np.int64]
     columns: dict[str, NDArray[np.float64] | NDArray[np.uint8] | NDArray[np.int64]]
     events: list[AlarmEvent]
-    #: Non-alarm events of this block for the recording (a `clock_rebase`).
-    notes: list[ClockRebase] = field(default_factory=list)
+    #: Non-alarm events of this block for the recording (a `clock_rebase`, an operator's
+    #: `seawater_reference` as applied).
+    notes: list[ClockRebase | SeawaterReference] = field(default_factory=list)
 
     def __len__(self) -> int:
         return int(self.t_ns.shape[0])
@@ -136,8 +138,13 @@ class Processor:
         self._align: dict[str, AlignState] = {ch: align_init() for ch in self.channels}
         self._state = init_state(self.params)
         self._fault_spec = sensor_fault_spec(cfg)
-        self._faults = {ch: _FaultTracker(f"SENSOR_FAULT({ch})") for ch in sorted(self.channels)}
+        # the drives' shaft power has none of its own: the drive's torque (same device and
+        # link) raises it, and a second alarm for one cause is a duplicate (EEMUA 191)
+        watched = {ch for r, ch in self.inputs.items() if r not in POWER_ROLES}
+        self._faults = {ch: _FaultTracker(f"SENSOR_FAULT({ch})") for ch in sorted(watched)}
         self._assays: list[tuple[int, float, float]] = []
+        self._references: list[SeawaterReference] = []
+        self._ref_state = 0.0
         self._next_ns: int | None = None
         self._newest_ns = -1  # internal timeline (wall + offset of the sample's epoch)
         self.late_samples = 0
@@ -152,7 +159,7 @@ class Processor:
         self._ch_last = dict.fromkeys(self.channels, -(2**62))
         self._ch_period = dict.fromkeys(self.channels, 0)  # newest sample interval
         self._ch_first: dict[str, int] = {}  # internal time of a channel's first sample
-        self._notes: list[ClockRebase] = []
+        self._notes: list[ClockRebase | SeawaterReference] = []
         self._ahead: _Ahead | None = None
         #: Wall times at which (wall − monotonic) was seen to jump ahead: only those make a
         #: forward jump of the stamps a clock step (a stalled poller looks the same).
@@ -402,6 +409,12 @@ class Processor:
         """A lab result; its wall-clock sampling time is read in the newest clock epoch."""
         self._assays.append((sampled_at_ns + self._epochs[-1][1], rey_ppm, u_rey_ppm))
 
+    def add_reference(self, ref: SeawaterReference) -> None:
+        """An operator's seawater reference (wall time); applied from the first grid point not
+        computed yet, and recorded as applied (`Processed.notes`). May be called from another
+        thread than the one computing (the list is swapped whole when taken)."""
+        self._references.append(ref)
+
     # -- output -----------------------------------------------------------------------------
     def advance(
         self, until_ns: int | None = None, *, whole_periods: bool = False
@@ -475,9 +488,11 @@ class Processor:
         for role, ch in self.inputs.items():
             values[role], quality[role] = aligned[ch]
         at, ag, au = self._take_assays()
-        block = Block(grid, values, quality, at, ag, au)
+        rt, re_ = self._take_references(int(grid[0]))
+        block = Block(grid, values, quality, at, ag, au, rt, re_)
         rejected = int(self._state.rejected.sum())
         result, self._state = process_block(self.params, self._state, block)
+        self._log_reference(result["ref_cmd_state"])
         if int(self._state.rejected.sum()) > rejected:
             log.warning(
                 "absurd or non-finite GOOD samples made BAD (per role, total): %s",
@@ -527,6 +542,23 @@ class Processor:
         t, g, u = zip(*self._assays, strict=True)
         self._assays.clear()
         return np.array(t, np.int64), np.array(g, np.float64), np.array(u, np.float64)
+
+    def _take_references(self, first_ns: int) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+        refs, self._references = self._references, []
+        off = self._epochs[-1][1]
+        t0 = [max(r.t_ns + off, first_ns) for r in refs]  # earlier points are computed
+        for r, t in zip(refs, t0, strict=True):
+            self._notes.append(dataclasses.replace(r, t_ns=t - off))
+        t1 = [t + r.end_ns - r.t_ns for r, t in zip(refs, t0, strict=True)]
+        return np.array(t0, np.int64), np.array(t1, np.int64)
+
+    def _log_reference(self, state: NDArray[np.float64]) -> None:
+        """The commanded reference's progress, once per change of state."""
+        prev = np.concatenate(([self._ref_state], state[:-1]))
+        for code in state[state != prev]:
+            log.warning("seawater reference (operator): %s", REF_STATES[int(code)])
+        if state.shape[0]:
+            self._ref_state = float(state[-1])
 
     def rejected_inputs(self) -> dict[str, int]:
         """Per estimator input: GOOD samples rejected as non-finite or physically absurd."""

@@ -33,7 +33,14 @@ from chikyu_daq.alarms.policy import replay_kpis
 from chikyu_daq.config.model import Config, ConfigError, parse_config
 from chikyu_daq.live.processor import Processed, Processor
 from chikyu_daq.sinks.fanout import Outputs
-from chikyu_daq.store.events import AlarmEdge, AssayEvent, ClockStep, Event, encode
+from chikyu_daq.store.events import (
+    AlarmEdge,
+    AssayEvent,
+    ClockStep,
+    Event,
+    SeawaterReference,
+    encode,
+)
 from chikyu_daq.store.reader import Run, open_run
 from chikyu_daq.store.reader import split_channels as split_channels  # the importer's
 from drivers.sample import Blocks
@@ -57,6 +64,8 @@ SUMMARY_TOTALS = tuple(
         "u95_cum_solids_kg",
         "rho_zero_kg_m3",  # the densitometer's seawater reference (DESIGN "Estimators")
         "u_rho_zero_kg_m3",
+        "cum_energy_kwh",  # the drives' energy and kWh per dry tonne (DESIGN "REY yield")
+        "specific_energy_kwh_t",
     )
 )
 
@@ -182,11 +191,14 @@ def plan_replay(run_dir: Path, opts: ReplayOptions, cfg: Config | None = None) -
 
 def start_processor(plan: ReplayPlan) -> Processor:
     """Step 2: a replay-mode processor that knows every assay sampled before the window ends
-    and every forward clock step the daemon saw."""
+    every seawater reference an operator commanded and every forward clock step the daemon
+    saw."""
     proc = Processor(plan.cfg, replay=True)
     for ev in plan.run.records():
         if isinstance(ev, AssayEvent) and ev.t_ns < plan.t1:
             proc.add_assay(ev.t_ns, ev.rey_ppm, ev.u_rey_ppm)
+        elif isinstance(ev, SeawaterReference) and ev.t_ns < plan.t1:
+            proc.add_reference(ev)  # recorded as applied live: the same grid points
         elif isinstance(ev, ClockStep) and ev.step_s > 0:
             proc.expect_forward_step(ev.t_ns)  # as the live daemon saw it
     return proc

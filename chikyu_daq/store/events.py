@@ -10,6 +10,7 @@ shapes. `type` is the discriminator on disk:
     clock_step    the wall clock jumped                               `ClockStep`
     clock_rebase  the processor re-based its timeline on such a jump  `ClockRebase`
     reload        a SIGHUP reload closed one run and opened the next  `Reload`
+    seawater_reference  an operator commanded a seawater reference    `SeawaterReference`
 
 `decode` is tolerant: recordings written before these types (an alarm edge with only `name`,
 an assay marked `kind: "assay"` without `type`) still read, and a line of a type it does not
@@ -35,6 +36,7 @@ __all__ = [
     "Event",
     "OtherEvent",
     "Reload",
+    "SeawaterReference",
     "Transition",
     "decode",
     "encode",
@@ -191,6 +193,24 @@ class Reload(_Record):
 
 
 @dataclass(frozen=True)
+class SeawaterReference(_Record):
+    """An operator commanded a seawater reference: the densitometer sees seawater for
+    `duration_s` from `t_ns` (the first grid point the processor had not computed yet, so a
+    replay reading this record applies it to the same points as the live daemon did)."""
+
+    TYPE: ClassVar[str] = "seawater_reference"
+
+    t_ns: int
+    duration_s: float
+    operator: str
+    reason: str
+
+    @property
+    def end_ns(self) -> int:
+        return self.t_ns + round(self.duration_s * 1e9)
+
+
+@dataclass(frozen=True)
 class OtherEvent:
     """A line of a type this version does not know (or an unreadable known one): kept as is."""
 
@@ -205,12 +225,24 @@ class OtherEvent:
         return dict(self.doc)
 
 
-Event = AlarmEdge | Transition | AssayEvent | ClockStep | ClockRebase | Reload | OtherEvent
+Event = (
+    AlarmEdge
+    | Transition
+    | AssayEvent
+    | ClockStep
+    | ClockRebase
+    | Reload
+    | SeawaterReference
+    | OtherEvent
+)
 
 #: `type` on disk -> its record (the one table the decoder reads)
 _TYPES: dict[str, Any] = {
     "alarm": AlarmEdge,
-    **{c.TYPE: c for c in (Transition, AssayEvent, ClockStep, ClockRebase, Reload)},
+    **{
+        c.TYPE: c
+        for c in (Transition, AssayEvent, ClockStep, ClockRebase, Reload, SeawaterReference)
+    },
 }
 
 

@@ -241,7 +241,8 @@ def test_nan_and_bad_do_not_poison_state() -> None:
     for name in ("cv_flow", "cv_density", "cv_torque", "flow_ratio", "rey_kg_h", "cv"):
         np.testing.assert_allclose(dirty[name][after:], clean[name][after:], rtol=1e-9)
     for name in OUTPUT_FIELDS:
-        if name.startswith(("cum", "u95_cum", "gap")):
+        # (the drives' energy is NaN by design without shaft-power roles, as here)
+        if name.startswith(("cum", "u95_cum", "gap")) and name != "cum_energy_kwh":
             assert np.isfinite(dirty[name]).all(), name
     assert dirty["gap_s"][-1] == pytest.approx(3.1 + 2.1)
 

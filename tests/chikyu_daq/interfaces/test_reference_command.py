@@ -1,0 +1,152 @@
+"""The seawater reference on operator command (DESIGN "Estimators"): validated (a bad command is
+rejected with its reason, counted, never applied), then through the real daemon over a real
+mosquitto and the CLI: recorded as applied, its outcome published, and a replay of the run
+reproduces it point for point."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import paho.mqtt.client as paho
+import pyarrow.parquet as pq
+import pytest
+
+from chikyu_daq.interfaces.commands import ACTION, CommandError, ReferenceCommands, parse_reference
+from chikyu_daq.replay.engine import ReplayOptions, replay
+from chikyu_daq.store.events import SeawaterReference
+from chikyu_daq.store.reader import open_run
+from dsp.params import REF_COLLECTING, REF_MUD, REF_STATES
+from tests.chikyu_daq.live.test_daemon import daemon_config, rig, start_daemon
+from tests.servers import CLI, REPO, Mosquitto, wait_until
+
+__all__ = ["rig"]  # the module-scoped emulator fixture, shared with test_daemon
+
+PREFIX = "chikyu/chikyu"
+GOOD = {"action": ACTION, "operator": "sato", "reason": "intake closed", "duration_s": 60}
+
+
+@pytest.mark.parametrize(
+    ("change", "reason", "says"),
+    [
+        ({"operator": None}, "schema", "needs operator"),
+        ({"duration_s": 5}, "range", "duration_s must be 20..3600"),
+        ({"duration_s": True}, "schema", "duration_s must be a number"),
+        ({"duration_s": float("nan")}, "schema", "duration_s must be a number"),
+        ({"reason": "a\nb"}, "schema", "reason must be 1-200 printable"),
+        ({"valve": "V-12"}, "schema", "unknown key(s): valve"),
+    ],
+)
+def test_bad_commands_are_rejected_with_their_reason_and_counted(
+    change: dict[str, Any], reason: str, says: str
+) -> None:
+    doc = {k: v for k, v in {**GOOD, **change}.items() if v is not None}
+    with pytest.raises(CommandError) as err:
+        parse_reference(doc, 0)
+    assert err.value.reason == reason and says in str(err.value)
+    taken: list[SeawaterReference] = []
+    cmds = ReferenceCommands(taken.append)
+    reply = cmds.command({**doc, "id": "c9"}, 0)
+    assert reply["accepted"] is False and says in reply["reason"] and reply["id"] == "c9"
+    assert taken == [] and cmds.stats() == {"accepted": 0, "rejected": {reason: 1}}
+    assert cmds.command(GOOD, 7)["accepted"]
+    assert taken == [SeawaterReference(7, 60.0, "sato", "intake closed")]
+
+
+class Operator:
+    """An MQTT client as a SCADA would be: watches the yield feed, sends commands."""
+
+    def __init__(self, port: int) -> None:
+        self.replies: list[dict[str, Any]] = []
+        self.states: list[float] = []
+        self.lock = threading.Lock()
+        self.client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id="operator")
+        self.client.on_message = self._on_message
+        self.client.connect("127.0.0.1", port)
+        self.client.subscribe(f"{PREFIX}/cmd/reference/reply", qos=1)
+        self.client.subscribe(f"{PREFIX}/yield", qos=1)
+        self.client.loop_start()
+
+    def _on_message(self, _c: Any, _u: Any, msg: Any) -> None:
+        doc = json.loads(msg.payload)
+        with self.lock:
+            if msg.topic.endswith("/reply"):
+                self.replies.append(doc)
+            elif doc.get("ref_cmd_state") is not None:
+                self.states.append(doc["ref_cmd_state"])
+
+    def send(self, payload: bytes | dict[str, Any]) -> dict[str, Any]:
+        n = len(self.replies)
+        body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+        self.client.publish(f"{PREFIX}/cmd/reference/seawater", body, qos=1)
+        wait_until(lambda: len(self.replies) > n, 10)
+        with self.lock:
+            return self.replies[n]
+
+    def close(self) -> None:
+        self.client.loop_stop()
+        self.client.disconnect()
+
+
+def cli(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*CLI, "seawater-reference", *args, "--data-dir", str(data_dir)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd=REPO,
+    )
+
+
+@pytest.mark.servers
+@pytest.mark.slow
+def test_commanded_over_mqtt_and_cli_recorded_published_and_replayed(
+    rig: Path, tmp_path: Path
+) -> None:
+    """The emulated rig lifts mud (return 330, injection 300 m3/h): the command is accepted,
+    collects, and is refused for that reason, live and in the replay alike."""
+    (tmp_path / "mq").mkdir()
+    broker = Mosquitto(tmp_path / "mq")
+    broker.start()
+    op = Operator(broker.port)
+    cfg = daemon_config(tmp_path / "daq.toml", influx_url=None, mqtt_port=broker.port)
+    d = start_daemon(tmp_path, cfg, rig, "reference")
+    try:
+        assert "not JSON" in op.send(b"{nope")["reason"]
+        r = op.send({"operator": "sato", "reason": "x", "duration_s": 5, "id": "c1"})
+        assert r["accepted"] is False and r["id"] == "c1" and "20..3600" in r["reason"]
+        p = cli(d.data_dir, "--for", "1e9", "--operator", "ito", "--reason", "x")
+        assert p.returncode == 1 and "duration_s must be" in p.stderr
+        r = op.send({"operator": "sato", "reason": "intake closed", "duration_s": 20})
+        assert r["accepted"] is True and r["duration_s"] == 20.0
+        wait_until(lambda: REF_COLLECTING in op.states, 30)
+        # the CLI restarts the window (the newest command wins)
+        p = cli(d.data_dir, "--for", "20", "--operator", "ito", "--reason", "closed again")
+        assert p.returncode == 0 and "commanded for 20 s" in p.stdout, p.stderr
+        wait_until(lambda: op.states and op.states[-1] == REF_MUD, 60)
+        assert REF_STATES[REF_MUD] in d.text()  # the reason, logged
+        d.proc.send_signal(signal.SIGTERM)
+        assert d.proc.wait(40) == 0
+    finally:
+        if d.proc.poll() is None:
+            d.proc.kill()
+        op.close()
+        broker.kill()
+    (run_dir,) = d.run_dirs()
+    refs = [e for e in open_run(run_dir).records() if isinstance(e, SeawaterReference)]
+    assert [(e.operator, e.duration_s) for e in refs] == [("sato", 20.0), ("ito", 20.0)]
+    summary = replay(run_dir, ReplayOptions(out_dir=tmp_path / "replay", report=False))
+    assert summary["config_differences"] == {}
+    rep = pq.read_table(tmp_path / "replay" / "results.parquet").to_pydict()
+    live = open_run(run_dir).results()
+    _, il, ir = np.intersect1d(live["t_ns"], rep["t_ns"], return_indices=True)
+    assert len(il) >= len(live["t_ns"]) - 1
+    for k in ("ref_cmd_state", "rho_zero_kg_m3", "referenced", "cum_rey_kg"):
+        np.testing.assert_array_equal(np.asarray(rep[k])[ir], live[k][il], err_msg=k)
+    states = live["ref_cmd_state"]
+    assert REF_COLLECTING in states and states[-1] == REF_MUD
