@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -28,9 +29,37 @@ from typing import Any, TypeVar
 
 import pytest
 
+_HANDED_OUT: set[int] = set()
+
+
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
 
 def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+    """A free loopback port below the kernel's ephemeral range, never handed out twice.
+
+    A port from `bind(0)` is an ephemeral one: between the pick and the server's own bind the
+    kernel may give it to any outgoing connection (CI once lost influxd's HTTP port that way).
+    Ports below the range are never chosen for outgoing connections.
+    """
+    low = _ephemeral_low()
+    rng = random.Random()
+    for _ in range(200) if low > 12000 else ():
+        port = rng.randrange(10000, low)
+        if port in _HANDED_OUT:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _HANDED_OUT.add(port)
+        return port
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:  # odd port range: the kernel's
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
 

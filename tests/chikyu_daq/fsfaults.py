@@ -50,9 +50,10 @@ def tmpfs(path: Path, size: str = "4m") -> Iterator[Path]:
 
 
 def fill(path: Path) -> Path:
-    """Fill the filesystem of `path` with one file until the kernel says ENOSPC."""
+    """Fill the filesystem of `path` with one file until the kernel says ENOSPC; called again,
+    it tops the file up (space freed since, e.g. by a deleted segment, is taken back)."""
     filler = path / "filler"
-    fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o644)
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     try:
         chunk = b"\0" * (1 << 16)
         limit = shutil.disk_usage(path).total // len(chunk) + 2

@@ -41,13 +41,11 @@ def test_daemon_survives_a_full_disk_and_loses_nothing(rig: Path, tmp_path: Path
             def hit(logger: str) -> bool:
                 return any(logger in ln and "No space left" in ln for ln in d.text().splitlines())
 
-            wait_until(
-                lambda: (
-                    d.proc.poll() is not None
-                    or (hit("chikyu_daq.store.writer") and hit("chikyu_daq.sinks.influx.spool"))
-                ),
-                30,
-            )
+            def both_hit() -> bool:
+                fill(data)  # keep it full: the spool frees space when it deletes shipped segments
+                return hit("chikyu_daq.store.writer") and hit("chikyu_daq.sinks.influx.spool")
+
+            wait_until(lambda: d.proc.poll() is not None or both_hit(), 60)
             n_full = len(speed())
             assert d.proc.poll() is None, d.text()[-3000:]  # exit 1 before
             filler.unlink()
