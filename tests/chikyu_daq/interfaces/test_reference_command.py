@@ -93,6 +93,14 @@ class Operator:
         self.client.disconnect()
 
 
+def _health(broker: Mosquitto) -> dict[str, Any]:
+    """The daemon's health, as its retained status carries it."""
+    out = subprocess.run(
+        broker.sub_command(f"{PREFIX}/status", 1, 5), capture_output=True, timeout=20
+    )
+    return dict(json.loads(out.stdout or b"{}").get("health") or {})
+
+
 def cli(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [*CLI, "seawater-reference", *args, "--data-dir", str(data_dir)],
@@ -118,6 +126,7 @@ def test_commanded_over_mqtt_and_cli_recorded_published_and_replayed(
     d = start_daemon(tmp_path, cfg, rig, "reference")
     try:
         assert "not JSON" in op.send(b"{nope")["reason"]
+        assert "expected a JSON object" in op.send(b"[1]")["reason"]
         r = op.send({"operator": "sato", "reason": "x", "duration_s": 5, "id": "c1"})
         assert r["accepted"] is False and r["id"] == "c1" and "20..3600" in r["reason"]
         p = cli(d.data_dir, "--for", "1e9", "--operator", "ito", "--reason", "x")
@@ -130,6 +139,10 @@ def test_commanded_over_mqtt_and_cli_recorded_published_and_replayed(
         assert p.returncode == 0 and "commanded for 20 s" in p.stdout, p.stderr
         wait_until(lambda: op.states and op.states[-1] == REF_MUD, 60)
         assert REF_STATES[REF_MUD] in d.text()  # the reason, logged
+        # the health counts every command by outcome, the bad ones by class (not JSON or not an
+        # object, out of range), whether from MQTT or the CLI
+        counts = {"accepted": 2, "rejected": {"json": 2, "range": 2}}
+        wait_until(lambda: _health(broker).get("reference_commands") == counts, 20)
         d.proc.send_signal(signal.SIGTERM)
         assert d.proc.wait(40) == 0
     finally:
@@ -150,3 +163,70 @@ def test_commanded_over_mqtt_and_cli_recorded_published_and_replayed(
         np.testing.assert_array_equal(np.asarray(rep[k])[ir], live[k][il], err_msg=k)
     states = live["ref_cmd_state"]
     assert REF_COLLECTING in states and states[-1] == REF_MUD
+
+
+#: (payload on cmd/reference/seawater, the rejection's class, what its reason says)
+BAD_PAYLOADS = [
+    (b"{nope", "json", "not JSON"),
+    (b"", "json", "not JSON"),
+    (b"\xff\xfe", "json", "not UTF-8"),
+    (b"[" * 100_000, "json", "payload of 100000 bytes"),
+    (b"[[[[[1]]]]]", "json", "nested deeper"),
+    (b'["seawater", 60]', "json", "expected a JSON object, got list"),
+    (b"null", "json", "expected a JSON object, got NoneType"),
+    (json.dumps({**GOOD, "duration_s": "60"}).encode(), "schema", "duration_s must be a number"),
+    (json.dumps({**GOOD, "operator": 7}).encode(), "schema", "operator must be"),
+    (json.dumps({**GOOD, "duration_s": 3601}).encode(), "range", "20..3600"),
+    (json.dumps({"reason": "x", "duration_s": 60}).encode(), "schema", "needs operator"),
+    (json.dumps({"operator": "sato", "duration_s": 60}).encode(), "schema", "needs reason"),
+]
+
+
+@pytest.mark.servers
+def test_every_bad_payload_on_the_topic_is_counted_and_logged_by_the_command(
+    mosquitto: Mosquitto, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Over a real broker, the link as the daemon runs it: each bad payload (unreadable, not an
+    object, wrong types, out of range, a key missing) is rejected with its reason in the reply,
+    counted under the reference command's own rejections by class and logged; the link goes on
+    and applies the good command after them."""
+    import asyncio
+
+    from chikyu_daq.alarms.mqtt_link import AlarmMqttLink
+    from chikyu_daq.config.model import Mqtt
+
+    taken: list[SeawaterReference] = []
+    cmds = ReferenceCommands(taken.append)
+    cfg = Mqtt(enabled=True, port=mosquitto.port, client_id="ref-test")
+    link = AlarmMqttLink(cfg, PREFIX, "chikyu", lambda doc: cmds.command(doc, 5))
+    op = Operator(mosquitto.port)
+
+    async def main() -> list[dict[str, Any]]:
+        task = asyncio.create_task(link.run())
+        try:
+            await asyncio.to_thread(wait_until, lambda: link.connected, 10)
+            replies = []
+            for payload, _, _ in BAD_PAYLOADS:  # in order: each reply before the next
+                replies.append(await asyncio.to_thread(op.send, payload))
+            replies.append(await asyncio.to_thread(op.send, GOOD))
+            return replies
+        finally:
+            task.cancel()
+
+    caplog.set_level("WARNING", logger="chikyu_daq.interfaces.commands")
+    try:
+        replies = asyncio.run(main())
+    finally:
+        op.close()
+    for (_, _, says), reply in zip(BAD_PAYLOADS, replies, strict=False):
+        assert reply["accepted"] is False and says in reply["reason"], (says, reply)
+    assert replies[-1]["accepted"] is True
+    assert taken == [SeawaterReference(5, 60.0, "sato", "intake closed")]
+    want: dict[str, int] = {}
+    for _, why, _ in BAD_PAYLOADS:
+        want[why] = want.get(why, 0) + 1
+    assert cmds.stats() == {"accepted": 1, "rejected": want}
+    logged = [r.getMessage() for r in caplog.records if "command rejected" in r.getMessage()]
+    assert len(logged) == len(BAD_PAYLOADS)
+    for (_, _, says), line in zip(BAD_PAYLOADS, logged, strict=True):
+        assert says in line
