@@ -334,21 +334,27 @@ def add_integrals(a: dict[str, Any], inc: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _assays(run: Run) -> list[tuple[int, float, float]]:
-    return [
-        (ev.t_ns, ev.rey_ppm, ev.u_rey_ppm) for ev in run.records() if isinstance(ev, AssayEvent)
-    ]
+def _assays(run: Run) -> list[AssayEvent]:
+    return [ev for ev in run.records() if isinstance(ev, AssayEvent)]
 
 
-def _grade_change(assays: list[tuple[int, float, float]], t0: int, t1: int, step: int) -> int:
-    """First grid point in `[t0, t1)` where the kernel starts a new assay's period, else -1."""
-    ts = sorted(
-        t for t, g, u in assays if math.isfinite(g) and math.isfinite(u) and g >= 0 and u >= 0
-    )
-    for t in ts:
-        if t > t0 - step:
-            c = -(-t // step) * step
-            return c if c < t1 else -1
+def _grade_change(assays: list[AssayEvent], t0: int, t1: int, step: int, hold: bool) -> int:
+    """First grid point in `[t0, t1)` where the kernel starts a new assay's period, else -1:
+    where the newest sample time of the valid assays it knows grows (known from the sample
+    time, or with `hold` from where the live daemon applied one that came late)."""
+    known = sorted(
+        (max(a.t_ns, a.applied_ns or a.t_ns) if hold else a.t_ns, a.t_ns)
+        for a in assays
+        if math.isfinite(a.rey_ppm) and math.isfinite(a.u_rey_ppm)
+        and a.rey_ppm >= 0 and a.u_rey_ppm >= 0
+    )  # fmt: skip
+    newest: int | None = None
+    for k, t in known:
+        if newest is None or t > newest:
+            newest = t
+            c = -(-k // step) * step
+            if c >= t0:
+                return c if c < t1 else -1
     return -1
 
 
@@ -386,8 +392,8 @@ def _open(run_dir: str, config: dict[str, Any] | None, part: Part) -> tuple[Run,
     run = open_run(run_dir)
     cfg = parse_config(config, "--config") if config else recorded_config(run)
     proc = Processor(cfg, replay=True)
-    for t, g, u in _assays(run):  # the same assays a serial replay sees
-        proc.add_assay(t, g, u)
+    for a in _assays(run):  # the same assays a serial replay sees, from where live applied them
+        proc.add_assay(a.t_ns, a.rey_ppm, a.u_rey_ppm, a.applied_ns)
     after = part.learn_ns - round(_lane_s(cfg) * 1e9) if part.cold else None
     for ref in _references(run):
         if after is None or ref.t_ns > after:
@@ -419,7 +425,7 @@ def measure_part(
     grade's error before the first new assay (`grade_pre`, None if none began)."""
     run, proc = _open(run_dir, config, part)
     step = proc.step_ns
-    c = _grade_change(_assays(run), part.take_ns, until_ns, step)
+    c = _grade_change(_assays(run), part.take_ns, until_ns, step, not proc.params.grade_interpolate)
     out: dict[str, Any] = {"grade_pre": None}
 
     def grade(p: Processor) -> None:

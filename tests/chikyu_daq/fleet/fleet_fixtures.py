@@ -85,6 +85,8 @@ SEAWATER = ((0.0, 0.5, 1.5), (6.5, 7.0, -1.0), (52_680 / 3600, 52_920 / 3600, 0.
 #: lifted (refused) and done before the 4 h partition's learn point (its outcome is handed over),
 #: one in the last seawater phase, open across the 16 h partition's learn point (52,801 s).
 COMMANDS = ((9_180, 60.0), (52_700, 200.0))
+#: The 13 h assay of `long_run` came this late (s): applied from 16.2 h, inside a partition.
+LATE_ASSAY_S = 11_520
 #: The drives' shaft power in `long_run` (kW each): the specific energy crosses partitions.
 SHAFT_KW = 350.0
 #: The return flowmeter is dead (BAD) from/to these hours of `long_run`.
@@ -94,7 +96,8 @@ FLOW_DEAD = (18.0, 19.5)
 def long_run(root: Path, cfg_dump: dict, hours: float, start_ns: int, rate_div: int = 1) -> Path:
     """A cheap long recording of the role channels (numpy, not the plant): flow and density
     drift, flow cut to 30 % for half an hour, a density dropout (BAD, NaN) and an assay every
-    four hours, so that gaps, alarms and grade steps all cross partition bounds; a dead return
+    four hours (one applied late, as the daemon records it: `LATE_ASSAY_S`), so that gaps, alarms
+    and grade steps all cross partition bounds; a dead return
     flowmeter for longer than a warm-up (`FLOW_DEAD`: the flow is held, the gap runs across a
     partition's learn point); and seawater
     circulating (no mud: return = injection flow, density a steady offset from TEOS-10) at the
@@ -154,9 +157,10 @@ def long_run(root: Path, cfg_dump: dict, hours: float, start_ns: int, rate_div: 
             rec.write_raw(part)
             rec.flush()  # writing an hour takes far longer than segment_s: one segment each
         for k in range(int(hours // 4)):
+            t = start_ns + (4 * k + 1) * 3600 * 10**9
             rec.write_event(
-                {"type": "assay", "t_ns": start_ns + (4 * k + 1) * 3600 * 10**9,
-                 "rey_ppm": 2000.0 + 150.0 * k, "u_rey_ppm": 60.0}
+                {"type": "assay", "t_ns": t, "rey_ppm": 2000.0 + 150.0 * k, "u_rey_ppm": 60.0,
+                 **({"applied_ns": t + LATE_ASSAY_S * 10**9} if k == 3 else {})}
             )  # fmt: skip
         for t_s, dur in COMMANDS:  # as the daemon records them: on the grid, as applied
             rec.write_event(SeawaterReference(start_ns + t_s * 10**9, dur, "sato", "test"))

@@ -21,6 +21,7 @@ from dsp.params import REF_LEARNED, REF_MUD
 from tests.chikyu_daq.fleet.fleet_fixtures import (
     COMMANDS,
     FLOW_DEAD,
+    LATE_ASSAY_S,
     SEAWATER,
     DaskProcs,
     fleet_archive,
@@ -327,6 +328,10 @@ def test_time_split_replay_of_24h_equals_serial_within_stated_bounds(
     # offset); the later partitions' warm-ups see no seawater: they got it handed over
     zero, t = ref["rho_zero_kg_m3"].to_numpy(), ref["t_ns"].to_numpy()
     hours = (t - t[0]) / 3.6e12
+    # the 13 h assay came late: applied from where the live daemon applied it, in a partition
+    grade, late_h = ref["grade_ppm"].to_numpy(), 13.0 + LATE_ASSAY_S / 3600.0
+    assert (grade[(hours > 13.01) & (hours < late_h - 0.01)] == 2300.0).all()
+    assert (grade[(hours > late_h + 0.01) & (hours < 16.99)] == 2450.0).all()
     assert ref["referenced"].to_numpy()[hours > 1].min() == 1
     assert zero[(hours > 1) & (hours < 6.5)] == pytest.approx(SEAWATER[0][2], abs=0.3)
     (c1, _), (c2, c2_s) = ((t / 3600.0, d / 3600.0) for t, d in COMMANDS)
