@@ -6,23 +6,20 @@ reproduces it point for point."""
 from __future__ import annotations
 
 import json
-import signal
 import subprocess
 import threading
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import paho.mqtt.client as paho
-import pyarrow.parquet as pq
 import pytest
 
 from chikyu_daq.interfaces.commands import ACTION, CommandError, ReferenceCommands, parse_reference
-from chikyu_daq.replay.engine import ReplayOptions, replay
 from chikyu_daq.store.events import SeawaterReference
 from chikyu_daq.store.reader import open_run
 from dsp.params import REF_COLLECTING, REF_MUD, REF_STATES
-from tests.chikyu_daq.live.test_daemon import daemon_config, rig, start_daemon
+from tests.chikyu_daq.live.live_vs_replay import daemon_on_broker, replay_equals_live, stop
+from tests.chikyu_daq.live.test_daemon import Daemon, rig
 from tests.servers import CLI, REPO, Mosquitto, wait_until
 
 __all__ = ["rig"]  # the module-scoped emulator fixture, shared with test_daemon
@@ -118,51 +115,41 @@ def test_commanded_over_mqtt_and_cli_recorded_published_and_replayed(
 ) -> None:
     """The emulated rig lifts mud (return 330, injection 300 m3/h): the command is accepted,
     collects, and is refused for that reason, live and in the replay alike."""
-    (tmp_path / "mq").mkdir()
-    broker = Mosquitto(tmp_path / "mq")
-    broker.start()
-    op = Operator(broker.port)
-    cfg = daemon_config(tmp_path / "daq.toml", influx_url=None, mqtt_port=broker.port)
-    d = start_daemon(tmp_path, cfg, rig, "reference")
-    try:
-        assert "not JSON" in op.send(b"{nope")["reason"]
-        assert "expected a JSON object" in op.send(b"[1]")["reason"]
-        r = op.send({"operator": "sato", "reason": "x", "duration_s": 5, "id": "c1"})
-        assert r["accepted"] is False and r["id"] == "c1" and "20..3600" in r["reason"]
-        p = cli(d.data_dir, "--for", "1e9", "--operator", "ito", "--reason", "x")
-        assert p.returncode == 1 and "duration_s must be" in p.stderr
-        r = op.send({"operator": "sato", "reason": "intake closed", "duration_s": 20})
-        assert r["accepted"] is True and r["duration_s"] == 20.0
-        wait_until(lambda: REF_COLLECTING in op.states, 30)
-        # the CLI restarts the window (the newest command wins)
-        p = cli(d.data_dir, "--for", "20", "--operator", "ito", "--reason", "closed again")
-        assert p.returncode == 0 and "commanded for 20 s" in p.stdout, p.stderr
-        wait_until(lambda: op.states and op.states[-1] == REF_MUD, 60)
-        assert REF_STATES[REF_MUD] in d.text()  # the reason, logged
-        # the health counts every command by outcome, the bad ones by class (not JSON or not an
-        # object, out of range), whether from MQTT or the CLI
-        counts = {"accepted": 2, "rejected": {"json": 2, "range": 2}}
-        wait_until(lambda: _health(broker).get("reference_commands") == counts, 20)
-        d.proc.send_signal(signal.SIGTERM)
-        assert d.proc.wait(40) == 0
-    finally:
-        if d.proc.poll() is None:
-            d.proc.kill()
-        op.close()
-        broker.kill()
+    with daemon_on_broker(tmp_path, rig, "reference") as (d, broker):
+        op = Operator(broker.port)
+        try:
+            _operate(d, broker, op)
+        finally:
+            op.close()
     (run_dir,) = d.run_dirs()
     refs = [e for e in open_run(run_dir).records() if isinstance(e, SeawaterReference)]
     assert [(e.operator, e.duration_s) for e in refs] == [("sato", 20.0), ("ito", 20.0)]
-    summary = replay(run_dir, ReplayOptions(out_dir=tmp_path / "replay", report=False))
-    assert summary["config_differences"] == {}
-    rep = pq.read_table(tmp_path / "replay" / "results.parquet").to_pydict()
-    live = open_run(run_dir).results()
-    _, il, ir = np.intersect1d(live["t_ns"], rep["t_ns"], return_indices=True)
-    assert len(il) >= len(live["t_ns"]) - 1
-    for k in ("ref_cmd_state", "rho_zero_kg_m3", "referenced", "cum_rey_kg"):
-        np.testing.assert_array_equal(np.asarray(rep[k])[ir], live[k][il], err_msg=k)
-    states = live["ref_cmd_state"]
+    columns = ("ref_cmd_state", "rho_zero_kg_m3", "referenced", "cum_rey_kg")
+    states = replay_equals_live(run_dir, tmp_path / "replay", columns)["ref_cmd_state"]
     assert REF_COLLECTING in states and states[-1] == REF_MUD
+
+
+def _operate(d: Daemon, broker: Mosquitto, op: Operator) -> None:
+    """Bad commands, then a good one over MQTT, restarted from the CLI; the daemon stopped."""
+    assert "not JSON" in op.send(b"{nope")["reason"]
+    assert "expected a JSON object" in op.send(b"[1]")["reason"]
+    r = op.send({"operator": "sato", "reason": "x", "duration_s": 5, "id": "c1"})
+    assert r["accepted"] is False and r["id"] == "c1" and "20..3600" in r["reason"]
+    p = cli(d.data_dir, "--for", "1e9", "--operator", "ito", "--reason", "x")
+    assert p.returncode == 1 and "duration_s must be" in p.stderr
+    r = op.send({"operator": "sato", "reason": "intake closed", "duration_s": 20})
+    assert r["accepted"] is True and r["duration_s"] == 20.0
+    wait_until(lambda: REF_COLLECTING in op.states, 30)
+    # the CLI restarts the window (the newest command wins)
+    p = cli(d.data_dir, "--for", "20", "--operator", "ito", "--reason", "closed again")
+    assert p.returncode == 0 and "commanded for 20 s" in p.stdout, p.stderr
+    wait_until(lambda: op.states and op.states[-1] == REF_MUD, 60)
+    assert REF_STATES[REF_MUD] in d.text()  # the reason, logged
+    # the health counts every command by outcome, the bad ones by class (not JSON or not an
+    # object, out of range), whether from MQTT or the CLI
+    counts = {"accepted": 2, "rejected": {"json": 2, "range": 2}}
+    wait_until(lambda: _health(broker).get("reference_commands") == counts, 20)
+    stop(d)
 
 
 #: (payload on cmd/reference/seawater, the rejection's class, what its reason says)

@@ -5,22 +5,19 @@ a replay of the recording gives the same results as the live run from the arriva
 from __future__ import annotations
 
 import json
-import signal
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import paho.mqtt.client as paho
-import pyarrow.parquet as pq
 import pytest
 
-from chikyu_daq.replay.engine import ReplayOptions, replay
 from chikyu_daq.store.events import AssayEvent
 from chikyu_daq.store.reader import open_run
-from tests.chikyu_daq.live.test_daemon import daemon_config, rig, start_daemon
-from tests.servers import Mosquitto, wait_until
+from tests.chikyu_daq.live.live_vs_replay import daemon_on_broker, replay_equals_live, stop
+from tests.chikyu_daq.live.test_daemon import rig
+from tests.servers import wait_until
 
 __all__ = ["rig"]  # the module-scoped emulator fixture, shared with test_daemon
 
@@ -71,38 +68,22 @@ class Lab:
 
 
 def test_a_late_assay_gives_the_same_results_live_and_in_replay(rig: Path, tmp_path: Path) -> None:
-    (tmp_path / "mq").mkdir()
-    broker = Mosquitto(tmp_path / "mq")
-    broker.start()
-    lab = Lab(broker.port)
-    cfg = daemon_config(tmp_path / "daq.toml", influx_url=None, mqtt_port=broker.port)
-    d = start_daemon(tmp_path, cfg, rig, "late")
-    try:
-        wait_until(lambda: lab.span_s() >= LATE_S + 4, 60)
-        with lab.lock:
-            newest = max(r["t_ns"] for r in lab.rows)
-        sampled = newest - int(LATE_S * 1e9)  # computed live long before it arrives
-        lab.post(sampled)
-        wait_until(lambda: len(lab.graded_since()) >= 5, 30)
-        d.proc.send_signal(signal.SIGTERM)
-        assert d.proc.wait(40) == 0, d.text()[-3000:]
-    finally:
-        if d.proc.poll() is None:
-            d.proc.kill()
-        lab.close()
-        broker.kill()
+    with daemon_on_broker(tmp_path, rig, "late") as (d, broker):
+        lab = Lab(broker.port)
+        try:
+            wait_until(lambda: lab.span_s() >= LATE_S + 4, 60)
+            with lab.lock:
+                newest = max(r["t_ns"] for r in lab.rows)
+            sampled = newest - int(LATE_S * 1e9)  # computed live long before it arrives
+            lab.post(sampled)
+            wait_until(lambda: len(lab.graded_since()) >= 5, 30)
+            stop(d)
+        finally:
+            lab.close()
     (run_dir,) = d.run_dirs()
-    run = open_run(run_dir)
-    assert [e.t_ns for e in run.records() if isinstance(e, AssayEvent)] == [sampled]
-    live = run.results()
+    assert [e.t_ns for e in open_run(run_dir).records() if isinstance(e, AssayEvent)] == [sampled]
+    live = replay_equals_live(run_dir, tmp_path / "replay", GRADED)
     t = live["t_ns"]
     applied = t[live["grade_ppm"] == REY_PPM]
     # live: not from its sample time (those points were computed before it came), from arrival
     assert applied.size and applied[0] > sampled + 5e9 and applied[-1] == t[-1]
-    summary = replay(run_dir, ReplayOptions(out_dir=tmp_path / "replay", report=False))
-    assert summary["config_differences"] == {}
-    rep = pq.read_table(tmp_path / "replay" / "results.parquet").to_pydict()
-    _, il, ir = np.intersect1d(t, rep["t_ns"], return_indices=True)
-    assert len(il) >= len(t) - 1
-    for k in GRADED:
-        np.testing.assert_array_equal(np.asarray(rep[k])[ir], live[k][il], err_msg=k)
