@@ -9,7 +9,9 @@ Topics under the prefix, JSON, QoS 1:
     cmd/alarms/reply         output: `{"accepted": bool, "reason"?, "id"?, ...}` per command
     cmd/reference/<what>     input: action `<what>_reference` (`seawater`: the seawater reference
                              on command, `chikyu_daq.interfaces.commands`); replies on
-                             cmd/reference/reply
+                             cmd/reference/reply. A payload that is not a JSON object reaches
+                             the command as `{"action", UNREADABLE: why}`, so that the command
+                             counts and logs it with its other rejections
 
 A second client id (`<client_id>-alarms`) keeps this apart from the publisher of live values,
 so neither waits for the other. Reconnects with jittered backoff forever; the newest state per
@@ -29,11 +31,18 @@ from typing import Any
 import aiomqtt
 
 from chikyu_daq.config.model import Mqtt
+from chikyu_daq.sinks.assay import json_depth_exceeds
 from chikyu_daq.sinks.mqtt import client_for
 
 log = logging.getLogger(__name__)
 
 Command = Callable[[Any], dict[str, Any]]
+#: The key under which a command topic other than the alarms' gets why its payload was unread.
+UNREADABLE = "unreadable"
+#: A command is a flat JSON object of a few short strings: anything larger or deeper is refused
+#: unread (a deeply nested payload would exhaust the parser's recursion).
+MAX_PAYLOAD_BYTES = 4096
+MAX_DEPTH = 4
 
 
 def _json(doc: Any) -> bytes:
@@ -125,13 +134,34 @@ class AlarmMqttLink:
             self.commands += 1
             raw = message.payload
             payload = bytes(raw) if isinstance(raw, bytes | bytearray) else str(raw or "").encode()
-            try:
-                doc = json.loads(payload)
-            except ValueError as exc:
-                reply: dict[str, Any] = {"accepted": False, "reason": f"not JSON: {exc}"}
+            doc, why = read_command(payload)
+            if family == "alarms" and why is not None and doc is None:
+                reply: dict[str, Any] = {"accepted": False, "reason": why}
             else:
+                if family != "alarms" and why is not None:  # its own command counts it
+                    doc = {UNREADABLE: why}
                 if isinstance(doc, dict):
                     doc = {**doc, "action": action}
                 reply = self.command(doc)
             self._replies.append((self.topic(f"cmd/{family}/reply"), _json(reply)))
             self._wake.set()
+
+
+def read_command(payload: bytes) -> tuple[Any, str | None]:
+    """The payload's JSON and None if it is an object; else what could be read (None if
+    nothing) and why it is not a command."""
+    if len(payload) > MAX_PAYLOAD_BYTES:
+        return None, f"payload of {len(payload)} bytes exceeds {MAX_PAYLOAD_BYTES}"
+    try:
+        text = payload.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return None, f"not UTF-8: {exc.reason} at byte {exc.start}"
+    if json_depth_exceeds(text, MAX_DEPTH):
+        return None, f"JSON nested deeper than {MAX_DEPTH}"
+    try:
+        doc = json.loads(text)
+    except ValueError as exc:  # JSONDecodeError, an integer of more than 4300 digits
+        return None, f"not JSON: {exc}"
+    if not isinstance(doc, dict):
+        return doc, f"expected a JSON object, got {type(doc).__name__}"
+    return doc, None

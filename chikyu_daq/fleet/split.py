@@ -22,13 +22,22 @@ first grid point, so every warm-up starts on the lattice of `period_points(cfg)`
 
 Learned once, kept for ever (neither bounded nor additive), handed over at `learn_ns`:
 the seawater reference (``zero_ok``, ``zero``, ``u_zero``, ``zero_t_ns``), the held flow
-``q_hold``, and the time of the last valid rate (``has_last``, ``last_t_ns``: the gap that
-ends the next time a rate is valid). They depend on the inputs only (not on each other nor on the
-integrals), so pass 1 learns them: partition j runs from its warm-up to ``learn_ns`` of
-partition j+1, with the three marked "unknown" at its own ``learn_ns`` (by then the zero's
-window and streak equal the serial ones), and reports what it learned; the value at each
-partition's ``learn_ns`` is the latest one learned before it (or the initial state). They are
-therefore exact.
+``q_hold``, the time of the last valid rate (``has_last``, ``last_t_ns``: the gap that
+ends the next time a rate is valid), and the outcome of the newest operator-commanded
+reference (``ref_state``, ``ref_last``: its start, after which no older command restarts).
+They depend on the inputs only (not on each other nor on the integrals), so pass 1 learns
+them: partition j runs from its warm-up to ``learn_ns`` of partition j+1, with the first three
+marked "unknown" at its own ``learn_ns`` (by then the zero's window and streak equal the serial
+ones; a command is known to be new by its start), and reports what it learned; the value at
+each partition's ``learn_ns`` is the latest one learned before it (or the initial state). They
+are therefore exact.
+
+Commanded seawater references (`SeawaterReference` records, as applied live) are data: a
+partition is given those that start on a 1 s lane from its `learn_ns` on (the older ones are
+in the learned outcome). A command's window (``ref_t1``, ``ref_lanes``, ``ref_n``, ``ref_mud``,
+``ref_far``, ``r_ring``: up to an hour) is never handed over: a partition whose `learn_ns`
+falls inside a window starts early enough to collect all of it (`plan`), so no window is open
+at any `learn_ns`.
 
 Integrals since the run started, handed over additively at `take_ns` (after the learned state
 has made every increment exact: three noise batches, for the batch means the empirical random
@@ -77,7 +86,7 @@ from chikyu_daq.config.params import chain_params
 from chikyu_daq.fleet.cluster import Job, run_jobs
 from chikyu_daq.live.processor import Processed, Processor
 from chikyu_daq.replay.engine import CHUNK_S, ResultsWriter, iter_chunks, recorded_config
-from chikyu_daq.store.events import AlarmEdge, AssayEvent, encode
+from chikyu_daq.store.events import AlarmEdge, AssayEvent, SeawaterReference, encode
 from chikyu_daq.store.reader import Run, open_run
 from dsp import kernel as K
 from dsp.params import kernel_params
@@ -97,8 +106,11 @@ def zero_integrals() -> dict[str, Any]:
     return {"f": [0.0] * len(F_SLOTS), "i": [0] * len(I_SLOTS), "sys": [0.0] * N_ACC, "g": 0.0}
 
 
-#: The learned state at the run's first grid point: zero (ok, value, u), held flow, last valid.
-LEARNED0: dict[str, Any] = {"zero": [0, 0.0, 0.0, 0], "q_hold": 0.0, "last": [0, 0]}
+#: The learned state at the run's first grid point: zero (ok, value, u), held flow, last valid,
+#: the newest commanded reference (state, start; None: the processor's initial "none yet").
+LEARNED0: dict[str, Any] = {
+    "zero": [0, 0.0, 0.0, 0], "q_hold": 0.0, "last": [0, 0], "ref": None,
+}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -201,11 +213,26 @@ def first_grid_ns(run_dir: Path, cfg: Config) -> tuple[int, int, int]:
     raise ValueError(f"run {run.run_id} has no samples of the role channels")
 
 
+def _references(run: Run) -> list[SeawaterReference]:
+    """The operator-commanded seawater references, as the live daemon applied them."""
+    return [ev for ev in run.records() if isinstance(ev, SeawaterReference)]
+
+
+def _open_window(refs: list[SeawaterReference], at_ns: int, lane_ns: int) -> int | None:
+    """The earliest start of a commanded window that may still be collecting at `at_ns` (its
+    outcome comes at the first lane that ends within a lane of its end: two lanes of margin)."""
+    return min((r.t_ns for r in refs if r.t_ns < at_ns <= r.end_ns + 2 * lane_ns), default=None)
+
+
 def plan(run_dir: Path, cfg: Config, part_s: float) -> list[Part]:
-    """Partitions of about `part_s` on the period lattice, each with its warm-up."""
+    """Partitions of about `part_s` on the period lattice, each with its warm-up; one whose
+    learn point falls in a commanded reference's window starts before the command (and the
+    learn points stay in order)."""
     t_first, g0, last = first_grid_ns(run_dir, cfg)
     step = round(1e9 / cfg.processing.grid_hz)
     period = period_points(cfg) * step
+    lane_ns = round(_lane_s(cfg) * 1e9)
+    refs = _references(open_run(run_dir))
 
     def up(s: float) -> int:
         return -(-round(s * 1e9) // period) * period
@@ -213,28 +240,39 @@ def plan(run_dir: Path, cfg: Config, part_s: float) -> list[Part]:
     learn, take, keep = (up(s) for s in warmup_parts_s(cfg))
     size = max(1, round(part_s * 1e9 / period)) * period
     bounds = list(range(g0, last + 1, size))
+    # learn points, from the last partition back: none after the next one's, none in a window
+    points = [max(g0, lo - take - keep) for lo in bounds]
+    for i in reversed(range(len(points))):
+        at = min(points[i], points[i + 1]) if i + 1 < len(points) else points[i]
+        while at > g0 and (t := _open_window(refs, at, lane_ns)) is not None:
+            at = max(g0, g0 + (t - g0) // period * period)
+        points[i] = at
     parts = []
-    for i, lo in enumerate(bounds):
+    for i, (lo, at) in enumerate(zip(bounds, points, strict=True)):
         is_last = i == len(bounds) - 1
         hi = last + 1 if is_last else lo + size
-        warm_ns = lo - learn - take - keep
+        warm_ns = at - learn
         if warm_ns <= g0:  # the warm-up reaches the run's start: the serial replay itself
             parts.append(Part(i, t_first, g0, g0, g0, lo, hi, is_last))
         else:
-            parts.append(Part(i, warm_ns, warm_ns, warm_ns + learn, lo - keep, lo, hi, is_last))
+            parts.append(Part(i, warm_ns, warm_ns, at, lo - keep, lo, hi, is_last))
     return parts
 
 
 # -- state hand-over (the processor never needs this live, so it reaches into its state) -----
-def _learned(proc: Processor) -> dict[str, Any]:
+def _learned(proc: Processor, ref_last0: int) -> dict[str, Any]:
+    """The learned state; a group is None if not learned since the marks (`UNKNOWN`, and for
+    the commanded reference: no command started after `ref_last0`)."""
     s = proc._state.scalars[0]
     zero = [int(s["zero_ok"]), float(s["zero"]), float(s["u_zero"]), int(s["zero_t_ns"])]
     last = [int(s["has_last"]), int(s["last_t_ns"])]
+    ref = [int(s["ref_state"]), int(s["ref_last"])]
     q = float(s["q_hold"])
     return {
         "zero": zero if zero[0] >= 0 else None,
         "q_hold": q if not math.isnan(q) else None,
         "last": last if last[0] >= 0 else None,
+        "ref": ref if ref[1] != ref_last0 else None,
     }
 
 
@@ -243,10 +281,15 @@ def _set_learned(proc: Processor, v: dict[str, Any]) -> None:
     s["zero_ok"], s["zero"], s["u_zero"], s["zero_t_ns"] = v["zero"]
     s["q_hold"] = v["q_hold"]
     s["has_last"], s["last_t_ns"] = v["last"]
+    if v["ref"] is not None:  # else no command has started: the processor's own state
+        s["ref_state"], s["ref_last"] = v["ref"]
 
 
-#: "Not learned in this stretch" marks (pass 1 only; the kernel overwrites them when it learns).
-UNKNOWN: dict[str, Any] = {"zero": [-1, 0.0, 0.0, 0], "q_hold": math.nan, "last": [-1, 0]}
+#: "Not learned in this stretch" marks (pass 1 only; the kernel overwrites them when it learns;
+#: a commanded reference is known to start by its own time, so it needs no mark).
+UNKNOWN: dict[str, Any] = {
+    "zero": [-1, 0.0, 0.0, 0], "q_hold": math.nan, "last": [-1, 0], "ref": None,
+}  # fmt: skip
 
 
 def merge_learned(before: dict[str, Any], report: dict[str, Any]) -> dict[str, Any]:
@@ -291,21 +334,27 @@ def add_integrals(a: dict[str, Any], inc: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _assays(run: Run) -> list[tuple[int, float, float]]:
-    return [
-        (ev.t_ns, ev.rey_ppm, ev.u_rey_ppm) for ev in run.records() if isinstance(ev, AssayEvent)
-    ]
+def _assays(run: Run) -> list[AssayEvent]:
+    return [ev for ev in run.records() if isinstance(ev, AssayEvent)]
 
 
-def _grade_change(assays: list[tuple[int, float, float]], t0: int, t1: int, step: int) -> int:
-    """First grid point in `[t0, t1)` where the kernel starts a new assay's period, else -1."""
-    ts = sorted(
-        t for t, g, u in assays if math.isfinite(g) and math.isfinite(u) and g >= 0 and u >= 0
-    )
-    for t in ts:
-        if t > t0 - step:
-            c = -(-t // step) * step
-            return c if c < t1 else -1
+def _grade_change(assays: list[AssayEvent], t0: int, t1: int, step: int, hold: bool) -> int:
+    """First grid point in `[t0, t1)` where the kernel starts a new assay's period, else -1:
+    where the newest sample time of the valid assays it knows grows (known from the sample
+    time, or with `hold` from where the live daemon applied one that came late)."""
+    known = sorted(
+        (max(a.t_ns, a.applied_ns or a.t_ns) if hold else a.t_ns, a.t_ns)
+        for a in assays
+        if math.isfinite(a.rey_ppm) and math.isfinite(a.u_rey_ppm)
+        and a.rey_ppm >= 0 and a.u_rey_ppm >= 0
+    )  # fmt: skip
+    newest: int | None = None
+    for k, t in known:
+        if newest is None or t > newest:
+            newest = t
+            c = -(-k // step) * step
+            if c >= t0:
+                return c if c < t1 else -1
     return -1
 
 
@@ -337,12 +386,18 @@ def _drive(
         action(proc)
 
 
-def _open(run_dir: str, config: dict[str, Any] | None) -> tuple[Run, Processor]:
+def _open(run_dir: str, config: dict[str, Any] | None, part: Part) -> tuple[Run, Processor]:
+    """The run and a processor with the run's assays and the commanded references that start
+    on a lane from `part.learn_ns` on (older ones' outcome is handed over at `learn_ns`)."""
     run = open_run(run_dir)
     cfg = parse_config(config, "--config") if config else recorded_config(run)
     proc = Processor(cfg, replay=True)
-    for t, g, u in _assays(run):  # the same assays a serial replay sees
-        proc.add_assay(t, g, u)
+    for a in _assays(run):  # the same assays a serial replay sees, from where live applied them
+        proc.add_assay(a.t_ns, a.rey_ppm, a.u_rey_ppm, a.applied_ns)
+    after = part.learn_ns - round(_lane_s(cfg) * 1e9) if part.cold else None
+    for ref in _references(run):
+        if after is None or ref.t_ns > after:
+            proc.add_reference(ref)
     return run, proc
 
 
@@ -351,12 +406,13 @@ def learn_part(
 ) -> dict[str, Any]:
     """Pass 1: the learned state at `until_ns`, each group None if not learned since
     `part.learn_ns` (a partition that starts the run knows all of it)."""
-    run, proc = _open(run_dir, config)
+    run, proc = _open(run_dir, config, part)
+    ref_last0 = int(proc._state.scalars["ref_last"][0])  # no command starts before learn_ns
     stops: list[Stop] = []
     if part.cold:
         stops.append((part.learn_ns, lambda p: _set_learned(p, UNKNOWN)))
     out: dict[str, Any] = {}
-    stops.append((until_ns, lambda p: out.update(_learned(p))))
+    stops.append((until_ns, lambda p: out.update(_learned(p, ref_last0))))
     _drive(run, proc, part, until_ns, stops, lambda _: None)
     return out
 
@@ -367,9 +423,9 @@ def measure_part(
 ) -> dict[str, Any]:  # fmt: skip
     """Pass 2: the integrals' increments over `[part.take_ns, until_ns)`, with the part of the
     grade's error before the first new assay (`grade_pre`, None if none began)."""
-    run, proc = _open(run_dir, config)
+    run, proc = _open(run_dir, config, part)
     step = proc.step_ns
-    c = _grade_change(_assays(run), part.take_ns, until_ns, step)
+    c = _grade_change(_assays(run), part.take_ns, until_ns, step, not proc.params.grade_interpolate)
     out: dict[str, Any] = {"grade_pre": None}
 
     def grade(p: Processor) -> None:
@@ -400,7 +456,7 @@ def replay_part(
     `take_ns` and (if given) the alarm states at `lo_ns`; writes the kept results to
     `out_file` (if given), returns the kept events and the alarm states at `lo_ns` (before
     any are set) and at the end."""
-    run, proc = _open(run_dir, config)
+    run, proc = _open(run_dir, config, part)
     writer = ResultsWriter(Path(out_file)) if out_file else None
     events: list[dict[str, Any]] = []
     rows = 0
@@ -413,6 +469,9 @@ def replay_part(
         if not part.last:
             m &= p.t_ns < part.hi_ns
         events.extend(encode(AlarmEdge.of(e)) for e in p.events if e.t_ns >= part.lo_ns)
+        # a commanded reference as applied (recorded in the first block, stamped its start)
+        kept = (n for n in p.notes if n.t_ns >= part.lo_ns)
+        events.extend(encode(n) for n in kept if part.last or n.t_ns < part.hi_ns)
         if writer is not None and m.any():
             idx = np.flatnonzero(m)
             writer.write(Processed(p.t_ns[idx], {k: v[idx] for k, v in p.columns.items()}, []))
@@ -438,7 +497,7 @@ def replay_part(
         writer.close()
     return {
         "index": part.index,
-        "events": events,
+        "events": sorted(events, key=lambda e: int(e["t_ns"])),
         "rows": rows,
         "alarms_lo": at_lo,
         "alarms_hi": _alarms(proc),

@@ -11,7 +11,8 @@ replay reproduces it; the kernel learns the offset over the window or refuses it
 (published as `ref_cmd_state`). It reaches the daemon like the alarm commands do: the control
 socket (`chikyu-daq seawater-reference`) or MQTT `<prefix>/cmd/reference/seawater`, replies on
 `<prefix>/cmd/reference/reply`. A bad command is counted by reason, logged and dropped, never
-applied and never fatal.
+applied and never fatal: a payload that is not a JSON object ("json": the MQTT link hands its
+reason over as `UNREADABLE`), a wrong or missing key ("schema"), a duration out of range ("range").
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from collections.abc import Callable
 from typing import Any
 
 from chikyu_daq.alarms.manager import _TEXT
+from chikyu_daq.alarms.mqtt_link import UNREADABLE
 from chikyu_daq.store.events import SeawaterReference
 from dsp.params import REF_MAX_S, REF_MIN_S
 
@@ -43,7 +45,9 @@ class CommandError(ValueError):
 def parse_reference(doc: Any, now_ns: int) -> SeawaterReference:
     """The record of one valid command, stamped `now_ns`; else `CommandError` saying why."""
     if not isinstance(doc, dict):
-        raise CommandError("schema", "expected a JSON object")
+        raise CommandError("json", "expected a JSON object")
+    if UNREADABLE in doc:
+        raise CommandError("json", str(doc[UNREADABLE]))
     extra = sorted(set(doc) - set(KEYS))
     if extra:
         raise CommandError("schema", f"unknown key(s): {', '.join(map(str, extra))}")

@@ -38,7 +38,7 @@ import os
 import sys
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -419,12 +419,12 @@ class Pipeline:
         assays, self._assays = self._assays, []
         for assay in assays:
             try:
-                proc.add_assay(assay.t_ns, assay.rey_ppm, assay.u_rey_ppm)
+                applied = proc.add_assay(assay.t_ns, assay.rey_ppm, assay.u_rey_ppm)
             except Exception as exc:
                 faults.record("assay", exc, f"assay {assay.sample_id!r} dropped")
                 continue
             try:
-                out.write_event(assay)
+                out.write_event(replace(assay, applied_ns=applied))  # a replay applies it there
             except Exception as exc:
                 faults.record("write_event", exc, "assay applied but not recorded")
         w = self.warmup

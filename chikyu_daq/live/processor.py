@@ -143,6 +143,8 @@ class Processor:
         watched = {ch for r, ch in self.inputs.items() if r not in POWER_ROLES}
         self._faults = {ch: _FaultTracker(f"SENSOR_FAULT({ch})") for ch in sorted(watched)}
         self._assays: list[tuple[int, float, float]] = []
+        #: replay: assays the live daemon knew only from a later grid point (internal time)
+        self._held: list[tuple[int, tuple[int, float, float]]] = []
         self._references: list[SeawaterReference] = []
         self._ref_state = 0.0
         self._next_ns: int | None = None
@@ -405,9 +407,23 @@ class Processor:
         for ch, (t, v, q) in blocks.items():
             self.feed(ch, t, v, q)
 
-    def add_assay(self, sampled_at_ns: int, rey_ppm: float, u_rey_ppm: float) -> None:
-        """A lab result; its wall-clock sampling time is read in the newest clock epoch."""
-        self._assays.append((sampled_at_ns + self._epochs[-1][1], rey_ppm, u_rey_ppm))
+    def add_assay(
+        self, sampled_at_ns: int, rey_ppm: float, u_rey_ppm: float, known_ns: int | None = None
+    ) -> int:
+        """A lab result; its wall-clock sampling time is read in the newest clock epoch. It
+        applies by its sample time to the grid points not computed yet (DESIGN "Grade"), or,
+        given `known_ns` (a replay: when the live daemon applied it), from that point on, as
+        live; with the replay's interpolation every assay is known from the start. Returns the
+        first grid point (wall) it applies to, what a recording keeps (`AssayEvent.applied_ns`)."""
+        off = self._epochs[-1][1]
+        assay = (sampled_at_ns + off, rey_ppm, u_rey_ppm)
+        if known_ns is not None and known_ns > sampled_at_ns and not self.params.grade_interpolate:
+            self._held.append((known_ns + off, assay))
+            return known_ns
+        self._assays.append(assay)
+        return (
+            max(sampled_at_ns, self._next_ns - off) if self._next_ns is not None else sampled_at_ns
+        )
 
     def add_reference(self, ref: SeawaterReference) -> None:
         """An operator's seawater reference (wall time); applied from the first grid point not
@@ -444,7 +460,7 @@ class Processor:
         n = (limit - self._next_ns) // self.step_ns + 1
         parts = []
         while n > 0:
-            k = min(n, MAX_POINTS)
+            k = min(n, MAX_POINTS, self._points_to_held())
             grid = self._next_ns + self.step_ns * np.arange(k, dtype=np.int64)
             parts.append(self._compute(grid))
             self._next_ns += k * self.step_ns
@@ -487,7 +503,7 @@ class Processor:
             aligned[ch] = (gv, gq)
         for role, ch in self.inputs.items():
             values[role], quality[role] = aligned[ch]
-        at, ag, au = self._take_assays()
+        at, ag, au = self._take_assays(int(grid[0]))
         rt, re_ = self._take_references(int(grid[0]))
         block = Block(grid, values, quality, at, ag, au, rt, re_)
         rejected = int(self._state.rejected.sum())
@@ -536,7 +552,18 @@ class Processor:
         events = [e._replace(t_ns=int(t)) for e, t in zip(events, ev_wall, strict=True)]
         return Processed(wall, columns, events, notes)
 
-    def _take_assays(self) -> tuple[NDArray[np.int64], NDArray[np.float64], NDArray[np.float64]]:
+    def _points_to_held(self) -> int:
+        """Grid points before the next held assay becomes known (a block ends there)."""
+        nxt = self._next_ns if self._next_ns is not None else 0
+        later = [k for k, _ in self._held if k > nxt]
+        return -(-(min(later) - nxt) // self.step_ns) if later else MAX_POINTS
+
+    def _take_assays(
+        self, first_ns: int
+    ) -> tuple[NDArray[np.int64], NDArray[np.float64], NDArray[np.float64]]:
+        if self._held:  # known from a grid point up to this block's first one
+            self._assays += [a for k, a in self._held if k <= first_ns]
+            self._held = [(k, a) for k, a in self._held if k > first_ns]
         if not self._assays:
             return np.zeros(0, np.int64), np.zeros(0), np.zeros(0)
         t, g, u = zip(*self._assays, strict=True)

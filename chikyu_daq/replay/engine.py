@@ -191,12 +191,12 @@ def plan_replay(run_dir: Path, opts: ReplayOptions, cfg: Config | None = None) -
 
 def start_processor(plan: ReplayPlan) -> Processor:
     """Step 2: a replay-mode processor that knows every assay sampled before the window ends
-    every seawater reference an operator commanded and every forward clock step the daemon
-    saw."""
+    (from where the live daemon applied it), every seawater reference an operator commanded
+    and every forward clock step the daemon saw."""
     proc = Processor(plan.cfg, replay=True)
     for ev in plan.run.records():
         if isinstance(ev, AssayEvent) and ev.t_ns < plan.t1:
-            proc.add_assay(ev.t_ns, ev.rey_ppm, ev.u_rey_ppm)
+            proc.add_assay(ev.t_ns, ev.rey_ppm, ev.u_rey_ppm, ev.applied_ns)  # as live did
         elif isinstance(ev, SeawaterReference) and ev.t_ns < plan.t1:
             proc.add_reference(ev)  # recorded as applied live: the same grid points
         elif isinstance(ev, ClockStep) and ev.step_s > 0:

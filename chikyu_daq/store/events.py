@@ -141,7 +141,9 @@ class Transition(_Record):
 @dataclass(frozen=True)
 class AssayEvent(_Record):
     """A lab assay the estimator took, stamped at its sampling time; the optional fields are
-    what the lab sent (MQTT) and are absent for synthetic runs."""
+    what the lab sent (MQTT) and are absent for synthetic runs. `applied_ns`: the first grid
+    point the live daemon computed knowing it (later than `t_ns` when it arrived late), so that
+    a replay applies it there too; absent (older recordings, synthetic runs): by `t_ns`."""
 
     TYPE: ClassVar[str] = "assay"
     SPARSE: ClassVar[bool] = True
@@ -153,6 +155,7 @@ class AssayEvent(_Record):
     sampled_at: str | None = None
     dy_ppm: float | None = None
     tb_ppm: float | None = None
+    applied_ns: int | None = None
 
 
 @dataclass(frozen=True)

@@ -78,8 +78,17 @@ def fleet_archive(root: Path) -> list[Path]:
     return runs
 
 
-#: Seawater phases of `long_run` (start h, end h, density reading minus TEOS-10 in kg/m3).
-SEAWATER = ((0.0, 0.5, 1.5), (6.5, 7.0, -1.0))
+#: Seawater phases of `long_run` (start h, end h, density reading minus TEOS-10 in kg/m3); the
+#: last is shorter than the automatic reference's window: only an operator's command learns it.
+SEAWATER = ((0.0, 0.5, 1.5), (6.5, 7.0, -1.0), (52_680 / 3600, 52_920 / 3600, 0.5))
+#: Operator-commanded seawater references of `long_run` (start s, seconds): one while mud is
+#: lifted (refused) and done before the 4 h partition's learn point (its outcome is handed over),
+#: one in the last seawater phase, open across the 16 h partition's learn point (52,801 s).
+COMMANDS = ((9_180, 60.0), (52_700, 200.0))
+#: The 13 h assay of `long_run` came this late (s): applied from 16.2 h, inside a partition.
+LATE_ASSAY_S = 11_520
+#: The drives' shaft power in `long_run` (kW each): the specific energy crosses partitions.
+SHAFT_KW = 350.0
 #: The return flowmeter is dead (BAD) from/to these hours of `long_run`.
 FLOW_DEAD = (18.0, 19.5)
 
@@ -87,12 +96,15 @@ FLOW_DEAD = (18.0, 19.5)
 def long_run(root: Path, cfg_dump: dict, hours: float, start_ns: int, rate_div: int = 1) -> Path:
     """A cheap long recording of the role channels (numpy, not the plant): flow and density
     drift, flow cut to 30 % for half an hour, a density dropout (BAD, NaN) and an assay every
-    four hours, so that gaps, alarms and grade steps all cross partition bounds; a dead return
+    four hours (one applied late, as the daemon records it: `LATE_ASSAY_S`), so that gaps, alarms
+    and grade steps all cross partition bounds; a dead return
     flowmeter for longer than a warm-up (`FLOW_DEAD`: the flow is held, the gap runs across a
     partition's learn point); and seawater
     circulating (no mud: return = injection flow, density a steady offset from TEOS-10) at the
     start and again from `SEAWATER[1]`, so that the seawater reference is learned once early
-    on and relearned with another offset later, both long before most partitions start."""
+    on and relearned with another offset later, both long before most partitions start, and
+    relearned a third time on an operator's command (`COMMANDS`); the drives' shaft power."""
+    from chikyu_daq.store.events import SeawaterReference
     from chikyu_daq.store.writer import Recorder
     from dsp.seawater import deck_density
     from tests.chikyu_daq.live.test_processor import NOMINAL, RATES_HZ
@@ -108,13 +120,15 @@ def long_run(root: Path, cfg_dump: dict, hours: float, start_ns: int, rate_div: 
     with Recorder(root, run_id="long", manifest={"config": cfg_dump}, segment_s=0.001,
                   flush_s=0.001, autoflush=False) as rec:  # fmt: skip
         data = {}
-        for ch, full_hz in RATES_HZ.items():
+        rates = {**RATES_HZ, "p101a.shaft_power": 5.0, "p101b.shaft_power": 5.0}
+        levels = {**NOMINAL, "p101a.shaft_power": SHAFT_KW, "p101b.shaft_power": SHAFT_KW}
+        for ch, full_hz in rates.items():
             # the densitometer at its own rate: a seawater reference needs every 1 s lane
             hz = full_hz if ch == "dt201.density" else full_hz / rate_div
             n = int(span * hz)
             s = np.arange(n) / hz
             t = start_ns + (s * 1e9).astype(np.int64) + rng.integers(0, 3_000_000, n)
-            level = NOMINAL[ch] * (1 + 0.01 * np.sin(2 * np.pi * s / 7200.0))
+            level = levels[ch] * (1 + 0.01 * np.sin(2 * np.pi * s / 7200.0))
             if ch == "dt201.density":
                 level = level + 15.0 * np.sin(2 * np.pi * s / 30_000.0)
             if ch in ("ft201.volume_flow", "ft101.volume_flow"):
@@ -143,8 +157,11 @@ def long_run(root: Path, cfg_dump: dict, hours: float, start_ns: int, rate_div: 
             rec.write_raw(part)
             rec.flush()  # writing an hour takes far longer than segment_s: one segment each
         for k in range(int(hours // 4)):
+            t = start_ns + (4 * k + 1) * 3600 * 10**9
             rec.write_event(
-                {"type": "assay", "t_ns": start_ns + (4 * k + 1) * 3600 * 10**9,
-                 "rey_ppm": 2000.0 + 150.0 * k, "u_rey_ppm": 60.0}
+                {"type": "assay", "t_ns": t, "rey_ppm": 2000.0 + 150.0 * k, "u_rey_ppm": 60.0,
+                 **({"applied_ns": t + LATE_ASSAY_S * 10**9} if k == 3 else {})}
             )  # fmt: skip
+        for t_s, dur in COMMANDS:  # as the daemon records them: on the grid, as applied
+            rec.write_event(SeawaterReference(start_ns + t_s * 10**9, dur, "sato", "test"))
     return rec.path

@@ -4,6 +4,7 @@ and recordings made before the types still read."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import math
 import time
@@ -123,4 +124,8 @@ def test_a_live_assay_is_recorded_as_the_replay_reads_it(tmp_path: Path) -> None
 
     asyncio.run(main())
     (run,) = list_runs(tmp_path / "data")
-    assert [e for e in run.records() if isinstance(e, AssayEvent)] == [assay]
+    (rec,) = [e for e in run.records() if isinstance(e, AssayEvent)]
+    # and where it was applied: a minute after its sample, at the first grid point not computed
+    assert rec == dataclasses.replace(assay, applied_ns=rec.applied_ns)
+    assert rec.applied_ns is not None and rec.applied_ns > t_assay + 50 * 10**9
+    assert rec.applied_ns % 100_000_000 == 0  # the reference config's 10 Hz grid
