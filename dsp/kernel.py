@@ -1389,8 +1389,9 @@ def chain_kernel(
             li = LaneIn(mq, mqi, u_dens, u_rw, rho_w, fr)
             _lane_step(kp, lane, z_ring, cmp, ref, sc, li, ti)
         z = sc.z
-        out[O_Z, i] = z
-        out[O_Z3, i] = sc.z3
+        # not compared across a stop: the last lanes' z would be stale (the alarm is held)
+        out[O_Z, i] = z if not stopped else np.nan
+        out[O_Z3, i] = sc.z3 if not stopped else np.nan
         plug = _plug(kp, sc)
         full = sc.lane_n >= w_s
         out[O_SLOPE_P, i] = sc.slope_pdis if full else np.nan
