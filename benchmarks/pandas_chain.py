@@ -233,16 +233,23 @@ def pandas_chain(p: ChainParams, grid: NDArray[np.int64], raw: Blocks) -> dict[s
     w_z = kp.zero_lanes
     zs = pd.Series(np.where(ok, d_l, np.nan))
     full = pd.Series(ok.astype(float)).rolling(w_z).sum().to_numpy() == w_z
-    z_mean = zs.rolling(w_z).mean().to_numpy()
     z_std = zs.rolling(w_z).std().to_numpy()
     bl = w_z // P.ZERO_BATCHES
-    bm = zs.rolling(bl).mean().to_numpy()
-    lag = np.arange(P.ZERO_BATCHES) * bl
-    kk = np.arange(d_l.shape[0])
-    bms = np.stack([np.where(kk - L >= 0, bm[np.maximum(kk - L, 0)], np.nan) for L in lag])
-    vb = np.var(bms, axis=0, ddof=1)
     accept = full & (z_std <= p.zero_steady_kg_m3)
-    z_u = np.sqrt(np.maximum(vb / P.ZERO_BATCHES, z_std**2 / w_z))
+    # the zero averages the stretch whose every window was steady (up to the longest), its
+    # standard error from batches of bl lanes from the stretch's oldest on
+    run = pd.Series(accept).groupby((~accept).cumsum()).cumsum().to_numpy() + w_z - 1
+    n_l = np.minimum(run, kp.zero_stretch_lanes)
+    zv = zs.to_numpy()
+    z_mean = np.full(d_l.shape[0], np.nan)
+    z_u = np.full(d_l.shape[0], np.nan)
+    for k in np.flatnonzero(accept):
+        seg = zv[k - n_l[k] + 1 : k + 1]
+        nb = seg.size // bl
+        m = seg.mean()
+        vb = np.sum((seg[: nb * bl].reshape(nb, bl).mean(axis=1) - m) ** 2) / (nb - 1)
+        z_mean[k] = m
+        z_u[k] = np.sqrt(max(vb / nb, seg.var(ddof=1) / seg.size))
     zero_l = pd.Series(np.where(accept, z_mean, np.nan)).ffill().to_numpy()
     uzero_l = pd.Series(np.where(accept, np.hypot(z_u, p.u_rho_w_ref_kg_m3), np.nan)).ffill()
     zero = _lane_to_grid(zero_l, n, lane)

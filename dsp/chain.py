@@ -124,7 +124,7 @@ def init_state(params: ChainParams) -> ChainState:
         b_mom=np.zeros((4, 3)),
         hist=np.full((K.H_N, p.points(p.max_transit_s)), np.nan),
         lane=np.full((K.L_N, kp.slope_lanes), np.nan),
-        z_ring=np.full(kp.zero_lanes, np.nan),
+        z_ring=np.full(kp.zero_stretch_lanes, np.nan),
         o_ring=osc.ring,
         o_si=osc.si,
         o_sf=osc.sf,

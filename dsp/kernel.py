@@ -174,6 +174,7 @@ SCALARS = np.dtype(
         ("lane_n_zero", np.int64),
         ("lane_n_qret", np.int64),
         ("zero_streak", np.int64),
+        ("zero_run", np.int64),
         ("zero_ok", np.int64),
         ("grade_id", np.int64),
         ("stop_t_ns", np.int64),
@@ -346,38 +347,33 @@ def _at(hist: NDArray[np.float64], row: int, p: int, frac: float) -> float:
 
 
 @njit(cache=True, nogil=True)
-def _zero_update(
-    z_ring: NDArray[np.float64], head: int, steady: float
-) -> tuple[float, float, bool]:
-    """Mean of a full window of (reading - TEOS-10) seconds and its standard error.
+def _batch_stats(
+    ring: NDArray[np.float64], head: int, n: int, bl: int, nb: int
+) -> tuple[float, float, float]:
+    """Mean, standard error and standard deviation of ``n`` ring values from ``head`` on.
 
-    The standard error comes from batch means (so correlated noise is not overconfident);
-    an unsteady window (std above ``steady``) is refused.
+    The standard error comes from ``nb`` batch means of ``bl`` values from the oldest on (so
+    correlated noise is not overconfident), never below the white-noise one of all ``n``.
     """
-    w = z_ring.shape[0]
-    nb = P.ZERO_BATCHES
-    bl = w // nb
+    w = ring.shape[0]
     m = 0.0
-    for j in range(w):
-        m += z_ring[wrap(head + j, w)]
-    m /= w
+    for j in range(n):
+        m += ring[(head + j) % w]
+    m /= n
     var = 0.0
-    for j in range(w):
-        d = z_ring[wrap(head + j, w)] - m
+    for j in range(n):
+        d = ring[(head + j) % w] - m
         var += d * d
-    var /= w - 1
-    if not np.sqrt(var) <= steady:
-        return np.nan, np.nan, False
+    var /= n - 1
     vb = 0.0
     for b in range(nb):
         mb = 0.0
         for j in range(bl):
-            mb += z_ring[wrap(head + b * bl + j, w)]
+            mb += ring[(head + b * bl + j) % w]
         mb /= bl
         vb += (mb - m) * (mb - m)
     vb /= nb - 1
-    # never below the white-noise standard error of the whole window
-    return m, np.sqrt(max(vb / nb, var / w)), True
+    return m, np.sqrt(max(vb / nb, var / n)), np.sqrt(var)
 
 
 class ChainState(NamedTuple):
@@ -936,8 +932,9 @@ def _ref_command(
     elif sc.ref_n < max(2 * P.ZERO_BATCHES, sc.ref_lanes - bad):
         sc.ref_state = P.REF_SHORT
     else:
-        zm, zu, zok = _zero_update(ref.r_ring[: sc.ref_n], 0, kp.zero_steady_kg_m3)
-        if zok:
+        nb = P.ZERO_BATCHES
+        zm, zu, sd = _batch_stats(ref.r_ring, 0, sc.ref_n, sc.ref_n // nb, nb)
+        if sd <= kp.zero_steady_kg_m3:
             sc.zero = zm
             sc.u_zero = np.sqrt(zu * zu + kp.u_rho_w_ref**2)
             sc.zero_ok = 1
@@ -969,9 +966,14 @@ def _seawater_zero(
 ) -> None:
     """Lane means into the slope lanes; the seawater reference learns from seconds with no
     mud taken (flows agree), a reading near TEOS-10 and a steady window, and over a window an
-    operator commanded (``_ref_command``)."""
+    operator commanded (``_ref_command``).
+
+    The learned offset is the mean of the whole stretch whose every window was steady (up to
+    the ring's length), not of its last window: its noise would stay in the day's yield as a
+    systematic error. Batches of a fixed length over the stretch give its standard error."""
     w_s = lane.shape[1]
-    w_z = z_ring.shape[0]
+    w_z = kp.zero_lanes
+    w_r = z_ring.shape[0]  # the longest stretch (whole batches, at least one window)
     lane[L_PDIS, ln % w_s] = sc.lane_sum_pdis / sc.lane_n_pdis if sc.lane_n_pdis > 0 else np.nan
     lane[L_QINJ, ln % w_s] = sc.lane_sum_qinj / sc.lane_n_qinj if sc.lane_n_qinj > 0 else np.nan
     lane[L_INV, ln % w_s] = sc.lane_sum_expl / sc.lane_n_expl if sc.lane_n_expl > 0 else np.nan
@@ -987,15 +989,22 @@ def _seawater_zero(
         and abs(qr_l - qi_l) <= 2.0 * kp.u_flow_rel * np.sqrt(qr_l * qr_l + qi_l * qi_l)
         and abs(d_l) <= kp.zero_max_kg_m3
     )
-    z_ring[ln % w_z] = d_l if ok else np.nan
+    z_ring[ln % w_r] = d_l if ok else np.nan
     sc.zero_streak = sc.zero_streak + 1 if ok else 0
+    # the stretch: seconds since the last window of the streak was first steady (issue 12)
+    run = 0
     if sc.zero_streak >= w_z:
-        zm, zu, zok = _zero_update(z_ring, (ln + 1) % w_z, kp.zero_steady_kg_m3)
-        if zok:
+        bl = w_z // P.ZERO_BATCHES
+        _, _, sd = _batch_stats(z_ring, (ln + 1 + w_r - w_z) % w_r, w_z, bl, P.ZERO_BATCHES)
+        if sd <= kp.zero_steady_kg_m3:
+            run = sc.zero_run + 1 if sc.zero_run >= w_z else w_z
+            n = min(run, w_r)
+            zm, zu, _ = _batch_stats(z_ring, (ln + 1 + w_r - n) % w_r, n, bl, n // bl)
             sc.zero = zm
             sc.u_zero = np.sqrt(zu * zu + kp.u_rho_w_ref**2)
             sc.zero_ok = 1
             sc.zero_t_ns = ti
+    sc.zero_run = run
     _ref_command(kp, ref, sc, ti, d_l, qr_l, qi_l)
     sc.lane_sum_pdis = 0.0
     sc.lane_sum_qinj = 0.0
@@ -1380,8 +1389,9 @@ def chain_kernel(
             li = LaneIn(mq, mqi, u_dens, u_rw, rho_w, fr)
             _lane_step(kp, lane, z_ring, cmp, ref, sc, li, ti)
         z = sc.z
-        out[O_Z, i] = z
-        out[O_Z3, i] = sc.z3
+        # not compared across a stop: the last lanes' z would be stale (the alarm is held)
+        out[O_Z, i] = z if not stopped else np.nan
+        out[O_Z3, i] = sc.z3 if not stopped else np.nan
         plug = _plug(kp, sc)
         full = sc.lane_n >= w_s
         out[O_SLOPE_P, i] = sc.slope_pdis if full else np.nan

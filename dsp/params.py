@@ -169,6 +169,7 @@ class ChainParams:
     noise_batch_s: float  # batches for the empirical (correlated) random part
     # seawater reference ("zero"): no mud taken and a steady reading close to TEOS-10
     zero_window_s: float
+    zero_stretch_max_s: float  # the zero averages its whole stretch, up to this
     zero_max_kg_m3: float
     zero_steady_kg_m3: float
     zero_min_flow_m3_h: float
@@ -255,6 +256,7 @@ class ChainParams:
             "friction_cv",
             "noise_batch_s",
             "zero_window_s",
+            "zero_stretch_max_s",
             "zero_max_kg_m3",
             "zero_steady_kg_m3",
             "zero_min_flow_m3_h",
@@ -292,7 +294,9 @@ class ChainParams:
         return max(1, round(seconds / self.grid_step_s))
 
 
-ZERO_BATCHES = 10  # the zero window's standard error from this many batch means
+#: The zero window's batches for its standard error; their length (window / this) also
+#: batches the whole stretch the zero averages.
+ZERO_BATCHES = 10
 
 
 def _friction(p: ChainParams) -> NDArray[np.float64]:
@@ -415,6 +419,7 @@ class KernelParams(NamedTuple):
     osc_hop: int  # decimated points between spectrum updates
     osc_max_inv: int
     zero_lanes: int  # 1 s lanes of the seawater-reference window (whole batches)
+    zero_stretch_lanes: int  # longest stretch it averages (whole batches, >= one window)
     batch_lanes: int  # 1 s lanes per noise batch
 
 
@@ -460,6 +465,8 @@ def kernel_params(p: ChainParams) -> KernelParams:
     w_all, _, _, w_col = section_rho_w(p)
     area = math.pi * p.return_id_m**2 / 4.0
     p_col, p_mid, p_up, kappa = hydrostatic(p)
+    zero_lanes = max(ZERO_BATCHES, round(p.zero_window_s / ZERO_BATCHES) * ZERO_BATCHES)
+    bl = zero_lanes // ZERO_BATCHES  # the zero's batch length (lanes)
     # fields named as a ChainParams field carry over; the rest are renamed or derived
     return from_fields(
         KernelParams,
@@ -491,7 +498,8 @@ def kernel_params(p: ChainParams) -> KernelParams:
         slope_lanes=max(3, round(p.slope_window_s)),
         osc_hop=max(1, round(p.osc_update_s / (p.grid_step_s * p.osc_decim))),
         osc_max_inv=p.osc_n_fft // 10,
-        zero_lanes=max(ZERO_BATCHES, round(p.zero_window_s / ZERO_BATCHES) * ZERO_BATCHES),
+        zero_lanes=zero_lanes,
+        zero_stretch_lanes=max(zero_lanes, round(p.zero_stretch_max_s / bl) * bl),
         batch_lanes=max(2, round(p.noise_batch_s)),
     )
 

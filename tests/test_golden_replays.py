@@ -5,6 +5,10 @@ column and the events must be bit-identical. Elsewhere (CI) numpy's SIMD transce
 functions may differ by ULPs (the plant's synthesis uses them; the kernels use no fastmath, so
 numba's own arithmetic matches), so each column's finite sum must agree within 1e-12 of its
 sum of magnitudes, NaN/inf counts and events exactly, event values within 1e-12 relative.
+
+Issue 12's seawater zero over its whole stretch and the disagreement z values being NaN while
+the lift is stopped change no column here: none of the three scenarios has a seawater phase
+(the densitometer stays unreferenced) or a planned stop.
 """
 
 from __future__ import annotations

@@ -226,6 +226,8 @@ class Stability(Strict):
     max_transit_s: Annotated[float, between(1.0, 43_200.0)] = 10800.0
     #: seawater reference: this long with no mud taken and a steady reading near TEOS-10
     zero_window_s: Annotated[float, between(10.0, 86_400.0)] = 300.0
+    #: the zero is the mean of its whole steady stretch, up to this long (at least one window)
+    zero_stretch_max_s: Annotated[float, between(10.0, 86_400.0)] = 3600.0
     zero_max_kg_m3: Annotated[float, between(0.0, 100.0, open_lo=True)] = 5.0
     zero_steady_kg_m3: Annotated[float, between(0.0, 100.0, open_lo=True)] = 2.0
     zero_min_flow_m3_h: Annotated[float, between(0.0, 100_000.0, open_lo=True)] = 50.0

@@ -7,7 +7,8 @@ of these classes; this docstring is the one place that knows them.
 
 Rebuilt by the warm-up (bounded memory): the rings and their sums (Hampel ``h_*``, CV
 ``a_*``, comparison lanes ``b_*``, slope lanes ``lane``, the seawater-zero lanes ``z_ring``
-and ``zero_streak`` (only ``>= window`` matters), the FFT ``o_*``), the 1 s lane sums
+(the longest stretch), ``zero_streak`` (only ``>= window`` matters) and ``zero_run`` (only up to
+the ring's length matters), the FFT ``o_*``), the 1 s lane sums
 (``lane_sum_*``, ``lane_n_*``, ``cmp_sum``, ``cmp_cnt``), the batch sums and the previous two batch
 means (``batch_*``), the slopes/z (``slope_*``, ``z``, ``z3``), the
 transit history ``hist`` and its pointers (``e2_ptr``, ``e3_ptr``, ``e1w_ptr``; absolute
@@ -140,18 +141,19 @@ def _lane_s(cfg: Config) -> float:
 def warmup_parts_s(cfg: Config) -> tuple[float, float, float]:
     """(learn, take, keep) seconds: warm-up start → learned state set → integrals set → `lo`.
 
-    learn: the aligner's staleness, the Hampel window and the seawater-zero window (its ring
-    and streak then equal the serial ones). take: three noise batches (the empirical random
-    part differences batch means two apart) and a maximum gap. keep: the transit history
-    (E2, E3 and the volume-weighted E1 window read it back), the longest window (CV,
-    comparison, slope, Hampel, FFT ring plus hop), the longest alarm minimum duration, the
-    stop holdoff, staleness and a maximum gap, one after another (each feeds the next)."""
+    learn: the aligner's staleness, the Hampel window and the seawater zero's longest stretch
+    (its ring, streak and run then equal the serial ones). take: three noise batches (the
+    empirical random part differences batch means two apart) and a maximum gap. keep: the
+    transit history (E2, E3 and the volume-weighted E1 window read it back), the longest
+    window (CV, comparison, slope, Hampel, FFT ring plus hop), the longest alarm minimum
+    duration, the stop holdoff, staleness and a maximum gap, one after another (each feeds
+    the next)."""
     p = chain_params(cfg)
     kp = kernel_params(p)
     st = cfg.processing
     step = 1.0 / st.grid_hz
     lane = _lane_s(cfg)
-    learn = st.staleness_s + p.hampel_window * step + (kp.zero_lanes + 1) * lane
+    learn = st.staleness_s + p.hampel_window * step + (kp.zero_stretch_lanes + 1) * lane
     take = 3 * kp.batch_lanes * lane + lane + st.max_gap_s
     s = cfg.stability
     windows = (

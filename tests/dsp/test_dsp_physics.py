@@ -20,11 +20,13 @@ from dsp.chain import ChainResult, init_state, process_block
 from dsp.params import ChainParams
 from tests.dsp.dsp_synth import (
     NO_SYSTEMATIC_U,
+    SHORT_E3_GEOMETRY,
     SHORT_WINDOWS,
     G,
     chain_defaults,
     make_block,
     nominal,
+    pressures_kpa,
 )
 
 SA = 35.16
@@ -217,6 +219,29 @@ def test_mud_still_leaving_a_stopped_intake_is_not_a_reference() -> None:
     t, v, q = nominal(4000, p, cv=0.017, q_ret=300.0)
     r = run(p, t, v, q)
     assert r["referenced"].max() == 0.0
+
+
+def test_estimators_are_not_compared_while_the_lift_is_stopped() -> None:
+    """Pumps stopped for 10 min: both disagreement z values are NaN while the lift stands and
+    through the holdoff after (the last comparison's value is stale there), finite around."""
+    p = dataclasses.replace(P, **SHORT_E3_GEOMETRY, return_leg_volume_m3=5.0)
+    t, v, q = nominal(12_000, p)
+    tt = (t - t[0]) / 1e9
+    run_f = np.where(tt < 200, 1.0, np.exp(-(tt - 200) / 5.0))
+    run_f = np.where(tt >= 800, 1.0 - np.exp(-(tt - 800) / 5.0), run_f)
+    v["q_injection_m3_h"] = 300.0 * run_f
+    v["q_return_m3_h"] = 330.0 * run_f
+    rho = v["rho_mix_kg_m3"]
+    v["p_collector_kpa"], v["p_mid_kpa"], v["p_upper_kpa"] = pressures_kpa(
+        p, rho, rho, v["q_return_m3_h"]
+    )
+    r = run(p, t, v, q)
+    # injection below stop_flow from 200 + 5 ln 3 s to 800 + 5 ln 1.5 s, then the holdoff
+    stop = (tt >= 200 + 5 * np.log(3) + 0.1) & (tt < 800 + 5 * np.log(1.5) + p.stop_holdoff_s)
+    for name in ("disagreement_z", "disagreement_e3_z"):
+        z = r[name]
+        assert np.isnan(z[stop]).all(), name
+        assert np.isfinite(z[tt < 200]).any() and np.isfinite(z[tt > 900]).any(), name
 
 
 def test_assay_errors_are_independent_between_assays_and_wander_widens_them() -> None:

@@ -144,19 +144,22 @@ def _slope() -> Row:
 
 
 def _zero() -> Row:
+    """Mean, standard error and sd of a stretch that wraps the ring and ends inside a batch."""
     rng = np.random.default_rng(11)
-    w = 60
+    w, n, bl = 120, 97, 6
     ring = 0.3 + 0.5 * rng.standard_normal(w)
-    head = 17
+    head = 77
 
     def reference() -> Arrays:
-        x = np.roll(ring, -head)
-        batches = x.reshape(10, -1).mean(axis=1)
-        se = max(batches.std(ddof=1) / np.sqrt(10), x.std(ddof=1) / np.sqrt(w))
-        return np.array([x.mean(), se])
+        x = np.roll(ring, -head)[:n]
+        nb = n // bl
+        batches = x[: nb * bl].reshape(nb, bl).mean(axis=1)
+        vb = np.sum((batches - x.mean()) ** 2) / (nb - 1)  # about the stretch's mean
+        se = max(np.sqrt(vb / nb), x.std(ddof=1) / np.sqrt(n))
+        return np.array([x.mean(), se, x.std(ddof=1)])
 
     return Row(
-        lambda: np.array(K._zero_update(ring, head, 2.0)[:2]),
+        lambda: np.array(K._batch_stats(ring, head, n, bl, n // bl)),
         lambda: reference(),
         1e-12,
     )

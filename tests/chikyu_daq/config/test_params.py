@@ -64,6 +64,7 @@ NEW_VALUE: dict[tuple[str, str], Any] = {
     ("stability", "osc_f_lo_hz"): 0.05,  # above the 0.033 Hz slugs
     ("stability", "zero_max_kg_m3"): 0.1,  # below the 1 s means' noise: never referenced
     ("stability", "zero_steady_kg_m3"): 0.05,
+    ("stability", "zero_stretch_max_s"): 60.0,  # one window: the 150 s stretch's last 60 s
     ("stability", "zero_min_flow_m3_h"): 400.0,  # above the injection flow
     ("stability", "stop_flow_m3_h"): 350.0,  # above the injection flow: always stopped
     ("stability", "osc_f_hi_hz"): 1.0,  # x1.37 is above the decimated Nyquist (2.5 Hz)

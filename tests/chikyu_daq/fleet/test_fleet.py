@@ -318,8 +318,12 @@ def test_time_split_replay_of_24h_equals_serial_within_stated_bounds(
         {**e, "value": None} for e in ref_events
     ]
     for e, r in zip(got_events, ref_events, strict=True):
-        if r["type"] == "alarm":
-            assert e["value"] == pytest.approx(r["value"], rel=THROUGH_VOLUME, nan_ok=True)
+        if r["type"] != "alarm":
+            continue
+        if r["value"] is None:  # not finite: a disagreement cleared by a stop is not compared
+            assert e["value"] is None
+        else:
+            assert e["value"] == pytest.approx(r["value"], rel=THROUGH_VOLUME)
     # the gaps, E2 and the grade steps did happen, and did cross partitions
     assert ref["gap_s"].to_numpy()[-1] > 200
     assert np.isfinite(ref["ms_e2_kg_s"].to_numpy()).mean() > 0.5
