@@ -40,6 +40,13 @@ in the learned outcome). A command's window (``ref_t1``, ``ref_lanes``, ``ref_n`
 falls inside a window starts early enough to collect all of it (`plan`), so no window is open
 at any `learn_ns`.
 
+Host clock steps: every partition is fed the recorded forward steps as a serial replay is
+(`feed_recorded`), and re-bases at one as the serial replay does. Past a forward step the
+processor's internal timeline (and its grid lattice) is offset by the step, which a processor
+that started after it cannot know: every partition whose learn point would fall after the
+run's first forward step starts before it (`plan`; a run stepped early splits into longer
+partitions).
+
 Integrals since the run started, handed over additively at `take_ns` (after the learned state
 has made every increment exact: three noise batches, for the batch means the empirical random
 part differences): ``cum_rey``, ``cum_solids``, ``gap_s``, ``gaps``, ``acc_rand``, the energy
@@ -86,8 +93,14 @@ from chikyu_daq.config.model import Config, parse_config
 from chikyu_daq.config.params import chain_params
 from chikyu_daq.fleet.cluster import Job, run_jobs
 from chikyu_daq.live.processor import Processed, Processor
-from chikyu_daq.replay.engine import CHUNK_S, ResultsWriter, iter_chunks, recorded_config
-from chikyu_daq.store.events import AlarmEdge, AssayEvent, SeawaterReference, encode
+from chikyu_daq.replay.engine import (
+    CHUNK_S,
+    ResultsWriter,
+    feed_recorded,
+    iter_chunks,
+    recorded_config,
+)
+from chikyu_daq.store.events import AlarmEdge, AssayEvent, ClockStep, SeawaterReference, encode
 from chikyu_daq.store.reader import Run, open_run
 from dsp import kernel as K
 from dsp.params import kernel_params
@@ -226,15 +239,27 @@ def _open_window(refs: list[SeawaterReference], at_ns: int, lane_ns: int) -> int
     return min((r.t_ns for r in refs if r.t_ns < at_ns <= r.end_ns + 2 * lane_ns), default=None)
 
 
+def _first_forward_step(run: Run) -> int | None:
+    """The old-side stamp of the run's first recorded forward host clock step, if any."""
+    steps = [ev for ev in run.records() if isinstance(ev, ClockStep) and ev.step_s > 0]
+    return min((ev.t_ns - round(ev.step_s * 1e9) for ev in steps), default=None)
+
+
 def plan(run_dir: Path, cfg: Config, part_s: float) -> list[Part]:
     """Partitions of about `part_s` on the period lattice, each with its warm-up; one whose
-    learn point falls in a commanded reference's window starts before the command (and the
-    learn points stay in order)."""
+    learn point falls in a commanded reference's window starts before the command, one whose
+    learn point is past a forward clock step starts before the first one (and the learn points
+    stay in order)."""
     t_first, g0, last = first_grid_ns(run_dir, cfg)
     step = round(1e9 / cfg.processing.grid_hz)
     period = period_points(cfg) * step
     lane_ns = round(_lane_s(cfg) * 1e9)
-    refs = _references(open_run(run_dir))
+    run = open_run(run_dir)
+    refs = _references(run)
+    stepped = _first_forward_step(run)
+    # a processor that starts past a forward step has another internal timeline than one that
+    # re-based at it (and another grid lattice): warm-ups start on the step's old side
+    cap = last + 1 if stepped is None else max(g0, g0 + (stepped - 1 - g0) // period * period)
 
     def up(s: float) -> int:
         return -(-round(s * 1e9) // period) * period
@@ -245,7 +270,7 @@ def plan(run_dir: Path, cfg: Config, part_s: float) -> list[Part]:
     # learn points, from the last partition back: none after the next one's, none in a window
     points = [max(g0, lo - take - keep) for lo in bounds]
     for i in reversed(range(len(points))):
-        at = min(points[i], points[i + 1]) if i + 1 < len(points) else points[i]
+        at = min(points[i], points[i + 1], cap) if i + 1 < len(points) else min(points[i], cap)
         while at > g0 and (t := _open_window(refs, at, lane_ns)) is not None:
             at = max(g0, g0 + (t - g0) // period * period)
         points[i] = at
@@ -380,26 +405,30 @@ def _drive(
             started = True
         while stops and stops[0][0] <= hi:
             t, action = stops.pop(0)
-            keep(proc.advance(t - 1))
+            keep(_advance(proc, t - 1))
             action(proc)
-        keep(proc.advance(hi - 1))
+        keep(_advance(proc, hi - 1))
     for t, action in stops:  # past the last sample (or no samples at all)
-        keep(proc.advance(t - 1))
+        keep(_advance(proc, t - 1))
         action(proc)
 
 
+def _advance(proc: Processor, until_ns: int) -> Processed | None:
+    """The grid points up to wall time `until_ns` in the newest clock epoch: a forward step the
+    samples fed so far show is decided first (`advance` reads the epoch before it decides)."""
+    proc._decide()
+    return proc.advance(until_ns)
+
+
 def _open(run_dir: str, config: dict[str, Any] | None, part: Part) -> tuple[Run, Processor]:
-    """The run and a processor with the run's assays and the commanded references that start
-    on a lane from `part.learn_ns` on (older ones' outcome is handed over at `learn_ns`)."""
+    """The run and a processor fed the recorded events as a serial replay is (`feed_recorded`),
+    but only the commanded references that start on a lane from `part.learn_ns` on (older ones'
+    outcome is handed over at `learn_ns`)."""
     run = open_run(run_dir)
     cfg = parse_config(config, "--config") if config else recorded_config(run)
     proc = Processor(cfg, replay=True)
-    for a in _assays(run):  # the same assays a serial replay sees, from where live applied them
-        proc.add_assay(a.t_ns, a.rey_ppm, a.u_rey_ppm, a.applied_ns)
     after = part.learn_ns - round(_lane_s(cfg) * 1e9) if part.cold else None
-    for ref in _references(run):
-        if after is None or ref.t_ns > after:
-            proc.add_reference(ref)
+    feed_recorded(proc, run.records(), references_after_ns=after)
     return run, proc
 
 

@@ -6,10 +6,10 @@ a replay with the run's own config reproduces the live results on the same grid.
 (`-c`) changes physics or thresholds; the summary names every constant that differs.
 
 Steps, each a function: `plan_replay` (open the run, config, window, chunk size),
-`start_processor` (with the run's assays), `process_chunks` (per chunk: read, feed, compute,
-hand to `ReplayOutputs`, which appends a results row group and the chunk's events as they
-come), `summarise` (totals, alarm KPIs, truth). Memory is bounded by a chunk and a raw row
-group, whatever the run's length.
+`start_processor` (fed the recorded events: `feed_recorded`), `process_chunks` (per chunk:
+read, feed, compute, hand to `ReplayOutputs`, which appends a results row group and the
+chunk's events as they come), `summarise` (totals, alarm KPIs, truth). Memory is bounded by
+a chunk and a raw row group, whatever the run's length.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import json
 import logging
 import math
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -190,18 +190,37 @@ def plan_replay(run_dir: Path, opts: ReplayOptions, cfg: Config | None = None) -
 
 
 def start_processor(plan: ReplayPlan) -> Processor:
-    """Step 2: a replay-mode processor that knows every assay sampled before the window ends
-    (from where the live daemon applied it), every seawater reference an operator commanded
-    and every forward clock step the daemon saw."""
+    """Step 2: a replay-mode processor fed what the live daemon acted on before the window
+    ends (`feed_recorded`)."""
     proc = Processor(plan.cfg, replay=True)
-    for ev in plan.run.records():
-        if isinstance(ev, AssayEvent) and ev.t_ns < plan.t1:
+    feed_recorded(proc, plan.run.records(), before_ns=plan.t1)
+    return proc
+
+
+def feed_recorded(
+    proc: Processor,
+    records: Iterable[Event],
+    *,
+    before_ns: int | None = None,
+    references_after_ns: int | None = None,
+) -> None:
+    """Give a replay processor every recorded event the live daemon acted on, as it acted:
+    each assay from where it was applied and each operator-commanded seawater reference as
+    applied (sampled/started before `before_ns`; references only if they start after
+    `references_after_ns`), and every forward host clock step it saw (without one a forward
+    jump of the stamps is an outage, processed as stamped). The one definition serial and
+    split replays share."""
+    for ev in records:
+        if isinstance(ev, AssayEvent) and (before_ns is None or ev.t_ns < before_ns):
             proc.add_assay(ev.t_ns, ev.rey_ppm, ev.u_rey_ppm, ev.applied_ns)  # as live did
-        elif isinstance(ev, SeawaterReference) and ev.t_ns < plan.t1:
+        elif (
+            isinstance(ev, SeawaterReference)
+            and (before_ns is None or ev.t_ns < before_ns)
+            and (references_after_ns is None or ev.t_ns > references_after_ns)
+        ):
             proc.add_reference(ev)  # recorded as applied live: the same grid points
         elif isinstance(ev, ClockStep) and ev.step_s > 0:
             proc.expect_forward_step(ev.t_ns)  # as the live daemon saw it
-    return proc
 
 
 @dataclass

@@ -259,6 +259,18 @@ SPLIT_BOUNDS = {
 }  # fmt: skip
 
 
+def assert_split_equal(got: pa.Table, ref: pa.Table) -> None:
+    """Every column bit-identical (NaN where NaN) but those of `SPLIT_BOUNDS`, within theirs."""
+    for name in ref.column_names:
+        a, b = got[name].to_numpy(), ref[name].to_numpy()
+        if name in SPLIT_BOUNDS:
+            scale = np.nanmax(np.abs(b))
+            assert np.nanmax(np.abs(a - b)) <= SPLIT_BOUNDS[name] * scale, name
+            assert np.array_equal(np.isnan(a), np.isnan(b)), name
+        else:
+            assert np.array_equal(a, b, equal_nan=a.dtype.kind == "f"), name
+
+
 def _events(path: Path) -> list[dict]:
     """In time order (a replay writes a block's alarm edges, then its other records)."""
     return sorted(
@@ -303,14 +315,7 @@ def test_time_split_replay_of_24h_equals_serial_within_stated_bounds(
     assert (
         got.schema.equals(ref.schema) and got.num_rows == ref.num_rows == ref_summary["grid_points"]
     )
-    for name in ref.column_names:
-        a, b = got[name].to_numpy(), ref[name].to_numpy()
-        if name in SPLIT_BOUNDS:
-            scale = np.nanmax(np.abs(b))
-            assert np.nanmax(np.abs(a - b)) <= SPLIT_BOUNDS[name] * scale, name
-            assert np.array_equal(np.isnan(a), np.isnan(b)), name
-        else:
-            assert np.array_equal(a, b, equal_nan=a.dtype.kind == "f"), name
+    assert_split_equal(got, ref)
     # the same alarm events; their values (plug, z) within the bound of their column
     ref_events = _events(tmp_path / "serial" / "events.jsonl")
     got_events = _events(tmp_path / "split" / "events.jsonl")
@@ -399,3 +404,61 @@ def test_without_the_warm_up_or_the_hand_over_the_split_would_not_match(
         "rho_mix_kg_m3",
         "cv",
     ]
+
+
+#: A forward step of the host clock in `stepped_run` (h into the run, s): after the 3rd
+#: partition's warm-up began, before the 4th partition's (1 h partitions).
+FORWARD_STEP = (1.5, 20.0)
+
+
+@pytest.fixture(scope="module")
+def stepped_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """5 h at a 1 Hz grid whose stamping clock stepped forward `FORWARD_STEP` (every sample
+    from then on stamped later), with the `clock_step` event the daemon's check records."""
+    from chikyu_daq.config.model import load_config
+    from chikyu_daq.store.events import ClockStep, encode
+    from chikyu_daq.store.reader import RAW_SCHEMA
+    from tests.chikyu_daq.fleet.fleet_fixtures import REPO, START_NS, long_run
+
+    d = load_config(REPO / "config" / "reference.toml").model_dump(mode="json")
+    d["processing"]["grid_hz"] = 1.0
+    d["stability"].update(max_transit_s=2400.0, osc_f_hi_hz=0.2)
+    run = long_run(tmp_path_factory.mktemp("stepped"), d, 5.0, START_NS, rate_div=5)
+    at_ns = START_NS + round(FORWARD_STEP[0] * 3600e9)
+    step_ns = round(FORWARD_STEP[1] * 1e9)
+    for seg in sorted((run / "raw").rglob("*.parquet")):
+        tab = pq.read_table(seg)
+        t = tab["t_ns"].to_numpy()
+        i = tab.schema.get_field_index("t_ns")
+        tab = tab.set_column(i, "t_ns", pa.array(np.where(t >= at_ns, t + step_ns, t)))
+        pq.write_table(tab.cast(RAW_SCHEMA), seg)
+    with (run / "events.jsonl").open("a", encoding="utf-8") as f:
+        f.write(json.dumps(encode(ClockStep(at_ns + step_ns, FORWARD_STEP[1]))) + "\n")
+    return run
+
+
+def test_time_split_replay_across_a_forward_clock_step_equals_serial(
+    stepped_run: Path, dask: DaskProcs, tmp_path: Path
+) -> None:
+    """Every partition re-bases at the recorded step as the serial replay does (without the
+    `clock_step` event it is an outage, processed as stamped, and the results differ)."""
+    serial = replay(stepped_run, ReplayOptions(out_dir=tmp_path / "serial", report=False))
+    assert serial["clock_rebases"] == 1
+    res = CliRunner().invoke(
+        app,
+        ["replay", str(stepped_run), "--split", "1", "--scheduler", dask.address,
+         "--out", str(tmp_path / "split")],
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    info = json.loads((tmp_path / "split" / "split.json").read_text())
+    assert info["partitions"] == 6  # the step made the stamps 20 s longer than 5 h
+    ref = pq.read_table(tmp_path / "serial" / "results.parquet")
+    got = pq.read_table(tmp_path / "split" / "results.parquet")
+    assert got.schema.equals(ref.schema) and got.num_rows == ref.num_rows
+    assert_split_equal(got, ref)
+    # the grid bridged the step: one jump, no gap counted for it
+    jumps = np.flatnonzero(np.diff(ref["t_ns"].to_numpy()) != 10**9)
+    assert jumps.size == 1
+    assert [e["type"] for e in _events(tmp_path / "split" / "events.jsonl")].count(
+        "clock_rebase"
+    ) == 1
