@@ -4,63 +4,26 @@
     chikyu-daq alarms ack SLUGGING --operator sato --reason "seen" -c config/reference.toml
     chikyu-daq alarms shelve PUMP_SURGE --operator ito --reason "VFD work" --for 3600 -c ...
 
-The socket is `<data_dir>/<[alarm_management] control_socket>`; `--data-dir` overrides the
-config's data directory as it does for `run`. Exit status: 0 accepted, 1 rejected (the reason
-is printed), 3 no daemon answering.
+The socket and the exit status: `chikyu_daq.cli.control`.
 """
 
 from __future__ import annotations
 
-import json
-import sys
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-ConfigOpt = Annotated[
-    Path | None, typer.Option("-c", "--config", help="Installation config (TOML).")
-]
-DataDirOpt = Annotated[
-    Path | None, typer.Option("--data-dir", help="The daemon's data directory (overrides -c).")
-]
-OperatorOpt = Annotated[str, typer.Option("--operator", help="Who does it (recorded).")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print the daemon's reply as JSON.")]
+from chikyu_daq.cli.control import ConfigOpt, DataDirOpt, JsonOpt, OperatorOpt, ReasonOpt, send
+
 AlarmArg = Annotated[str, typer.Argument(help="Alarm name, e.g. SLUGGING.")]
-ReasonOpt = Annotated[str, typer.Option("--reason", help="Why (required, recorded).")]
 
 
-def _socket(config: Path | None, data_dir: Path | None) -> Path:
-    from chikyu_daq.config.model import AlarmManagement, load_or_exit
-
-    am = AlarmManagement()
-    if config is not None:
-        cfg = load_or_exit(config)
-        am = cfg.alarm_management
-        data_dir = data_dir or Path(cfg.site.data_dir)
-    if data_dir is None:
-        raise typer.BadParameter("give -c CONFIG or --data-dir", param_hint="-c")
-    return data_dir / am.control_socket
-
-
-def _send(config: Path | None, data_dir: Path | None, doc: dict[str, Any], as_json: bool) -> None:
-    from chikyu_daq.alarms.control import ControlError, request
-
-    try:
-        reply = request(_socket(config, data_dir), doc)
-    except ControlError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        raise SystemExit(3) from None
-    if as_json:
-        print(json.dumps(reply, indent=2, default=str))
-    elif not reply.get("accepted"):
-        print(f"rejected: {reply.get('reason')}", file=sys.stderr)
-    elif "alarms" in reply:
+def _accepted(reply: dict[str, Any]) -> None:
+    if "alarms" in reply:
         _print_list(reply)
     else:
         st = reply["state"]
         print(f"{st['name']}: {st['state']}")
-    raise SystemExit(0 if reply.get("accepted") else 1)
 
 
 def _print_list(reply: dict[str, Any]) -> None:
@@ -86,7 +49,7 @@ def alarms_list(
     config: ConfigOpt = None, data_dir: DataDirOpt = None, as_json: JsonOpt = False
 ) -> None:
     """Every alarm's lifecycle state and the alarm-system KPIs."""
-    _send(config, data_dir, {"action": "list"}, as_json)
+    send(config, data_dir, {"action": "list"}, as_json, _accepted)
 
 
 def _command(action: str, alarm: str, operator: str, **fields: Any) -> dict[str, Any]:
@@ -106,7 +69,7 @@ def alarms_ack(
 ) -> None:
     """Acknowledge an active or returned alarm."""
     doc = _command("ack", alarm, operator, reason=reason or None)
-    _send(config, data_dir, doc, as_json)
+    send(config, data_dir, doc, as_json, _accepted)
 
 
 def alarms_shelve(
@@ -125,7 +88,7 @@ def alarms_shelve(
 ) -> None:
     """Shelve an alarm: out of the operator's list for a while, then it returns."""
     doc = _command("shelve", alarm, operator, reason=reason, duration_s=for_s, one_shot=one_shot)
-    _send(config, data_dir, doc, as_json)
+    send(config, data_dir, doc, as_json, _accepted)
 
 
 def alarms_unshelve(
@@ -137,4 +100,4 @@ def alarms_unshelve(
     as_json: JsonOpt = False,
 ) -> None:
     """Return a shelved alarm to the operator's list now."""
-    _send(config, data_dir, _command("unshelve", alarm, operator, reason=reason), as_json)
+    send(config, data_dir, _command("unshelve", alarm, operator, reason=reason), as_json, _accepted)

@@ -4,19 +4,18 @@
 
 The daemon learns the densitometer's offset from TEOS-10 over the next `--for` seconds if no mud
 is taken and the reading is steady, else refuses it with the reason (`ref_cmd_state` in the
-yield feed, and its log). Same socket and exit status as `chikyu-daq alarms`: 0 accepted,
-1 rejected (the reason is printed), 3 no daemon answering.
+yield feed, and its log). Same socket and exit status as `chikyu-daq alarms`
+(`chikyu_daq.cli.control`): 0 accepted, 1 rejected (the reason is printed), 3 no daemon
+answering.
 """
 
 from __future__ import annotations
 
-import json
-import sys
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
-from chikyu_daq.cli.alarms import ConfigOpt, DataDirOpt, JsonOpt, OperatorOpt, ReasonOpt, _socket
+from chikyu_daq.cli.control import ConfigOpt, DataDirOpt, JsonOpt, OperatorOpt, ReasonOpt, send
 
 
 def seawater_reference(
@@ -28,19 +27,11 @@ def seawater_reference(
     as_json: JsonOpt = False,
 ) -> None:
     """Command a seawater reference of the densitometer over the next --for seconds."""
-    from chikyu_daq.alarms.control import ControlError, request
     from chikyu_daq.interfaces.commands import ACTION
 
     doc = {"action": ACTION, "operator": operator, "reason": reason, "duration_s": for_s}
-    try:
-        reply = request(_socket(config, data_dir), doc)
-    except ControlError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        raise SystemExit(3) from None
-    if as_json:
-        print(json.dumps(reply, indent=2, default=str))
-    elif reply.get("accepted"):
+
+    def accepted(reply: dict[str, Any]) -> None:
         print(f"seawater reference commanded for {reply['duration_s']:g} s")
-    else:
-        print(f"rejected: {reply.get('reason')}", file=sys.stderr)
-    raise SystemExit(0 if reply.get("accepted") else 1)
+
+    send(config, data_dir, doc, as_json, accepted)

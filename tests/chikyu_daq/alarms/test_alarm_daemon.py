@@ -7,15 +7,14 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
-import threading
 from pathlib import Path
 from typing import Any
 
-import paho.mqtt.client as paho
 import pytest
 
 from chikyu_daq.replay.engine import ReplayOptions, replay
 from chikyu_daq.store.reader import open_run
+from tests.chikyu_daq.alarms.mqtt_operator import MqttOperator
 from tests.chikyu_daq.live.test_daemon import daemon_config, rig, start_daemon
 from tests.servers import CLI, REPO, Influxd, Mosquitto, wait_until
 
@@ -27,47 +26,27 @@ PREFIX = "chikyu/chikyu"
 ALARM = "DEPOSITION_RISK"
 
 
-class Operator:
-    """An MQTT client as a SCADA would be: watches retained states, sends commands."""
+class Operator(MqttOperator):
+    """Watches the retained alarm states and the KPIs, sends alarm commands."""
 
     def __init__(self, port: int) -> None:
         self.states: dict[str, dict[str, Any]] = {}
-        self.replies: list[dict[str, Any]] = []
-        self.lock = threading.Lock()
-        self.client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id="operator")
-        self.client.on_message = self._on_message
-        self.client.connect("127.0.0.1", port)
-        self.client.subscribe(f"{PREFIX}/alarms/state/#", qos=1)
-        self.client.subscribe(f"{PREFIX}/cmd/alarms/reply", qos=1)
-        self.client.subscribe(f"{PREFIX}/alarms/kpi", qos=1)
         self.kpi: dict[str, Any] = {}
-        self.client.loop_start()
+        topics = ["alarms/state/#", "cmd/alarms/reply", "alarms/kpi"]
+        super().__init__(port, [f"{PREFIX}/{t}" for t in topics])
 
-    def _on_message(self, _c: Any, _u: Any, msg: Any) -> None:
-        doc = json.loads(msg.payload)
-        with self.lock:
-            if msg.topic.endswith("/reply"):
-                self.replies.append(doc)
-            elif msg.topic.endswith("/kpi"):
-                self.kpi = doc
-            else:
-                self.states[msg.topic.rsplit("/", 1)[-1]] = doc
+    def take(self, topic: str, doc: dict[str, Any]) -> None:
+        if topic.endswith("/kpi"):
+            self.kpi = doc
+        else:
+            self.states[topic.rsplit("/", 1)[-1]] = doc
 
     def state(self, name: str) -> str | None:
         with self.lock:
             return self.states.get(name, {}).get("state")
 
     def send(self, action: str, payload: bytes | dict[str, Any]) -> dict[str, Any]:
-        n = len(self.replies)
-        body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
-        self.client.publish(f"{PREFIX}/cmd/alarms/{action}", body, qos=1)
-        wait_until(lambda: len(self.replies) > n, 10)
-        with self.lock:
-            return self.replies[n]
-
-    def close(self) -> None:
-        self.client.loop_stop()
-        self.client.disconnect()
+        return self.command(f"{PREFIX}/cmd/alarms/{action}", payload)
 
 
 def cli(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:

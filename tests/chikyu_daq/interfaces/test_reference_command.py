@@ -7,17 +7,16 @@ from __future__ import annotations
 
 import json
 import subprocess
-import threading
 from pathlib import Path
 from typing import Any
 
-import paho.mqtt.client as paho
 import pytest
 
 from chikyu_daq.interfaces.commands import ACTION, CommandError, ReferenceCommands, parse_reference
 from chikyu_daq.store.events import SeawaterReference
 from chikyu_daq.store.reader import open_run
 from dsp.params import REF_COLLECTING, REF_MUD, REF_STATES
+from tests.chikyu_daq.alarms.mqtt_operator import MqttOperator
 from tests.chikyu_daq.live.live_vs_replay import daemon_on_broker, replay_equals_live, stop
 from tests.chikyu_daq.live.test_daemon import Daemon, rig
 from tests.servers import CLI, REPO, Mosquitto, wait_until
@@ -55,39 +54,19 @@ def test_bad_commands_are_rejected_with_their_reason_and_counted(
     assert taken == [SeawaterReference(7, 60.0, "sato", "intake closed")]
 
 
-class Operator:
-    """An MQTT client as a SCADA would be: watches the yield feed, sends commands."""
+class Operator(MqttOperator):
+    """Watches the yield feed's commanded-reference state, sends reference commands."""
 
     def __init__(self, port: int) -> None:
-        self.replies: list[dict[str, Any]] = []
         self.states: list[float] = []
-        self.lock = threading.Lock()
-        self.client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id="operator")
-        self.client.on_message = self._on_message
-        self.client.connect("127.0.0.1", port)
-        self.client.subscribe(f"{PREFIX}/cmd/reference/reply", qos=1)
-        self.client.subscribe(f"{PREFIX}/yield", qos=1)
-        self.client.loop_start()
+        super().__init__(port, [f"{PREFIX}/cmd/reference/reply", f"{PREFIX}/yield"])
 
-    def _on_message(self, _c: Any, _u: Any, msg: Any) -> None:
-        doc = json.loads(msg.payload)
-        with self.lock:
-            if msg.topic.endswith("/reply"):
-                self.replies.append(doc)
-            elif doc.get("ref_cmd_state") is not None:
-                self.states.append(doc["ref_cmd_state"])
+    def take(self, topic: str, doc: dict[str, Any]) -> None:
+        if doc.get("ref_cmd_state") is not None:
+            self.states.append(doc["ref_cmd_state"])
 
     def send(self, payload: bytes | dict[str, Any]) -> dict[str, Any]:
-        n = len(self.replies)
-        body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
-        self.client.publish(f"{PREFIX}/cmd/reference/seawater", body, qos=1)
-        wait_until(lambda: len(self.replies) > n, 10)
-        with self.lock:
-            return self.replies[n]
-
-    def close(self) -> None:
-        self.client.loop_stop()
-        self.client.disconnect()
+        return self.command(f"{PREFIX}/cmd/reference/seawater", payload)
 
 
 def _health(broker: Mosquitto) -> dict[str, Any]:
