@@ -14,9 +14,9 @@ import pytest
 
 from chikyu_daq.replay.engine import ReplayOptions, replay
 from chikyu_daq.store.reader import open_run
-from tests.chikyu_daq.alarms.mqtt_operator import MqttOperator
+from tests.chikyu_daq.alarms.daemon_operator import MqttOperator, control_cli
 from tests.chikyu_daq.live.test_daemon import daemon_config, rig, start_daemon
-from tests.servers import CLI, REPO, Influxd, Mosquitto, wait_until
+from tests.servers import Influxd, Mosquitto, wait_until
 
 __all__ = ["rig"]  # the module-scoped emulator fixture, shared with test_daemon
 
@@ -50,13 +50,7 @@ class Operator(MqttOperator):
 
 
 def cli(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*CLI, "alarms", *args, "--data-dir", str(data_dir)],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        cwd=REPO,
-    )
+    return control_cli("alarms", data_dir, *args)
 
 
 def listed(data_dir: Path) -> dict[str, Any]:

@@ -16,10 +16,10 @@ from chikyu_daq.interfaces.commands import ACTION, CommandError, ReferenceComman
 from chikyu_daq.store.events import SeawaterReference
 from chikyu_daq.store.reader import open_run
 from dsp.params import REF_COLLECTING, REF_MUD, REF_STATES
-from tests.chikyu_daq.alarms.mqtt_operator import MqttOperator
+from tests.chikyu_daq.alarms.daemon_operator import MqttOperator, control_cli
 from tests.chikyu_daq.live.live_vs_replay import daemon_on_broker, replay_equals_live, stop
 from tests.chikyu_daq.live.test_daemon import Daemon, rig
-from tests.servers import CLI, REPO, Mosquitto, wait_until
+from tests.servers import Mosquitto, wait_until
 
 __all__ = ["rig"]  # the module-scoped emulator fixture, shared with test_daemon
 
@@ -78,13 +78,7 @@ def _health(broker: Mosquitto) -> dict[str, Any]:
 
 
 def cli(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*CLI, "seawater-reference", *args, "--data-dir", str(data_dir)],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        cwd=REPO,
-    )
+    return control_cli("seawater-reference", data_dir, *args)
 
 
 @pytest.mark.servers

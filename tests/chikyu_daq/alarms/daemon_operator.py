@@ -1,15 +1,18 @@
-"""An MQTT client as a SCADA would be, for the daemon tests that command over MQTT: watches
-topics, sends a command and waits for its reply (a `.../reply` topic)."""
+"""An operator of the running daemon, for the tests that command it: over MQTT as a SCADA would
+(watches topics, sends a command and waits for its reply on a `.../reply` topic), and with the
+CLI over the daemon's control socket."""
 
 from __future__ import annotations
 
 import json
+import subprocess
 import threading
+from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as paho
 
-from tests.servers import wait_until
+from tests.servers import CLI, REPO, wait_until
 
 
 class MqttOperator:
@@ -49,3 +52,14 @@ class MqttOperator:
     def close(self) -> None:
         self.client.loop_stop()
         self.client.disconnect()
+
+
+def control_cli(command: str, data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """`chikyu-daq <command> <args> --data-dir <data_dir>` (the daemon's control socket)."""
+    return subprocess.run(
+        [*CLI, command, *args, "--data-dir", str(data_dir)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd=REPO,
+    )
