@@ -41,11 +41,12 @@ falls inside a window starts early enough to collect all of it (`plan`), so no w
 at any `learn_ns`.
 
 Host clock steps: every partition is fed the recorded forward steps as a serial replay is
-(`feed_recorded`), and re-bases at one as the serial replay does. Past a forward step the
+(`feed_recorded`), and re-bases at a step as the serial replay does. Past a step the
 processor's internal timeline (and its grid lattice) is offset by the step, which a processor
 that started after it cannot know: every partition whose learn point would fall after the
-run's first forward step starts before it (`plan`; a run stepped early splits into longer
-partitions).
+run's first recorded step (`clock_step` events, either way) starts before it (`plan`; a run
+stepped early splits into longer partitions). A backwards step that was not recorded, or a
+partition bound inside the stretch of stamps a backwards step re-covers, is not handled.
 
 Integrals since the run started, handed over additively at `take_ns` (after the learned state
 has made every increment exact: three noise batches, for the batch means the empirical random
@@ -239,16 +240,17 @@ def _open_window(refs: list[SeawaterReference], at_ns: int, lane_ns: int) -> int
     return min((r.t_ns for r in refs if r.t_ns < at_ns <= r.end_ns + 2 * lane_ns), default=None)
 
 
-def _first_forward_step(run: Run) -> int | None:
-    """The old-side stamp of the run's first recorded forward host clock step, if any."""
-    steps = [ev for ev in run.records() if isinstance(ev, ClockStep) and ev.step_s > 0]
-    return min((ev.t_ns - round(ev.step_s * 1e9) for ev in steps), default=None)
+def _first_step(run: Run) -> int | None:
+    """The lowest stamp either side of the run's first recorded host clock step, if any (the
+    old side of a forward step, the new side of a backwards one)."""
+    steps = [ev for ev in run.records() if isinstance(ev, ClockStep) and ev.step_s != 0]
+    return min((min(ev.t_ns, ev.t_ns - round(ev.step_s * 1e9)) for ev in steps), default=None)
 
 
 def plan(run_dir: Path, cfg: Config, part_s: float) -> list[Part]:
     """Partitions of about `part_s` on the period lattice, each with its warm-up; one whose
     learn point falls in a commanded reference's window starts before the command, one whose
-    learn point is past a forward clock step starts before the first one (and the learn points
+    learn point is past a recorded clock step starts before the first one (and the learn points
     stay in order)."""
     t_first, g0, last = first_grid_ns(run_dir, cfg)
     step = round(1e9 / cfg.processing.grid_hz)
@@ -256,9 +258,9 @@ def plan(run_dir: Path, cfg: Config, part_s: float) -> list[Part]:
     lane_ns = round(_lane_s(cfg) * 1e9)
     run = open_run(run_dir)
     refs = _references(run)
-    stepped = _first_forward_step(run)
-    # a processor that starts past a forward step has another internal timeline than one that
-    # re-based at it (and another grid lattice): warm-ups start on the step's old side
+    stepped = _first_step(run)
+    # a processor that starts past a clock step has another internal timeline than one that
+    # re-based at it (and another grid lattice): warm-ups start before the step
     cap = last + 1 if stepped is None else max(g0, g0 + (stepped - 1 - g0) // period * period)
 
     def up(s: float) -> int:

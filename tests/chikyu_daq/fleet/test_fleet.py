@@ -23,6 +23,7 @@ from tests.chikyu_daq.fleet.fleet_fixtures import (
     FLOW_DEAD,
     LATE_ASSAY_S,
     SEAWATER,
+    START_NS,
     DaskProcs,
     fleet_archive,
     start_dask,
@@ -406,59 +407,72 @@ def test_without_the_warm_up_or_the_hand_over_the_split_would_not_match(
     ]
 
 
-#: A forward step of the host clock in `stepped_run` (h into the run, s): after the 3rd
-#: partition's warm-up began, before the 4th partition's (1 h partitions).
-FORWARD_STEP = (1.5, 20.0)
+#: Where the host clock stepped in `stepped_run` (h into the run): after the 3rd partition's
+#: warm-up began, before the 4th partition's would (1 h partitions).
+STEP_AT_H = 1.5
 
 
-@pytest.fixture(scope="module")
-def stepped_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """5 h at a 1 Hz grid whose stamping clock stepped forward `FORWARD_STEP` (every sample
-    from then on stamped later), with the `clock_step` event the daemon's check records."""
+@pytest.fixture(scope="module", params=[20.0, -20.0], ids=["forward", "back"])
+def stepped_run(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Path, float]:
+    """5 h at a 1 Hz grid whose stamping clock stepped by 20 s either way at `STEP_AT_H` (every
+    sample from then on stamped so), with the `clock_step` event the daemon's check records."""
     from chikyu_daq.config.model import load_config
     from chikyu_daq.store.events import ClockStep, encode
     from chikyu_daq.store.reader import RAW_SCHEMA
-    from tests.chikyu_daq.fleet.fleet_fixtures import REPO, START_NS, long_run
+    from tests.chikyu_daq.fleet.fleet_fixtures import REPO, long_run
 
     d = load_config(REPO / "config" / "reference.toml").model_dump(mode="json")
     d["processing"]["grid_hz"] = 1.0
     d["stability"].update(max_transit_s=2400.0, osc_f_hi_hz=0.2)
     run = long_run(tmp_path_factory.mktemp("stepped"), d, 5.0, START_NS, rate_div=5)
-    at_ns = START_NS + round(FORWARD_STEP[0] * 3600e9)
-    step_ns = round(FORWARD_STEP[1] * 1e9)
-    for seg in sorted((run / "raw").rglob("*.parquet")):
+    step_s = float(request.param)
+    at_ns, step_ns = START_NS + round(STEP_AT_H * 3600e9), round(step_s * 1e9)
+    for seg in sorted((run / "raw").rglob("*.parquet")):  # rows stay in arrival order
         tab = pq.read_table(seg)
         t = tab["t_ns"].to_numpy()
         i = tab.schema.get_field_index("t_ns")
         tab = tab.set_column(i, "t_ns", pa.array(np.where(t >= at_ns, t + step_ns, t)))
         pq.write_table(tab.cast(RAW_SCHEMA), seg)
     with (run / "events.jsonl").open("a", encoding="utf-8") as f:
-        f.write(json.dumps(encode(ClockStep(at_ns + step_ns, FORWARD_STEP[1]))) + "\n")
-    return run
+        f.write(json.dumps(encode(ClockStep(at_ns + step_ns, step_s))) + "\n")
+    return run, step_s
 
 
-def test_time_split_replay_across_a_forward_clock_step_equals_serial(
-    stepped_run: Path, dask: DaskProcs, tmp_path: Path
+def test_time_split_replay_across_a_clock_step_equals_serial(
+    stepped_run: tuple[Path, float], dask: DaskProcs, tmp_path: Path
 ) -> None:
-    """Every partition re-bases at the recorded step as the serial replay does (without the
-    `clock_step` event it is an outage, processed as stamped, and the results differ)."""
-    serial = replay(stepped_run, ReplayOptions(out_dir=tmp_path / "serial", report=False))
+    """Every partition is fed the recorded step and re-bases at it as the serial replay does
+    (without the event a forward step is an outage, processed as stamped); those that would
+    start past it start before it (their internal timeline and grid lattice are the serial's)."""
+    run, step_s = stepped_run
+    serial = replay(run, ReplayOptions(out_dir=tmp_path / "serial", report=False))
     assert serial["clock_rebases"] == 1
     res = CliRunner().invoke(
         app,
-        ["replay", str(stepped_run), "--split", "1", "--scheduler", dask.address,
+        ["replay", str(run), "--split", "1", "--scheduler", dask.address,
          "--out", str(tmp_path / "split")],
     )  # fmt: skip
     assert res.exit_code == 0, res.output
     info = json.loads((tmp_path / "split" / "split.json").read_text())
-    assert info["partitions"] == 6  # the step made the stamps 20 s longer than 5 h
+    assert info["partitions"] >= 5
+    # the last partitions warmed up from before the step (else they would start after it)
+    lo_last = (info["bounds_ns"][-1][0] - START_NS) / 3.6e12
+    assert (
+        lo_last - info["warmup_used_s"] / 3600.0 < STEP_AT_H < lo_last - info["warmup_s"] / 3600.0
+    )
     ref = pq.read_table(tmp_path / "serial" / "results.parquet")
     got = pq.read_table(tmp_path / "split" / "results.parquet")
     assert got.schema.equals(ref.schema) and got.num_rows == ref.num_rows
     assert_split_equal(got, ref)
-    # the grid bridged the step: one jump, no gap counted for it
-    jumps = np.flatnonzero(np.diff(ref["t_ns"].to_numpy()) != 10**9)
-    assert jumps.size == 1
-    assert [e["type"] for e in _events(tmp_path / "split" / "events.jsonl")].count(
-        "clock_rebase"
-    ) == 1
+    # the grid bridged the step: one jump of its sign
+    d = np.diff(ref["t_ns"].to_numpy())
+    jumps = np.flatnonzero(d != 10**9)
+    assert jumps.size == 1 and np.sign(d[jumps[0]] - 10**9) == np.sign(step_s)
+    ref_events = _events(tmp_path / "serial" / "events.jsonl")
+    got_events = _events(tmp_path / "split" / "events.jsonl")
+    assert [e["type"] for e in got_events].count("clock_rebase") == 1
+    alarms = [[{**e, "value": None} for e in ev if e["type"] == "alarm"]
+              for ev in (got_events, ref_events)]  # fmt: skip
+    assert alarms[0] == alarms[1]
