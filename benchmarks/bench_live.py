@@ -221,6 +221,20 @@ TIMED = (
     "chikyu_daq.store.writer:_write_atomic",
     "chikyu_daq.sinks.influx.lineproto:RawEncoder.encode",
     "chikyu_daq.sinks.influx.spool:Spool.append",
+    "chikyu_daq.sinks.influx.spool:Spool.next_range",
+    "chikyu_daq.sinks.influx.spool:Spool.commit",
+    "chikyu_daq.sinks.influx.spool:Spool.sync_if_due",
+    "chikyu_daq.sinks.influx.spool:Spool.stats",
+    "chikyu_daq.sinks.fanout:Outputs.publish_row",
+    "chikyu_daq.sinks.fanout:Outputs.stats",
+    "chikyu_daq.sinks.mqtt:MqttPublisher.set_status",
+    "chikyu_daq.live.pipeline:Pipeline._next_tick_s",
+    "chikyu_daq.interfaces.facade:Interfaces.on_processed",
+    "chikyu_daq.interfaces.facade:Interfaces.stats",
+    "drivers.regmap:DevicePlan.decode",
+    "drivers.sample:BlockBuilder.add",
+    "drivers.sample:BlockBuilder.take",
+    "drivers.modbus_transport:_Link.data_received",
 )
 
 
