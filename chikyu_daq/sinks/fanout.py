@@ -136,7 +136,7 @@ class Outputs:
     # -- worker thread ----------------------------------------------------------------------
     def write_raw(self, blocks: Mapping[str, SampleBlock]) -> None:
         if self.recorder is not None:
-            self.recorder.write_raw(blocks)
+            self.recorder.write_raw(blocks, copy=False)  # a tick's own arrays (pipeline)
         if self.influx is not None:
             self._spool(self._raw.encode(blocks, self.encoded))
 

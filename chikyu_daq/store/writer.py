@@ -370,8 +370,12 @@ class Recorder:
             logging.ERROR,
         )
 
-    def write_raw(self, block: Mapping[str, SampleBlock]) -> None:
-        """Buffer raw samples: channel id -> (t_ns int64, value float64, quality uint8)."""
+    def write_raw(self, block: Mapping[str, SampleBlock], *, copy: bool = True) -> None:
+        """Buffer raw samples: channel id -> (t_ns int64, value float64, quality uint8).
+
+        Copied, as the caller may reuse its buffers; `copy=False` keeps arrays of those dtypes
+        as they are (the live pipeline's blocks are built for each tick and never changed)."""
+        arr = np.array if copy else np.asarray
         for name, (t, v, q) in block.items():
             if not (len(t) == len(v) == len(q)):
                 raise ValueError(f"channel {name!r}: t, value and quality lengths differ")
@@ -386,9 +390,7 @@ class Recorder:
             for name, (t, v, q) in block.items():
                 if len(t):  # copied: the caller may reuse its buffers
                     self._raw_buf.setdefault(name, []).append(
-                        SampleBlock(
-                            np.array(t, np.int64), np.array(v, np.float64), np.array(q, np.uint8)
-                        )
+                        SampleBlock(arr(t, np.int64), arr(v, np.float64), arr(q, np.uint8))
                     )
             self._raw_n += n
 
