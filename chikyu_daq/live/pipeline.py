@@ -17,10 +17,11 @@ Queues and their policies (DESIGN "Pipeline"), all counted in `stats()`:
 
 Raw samples reach the recorder and the spool on every tick; the processor is fed what arrived
 since it was last fed only on a tick where a publish period may be computed (the wall clock is
-past the period's end plus `lateness_s`: no sample stamped before that can complete it), or
-after `FEED_MAX_S`. It computes nothing in between, so what it computes and when are the same,
-and its per-channel cost is paid about once a second instead of on every tick (the processor is
-chunk-invariant: replay feeds it whole chunks of the recording).
+past the period's end plus `lateness_s`: no sample stamped before that can complete it), that
+brings a lab assay (fed first, as before), or after `FEED_MAX_S`. It computes nothing in
+between, so what it computes and when are the same, and its per-channel cost is paid about once
+a second instead of on every tick (the processor is chunk-invariant: replay feeds it whole
+chunks of the recording).
 
 Kernels warm in the background (`KernelWarmup`): acquisition and recording start at once; until
 the DSP kernels are loaded the worker records and feeds the processor but computes nothing, then
@@ -66,8 +67,8 @@ log = logging.getLogger(__name__)
 HUB_SIZE = 20_000
 #: Raw samples reach the recorder and the spool at least this often. The recorder makes them
 #: durable every `recorder.flush_s` (0.5 s) on its own thread: 0.2 + 0.5 s keeps "everything
-#: older than 1 s readable after kill -9". Every tick is a hand-off to the worker thread, and
-#: each feeds the processor per channel: 5 a second instead of 20 is most of the pipeline's cost.
+#: older than 1 s readable after kill -9". Every tick is a hand-off to the worker thread (the
+#: processor is fed only on ticks that may compute: module docstring).
 TICK_S = 0.2
 #: A publish period can be computed once samples `lateness_s` past its end are in: the collector
 #: ticks then, plus this for their way to the hub, so the 1 Hz outputs leave at once ...
@@ -433,7 +434,9 @@ class Pipeline:
             if step is not None and step.step_s > 0:
                 proc.expect_forward_step(step.t_ns)
             self._unfed.append(blocks)
-        if self._unfed and (final or self._feed_due()):
+        assays, self._assays = self._assays, []
+        # an assay is read in the clock epoch of the samples fed before it: feed them first
+        if self._unfed and (final or assays or self._feed_due()):
             fed = _merge(self._unfed)
             self._unfed = []
             self._fed_at = time.monotonic()
@@ -443,7 +446,6 @@ class Pipeline:
                 n = sum(len(b[0]) for b in fed.values())
                 self.samples_unprocessed += n
                 faults.record("feed", exc, f"up to {n} samples not processed (raw kept)")
-        assays, self._assays = self._assays, []
         for assay in assays:
             try:
                 proc.add_assay(assay.t_ns, assay.rey_ppm, assay.u_rey_ppm)

@@ -62,8 +62,12 @@ def test_feeding_on_due_ticks_computes_what_feeding_every_tick_computes(tmp_path
     try:
         for k, (t_now, blocks) in enumerate(ticks):
             now[0] = t_now
+            if k == 33:  # a lab assay between due ticks: applied after the samples before it
+                pipe.inject_assay(t_now - 3 * S, 2100.0, 80.0, "s1")
             got = _rows(pipe._work(blocks, final=False))
             every.feed_blocks(blocks)
+            if k == 33:
+                every.add_assay(t_now - 3 * S, 2100.0, 80.0)
             want = _rows(every.advance(whole_periods=True))
             assert got[0] == want[0], f"tick {k}"
             for name, col in want[1].items():
