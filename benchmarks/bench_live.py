@@ -543,7 +543,8 @@ def main() -> None:
                         sub.mkdir()
                         runs[ph].append(daemon_phase(sub, eps, rig.pid, w, s, outputs, late))
             for ph, rounds in runs.items():
-                result[ph] = sorted(rounds, key=lambda x: x["cpu_share"])[(len(rounds) - 1) // 2]
+                # the median round (of an even number, the costlier of the middle two)
+                result[ph] = sorted(rounds, key=lambda x: x["cpu_share"])[len(rounds) // 2]
                 if len(rounds) > 1:
                     keys = ("cpu_share", "rss_mb", "latency_ms_p99", "late_samples_in_window")
                     result[f"{ph}_rounds"] = [{k: x[k] for k in keys if k in x} for x in rounds]
