@@ -1,6 +1,7 @@
 """The live path at reference rates, as JSON: daemon CPU, RSS, sample-to-MQTT latency.
 
     python benchmarks/bench_live.py --out benchmarks/out [--window-s 30] [--warmup-s 5]
+        [--repeat N] [--phases bare_poll,outputs_off,outputs_on] [--profile]
 
 One emulator rig (`hil serve`, its own process) serves every phase; each phase runs in its own
 process and is measured over the same fixed window after the same warm-up (counted from the
@@ -16,6 +17,9 @@ account of that process (`/proc/PID/stat` utime + stime, VmRSS):
    arrival time minus the grid time of the point it carries (`t_ns`): sample-to-MQTT latency.
    `late_samples` comes from the daemon's own health on the status topic.
 
+`--profile` runs the daemon under `PROFILED`, an in-process account of its CPU by thread, event-loop
+callback and pipeline step (it costs about a tenth more CPU; compare its figures with each other).
+
 CPU on a shared 2-core host is noisy: the figures that travel are the ratios to the bare poller
 measured in the same run (`x_bare_poll`). Targets: < 3 % of a core with outputs off, < 5 % on,
 RSS < 300 MB, latency p99 < 150 ms with no late samples.
@@ -27,6 +31,7 @@ import argparse
 import json
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -46,6 +51,8 @@ from tests.servers import Influxd, Mosquitto  # noqa: E402
 CLI = [sys.executable, "-m", "chikyu_daq"]
 CONFIG = REPO / "config" / "reference.toml"
 TARGETS = {"cpu_off": 0.03, "cpu_on": 0.05, "rss_mb": 300, "p99_ms": 150, "late_samples": 0}
+#: `--profile`: the daemon phases run under the CPU account (`PROFILED`).
+PROFILE = False
 
 #: The baseline: the daemon's own compiled Modbus reads at the configured rates, bare pymodbus.
 BARE_POLL = r"""
@@ -103,6 +110,138 @@ asyncio.run(main(sys.argv[1], sys.argv[2]))
 """
 
 
+#: `--profile`: the daemon run under an in-process CPU account (this wrapper replaces
+#: `python -m chikyu_daq`). SIGUSR1 opens the window, SIGUSR2 closes it and writes the JSON to
+#: $CHIKYU_BENCH_PROFILE: per-thread CPU (from /proc), event-loop wakeups, the thread CPU time
+#: of every event-loop callback by task or function, and of the worker/recorder steps in `TIMED`
+#: (inclusive, so nested entries overlap), each as a share of one core and calls per second.
+PROFILED = r"""
+import asyncio, collections, functools, importlib, json, os, runpy, selectors, signal, sys
+import threading, time
+OUT = os.environ["CHIKYU_BENCH_PROFILE"]
+TIMED = os.environ["CHIKYU_BENCH_PROFILE_TIMED"].split()
+TICK = os.sysconf("SC_CLK_TCK")
+on = [False]
+cpu, calls = collections.Counter(), collections.Counter()
+state = {"t0": 0.0, "cpu0": {}, "wakeups": 0}
+_select, _run = selectors.EpollSelector.select, asyncio.events.Handle._run
+now = time.thread_time
+
+def select(self, timeout=None):
+    if on[0]:
+        state["wakeups"] += 1
+    return _select(self, timeout)
+
+def name(cb):
+    task = getattr(cb, "__self__", None)
+    if isinstance(task, asyncio.Task):
+        return "task " + task.get_coro().__qualname__
+    cb = getattr(cb, "func", cb)  # functools.partial
+    return "cb " + getattr(cb, "__qualname__", type(cb).__name__)
+
+def run(self):
+    if not on[0]:
+        return _run(self)
+    t = now()
+    try:
+        return _run(self)
+    finally:
+        k = name(self._callback)
+        cpu[k] += now() - t
+        calls[k] += 1
+
+selectors.EpollSelector.select, asyncio.events.Handle._run = select, run
+
+def timed(key, fn):
+    @functools.wraps(fn)
+    def wrapper(*a, **kw):
+        if not on[0]:
+            return fn(*a, **kw)
+        t = now()
+        try:
+            return fn(*a, **kw)
+        finally:
+            cpu[key] += now() - t
+            calls[key] += 1
+    return wrapper
+
+for spec in TIMED:
+    mod, _, attr = spec.partition(":")
+    cls, _, meth = attr.rpartition(".")
+    owner = importlib.import_module(mod)
+    owner = getattr(owner, cls) if cls else owner
+    setattr(owner, meth, timed(spec, getattr(owner, meth)))
+
+def thread_cpu():
+    out = {}
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            f = open(f"/proc/self/task/{tid}/stat").read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        out[int(tid)] = (int(f[11]) + int(f[12])) / TICK
+    return out
+
+def group(name):
+    return "asyncio_N" if name.startswith("asyncio_") else name.split("-")[0]
+
+def start(*_):
+    state["t0"], state["cpu0"] = time.monotonic(), thread_cpu()
+    on[0] = True
+
+def dump(*_):
+    on[0] = False
+    dt = time.monotonic() - state["t0"]
+    cpu1, names = thread_cpu(), {t.native_id: group(t.name) for t in threading.enumerate()}
+    per = collections.Counter()
+    for tid, c in cpu1.items():
+        per[names.get(tid, "other")] += c - state["cpu0"].get(tid, 0.0)
+    doc = {"window_s": round(dt, 1),
+           "thread_cpu_share": {k: round(v / dt, 4) for k, v in per.most_common()},
+           "loop_wakeups_per_s": round(state["wakeups"] / dt, 1),
+           "cpu_share": {k: round(v / dt, 5) for k, v in cpu.most_common(40)},
+           "calls_per_s": {k: round(calls[k] / dt, 1) for k, _ in cpu.most_common(40)}}
+    open(OUT, "w").write(json.dumps(doc, indent=1))
+
+signal.signal(signal.SIGUSR1, start)
+signal.signal(signal.SIGUSR2, dump)
+sys.argv = ["chikyu_daq", *sys.argv[1:]]
+runpy.run_module("chikyu_daq", run_name="__main__", alter_sys=True)
+"""
+#: What `PROFILED` times besides the event loop's callbacks (module:Class.method).
+TIMED = (
+    "chikyu_daq.live.pipeline:Pipeline._work",
+    "chikyu_daq.live.pipeline:Pipeline._drain",
+    "chikyu_daq.live.pipeline:Pipeline._publish",
+    "chikyu_daq.live.pipeline:Pipeline.stats",
+    "chikyu_daq.sinks.fanout:Outputs.write_raw",
+    "chikyu_daq.sinks.fanout:Outputs.write_results",
+    "chikyu_daq.sinks.fanout:Outputs.publish_health",
+    "chikyu_daq.live.processor:Processor.feed_blocks",
+    "chikyu_daq.live.processor:Processor.advance",
+    "chikyu_daq.store.writer:Recorder.write_raw",
+    "chikyu_daq.store.writer:Recorder._flush_locked",
+    "chikyu_daq.store.writer:Recorder.stats",
+    "chikyu_daq.store.writer:_write_atomic",
+    "chikyu_daq.sinks.influx.lineproto:RawEncoder.encode",
+    "chikyu_daq.sinks.influx.spool:Spool.append",
+    "chikyu_daq.sinks.influx.spool:Spool.next_range",
+    "chikyu_daq.sinks.influx.spool:Spool.commit",
+    "chikyu_daq.sinks.influx.spool:Spool.sync_if_due",
+    "chikyu_daq.sinks.influx.spool:Spool.stats",
+    "chikyu_daq.sinks.fanout:Outputs.publish_row",
+    "chikyu_daq.sinks.fanout:Outputs.stats",
+    "chikyu_daq.sinks.mqtt:MqttPublisher.set_status",
+    "chikyu_daq.live.pipeline:Pipeline._next_tick_s",
+    "chikyu_daq.interfaces.facade:Interfaces.on_processed",
+    "chikyu_daq.interfaces.facade:Interfaces.stats",
+    "drivers.regmap:DevicePlan.decode",
+    "drivers.sample:BlockBuilder.add",
+    "drivers.sample:BlockBuilder.take",
+    "drivers.modbus_transport:_Link.data_received",
+)
+
+
 def proc_cpu_s(pid: int) -> float:
     """utime + stime of one process (not its children), seconds."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -116,19 +255,36 @@ def rss_mb(pid: int) -> float:
     return float("nan")
 
 
-def measure(pid: int, others: dict[str, int], warmup_s: float, window_s: float) -> dict[str, Any]:
-    """CPU share of one core of `pid` (and of `others`, e.g. the rig) over the window."""
+def measure(
+    pid: int,
+    others: dict[str, int],
+    warmup_s: float,
+    window_s: float,
+    profile: Path | None = None,
+) -> dict[str, Any]:
+    """CPU share of one core of `pid` (and of `others`, e.g. the rig) over the window; with
+    `profile`, `pid` runs `PROFILED` and its profile of the window is added."""
     time.sleep(warmup_s)
     pids = {"self": pid, **others}
+    if profile is not None:
+        os.kill(pid, signal.SIGUSR1)
     c0 = {k: proc_cpu_s(p) for k, p in pids.items()}
     w0 = time.monotonic()
     time.sleep(window_s)
     c1 = {k: proc_cpu_s(p) for k, p in pids.items()}
     dt = time.monotonic() - w0
+    if profile is not None:
+        os.kill(pid, signal.SIGUSR2)
     out: dict[str, Any] = {"cpu_share": round((c1["self"] - c0["self"]) / dt, 4)}
     for k in others:
         out[f"{k}_cpu_share"] = round((c1[k] - c0[k]) / dt, 4)
     out["rss_mb"] = round(rss_mb(pid), 1)
+    if profile is not None:
+        deadline = time.monotonic() + 10
+        while not profile.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.2)  # written in one call; let it finish
+        out["profile"] = json.loads(profile.read_text())
     return out
 
 
@@ -191,10 +347,18 @@ def start_daemon(tmp: Path, cfg: Path, eps: Path, name: str) -> tuple[subprocess
     notify.bind(str(sock_path))
     notify.settimeout(120)
     t0 = time.monotonic()
+    env = {**os.environ, "NOTIFY_SOCKET": str(sock_path), "PYTHONPATH": str(REPO)}
+    cli = CLI
+    if PROFILE:
+        cli = [sys.executable, "-c", PROFILED]
+        env.update(
+            CHIKYU_BENCH_PROFILE=str(tmp / f"profile-{name}.json"),
+            CHIKYU_BENCH_PROFILE_TIMED=" ".join(TIMED),
+        )
     p = subprocess.Popen(
-        [*CLI, "run", "-c", str(cfg), "--data-dir", str(tmp / name), "--endpoints", str(eps)],
+        [*cli, "run", "-c", str(cfg), "--data-dir", str(tmp / name), "--endpoints", str(eps)],
         cwd=REPO,
-        env={**os.environ, "NOTIFY_SOCKET": str(sock_path), "PYTHONPATH": str(REPO)},
+        env=env,
         stdout=(tmp / f"{name}.log").open("wb"),  # the daemon logs to stdout
         stderr=subprocess.STDOUT,
     )
@@ -245,9 +409,10 @@ def daemon_phase(
                 "startup_to_ready_s": round(ready_s, 2),
                 "kernels_ready_s": wait_kernels(tmp / f"{name}.log"),
             }
+            prof = tmp / f"profile-{name}.json" if PROFILE else None
             if mqtt is None:
-                return {**start, **measure(daq.pid, {"rig": rig}, warmup_s, window_s)}
-            return {**start, **with_mqtt(daq, rig, mqtt, warmup_s, window_s)}
+                return {**start, **measure(daq.pid, {"rig": rig}, warmup_s, window_s, prof)}
+            return {**start, **with_mqtt(daq, rig, mqtt, warmup_s, window_s, prof)}
         finally:
             stop(daq)
     finally:
@@ -256,7 +421,12 @@ def daemon_phase(
 
 
 def with_mqtt(
-    daq: subprocess.Popen[Any], rig: int, mqtt: Mosquitto, warmup_s: float, window_s: float
+    daq: subprocess.Popen[Any],
+    rig: int,
+    mqtt: Mosquitto,
+    warmup_s: float,
+    window_s: float,
+    profile: Path | None = None,
 ) -> dict[str, Any]:
     import paho.mqtt.client as paho
 
@@ -282,7 +452,7 @@ def with_mqtt(
         time.sleep(warmup_s)
         late0 = health.get("late_samples", 0)
         window["open"] = True
-        res = measure(daq.pid, {"rig": rig}, 0.0, window_s)
+        res = measure(daq.pid, {"rig": rig}, 0.0, window_s, profile)
         window["open"] = False
         time.sleep(1.5)  # one more status with the health at the end of the window
     finally:
@@ -327,7 +497,21 @@ def main() -> None:
     ap.add_argument("--warmup-s", type=float, default=5.0)
     ap.add_argument("--lateness-s", type=float, default=None, help="override, to explore")
     ap.add_argument("--phases", default="bare_poll,outputs_off,outputs_on")
+    ap.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="rounds of every phase, in turn; each phase reports its median round by CPU and "
+        "lists every round's figures under `<phase>_rounds`",
+    )
+    ap.add_argument(
+        "--profile",
+        action="store_true",
+        help="account the daemon's CPU by thread, task and step (adds `profile`; costs CPU)",
+    )
     args = ap.parse_args()
+    global PROFILE
+    PROFILE = args.profile
     phases = args.phases.split(",")
     result: dict[str, Any] = {"benchmark": "live", "cores": os.cpu_count(), "targets": TARGETS}
     result["host_loadavg_before"] = [round(x, 2) for x in os.getloadavg()]  # noise on the host
@@ -349,12 +533,21 @@ def main() -> None:
             w, s = args.warmup_s, args.window_s
             result["kernel_warm_up_s"] = warm_kernels()
             late = args.lateness_s
-            if "bare_poll" in phases:
-                result["bare_poll"] = bare_poll(eps, rig.pid, w, s)
-            if "outputs_off" in phases:
-                result["outputs_off"] = daemon_phase(tmp, eps, rig.pid, w, s, False, late)
-            if "outputs_on" in phases:
-                result["outputs_on"] = daemon_phase(tmp, eps, rig.pid, w, s, True, late)
+            runs: dict[str, list[dict[str, Any]]] = {ph: [] for ph in phases}
+            for r in range(args.repeat):
+                if "bare_poll" in phases:
+                    runs["bare_poll"].append(bare_poll(eps, rig.pid, w, s))
+                for ph, outputs in (("outputs_off", False), ("outputs_on", True)):
+                    if ph in phases:
+                        sub = tmp / f"{ph}-{r}"
+                        sub.mkdir()
+                        runs[ph].append(daemon_phase(sub, eps, rig.pid, w, s, outputs, late))
+            for ph, rounds in runs.items():
+                # the median round (of an even number, the costlier of the middle two)
+                result[ph] = sorted(rounds, key=lambda x: x["cpu_share"])[len(rounds) // 2]
+                if len(rounds) > 1:
+                    keys = ("cpu_share", "rss_mb", "latency_ms_p99", "late_samples_in_window")
+                    result[f"{ph}_rounds"] = [{k: x[k] for k in keys if k in x} for x in rounds]
         finally:
             stop(rig)
     result["host_loadavg_after"] = [round(x, 2) for x in os.getloadavg()]

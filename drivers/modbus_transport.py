@@ -20,13 +20,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import struct
 
 from pymodbus.exceptions import ModbusIOException
 from pymodbus.framer import FramerRTU, FramerSocket
 from pymodbus.pdu import DecodePDU, ModbusPDU
 from pymodbus.pdu.register_message import (
     ReadHoldingRegistersRequest,
+    ReadHoldingRegistersResponse,
     ReadInputRegistersRequest,
+    ReadInputRegistersResponse,
 )
 from pymodbus.transport.serialtransport import create_serial_connection
 
@@ -46,6 +49,34 @@ _READS: dict[int, type[ModbusPDU]] = {
 }
 #: A receive buffer longer than any response (260 bytes) holds no frame worth waiting for.
 MAX_BUFFER = 1024
+
+
+def _unpack_registers(pdu: ReadHoldingRegistersResponse, data: bytes) -> None:
+    """pymodbus' register response decode (same registers, same refusal) in one `unpack`
+    instead of one per register: a third of the cost of a reply at the installation's sizes."""
+    if (byte_count := data[0]) >= len(data):
+        raise ModbusIOException(
+            f"byte_count {byte_count} > length of packet {len(data)}",
+            function_code=pdu.function_code,
+        )
+    n = byte_count // 2
+    pdu.registers = list(struct.unpack(f">{n}H", data[1 : 1 + 2 * n]))
+
+
+class _HoldingRegisters(ReadHoldingRegistersResponse):
+    decode = _unpack_registers
+
+
+class _InputRegisters(ReadInputRegistersResponse):
+    decode = _unpack_registers
+
+
+def _decoder() -> DecodePDU:
+    """pymodbus' response decoder with the two register responses unpacked at once."""
+    decoder = DecodePDU(is_server=False)
+    decoder.register(_HoldingRegisters)
+    decoder.register(_InputRegisters)
+    return decoder
 
 
 class _Silence(Exception):
@@ -109,7 +140,7 @@ class ModbusTransport:
     def __init__(self, bus: ModbusBus) -> None:
         self.bus = bus
         self.last_error = ""
-        decoder = DecodePDU(is_server=False)
+        decoder = _decoder()
         self._tcp = isinstance(bus, ModbusTcpBus)
         self._framer = FramerSocket(decoder) if self._tcp else FramerRTU(decoder)
         self._link: _Link | None = None

@@ -15,6 +15,14 @@ Queues and their policies (DESIGN "Pipeline"), all counted in `stats()`:
 - worker → MQTT: the publisher's own bounded queue; live values coalesce to the newest, alarm
   events never drop.
 
+Raw samples reach the recorder and the spool on every tick; the processor is fed what arrived
+since it was last fed only on a tick where a publish period may be computed (the wall clock is
+past the period's end plus `lateness_s`: no sample stamped before that can complete it), that
+brings a lab assay (fed first, as before), or after `FEED_MAX_S`. It computes nothing in
+between, so what it computes and when are the same, and its per-channel cost is paid about once
+a second instead of on every tick (the processor is chunk-invariant: replay feeds it whole
+chunks of the recording).
+
 Kernels warm in the background (`KernelWarmup`): acquisition and recording start at once; until
 the DSP kernels are loaded the worker records and feeds the processor but computes nothing, then
 the processor catches up on everything it was fed (it is clocked by the samples: nothing is late).
@@ -42,6 +50,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from chikyu_daq.config.model import Config
 from chikyu_daq.interfaces.clock import StepDetector
 from chikyu_daq.interfaces.facade import Interfaces
@@ -50,15 +60,15 @@ from chikyu_daq.sinks.fanout import Outputs
 from chikyu_daq.store.events import AlarmEdge, AssayEvent
 from chikyu_daq.supervise import Faults, Supervisor
 from drivers.acquisition import Acquisition
-from drivers.sample import Batch, BlockBuilder, Blocks, Sample
+from drivers.sample import Batch, BlockBuilder, Blocks, Sample, SampleBlock
 
 log = logging.getLogger(__name__)
 
 HUB_SIZE = 20_000
 #: Raw samples reach the recorder and the spool at least this often. The recorder makes them
 #: durable every `recorder.flush_s` (0.5 s) on its own thread: 0.2 + 0.5 s keeps "everything
-#: older than 1 s readable after kill -9". Every tick is a hand-off to the worker thread, and
-#: each feeds the processor per channel: 5 a second instead of 20 is most of the pipeline's cost.
+#: older than 1 s readable after kill -9". Every tick is a hand-off to the worker thread (the
+#: processor is fed only on ticks that may compute: module docstring).
 TICK_S = 0.2
 #: A publish period can be computed once samples `lateness_s` past its end are in: the collector
 #: ticks then, plus this for their way to the hub, so the 1 Hz outputs leave at once ...
@@ -67,6 +77,9 @@ ARRIVAL_MARGIN_S = 0.005
 #: for at most `CHASE_S` (a silent installation falls back to `TICK_S`).
 RETRY_S = 0.01
 CHASE_S = 0.3
+#: The processor is fed on the ticks that can compute a publish period (module docstring), and
+#: at least this often whatever the clock says (a stepped clock makes "due" meaningless).
+FEED_MAX_S = 1.0
 HEALTH_S = 1.0
 #: How long to wait for every device's first attempt before READY anyway.
 FIRST_POLL_TIMEOUT_S = 5.0
@@ -242,6 +255,9 @@ class Pipeline:
         self.reloads = reloads  # the daemon's reload counts: they outlive this pipeline
         self.last_processed_ns = 0
         self.samples_unprocessed = 0
+        #: Blocks recorded but not fed to the processor yet, and when it was last fed
+        self._unfed: list[Blocks] = []
+        self._fed_at = time.monotonic()
         self.interfaces = Interfaces(cfg, data_dir=data_dir, pipeline=self)
         #: Kernels still warming: record and feed, compute once they are loaded.
         self.warmup = KernelWarmup.current
@@ -353,14 +369,21 @@ class Pipeline:
             await asyncio.sleep(self._next_tick_s())
             await self._tick(final=False)
 
+    def _due_ns(self) -> int:
+        """Wall time from which the next publish period can be computed (0: nothing computed
+        yet, so any time)."""
+        done = self.last_processed_ns
+        if not done:
+            return 0
+        proc = self.processor
+        return (done // proc.publish_ns + 1) * proc.publish_ns + proc.lateness_ns
+
     def _next_tick_s(self) -> float:
         """Seconds to the next tick: when the next publish period can be computed, else
         `TICK_S` (always within [RETRY_S, TICK_S], whatever a stepped clock says)."""
-        done = self.last_processed_ns
-        if not done:  # nothing computed yet (kernels warming, start-up)
+        due = self._due_ns()
+        if not due:  # nothing computed yet (kernels warming, start-up)
             return TICK_S
-        proc = self.processor
-        due = (done // proc.publish_ns + 1) * proc.publish_ns + proc.lateness_ns
         wait = (due - self.clock()) / 1e9 + ARRIVAL_MARGIN_S
         if wait > 0:
             return max(min(wait, TICK_S), RETRY_S)
@@ -410,13 +433,19 @@ class Pipeline:
             step = self._clock_watch.check()
             if step is not None and step.step_s > 0:
                 proc.expect_forward_step(step.t_ns)
+            self._unfed.append(blocks)
+        assays, self._assays = self._assays, []
+        # an assay is read in the clock epoch of the samples fed before it: feed them first
+        if self._unfed and (final or assays or self._feed_due()):
+            fed = _merge(self._unfed)
+            self._unfed = []
+            self._fed_at = time.monotonic()
             try:
-                proc.feed_blocks(blocks)
+                proc.feed_blocks(fed)
             except Exception as exc:
-                n = sum(len(b[0]) for b in blocks.values())
+                n = sum(len(b[0]) for b in fed.values())
                 self.samples_unprocessed += n
                 faults.record("feed", exc, f"up to {n} samples not processed (raw kept)")
-        assays, self._assays = self._assays, []
         for assay in assays:
             try:
                 applied = proc.add_assay(assay.t_ns, assay.rey_ppm, assay.u_rey_ppm)
@@ -450,6 +479,10 @@ class Pipeline:
             except Exception as exc:
                 faults.record("write_results", exc, "this tick's results not recorded/spooled")
         return processed
+
+    def _feed_due(self) -> bool:
+        """The processor may complete a publish period now (or was not fed for `FEED_MAX_S`)."""
+        return self.clock() >= self._due_ns() or time.monotonic() - self._fed_at >= FEED_MAX_S
 
     def _publish(self, processed: Processed | None) -> None:
         """Live values and alarms to the dashboards; each piece guarded on its own, so one
@@ -541,3 +574,17 @@ class Pipeline:
             line = f"kernels warming up ({w.status()['since_s']:.0f} s), recording | {line}"
         degraded = self.supervisor.summary()
         return f"{line} | DEGRADED: {degraded}" if degraded else line
+
+
+def _merge(ticks: list[Blocks]) -> Blocks:
+    """Several ticks' blocks as one, each channel's samples in arrival order."""
+    if len(ticks) == 1:
+        return ticks[0]
+    parts: dict[str, list[SampleBlock]] = {}
+    for blocks in ticks:
+        for ch, block in blocks.items():
+            parts.setdefault(ch, []).append(block)
+    return {
+        ch: b[0] if len(b) == 1 else SampleBlock(*(np.concatenate(c) for c in zip(*b, strict=True)))
+        for ch, b in parts.items()
+    }

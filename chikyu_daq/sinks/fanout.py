@@ -136,7 +136,7 @@ class Outputs:
     # -- worker thread ----------------------------------------------------------------------
     def write_raw(self, blocks: Mapping[str, SampleBlock]) -> None:
         if self.recorder is not None:
-            self.recorder.write_raw(blocks)
+            self.recorder.write_raw(blocks, copy=False)  # a tick's own arrays (pipeline)
         if self.influx is not None:
             self._spool(self._raw.encode(blocks, self.encoded))
 
@@ -178,7 +178,9 @@ class Outputs:
         if self.recorder is not None:
             self.recorder.write_event(event)
 
-    def _spool(self, body: bytes) -> None:
+    def _spool(self, body: bytes, *, on_loop: bool = False) -> None:
+        """Spool lines and wake the uploader when due (`NOTIFY_BYTES`, `NOTIFY_S`): from the
+        worker thread, or from the event loop itself (`on_loop`: the health point)."""
         if not body:
             return
         self.influx.spool.append(body)
@@ -188,7 +190,10 @@ class Outputs:
             self._unsent >= NOTIFY_BYTES or now - self._notified >= NOTIFY_S
         ):
             self._unsent, self._notified = 0, now
-            self._loop.call_soon_threadsafe(self.influx.uploader.notify)
+            if on_loop:
+                self.influx.uploader.notify()
+            else:
+                self._loop.call_soon_threadsafe(self.influx.uploader.notify)
 
     # -- event loop -------------------------------------------------------------------------
     def publish_row(self, t_ns: int, columns: Mapping[str, np.ndarray], i: int) -> None:
@@ -207,10 +212,10 @@ class Outputs:
         if self.influx is not None and fields:
             from chikyu_daq.sinks.influx.lineproto import encode_point
 
+            # woken like the worker's lines: a wake of its own each second was an upload (an
+            # HTTP request and a cursor fsync) of its own each second
             body = encode_point("daq", self.tags, t_ns, dict(sorted(fields.items())))
-            if body:
-                self.influx.spool.append(body)
-                self.influx.uploader.notify()
+            self._spool(body, on_loop=True)
         if self.mqtt is not None:
             status = {"state": "online", "run": self.run_id, "t": iso(t_ns), "health": health}
             self.mqtt.set_status(status)  # non-finite numbers become null there

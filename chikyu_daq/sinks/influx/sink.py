@@ -327,10 +327,7 @@ class Uploader:
         try:
             while not self._stop.is_set():
                 try:
-                    await asyncio.to_thread(self.spool.sync_if_due)
-                    batch = await asyncio.to_thread(
-                        self.spool.next_range, self.batch_lines, self.batch_bytes
-                    )
+                    batch = await asyncio.to_thread(self._next_batch)
                 except OSError as exc:  # the spool absorbs disk faults; this is a last guard
                     self.spool_errors += 1
                     self.last_error = f"spool: {exc}"
@@ -350,6 +347,12 @@ class Uploader:
                 await self._send(batch)
         finally:
             self._done.set()
+
+    def _next_batch(self) -> SpoolRange | None:
+        """In a worker thread: the periodic fsync, then the next lines to send (one thread
+        hand-off per turn, not two)."""
+        self.spool.sync_if_due()
+        return self.spool.next_range(self.batch_lines, self.batch_bytes)
 
     async def _send(self, batch: SpoolRange) -> None:
         assert self._stop is not None

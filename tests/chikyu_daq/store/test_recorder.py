@@ -137,3 +137,24 @@ def test_a_block_larger_than_the_pending_bound_is_kept_while_the_disk_works(
     run = open_run(tmp_path / "runs" / "big")
     assert len(run.raw()["ft201.volume_flow"][0]) == n
     assert len(run.results()["rey_kg"]) == n
+
+
+def test_results_parts_are_plain_and_segments_compressed(tmp_path: Path) -> None:
+    """Parts, one a second, skip zstd (cheap to write); the compacted segment has it; the rows
+    read back the same from both."""
+    import pyarrow.parquet as pq
+
+    rec = Recorder(tmp_path / "runs", run_id="r", autoflush=False)
+    t = T0 + np.arange(10, dtype=np.int64) * 100_000_000
+    cols = {"rey_kg_h": np.linspace(0.0, 1.0, 10), "q_yield": np.zeros(10, np.uint8)}
+    rec.write_results(t, cols)
+    rec.flush()
+    (part,) = (rec.path / "results").glob("seg-*.parts/*.parquet")
+    assert pq.ParquetFile(part).metadata.row_group(0).column(1).compression == "UNCOMPRESSED"
+    before = open_run(rec.path).results_table()
+    rec.close()
+    (seg,) = (rec.path / "results").glob("seg-*.parquet")
+    assert pq.ParquetFile(seg).metadata.row_group(0).column(1).compression == "ZSTD"
+    after = open_run(rec.path).results_table()
+    assert before.equals(after)
+    assert after.column("rey_kg_h").to_pylist() == cols["rey_kg_h"].tolist()

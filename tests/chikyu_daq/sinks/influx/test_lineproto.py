@@ -11,6 +11,7 @@ from hypothesis import event, given, settings
 from hypothesis import strategies as st
 from influxdb_client import Point, WritePrecision
 
+from chikyu_daq.sinks.influx import lineproto
 from chikyu_daq.sinks.influx.lineproto import (
     EncodeStats,
     LineProtocolError,
@@ -344,3 +345,37 @@ def test_encode_point_writes_the_bytes_encode_block_writes(
     expected = encode_block("daq", tags, np.array([t_ns], np.int64), cols, theirs)
     assert encode_point("daq", tags, t_ns, fields, ours) == expected
     assert ours == theirs
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(st.sampled_from(["f8", "f4", "i8", "i4", "u1", "u2"]), min_size=1, max_size=6),
+    st.integers(1, lineproto.SMALL_BLOCK),
+    st.data(),
+)
+def test_small_blocks_write_the_bytes_of_the_arrow_path(
+    dtypes: list[str], n: int, data: st.DataObject
+) -> None:
+    """A live tick's few points take the Python join (`SMALL_BLOCK`); the bytes and the counts
+    are those of the pyarrow path that every bigger block takes."""
+    t = np.array(data.draw(st.lists(st.integers(0, 2**62), min_size=n, max_size=n)), np.int64)
+    fields: dict[str, np.ndarray] = {}
+    for k, dt in enumerate(dtypes):
+        if dt[0] == "f":
+            vals = st.floats(allow_nan=True, allow_infinity=True, width=32 if dt == "f4" else 64)
+        else:
+            info = np.iinfo(np.dtype(dt))
+            vals = st.integers(int(info.min), int(info.max))
+        col = data.draw(st.lists(vals, min_size=n, max_size=n))
+        fields[f"k {k},x=" if k % 2 else f"f{k}"] = np.array(col, np.dtype(dt))
+    tags = {"vessel": "chikyu", "run": "r 1", "empty": ""}
+    fast, slow = EncodeStats(), EncodeStats()
+    ours = encode_block("yield", tags, t, fields, fast)
+    small = lineproto.SMALL_BLOCK
+    lineproto.SMALL_BLOCK = 0
+    try:
+        theirs = encode_block("yield", tags, t, fields, slow)
+    finally:
+        lineproto.SMALL_BLOCK = small
+    assert ours == theirs
+    assert fast == slow
