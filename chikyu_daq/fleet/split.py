@@ -407,19 +407,12 @@ def _drive(
             started = True
         while stops and stops[0][0] <= hi:
             t, action = stops.pop(0)
-            keep(_advance(proc, t - 1))
+            keep(proc.advance(t - 1))
             action(proc)
-        keep(_advance(proc, hi - 1))
+        keep(proc.advance(hi - 1))
     for t, action in stops:  # past the last sample (or no samples at all)
-        keep(_advance(proc, t - 1))
+        keep(proc.advance(t - 1))
         action(proc)
-
-
-def _advance(proc: Processor, until_ns: int) -> Processed | None:
-    """The grid points up to wall time `until_ns` in the newest clock epoch: a forward step the
-    samples fed so far show is decided first (`advance` reads the epoch before it decides)."""
-    proc._decide()
-    return proc.advance(until_ns)
 
 
 def _open(run_dir: str, config: dict[str, Any] | None, part: Part) -> tuple[Run, Processor]:

@@ -439,6 +439,7 @@ class Processor:
         default: newest sample − lateness); with `whole_periods`, only up to the last whole
         publish period, on the internal timeline (so a clock step cannot stall it)."""
         if until_ns is not None:
+            self._decide()  # a forward step the fed samples show opens the epoch `until_ns` is in
             until_ns += self._epochs[-1][1]
         return self._advance(until_ns, whole_periods)
 

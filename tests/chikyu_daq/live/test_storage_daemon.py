@@ -35,6 +35,7 @@ def test_daemon_survives_a_full_disk_and_loses_nothing(rig: Path, tmp_path: Path
                 return got[0] if got else np.zeros(0, np.int64)
 
             wait_until(lambda: len(speed()) > 10, 30)
+            n_before = len(speed())
             filler = fill(data)
 
             # both sinks hit ENOSPC (the spool when its page fills): each ended the daemon before
@@ -55,7 +56,8 @@ def test_daemon_survives_a_full_disk_and_loses_nothing(rig: Path, tmp_path: Path
             assert d.proc.wait(40) == 0, d.text()[-3000:]
             t = speed()
             poll_s = np.median(np.diff(t)) / 1e9
-            assert np.diff(t).max() / 1e9 < 3 * poll_s  # no hole while the disk was full
+            # no hole while the disk was full (a start-up stall under host load is not the point)
+            assert np.diff(t[n_before - 1 :]).max() / 1e9 < 3 * poll_s
             db = _influx_times(influxd, "p101a", "speed")
             np.testing.assert_array_equal(np.sort(db), t)  # every sample once in InfluxDB
     finally:
