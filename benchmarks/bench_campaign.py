@@ -12,6 +12,10 @@ same way at full scale and report when their alarm was raised.
     PYTHONPATH=$PWD python benchmarks/bench_campaign.py --plants 50 --hours 24 \\
         --out benchmarks/results/campaign.json
 
+The ship's lab is the scenario's (``lab_interval_s``, ``lab_delay_s``, ``lab_error_rel``; the
+reference lab samples hourly and reports an hour later); ``--lab-delay-s`` sets the delay, and
+the replay applies each result from when it was reported, as the live daemon does.
+
 Targets (DESIGN "Quality bars"): dry solids within +-2 % of truth for every plant; REY truth
 inside the 95 % interval in >= 95 % of plants with U95 <= 8 %; zero false alarms on normal
 days; every fault scenario raises its alarm in time.
