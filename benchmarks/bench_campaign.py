@@ -12,6 +12,10 @@ same way at full scale and report when their alarm was raised.
     PYTHONPATH=$PWD python benchmarks/bench_campaign.py --plants 50 --hours 24 \\
         --out benchmarks/results/campaign.json
 
+The ship's lab is the scenario's (``lab_interval_s``, ``lab_delay_s``, ``lab_error_rel``; the
+reference lab samples hourly and reports an hour later); ``--lab-delay-s`` sets the delay, and
+the replay applies each result from when it was reported, as the live daemon does.
+
 Targets (DESIGN "Quality bars"): dry solids within +-2 % of truth for every plant; REY truth
 inside the 95 % interval in >= 95 % of plants with U95 <= 8 %; zero false alarms on normal
 days; every fault scenario raises its alarm in time.
@@ -62,10 +66,11 @@ def synth_run(sc: Scenario, hours: float, root: Path, cfg: Config, seed: int) ->
     )
     truth_parts = []
     totals = None
-    for block in synth_blocks(sc, hours, START_NS, 600.0, seed=seed):
+    grid_hz = cfg.processing.grid_hz  # the lab's results apply on the replaying DAQ's grid
+    for block in synth_blocks(sc, hours, START_NS, 600.0, seed=seed, grid_hz=grid_hz):
         rec.write_raw(block.channels)
-        for t_ns, rey, u in block.assays:
-            rec.write_event(AssayEvent(int(t_ns), float(rey), float(u)))
+        for assay in block.assays:
+            rec.write_event(AssayEvent(**assay._asdict()))
         rec.flush()
         truth_parts.append(pa.table({k: np.asarray(v) for k, v in block.truth.items()}))
         totals = block.totals
@@ -126,20 +131,25 @@ def stats(x: list[float]) -> dict[str, float]:
     }
 
 
-def day_scenario(name: str, seed: int) -> Scenario:
+def day_scenario(name: str, seed: int, lab_delay_s: float | None = None) -> Scenario:
     """The campaign's day: the normal day, or another scenario at full scale with draws on
-    (``nominal``: mud from the first second, no seawater phase, so no reference)."""
+    (``nominal``: mud from the first second, no seawater phase, so no reference).
+    ``lab_delay_s``: the ship's lab reports this long after sampling (default: the scenario's)."""
     if name == "normal_day":
-        return load_scenario(DAY).model_copy(update={"seed": seed})
-    sc = load_scenario(name).at_full_scale()
-    plant = sc.plant.model_copy(update={"draws": True, "grade_wander_rel": 0.1})
-    return sc.model_copy(update={"seed": seed, "plant": plant})
+        sc = load_scenario(DAY).model_copy(update={"seed": seed})
+        update: dict[str, Any] = {}
+    else:
+        sc = load_scenario(name).at_full_scale().model_copy(update={"seed": seed})
+        update = {"draws": True, "grade_wander_rel": 0.1}
+    if lab_delay_s is not None:
+        update["lab_delay_s"] = lab_delay_s
+    return sc.model_copy(update={"plant": sc.plant.model_copy(update=update)})
 
 
-def _plant(args: tuple[int, float, Path, str]) -> dict[str, Any]:
-    seed, hours, work, day = args
+def _plant(args: tuple[int, float, Path, str, float | None]) -> dict[str, Any]:
+    seed, hours, work, day, lab_delay_s = args
     cfg = load_config(REPO / "config" / "reference.toml")
-    sc = day_scenario(day, seed)
+    sc = day_scenario(day, seed, lab_delay_s)
     sub = work / f"plant-{seed}"
     sub.mkdir(parents=True, exist_ok=True)
     return run_one(sc, hours, cfg, seed, sub)
@@ -193,6 +203,7 @@ def campaign(
     workers: int,
     jsonl: Path,
     day: str = "normal_day",
+    lab_delay_s: float | None = None,
 ) -> dict[str, Any]:
     from multiprocessing import get_context
 
@@ -201,7 +212,7 @@ def campaign(
     with tempfile.TemporaryDirectory(prefix="campaign-") as tmp:
         work = Path(tmp)
         out["faults"] = fault_runs(faults, work)
-        jobs = [(seed0 + i, hours, work, day) for i in range(plants)]
+        jobs = [(seed0 + i, hours, work, day, lab_delay_s) for i in range(plants)]
         with get_context("spawn").Pool(workers) as pool, jsonl.open("a") as f:
             for r in pool.imap_unordered(_plant, jobs):
                 out["plants"].append(r)
@@ -228,6 +239,11 @@ def main() -> None:
     ap.add_argument("--faults", default=",".join(FAULTS), help="comma list, '' for none")
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--day", default="normal_day", help="normal_day, or a scenario (draws on)")
+    ap.add_argument(
+        "--lab-delay-s",
+        type=float,
+        help="the lab reports this long after sampling (default: the day scenario's)",
+    )
     ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "campaign.json")
     ap.add_argument(
         "--summarize", type=Path, help="only summarise the plants of this JSONL (partial run)"
@@ -240,7 +256,14 @@ def main() -> None:
     faults = tuple(f for f in a.faults.split(",") if f)
     t0 = time.perf_counter()
     res = campaign(
-        a.plants, a.hours, faults, a.seed, a.workers, a.out.with_suffix(".plants.jsonl"), a.day
+        a.plants,
+        a.hours,
+        faults,
+        a.seed,
+        a.workers,
+        a.out.with_suffix(".plants.jsonl"),
+        a.day,
+        a.lab_delay_s,
     )
     res["wall_s"] = round(time.perf_counter() - t0, 1)
     res["command"] = " ".join(sys.argv)

@@ -129,8 +129,11 @@ class PlantParams(_Strict):
     #: slow intake-grade wander (relative amplitude) around the scheduled grade
     grade_wander_rel: float = Field(default=0.0, ge=0, lt=1)
     grade_wander_period_s: POSITIVE = 5400.0
-    #: ship's lab (hil synth): a deck sample every interval, assayed with this relative error
+    #: ship's lab (hil/plant/lab.py; live sessions and hil synth): a deck sample every interval,
+    #: assayed with this relative error and reported this long after sampling (REY by ICP-MS:
+    #: about an hour). The CI scenarios set a fast lab that fits their short runs.
     lab_interval_s: POSITIVE = 3600.0
+    lab_delay_s: NON_NEGATIVE = 3600.0
     lab_error_rel: float = Field(default=0.03, ge=0, lt=1)
 
     @model_validator(mode="after")
@@ -332,12 +335,16 @@ class Scenario(_Strict):
         return self
 
     def at_full_scale(self) -> Scenario:
-        """The same scenario on the reference 5,700 m riser (for ``hil synth``)."""
+        """The same scenario on the reference 5,700 m riser with the reference ship's lab (for
+        ``hil synth``): what a CI scenario shortens to fit its run is put back."""
+        lab = ("lab_interval_s", "lab_delay_s")
+        reference = {k: PlantParams.model_fields[k].default for k in lab}
         plant = self.plant.model_copy(
             update={
                 "riser_length_m": 5700.0,
                 "transmitter_depths_m": dict(REFERENCE_DEPTHS_M),
                 "cells": 400,
+                **reference,
             }
         )
         return self.model_copy(update={"plant": plant})

@@ -9,6 +9,14 @@ sum of magnitudes, NaN/inf counts and events exactly, event values within 1e-12 
 Issue 12's seawater zero over its whole stretch and the disagreement z values being NaN while
 the lift is stopped change no column here: none of the three scenarios has a seawater phase
 (the densitometer stays unreferenced) or a planned stop.
+
+The ship's lab now reports late (issue 12, `lab_delay_s`, reference lab: hourly samples known an
+hour later), and `hil synth` records when each result became known (`AssayEvent.applied_ns`), so
+the replay applies it there as the live daemon would. In these 2 h runs the one assay (sampled at
+1 h) is known only at 2 h, after the last grid point: `grade_ppm` and `u_grade_ppm` stay the
+config's default grade all run, and with them `rey_kg_h`, `reo_kg_h`, `cum_rey_kg`, `cum_reo_kg`,
+`u95_rey_kg_h`, `u95_cum_rey_kg`, `u95_cum_reo_kg` changed from 1 h on (their digests refreshed
+with make_golden's `make`, those columns only). No other column and no event changed.
 """
 
 from __future__ import annotations

@@ -172,10 +172,10 @@ def hil_synth(
     totals = None
     with Progress(transient=True, disable=not sys.stderr.isatty()) as bar:
         task = bar.add_task("synth", total=hours * 3600.0)
-        for block in synth_blocks(sc, hours, start_ns, 600.0):
+        for block in synth_blocks(sc, hours, start_ns, 600.0, grid_hz=cfg.processing.grid_hz):
             rec.write_raw(block.channels)
-            for t_ns, rey, u in block.assays:  # the ship's lab, sampled on deck
-                rec.write_event(AssayEvent(int(t_ns), float(rey), float(u)))
+            for assay in block.assays:  # the ship's lab: sampled on deck, applied when known
+                rec.write_event(AssayEvent(**assay._asdict()))
             rec.flush()
             samples += sum(len(c[0]) for c in block.channels.values())
             truth_parts.append(pa.table({k: np.asarray(v) for k, v in block.truth.items()}))

@@ -5,8 +5,10 @@
 
 The plant runs on the wall clock (the same clock the drivers stamp samples with). A sync task
 steps it, mirrors its link faults (dropouts, disconnects, garbled frames...) onto the emulators,
-records the truth, and plays the ship's lab: it samples the mud on deck every `lab_interval_s`
-and posts the assay `lab_delay_s` later, as the lab would over MQTT. The DAQ config is the
+records the truth, and plays the ship's lab as the scenario's plant defines it (`lab_interval_s`,
+`lab_delay_s`, `lab_error_rel`; hil/plant/lab.py): it samples the mud on deck every interval and
+posts the assay (the deck's grade, reported with the lab's uncertainty) the delay later, as the
+lab would over MQTT. The DAQ config is the
 reference installation with the scenario's geometry (its nominal constants, never the
 plant's), so only the plant knows the truth and only the DAQ's own estimate is scored.
 """
@@ -188,8 +190,6 @@ class HilSession:
         data_dir: Path,
         duration_s: float | None = None,
         cfg: Config | None = None,
-        lab_interval_s: float = 60.0,
-        lab_delay_s: float = 20.0,
         on_processed: Callable[[Processed], None] | None = None,
         influx: bool | None = False,
         mqtt: bool | None = False,
@@ -198,8 +198,6 @@ class HilSession:
         self.duration_s = duration_s or scenario.ci_duration_s
         self.cfg = scenario_config(scenario, cfg)
         self.data_dir = data_dir
-        self.lab_interval_s = lab_interval_s
-        self.lab_delay_s = lab_delay_s
         self.clock = RealClock()
         self.plant = Plant(scenario, self.clock)
         self.rig = Rig(self.cfg, source=self)
@@ -207,7 +205,7 @@ class HilSession:
         self._truth_t: list[int] = []
         self._truth_rey: list[float] = []
         self._lab_queue: list[tuple[float, int, float, float]] = []
-        self._next_lab_s = lab_interval_s
+        self._next_lab_s = scenario.plant.lab_interval_s
         self._on_processed = on_processed
         self._influx, self._mqtt = influx, mqtt
         self.pipeline: Pipeline | None = None
@@ -288,11 +286,12 @@ class HilSession:
     def _play_lab(self) -> None:
         """Sample the mud on deck every interval; deliver the result after the lab delay."""
         now = self.plant.t_s
+        lab = self.scenario.plant
         if now >= self._next_lab_s:
-            self._next_lab_s += self.lab_interval_s
+            self._next_lab_s += lab.lab_interval_s
             grade = self.plant.state()["grade_deck_ppm"]
             self._lab_queue.append(
-                (now + self.lab_delay_s, self.clock.now_ns(), grade, 0.03 * grade)
+                (now + lab.lab_delay_s, self.clock.now_ns(), grade, lab.lab_error_rel * grade)
             )
         due = [a for a in self._lab_queue if a[0] <= now]
         if due and self.pipeline is not None:

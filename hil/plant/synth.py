@@ -29,6 +29,7 @@ from hil.devices import AI_COUNTS_SPAN, DEVICES, ENDPOINTS
 from hil.faults import FaultKind
 from hil.plant import physics
 from hil.plant.hydraulics import COL, OUT_COLUMNS, Hydraulics
+from hil.plant.lab import LabAssay, applied_ns
 from hil.plant.schedule import Schedule
 from hil.plant.sensors import TRUTH_COLUMNS, SensorBank
 from hil.plant.truth import TruthTotals
@@ -71,16 +72,19 @@ class SynthBlock:
     channels: Blocks
     truth: dict[str, np.ndarray]
     totals: TruthTotals
-    #: lab assays sampled on deck in this block: (sample t_ns, REY ppm, standard uncertainty)
-    assays: tuple[tuple[int, float, float], ...] = ()
+    #: lab assays sampled on deck in this block, each with when the DAQ could first apply it
+    assays: tuple[LabAssay, ...] = ()
 
 
 class _Synth:
-    def __init__(self, scenario: Scenario, start_ns: int, seed: int, bit_channels: bool) -> None:
+    def __init__(
+        self, scenario: Scenario, start_ns: int, seed: int, bit_channels: bool, grid_hz: float
+    ) -> None:
         self.truth = physics.draw(scenario.plant, seed)
         p = self.truth.params
         self.p = p
         self.start_ns = int(start_ns)
+        self.grid_hz = grid_hz
         self.bit_channels = bit_channels
         self.hyd = Hydraulics(p)
         self.schedule = Schedule(scenario)
@@ -261,9 +265,10 @@ class _Synth:
             "rey_rate_deck_kg_h": p.rho_s_kg_m3 * cv * q_ret * 3600.0 * grade * 1e-6,
         }
 
-    def lab(self, b0: float, b1: float) -> tuple[tuple[int, float, float], ...]:
-        """The ship's lab: a deck sample every ``lab_interval_s`` while solids arrive, assayed
-        with a relative standard error of ``lab_error_rel`` (and reported with it)."""
+    def lab(self, b0: float, b1: float) -> tuple[LabAssay, ...]:
+        """The ship's lab (:mod:`hil.plant.lab`): a deck sample every ``lab_interval_s`` while
+        solids arrive, assayed with a relative standard error of ``lab_error_rel`` (and reported
+        with it), known to the DAQ from the first grid point ``lab_delay_s`` after sampling."""
         p = self.p
         k = np.arange(math.ceil(b0 / p.lab_interval_s), math.ceil(b1 / p.lab_interval_s))
         out = []
@@ -275,7 +280,9 @@ class _Synth:
             if row["cv_deck"][0] < 1e-4:
                 continue  # seawater: nothing to assay
             g = float(row["grade_deck_ppm"][0]) * (1.0 + p.lab_error_rel * err)
-            out.append((self.start_ns + round(t_s * 1e9), g, p.lab_error_rel * g))
+            t_ns = self.start_ns + round(t_s * 1e9)
+            known = applied_ns(t_ns, p.lab_delay_s, self.grid_hz)
+            out.append(LabAssay(t_ns, g, p.lab_error_rel * g, known))
         return tuple(out)
 
     def totals_at(self, t_s: float) -> TruthTotals:
@@ -293,11 +300,14 @@ def synth_blocks(
     *,
     seed: int | None = None,
     bit_channels: bool = False,
+    grid_hz: float = 10.0,
 ) -> Iterator[SynthBlock]:
     """Generate ``hours`` of recording in blocks of ``block_s`` simulated seconds.
 
     Deterministic for a given scenario, seed (default: the scenario's) and block size.
-    ``bit_channels`` adds the named 0/1 status-bit channels a driver derives.
+    ``bit_channels`` adds the named 0/1 status-bit channels a driver derives. ``grid_hz``: the
+    replaying DAQ's ``processing.grid_hz`` (default: the reference config's), whose grid the
+    lab's results are applied on.
     """
     if hours <= 0:
         raise ValueError(f"hours must be > 0, got {hours}")
@@ -305,7 +315,7 @@ def synth_blocks(
         raise ValueError(f"block_s must be a whole number of seconds >= 1, got {block_s}")
     if not set(ENDPOINTS["gateway"]) <= set(DEVICES):
         raise AssertionError("device catalogue inconsistent")
-    s = _Synth(scenario, start_ns, scenario.seed if seed is None else seed, bit_channels)
+    s = _Synth(scenario, start_ns, scenario.seed if seed is None else seed, bit_channels, grid_hz)
     total_s = hours * 3600.0
     b0 = 0.0
     while b0 < total_s:

@@ -152,7 +152,7 @@ def test_synth_writes_lab_assays_with_real_error() -> None:
     assert len(assays) == 14  # every minute from 60 s to 840 s
     truth = {k: np.concatenate([b.truth[k] for b in blocks]) for k in ("t_ns", "grade_deck_ppm")}
     rel = []
-    for t_ns, rey, u in assays:
+    for t_ns, rey, u, _ in assays:
         true = np.interp(t_ns, truth["t_ns"], truth["grade_deck_ppm"])
         rel.append(rey / true - 1.0)
         assert u == pytest.approx(0.03 * rey)
