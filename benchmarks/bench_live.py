@@ -114,9 +114,10 @@ asyncio.run(main(sys.argv[1], sys.argv[2]))
 #: `python -m chikyu_daq`). SIGUSR1 opens the window, SIGUSR2 closes it and writes the JSON to
 #: $CHIKYU_BENCH_PROFILE: per-thread CPU (from /proc), event-loop wakeups, the thread CPU time
 #: of every event-loop callback by task or function, and of the worker/recorder steps in `TIMED`
-#: (inclusive, so nested entries overlap), each as a share of one core and calls per second.
+#: (inclusive, so nested entries overlap), each as a share of one core and calls per second, and
+#: the cyclic garbage collector's passes by generation (`gc`).
 PROFILED = r"""
-import asyncio, collections, functools, importlib, json, os, runpy, selectors, signal, sys
+import asyncio, collections, functools, gc, importlib, json, os, runpy, selectors, signal, sys
 import threading, time
 OUT = os.environ["CHIKYU_BENCH_PROFILE"]
 TIMED = os.environ["CHIKYU_BENCH_PROFILE_TIMED"].split()
@@ -151,6 +152,19 @@ def run(self):
         calls[k] += 1
 
 selectors.EpollSelector.select, asyncio.events.Handle._run = select, run
+
+gc_cpu, gc_n, gc_t0 = collections.Counter(), collections.Counter(), {}
+
+def gc_account(phase, info):
+    if not on[0]:
+        return
+    if phase == "start":
+        gc_t0[threading.get_ident()] = now()
+    elif (t := gc_t0.pop(threading.get_ident(), None)) is not None:
+        gc_cpu[info["generation"]] += now() - t
+        gc_n[info["generation"]] += 1
+
+gc.callbacks.append(gc_account)
 
 def timed(key, fn):
     @functools.wraps(fn)
@@ -199,6 +213,8 @@ def dump(*_):
     doc = {"window_s": round(dt, 1),
            "thread_cpu_share": {k: round(v / dt, 4) for k, v in per.most_common()},
            "loop_wakeups_per_s": round(state["wakeups"] / dt, 1),
+           "gc": {f"gen{g}": {"cpu_share": round(gc_cpu[g] / dt, 5),
+                              "per_s": round(gc_n[g] / dt, 2)} for g in sorted(gc_n)},
            "cpu_share": {k: round(v / dt, 5) for k, v in cpu.most_common(40)},
            "calls_per_s": {k: round(calls[k] / dt, 1) for k, _ in cpu.most_common(40)}}
     open(OUT, "w").write(json.dumps(doc, indent=1))

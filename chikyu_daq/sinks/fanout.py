@@ -61,7 +61,12 @@ def flatten(prefix: str, d: Mapping[str, Any], out: dict[str, float]) -> dict[st
     """Numeric leaves of a nested stats dict as `a_b_c` keys (the `daq` measurement's fields)."""
     for k, v in d.items():
         key = f"{prefix}_{k}" if prefix else str(k)
-        if isinstance(v, Mapping):
+        kind = type(v)
+        if kind is int or kind is float:  # most leaves: no ABC check (once a second, ~300)
+            out[key] = float(v)
+        elif kind is str:
+            continue
+        elif isinstance(v, Mapping):
             flatten(key, v, out)
         elif isinstance(v, int | float):  # bool included: a state as 0/1
             out[key] = float(v)

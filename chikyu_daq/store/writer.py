@@ -53,7 +53,7 @@ import pyarrow.parquet as pq
 
 from chikyu_daq.store.durable import Counts, Health, fsync_dir
 from chikyu_daq.store.events import Event, encode
-from chikyu_daq.store.reader import RAW_SCHEMA, segment_files
+from chikyu_daq.store.reader import RAW_SCHEMA
 from drivers.sample import SampleBlock
 
 __all__ = ["Recorder"]
@@ -121,7 +121,9 @@ class _Segmented:
     """One table kind (raw or results): parts of the open segment, compaction on rotation.
 
     `rows` is a ledger of the rows on disk per segment, so files deleted under the recorder are
-    noticed and their rows counted in `lost_rows` instead of vanishing silently.
+    noticed and their rows counted in `lost_rows` instead of vanishing silently; `files` one of
+    its Parquet files per segment (parts, or 1 once compacted), so `stats()` never lists the
+    folder (1,300 files at the end of a 10-min segment of a long run: ~6 ms a second).
     """
 
     def __init__(
@@ -138,6 +140,7 @@ class _Segmented:
         self.segment = 0
         self.part = 0
         self.rows: dict[int, int] = {}
+        self.files: dict[int, int] = {}
         self.uncompacted: list[int] = []
         self.lost_rows = 0
 
@@ -164,12 +167,14 @@ class _Segmented:
         if not self.folder.is_dir():
             self._lost(sum(self.rows.values()), f"{self.folder} was deleted")
             self.rows.clear()
+            self.files.clear()
             self.uncompacted.clear()
             return
         n = self.rows.get(self.segment, 0)
         if n and not self.parts_dir().is_dir() and not self.compacted(self.segment).exists():
             self._lost(n, f"{self.parts_dir()} was deleted")
             del self.rows[self.segment]
+            self.files.pop(self.segment, None)
 
     def write_part(self, table: pa.Table) -> None:
         """One finished Parquet part in the open segment; raises OSError with nothing written."""
@@ -184,6 +189,7 @@ class _Segmented:
         self.part += 1
         _write_atomic(table, d / f"{self.part:06d}.parquet", self.part_options)
         self.rows[self.segment] = self.rows.get(self.segment, 0) + table.num_rows
+        self.files[self.segment] = self.files.get(self.segment, 0) + 1
         self._sync_dir(d)
 
     def advance(self) -> None:
@@ -222,6 +228,10 @@ class _Segmented:
         elif not files and not target.exists() and expected:
             self._lost(expected, f"{d} was deleted")
             self.rows.pop(segment, None)
+        if target.exists():
+            self.files[segment] = 1
+        else:
+            self.files.pop(segment, None)
         if d.exists():
             shutil.rmtree(d)
         self._sync_dir(self.folder)
@@ -447,24 +457,17 @@ class Recorder:
 
     # -- files (flusher thread, or the caller) ------------------------------------------------
     def _raw_table(self, buf: Chunks) -> pa.Table:
+        """One part's table, channel by channel. The buffered blocks are already int64, float64
+        and uint8 (`write_raw`), so each column is one concatenation (no per-block casts)."""
         names = list(buf)
-        ts: list[np.ndarray] = []
-        vs: list[np.ndarray] = []
-        qs: list[np.ndarray] = []
-        counts: list[int] = []
-        for name in names:
-            chunks = buf[name]
-            ts.extend(np.asarray(c[0], dtype=np.int64) for c in chunks)
-            vs.extend(np.asarray(c[1], dtype=np.float64) for c in chunks)
-            qs.extend(np.asarray(c[2], dtype=np.uint8) for c in chunks)
-            counts.append(sum(len(c[0]) for c in chunks))
-        codes = np.repeat(np.arange(len(names), dtype=np.int32), counts)
+        chunks = [c for name in names for c in buf[name]]
+        t, v, q = (np.concatenate(col) for col in zip(*chunks, strict=True))
+        per_chunk = np.repeat(np.arange(len(names), dtype=np.int32), [len(buf[n]) for n in names])
+        codes = np.repeat(per_chunk, [len(c[0]) for c in chunks])
         channel = pa.DictionaryArray.from_arrays(pa.array(codes), pa.array(names, pa.string()))
         return pa.Table.from_arrays(
-            [channel, pa.array(np.concatenate(ts)), pa.array(np.concatenate(vs)),
-             pa.array(np.concatenate(qs))],
-            schema=RAW_SCHEMA,
-        )  # fmt: skip
+            [channel, pa.array(t), pa.array(v), pa.array(q)], schema=RAW_SCHEMA
+        )
 
     @staticmethod
     def _results_table(res: list[ResRows]) -> pa.Table:
@@ -621,10 +624,7 @@ class Recorder:
 
     def stats(self) -> dict[str, Any]:
         """Counters and health (`recorder_ok`, `_state`, `_errors_<errno>`, `_last_error`)."""
-        try:
-            files = len(segment_files(self.path / "raw"))
-        except OSError:
-            files = 0
+        files = sum(self._raw.files.copy().values())  # the ledger: listing the folder costs ms
         with self._lock:
             pending = self._pending_bytes_locked()
             pending_samples = self._raw_n

@@ -158,3 +158,43 @@ def test_results_parts_are_plain_and_segments_compressed(tmp_path: Path) -> None
     after = open_run(rec.path).results_table()
     assert before.equals(after)
     assert after.column("rey_kg_h").to_pylist() == cols["rey_kg_h"].tolist()
+
+
+def test_file_count_is_kept_without_listing_the_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`stats()` runs once a second for the health record: late in a segment of a long run the
+    raw folder holds over a thousand files, so it counts them from its own ledger, and the
+    count agrees with what a reader finds through parts, a deleted parts folder and compaction."""
+    import pathlib
+    import shutil
+
+    from chikyu_daq.store.reader import segment_files
+
+    rec = Recorder(tmp_path / "runs", run_id="r1", manifest={}, segment_s=600.0, autoflush=False)
+    raw = tmp_path / "runs" / "r1" / "raw"
+
+    def files() -> int:
+        def refuse(*_a: object, **_k: object) -> None:
+            raise AssertionError("stats() listed a folder")
+
+        with monkeypatch.context() as m:
+            m.setattr(pathlib.Path, "iterdir", refuse)
+            m.setattr(pathlib.Path, "glob", refuse)
+            n = rec.stats()["recorder_files"]
+        assert n == len(segment_files(raw))
+        return int(n)
+
+    for k in range(3):
+        rec.write_raw(block(k))
+        rec.flush()
+    assert files() == 3
+    shutil.rmtree(raw / "seg-000001.parts")  # deleted under the recorder
+    rec.flush()
+    assert files() == 0
+    for k in range(3, 5):
+        rec.write_raw(block(k))
+        rec.flush()
+    assert files() == 2
+    rec.close()  # the open segment compacted into one file
+    assert files() == 1
