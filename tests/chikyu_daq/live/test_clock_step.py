@@ -83,7 +83,9 @@ def test_backwards_clock_step_loses_nothing_and_flags_results(tmp_path: Path) ->
     steps = [e for e in events if e["type"] == "clock_step"]
     assert len(steps) == 1 and steps[0]["step_s"] == pytest.approx(STEP_S, abs=0.05)
     rebases = [e for e in events if e["type"] == "clock_rebase"]
-    assert len(rebases) == 1 and rebases[0]["step_s"] == pytest.approx(STEP_S, abs=0.5)
+    # measured on the channel that showed it: the step plus that channel's sample interval
+    # (the densitometer's 0.5 s), so up to about half a second short of the step
+    assert len(rebases) == 1 and STEP_S - 0.1 < rebases[0]["step_s"] < STEP_S + 0.5 + 0.2
     # no channel went stale for the step: no sensor fault raised after it
     assert not _faults_after(events, after)
 
