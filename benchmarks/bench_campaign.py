@@ -4,10 +4,10 @@ Each plant is a simulated normal day (``hil/scenarios/days/normal_day.toml``: se
 circulation, intake start and riser filling, grade wander and steps, intake changes, a planned
 stop and restart, heave) with its own seed: its true grain density, mud density, salinity,
 roughness, slip and temperatures and every instrument's calibration error are drawn within
-their stated uncertainty (``hil/plant/physics.py``). The recording is written as ``hil synth``
-writes it (with the lab's assays), then replayed on the simulation clock with the
-installation's nominal config (``config/reference.toml``, unchanged). Fault scenarios run the
-same way at full scale and report when their alarm was raised.
+their stated uncertainty (``hil/plant/physics.py``). The recording is written by ``hil synth``'s
+writer (``chikyu_daq/rig/synth.py``, with the lab's assays), then replayed on the simulation
+clock with the installation's nominal config (``config/reference.toml``, unchanged). Fault
+scenarios run the same way at full scale and report when their alarm was raised.
 
     PYTHONPATH=$PWD python benchmarks/bench_campaign.py --plants 50 --hours 24 \\
         --out benchmarks/results/campaign.json
@@ -33,17 +33,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from chikyu_daq.config.model import Config, load_config  # noqa: E402
 from chikyu_daq.replay.engine import ReplayOptions, replay  # noqa: E402
-from chikyu_daq.store.events import AssayEvent  # noqa: E402
-from chikyu_daq.store.writer import Recorder  # noqa: E402
-from hil.plant import synth_blocks  # noqa: E402
+from chikyu_daq.rig.synth import record_synth  # noqa: E402
 from hil.scenario import Scenario, load_scenario  # noqa: E402
 
 DAY = REPO / "hil" / "scenarios" / "days" / "normal_day.toml"
@@ -51,45 +47,17 @@ FAULTS = ("plugging", "density_drift", "slugging", "pump_trip", "sensor_faults",
 START_NS = 1_769_904_000_000_000_000  # 2026-02-01
 
 
-def synth_run(sc: Scenario, hours: float, root: Path, cfg: Config, seed: int) -> Path:
-    """Write one synthetic recording (raw, assays, truth) as ``hil synth`` does."""
-    rec = Recorder(
-        root,
-        run_id=f"synth-{sc.name}-{seed}",
-        manifest={
-            "config": cfg.model_dump(mode="json"),
-            "synthetic": {"scenario": sc.name, "hours": hours, "seed": seed},
-        },
-        segment_s=3600.0,
-        flush_s=1.0,
-        autoflush=False,
-    )
-    truth_parts = []
-    totals = None
-    grid_hz = cfg.processing.grid_hz  # the lab's results apply on the replaying DAQ's grid
-    for block in synth_blocks(sc, hours, START_NS, 600.0, seed=seed, grid_hz=grid_hz):
-        rec.write_raw(block.channels)
-        for assay in block.assays:
-            rec.write_event(AssayEvent(**assay._asdict()))
-        rec.flush()
-        truth_parts.append(pa.table({k: np.asarray(v) for k, v in block.truth.items()}))
-        totals = block.totals
-    rec.close()
-    assert totals is not None
-    pq.write_table(pa.concat_tables(truth_parts), rec.path / "truth.parquet")
-    truth = {
-        "scenario": sc.name,
-        "hours": hours,
-        "delivered_rey_kg": totals.rey_delivered_kg,
-        "delivered_solids_kg": totals.solids_delivered_kg,
-    }
-    (rec.path / "truth.json").write_text(json.dumps(truth) + "\n")
-    return rec.path
-
-
 def run_one(sc: Scenario, hours: float, cfg: Config, seed: int, work: Path) -> dict[str, Any]:
     t0 = time.perf_counter()
-    run_dir = synth_run(sc, hours, work / "runs", cfg, seed)
+    run_dir = record_synth(
+        sc,
+        hours,
+        work / "runs",
+        cfg,
+        start_ns=START_NS,
+        seed=seed,
+        run_id=f"synth-{sc.name}-{seed}",
+    ).path
     t1 = time.perf_counter()
     summary = replay(run_dir, ReplayOptions(out_dir=work / f"replay-{seed}", report=False))
     events = [

@@ -10,7 +10,6 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
-import numpy as np
 import typer
 
 if TYPE_CHECKING:
@@ -140,63 +139,36 @@ def hil_synth(
     """Write a synthetic recording with its truth, in the project's own run format."""
     from datetime import datetime
 
-    import pyarrow as pa
-    import pyarrow.parquet as pq
     from rich.progress import Progress
 
     from chikyu_daq.rig.session import scenario_config
-    from chikyu_daq.store.events import AssayEvent
-    from chikyu_daq.store.writer import Recorder
-    from hil.plant import synth_blocks
+    from chikyu_daq.rig.synth import record_synth
 
+    if not hours > 0:
+        print(f"error: --hours must be > 0, got {hours}", file=sys.stderr)
+        raise SystemExit(2)
+    try:
+        start_ns = round(datetime.fromisoformat(start.replace("Z", "+00:00")).timestamp() * 1e9)
+    except ValueError:
+        print(
+            f"error: --start must be ISO UTC (2026-02-01T00:00:00Z), got {start!r}", file=sys.stderr
+        )
+        raise SystemExit(2) from None
     sc = scenario_or_exit(scenario)
     if not ci_riser:
         sc = sc.at_full_scale()
-    cfg = scenario_config(sc)
-    start_ns = round(datetime.fromisoformat(start.replace("Z", "+00:00")).timestamp() * 1e9)
     t0 = time.perf_counter()
-    manifest = {
-        "config": cfg.model_dump(mode="json"),
-        "synthetic": {"scenario": sc.name, "hours": hours},
-    }
-    rec = Recorder(
-        out / "runs",
-        run_id=f"synth-{sc.name}-{int(time.time())}",
-        manifest=manifest,
-        segment_s=3600.0,
-        flush_s=1.0,
-        autoflush=False,
-    )
-    truth_parts: list[pa.Table] = []
-    samples = 0
-    totals = None
     with Progress(transient=True, disable=not sys.stderr.isatty()) as bar:
         task = bar.add_task("synth", total=hours * 3600.0)
-        for block in synth_blocks(sc, hours, start_ns, 600.0, grid_hz=cfg.processing.grid_hz):
-            rec.write_raw(block.channels)
-            for assay in block.assays:  # the ship's lab: sampled on deck, applied when known
-                rec.write_event(AssayEvent(**assay._asdict()))
-            rec.flush()
-            samples += sum(len(c[0]) for c in block.channels.values())
-            truth_parts.append(pa.table({k: np.asarray(v) for k, v in block.truth.items()}))
-            totals = block.totals
-            bar.update(task, completed=block.end_s)
-    rec.close()
-    pq.write_table(pa.concat_tables(truth_parts), rec.path / "truth.parquet")
-    assert totals is not None
-    truth = {
-        "scenario": sc.name,
-        "hours": hours,
-        "delivered_rey_kg": totals.rey_delivered_kg,
-        "delivered_solids_kg": totals.solids_delivered_kg,
-        "rey_in_kg": totals.rey_in_kg,
-        "rey_riser_kg": totals.rey_riser_kg,
-        "solids_balance_error_kg": totals.solids_balance_error_kg,
-    }
-    (rec.path / "truth.json").write_text(json.dumps(truth, indent=2) + "\n")
-    wall = time.perf_counter() - t0
-    print(
-        json.dumps(
-            {"run": str(rec.path), "samples": samples, "wall_s": round(wall, 2), **truth}, indent=2
+        run = record_synth(
+            sc,
+            hours,
+            out / "runs",
+            scenario_config(sc),
+            start_ns=start_ns,
+            run_id=f"synth-{sc.name}-{int(time.time())}",
+            progress=lambda done_s: bar.update(task, completed=done_s),
         )
-    )
+    wall = time.perf_counter() - t0
+    doc = {"run": str(run.path), "samples": run.samples, "wall_s": round(wall, 2), **run.truth}
+    print(json.dumps(doc, indent=2))
