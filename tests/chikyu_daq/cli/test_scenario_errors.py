@@ -31,3 +31,20 @@ def test_a_missing_scenario_exits_2(command: list[str], tmp_path: Path) -> None:
     assert out.returncode == 2, out.stdout + out.stderr
     assert "no_such" in out.stderr and "Traceback" not in out.stderr
     assert not (tmp_path / "data").exists()  # nothing started, nothing recorded
+
+
+@pytest.mark.parametrize(
+    ("option", "value"), [("--hours", "0"), ("--hours", "-1"), ("--start", "yesterday")]
+)
+def test_hil_synth_names_a_bad_option_and_exits_2(option: str, value: str, tmp_path: Path) -> None:
+    args = {"--scenario": "nominal", "--hours": "0.01", "--out": str(tmp_path / "data")}
+    args[option] = value
+    out = subprocess.run(
+        [*CLI, "hil", "synth", *(x for kv in args.items() for x in kv)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 2, out.stdout + out.stderr
+    assert option in out.stderr and "Traceback" not in out.stderr
+    assert not (tmp_path / "data").exists()  # nothing recorded
