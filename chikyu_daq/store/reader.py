@@ -242,17 +242,21 @@ def _concat(parts: list[SampleBlock]) -> SampleBlock:
 
 @dataclass(frozen=True)
 class _RowGroup:
-    """One row group of a raw file and its `t_ns` range (the widest range without statistics)."""
+    """One row group of a raw file and its `t_ns` range (the widest range without statistics);
+    `channel`: its only channel, where its statistics say so (a compacted segment's)."""
 
     file: Path
     index: int
     t_min: int
     t_max: int
+    channel: str | None = None
 
     def read(self, pf: pq.ParquetFile, channels: list[str], t0: int, t1: int) -> Blocks:
         """Its rows (of `pf`, its file opened) of `channels` with `t0 <= t_ns < t1`, per
         channel in file order. Runs of one channel are found on the dictionary indices as
-        stored (no per-row code built)."""
+        stored (no per-row code built); a row group of one channel is read without them."""
+        if self.channel is not None:
+            return self._read_one(pf, t0, t1)
         table = pf.read_row_group(self.index, columns=list(RAW_SCHEMA.names), use_threads=False)
         index = {name: i for i, name in enumerate(channels)}
         skip = len(channels)
@@ -280,6 +284,33 @@ class _RowGroup:
             code[(rows.t < t0) | (rows.t >= t1)] = skip
         return rows._replace(code=code).split(channels)
 
+    def _read_one(self, pf: pq.ParquetFile, t0: int, t1: int) -> Blocks:
+        """`read` of a row group of one channel: its columns but `channel`, as stored."""
+        table = pf.read_row_group(self.index, columns=_ONE_CHANNEL, use_threads=False)
+        t, v, q = (table[c].to_numpy() for c in _ONE_CHANNEL)
+        if not (t0 <= self.t_min and self.t_max < t1):
+            keep = (t >= t0) & (t < t1)
+            t, v, q = t[keep], v[keep], q[keep]
+        if not t.shape[0]:
+            return {}
+        assert self.channel is not None
+        return {self.channel: SampleBlock(t, v, q)}
+
+
+#: Columns read of a row group of one channel (`_RowGroup._read_one`).
+_ONE_CHANNEL = ["t_ns", "value", "quality"]
+
+
+def _only_channel(rg: pq.RowGroupMetaData, col: int) -> str | None:
+    """The row group's one channel, where the `channel` column's exact statistics say so."""
+    if col < 0:
+        return None
+    st = rg.column(col).statistics
+    if st is None or not st.has_min_max or st.null_count:
+        return None
+    exact = getattr(st, "is_min_value_exact", True) and getattr(st, "is_max_value_exact", True)
+    return str(st.min) if exact and st.min == st.max else None
+
 
 def _row_groups(folder: Path) -> list[_RowGroup]:
     """Non-empty row groups of the readable raw files, in file order."""
@@ -289,16 +320,17 @@ def _row_groups(folder: Path) -> list[_RowGroup]:
             meta = pq.read_metadata(f)
         except (OSError, pa.ArrowException):
             continue
-        col = meta.schema.to_arrow_schema().get_field_index("t_ns")
+        arrow = meta.schema.to_arrow_schema()
+        col, chan = arrow.get_field_index("t_ns"), arrow.get_field_index("channel")
         for i in range(meta.num_row_groups):
             rg = meta.row_group(i)
             if rg.num_rows == 0:
                 continue
             st = rg.column(col).statistics if col >= 0 else None
             if st is not None and st.has_min_max:
-                out.append(_RowGroup(f, i, int(st.min), int(st.max)))
+                out.append(_RowGroup(f, i, int(st.min), int(st.max), _only_channel(rg, chan)))
             else:
-                out.append(_RowGroup(f, i, _NO_MIN, _NO_MAX))
+                out.append(_RowGroup(f, i, _NO_MIN, _NO_MAX, _only_channel(rg, chan)))
     return out
 
 
@@ -355,15 +387,21 @@ class Run:
 
         Streams: each Parquet row group is decoded once, when the first chunk it may hold
         samples of comes up (its `t_ns` statistics), and only its rows not yet due stay in
-        memory, so memory is bounded by a chunk plus a row group, not by the run's length.
+        memory, so memory is bounded by a chunk plus a row group, not by the run's length. A
+        row group of one channel not asked for (a compacted segment's) is never read.
         Within a chunk, rows keep file order (row groups of a compacted segment may overlap in
         time: its parts are sorted by channel), and a channel's chunk is a prefix of its rows in
         file (arrival) order, so a backwards clock step's two sides never mix."""
         if len(channels) >= 2**15:
             raise ValueError(f"too many channels to replay at once: {len(channels)}")
         groups = _row_groups(self.path / "raw")
+        wanted = set(channels)
         pending = sorted(
-            (i for i, g in enumerate(groups) if g.t_max >= t0 and g.t_min < t1),
+            (
+                i
+                for i, g in enumerate(groups)
+                if g.t_max >= t0 and g.t_min < t1 and (g.channel is None or g.channel in wanted)
+            ),
             key=lambda i: groups[i].t_min,
         )
         held: dict[int, _Waiting] = {}  # by file-order position
@@ -384,7 +422,8 @@ class Run:
                     due.setdefault(name, []).append(arrays)
                 if not held[pos].rows:
                     del held[pos]
-            yield hi, {name: _concat(parts) for name, parts in due.items()}
+            # in `channels` order, whatever the file's: what the processor is fed first counts
+            yield hi, {name: _concat(due[name]) for name in channels if name in due}
 
     def results_table(self, t0: int | None = None, t1: int | None = None) -> pa.Table:
         """Results in wide format (t_ns + one column per result), `t0 <= t_ns < t1`."""

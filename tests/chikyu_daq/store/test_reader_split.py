@@ -1,6 +1,7 @@
 """Reading a raw row group splits it into channels in file order, whether the recorder's long
-runs of one channel are sliced out or finely interleaved rows are sorted; and the counters a
-storage sink keeps are the ones it publishes."""
+runs of one channel are sliced out, finely interleaved rows are sorted or a compacted segment
+has a row group per channel (those of channels not asked for are never read); and the counters
+a storage sink keeps are the ones it publishes."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import pytest
 
 from chikyu_daq.store.durable import Counts
 from chikyu_daq.store.reader import RAW_SCHEMA, open_run
+from chikyu_daq.store.writer import by_channel
 
 
 def _layout() -> pa.Table:
@@ -30,18 +32,30 @@ def _layout() -> pa.Table:
     ).cast(RAW_SCHEMA)
 
 
+def _write(table: pa.Table, path: Path, per_channel: bool) -> None:
+    """As the recorder's parts (rows of 800, channels mixed) or its compacted segments (rows of
+    800 regrouped a channel a row group: `by_channel`)."""
+    if not per_channel:
+        pq.write_table(table, path, row_group_size=800)
+        return
+    with pq.ParquetWriter(path, table.schema) as w:
+        for group in by_channel(table, 800):
+            w.write_table(group)
+
+
+@pytest.mark.parametrize("per_channel", [False, True], ids=["mixed", "by-channel"])
 @pytest.mark.parametrize("window", [(0, 10**9), (150_000, 950_000)])
 def test_chunks_keep_each_channels_rows_in_file_order(
-    tmp_path: Path, window: tuple[int, int]
+    tmp_path: Path, window: tuple[int, int], per_channel: bool
 ) -> None:
     table = _layout()
     (tmp_path / "raw").mkdir()
     (tmp_path / "manifest.json").write_text(json.dumps({"run_id": "r"}), encoding="utf-8")
-    pq.write_table(table, tmp_path / "raw" / "seg-000001.parquet", row_group_size=800)
+    _write(table, tmp_path / "raw" / "seg-000001.parquet", per_channel)
     t0, t1 = window
     got: dict[str, list[np.ndarray]] = {"a": [], "c": []}
     for _, blocks in open_run(tmp_path).raw_chunks(["a", "c"], t0, t1, 170_000):
-        assert set(blocks) <= {"a", "c"}
+        assert list(blocks) == [ch for ch in ("a", "c") if ch in blocks]  # as asked, always
         for ch, (t, v, q) in blocks.items():
             got[ch].append(np.stack([t.astype(float), v, q.astype(float)]))
     names = np.array(table["channel"].to_pylist())
@@ -53,6 +67,33 @@ def test_chunks_keep_each_channels_rows_in_file_order(
              table["quality"].to_numpy()[keep].astype(float)]
         )  # fmt: skip
         np.testing.assert_array_equal(np.concatenate(parts, axis=1), want)
+
+
+def test_a_compacted_layout_puts_each_channel_in_row_groups_of_its_own(tmp_path: Path) -> None:
+    table = _layout()
+    path = tmp_path / "seg.parquet"
+    _write(table, path, per_channel=True)
+    meta = pq.read_metadata(path)
+    names = np.array(table["channel"].to_pylist())
+    # windows of 800 rows (a, b, c in each), then the 300 interleaved ones: a, b, c again
+    got = [
+        (meta.row_group(i).column(0).statistics.min, meta.row_group(i).column(0).statistics.max,
+         meta.row_group(i).num_rows)
+        for i in range(meta.num_row_groups)
+    ]  # fmt: skip
+    want = [
+        (ch, ch, int((names[lo : lo + 800] == ch).sum()))
+        for lo in (0, 800)
+        for ch in ("a", "b", "c")
+    ]
+    assert got == want
+    # no row lost or reordered within its channel
+    back = pq.read_table(path)
+    for ch in ("a", "b", "c"):
+        mine = np.array(back["channel"].to_pylist()) == ch
+        np.testing.assert_array_equal(
+            back["t_ns"].to_numpy()[mine], table["t_ns"].to_numpy()[names == ch]
+        )
 
 
 def test_counts_are_published_by_name_and_undeclared_names_refused() -> None:
