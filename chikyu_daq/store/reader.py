@@ -22,6 +22,7 @@ row group decoded once, memory bounded by a chunk and a row group) for replay.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import re
@@ -62,11 +63,7 @@ class RunError(Exception):
 
 def _readable(path: Path) -> bool:
     """A complete Parquet file (footer and schema readable)."""
-    try:
-        pq.read_metadata(path)
-    except (OSError, pa.ArrowException):
-        return False
-    return True
+    return _file_row_groups(path) is not None
 
 
 def segment_files(folder: Path, *, check: bool = False) -> list[Path]:
@@ -314,24 +311,41 @@ def _only_channel(rg: pq.RowGroupMetaData, col: int) -> str | None:
 
 def _row_groups(folder: Path) -> list[_RowGroup]:
     """Non-empty row groups of the readable raw files, in file order."""
-    out = []
-    for f in segment_files(folder, check=True):
-        try:
-            meta = pq.read_metadata(f)
-        except (OSError, pa.ArrowException):
-            continue
+    return [g for f in segment_files(folder, check=True) for g in _file_row_groups(f) or ()]
+
+
+def _file_row_groups(path: Path) -> tuple[_RowGroup, ...] | None:
+    """`path`'s non-empty row groups, None if unreadable; parsed once per version of the file
+    (a recording file is written whole under its final name, never changed in place)."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return _parse_row_groups(path, st.st_mtime_ns, st.st_size, st.st_ino)
+
+
+@functools.lru_cache(maxsize=1024)
+def _parse_row_groups(
+    path: Path, mtime_ns: int, size: int, ino: int
+) -> tuple[_RowGroup, ...] | None:
+    """`_file_row_groups` of one version of a file (the arguments after `path` name it)."""
+    try:
+        meta = pq.read_metadata(path)
         arrow = meta.schema.to_arrow_schema()
-        col, chan = arrow.get_field_index("t_ns"), arrow.get_field_index("channel")
-        for i in range(meta.num_row_groups):
-            rg = meta.row_group(i)
-            if rg.num_rows == 0:
-                continue
-            st = rg.column(col).statistics if col >= 0 else None
-            if st is not None and st.has_min_max:
-                out.append(_RowGroup(f, i, int(st.min), int(st.max), _only_channel(rg, chan)))
-            else:
-                out.append(_RowGroup(f, i, _NO_MIN, _NO_MAX, _only_channel(rg, chan)))
-    return out
+    except (OSError, pa.ArrowException):
+        return None
+    col, chan = arrow.get_field_index("t_ns"), arrow.get_field_index("channel")
+    out = []
+    for i in range(meta.num_row_groups):
+        rg = meta.row_group(i)
+        if rg.num_rows == 0:
+            continue
+        st = rg.column(col).statistics if col >= 0 else None
+        if st is not None and st.has_min_max:
+            out.append(_RowGroup(path, i, int(st.min), int(st.max), _only_channel(rg, chan)))
+        else:
+            out.append(_RowGroup(path, i, _NO_MIN, _NO_MAX, _only_channel(rg, chan)))
+    return tuple(out)
 
 
 @dataclass(frozen=True)
