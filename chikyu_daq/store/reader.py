@@ -4,6 +4,7 @@ A run directory holds:
 
     manifest.json                   run id, start, config snapshot, versions (written atomically)
     raw/seg-000001.parquet          a closed segment: long table channel, t_ns, value, quality
+                                    (a row group per channel per 1 Mi rows, since issue 13)
     raw/seg-000002.parts/*.parquet  the open (or crashed) segment: one small file per flush
     results/...                     the same layout, wide tables: t_ns + one column per result
     events.jsonl                    alarms, assays, reloads; one JSON object per line with t_ns
