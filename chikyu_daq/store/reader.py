@@ -437,8 +437,7 @@ class Run:
                     due.setdefault(name, []).append(arrays)
                 if not held[pos].rows:
                     del held[pos]
-            # in `channels` order, whatever the file's: what the processor is fed first counts
-            yield hi, {name: _concat(due[name]) for name in channels if name in due}
+            yield hi, {name: _concat(parts) for name, parts in due.items()}
 
     def results_table(self, t0: int | None = None, t1: int | None = None) -> pa.Table:
         """Results in wide format (t_ns + one column per result), `t0 <= t_ns < t1`."""
