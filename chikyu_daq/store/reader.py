@@ -27,6 +27,7 @@ import functools
 import json
 import logging
 import re
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -421,14 +422,44 @@ class Run:
         )
         held: dict[int, _Waiting] = {}  # by file-order position
         opened: dict[Path, pq.ParquetFile] = {}
+        todo = set(pending)
+        # pending positions in file order by channel (None: row groups of mixed channels)
+        by_channel: dict[str | None, deque[int]] = {}
+        for i in sorted(todo):
+            by_channel.setdefault(groups[i].channel, deque()).append(i)
+
+        def before(keys: list[str | None], i: int) -> list[int]:
+            """Pending positions of `keys` before `i`, taken off their queues."""
+            out = []
+            for key in keys:
+                queue = by_channel.get(key, deque())
+                while queue and queue[0] < i:
+                    out.append(queue.popleft())
+            return out
+
+        def load(i: int) -> None:
+            """Row group `i`, and first every pending one before it in the file that may hold
+            its channels (a later one may start earlier after a backwards clock step): only
+            held rows keep a channel's later rows waiting."""
+            ch = groups[i].channel
+            earlier = before(list(by_channel) if ch is None else [ch, None], i)
+            mixed = [j for j in earlier if groups[j].channel is None]
+            if ch is not None and mixed:  # those may hold every channel
+                earlier += before(list(by_channel), max(mixed))
+            for j in [*sorted(j for j in earlier if j in todo), i]:
+                todo.discard(j)
+                g = groups[j]
+                if g.file not in opened:
+                    opened.clear()  # row groups come file by file
+                    opened[g.file] = pq.ParquetFile(g.file)
+                held[j] = _Waiting(g.read(opened[g.file], channels, t0, t1))
+
         k = 0
         for lo in range(t0, t1, chunk_ns):
             hi = min(lo + chunk_ns, t1)
             while k < len(pending) and groups[pending[k]].t_min < hi:
-                g = groups[pending[k]]
-                if g.file not in opened:
-                    opened = {g.file: pq.ParquetFile(g.file)}  # row groups come file by file
-                held[pending[k]] = _Waiting(g.read(opened[g.file], channels, t0, t1))
+                if pending[k] in todo:
+                    load(pending[k])
                 k += 1
             due: dict[str, list[SampleBlock]] = {}
             held_back: set[str] = set()

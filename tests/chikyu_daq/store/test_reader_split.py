@@ -118,6 +118,35 @@ def test_a_compacted_layout_feeds_the_same_chunks_as_row_groups_of_mixed_channel
                 np.testing.assert_array_equal(x, y)
 
 
+@pytest.mark.parametrize("per_channel", [False, True], ids=["mixed", "by-channel"])
+def test_a_clock_step_back_past_a_row_group_keeps_each_channel_in_arrival_order(
+    tmp_path: Path, per_channel: bool
+) -> None:
+    """Stamps 0-90, 200-290, then back to 50-140 (10 rows a group): the third group starts
+    before the second, which must still keep it waiting when the first chunk is cut."""
+    t = np.concatenate([np.arange(0, 100, 10), np.arange(200, 300, 10), np.arange(50, 150, 10)])
+    table = pa.table(
+        {
+            "channel": np.array(["a"] * t.shape[0], dtype=object),
+            "t_ns": t.astype(np.int64),
+            "value": np.arange(t.shape[0], dtype=np.float64),
+            "quality": np.zeros(t.shape[0], np.uint8),
+        }
+    ).cast(RAW_SCHEMA)
+    (tmp_path / "raw").mkdir()
+    (tmp_path / "manifest.json").write_text(json.dumps({"run_id": "r"}), encoding="utf-8")
+    path = tmp_path / "raw" / "seg-000001.parquet"
+    if per_channel:
+        with pq.ParquetWriter(path, table.schema) as w:
+            for group in by_channel(table, 10):
+                w.write_table(group)
+    else:
+        pq.write_table(table, path, row_group_size=10)
+    chunks = [b["a"][1] for _, b in open_run(tmp_path).raw_chunks(["a"], 0, 300, 100) if b]
+    np.testing.assert_array_equal(np.concatenate(chunks), np.arange(t.shape[0]))
+    assert [c.shape[0] for c in chunks] == [10, 20]  # the step's far side after the near one
+
+
 def test_row_groups_of_channels_not_asked_for_are_never_read(tmp_path: Path) -> None:
     """Every byte of channel b's row groups overwritten: a replay of a and c still reads."""
     table = _layout()
