@@ -5,11 +5,13 @@ are replayed end to end (read, process, write results and events) each in its ow
 pinned to one core, as a multiple of real time by wall clock and by the process's CPU time
 (target >= 30,000x for 24 h on one core), with its peak RSS: `peak_rss_ratio_long_over_short`
 near 1 says memory is flat in the run's length. Baselines in the same run, on the same
-recordings: the Parquet decode floor (every raw row group decoded once, nothing else) and the
-replay of `--baseline-ref` (default the previous commit; on a branch, `main`) from a scratch
+recordings: the Parquet decode floor (every raw row group decoded once, nothing else; a replay
+of a recording compacted since issue 13 decodes only its channels' row groups, about half) and
+the replay of `--baseline-ref` (default the previous commit; on a branch, `main`) from a scratch
 export of the repo, of recordings that code wrote itself (the recording's encoding is part of
-what is measured), whose results and events must be bit-identical (`identical_to_baseline`). The load average is
-recorded before and after: other work on the machine slows wall-clock figures first.
+what is measured), whose results and events must be bit-identical (`identical_to_baseline`).
+The load average is recorded before and after: other work on the machine slows wall-clock
+figures first.
 
     python benchmarks/bench_product.py --out benchmarks/out [--hours 24] [--baseline-ref REF]
 """

@@ -15,6 +15,8 @@ a chunk and a raw row group, whatever the run's length.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gc
 import json
 import logging
 import math
@@ -281,6 +283,23 @@ class ReplayOutputs:
                 self._sinks.close()
 
 
+@contextlib.contextmanager
+def gc_paused() -> Iterator[None]:
+    """The cyclic garbage collector off for a replay's loop, as it was after.
+
+    The first chunk loads the compiled kernels, whose typing tables (~60,000 objects) set off
+    two full collections scanning every object in the process: 0.18 s of a 24 h replay's
+    2.8 s, to free nothing. The loop makes no reference cycles (arrays, dicts and lists, freed
+    as their last reference goes), so its memory stays the same without them."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
 def process_chunks(
     plan: ReplayPlan,
     proc: Processor,
@@ -358,7 +377,8 @@ def replay(
     proc = start_processor(plan)
     out = ReplayOutputs(plan, opts)
     try:
-        wall = process_chunks(plan, proc, out, opts.speed, progress)
+        with gc_paused():
+            wall = process_chunks(plan, proc, out, opts.speed, progress)
     finally:
         out.close()
     summary = summarise(plan, proc, out, wall)

@@ -4,6 +4,7 @@ A run directory holds:
 
     manifest.json                   run id, start, config snapshot, versions (written atomically)
     raw/seg-000001.parquet          a closed segment: long table channel, t_ns, value, quality
+                                    (a row group per channel per 1 Mi rows, since issue 13)
     raw/seg-000002.parts/*.parquet  the open (or crashed) segment: one small file per flush
     results/...                     the same layout, wide tables: t_ns + one column per result
     events.jsonl                    alarms, assays, reloads; one JSON object per line with t_ns
@@ -22,9 +23,11 @@ row group decoded once, memory bounded by a chunk and a row group) for replay.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import re
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,11 +65,7 @@ class RunError(Exception):
 
 def _readable(path: Path) -> bool:
     """A complete Parquet file (footer and schema readable)."""
-    try:
-        pq.read_metadata(path)
-    except (OSError, pa.ArrowException):
-        return False
-    return True
+    return _file_row_groups(path) is not None
 
 
 def segment_files(folder: Path, *, check: bool = False) -> list[Path]:
@@ -242,17 +241,21 @@ def _concat(parts: list[SampleBlock]) -> SampleBlock:
 
 @dataclass(frozen=True)
 class _RowGroup:
-    """One row group of a raw file and its `t_ns` range (the widest range without statistics)."""
+    """One row group of a raw file and its `t_ns` range (the widest range without statistics);
+    `channel`: its only channel, where its statistics say so (a compacted segment's)."""
 
     file: Path
     index: int
     t_min: int
     t_max: int
+    channel: str | None = None
 
     def read(self, pf: pq.ParquetFile, channels: list[str], t0: int, t1: int) -> Blocks:
         """Its rows (of `pf`, its file opened) of `channels` with `t0 <= t_ns < t1`, per
         channel in file order. Runs of one channel are found on the dictionary indices as
-        stored (no per-row code built)."""
+        stored (no per-row code built); a row group of one channel is read without them."""
+        if self.channel is not None:
+            return self._read_one(pf, t0, t1)
         table = pf.read_row_group(self.index, columns=list(RAW_SCHEMA.names), use_threads=False)
         index = {name: i for i, name in enumerate(channels)}
         skip = len(channels)
@@ -280,26 +283,71 @@ class _RowGroup:
             code[(rows.t < t0) | (rows.t >= t1)] = skip
         return rows._replace(code=code).split(channels)
 
+    def _read_one(self, pf: pq.ParquetFile, t0: int, t1: int) -> Blocks:
+        """`read` of a row group of one channel: its columns but `channel`, as stored."""
+        table = pf.read_row_group(self.index, columns=_ONE_CHANNEL, use_threads=False)
+        t, v, q = (table[c].to_numpy() for c in _ONE_CHANNEL)
+        if not (t0 <= self.t_min and self.t_max < t1):
+            keep = (t >= t0) & (t < t1)
+            t, v, q = t[keep], v[keep], q[keep]
+        if not t.shape[0]:
+            return {}
+        assert self.channel is not None
+        return {self.channel: SampleBlock(t, v, q)}
+
+
+#: Columns read of a row group of one channel (`_RowGroup._read_one`).
+_ONE_CHANNEL = ["t_ns", "value", "quality"]
+
+
+def _only_channel(rg: pq.RowGroupMetaData, col: int) -> str | None:
+    """The row group's one channel, where the `channel` column's exact statistics say so."""
+    if col < 0:
+        return None
+    st = rg.column(col).statistics
+    if st is None or not st.has_min_max or st.null_count:
+        return None
+    exact = getattr(st, "is_min_value_exact", True) and getattr(st, "is_max_value_exact", True)
+    return str(st.min) if exact and st.min == st.max else None
+
 
 def _row_groups(folder: Path) -> list[_RowGroup]:
     """Non-empty row groups of the readable raw files, in file order."""
+    return [g for f in segment_files(folder, check=True) for g in _file_row_groups(f) or ()]
+
+
+def _file_row_groups(path: Path) -> tuple[_RowGroup, ...] | None:
+    """`path`'s non-empty row groups, None if unreadable; parsed once per version of the file
+    (a recording file is written whole under its final name, never changed in place)."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return _parse_row_groups(path, st.st_mtime_ns, st.st_size, st.st_ino)
+
+
+@functools.lru_cache(maxsize=1024)
+def _parse_row_groups(
+    path: Path, mtime_ns: int, size: int, ino: int
+) -> tuple[_RowGroup, ...] | None:
+    """`_file_row_groups` of one version of a file (the arguments after `path` name it)."""
+    try:
+        meta = pq.read_metadata(path)
+        arrow = meta.schema.to_arrow_schema()
+    except (OSError, pa.ArrowException):
+        return None
+    col, chan = arrow.get_field_index("t_ns"), arrow.get_field_index("channel")
     out = []
-    for f in segment_files(folder, check=True):
-        try:
-            meta = pq.read_metadata(f)
-        except (OSError, pa.ArrowException):
+    for i in range(meta.num_row_groups):
+        rg = meta.row_group(i)
+        if rg.num_rows == 0:
             continue
-        col = meta.schema.to_arrow_schema().get_field_index("t_ns")
-        for i in range(meta.num_row_groups):
-            rg = meta.row_group(i)
-            if rg.num_rows == 0:
-                continue
-            st = rg.column(col).statistics if col >= 0 else None
-            if st is not None and st.has_min_max:
-                out.append(_RowGroup(f, i, int(st.min), int(st.max)))
-            else:
-                out.append(_RowGroup(f, i, _NO_MIN, _NO_MAX))
-    return out
+        st = rg.column(col).statistics if col >= 0 else None
+        if st is not None and st.has_min_max:
+            out.append(_RowGroup(path, i, int(st.min), int(st.max), _only_channel(rg, chan)))
+        else:
+            out.append(_RowGroup(path, i, _NO_MIN, _NO_MAX, _only_channel(rg, chan)))
+    return tuple(out)
 
 
 @dataclass(frozen=True)
@@ -355,27 +403,63 @@ class Run:
 
         Streams: each Parquet row group is decoded once, when the first chunk it may hold
         samples of comes up (its `t_ns` statistics), and only its rows not yet due stay in
-        memory, so memory is bounded by a chunk plus a row group, not by the run's length.
+        memory, so memory is bounded by a chunk plus a row group, not by the run's length. A
+        row group of one channel not asked for (a compacted segment's) is never read.
         Within a chunk, rows keep file order (row groups of a compacted segment may overlap in
         time: its parts are sorted by channel), and a channel's chunk is a prefix of its rows in
         file (arrival) order, so a backwards clock step's two sides never mix."""
         if len(channels) >= 2**15:
             raise ValueError(f"too many channels to replay at once: {len(channels)}")
         groups = _row_groups(self.path / "raw")
+        wanted = set(channels)
         pending = sorted(
-            (i for i, g in enumerate(groups) if g.t_max >= t0 and g.t_min < t1),
+            (
+                i
+                for i, g in enumerate(groups)
+                if g.t_max >= t0 and g.t_min < t1 and (g.channel is None or g.channel in wanted)
+            ),
             key=lambda i: groups[i].t_min,
         )
         held: dict[int, _Waiting] = {}  # by file-order position
         opened: dict[Path, pq.ParquetFile] = {}
+        todo = set(pending)
+        # pending positions in file order by channel (None: row groups of mixed channels)
+        by_channel: dict[str | None, deque[int]] = {}
+        for i in sorted(todo):
+            by_channel.setdefault(groups[i].channel, deque()).append(i)
+
+        def before(keys: list[str | None], i: int) -> list[int]:
+            """Pending positions of `keys` before `i`, taken off their queues."""
+            out = []
+            for key in keys:
+                queue = by_channel.get(key, deque())
+                while queue and queue[0] < i:
+                    out.append(queue.popleft())
+            return out
+
+        def load(i: int) -> None:
+            """Row group `i`, and first every pending one before it in the file that may hold
+            its channels (a later one may start earlier after a backwards clock step): only
+            held rows keep a channel's later rows waiting."""
+            ch = groups[i].channel
+            earlier = before(list(by_channel) if ch is None else [ch, None], i)
+            mixed = [j for j in earlier if groups[j].channel is None]
+            if ch is not None and mixed:  # those may hold every channel
+                earlier += before(list(by_channel), max(mixed))
+            for j in [*sorted(j for j in earlier if j in todo), i]:
+                todo.discard(j)
+                g = groups[j]
+                if g.file not in opened:
+                    opened.clear()  # row groups come file by file
+                    opened[g.file] = pq.ParquetFile(g.file)
+                held[j] = _Waiting(g.read(opened[g.file], channels, t0, t1))
+
         k = 0
         for lo in range(t0, t1, chunk_ns):
             hi = min(lo + chunk_ns, t1)
             while k < len(pending) and groups[pending[k]].t_min < hi:
-                g = groups[pending[k]]
-                if g.file not in opened:
-                    opened = {g.file: pq.ParquetFile(g.file)}  # row groups come file by file
-                held[pending[k]] = _Waiting(g.read(opened[g.file], channels, t0, t1))
+                if pending[k] in todo:
+                    load(pending[k])
                 k += 1
             due: dict[str, list[SampleBlock]] = {}
             held_back: set[str] = set()

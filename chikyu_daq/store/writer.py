@@ -27,7 +27,9 @@ are readable, and is tried again at the next rotation and at close. So the run d
 with `open_run` after any of these.
 
 Raw rows are grouped by channel within a part (each channel in time order), so the reader splits
-channels by slicing runs.
+channels by slicing runs. A compacted raw segment goes further: in windows of `RAW_WINDOW_ROWS`
+rows (file order) each channel is a row group of its own, in its arrival order, so a replay
+decodes only the channels its estimators use (half the samples of a reference recording).
 """
 
 from __future__ import annotations
@@ -42,13 +44,14 @@ import shutil
 import threading
 import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from chikyu_daq.store.durable import Counts, Health, fsync_dir
@@ -87,13 +90,50 @@ RESULTS_PARQUET: dict[str, Any] = {"compression": "zstd"}
 RESULTS_PART_PARQUET: dict[str, Any] = {"compression": "none", "use_dictionary": False}
 
 
-def _write_atomic(table: pa.Table, path: Path, options: Mapping[str, Any]) -> None:
+#: Rows of a compacted raw segment regrouped by channel at a time (`by_channel`): as many rows
+#: as a row group had before, so a replay holds as much of the recording in memory as then.
+RAW_WINDOW_ROWS = 1 << 20
+
+
+def by_channel(table: pa.Table, window: int = RAW_WINDOW_ROWS) -> Iterator[pa.Table]:
+    """A raw table's rows in windows of `window` rows (file order), each window's rows one
+    channel after another (channel names in order), every channel's rows in their order here:
+    each piece becomes a row group of one channel (its `channel` statistics min == max)."""
+    for lo in range(0, table.num_rows, window):
+        part = table.slice(lo, window)
+        chan = part["channel"].combine_chunks()
+        if not pa.types.is_dictionary(chan.type):
+            chan = pc.dictionary_encode(chan)
+        names = chan.dictionary.to_pylist()
+        rank = np.argsort(np.argsort(np.array(names, dtype=object), kind="stable"))
+        code = rank[chan.indices.to_numpy(zero_copy_only=False)]
+        order = np.argsort(code, kind="stable")  # stable: each channel keeps its row order
+        counts = np.bincount(code, minlength=len(names))
+        grouped = part.take(order)
+        start = 0
+        for n in counts[counts > 0].tolist():
+            yield grouped.slice(start, n)
+            start += n
+
+
+def _write_atomic(
+    table: pa.Table,
+    path: Path,
+    options: Mapping[str, Any],
+    groups: Iterable[pa.Table] | None = None,
+) -> None:
     """Write a complete Parquet file under its final name, or nothing (no temporary file left:
-    a full disk gets its space back). The directory fsync is the caller's."""
+    a full disk gets its space back); `groups`: its row groups (of `table`'s schema), else
+    `table` as it comes. The directory fsync is the caller's."""
     tmp = path.with_name(path.name + ".tmp")
     try:
         with open(tmp, "wb") as f:
-            pq.write_table(table, f, **options)
+            if groups is None:
+                pq.write_table(table, f, **options)
+            else:
+                with pq.ParquetWriter(f, table.schema, **options) as w:
+                    for g in groups:
+                        w.write_table(g)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -219,12 +259,14 @@ class _Segmented:
             table = pa.concat_tables(
                 [pq.read_table(f) for f in files], promote_options="permissive"
             )
+            groups = None
             if "channel" in table.column_names:
                 table = table.unify_dictionaries().combine_chunks()
+                groups = by_channel(table)
             if table.num_rows < expected:
                 self._lost(expected - table.num_rows, f"parts of {target.name} were deleted")
             self.rows[segment] = table.num_rows
-            _write_atomic(table, target, self.options)
+            _write_atomic(table, target, self.options, groups)
         elif not files and not target.exists() and expected:
             self._lost(expected, f"{d} was deleted")
             self.rows.pop(segment, None)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 from pathlib import Path
 
@@ -9,7 +10,7 @@ import numpy as np
 import pytest
 
 from chikyu_daq.config.model import Config, load_config
-from chikyu_daq.replay.engine import ReplayOptions, replay
+from chikyu_daq.replay.engine import ReplayOptions, gc_paused, replay
 from chikyu_daq.store.writer import Recorder
 from tests.chikyu_daq.live.test_processor import T0, synth
 
@@ -80,3 +81,16 @@ def test_window_and_outputs(run_dir: Path, tmp_path: Path) -> None:
     }
     assert summary["grid_points"] == pytest.approx(600, abs=2)
     assert (tmp_path / "report.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_the_collector_pauses_for_the_loop_and_is_left_as_it_was(enabled: bool) -> None:
+    was = gc.isenabled()
+    try:
+        (gc.enable if enabled else gc.disable)()
+        with pytest.raises(KeyError), gc_paused():
+            assert not gc.isenabled()
+            raise KeyError("a replay that fails half way")
+        assert gc.isenabled() is enabled
+    finally:
+        (gc.enable if was else gc.disable)()

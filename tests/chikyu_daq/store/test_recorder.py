@@ -198,3 +198,26 @@ def test_file_count_is_kept_without_listing_the_folder(
     assert files() == 2
     rec.close()  # the open segment compacted into one file
     assert files() == 1
+
+
+def test_a_compacted_raw_segment_has_a_row_group_per_channel(tmp_path: Path) -> None:
+    """Parts interleave the channels flush by flush; the compacted segment holds each channel
+    in a row group of its own (so a replay decodes only the channels it uses), in its order."""
+    import pyarrow.parquet as pq
+
+    rec = Recorder(tmp_path / "runs", run_id="r", autoflush=False)
+    for k in range(5):
+        rec.write_raw(block(k))
+        rec.flush()
+    rec.close()
+    (seg,) = (rec.path / "raw").glob("seg-*.parquet")
+    meta = pq.read_metadata(seg)
+    stats = [meta.row_group(i).column(0).statistics for i in range(meta.num_row_groups)]
+    assert [(s.min, s.max) for s in stats] == [
+        (c, c) for c in ("dt201.density", "ft201.volume_flow")
+    ]
+    raw = open_run(rec.path).raw()
+    want = [block(k) for k in range(5)]
+    for ch in ("dt201.density", "ft201.volume_flow"):
+        for i in range(3):
+            np.testing.assert_array_equal(raw[ch][i], np.concatenate([b[ch][i] for b in want]))
