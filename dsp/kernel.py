@@ -281,30 +281,81 @@ def _ratio_cv(c: int, cnt: NDArray[np.int64], mom: NDArray[np.float64], min_coun
 
 
 @njit(cache=True, nogil=True)
-def _slope(ring: NDArray[np.float64], c: int, head: int, min_count: int) -> float:
-    """Least-squares slope per lane step over the ring in time order, NaN-skipping."""
-    w = ring.shape[1]
-    k = 0
-    sx = 0.0
-    sy = 0.0
+def _sxx(w: int) -> float:
+    """``sum((j - mean(j))**2)`` over a whole ring of ``w``, as :func:`_slopes` sums it when no
+    value is missing (computed once per call: the same operations give the same bits)."""
+    sx = 0
     for j in range(w):
-        v = ring[c, wrap(head + j, w)]
-        if not np.isnan(v):
-            k += 1
-            sx += j
-            sy += v
-    if k < min_count:
-        return np.nan
-    mx = sx / k
-    my = sy / k
-    sxy = 0.0
+        sx += j
+    mx = float(sx) / w
     sxx = 0.0
     for j in range(w):
-        v = ring[c, wrap(head + j, w)]
-        if not np.isnan(v):
-            sxy += (j - mx) * (v - my)
-            sxx += (j - mx) * (j - mx)
-    return sxy / sxx if sxx > 0.0 else np.nan
+        sxx += (j - mx) * (j - mx)
+    return sxx
+
+
+@njit(cache=True, nogil=True)
+def _slopes(
+    ring: NDArray[np.float64], c1: int, c2: int, head: int, min_count: int, sxx_full: float
+) -> tuple[float, float]:
+    """Least-squares slopes per lane step of rows ``c1`` and ``c2`` over the ring in time order,
+    NaN-skipping; ``sxx_full`` is :func:`_sxx` of the ring's width.
+
+    Each sum is a chain of dependent additions in time order (which fixes its bits); the two
+    rows' chains run side by side in one loop, and the abscissa's sums are integers (exact) or
+    the whole ring's (``sxx_full``) when no value is missing."""
+    w = ring.shape[1]
+    k1 = 0
+    k2 = 0
+    sx1 = 0
+    sx2 = 0
+    sy1 = 0.0
+    sy2 = 0.0
+    for j in range(w):
+        s = wrap(head + j, w)
+        v1 = ring[c1, s]
+        v2 = ring[c2, s]
+        if not np.isnan(v1):
+            k1 += 1
+            sx1 += j
+            sy1 += v1
+        if not np.isnan(v2):
+            k2 += 1
+            sx2 += j
+            sy2 += v2
+    ok1 = k1 >= min_count
+    ok2 = k2 >= min_count
+    if not ok1 and not ok2:
+        return np.nan, np.nan
+    mx1 = float(sx1) / k1 if ok1 else 0.0
+    mx2 = float(sx2) / k2 if ok2 else 0.0
+    my1 = sy1 / k1 if ok1 else 0.0
+    my2 = sy2 / k2 if ok2 else 0.0
+    sxy1 = 0.0
+    sxy2 = 0.0
+    if k1 == w and k2 == w:  # nothing missing: the abscissa's sum is the whole ring's
+        for j in range(w):
+            s = wrap(head + j, w)
+            sxy1 += (j - mx1) * (ring[c1, s] - my1)
+            sxy2 += (j - mx2) * (ring[c2, s] - my2)
+        sxx1 = sxx_full
+        sxx2 = sxx_full
+    else:
+        sxx1 = 0.0
+        sxx2 = 0.0
+        for j in range(w):
+            s = wrap(head + j, w)
+            v1 = ring[c1, s]
+            v2 = ring[c2, s]
+            if not np.isnan(v1):
+                sxy1 += (j - mx1) * (v1 - my1)
+                sxx1 += (j - mx1) * (j - mx1)
+            if not np.isnan(v2):
+                sxy2 += (j - mx2) * (v2 - my2)
+                sxx2 += (j - mx2) * (j - mx2)
+    r1 = sxy1 / sxx1 if ok1 and sxx1 > 0.0 else np.nan
+    r2 = sxy2 / sxx2 if ok2 and sxx2 > 0.0 else np.nan
+    return r1, r2
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -446,6 +497,8 @@ class LaneIn(NamedTuple):
     u_rw: float  # u of seawater density
     rho_w: float
     fr: float  # friction gradient
+    sxx_lane: float  # _sxx of the slope lanes' and the comparison ring's widths
+    sxx_cmp: float
 
 
 # -- the named steps of one grid point, in the order chain_kernel runs them ------------------
@@ -1056,7 +1109,12 @@ U_WINDOW_REL = 0.1
 
 @njit(cache=True, nogil=True)
 def _drift_z(
-    kp: P.KernelParams, b_ring: NDArray[np.float64], head: int, min_b: int, d_sw: float
+    kp: P.KernelParams,
+    b_ring: NDArray[np.float64],
+    head: int,
+    min_b: int,
+    d_sw: float,
+    sxx: float,
 ) -> float:
     """Change of E1 - E3 (kg/m3) across the comparison window over what may change it.
 
@@ -1067,8 +1125,7 @@ def _drift_z(
     the change of the difference does not carry them (least-squares slopes of the two 1 s
     rows in the ring, times the window)."""
     w = b_ring.shape[1]
-    s1 = _slope(b_ring, 3, head, min_b)
-    s3 = _slope(b_ring, 2, head, min_b)
+    s1, s3 = _slopes(b_ring, 3, 2, head, min_b, sxx)
     if np.isnan(s1) or np.isnan(s3):
         return np.nan
     span = w * kp.lane_points * kp.dt_s
@@ -1084,7 +1141,7 @@ def _disagreement(kp: P.KernelParams, cmp: Compare, sc: Scalars, ln: int, li: La
     over E3's window, each over their combined standard uncertainty, and the change of
     E1 - E3 across the window (``_drift_z``); the largest z wins."""
     b_ring, b_cnt, b_mom, cmp_sum, cmp_cnt = cmp
-    mq, mqi, u_dens, u_rw, rho_w, fr = li
+    mq, mqi, u_dens, u_rw, rho_w, fr = li.mq, li.mqi, li.u_dens, li.u_rw, li.rho_w, li.fr
     min_b = max(2, b_ring.shape[1] // 2)
     rho_s = kp.rho_s
     phi_b = kp.phi_b
@@ -1116,7 +1173,7 @@ def _disagreement(kp: P.KernelParams, cmp: Compare, sc: Scalars, ln: int, li: La
         u3_z = rho3_m * kp.u_dz_m / dz
         u3 = np.sqrt(u3_p * u3_p + u3_f * u3_f + u3_z * u3_z + u_rw * u_rw)
         z3 = abs(m3 - m4) * d_sw / np.sqrt(u3 * u3 + u_e1_rho * u_e1_rho)
-        zd = _drift_z(kp, b_ring, ln % b_ring.shape[1], min_b, d_sw)
+        zd = _drift_z(kp, b_ring, ln % b_ring.shape[1], min_b, d_sw, li.sxx_cmp)
         z3 = z3 if not zd > z3 else zd
         z = z3
     if not np.isnan(m1) and not np.isnan(m2):
@@ -1149,9 +1206,12 @@ def _lane_step(
     sc.lane_n = ln
     step_s = kp.lane_points * kp.dt_s
     if ln >= w_s:
-        sc.slope_pdis = _slope(lane, L_PDIS, ln % w_s, w_s // 2) / step_s
-        sc.slope_qinj = _slope(lane, L_QINJ, ln % w_s, w_s // 2) / step_s
-        sc.slope_expl = _slope(lane, L_INV, ln % w_s, w_s // 2) / step_s
+        # the third row paired with itself: a pair's chains run side by side, no slower
+        sp, sq = _slopes(lane, L_PDIS, L_QINJ, ln % w_s, w_s // 2, li.sxx_lane)
+        sx, _ = _slopes(lane, L_INV, L_INV, ln % w_s, w_s // 2, li.sxx_lane)
+        sc.slope_pdis = sp / step_s
+        sc.slope_qinj = sq / step_s
+        sc.slope_expl = sx / step_s
     if ln % kp.batch_lanes == 0:
         _noise_batch(kp, sc, step_s)
     _disagreement(kp, cmp, sc, ln, li)
@@ -1288,6 +1348,8 @@ def chain_kernel(
     lane_len = kp.lane_points
     k_assay = 0
     sens = np.empty(2 * N_SYS)
+    sxx_lane = _sxx(w_s)
+    sxx_cmp = _sxx(st.b_ring.shape[1])
     a0 = sc.grid_n
     pos_h = a0 % w_h
     pos_a = a0 % w_a
@@ -1386,7 +1448,7 @@ def chain_kernel(
         pos_lane += 1
         if pos_lane == lane_len:
             pos_lane = 0
-            li = LaneIn(mq, mqi, u_dens, u_rw, rho_w, fr)
+            li = LaneIn(mq, mqi, u_dens, u_rw, rho_w, fr, sxx_lane, sxx_cmp)
             _lane_step(kp, lane, z_ring, cmp, ref, sc, li, ti)
         z = sc.z
         # not compared across a stop: the last lanes' z would be stale (the alarm is held)
