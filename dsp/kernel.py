@@ -20,6 +20,7 @@ from .alarms import AlarmLimits, AlarmState, alarm_step
 from .filters import HampelRows, Limits, hampel_step, meanvar_get, meanvar_step, wrap
 from .quality import BAD, GOOD, UNCERTAIN
 from .spectrum import OF_AMP, OF_FREQ, OF_SHARE, OscParams, OscState, osc_step
+from .unmanaged import borrow
 
 Rows = tuple[NDArray[np.float64], ...]  # one contiguous array per role: no stacking copy
 QRows = tuple[NDArray[np.uint8], ...]
@@ -365,18 +366,23 @@ def _component(x: float, bad: float) -> float:
 
 
 @njit(cache=True, nogil=True)
-def _walk(hist: NDArray[np.float64], p: int, a: int, target: float) -> tuple[int, float]:
+def _walk(
+    hist: NDArray[np.float64], p: int, a: int, pos: int, target: float
+) -> tuple[int, int, float]:
     """Advance history pointer ``p`` (absolute index) to the last point with volume <= target.
 
-    Returns (pointer, fraction towards the next point); fraction NaN when the history does
-    not reach back to ``target`` yet. Volumes only grow, so pointers only move forward.
+    ``pos`` is the ring slot of ``a``. Returns (pointer, its ring slot, fraction towards the
+    next point); fraction NaN when the history does not reach back to ``target`` yet. Volumes
+    only grow, so pointers only move forward.
     """
     h_len = hist.shape[1]
     if p < a - h_len + 1:  # the transit outgrew the history: restart at its oldest end
         p = a - h_len + 1
     if p < 0:
         p = 0
-    s0 = p % h_len  # ring slots of p and p + 1, advanced without a division per step
+    # ring slots of p and p + 1 (p is within one ring of a), advanced without a division
+    s0 = pos - (a - p)
+    s0 = s0 + h_len if s0 < 0 else s0
     s1 = wrap(s0 + 1, h_len)
     while p + 1 <= a and hist[H_VOL, s1] <= target:
         p += 1
@@ -384,17 +390,16 @@ def _walk(hist: NDArray[np.float64], p: int, a: int, target: float) -> tuple[int
         s1 = wrap(s1 + 1, h_len)
     v0 = hist[H_VOL, s0]
     if p + 1 > a or not v0 <= target:
-        return p, np.nan
+        return p, s0, np.nan
     v1 = hist[H_VOL, s1]
-    return p, (target - v0) / (v1 - v0) if v1 > v0 else 0.0
+    return p, s0, (target - v0) / (v1 - v0) if v1 > v0 else 0.0
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _at(hist: NDArray[np.float64], row: int, p: int, frac: float) -> float:
-    h_len = hist.shape[1]
-    s0 = p % h_len
+def _at(hist: NDArray[np.float64], row: int, s0: int, frac: float) -> float:
+    """Row ``row`` interpolated ``frac`` of the way from ring slot ``s0`` to the next."""
     x0 = hist[row, s0]
-    return x0 + frac * (hist[row, wrap(s0 + 1, h_len)] - x0)
+    return x0 + frac * (hist[row, wrap(s0 + 1, hist.shape[1])] - x0)
 
 
 @njit(cache=True, nogil=True)
@@ -591,15 +596,15 @@ def _e2(
         sc.cum_vq += q_ret * dt / 3600.0
     hist[H_CQ, pos] = sc.cum_cq
     hist[H_VQ, pos] = sc.cum_vq
-    p, frac = _walk(hist, sc.e2_ptr, a, vol - kp.leg_volume_m3)
+    p, s_p, frac = _walk(hist, sc.e2_ptr, a, pos, vol - kp.leg_volume_m3)
     sc.e2_ptr = p
     ms2 = np.nan
     transit = np.nan
     if not np.isnan(frac):
-        q_then = _at(hist, H_QRET, p, frac)
+        q_then = _at(hist, H_QRET, s_p, frac)
         # the flow ratio is meaningless across a stop (the same solids, no flow)
         ratio_q = q_ret / q_then if q_then >= kp.stop_flow_m3_h else np.nan
-        ms2 = _at(hist, H_MS2, p, frac) * ratio_q
+        ms2 = _at(hist, H_MS2, s_p, frac) * ratio_q
         transit = (a - p - frac) * dt
     return vol, ms_in, ms2, transit
 
@@ -659,15 +664,15 @@ def _e3(
     # transit ago against E1's volume-weighted mean over the section's volume since then
     cv3_del = np.nan
     cv1_win = np.nan
-    p3, f3 = _walk(hist, sc.e3_ptr, a, vol - kp.volume_collector_m3)
+    p3, s3, f3 = _walk(hist, sc.e3_ptr, a, pos, vol - kp.volume_collector_m3)
     sc.e3_ptr = p3
-    pw, fw = _walk(hist, sc.e1w_ptr, a, vol - kp.volume_section_m3)
+    pw, sw, fw = _walk(hist, sc.e1w_ptr, a, pos, vol - kp.volume_section_m3)
     sc.e1w_ptr = pw
     if not np.isnan(f3) and not np.isnan(fw):
-        cv3_del = _at(hist, H_CV3, p3, f3)
-        dvq = sc.cum_vq - _at(hist, H_VQ, pw, fw)
+        cv3_del = _at(hist, H_CV3, s3, f3)
+        dvq = sc.cum_vq - _at(hist, H_VQ, sw, fw)
         if dvq >= 0.8 * kp.volume_section_m3:
-            cv1_win = (sc.cum_cq - _at(hist, H_CQ, pw, fw)) / dvq
+            cv1_win = (sc.cum_cq - _at(hist, H_CQ, sw, fw)) / dvq
     return cv3_del, cv1_win
 
 
@@ -1321,6 +1326,12 @@ def chain_kernel(
     bits: NDArray[np.uint8],
 ) -> None:
     """One pass over a block's grid points: each point runs the named steps above in order."""
+    # every array borrowed (dsp.unmanaged): the steps and helpers the loop calls with them
+    # would count references atomically at every grid point
+    t, vals, qual = borrow(t), borrow(vals), borrow(qual)
+    rho_w_in, power_in, tables, st = borrow(rho_w_in), borrow(power_in), borrow(tables), borrow(st)
+    assay_t, assay_g, assay_u = borrow(assay_t), borrow(assay_g), borrow(assay_u)
+    out, oq, bits = borrow(out), borrow(oq), borrow(bits)
     # arrays taken out of the state and parameter tuples once, outside the loop (a tuple's
     # field read inside it costs a reference count per access)
     sc = st.scalars[0]
