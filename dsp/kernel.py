@@ -303,7 +303,9 @@ def _slopes(
     NaN-skipping; ``sxx_full`` is :func:`_sxx` of the ring's width.
 
     Each sum is a chain of dependent additions in time order (which fixes its bits); the two
-    rows' chains run side by side in one loop, and the abscissa's sums are integers (exact) or
+    rows' chains run side by side in one loop, the ring in two straight runs (oldest slot on,
+    then from slot 0). A missing value adds +0.0 where the sum skipped it: the same bits, as a
+    sum that starts at +0.0 never becomes -0.0. The abscissa's sums are integers (exact), or
     the whole ring's (``sxx_full``) when no value is missing."""
     w = ring.shape[1]
     k1 = 0
@@ -312,18 +314,21 @@ def _slopes(
     sx2 = 0
     sy1 = 0.0
     sy2 = 0.0
-    for j in range(w):
-        s = wrap(head + j, w)
-        v1 = ring[c1, s]
-        v2 = ring[c2, s]
-        if not np.isnan(v1):
-            k1 += 1
-            sx1 += j
-            sy1 += v1
-        if not np.isnan(v2):
-            k2 += 1
-            sx2 += j
-            sy2 += v2
+    for part in range(2):
+        j0 = 0 if part == 0 else w - head  # time index of the run's first slot
+        s0 = head if part == 0 else 0
+        for q in range(w - head if part == 0 else head):
+            j = j0 + q
+            v1 = ring[c1, s0 + q]
+            v2 = ring[c2, s0 + q]
+            ok1 = not np.isnan(v1)
+            ok2 = not np.isnan(v2)
+            k1 += ok1
+            k2 += ok2
+            sx1 += j if ok1 else 0
+            sx2 += j if ok2 else 0
+            sy1 += v1 if ok1 else 0.0
+            sy2 += v2 if ok2 else 0.0
     ok1 = k1 >= min_count
     ok2 = k2 >= min_count
     if not ok1 and not ok2:
@@ -334,28 +339,28 @@ def _slopes(
     my2 = sy2 / k2 if ok2 else 0.0
     sxy1 = 0.0
     sxy2 = 0.0
-    if k1 == w and k2 == w:  # nothing missing: the abscissa's sum is the whole ring's
-        for j in range(w):
-            s = wrap(head + j, w)
-            sxy1 += (j - mx1) * (ring[c1, s] - my1)
-            sxy2 += (j - mx2) * (ring[c2, s] - my2)
+    full = k1 == w and k2 == w  # nothing missing: the abscissa's sum is the whole ring's
+    sxx1 = 0.0
+    sxx2 = 0.0
+    for part in range(2):
+        j0 = 0 if part == 0 else w - head
+        s0 = head if part == 0 else 0
+        for q in range(w - head if part == 0 else head):
+            j = j0 + q
+            v1 = ring[c1, s0 + q]
+            v2 = ring[c2, s0 + q]
+            ok1 = not np.isnan(v1)
+            ok2 = not np.isnan(v2)
+            sxy1 += (j - mx1) * (v1 - my1) if ok1 else 0.0
+            sxy2 += (j - mx2) * (v2 - my2) if ok2 else 0.0
+            if not full:
+                sxx1 += (j - mx1) * (j - mx1) if ok1 else 0.0
+                sxx2 += (j - mx2) * (j - mx2) if ok2 else 0.0
+    if full:
         sxx1 = sxx_full
         sxx2 = sxx_full
-    else:
-        sxx1 = 0.0
-        sxx2 = 0.0
-        for j in range(w):
-            s = wrap(head + j, w)
-            v1 = ring[c1, s]
-            v2 = ring[c2, s]
-            if not np.isnan(v1):
-                sxy1 += (j - mx1) * (v1 - my1)
-                sxx1 += (j - mx1) * (j - mx1)
-            if not np.isnan(v2):
-                sxy2 += (j - mx2) * (v2 - my2)
-                sxx2 += (j - mx2) * (j - mx2)
-    r1 = sxy1 / sxx1 if ok1 and sxx1 > 0.0 else np.nan
-    r2 = sxy2 / sxx2 if ok2 and sxx2 > 0.0 else np.nan
+    r1 = sxy1 / sxx1 if k1 >= min_count and sxx1 > 0.0 else np.nan
+    r2 = sxy2 / sxx2 if k2 >= min_count and sxx2 > 0.0 else np.nan
     return r1, r2
 
 
