@@ -119,7 +119,7 @@ def hampel_step(x: float, c: int, pos: int, lim: Limits, h: HampelRows) -> tuple
     return x, False
 
 
-@njit(cache=True, nogil=True, inline="always")  # a grid-rate step: no call per sample
+@njit(cache=True, nogil=True)
 def meanvar_step(
     x: float,
     c: int,
