@@ -295,6 +295,13 @@ def _sxx(w: int) -> float:
     return sxx
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _run(part: int, head: int, w: int) -> tuple[int, int, int]:
+    """A ring read in time order as two straight runs: (time index of the run's first value,
+    its slot, its length) for the oldest slot on (part 0), then from slot 0 (part 1)."""
+    return (0, head, w - head) if part == 0 else (w - head, 0, head)
+
+
 @njit(cache=True, nogil=True)
 def _slopes(
     ring: NDArray[np.float64], c1: int, c2: int, head: int, min_count: int, sxx_full: float
@@ -308,27 +315,15 @@ def _slopes(
     sum that starts at +0.0 never becomes -0.0. The abscissa's sums are integers (exact), or
     the whole ring's (``sxx_full``) when no value is missing."""
     w = ring.shape[1]
-    k1 = 0
-    k2 = 0
-    sx1 = 0
-    sx2 = 0
-    sy1 = 0.0
-    sy2 = 0.0
+    k1 = k2 = sx1 = sx2 = 0  # valid values and the sums of their abscissae (exact)
+    sy1 = sy2 = 0.0
     for part in range(2):
-        j0 = 0 if part == 0 else w - head  # time index of the run's first slot
-        s0 = head if part == 0 else 0
-        for q in range(w - head if part == 0 else head):
-            j = j0 + q
-            v1 = ring[c1, s0 + q]
-            v2 = ring[c2, s0 + q]
-            ok1 = not np.isnan(v1)
-            ok2 = not np.isnan(v2)
-            k1 += ok1
-            k2 += ok2
-            sx1 += j if ok1 else 0
-            sx2 += j if ok2 else 0
-            sy1 += v1 if ok1 else 0.0
-            sy2 += v2 if ok2 else 0.0
+        j0, s0, m = _run(part, head, w)
+        for q in range(m):
+            j, v1, v2 = j0 + q, ring[c1, s0 + q], ring[c2, s0 + q]
+            ok1, ok2 = not np.isnan(v1), not np.isnan(v2)
+            k1, sx1, sy1 = k1 + ok1, sx1 + (j if ok1 else 0), sy1 + (v1 if ok1 else 0.0)
+            k2, sx2, sy2 = k2 + ok2, sx2 + (j if ok2 else 0), sy2 + (v2 if ok2 else 0.0)
     ok1 = k1 >= min_count
     ok2 = k2 >= min_count
     if not ok1 and not ok2:
@@ -337,20 +332,13 @@ def _slopes(
     mx2 = float(sx2) / k2 if ok2 else 0.0
     my1 = sy1 / k1 if ok1 else 0.0
     my2 = sy2 / k2 if ok2 else 0.0
-    sxy1 = 0.0
-    sxy2 = 0.0
     full = k1 == w and k2 == w  # nothing missing: the abscissa's sum is the whole ring's
-    sxx1 = 0.0
-    sxx2 = 0.0
+    sxy1 = sxy2 = sxx1 = sxx2 = 0.0
     for part in range(2):
-        j0 = 0 if part == 0 else w - head
-        s0 = head if part == 0 else 0
-        for q in range(w - head if part == 0 else head):
-            j = j0 + q
-            v1 = ring[c1, s0 + q]
-            v2 = ring[c2, s0 + q]
-            ok1 = not np.isnan(v1)
-            ok2 = not np.isnan(v2)
+        j0, s0, m = _run(part, head, w)
+        for q in range(m):
+            j, v1, v2 = j0 + q, ring[c1, s0 + q], ring[c2, s0 + q]
+            ok1, ok2 = not np.isnan(v1), not np.isnan(v2)
             sxy1 += (j - mx1) * (v1 - my1) if ok1 else 0.0
             sxy2 += (j - mx2) * (v2 - my2) if ok2 else 0.0
             if not full:
