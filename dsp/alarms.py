@@ -111,24 +111,29 @@ def events_from_bits(
     bits: NDArray[np.uint8],
     values: NDArray[np.float64],
     prev_bits: int,
+    rows: tuple[int, ...] | None = None,
 ) -> list[AlarmEvent]:
     """Turn per-sample alarm bitmasks (bit k = ``names[k]``) into raise/clear events.
 
-    ``values[k, i]`` is the monitored value of alarm k at sample i; ``prev_bits`` is the mask
+    ``values[k, i]`` (``values[rows[k], i]`` when given: a kernel's whole output, read only at
+    the events) is the monitored value of alarm k at sample i; ``prev_bits`` is the mask
     before the block, so an alarm active across a block boundary gives no duplicate event.
     """
     if bits.shape[0] == 0:
         return []
-    b = bits.astype(np.int64)
-    prev = np.concatenate(([prev_bits], b[:-1]))
-    changed = np.flatnonzero(b != prev)
+    prev = np.empty_like(bits)
+    prev[0] = prev_bits
+    prev[1:] = bits[:-1]
+    changed = np.flatnonzero(bits != prev)
+    row = rows if rows is not None else tuple(range(len(names)))
     events: list[AlarmEvent] = []
     for i in changed:
-        diff = int(b[i] ^ prev[i])
+        now = int(bits[i])
+        diff = now ^ int(prev[i])
         for k, name in enumerate(names):
             if diff >> k & 1:
-                kind = "raise" if b[i] >> k & 1 else "clear"
-                events.append(AlarmEvent(int(t_ns[i]), name, kind, float(values[k, i])))
+                kind = "raise" if now >> k & 1 else "clear"
+                events.append(AlarmEvent(int(t_ns[i]), name, kind, float(values[row[k], i])))
     return events
 
 

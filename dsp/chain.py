@@ -300,6 +300,6 @@ def process_block(
     )
     if n:
         state.scalars["alarm_bits"] = int(bits[-1])
-    alarm_values = out[[K.O_MARGIN, K.O_OSC_SEV, K.O_PLUG, K.O_CVT, K.O_FIZ, K.O_Z]]
-    events = events_from_bits(ALARM_NAMES, t, bits, alarm_values, prev_bits)
+    alarm_rows = (K.O_MARGIN, K.O_OSC_SEV, K.O_PLUG, K.O_CVT, K.O_FIZ, K.O_Z)
+    events = events_from_bits(ALARM_NAMES, t, bits, out, prev_bits, alarm_rows)
     return ChainResult(t, out, oq, bits, events), state

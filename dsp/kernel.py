@@ -20,6 +20,7 @@ from .alarms import AlarmLimits, AlarmState, alarm_step
 from .filters import HampelRows, Limits, hampel_step, meanvar_get, meanvar_step, wrap
 from .quality import BAD, GOOD, UNCERTAIN
 from .spectrum import OF_AMP, OF_FREQ, OF_SHARE, OscParams, OscState, osc_step
+from .unmanaged import borrow
 
 Rows = tuple[NDArray[np.float64], ...]  # one contiguous array per role: no stacking copy
 QRows = tuple[NDArray[np.uint8], ...]
@@ -281,30 +282,74 @@ def _ratio_cv(c: int, cnt: NDArray[np.int64], mom: NDArray[np.float64], min_coun
 
 
 @njit(cache=True, nogil=True)
-def _slope(ring: NDArray[np.float64], c: int, head: int, min_count: int) -> float:
-    """Least-squares slope per lane step over the ring in time order, NaN-skipping."""
-    w = ring.shape[1]
-    k = 0
-    sx = 0.0
-    sy = 0.0
+def _sxx(w: int) -> float:
+    """``sum((j - mean(j))**2)`` over a whole ring of ``w``, as :func:`_slopes` sums it when no
+    value is missing (computed once per call: the same operations give the same bits)."""
+    sx = 0
     for j in range(w):
-        v = ring[c, wrap(head + j, w)]
-        if not np.isnan(v):
-            k += 1
-            sx += j
-            sy += v
-    if k < min_count:
-        return np.nan
-    mx = sx / k
-    my = sy / k
-    sxy = 0.0
+        sx += j
+    mx = float(sx) / w
     sxx = 0.0
     for j in range(w):
-        v = ring[c, wrap(head + j, w)]
-        if not np.isnan(v):
-            sxy += (j - mx) * (v - my)
-            sxx += (j - mx) * (j - mx)
-    return sxy / sxx if sxx > 0.0 else np.nan
+        sxx += (j - mx) * (j - mx)
+    return sxx
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _run(part: int, head: int, w: int) -> tuple[int, int, int]:
+    """A ring read in time order as two straight runs: (time index of the run's first value,
+    its slot, its length) for the oldest slot on (part 0), then from slot 0 (part 1)."""
+    return (0, head, w - head) if part == 0 else (w - head, 0, head)
+
+
+@njit(cache=True, nogil=True)
+def _slopes(
+    ring: NDArray[np.float64], c1: int, c2: int, head: int, min_count: int, sxx_full: float
+) -> tuple[float, float]:
+    """Least-squares slopes per lane step of rows ``c1`` and ``c2`` over the ring in time order,
+    NaN-skipping; ``sxx_full`` is :func:`_sxx` of the ring's width.
+
+    Each sum is a chain of dependent additions in time order (which fixes its bits); the two
+    rows' chains run side by side in one loop, the ring in two straight runs (oldest slot on,
+    then from slot 0). A missing value adds +0.0 where the sum skipped it: the same bits, as a
+    sum that starts at +0.0 never becomes -0.0. The abscissa's sums are integers (exact), or
+    the whole ring's (``sxx_full``) when no value is missing."""
+    w = ring.shape[1]
+    k1 = k2 = sx1 = sx2 = 0  # valid values and the sums of their abscissae (exact)
+    sy1 = sy2 = 0.0
+    for part in range(2):
+        j0, s0, m = _run(part, head, w)
+        for q in range(m):
+            j, v1, v2 = j0 + q, ring[c1, s0 + q], ring[c2, s0 + q]
+            ok1, ok2 = not np.isnan(v1), not np.isnan(v2)
+            k1, sx1, sy1 = k1 + ok1, sx1 + (j if ok1 else 0), sy1 + (v1 if ok1 else 0.0)
+            k2, sx2, sy2 = k2 + ok2, sx2 + (j if ok2 else 0), sy2 + (v2 if ok2 else 0.0)
+    ok1 = k1 >= min_count
+    ok2 = k2 >= min_count
+    if not ok1 and not ok2:
+        return np.nan, np.nan
+    mx1 = float(sx1) / k1 if ok1 else 0.0
+    mx2 = float(sx2) / k2 if ok2 else 0.0
+    my1 = sy1 / k1 if ok1 else 0.0
+    my2 = sy2 / k2 if ok2 else 0.0
+    full = k1 == w and k2 == w  # nothing missing: the abscissa's sum is the whole ring's
+    sxy1 = sxy2 = sxx1 = sxx2 = 0.0
+    for part in range(2):
+        j0, s0, m = _run(part, head, w)
+        for q in range(m):
+            j, v1, v2 = j0 + q, ring[c1, s0 + q], ring[c2, s0 + q]
+            ok1, ok2 = not np.isnan(v1), not np.isnan(v2)
+            sxy1 += (j - mx1) * (v1 - my1) if ok1 else 0.0
+            sxy2 += (j - mx2) * (v2 - my2) if ok2 else 0.0
+            if not full:
+                sxx1 += (j - mx1) * (j - mx1) if ok1 else 0.0
+                sxx2 += (j - mx2) * (j - mx2) if ok2 else 0.0
+    if full:
+        sxx1 = sxx_full
+        sxx2 = sxx_full
+    r1 = sxy1 / sxx1 if k1 >= min_count and sxx1 > 0.0 else np.nan
+    r2 = sxy2 / sxx2 if k2 >= min_count and sxx2 > 0.0 else np.nan
+    return r1, r2
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -314,18 +359,23 @@ def _component(x: float, bad: float) -> float:
 
 
 @njit(cache=True, nogil=True)
-def _walk(hist: NDArray[np.float64], p: int, a: int, target: float) -> tuple[int, float]:
+def _walk(
+    hist: NDArray[np.float64], p: int, a: int, pos: int, target: float
+) -> tuple[int, int, float]:
     """Advance history pointer ``p`` (absolute index) to the last point with volume <= target.
 
-    Returns (pointer, fraction towards the next point); fraction NaN when the history does
-    not reach back to ``target`` yet. Volumes only grow, so pointers only move forward.
+    ``pos`` is the ring slot of ``a``. Returns (pointer, its ring slot, fraction towards the
+    next point); fraction NaN when the history does not reach back to ``target`` yet. Volumes
+    only grow, so pointers only move forward.
     """
     h_len = hist.shape[1]
     if p < a - h_len + 1:  # the transit outgrew the history: restart at its oldest end
         p = a - h_len + 1
     if p < 0:
         p = 0
-    s0 = p % h_len  # ring slots of p and p + 1, advanced without a division per step
+    # ring slots of p and p + 1 (p is within one ring of a), advanced without a division
+    s0 = pos - (a - p)
+    s0 = s0 + h_len if s0 < 0 else s0
     s1 = wrap(s0 + 1, h_len)
     while p + 1 <= a and hist[H_VOL, s1] <= target:
         p += 1
@@ -333,17 +383,16 @@ def _walk(hist: NDArray[np.float64], p: int, a: int, target: float) -> tuple[int
         s1 = wrap(s1 + 1, h_len)
     v0 = hist[H_VOL, s0]
     if p + 1 > a or not v0 <= target:
-        return p, np.nan
+        return p, s0, np.nan
     v1 = hist[H_VOL, s1]
-    return p, (target - v0) / (v1 - v0) if v1 > v0 else 0.0
+    return p, s0, (target - v0) / (v1 - v0) if v1 > v0 else 0.0
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _at(hist: NDArray[np.float64], row: int, p: int, frac: float) -> float:
-    h_len = hist.shape[1]
-    s0 = p % h_len
+def _at(hist: NDArray[np.float64], row: int, s0: int, frac: float) -> float:
+    """Row ``row`` interpolated ``frac`` of the way from ring slot ``s0`` to the next."""
     x0 = hist[row, s0]
-    return x0 + frac * (hist[row, wrap(s0 + 1, h_len)] - x0)
+    return x0 + frac * (hist[row, wrap(s0 + 1, hist.shape[1])] - x0)
 
 
 @njit(cache=True, nogil=True)
@@ -446,6 +495,8 @@ class LaneIn(NamedTuple):
     u_rw: float  # u of seawater density
     rho_w: float
     fr: float  # friction gradient
+    sxx_lane: float  # _sxx of the slope lanes' and the comparison ring's widths
+    sxx_cmp: float
 
 
 # -- the named steps of one grid point, in the order chain_kernel runs them ------------------
@@ -538,15 +589,15 @@ def _e2(
         sc.cum_vq += q_ret * dt / 3600.0
     hist[H_CQ, pos] = sc.cum_cq
     hist[H_VQ, pos] = sc.cum_vq
-    p, frac = _walk(hist, sc.e2_ptr, a, vol - kp.leg_volume_m3)
+    p, s_p, frac = _walk(hist, sc.e2_ptr, a, pos, vol - kp.leg_volume_m3)
     sc.e2_ptr = p
     ms2 = np.nan
     transit = np.nan
     if not np.isnan(frac):
-        q_then = _at(hist, H_QRET, p, frac)
+        q_then = _at(hist, H_QRET, s_p, frac)
         # the flow ratio is meaningless across a stop (the same solids, no flow)
         ratio_q = q_ret / q_then if q_then >= kp.stop_flow_m3_h else np.nan
-        ms2 = _at(hist, H_MS2, p, frac) * ratio_q
+        ms2 = _at(hist, H_MS2, s_p, frac) * ratio_q
         transit = (a - p - frac) * dt
     return vol, ms_in, ms2, transit
 
@@ -606,15 +657,15 @@ def _e3(
     # transit ago against E1's volume-weighted mean over the section's volume since then
     cv3_del = np.nan
     cv1_win = np.nan
-    p3, f3 = _walk(hist, sc.e3_ptr, a, vol - kp.volume_collector_m3)
+    p3, s3, f3 = _walk(hist, sc.e3_ptr, a, pos, vol - kp.volume_collector_m3)
     sc.e3_ptr = p3
-    pw, fw = _walk(hist, sc.e1w_ptr, a, vol - kp.volume_section_m3)
+    pw, sw, fw = _walk(hist, sc.e1w_ptr, a, pos, vol - kp.volume_section_m3)
     sc.e1w_ptr = pw
     if not np.isnan(f3) and not np.isnan(fw):
-        cv3_del = _at(hist, H_CV3, p3, f3)
-        dvq = sc.cum_vq - _at(hist, H_VQ, pw, fw)
+        cv3_del = _at(hist, H_CV3, s3, f3)
+        dvq = sc.cum_vq - _at(hist, H_VQ, sw, fw)
         if dvq >= 0.8 * kp.volume_section_m3:
-            cv1_win = (sc.cum_cq - _at(hist, H_CQ, pw, fw)) / dvq
+            cv1_win = (sc.cum_cq - _at(hist, H_CQ, sw, fw)) / dvq
     return cv3_del, cv1_win
 
 
@@ -1056,7 +1107,12 @@ U_WINDOW_REL = 0.1
 
 @njit(cache=True, nogil=True)
 def _drift_z(
-    kp: P.KernelParams, b_ring: NDArray[np.float64], head: int, min_b: int, d_sw: float
+    kp: P.KernelParams,
+    b_ring: NDArray[np.float64],
+    head: int,
+    min_b: int,
+    d_sw: float,
+    sxx: float,
 ) -> float:
     """Change of E1 - E3 (kg/m3) across the comparison window over what may change it.
 
@@ -1067,8 +1123,7 @@ def _drift_z(
     the change of the difference does not carry them (least-squares slopes of the two 1 s
     rows in the ring, times the window)."""
     w = b_ring.shape[1]
-    s1 = _slope(b_ring, 3, head, min_b)
-    s3 = _slope(b_ring, 2, head, min_b)
+    s1, s3 = _slopes(b_ring, 3, 2, head, min_b, sxx)
     if np.isnan(s1) or np.isnan(s3):
         return np.nan
     span = w * kp.lane_points * kp.dt_s
@@ -1084,7 +1139,7 @@ def _disagreement(kp: P.KernelParams, cmp: Compare, sc: Scalars, ln: int, li: La
     over E3's window, each over their combined standard uncertainty, and the change of
     E1 - E3 across the window (``_drift_z``); the largest z wins."""
     b_ring, b_cnt, b_mom, cmp_sum, cmp_cnt = cmp
-    mq, mqi, u_dens, u_rw, rho_w, fr = li
+    mq, mqi, u_dens, u_rw, rho_w, fr = li.mq, li.mqi, li.u_dens, li.u_rw, li.rho_w, li.fr
     min_b = max(2, b_ring.shape[1] // 2)
     rho_s = kp.rho_s
     phi_b = kp.phi_b
@@ -1116,7 +1171,7 @@ def _disagreement(kp: P.KernelParams, cmp: Compare, sc: Scalars, ln: int, li: La
         u3_z = rho3_m * kp.u_dz_m / dz
         u3 = np.sqrt(u3_p * u3_p + u3_f * u3_f + u3_z * u3_z + u_rw * u_rw)
         z3 = abs(m3 - m4) * d_sw / np.sqrt(u3 * u3 + u_e1_rho * u_e1_rho)
-        zd = _drift_z(kp, b_ring, ln % b_ring.shape[1], min_b, d_sw)
+        zd = _drift_z(kp, b_ring, ln % b_ring.shape[1], min_b, d_sw, li.sxx_cmp)
         z3 = z3 if not zd > z3 else zd
         z = z3
     if not np.isnan(m1) and not np.isnan(m2):
@@ -1149,9 +1204,12 @@ def _lane_step(
     sc.lane_n = ln
     step_s = kp.lane_points * kp.dt_s
     if ln >= w_s:
-        sc.slope_pdis = _slope(lane, L_PDIS, ln % w_s, w_s // 2) / step_s
-        sc.slope_qinj = _slope(lane, L_QINJ, ln % w_s, w_s // 2) / step_s
-        sc.slope_expl = _slope(lane, L_INV, ln % w_s, w_s // 2) / step_s
+        # the third row paired with itself: a pair's chains run side by side, no slower
+        sp, sq = _slopes(lane, L_PDIS, L_QINJ, ln % w_s, w_s // 2, li.sxx_lane)
+        sx, _ = _slopes(lane, L_INV, L_INV, ln % w_s, w_s // 2, li.sxx_lane)
+        sc.slope_pdis = sp / step_s
+        sc.slope_qinj = sq / step_s
+        sc.slope_expl = sx / step_s
     if ln % kp.batch_lanes == 0:
         _noise_batch(kp, sc, step_s)
     _disagreement(kp, cmp, sc, ln, li)
@@ -1261,6 +1319,12 @@ def chain_kernel(
     bits: NDArray[np.uint8],
 ) -> None:
     """One pass over a block's grid points: each point runs the named steps above in order."""
+    # every array borrowed (dsp.unmanaged): the steps and helpers the loop calls with them
+    # would count references atomically at every grid point
+    t, vals, qual = borrow(t), borrow(vals), borrow(qual)
+    rho_w_in, power_in, tables, st = borrow(rho_w_in), borrow(power_in), borrow(tables), borrow(st)
+    assay_t, assay_g, assay_u = borrow(assay_t), borrow(assay_g), borrow(assay_u)
+    out, oq, bits = borrow(out), borrow(oq), borrow(bits)
     # arrays taken out of the state and parameter tuples once, outside the loop (a tuple's
     # field read inside it costs a reference count per access)
     sc = st.scalars[0]
@@ -1288,6 +1352,8 @@ def chain_kernel(
     lane_len = kp.lane_points
     k_assay = 0
     sens = np.empty(2 * N_SYS)
+    sxx_lane = _sxx(w_s)
+    sxx_cmp = _sxx(st.b_ring.shape[1])
     a0 = sc.grid_n
     pos_h = a0 % w_h
     pos_a = a0 % w_a
@@ -1386,7 +1452,7 @@ def chain_kernel(
         pos_lane += 1
         if pos_lane == lane_len:
             pos_lane = 0
-            li = LaneIn(mq, mqi, u_dens, u_rw, rho_w, fr)
+            li = LaneIn(mq, mqi, u_dens, u_rw, rho_w, fr, sxx_lane, sxx_cmp)
             _lane_step(kp, lane, z_ring, cmp, ref, sc, li, ti)
         z = sc.z
         # not compared across a stop: the last lanes' z would be stale (the alarm is held)

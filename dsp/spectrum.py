@@ -190,7 +190,8 @@ def osc_step(x: float, op: OscParams, s: OscState) -> None:
         sf[OF_SLOT_SUM] += x
         si[OI_SLOT_CNT] += 1
     si[OI_N_GRID] += 1
-    if si[OI_N_GRID] % decim != 0:
+    # a slot ends at every decim-th grid sample; N_DEC = N_GRID // decim, so no division
+    if si[OI_N_GRID] != (si[OI_N_DEC] + 1) * decim:
         return
     n = ring.shape[0]
     nd = si[OI_N_DEC]

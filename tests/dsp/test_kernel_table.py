@@ -128,17 +128,25 @@ def _alarm(spec: AlarmSpec) -> Row:
     )
 
 
-def _slope() -> Row:
+def _slopes(gaps: bool) -> Row:
+    """Two rows' slopes at once: one with gaps (or none) beside one without."""
     rng = np.random.default_rng(9)
     w = 120
-    ring = (0.01 * np.arange(w) + rng.standard_normal(w))[None, :]
-    ring[0, rng.random(w) < 0.1] = np.nan
+    ring = np.stack((0.01 * np.arange(w), -0.02 * np.arange(w))) + rng.standard_normal((2, w))
+    if gaps:
+        ring[0, rng.random(w) < 0.1] = np.nan
     head = 37  # the ring's oldest entry: time order starts there
-    y = np.roll(ring[0], -head)
-    j = np.flatnonzero(~np.isnan(y))
+
+    def reference() -> Arrays:
+        fits = []
+        for y in np.roll(ring, -head, axis=1):
+            j = np.flatnonzero(~np.isnan(y))
+            fits.append(np.polyfit(j, y[j], 1)[0])
+        return (np.array(fits),)
+
     return Row(
-        lambda: (np.array([K._slope(ring, 0, head, w // 2)]),),
-        lambda: (np.array([np.polyfit(j, y[j], 1)[0]]),),
+        lambda: (np.array(K._slopes(ring, 0, 1, head, w // 2, K._sxx(w))),),
+        reference,
         1e-9,
     )
 
@@ -176,7 +184,8 @@ TABLE: dict[str, Callable[[], Row]] = {
     "fft": _fft,
     "alarm-high": lambda: _alarm(AlarmSpec(0.8, 0.2, 5.0)),
     "alarm-low": lambda: _alarm(AlarmSpec(-0.8, -0.2, 0.0)),
-    "lane-slope": _slope,
+    "lane-slope-gaps": lambda: _slopes(True),
+    "lane-slope-full": lambda: _slopes(False),
     "seawater-zero": _zero,
 }
 
