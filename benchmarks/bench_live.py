@@ -25,6 +25,8 @@ baseline of `x_bare_poll`), and also as `bare_poll@uvloop` when uvloop is named.
 
 `--profile` runs the daemon under `PROFILED`, an in-process account of its CPU by thread, event-loop
 callback and pipeline step (it costs about a tenth more CPU; compare its figures with each other).
+On uvloop only the threads and the pipeline steps are accounted: its callbacks and wake-ups are
+libuv's (`strace -c -f -p PID` counts `epoll_pwait` on either loop).
 
 CPU on a shared 2-core host is noisy: the figures that travel are the ratios to the bare poller
 measured in the same run (`x_bare_poll`). Targets: < 3 % of a core with outputs off, < 5 % on,
@@ -219,7 +221,8 @@ def dump(*_):
         per[names.get(tid, "other")] += c - state["cpu0"].get(tid, 0.0)
     doc = {"window_s": round(dt, 1),
            "thread_cpu_share": {k: round(v / dt, 4) for k, v in per.most_common()},
-           "loop_wakeups_per_s": round(state["wakeups"] / dt, 1),
+           # the stock selector loop's wake-ups; uvloop's (libuv) are not counted: None
+           "loop_wakeups_per_s": round(state["wakeups"] / dt, 1) if state["wakeups"] else None,
            "gc": {f"gen{g}": {"cpu_share": round(gc_cpu[g] / dt, 5),
                               "per_s": round(gc_n[g] / dt, 2)} for g in sorted(gc_n)},
            "cpu_share": {k: round(v / dt, 5) for k, v in cpu.most_common(40)},
