@@ -2,6 +2,7 @@
 
     python benchmarks/bench_live.py --out benchmarks/out [--window-s 30] [--warmup-s 5]
         [--repeat N] [--phases bare_poll,outputs_off,outputs_on] [--profile]
+        [--loops asyncio,uvloop]
 
 One emulator rig (`hil serve`, its own process) serves every phase; each phase runs in its own
 process and is measured over the same fixed window after the same warm-up (counted from the
@@ -17,8 +18,15 @@ account of that process (`/proc/PID/stat` utime + stime, VmRSS):
    arrival time minus the grid time of the point it carries (`t_ns`): sample-to-MQTT latency.
    `late_samples` comes from the daemon's own health on the status topic.
 
+`--loops` runs every phase on each event loop named (`drivers.eventloop`), in turn within a round:
+the phases on the default loop (uvloop where installed) keep their plain names, the others are
+`<phase>@<loop>`. The bare poller always runs on the stock asyncio loop as `bare_poll` (the
+baseline of `x_bare_poll`), and also as `bare_poll@uvloop` when uvloop is named.
+
 `--profile` runs the daemon under `PROFILED`, an in-process account of its CPU by thread, event-loop
 callback and pipeline step (it costs about a tenth more CPU; compare its figures with each other).
+On uvloop only the threads and the pipeline steps are accounted: its callbacks and wake-ups are
+libuv's (`strace -c -f -p PID` counts `epoll_pwait` on either loop).
 
 CPU on a shared 2-core host is noisy: the figures that travel are the ratios to the bare poller
 measured in the same run (`x_bare_poll`). Targets: < 3 % of a core with outputs off, < 5 % on,
@@ -60,6 +68,7 @@ import asyncio, json, signal, sys, time
 from pymodbus.client import AsyncModbusTcpClient
 from pymodbus.framer import FramerType
 from chikyu_daq.config.model import load_config
+from drivers.eventloop import run
 from drivers.regmap import compile_device
 
 count = {"ok": 0, "failed": 0}
@@ -106,7 +115,7 @@ async def main(cfg_path, eps_path):
         t.cancel()
     print(json.dumps(count), flush=True)
 
-asyncio.run(main(sys.argv[1], sys.argv[2]))
+run(main(sys.argv[1], sys.argv[2]), sys.argv[3])
 """
 
 
@@ -212,7 +221,8 @@ def dump(*_):
         per[names.get(tid, "other")] += c - state["cpu0"].get(tid, 0.0)
     doc = {"window_s": round(dt, 1),
            "thread_cpu_share": {k: round(v / dt, 4) for k, v in per.most_common()},
-           "loop_wakeups_per_s": round(state["wakeups"] / dt, 1),
+           # the stock selector loop's wake-ups; uvloop's (libuv) are not counted: None
+           "loop_wakeups_per_s": round(state["wakeups"] / dt, 1) if state["wakeups"] else None,
            "gc": {f"gen{g}": {"cpu_share": round(gc_cpu[g] / dt, 5),
                               "per_s": round(gc_n[g] / dt, 2)} for g in sorted(gc_n)},
            "cpu_share": {k: round(v / dt, 5) for k, v in cpu.most_common(40)},
@@ -314,9 +324,11 @@ def stop(proc: subprocess.Popen[Any]) -> None:
             proc.wait(5)
 
 
-def bare_poll(eps: Path, rig: int, warmup_s: float, window_s: float) -> dict[str, Any]:
+def bare_poll(
+    eps: Path, rig: int, warmup_s: float, window_s: float, loop: str = "asyncio"
+) -> dict[str, Any]:
     p = subprocess.Popen(
-        [sys.executable, "-c", BARE_POLL, str(CONFIG), str(eps)],
+        [sys.executable, "-c", BARE_POLL, str(CONFIG), str(eps), loop],
         cwd=REPO,
         env={**os.environ, "PYTHONPATH": str(REPO)},
         stdout=subprocess.PIPE,
@@ -356,8 +368,11 @@ def daemon_config(
     return path
 
 
-def start_daemon(tmp: Path, cfg: Path, eps: Path, name: str) -> tuple[subprocess.Popen[Any], float]:
-    """`chikyu-daq run`, returning once it has said READY=1 (sd_notify), and its start time."""
+def start_daemon(
+    tmp: Path, cfg: Path, eps: Path, name: str, loop: str | None = None
+) -> tuple[subprocess.Popen[Any], float]:
+    """`chikyu-daq run` (on event loop `loop`, default the daemon's), returning once it has said
+    READY=1 (sd_notify), and its start time."""
     sock_path = tmp / f"notify-{name}"
     notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     notify.bind(str(sock_path))
@@ -371,8 +386,9 @@ def start_daemon(tmp: Path, cfg: Path, eps: Path, name: str) -> tuple[subprocess
             CHIKYU_BENCH_PROFILE=str(tmp / f"profile-{name}.json"),
             CHIKYU_BENCH_PROFILE_TIMED=" ".join(TIMED),
         )
+    args = ["run", "-c", str(cfg), "--data-dir", str(tmp / name), "--endpoints", str(eps)]
     p = subprocess.Popen(
-        [*cli, "run", "-c", str(cfg), "--data-dir", str(tmp / name), "--endpoints", str(eps)],
+        [*cli, *args, *(["--loop", loop] if loop else [])],
         cwd=REPO,
         env=env,
         stdout=(tmp / f"{name}.log").open("wb"),  # the daemon logs to stdout
@@ -406,6 +422,7 @@ def daemon_phase(
     window_s: float,
     outputs: bool,
     lateness_s: float | None = None,
+    loop: str | None = None,
 ) -> dict[str, Any]:
     influx = mqtt = None
     servers: list[Any] = []
@@ -419,7 +436,8 @@ def daemon_phase(
         influx.create_db("bench")
     name = "on" if outputs else "off"
     try:
-        daq, ready_s = start_daemon(tmp, daemon_config(tmp, influx, mqtt, lateness_s), eps, name)
+        cfg = daemon_config(tmp, influx, mqtt, lateness_s)
+        daq, ready_s = start_daemon(tmp, cfg, eps, name, loop)
         try:
             start = {
                 "startup_to_ready_s": round(ready_s, 2),
@@ -506,6 +524,13 @@ def warm_kernels() -> float:
     return round(float(out.stdout.split()[-1]), 2)
 
 
+def loop_name(name: str | None) -> str:
+    """The loop `name` resolves to here ('auto' and None: the daemon's default)."""
+    from drivers.eventloop import loop_factory
+
+    return "uvloop" if "uvloop" in loop_factory(name).__module__ else "asyncio"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "out")
@@ -525,11 +550,20 @@ def main() -> None:
         action="store_true",
         help="account the daemon's CPU by thread, task and step (adds `profile`; costs CPU)",
     )
+    ap.add_argument(
+        "--loops",
+        default="auto",
+        help="event loops to run the daemon phases on, in turn (auto, uvloop, asyncio); "
+        "naming uvloop also runs the bare poller on it",
+    )
     args = ap.parse_args()
     global PROFILE
     PROFILE = args.profile
     phases = args.phases.split(",")
+    default = loop_name(None)
+    loops = list(dict.fromkeys(loop_name(x) for x in args.loops.split(",")))
     result: dict[str, Any] = {"benchmark": "live", "cores": os.cpu_count(), "targets": TARGETS}
+    result["loop_default"], result["loops"] = default, loops
     result["host_loadavg_before"] = [round(x, 2) for x in os.getloadavg()]  # noise on the host
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
@@ -549,15 +583,20 @@ def main() -> None:
             w, s = args.warmup_s, args.window_s
             result["kernel_warm_up_s"] = warm_kernels()
             late = args.lateness_s
-            runs: dict[str, list[dict[str, Any]]] = {ph: [] for ph in phases}
+            runs: dict[str, list[dict[str, Any]]] = {}
             for r in range(args.repeat):
                 if "bare_poll" in phases:
-                    runs["bare_poll"].append(bare_poll(eps, rig.pid, w, s))
+                    for lp in ("asyncio", *(["uvloop"] if "uvloop" in loops else [])):
+                        key = "bare_poll" if lp == "asyncio" else f"bare_poll@{lp}"
+                        runs.setdefault(key, []).append(bare_poll(eps, rig.pid, w, s, lp))
                 for ph, outputs in (("outputs_off", False), ("outputs_on", True)):
-                    if ph in phases:
-                        sub = tmp / f"{ph}-{r}"
+                    for lp in loops if ph in phases else ():
+                        key = ph if lp == default else f"{ph}@{lp}"
+                        sub = tmp / f"{key}-{r}"
                         sub.mkdir()
-                        runs[ph].append(daemon_phase(sub, eps, rig.pid, w, s, outputs, late))
+                        runs.setdefault(key, []).append(
+                            daemon_phase(sub, eps, rig.pid, w, s, outputs, late, lp)
+                        )
             for ph, rounds in runs.items():
                 # the median round (of an even number, the costlier of the middle two)
                 result[ph] = sorted(rounds, key=lambda x: x["cpu_share"])[len(rounds) // 2]
@@ -569,6 +608,10 @@ def main() -> None:
     result["host_loadavg_after"] = [round(x, 2) for x in os.getloadavg()]
     result["lateness_s"] = late if late is not None else "reference.toml"
     base = result.get("bare_poll", {}).get("cpu_share", 0.0)
+    for key in runs:
+        if key.startswith("outputs_") and "@" in key:
+            x = result[key]
+            x["x_bare_poll"] = round(x["cpu_share"] / base, 2) if base > 0 else None
     within: dict[str, bool] = {}
     if "outputs_off" in result:
         off = result["outputs_off"]

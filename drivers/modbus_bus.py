@@ -10,6 +10,7 @@ exponential backoff, forever; while it is down each device yields a BAD batch pe
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import dataclass, field
 from operator import attrgetter
 
@@ -39,6 +40,15 @@ class _Slot:
 _due = attrgetter("next_due")
 
 
+async def pause(s: float) -> None:
+    """At least `s` seconds: uvloop's timers count whole milliseconds from a cached clock, so
+    its `sleep(0.003)` can end after 2 ms, and a device's pause is a minimum it needs."""
+    end = time.monotonic() + s
+    await asyncio.sleep(s)
+    while (left := end - time.monotonic()) > 0:
+        await asyncio.sleep(left)
+
+
 class ModbusBusOwner(BusOwner):
     def __init__(
         self, wiring: Wiring, bus: ModbusBus, devices: list[tuple[DevicePlan, Device, DeviceStats]]
@@ -59,11 +69,11 @@ class ModbusBusOwner(BusOwner):
                     self.stats.connected = True
                     self.stats.connects += 1
                     self.link_works()
-                    pause = max(
+                    wait_s = max(
                         (s.device.workarounds.pause_after_connect_s for s in self.slots), default=0
                     )
-                    if pause:
-                        await asyncio.sleep(pause)
+                    if wait_s:
+                        await pause(wait_s)
                     try:
                         await self._poll_forever(loop)
                     except LinkDown:
@@ -128,14 +138,14 @@ class ModbusBusOwner(BusOwner):
         transport = self.transport
         assert transport is not None
         plan, st, clock = slot.plan, slot.stats, self.clock_ns
-        read, unit, pause = transport.read, plan.unit, slot.pause_s
+        read, unit, pause_s = transport.read, plan.unit, slot.pause_s
         replies: list[list[int]] = []
         times: list[int] = []
         t0 = 0  # set before every read, so before anything below can raise
         try:
             for i, preq in enumerate(plan.requests):
-                if pause and i:
-                    await asyncio.sleep(pause)
+                if pause_s and i:
+                    await pause(pause_s)
                 t0 = clock()
                 regs = await read(unit, preq.request)
                 t1 = clock()

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import struct
+from typing import cast
 
 from pymodbus.exceptions import ModbusIOException
 from pymodbus.framer import FramerRTU, FramerSocket
@@ -101,8 +102,8 @@ class _Link(asyncio.Protocol):
         self.tid = 0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # no isinstance check: uvloop's transports do not derive from asyncio.Transport
+        self.transport = cast(asyncio.Transport, transport)
         if not self.made.done():
             self.made.set_result(None)
 

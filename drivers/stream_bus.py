@@ -1,14 +1,17 @@
 """Owner of a device-paced ASCII stream (the densitometer): listen, parse, never send.
 
-The connection is opened through pyserial-asyncio-fast (a device path or `socket://`), with a
-protocol that only receives: it keeps no reference to the transport's write side, so no byte can
-reach the instrument. No valid sentence for `silence_timeout_s` marks the device BAD and
-reconnects, with exponential backoff, forever.
+The connection is opened through pyserial-asyncio-fast (a device path) or as plain TCP (a serial
+device server's `socket://host:port`), with a protocol that only receives: it keeps no reference
+to the transport's write side, so no byte can reach the instrument. No valid sentence for
+`silence_timeout_s` marks the device BAD and reconnects, with exponential backoff, forever.
 """
 
 from __future__ import annotations
 
 import asyncio
+import urllib.parse
+from collections.abc import Coroutine
+from typing import Any
 
 import serial_asyncio_fast
 
@@ -51,9 +54,14 @@ class StreamBusOwner(BusOwner):
         self.overflow = 0
 
     def on_bytes(self, data: bytes) -> None:
+        """Sentences that arrive in one read are stamped 1 ns apart, the last at the arrival:
+        one stamp for two samples of a channel would be one point in InfluxDB (same series and
+        time overwrite) and two in the recording."""
         t = self.clock_ns()
-        for s in self.parser.feed(data):
-            batch = self.decoder.decode(s, t)
+        sentences = self.parser.feed(data)
+        t -= len(sentences) - 1
+        for k, s in enumerate(sentences):
+            batch = self.decoder.decode(s, t + k)
             if batch is None:
                 continue
             try:
@@ -68,18 +76,26 @@ class StreamBusOwner(BusOwner):
 
     async def _open(self) -> tuple[asyncio.BaseTransport, _Listener]:
         b = self.bus
-        transport, proto = await asyncio.wait_for(
-            serial_asyncio_fast.create_serial_connection(
-                asyncio.get_running_loop(),
+        loop = asyncio.get_running_loop()
+        url = urllib.parse.urlsplit(b.url)
+        opening: Coroutine[Any, Any, tuple[asyncio.BaseTransport, asyncio.BaseProtocol]]
+        if url.scheme == "socket":
+            # a serial device server: a plain TCP connection (pyserial-asyncio-fast's socket://
+            # path sets attributes on the loop's transport, which uvloop's refuses)
+            if not url.hostname or not url.port:
+                raise ValueError(f"{b.url}: a socket:// URL needs host:port")
+            opening = loop.create_connection(lambda: _Listener(self), url.hostname, url.port)
+        else:
+            opening = serial_asyncio_fast.create_serial_connection(
+                loop,
                 lambda: _Listener(self),
                 b.url,
                 baudrate=b.baudrate,
                 bytesize=b.bytesize,
                 parity=b.parity,
                 stopbits=b.stopbits,
-            ),
-            timeout=max(b.silence_timeout_s, 1.0),
-        )
+            )
+        transport, proto = await asyncio.wait_for(opening, timeout=max(b.silence_timeout_s, 1.0))
         assert isinstance(proto, _Listener)
         return transport, proto
 

@@ -40,6 +40,14 @@ def run(
         str | None,
         typer.Option("--endpoints", help="Re-point buses (JSON or a `hil serve` endpoints file)."),
     ] = None,
+    loop: Annotated[
+        str | None,
+        typer.Option(
+            "--loop",
+            help="Event loop: auto (uvloop if installed), uvloop or asyncio "
+            "(default: $CHIKYU_DAQ_LOOP, else auto).",
+        ),
+    ] = None,
 ) -> None:
     """The shipboard daemon: poll, record, estimate, stream (systemd Type=notify)."""
     from chikyu_daq.live.daemon import run_daemon
@@ -49,7 +57,7 @@ def run(
         from chikyu_daq.cli.poll import load_endpoints
 
         eps = load_endpoints(endpoints, wait_s=10.0)
-    raise SystemExit(run_daemon(config, data_dir=data_dir, endpoints=eps))
+    raise SystemExit(run_daemon(config, data_dir=data_dir, endpoints=eps, loop=loop))
 
 
 @app.command("demo")

@@ -37,6 +37,7 @@ from chikyu_daq.live.processor import Processor
 from chikyu_daq.live.sdnotify import Notifier, watchdog_interval_s
 from chikyu_daq.store.events import Reload
 from chikyu_daq.supervise import describe
+from drivers.eventloop import loop_kind
 
 log = logging.getLogger("chikyu_daq.live.daemon")
 
@@ -137,7 +138,12 @@ class Daemon:
         if not await self._start_or_log(self.cfg, None):
             return 1
         assert self.pipeline is not None
-        log.info("running: run %s, data in %s", self.pipeline.outputs.run_id, self.data_dir)
+        log.info(
+            "running: run %s, data in %s, %s event loop",
+            self.pipeline.outputs.run_id,
+            self.data_dir,
+            loop_kind(asyncio.get_running_loop()),
+        )
         self.notifier.ready(self.pipeline.status_line())
         ticker = asyncio.create_task(self._keepalive())
         try:
@@ -236,12 +242,26 @@ class Daemon:
 
 
 def run_daemon(
-    config_path: Path, *, data_dir: Path | None = None, endpoints: Mapping[str, str] | None = None
+    config_path: Path,
+    *,
+    data_dir: Path | None = None,
+    endpoints: Mapping[str, str] | None = None,
+    loop: str | None = None,
 ) -> int:
+    """Exit status of the daemon; `loop` names the event loop (`drivers.eventloop`: default
+    uvloop where installed, $CHIKYU_DAQ_LOOP or `asyncio` for the stock one)."""
     from chikyu_daq.config.model import load_or_exit
     from chikyu_daq.live.logs import setup_logging
+    from drivers.eventloop import LoopChoiceError, loop_factory
 
     setup_logging()
     faulthandler.enable()  # a native crash leaves a traceback in the journal
+    try:
+        factory = loop_factory(loop)
+    except LoopChoiceError as err:
+        log.error("cannot start: %s", err)
+        return 2
     cfg = load_or_exit(config_path)
-    return asyncio.run(Daemon(config_path, cfg, data_dir=data_dir, endpoints=endpoints).run())
+    daemon = Daemon(config_path, cfg, data_dir=data_dir, endpoints=endpoints)
+    with asyncio.Runner(loop_factory=factory) as runner:
+        return runner.run(daemon.run())

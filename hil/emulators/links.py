@@ -12,7 +12,7 @@ import contextlib
 import os
 import time
 import tty
-from typing import Literal
+from typing import Literal, cast
 
 Mode = Literal["tcp", "pty"]
 
@@ -36,8 +36,7 @@ class _TcpLink(Link, asyncio.Protocol):
     transport: asyncio.Transport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        self.transport = transport = cast(asyncio.Transport, transport)  # uvloop's: no subclass
         if time.monotonic() < self.server.refuse_until:
             transport.abort()
             return

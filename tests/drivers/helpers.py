@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 from chikyu_daq.config.model import Config, load_config
 from drivers.acquisition import Acquisition
 from drivers.endpoints import override_buses
+from drivers.eventloop import run
 from drivers.sample import Batch, Sample
 from hil.emulators import Rig
 
@@ -25,12 +26,13 @@ def reference_cfg() -> Config:
 
 
 def arun(coro: Coroutine[Any, Any, T], timeout_s: float = 30.0) -> T:
-    """asyncio.run with a hard bound, so a hung transport fails the test instead of CI."""
+    """asyncio.run with a hard bound, so a hung transport fails the test instead of CI; on the
+    daemon's event loop (`drivers.eventloop`: uvloop, or $CHIKYU_DAQ_LOOP)."""
 
     async def bounded() -> T:
         return await asyncio.wait_for(coro, timeout_s)
 
-    return asyncio.run(bounded())
+    return run(bounded())
 
 
 class Collector:

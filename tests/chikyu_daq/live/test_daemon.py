@@ -20,6 +20,7 @@ import pytest
 
 from chikyu_daq.replay.engine import ReplayOptions, replay
 from chikyu_daq.store.reader import open_run
+from drivers.eventloop import loop_factory
 from tests.servers import CLI, REPO, Influxd, Mosquitto, hil_serve, wait_until
 
 pytestmark = [pytest.mark.servers, pytest.mark.slow]
@@ -202,6 +203,13 @@ def test_notify_protocol(live: LiveRun) -> None:
     statuses = [m["STATUS"] for m in live.daemon.notify.seen("STATUS")]
     assert any("devices ok" in s for s in statuses)
     assert any("reload rejected" in s for s in statuses)
+
+
+def test_runs_on_the_chosen_event_loop(live: LiveRun) -> None:
+    """uvloop by default (the live run above covers MQTT, InfluxDB, signals and the executors
+    on it); $CHIKYU_DAQ_LOOP=asyncio runs this module on the stock loop."""
+    want = "uvloop" if "uvloop" in loop_factory().__module__ else "asyncio"
+    assert f"{want} event loop" in live.daemon.text()
 
 
 def test_reload_counts_are_published_in_health(live: LiveRun) -> None:
