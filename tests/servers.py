@@ -121,6 +121,12 @@ REPO = Path(__file__).resolve().parent.parent
 CLI = [sys.executable, "-m", "chikyu_daq"]
 
 
+def run_cli(*args: str, timeout: float = 120) -> tuple[int, str]:
+    """One `chikyu-daq` command from the repository root: (exit code, stdout + stderr)."""
+    out = subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=timeout, cwd=REPO)
+    return out.returncode, out.stdout + out.stderr
+
+
 @contextlib.contextmanager
 def hil_serve(config: Path, endpoints: Path) -> Iterator[Path]:
     """`hil serve` as a process: the emulated rig on loopback; yields its endpoints file."""

@@ -4,12 +4,11 @@ a clear refusal of anything else."""
 from __future__ import annotations
 
 import asyncio
-import subprocess
 
 import pytest
 
 from drivers.eventloop import ENV, LoopChoiceError, loop_factory, loop_kind, run
-from tests.servers import CLI, REPO
+from tests.servers import REPO, run_cli
 
 uvloop = pytest.importorskip("uvloop")
 
@@ -34,13 +33,6 @@ def test_an_unknown_loop_is_refused_by_name(monkeypatch: pytest.MonkeyPatch) -> 
 
 
 def test_run_refuses_an_unknown_loop_in_one_line_exit_2() -> None:
-    out = subprocess.run(
-        [*CLI, "run", "-c", str(REPO / "config" / "reference.toml"), "--loop", "tokio"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=REPO,
-    )
-    text = out.stdout + out.stderr
-    assert out.returncode == 2, text
+    code, text = run_cli("run", "-c", str(REPO / "config" / "reference.toml"), "--loop", "tokio")
+    assert code == 2, text
     assert "tokio" in text and "uvloop" in text and "Traceback" not in text, text

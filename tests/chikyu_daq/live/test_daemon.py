@@ -21,7 +21,7 @@ import pytest
 from chikyu_daq.replay.engine import ReplayOptions, replay
 from chikyu_daq.store.reader import open_run
 from drivers.eventloop import loop_factory
-from tests.servers import CLI, REPO, Influxd, Mosquitto, hil_serve, wait_until
+from tests.servers import CLI, REPO, Influxd, Mosquitto, hil_serve, run_cli, wait_until
 
 pytestmark = [pytest.mark.servers, pytest.mark.slow]
 
@@ -325,15 +325,10 @@ def test_what_a_restart_cannot_fix_exits_1_with_the_reason_and_no_traceback(
     """An endpoint for a bus the config does not have: said in one line, exit 1."""
     cfg = daemon_config(tmp_path / "daq.toml", influx_url=None, mqtt_port=None)
     endpoints = '{"nosuchbus": "127.0.0.1:1"}'
-    out = subprocess.run(
-        [*CLI, "run", "-c", str(cfg), "--data-dir", str(tmp_path), "--endpoints", endpoints],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=REPO,
+    code, text = run_cli(
+        "run", "-c", str(cfg), "--data-dir", str(tmp_path), "--endpoints", endpoints
     )
-    text = out.stdout + out.stderr
-    assert out.returncode == 1, text
+    assert code == 1, text
     assert "cannot start" in text and "nosuchbus" in text, text
     assert "Traceback" not in text, text
 
