@@ -16,6 +16,8 @@ import numpy as np
 from numba import njit
 from numpy.typing import NDArray
 
+from .unmanaged import borrow
+
 MAD_TO_SIGMA = 1.4826  # consistent estimator of sigma for Gaussian noise
 
 
@@ -42,7 +44,7 @@ class HampelRows(NamedTuple):
     cnt: NDArray[np.int64]  # [channels] valid values
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def hampel_step(x: float, c: int, pos: int, lim: Limits, h: HampelRows) -> tuple[float, bool]:
     """Push ``x`` (NaN = invalid) into window row ``c`` at slot ``pos``; return (clean, replaced).
 
@@ -119,7 +121,7 @@ def hampel_step(x: float, c: int, pos: int, lim: Limits, h: HampelRows) -> tuple
     return x, False
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def meanvar_step(
     x: float,
     c: int,
@@ -213,6 +215,8 @@ def _window_kernel(
     out2: NDArray[np.float64],
 ) -> None:
     """Streams a block through either filter: (clean, replaced) or (mean, variance)."""
+    # borrowed (dsp.unmanaged): the inlined steps would count references at every sample
+    x, s, out, out2 = borrow(x), borrow(s), borrow(out), borrow(out2)
     w = s.ring.shape[1]
     a = s.n_seen[0]
     rows = HampelRows(s.ring, s.aux, s.cnt)

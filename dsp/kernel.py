@@ -919,8 +919,8 @@ def _totals(
 def _osc_severity(kp: P.KernelParams, share: float, amp: float) -> float:
     """Oscillation severity: the band share, scaled down while the amplitude is small.
 
-    (The spectrum itself, ``osc_step``, is called from the loop: its eight arrays passed to
-    an inlined step would be reference counted at every grid point.)"""
+    (The spectrum itself, ``osc_step``, is called from the loop with the borrowed state: numba
+    inlines it, and a call would pass its eight arrays member by member at every grid point.)"""
     return share * min(amp / kp.osc_amp_bad_bar, 1.0)
 
 

@@ -19,6 +19,7 @@ from numba import njit
 from numpy.typing import NDArray
 
 from .filters import wrap
+from .unmanaged import borrow
 
 # integer state slots
 OI_N_GRID = 0  # grid samples seen
@@ -181,7 +182,7 @@ def _estimate(s: OscState, head: int, op: OscParams) -> None:
     sf[OF_AMP] = np.sqrt(32.0 * peak / (3.0 * n * n))
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def osc_step(x: float, op: OscParams, s: OscState) -> None:
     """Feed one grid sample; the held estimate is in ``sf[OF_FREQ]``, ``sf[OF_SHARE]``."""
     ring, si, sf = s.ring, s.si, s.sf
@@ -208,6 +209,8 @@ def osc_step(x: float, op: OscParams, s: OscState) -> None:
 def _osc_kernel(
     x: NDArray[np.float64], op: OscParams, s: OscState, out: NDArray[np.float64]
 ) -> None:
+    # borrowed (dsp.unmanaged): the inlined step would count references at every sample
+    x, s, out = borrow(x), borrow(s), borrow(out)
     sf = s.sf
     for i in range(x.shape[0]):
         osc_step(x[i], op, s)
