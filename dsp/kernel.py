@@ -307,7 +307,8 @@ def _slopes(
     ring: NDArray[np.float64], c1: int, c2: int, head: int, min_count: int, sxx_full: float
 ) -> tuple[float, float]:
     """Least-squares slopes per lane step of rows ``c1`` and ``c2`` over the ring in time order,
-    NaN-skipping; ``sxx_full`` is :func:`_sxx` of the ring's width.
+    NaN-skipping; ``sxx_full`` is :func:`_sxx` of the ring's width. (The kernel computes the
+    same bits with :func:`_slopes4`, four lane steps at once; this is their reference.)
 
     Each sum is a chain of dependent additions in time order (which fixes its bits); the two
     rows' chains run side by side in one loop, the ring in two straight runs (oldest slot on,
@@ -350,6 +351,114 @@ def _slopes(
     r1 = sxy1 / sxx1 if k1 >= min_count and sxx1 > 0.0 else np.nan
     r2 = sxy2 / sxx2 if k2 >= min_count and sxx2 > 0.0 else np.nan
     return r1, r2
+
+
+class Lin(NamedTuple):
+    """One ring row laid out in time order for a block's lane steps: the ring's values before
+    the block, then each lane step's new value, three NaN slots after (so four windows can
+    always be read at once). ``xc`` is the row with missing values as +0.0, ``ok`` 1 where a
+    value is there, ``pk``/``pj`` exact prefix sums of ``ok`` and of ``index * ok``."""
+
+    xc: NDArray[np.float64]
+    ok: NDArray[np.uint8]
+    pk: NDArray[np.int64]
+    pj: NDArray[np.int64]
+
+
+@njit(cache=True, nogil=True)
+def _lin(x: NDArray[np.float64]) -> Lin:
+    """:class:`Lin` of a row in time order (NaN = missing)."""
+    n = x.shape[0]
+    xc = np.empty(n)
+    ok = np.empty(n, np.uint8)
+    pk = np.empty(n + 1, np.int64)
+    pj = np.empty(n + 1, np.int64)
+    k = 0
+    sj = 0
+    pk[0] = 0
+    pj[0] = 0
+    for q in range(n):
+        v = x[q]
+        good = not np.isnan(v)
+        xc[q] = v if good else 0.0
+        ok[q] = good
+        k += good
+        sj += q if good else 0
+        pk[q + 1] = k
+        pj[q + 1] = sj
+    return Lin(xc, ok, pk, pj)
+
+
+@njit(cache=True, nogil=True)
+def _slopes4(
+    r: Lin, e0: int, w: int, min_count: int, sxx_full: float, res: NDArray[np.float64]
+) -> None:
+    """:func:`_slopes` of one row for the four windows of width ``w`` ending at ``e0`` ..
+    ``e0 + 3`` of a :class:`Lin` row, into ``res[:4]``, with the same bits.
+
+    The windows' chains of dependent additions (one per window, in time order, as
+    :func:`_slopes` sums them) run side by side: four at once instead of one after the other.
+    Counts and abscissa sums come exactly from the prefix sums; a missing value adds +0.0."""
+    xc, ok, pk, pj = r
+    b = e0 - w + 1
+    k0 = pk[b + w] - pk[b]
+    k1 = pk[b + 1 + w] - pk[b + 1]
+    k2 = pk[b + 2 + w] - pk[b + 2]
+    k3 = pk[b + 3 + w] - pk[b + 3]
+    sx0 = pj[b + w] - pj[b] - b * k0
+    sx1 = pj[b + 1 + w] - pj[b + 1] - (b + 1) * k1
+    sx2 = pj[b + 2 + w] - pj[b + 2] - (b + 2) * k2
+    sx3 = pj[b + 3 + w] - pj[b + 3] - (b + 3) * k3
+    sy0 = sy1 = sy2 = sy3 = 0.0
+    for j in range(w):
+        q = b + j
+        sy0 += xc[q]
+        sy1 += xc[q + 1]
+        sy2 += xc[q + 2]
+        sy3 += xc[q + 3]
+    mx0 = float(sx0) / k0 if k0 >= min_count else 0.0
+    mx1 = float(sx1) / k1 if k1 >= min_count else 0.0
+    mx2 = float(sx2) / k2 if k2 >= min_count else 0.0
+    mx3 = float(sx3) / k3 if k3 >= min_count else 0.0
+    my0 = sy0 / k0 if k0 >= min_count else 0.0
+    my1 = sy1 / k1 if k1 >= min_count else 0.0
+    my2 = sy2 / k2 if k2 >= min_count else 0.0
+    my3 = sy3 / k3 if k3 >= min_count else 0.0
+    sxy0 = sxy1 = sxy2 = sxy3 = 0.0
+    for j in range(w):
+        q = b + j
+        sxy0 += (j - mx0) * (xc[q] - my0) if ok[q] else 0.0
+        sxy1 += (j - mx1) * (xc[q + 1] - my1) if ok[q + 1] else 0.0
+        sxy2 += (j - mx2) * (xc[q + 2] - my2) if ok[q + 2] else 0.0
+        sxy3 += (j - mx3) * (xc[q + 3] - my3) if ok[q + 3] else 0.0
+    sxx0 = sxx1 = sxx2 = sxx3 = sxx_full
+    if k0 != w or k1 != w or k2 != w or k3 != w:  # something missing: sum the abscissae
+        sxx0 = sxx1 = sxx2 = sxx3 = 0.0
+        for j in range(w):
+            q = b + j
+            sxx0 += (j - mx0) * (j - mx0) if ok[q] else 0.0
+            sxx1 += (j - mx1) * (j - mx1) if ok[q + 1] else 0.0
+            sxx2 += (j - mx2) * (j - mx2) if ok[q + 2] else 0.0
+            sxx3 += (j - mx3) * (j - mx3) if ok[q + 3] else 0.0
+        sxx0 = sxx_full if k0 == w else sxx0
+        sxx1 = sxx_full if k1 == w else sxx1
+        sxx2 = sxx_full if k2 == w else sxx2
+        sxx3 = sxx_full if k3 == w else sxx3
+    res[0] = sxy0 / sxx0 if k0 >= min_count and sxx0 > 0.0 else np.nan
+    res[1] = sxy1 / sxx1 if k1 >= min_count and sxx1 > 0.0 else np.nan
+    res[2] = sxy2 / sxx2 if k2 >= min_count and sxx2 > 0.0 else np.nan
+    res[3] = sxy3 / sxx3 if k3 >= min_count and sxx3 > 0.0 else np.nan
+
+
+@njit(cache=True, nogil=True)
+def _time_order(ring: NDArray[np.float64], row: int, head: int, n_new: int) -> NDArray[np.float64]:
+    """Row ``row`` of a ring in time order from ``head`` (its oldest slot), then ``n_new`` + 3
+    NaN slots for the block's lane steps to fill."""
+    w = ring.shape[1]
+    x = np.full(w + n_new + 3, np.nan)
+    for j in range(w):
+        x[j] = ring[row, wrap(head + j, w)]
+    return x
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -495,8 +604,6 @@ class LaneIn(NamedTuple):
     u_rw: float  # u of seawater density
     rho_w: float
     fr: float  # friction gradient
-    sxx_lane: float  # _sxx of the slope lanes' and the comparison ring's widths
-    sxx_cmp: float
 
 
 # -- the named steps of one grid point, in the order chain_kernel runs them ------------------
@@ -1106,14 +1213,7 @@ U_WINDOW_REL = 0.1
 
 
 @njit(cache=True, nogil=True)
-def _drift_z(
-    kp: P.KernelParams,
-    b_ring: NDArray[np.float64],
-    head: int,
-    min_b: int,
-    d_sw: float,
-    sxx: float,
-) -> float:
+def _drift_z(kp: P.KernelParams, w: int, s1: float, s3: float, d_sw: float) -> float:
     """Change of E1 - E3 (kg/m3) across the comparison window over what may change it.
 
     The level test waits for a drift to outgrow E3's whole budget (friction +-5 % alone is
@@ -1121,9 +1221,8 @@ def _drift_z(
     densitometer drifting 8 kg/m3 in an hour was raised after 73 min. The friction factor,
     depths, seawater at depth and the gauge's calibration are constant over the window, so
     the change of the difference does not carry them (least-squares slopes of the two 1 s
-    rows in the ring, times the window)."""
-    w = b_ring.shape[1]
-    s1, s3 = _slopes(b_ring, 3, 2, head, min_b, sxx)
+    rows in the ring (E1's ``s1``, E3's ``s3``, per lane step) times the window ``w``
+    lane steps)."""
     if np.isnan(s1) or np.isnan(s3):
         return np.nan
     span = w * kp.lane_points * kp.dt_s
@@ -1134,10 +1233,15 @@ def _drift_z(
 
 
 @_step
-def _disagreement(kp: P.KernelParams, cmp: Compare, sc: Scalars, ln: int, li: LaneIn) -> None:
+def _disagreement(
+    kp: P.KernelParams, cmp: Compare, ln: int, li: LaneIn
+) -> tuple[bool, float, bool, float, float]:
     """Compare the estimators over the comparison window: E1 against E2 and E3 against E1
     over E3's window, each over their combined standard uncertainty, and the change of
-    E1 - E3 across the window (``_drift_z``); the largest z wins."""
+    E1 - E3 across the window (``_drift_z``); the largest z wins (:func:`_lane_z`).
+
+    Returns (E3 compared, its level z, E2 compared, its z, rho_s - rho_w): the drift test's
+    slopes are computed for all of a block's lane steps together (:func:`_lane_slopes`)."""
     b_ring, b_cnt, b_mom, cmp_sum, cmp_cnt = cmp
     mq, mqi, u_dens, u_rw, rho_w, fr = li.mq, li.mqi, li.u_dens, li.u_rw, li.rho_w, li.fr
     min_b = max(2, b_ring.shape[1] // 2)
@@ -1159,9 +1263,11 @@ def _disagreement(kp: P.KernelParams, cmp: Compare, sc: Scalars, ln: int, li: La
     m4, _ = meanvar_get(3, b_cnt, b_mom, min_b)
     u_e1_rho = np.sqrt(u_dens * u_dens + u_rw * u_rw)
     dms_drho_m = rho_s * mq / 3600.0 / d_sw
-    z = np.nan
     z3 = np.nan
-    if not np.isnan(m3) and not np.isnan(m4):
+    z2 = np.nan
+    has3 = not np.isnan(m3) and not np.isnan(m4)
+    has2 = not np.isnan(m1) and not np.isnan(m2)
+    if has3:
         # E3's own budget: transmitters, friction factor, depths, seawater at depth
         dz = kp.dz_section_m
         w3 = kp.rho_w_section
@@ -1171,18 +1277,37 @@ def _disagreement(kp: P.KernelParams, cmp: Compare, sc: Scalars, ln: int, li: La
         u3_z = rho3_m * kp.u_dz_m / dz
         u3 = np.sqrt(u3_p * u3_p + u3_f * u3_f + u3_z * u3_z + u_rw * u_rw)
         z3 = abs(m3 - m4) * d_sw / np.sqrt(u3 * u3 + u_e1_rho * u_e1_rho)
-        zd = _drift_z(kp, b_ring, ln % b_ring.shape[1], min_b, d_sw, li.sxx_cmp)
-        z3 = z3 if not zd > z3 else zd
-        z = z3
-    if not np.isnan(m1) and not np.isnan(m2):
+    if has2:
         u_qmud2 = (uq * mq) ** 2 + (uq * mqi) ** 2
         u2_2 = (rho_s * phi_b / 3600.0) ** 2 * u_qmud2
         u2_2 += (m2 * kp.u_rho_b / (phi_b * d_sw)) ** 2
         u1_2 = (dms_drho_m * u_dens) ** 2 + (m1 * uq) ** 2
         z2 = abs(m2 - m1) / np.sqrt(u1_2 + u2_2)
+    return has3, z3, has2, z2, d_sw
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _lane_z(
+    kp: P.KernelParams,
+    w: int,
+    has3: bool,
+    z3: float,
+    has2: bool,
+    z2: float,
+    d_sw: float,
+    s1: float,
+    s3: float,
+) -> tuple[float, float]:
+    """(z, E3's z) of a lane step from :func:`_disagreement`'s parts and the comparison
+    ring's slopes of E1 (``s1``) and E3 (``s3``)."""
+    z = np.nan
+    if has3:
+        zd = _drift_z(kp, w, s1, s3, d_sw)
+        z3 = z3 if not zd > z3 else zd
+        z = z3
+    if has2:
         z = z2 if np.isnan(z) else max(z, z2)
-    sc.z = z
-    sc.z3 = z3
+    return z, z3
 
 
 @_step
@@ -1195,24 +1320,18 @@ def _lane_step(
     sc: Scalars,
     li: LaneIn,
     ti: int,
-) -> None:
-    """The end of a 1 s lane: seawater reference, slopes, noise batch, estimator comparison."""
-    w_s = lane.shape[1]
+) -> tuple[bool, float, bool, float, float]:
+    """The end of a 1 s lane: seawater reference, noise batch, estimator comparison (whose
+    parts it returns: :func:`_disagreement`). The slopes over the lanes and the comparison's
+    drift test run over all of a block's lane steps after its points (:func:`_lane_slopes`)."""
     ln = sc.lane_n
     _seawater_zero(kp, lane, z_ring, ref, sc, ln, ti)
     ln += 1
     sc.lane_n = ln
     step_s = kp.lane_points * kp.dt_s
-    if ln >= w_s:
-        # the third row paired with itself: a pair's chains run side by side, no slower
-        sp, sq = _slopes(lane, L_PDIS, L_QINJ, ln % w_s, w_s // 2, li.sxx_lane)
-        sx, _ = _slopes(lane, L_INV, L_INV, ln % w_s, w_s // 2, li.sxx_lane)
-        sc.slope_pdis = sp / step_s
-        sc.slope_qinj = sq / step_s
-        sc.slope_expl = sx / step_s
     if ln % kp.batch_lanes == 0:
         _noise_batch(kp, sc, step_s)
-    _disagreement(kp, cmp, sc, ln, li)
+    return _disagreement(kp, cmp, ln, li)
 
 
 @_step
@@ -1301,6 +1420,64 @@ def _alarms(
     return b
 
 
+class LaneRows(NamedTuple):
+    """A block's lane steps in time order (:class:`Lin`, after the rings' values before it):
+    discharge pressure, injection flow, explained discharge; E1 and E3 compared."""
+
+    pdis: Lin
+    qinj: Lin
+    expl: Lin
+    e1: Lin
+    e3: Lin
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _lane_slopes(
+    kp: P.KernelParams,
+    rows: LaneRows,
+    w_s: int,
+    w_b: int,
+    parts: NDArray[np.float64],
+    res: NDArray[np.float64],
+) -> None:
+    """Slopes and z of each of a block's ``res.shape[1]`` lane steps, four at once.
+
+    ``parts`` holds :func:`_disagreement`'s parts per lane step (rows: E3 compared, its level
+    z, E2 compared, its z, rho_s - rho_w); ``res`` gets the rows discharge, injection and
+    explained discharge slopes (per second), z and E3's z. The window of lane step ``k``
+    ends at index ``w + k`` of its rows."""
+    nl = res.shape[1]
+    sxx_s = _sxx(w_s)
+    sxx_b = _sxx(w_b)
+    min_s = w_s // 2
+    min_b = max(2, w_b // 2)
+    step_s = kp.lane_points * kp.dt_s
+    s4 = np.empty((5, 4))
+    for k in range(0, nl, 4):
+        _slopes4(rows.pdis, w_s + k, w_s, min_s, sxx_s, s4[0])
+        _slopes4(rows.qinj, w_s + k, w_s, min_s, sxx_s, s4[1])
+        _slopes4(rows.expl, w_s + k, w_s, min_s, sxx_s, s4[2])
+        _slopes4(rows.e1, w_b + k, w_b, min_b, sxx_b, s4[3])
+        _slopes4(rows.e3, w_b + k, w_b, min_b, sxx_b, s4[4])
+        for q in range(min(4, nl - k)):
+            res[0, k + q] = s4[0, q] / step_s
+            res[1, k + q] = s4[1, q] / step_s
+            res[2, k + q] = s4[2, q] / step_s
+            z, z3 = _lane_z(
+                kp,
+                w_b,
+                parts[0, k + q] != 0.0,
+                parts[1, k + q],
+                parts[2, k + q] != 0.0,
+                parts[3, k + q],
+                parts[4, k + q],
+                s4[3, q],
+                s4[4, q],
+            )
+            res[3, k + q] = z
+            res[4, k + q] = z3
+
+
 @njit(cache=True, nogil=True, error_model="numpy")
 def chain_kernel(
     t: NDArray[np.int64],
@@ -1318,7 +1495,10 @@ def chain_kernel(
     oq: NDArray[np.uint8],
     bits: NDArray[np.uint8],
 ) -> None:
-    """One pass over a block's grid points: each point runs the named steps above in order."""
+    """A block's grid points: each point runs the named steps above in order, except that the
+    lane steps' slopes and drift test (:func:`_lane_slopes`: latency-bound sums, four lane
+    steps at once) and what reads them (plug indicator, stability, alarms) follow in a second
+    pass over the points; nothing in the first pass reads them."""
     # every array borrowed (dsp.unmanaged): the steps and helpers the loop calls with them
     # would count references atomically at every grid point
     t, vals, qual = borrow(t), borrow(vals), borrow(qual)
@@ -1352,13 +1532,26 @@ def chain_kernel(
     lane_len = kp.lane_points
     k_assay = 0
     sens = np.empty(2 * N_SYS)
-    sxx_lane = _sxx(w_s)
-    sxx_cmp = _sxx(st.b_ring.shape[1])
     a0 = sc.grid_n
     pos_h = a0 % w_h
     pos_a = a0 % w_a
     pos_hist = a0 % h_len
     pos_lane = a0 % lane_len
+    # the slopes over the lanes, the drift test and what depends on them (plug indicator,
+    # stability, alarms) run after the points, over all of the block's lane steps at once
+    n = t.shape[0]
+    nl = (pos_lane + n) // lane_len  # lane steps in this block
+    ln0 = sc.lane_n
+    b_ring = st.b_ring
+    w_b = b_ring.shape[1]
+    x_pdis = _time_order(lane, L_PDIS, ln0 % w_s, nl)
+    x_qinj = _time_order(lane, L_QINJ, ln0 % w_s, nl)
+    x_expl = _time_order(lane, L_INV, ln0 % w_s, nl)
+    x_e1 = _time_order(b_ring, 3, ln0 % w_b, nl)
+    x_e3 = _time_order(b_ring, 2, ln0 % w_b, nl)
+    parts = np.empty((5, nl))
+    stopped_at = np.empty(n, np.uint8)
+    k_lane = 0
     for i in range(t.shape[0]):
         a = sc.grid_n
         ti = t[i]
@@ -1452,43 +1645,80 @@ def chain_kernel(
         pos_lane += 1
         if pos_lane == lane_len:
             pos_lane = 0
-            li = LaneIn(mq, mqi, u_dens, u_rw, rho_w, fr, sxx_lane, sxx_cmp)
-            _lane_step(kp, lane, z_ring, cmp, ref, sc, li, ti)
-        z = sc.z
-        # not compared across a stop: the last lanes' z would be stale (the alarm is held)
-        out[O_Z, i] = z if not stopped else np.nan
-        out[O_Z3, i] = sc.z3 if not stopped else np.nan
-        plug = _plug(kp, sc)
-        full = sc.lane_n >= w_s
-        out[O_SLOPE_P, i] = sc.slope_pdis if full else np.nan
-        out[O_SLOPE_Q, i] = sc.slope_qinj if full else np.nan
-        out[O_PLUG, i] = plug if full else np.nan
-        out[O_PLUG_EXP, i] = sc.slope_expl if full else np.nan
-        stab = _stability_index(kp, margin, cvf, cvd, cvt, osc_sev, out[O_PLUG, i], ratio)
-        out[O_STAB, i] = stab
+            li = LaneIn(mq, mqi, u_dens, u_rw, rho_w, fr)
+            has3, z3l, has2, z2l, d_sw = _lane_step(kp, lane, z_ring, cmp, ref, sc, li, ti)
+            # this lane step's new values, for the slopes after the points
+            ln = sc.lane_n
+            x_pdis[w_s + k_lane] = lane[L_PDIS, (ln - 1) % w_s]
+            x_qinj[w_s + k_lane] = lane[L_QINJ, (ln - 1) % w_s]
+            x_expl[w_s + k_lane] = lane[L_INV, (ln - 1) % w_s]
+            x_e1[w_b + k_lane] = b_ring[3, (ln - 1) % w_b]
+            x_e3[w_b + k_lane] = b_ring[2, (ln - 1) % w_b]
+            parts[0, k_lane] = 1.0 if has3 else 0.0
+            parts[1, k_lane] = z3l
+            parts[2, k_lane] = 1.0 if has2 else 0.0
+            parts[3, k_lane] = z2l
+            parts[4, k_lane] = d_sw
+            k_lane += 1
+        stopped_at[i] = stopped
+        # the stability group's quality if the index is known (BAD where it is not: below)
         q_in = max(max(q_q, qual[R_QINJ][i]), max(q_d, qual[R_PDIS][i]))
-        if np.isnan(stab):
-            oq[Q_STAB, i] = BAD
-        elif q_in > GOOD or np.isnan(tq):
-            oq[Q_STAB, i] = UNCERTAIN
-        else:
-            oq[Q_STAB, i] = GOOD
-        # alarms
-        bits[i] = _alarms(
-            kp,
-            alarms,
-            al,
-            ti,
-            stopped,
-            margin,
-            osc_sev,
-            out[O_PLUG, i],
-            cvt,
-            fiz,
-            z,
-        )
+        oq[Q_STAB, i] = UNCERTAIN if q_in > GOOD or np.isnan(tq) else GOOD
         sc.grid_n = a + 1
         # ring positions advance together with the absolute index (no modulo in the loop)
         pos_h = pos_h + 1 if pos_h + 1 < w_h else 0
         pos_a = pos_a + 1 if pos_a + 1 < w_a else 0
         pos_hist = pos_hist + 1 if pos_hist + 1 < h_len else 0
+    rows = LaneRows(_lin(x_pdis), _lin(x_qinj), _lin(x_expl), _lin(x_e1), _lin(x_e3))
+    res = np.empty((5, nl))
+    _lane_slopes(kp, rows, w_s, w_b, parts, res)
+    # the points again: the lane steps' slopes and z, plug indicator, stability, alarms
+    pos_lane = a0 % lane_len
+    ln = ln0
+    k_lane = 0
+    for i in range(n):
+        pos_lane += 1
+        if pos_lane == lane_len:
+            pos_lane = 0
+            ln += 1
+            if ln >= w_s:
+                sc.slope_pdis = res[0, k_lane]
+                sc.slope_qinj = res[1, k_lane]
+                sc.slope_expl = res[2, k_lane]
+            sc.z = res[3, k_lane]
+            sc.z3 = res[4, k_lane]
+            k_lane += 1
+        stopped = stopped_at[i] != 0
+        z = sc.z
+        # not compared across a stop: the last lanes' z would be stale (the alarm is held)
+        out[O_Z, i] = z if not stopped else np.nan
+        out[O_Z3, i] = sc.z3 if not stopped else np.nan
+        plug = _plug(kp, sc)
+        full = ln >= w_s
+        out[O_SLOPE_P, i] = sc.slope_pdis if full else np.nan
+        out[O_SLOPE_Q, i] = sc.slope_qinj if full else np.nan
+        out[O_PLUG, i] = plug if full else np.nan
+        out[O_PLUG_EXP, i] = sc.slope_expl if full else np.nan
+        margin = out[O_MARGIN, i]
+        osc_sev = out[O_OSC_SEV, i]
+        cvt = out[O_CVT, i]
+        stab = _stability_index(
+            kp, margin, out[O_CVF, i], out[O_CVD, i], cvt, osc_sev, out[O_PLUG, i], out[O_RATIO, i]
+        )
+        out[O_STAB, i] = stab
+        if np.isnan(stab):
+            oq[Q_STAB, i] = BAD
+        # alarms
+        bits[i] = _alarms(
+            kp,
+            alarms,
+            al,
+            t[i],
+            stopped,
+            margin,
+            osc_sev,
+            out[O_PLUG, i],
+            cvt,
+            out[O_FIZ, i],
+            z,
+        )
