@@ -409,13 +409,15 @@ def _slopes4(
     sx1 = pj[b + 1 + w] - pj[b + 1] - (b + 1) * k1
     sx2 = pj[b + 2 + w] - pj[b + 2] - (b + 2) * k2
     sx3 = pj[b + 3 + w] - pj[b + 3] - (b + 3) * k3
+    # views from the first window's start: indices from 0 up need no negative-index fix-up
+    x = xc[b:]
+    m = ok[b:]
     sy0 = sy1 = sy2 = sy3 = 0.0
     for j in range(w):
-        q = b + j
-        sy0 += xc[q]
-        sy1 += xc[q + 1]
-        sy2 += xc[q + 2]
-        sy3 += xc[q + 3]
+        sy0 += x[j]
+        sy1 += x[j + 1]
+        sy2 += x[j + 2]
+        sy3 += x[j + 3]
     mx0 = float(sx0) / k0 if k0 >= min_count else 0.0
     mx1 = float(sx1) / k1 if k1 >= min_count else 0.0
     mx2 = float(sx2) / k2 if k2 >= min_count else 0.0
@@ -426,20 +428,23 @@ def _slopes4(
     my3 = sy3 / k3 if k3 >= min_count else 0.0
     sxy0 = sxy1 = sxy2 = sxy3 = 0.0
     for j in range(w):
-        q = b + j
-        sxy0 += (j - mx0) * (xc[q] - my0) if ok[q] else 0.0
-        sxy1 += (j - mx1) * (xc[q + 1] - my1) if ok[q + 1] else 0.0
-        sxy2 += (j - mx2) * (xc[q + 2] - my2) if ok[q + 2] else 0.0
-        sxy3 += (j - mx3) * (xc[q + 3] - my3) if ok[q + 3] else 0.0
+        # each term computed whether or not the value is there, then selected: no branches
+        t0 = (j - mx0) * (x[j] - my0)
+        t1 = (j - mx1) * (x[j + 1] - my1)
+        t2 = (j - mx2) * (x[j + 2] - my2)
+        t3 = (j - mx3) * (x[j + 3] - my3)
+        sxy0 += t0 if m[j] else 0.0
+        sxy1 += t1 if m[j + 1] else 0.0
+        sxy2 += t2 if m[j + 2] else 0.0
+        sxy3 += t3 if m[j + 3] else 0.0
     sxx0 = sxx1 = sxx2 = sxx3 = sxx_full
     if k0 != w or k1 != w or k2 != w or k3 != w:  # something missing: sum the abscissae
         sxx0 = sxx1 = sxx2 = sxx3 = 0.0
         for j in range(w):
-            q = b + j
-            sxx0 += (j - mx0) * (j - mx0) if ok[q] else 0.0
-            sxx1 += (j - mx1) * (j - mx1) if ok[q + 1] else 0.0
-            sxx2 += (j - mx2) * (j - mx2) if ok[q + 2] else 0.0
-            sxx3 += (j - mx3) * (j - mx3) if ok[q + 3] else 0.0
+            sxx0 += (j - mx0) * (j - mx0) if m[j] else 0.0
+            sxx1 += (j - mx1) * (j - mx1) if m[j + 1] else 0.0
+            sxx2 += (j - mx2) * (j - mx2) if m[j + 2] else 0.0
+            sxx3 += (j - mx3) * (j - mx3) if m[j + 3] else 0.0
         sxx0 = sxx_full if k0 == w else sxx0
         sxx1 = sxx_full if k1 == w else sxx1
         sxx2 = sxx_full if k2 == w else sxx2
