@@ -59,33 +59,37 @@ def hampel_step(x: float, c: int, pos: int, lim: Limits, h: HampelRows) -> tuple
     n = cnt[c]
     old_ok = not np.isnan(old)
     new_ok = not np.isnan(x)
+    # the row, indexed unsigned in the loops below: a signed index costs a negative-index
+    # fix-up at every access (the indices are never negative)
+    r = srt[c]
+    u = np.uint64
     if old_ok:
         # old's first slot (it is there exactly): a straight scan, whose one mispredicted
         # jump at its end costs less than a binary search's two or three on a 31-value row
         j = 0
-        while j < n - 1 and srt[c, j] < old:
+        while j < n - 1 and r[u(j)] < old:
             j += 1
         if new_ok:  # replace in place, moving only across the values between old and x
             if x >= old:
-                while j + 1 < n and srt[c, j + 1] < x:
-                    srt[c, j] = srt[c, j + 1]
+                while j + 1 < n and r[u(j + 1)] < x:
+                    r[u(j)] = r[u(j + 1)]
                     j += 1
             else:
-                while j > 0 and srt[c, j - 1] > x:
-                    srt[c, j] = srt[c, j - 1]
+                while j > 0 and r[u(j - 1)] > x:
+                    r[u(j)] = r[u(j - 1)]
                     j -= 1
-            srt[c, j] = x
+            r[u(j)] = x
         else:
             while j < n - 1:
-                srt[c, j] = srt[c, j + 1]
+                r[u(j)] = r[u(j + 1)]
                 j += 1
             n -= 1
     elif new_ok:
         j = n
-        while j > 0 and srt[c, j - 1] > x:
-            srt[c, j] = srt[c, j - 1]
+        while j > 0 and r[u(j - 1)] > x:
+            r[u(j)] = r[u(j - 1)]
             j -= 1
-        srt[c, j] = x
+        r[u(j)] = x
         n += 1
     ring[c, pos] = x
     cnt[c] = n
