@@ -427,20 +427,26 @@ def _slopes4(
     my2 = sy2 / k2 if k2 >= min_count else 0.0
     my3 = sy3 / k3 if k3 >= min_count else 0.0
     sxy0 = sxy1 = sxy2 = sxy3 = 0.0
-    for j in range(w):
-        # each term computed whether or not the value is there, then selected: no branches
-        t0 = (j - mx0) * (x[j] - my0)
-        t1 = (j - mx1) * (x[j + 1] - my1)
-        t2 = (j - mx2) * (x[j + 2] - my2)
-        t3 = (j - mx3) * (x[j + 3] - my3)
-        sxy0 += t0 if m[j] else 0.0
-        sxy1 += t1 if m[j + 1] else 0.0
-        sxy2 += t2 if m[j + 2] else 0.0
-        sxy3 += t3 if m[j + 3] else 0.0
     sxx0 = sxx1 = sxx2 = sxx3 = sxx_full
-    if k0 != w or k1 != w or k2 != w or k3 != w:  # something missing: sum the abscissae
+    if k0 == w and k1 == w and k2 == w and k3 == w:  # nothing missing (the usual case)
+        for j in range(w):
+            sxy0 += (j - mx0) * (x[j] - my0)
+            sxy1 += (j - mx1) * (x[j + 1] - my1)
+            sxy2 += (j - mx2) * (x[j + 2] - my2)
+            sxy3 += (j - mx3) * (x[j + 3] - my3)
+    else:
         sxx0 = sxx1 = sxx2 = sxx3 = 0.0
         for j in range(w):
+            # each term computed whether or not the value is there, then selected: no branches
+            t0 = (j - mx0) * (x[j] - my0)
+            t1 = (j - mx1) * (x[j + 1] - my1)
+            t2 = (j - mx2) * (x[j + 2] - my2)
+            t3 = (j - mx3) * (x[j + 3] - my3)
+            sxy0 += t0 if m[j] else 0.0
+            sxy1 += t1 if m[j + 1] else 0.0
+            sxy2 += t2 if m[j + 2] else 0.0
+            sxy3 += t3 if m[j + 3] else 0.0
+            # something missing: the abscissae's sums too
             sxx0 += (j - mx0) * (j - mx0) if m[j] else 0.0
             sxx1 += (j - mx1) * (j - mx1) if m[j + 1] else 0.0
             sxx2 += (j - mx2) * (j - mx2) if m[j + 2] else 0.0
