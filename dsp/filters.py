@@ -64,11 +64,12 @@ def hampel_step(x: float, c: int, pos: int, lim: Limits, h: HampelRows) -> tuple
     r = srt[c]
     u = np.uint64
     if old_ok:
-        # old's first slot (it is there exactly): a straight scan, whose one mispredicted
-        # jump at its end costs less than a binary search's two or three on a 31-value row
+        # old's first slot (it is there exactly): the values below it are a prefix of the
+        # sorted row, so counting them finds it without a data-dependent jump (a scan's
+        # mispredicted exit, a binary search's two or three on a 31-value row)
         j = 0
-        while j < n - 1 and r[u(j)] < old:
-            j += 1
+        for q in range(n - 1):
+            j += r[q] < old
         if new_ok:  # replace in place, moving only across the values between old and x
             if x >= old:
                 while j + 1 < n and r[u(j + 1)] < x:
