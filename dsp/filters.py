@@ -187,6 +187,11 @@ def meanvar_step(
     mom[c, 2] = k
 
 
+#: :func:`meanvar_step` as a call, for a caller that runs it seldom (the chain kernel's once
+#: a second comparison window): inlined there it would only add to the kernel's compile time.
+meanvar_step_call = njit(cache=True, nogil=True)(meanvar_step.py_func)
+
+
 @njit(cache=True, nogil=True)
 def meanvar_get(
     c: int, cnt: NDArray[np.int64], mom: NDArray[np.float64], min_count: int

@@ -17,7 +17,15 @@ from numpy.typing import NDArray
 
 from . import params as P
 from .alarms import AlarmLimits, AlarmState, alarm_step
-from .filters import HampelRows, Limits, hampel_step, meanvar_get, meanvar_step, wrap
+from .filters import (
+    HampelRows,
+    Limits,
+    hampel_step,
+    meanvar_get,
+    meanvar_step,
+    meanvar_step_call,
+    wrap,
+)
 from .quality import BAD, GOOD, UNCERTAIN
 from .spectrum import OF_AMP, OF_FREQ, OF_SHARE, OscParams, OscState, osc_step
 from .unmanaged import borrow
@@ -1265,7 +1273,7 @@ def _disagreement(
     for c4 in range(N_COMPARED):
         cnt_l = cmp_cnt[c4]
         mean_l = cmp_sum[c4] / cnt_l if cnt_l > 0 else np.nan
-        meanvar_step(mean_l, c4, pb, b_ring, b_cnt, b_mom)
+        meanvar_step_call(mean_l, c4, pb, b_ring, b_cnt, b_mom)
         cmp_sum[c4] = 0.0
         cmp_cnt[c4] = 0
     m1, _ = meanvar_get(0, b_cnt, b_mom, min_b)
