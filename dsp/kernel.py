@@ -1057,11 +1057,32 @@ def _totals(
 
 @_step
 def _osc_severity(kp: P.KernelParams, share: float, amp: float) -> float:
-    """Oscillation severity: the band share, scaled down while the amplitude is small.
-
-    (The spectrum itself, ``osc_step``, is called from the loop with the borrowed state: numba
-    inlines it, and a call would pass its eight arrays member by member at every grid point.)"""
+    """Oscillation severity: the band share, scaled down while the amplitude is small."""
     return share * min(amp / kp.osc_amp_bad_bar, 1.0)
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _oscillation(
+    kp: P.KernelParams,
+    osc: OscState,
+    v: NDArray[np.float64],
+    q: NDArray[np.uint8],
+    out: NDArray[np.float64],
+) -> None:
+    """The discharge pressure's oscillation (``v``, ``q``) and its severity per point of a
+    block, into ``out``'s rows: a column pass before the block's points (the spectrum reads
+    its input only), its step inlined in a tight loop."""
+    osc, v, q, out = borrow(osc), borrow(v), borrow(q), borrow(out)
+    op = OscParams(
+        kp.osc_decim, kp.osc_hop, kp.dt_s, kp.osc_f_lo_hz, kp.osc_f_hi_hz, kp.osc_max_inv
+    )
+    sf = osc.sf
+    for i in range(v.shape[0]):
+        osc_step(_valid(v, q, i), op, osc)
+        out[O_OSC_F, i] = sf[OF_FREQ]
+        out[O_OSC_SHARE, i] = sf[OF_SHARE]
+        out[O_OSC_AMP, i] = sf[OF_AMP]
+        out[O_OSC_SEV, i] = _osc_severity(kp, sf[OF_SHARE], sf[OF_AMP])
 
 
 @_step
@@ -1549,10 +1570,6 @@ def chain_kernel(
     hist, lane, z_ring = st.hist, st.lane, st.z_ring
     ref = RefIn(st.ref_t, st.ref_e, st.r_ring)
     osc = OscState(st.o_ring, st.o_si, st.o_sf, st.tab, st.rev, st.win, st.o_y, st.o_z)
-    o_sf = st.o_sf
-    osc_p = OscParams(
-        kp.osc_decim, kp.osc_hop, kp.dt_s, kp.osc_f_lo_hz, kp.osc_f_hi_hz, kp.osc_max_inv
-    )
     al = AlarmState(st.al_active, st.al_pending)
     friction, alarms = tables.friction, tables.alarms
     v_qret, q_qret = vals[R_QRET], qual[R_QRET]
@@ -1588,6 +1605,7 @@ def chain_kernel(
     clean = np.empty((3, n))
     replaced = np.empty((3, n), np.uint8)
     _despike(kp, hampel, (v_qret, v_qinj, v_rho), (q_qret, q_qinj, q_rho), a0, clean, replaced)
+    _oscillation(kp, osc, vals[R_PDIS], qual[R_PDIS], out)
     for i in range(t.shape[0]):
         a = sc.grid_n
         ti = t[i]
@@ -1669,12 +1687,6 @@ def chain_kernel(
         out[O_VEL, i] = vel
         out[O_MARGIN, i] = margin
         p_d = _valid(vals[R_PDIS], qual[R_PDIS], i)
-        osc_step(p_d, osc_p, osc)
-        osc_sev = _osc_severity(kp, o_sf[OF_SHARE], o_sf[OF_AMP])
-        out[O_OSC_F, i] = o_sf[OF_FREQ]
-        out[O_OSC_SHARE, i] = o_sf[OF_SHARE]
-        out[O_OSC_AMP, i] = o_sf[OF_AMP]
-        out[O_OSC_SEV, i] = osc_sev
         _lane_sums(sc, p_d, q_inj, rho_raw, rho_w, q_ret)
         pos_lane += 1
         if pos_lane == lane_len:
