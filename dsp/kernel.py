@@ -809,33 +809,69 @@ def _e3(
     return cv3_del, cv1_win
 
 
-@_step
+@njit(cache=True, nogil=True, error_model="numpy")
 def _rolling(
     kp: P.KernelParams,
     a_ring: NDArray[np.float64],
     a_cnt: NDArray[np.int64],
     a_mom: NDArray[np.float64],
+    clean: NDArray[np.float64],
+    v_tqa: NDArray[np.float64],
+    q_tqa: NDArray[np.uint8],
+    v_tqb: NDArray[np.float64],
+    q_tqb: NDArray[np.uint8],
+    a0: int,
+    out: NDArray[np.float64],
+    means: NDArray[np.float64],
+) -> None:
+    """Rolling CVs of flow and torque, mean flows (into ``means``), their ratio and the
+    imbalance z of a block, into ``out``'s rows; ``clean`` holds the despiked return and
+    injection flows (rows 0, 1). A column pass before the block's points (these windows read
+    inputs only; the density's, which reads the seawater reference, runs per point:
+    :func:`_rolling_density`)."""
+    a_ring, a_cnt, a_mom = borrow(a_ring), borrow(a_cnt), borrow(a_mom)
+    clean, out, means = borrow(clean), borrow(out), borrow(means)
+    v_tqa, q_tqa, v_tqb, q_tqb = borrow(v_tqa), borrow(q_tqa), borrow(v_tqb), borrow(q_tqb)
+    w = a_ring.shape[1]
+    min_a = max(2, w // 2)
+    pos = a0 % w
+    for i in range(clean.shape[1]):
+        tq_a = _valid(v_tqa, q_tqa, i)
+        tq_b = _valid(v_tqb, q_tqb, i)
+        tq = tq_a + tq_b  # NaN if either fails: a missing pump would fake a torque swing
+        meanvar_step(tq, 2, pos, a_ring, a_cnt, a_mom)
+        out[O_CVT, i] = _ratio_cv(2, a_cnt, a_mom, min_a)
+        pos = pos + 1 if pos + 1 < w else 0
+    pos = a0 % w
+    for i in range(clean.shape[1]):
+        meanvar_step(clean[0, i], 0, pos, a_ring, a_cnt, a_mom)
+        meanvar_step(clean[1, i], 3, pos, a_ring, a_cnt, a_mom)
+        cvf = _ratio_cv(0, a_cnt, a_mom, min_a)
+        mq, _ = meanvar_get(0, a_cnt, a_mom, min_a)
+        mqi, _ = meanvar_get(3, a_cnt, a_mom, min_a)
+        ratio = mq / mqi if mqi > 1e-9 else np.nan
+        u_dq = kp.u_flow_rel * np.sqrt(mq * mq + mqi * mqi)
+        fiz = (mq - mqi) / u_dq if u_dq > 0.0 else np.nan
+        out[O_CVF, i] = cvf
+        out[O_RATIO, i] = ratio
+        out[O_FIZ, i] = fiz
+        means[0, i] = mq
+        means[1, i] = mqi
+        pos = pos + 1 if pos + 1 < w else 0
+
+
+@_step
+def _rolling_density(
+    a_ring: NDArray[np.float64],
+    a_cnt: NDArray[np.int64],
+    a_mom: NDArray[np.float64],
     pos: int,
-    q_ret: float,
     rho: float,
-    tq: float,
-    q_inj: float,
-) -> tuple[float, float, float, float, float, float, float]:
-    """Rolling CVs of flow, density and torque; mean flows, their ratio and the imbalance z."""
+) -> float:
+    """The density's rolling CV (it reads the seawater reference: per point)."""
     min_a = max(2, a_ring.shape[1] // 2)
-    meanvar_step(q_ret, 0, pos, a_ring, a_cnt, a_mom)
     meanvar_step(rho, 1, pos, a_ring, a_cnt, a_mom)
-    meanvar_step(tq, 2, pos, a_ring, a_cnt, a_mom)
-    meanvar_step(q_inj, 3, pos, a_ring, a_cnt, a_mom)
-    cvf = _ratio_cv(0, a_cnt, a_mom, min_a)
-    cvd = _ratio_cv(1, a_cnt, a_mom, min_a)
-    cvt = _ratio_cv(2, a_cnt, a_mom, min_a)
-    mq, _ = meanvar_get(0, a_cnt, a_mom, min_a)
-    mqi, _ = meanvar_get(3, a_cnt, a_mom, min_a)
-    ratio = mq / mqi if mqi > 1e-9 else np.nan
-    u_dq = kp.u_flow_rel * np.sqrt(mq * mq + mqi * mqi)
-    fiz = (mq - mqi) / u_dq if u_dq > 0.0 else np.nan
-    return cvf, cvd, cvt, mq, mqi, ratio, fiz
+    return _ratio_cv(1, a_cnt, a_mom, min_a)
 
 
 @_step
@@ -1606,6 +1642,9 @@ def chain_kernel(
     replaced = np.empty((3, n), np.uint8)
     _despike(kp, hampel, (v_qret, v_qinj, v_rho), (q_qret, q_qinj, q_rho), a0, clean, replaced)
     _oscillation(kp, osc, vals[R_PDIS], qual[R_PDIS], out)
+    means = np.empty((2, n))
+    v_tqa, q_tqa, v_tqb, q_tqb = vals[R_TQA], qual[R_TQA], vals[R_TQB], qual[R_TQB]
+    _rolling(kp, a_ring, a_cnt, a_mom, clean, v_tqa, q_tqa, v_tqb, q_tqb, a0, out, means)
     for i in range(t.shape[0]):
         a = sc.grid_n
         ti = t[i]
@@ -1648,15 +1687,9 @@ def chain_kernel(
         # rolling statistics
         tq_a = _valid(vals[R_TQA], qual[R_TQA], i)
         tq_b = _valid(vals[R_TQB], qual[R_TQB], i)
-        tq = tq_a + tq_b  # NaN if either fails: a missing pump would fake a torque swing
-        cvf, cvd, cvt, mq, mqi, ratio, fiz = _rolling(
-            kp, a_ring, a_cnt, a_mom, pos_a, q_ret, rho, tq, q_inj
-        )
-        out[O_CVF, i] = cvf
-        out[O_CVD, i] = cvd
-        out[O_CVT, i] = cvt
-        out[O_RATIO, i] = ratio
-        out[O_FIZ, i] = fiz
+        tq = tq_a + tq_b  # (flow and torque windows: _rolling, before the points)
+        out[O_CVD, i] = _rolling_density(a_ring, a_cnt, a_mom, pos_a, rho)
+        mq, mqi = means[0, i], means[1, i]
         if not stopped:  # the estimators are not compared across a stop
             _compare_sums(cmp_sum, cmp_cnt, ms1, ms2, cv3_del, cv1_win)
         # grade, rates, their uncertainty and the cumulative totals
