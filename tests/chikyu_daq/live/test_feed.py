@@ -4,7 +4,9 @@ its stamping clock moved by the test)."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -79,6 +81,50 @@ def test_feeding_on_due_ticks_computes_what_feeding_every_tick_computes(tmp_path
         assert got[0] == want[0]
         for name, col in want[1].items():
             np.testing.assert_array_equal(got[1][name], col, err_msg=name)
+    finally:
+        assert pipe.outputs.recorder is not None
+        pipe.outputs.recorder.close()
+
+
+def test_ticks_that_only_record_stay_on_the_loop(tmp_path: Path, monkeypatch: Any) -> None:
+    """With InfluxDB off, a tick that feeds and computes nothing records on the loop (no worker
+    hand-off); the results, and what is recorded, are those of a worker on every tick."""
+    cfg = reference()
+    now = [T0]
+    pipe = Pipeline(
+        cfg, data_dir=tmp_path, clock=lambda: now[0], influx_enabled=False, mqtt_enabled=False
+    )
+    handoffs = []
+
+    async def to_thread(fn: Any, *args: Any) -> Any:
+        handoffs.append(args)
+        return fn(*args)
+
+    monkeypatch.setattr("chikyu_daq.live.pipeline.asyncio.to_thread", to_thread)
+    got: list[Processed] = []
+    pipe._on_processed = got.append
+    recorded = []
+    write_raw = pipe.outputs.write_raw
+    pipe.outputs.write_raw = lambda b: (recorded.append(b), write_raw(b))[1]  # type: ignore[method-assign]
+    every = Processor(cfg)
+    ticks = _ticks(every, 60)
+    want: list[int] = []
+
+    async def run() -> None:
+        for t_now, blocks in ticks:
+            now[0] = t_now
+            pipe._drain = lambda b=blocks: b  # type: ignore[method-assign]
+            await pipe._tick(final=False)
+            every.feed_blocks(blocks)
+            want.extend(_rows(every.advance(whole_periods=True))[0])
+
+    asyncio.run(run())
+    try:
+        assert [t for p in got for t in p.t_ns.tolist()] == want
+        assert len(want) >= 80
+        assert len(recorded) == len(ticks)  # every tick recorded, in order
+        assert all(r is b for r, (_, b) in zip(recorded, ticks, strict=True))
+        assert len(handoffs) <= len(ticks) // 2  # was: every tick
     finally:
         assert pipe.outputs.recorder is not None
         pipe.outputs.recorder.close()
