@@ -338,6 +338,7 @@ class Recorder:
         self._events_bytes = 0
         self._events_fd = -1
         self._events_in_file = 0
+        self._events_unsynced = False  # lines written to the fd since its last fsync
         self._manifest_written = False
         self._segment_started = time.monotonic()
         #: published in `stats()` as `recorder_<name>`
@@ -549,6 +550,7 @@ class Recorder:
                     raise OSError(errno.ENOSPC, "short write to events.jsonl")
                 self._events.popleft()
                 self._events_in_file += 1
+                self._events_unsynced = True
         except OSError:
             self._close_events_fd()
             raise
@@ -579,12 +581,13 @@ class Recorder:
                 self._results.write_part(self._results_table(res))
                 res, res_bytes = [], 0
             self._write_events()
-            if self._events_fd >= 0:
+            if self._events_fd >= 0 and self._events_unsynced:  # most flushes bring no event
                 try:
                     os.fsync(self._events_fd)
                 except OSError:
                     self._close_events_fd()
                     raise
+                self._events_unsynced = False
         except OSError as exc:
             self.counts.add("flush_errors", 1)
             self.health.fail(exc, "flush failed; data kept in memory and retried")

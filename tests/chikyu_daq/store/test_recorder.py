@@ -221,3 +221,33 @@ def test_a_compacted_raw_segment_has_a_row_group_per_channel(tmp_path: Path) -> 
     for ch in ("dt201.density", "ft201.volume_flow"):
         for i in range(3):
             np.testing.assert_array_equal(raw[ch][i], np.concatenate([b[ch][i] for b in want]))
+
+
+def test_the_event_file_is_fsynced_only_by_flushes_that_wrote_to_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An event is durable at the flush after it; a flush that wrote no event line costs no
+    fsync of `events.jsonl` (most flushes: two a second, events a few an hour)."""
+    rec = Recorder(tmp_path / "runs", run_id="r", autoflush=False)
+    events_syncs: list[int] = []
+    real_fsync = os.fsync
+
+    def counting_fsync(fd: int) -> None:
+        if os.path.basename(os.readlink(f"/proc/self/fd/{fd}")) == "events.jsonl":
+            events_syncs.append(fd)
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", counting_fsync)
+    rec.write_event({"kind": "alarm", "name": "SLUGGING", "t_ns": T0})
+    rec.flush()
+    assert len(events_syncs) == 1  # the event's flush syncs it
+    for k in range(5):
+        rec.write_raw(block(k))
+        rec.flush()
+    assert len(events_syncs) == 1  # raw-only flushes leave the event file alone
+    rec.write_event({"kind": "alarm", "name": "SLUGGING", "t_ns": T0 + 1})
+    rec.flush()
+    assert len(events_syncs) == 2
+    rec.close()
+    stamps = [json.loads(line)["t_ns"] for line in (tmp_path / "runs/r/events.jsonl").open()]
+    assert stamps == [T0, T0 + 1]
