@@ -189,7 +189,7 @@ class Outputs:
         worker thread, or from the event loop itself (`on_loop`: the health point)."""
         if not body:
             return
-        self.influx.spool.append(body)
+        self.influx.spool.append(body, sync=not on_loop)  # the loop never waits on an fsync
         self._unsent += len(body)
         now = time.monotonic()
         if self._loop is not None and (
