@@ -9,6 +9,11 @@
 - drain: spool drain into a real influxd beside influxd's own raw ingest rate in the same run
   (a plain loop posting the same lines pre-encoded as gzipped 5,000-line batches over one
   keep-alive connection; before and after the drain, each into a fresh database);
+- live_upload: the InfluxDB output at reference rates in-process, as the daemon runs it
+  (`Outputs` with a v1 spool and uploader into a real influxd, a worker thread writing the
+  reference raw ticks at the daemon's ~6 ticks/s, the 1 Hz health point on the event loop):
+  CPU share of this process (all threads) over the window, the same with the uploader off
+  (what the upload itself costs is the difference) and requests per second;
 - recorder write and read throughput.
 
     python benchmarks/bench_outputs.py --out benchmarks/out
@@ -276,6 +281,91 @@ def bench_drain(n_lines: int = 1_000_000) -> dict[str, Any]:
     }
 
 
+def bench_live_upload(window_s: float = 20.0, tick_s: float = 1 / 6) -> dict[str, Any]:
+    if shutil.which("influxd") is None:
+        return {"skipped": "influxd not installed"}
+    import resource
+    import threading
+
+    from chikyu_daq.config.model import load_config
+    from chikyu_daq.sinks.fanout import Outputs
+    from tests.servers import Influxd
+
+    ticks = reference_ticks(int((window_s + 5) / tick_s) + 2, tick_s)
+    health = {"dev": {f"d{i}": {"ok": True, "polls": i, "ms": 2.5} for i in range(40)}}
+
+    def cpu() -> float:
+        r = resource.getrusage(resource.RUSAGE_SELF)
+        return r.ru_utime + r.ru_stime
+
+    async def run(url: str, data: Path, upload: bool) -> dict[str, Any]:
+        cfg = load_config(REPO / "config" / "reference.toml")
+        influx = cfg.outputs.influx.model_copy(
+            update={"enabled": True, "dialect": "v1", "url": url, "db": "bench"}
+        )
+        recorder = cfg.recorder.model_copy(update={"enabled": False})  # the InfluxDB path only
+        outputs = cfg.outputs.model_copy(update={"influx": influx})
+        cfg = cfg.model_copy(update={"outputs": outputs, "recorder": recorder})
+        out = Outputs(cfg, data_dir=data, influx_enabled=True, mqtt_enabled=False)
+        await out.start()
+        tasks = out.tasks() if upload else []
+        stop = threading.Event()
+
+        def worker() -> None:  # the pipeline's worker thread: raw lines per tick
+            k, due = 0, time.monotonic()
+            while not stop.is_set():
+                out.write_raw(ticks[k % len(ticks)])
+                k, due = k + 1, due + tick_s
+                time.sleep(max(0.0, due - time.monotonic()))
+
+        async def health_point() -> None:
+            while True:
+                out.publish_health(time.time_ns(), health)
+                await asyncio.sleep(1.0)
+
+        th = threading.Thread(target=worker, daemon=True)
+        th.start()
+        hp = asyncio.create_task(health_point())
+        await asyncio.sleep(5.0)  # warm-up
+        sent0, c0, t0 = out.influx.uploader.batches_sent, cpu(), time.monotonic()
+        await asyncio.sleep(window_s)
+        c1, t1, sent1 = cpu(), time.monotonic(), out.influx.uploader.batches_sent
+        stop.set()
+        th.join()
+        hp.cancel()
+        await out.aclose()
+        for task in tasks:
+            task.cancel()
+        st = out.influx.stats()
+        return {
+            "cpu_share": round((c1 - c0) / (t1 - t0), 4),
+            "requests_per_s": round((sent1 - sent0) / (t1 - t0), 2),
+            "all_lines_sent": st["lines_sent"] == st["lines_spooled"] if upload else None,
+        }
+
+    with tempfile.TemporaryDirectory() as tmp:
+        (Path(tmp) / "influxd").mkdir()
+        server = Influxd(Path(tmp) / "influxd")
+        server.start()
+        try:
+            server.create_db("bench")
+            res = {
+                name: asyncio.run(run(server.url, Path(tmp) / name, upload))
+                for name, upload in (("uploader_on", True), ("uploader_off", False))
+            }
+        finally:
+            server.kill()
+    return {
+        **res,
+        "upload_cpu_share": round(
+            res["uploader_on"]["cpu_share"] - res["uploader_off"]["cpu_share"], 4
+        ),
+        "window_s": window_s,
+        "ticks_per_s": round(1 / tick_s, 1),
+        "method": "getrusage(RUSAGE_SELF) over the window after 5 s; stock asyncio loop",
+    }
+
+
 def bench_recorder(n_samples: int = 10_000_000, channels: int = 40) -> dict[str, Any]:
     rng = np.random.default_rng(2)
     per_block = 100  # samples per channel per write_raw call
@@ -322,6 +412,7 @@ def main() -> None:
         "encoder": bench_encoder(),
         "raw_encode": bench_raw_encode(),
         "health_point": bench_health_point(),
+        "live_upload": bench_live_upload(),
         "recorder": bench_recorder(args.recorder_samples),
         "drain": bench_drain(args.drain_lines),
     }

@@ -32,9 +32,10 @@ log = logging.getLogger(__name__)
 AssayCallback = Callable[[AssayEvent], None]
 
 #: The uploader is woken when this much line protocol is waiting, or when it was last woken
-#: this long ago; in between its own idle poll (0.5 s) picks the lines up. Waking it on every
-#: 20 Hz tick cost a spool read, a gzip and an HTTP request per tick for a few kB each; the
-#: lines are in the spool either way, so this only bounds how fresh InfluxDB is (< 1 s).
+#: this long ago; in between its own idle poll (0.5 s) picks the lines up, and keeping up it
+#: sends at most once a second (`Uploader.min_interval_s`). Waking it on every 20 Hz tick cost
+#: a spool read, a gzip and an HTTP request per tick for a few kB each; the lines are in the
+#: spool either way, so this only bounds how fresh InfluxDB is (about 1 s).
 NOTIFY_BYTES = 256 * 1024
 NOTIFY_S = 1.0
 
@@ -188,7 +189,7 @@ class Outputs:
         worker thread, or from the event loop itself (`on_loop`: the health point)."""
         if not body:
             return
-        self.influx.spool.append(body)
+        self.influx.spool.append(body, sync=not on_loop)  # the loop never waits on an fsync
         self._unsent += len(body)
         now = time.monotonic()
         if self._loop is not None and (

@@ -14,8 +14,9 @@ enter, into one tree:
      ├── TooLargeError     413: the uploader splits the batch
      └── RejectedError     any other 4xx: `.status`, `.reason` (the server's message)
 
-The `Uploader` sends the spool's oldest batch (<= batch_lines and batch_bytes), commits the
-cursor only after a 2xx, backs off with full jitter (honouring Retry-After) on retryable errors,
+The `Uploader` sends the spool's oldest batch (<= batch_lines and batch_bytes), at most one
+request per `min_interval_s` (1 s) while it keeps up and back to back through a backlog, commits
+the cursor only after a 2xx, backs off with full jitter (honouring Retry-After) on retryable errors,
 splits on 413 and moves rejected batches to the spool's `rejected/` folder with the reason and an
 ERROR log line, then carries on with the next batch. Points are idempotent in InfluxDB (same
 series and timestamp overwrite), so this at-least-once delivery stores every point exactly once.
@@ -296,6 +297,7 @@ class Uploader:
         backoff_min_s: float = 0.2,
         backoff_max_s: float = 30.0,
         idle_poll_s: float = 0.5,
+        min_interval_s: float = 1.0,
     ) -> None:
         self.spool = spool
         self.writer = writer
@@ -303,6 +305,8 @@ class Uploader:
         self.batch_bytes = batch_bytes
         self.backoff = Backoff(backoff_min_s, backoff_max_s)
         self.idle_poll_s = idle_poll_s
+        self.min_interval_s = min_interval_s
+        self._next_send = 0.0  # time.monotonic() before which no request starts (keeping up)
         self.lines_sent = 0
         self.batches_sent = 0
         self.batches_rejected = 0
@@ -326,6 +330,7 @@ class Uploader:
         self._wake, self._stop, self._done = asyncio.Event(), asyncio.Event(), asyncio.Event()
         try:
             while not self._stop.is_set():
+                await self._hold()
                 try:
                     batch = await asyncio.to_thread(self._next_batch)
                 except OSError as exc:  # the spool absorbs disk faults; this is a last guard
@@ -344,9 +349,26 @@ class Uploader:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._wake.wait(), self.idle_poll_s)
                     continue
+                started = time.monotonic()
                 await self._send(batch)
+                if batch.lines < self.batch_lines and len(batch.data) < self.batch_bytes // 2:
+                    self._next_send = started + self.min_interval_s  # drained: keeping up
         finally:
             self._done.set()
+
+    async def _hold(self) -> None:
+        """Keeping up, send at most once per `min_interval_s`: at live rates each request (a
+        spool read, a gzip, an HTTP round trip, a cursor fsync) costs about as much CPU as a
+        second of lines, so the lines of that second go in one. Closing cuts the wait short; a
+        backlog (a batch at least half full) is not held at all."""
+        assert self._wake is not None
+        while not self._closing:
+            left = self._next_send - time.monotonic()
+            if left <= 0:
+                return
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), left)
 
     def _next_batch(self) -> SpoolRange | None:
         """In a worker thread: the periodic fsync, then the next lines to send (one thread

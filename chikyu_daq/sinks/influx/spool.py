@@ -305,9 +305,11 @@ class Spool:
             self._fail(exc, "cannot store cursor.json; retried")
 
     # -- writing ----------------------------------------------------------------------------
-    def append(self, lines: bytes) -> bool:
+    def append(self, lines: bytes, *, sync: bool = True) -> bool:
         """Store `\\n`-terminated lines; False if the overflow policy dropped them (counted).
 
+        `sync=False`: never fsync here (an event-loop caller must not wait on the disk); the
+        next `append` or `sync_if_due` (the uploader's, every turn) does it within the interval.
         Never raises for storage faults: lines the disk refuses wait in memory (module doc)."""
         if not lines:
             return True
@@ -326,7 +328,8 @@ class Spool:
                 else:
                     if ok:
                         self.counts.add("lines_appended", n)
-                        self._sync_if_due_locked()
+                        if sync:
+                            self._sync_if_due_locked()
                     return ok
             return self._keep_locked(lines, n)
 

@@ -328,6 +328,24 @@ def test_raw_encoder_on_other_dtypes_matches_too() -> None:
     assert ours == theirs and ours.nonfinite_skipped == 1
 
 
+def test_raw_encoder_mixing_exact_and_other_dtypes_in_one_tick_matches() -> None:
+    """Channels on the exact-dtype shortcut beside channels that need the general check
+    (float32 values, int16 and int64 quality, a non-contiguous view) share one tick's lines."""
+    t = np.array([10, 20, 30], np.int64)
+    wide = np.array([[1.0, 9.0], [np.inf, 9.0], [3.0, 9.0]])
+    blocks = {
+        "d.a": (t, np.array([1.5, np.nan, 2.5]), np.array([0, 2, 1], np.uint8)),
+        "d.b": (t.copy(), np.array([2.0, 3.0, 4.0], np.float32), np.array([1, 1, 0], np.int16)),
+        "d.c": (t, wide[:, 0], np.array([0, 0, 7], np.int64)),
+        "e.x": (t[:2], np.array([5.0, 6.0]), np.array([0, 0], np.uint8)),
+    }
+    ours, theirs = EncodeStats(), EncodeStats()
+    assert RawEncoder({"run": "r"}).encode(blocks, ours) == _raw_reference(
+        {"run": "r"}, blocks, theirs
+    )
+    assert ours == theirs and ours.nonfinite_skipped == 2
+
+
 @settings(max_examples=150, deadline=None)
 @given(
     st.dictionaries(

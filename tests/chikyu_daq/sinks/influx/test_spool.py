@@ -78,3 +78,30 @@ def test_rejects_unterminated_and_bad_options(tmp_path: Path) -> None:
         s.append(b"m v=1")
     with pytest.raises(ValueError, match="overflow"):
         Spool(tmp_path / "x", 100, "drop_all")  # type: ignore[arg-type]
+
+
+def test_append_without_sync_leaves_the_due_fsync_to_the_next_sync_point(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The event loop appends with `sync=False` (it must not wait on the disk): the fsync that
+    is due is not done there, but by the next `sync_if_due` (the uploader's turn)."""
+    import os
+    import time
+
+    import chikyu_daq.sinks.influx.spool as spool_mod
+
+    s = Spool(tmp_path, 1 << 20, fsync_interval_s=0.001)
+    synced: list[int] = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(spool_mod.os, "fsync", lambda fd: (synced.append(fd), real_fsync(fd)))
+    s.append(lines(0, 2))  # the first append of a segment may sync at once
+    synced.clear()
+    time.sleep(0.01)  # past the interval: the next append owes an fsync
+    s.append(lines(2, 4), sync=False)
+    assert synced == []
+    s.sync_if_due()
+    assert len(synced) == 1
+    time.sleep(0.01)
+    s.append(lines(4, 6))  # a worker thread's append still syncs when due
+    assert len(synced) >= 2
+    s.close()
