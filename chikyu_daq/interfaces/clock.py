@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import logging
 import shutil
 import subprocess
@@ -71,11 +72,17 @@ class _Timex(ctypes.Structure):
     ]
 
 
+@functools.cache
+def _libc() -> ctypes.CDLL:
+    """Found once: `find_library` runs `ldconfig -p` in a child process every time it is asked
+    (every `discipline_check_s` for the daemon's life)."""
+    return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+
+
 def read_adjtimex() -> dict[str, Any]:
     """The kernel's NTP state (read-only: `modes = 0` changes nothing)."""
-    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
     tx = _Timex()
-    state = libc.adjtimex(ctypes.byref(tx))
+    state = _libc().adjtimex(ctypes.byref(tx))
     if state < 0:
         raise OSError(ctypes.get_errno(), "adjtimex failed")
     return {

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 
 from chikyu_daq.interfaces.clock import (
@@ -23,6 +26,27 @@ def test_adjtimex_reads_the_kernel_state() -> None:
     assert 0 <= st["maxerror_s"] <= 16.0
     assert st["tai_offset_s"] in (0, 37)
     assert abs(st["freq_ppm"]) <= 500.0 + 1e-9  # the kernel's MAXFREQ
+
+
+# A fresh interpreter: an audit hook cannot be removed once added.
+SPAWNS = """
+import sys
+from chikyu_daq.interfaces.clock import read_adjtimex
+read_adjtimex()
+spawned = []
+sys.addaudithook(lambda event, args: spawned.append(args) if event == "subprocess.Popen" else None)
+for _ in range(3):
+    read_adjtimex()
+print(len(spawned))
+"""
+
+
+def test_reading_the_kernel_state_again_starts_no_process() -> None:
+    """The daemon reads it every `discipline_check_s` for its whole life: finding libc (an
+    `ldconfig -p` child process each time) is done once."""
+    out = subprocess.run([sys.executable, "-c", SPAWNS], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["0"]
 
 
 def test_chrony_tracking_csv() -> None:
