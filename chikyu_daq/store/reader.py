@@ -5,16 +5,23 @@ A run directory holds:
     manifest.json                   run id, start, config snapshot, versions (written atomically)
     raw/seg-000001.parquet          a closed segment: long table channel, t_ns, value, quality
                                     (a row group per channel per 1 Mi rows, since issue 13)
-    raw/seg-000002.parts/*.parquet  the open (or crashed) segment: one small file per flush
+    raw/seg-000002.arrows           the open (or crashed) segment: an Arrow IPC stream, one
+                                    record batch per flush (then seg-000002.1.arrows, ... after
+                                    a failed append or new results columns)
+    raw/seg-000002.parts/*.parquet  the same in runs written before issue 13: a Parquet file
+                                    per flush
     results/...                     the same layout, wide tables: t_ns + one column per result
     events.jsonl                    alarms, assays, reloads; one JSON object per line with t_ns
 
-Every file is either complete or absent (written to a temporary name, fsynced, renamed), so a
-run cut short by `kill -9` or power loss is read as it is, with no repair step: a segment is its
-compacted file if that exists, else its parts; a torn last line of `events.jsonl` is ignored.
+Every Parquet file is either complete or absent (written to a temporary name, fsynced, renamed)
+and a stream file is read up to its last complete batch, so a run cut short by `kill -9` or power
+loss is read as it is, with no repair step: a segment is its compacted file if that exists, else
+its parts or streams; a stream's torn tail (a batch cut by the crash) and a torn last line of
+`events.jsonl` are ignored (the tail debug-logged, never an error).
 A file a disk fault left unreadable (empty, no footer, garbage) is skipped with a warning, and a
-compacted segment that cannot be read falls back to its parts when they are still there, so one
-bad file never makes the whole run unreadable.
+compacted segment that cannot be read falls back to its parts or streams when they are still
+there, so one bad file never makes the whole run unreadable. `segment_files` lists Parquet and
+stream files alike; `read_segment_file` reads either.
 
 Reading is vectorised (pyarrow datasets, numpy gathers, no Python object per row), so a 24 h
 recording of ~40 million raw samples loads in seconds; `Run.raw_chunks` streams it instead (each
@@ -43,7 +50,17 @@ from numpy.typing import NDArray
 from chikyu_daq.store.events import Event, decode
 from drivers.sample import Blocks, SampleBlock
 
-__all__ = ["RAW_SCHEMA", "Run", "RunError", "list_runs", "open_run", "split_channels"]
+__all__ = [
+    "RAW_SCHEMA",
+    "Run",
+    "RunError",
+    "list_runs",
+    "open_run",
+    "read_segment_file",
+    "read_stream",
+    "segment_files",
+    "split_channels",
+]
 
 RAW_SCHEMA = pa.schema(
     [
@@ -57,6 +74,8 @@ RAW_SCHEMA = pa.schema(
 log = logging.getLogger(__name__)
 
 _SEG = re.compile(r"^seg-(\d+)(\.parquet|\.parts)$")
+#: An open (or crashed) segment's stream file: `seg-N.arrows`, then `seg-N.K.arrows`.
+STREAM_NAME = re.compile(r"^seg-(\d+)(?:\.(\d+))?\.arrows$")
 
 
 class RunError(Exception):
@@ -64,24 +83,82 @@ class RunError(Exception):
 
 
 def _readable(path: Path) -> bool:
-    """A complete Parquet file (footer and schema readable)."""
+    """A complete Parquet file (footer and schema readable), or a stream file with a schema."""
     return _file_row_groups(path) is not None
 
 
+def is_stream(path: Path) -> bool:
+    """An Arrow IPC stream file of an open (or crashed) segment, not Parquet."""
+    return path.suffix == ".arrows"
+
+
+def _stream_batches(path: Path) -> tuple[pa.Schema, list[pa.RecordBatch]] | None:
+    """A stream file's schema and complete batches; None if not even its schema is there.
+
+    A torn tail (a crash or a failed write mid-append) ends the file quietly: it is debug
+    logged, never an error, as the writer makes every batch before it durable first."""
+    try:
+        data = pa.memory_map(str(path)).read_buffer()
+    except OSError:
+        return None
+    try:
+        reader = pa.ipc.open_stream(data)
+    except (OSError, pa.ArrowException):
+        log.debug("stream file without a complete schema: %s", path)
+        return None
+    batches: list[pa.RecordBatch] = []
+    while True:
+        try:
+            batches.append(reader.read_next_batch())
+        except StopIteration:
+            break
+        except (OSError, pa.ArrowException) as exc:
+            log.debug("torn tail of %s after %d batches ignored: %s", path, len(batches), exc)
+            break
+    return reader.schema, batches
+
+
+def read_stream(path: Path) -> pa.Table | None:
+    """A stream file's complete batches as a table (one chunk per batch), None if it has no
+    schema (`_stream_batches`)."""
+    got = _stream_batches(path)
+    if got is None:
+        return None
+    schema, batches = got
+    return pa.Table.from_batches(batches, schema=schema)
+
+
+def read_segment_file(path: Path, schema: pa.Schema | None = None) -> pa.Table:
+    """One file of `segment_files`, Parquet or stream, as a table (an empty stream: empty)."""
+    if not is_stream(path):
+        return pq.read_table(path, schema=schema)
+    table = read_stream(path)
+    if table is None:
+        return (schema or pa.schema([])).empty_table()
+    return table if schema is None else table.cast(schema)
+
+
 def segment_files(folder: Path, *, check: bool = False) -> list[Path]:
-    """Parquet files of `folder` in time order: compacted segments win over their parts.
+    """Files of `folder` in time order: compacted segments (Parquet) win over their parts
+    (Parquet, before issue 13) or stream files (`is_stream`; `read_segment_file` reads both).
 
     With `check`, unreadable files are left out (logged) and an unreadable compacted segment
-    gives way to its parts."""
+    gives way to its parts or streams."""
     if not folder.is_dir():
         return []
     segs: dict[int, dict[str, Path]] = {}
+    streams: dict[int, list[tuple[int, Path]]] = {}
     for p in folder.iterdir():
         m = _SEG.match(p.name)
         if m:
             segs.setdefault(int(m.group(1)), {})[m.group(2)] = p
+            continue
+        m = STREAM_NAME.match(p.name)
+        if m:
+            segs.setdefault(int(m.group(1)), {})
+            streams.setdefault(int(m.group(1)), []).append((int(m.group(2) or 0), p))
     files: list[Path] = []
-    for _, kinds in sorted(segs.items()):
+    for seg, kinds in sorted(segs.items()):
         compacted = kinds.get(".parquet")
         if compacted is not None and (not check or _readable(compacted)):
             files.append(compacted)
@@ -94,6 +171,9 @@ def segment_files(folder: Path, *, check: bool = False) -> list[Path]:
                     files.append(f)
                 else:
                     log.warning("skipped an unreadable recording file: %s", f)
+        for _, f in sorted(streams.get(seg, [])):
+            if not check or _readable(f):
+                files.append(f)
     return files
 
 
@@ -113,6 +193,43 @@ def _time_filter(t0: int | None, t1: int | None) -> Any:
         e = pc.field("t_ns") < t1
         expr = e if expr is None else expr & e
     return expr
+
+
+def _tables(
+    files: list[Path],
+    schema: pa.Schema | None,
+    expr: Any = None,
+    columns: list[str] | None = None,
+) -> list[pa.Table]:
+    """`files` read in order, filtered by `expr`: runs of Parquet files as one dataset each
+    (`schema`: theirs, else one dataset per file), stream files one by one."""
+    out: list[pa.Table] = []
+    run: list[Path] = []
+
+    def parquet() -> None:
+        if not run:
+            return
+        groups = [run] if schema is not None else [[f] for f in run]
+        for group in groups:
+            dataset = ds.dataset([str(f) for f in group], schema=schema, format="parquet")
+            out.append(dataset.to_table(filter=expr, columns=columns))
+        run.clear()
+
+    for f in files:
+        if not is_stream(f):
+            run.append(f)
+            continue
+        parquet()
+        table = read_stream(f)
+        if table is None:
+            continue
+        if schema is not None:
+            table = table.cast(schema)
+        if expr is not None:
+            table = table.filter(expr)
+        out.append(table if columns is None else table.select(columns))
+    parquet()
+    return out
 
 
 def split_channels(table: pa.Table) -> Blocks:
@@ -250,7 +367,9 @@ class _RowGroup:
     t_max: int
     channel: str | None = None
 
-    def read(self, pf: pq.ParquetFile, channels: list[str], t0: int, t1: int) -> Blocks:
+    def read(
+        self, pf: pq.ParquetFile | _StreamFile, channels: list[str], t0: int, t1: int
+    ) -> Blocks:
         """Its rows (of `pf`, its file opened) of `channels` with `t0 <= t_ns < t1`, per
         channel in file order. Runs of one channel are found on the dictionary indices as
         stored (no per-row code built); a row group of one channel is read without them."""
@@ -283,7 +402,7 @@ class _RowGroup:
             code[(rows.t < t0) | (rows.t >= t1)] = skip
         return rows._replace(code=code).split(channels)
 
-    def _read_one(self, pf: pq.ParquetFile, t0: int, t1: int) -> Blocks:
+    def _read_one(self, pf: pq.ParquetFile | _StreamFile, t0: int, t1: int) -> Blocks:
         """`read` of a row group of one channel: its columns but `channel`, as stored."""
         table = pf.read_row_group(self.index, columns=_ONE_CHANNEL, use_threads=False)
         t, v, q = (table[c].to_numpy() for c in _ONE_CHANNEL)
@@ -331,6 +450,8 @@ def _parse_row_groups(
     path: Path, mtime_ns: int, size: int, ino: int
 ) -> tuple[_RowGroup, ...] | None:
     """`_file_row_groups` of one version of a file (the arguments after `path` name it)."""
+    if is_stream(path):
+        return _stream_row_groups(path)
     try:
         meta = pq.read_metadata(path)
         arrow = meta.schema.to_arrow_schema()
@@ -348,6 +469,40 @@ def _parse_row_groups(
         else:
             out.append(_RowGroup(path, i, _NO_MIN, _NO_MAX, _only_channel(rg, chan)))
     return tuple(out)
+
+
+def _stream_row_groups(path: Path) -> tuple[_RowGroup, ...] | None:
+    """A stream file's non-empty batches as row groups (of mixed channels), with their range."""
+    got = _stream_batches(path)
+    if got is None:
+        return None
+    schema, batches = got
+    col = schema.get_field_index("t_ns")
+    out = []
+    for i, b in enumerate(batches):
+        if b.num_rows == 0:
+            continue
+        if col < 0:
+            out.append(_RowGroup(path, i, _NO_MIN, _NO_MAX))
+            continue
+        mm = pc.min_max(b.column(col))
+        out.append(_RowGroup(path, i, int(mm["min"].as_py()), int(mm["max"].as_py())))
+    return tuple(out)
+
+
+class _StreamFile:
+    """A stream file opened for `raw_chunks`: its batches read as a ParquetFile's row groups."""
+
+    def __init__(self, path: Path) -> None:
+        got = _stream_batches(path)
+        self.batches = got[1] if got is not None else []
+
+    def read_row_group(self, i: int, columns: list[str], use_threads: bool = False) -> pa.Table:
+        return pa.Table.from_batches([self.batches[i]]).select(columns)
+
+
+def _open_file(path: Path) -> pq.ParquetFile | _StreamFile:
+    return _StreamFile(path) if is_stream(path) else pq.ParquetFile(path)
 
 
 @dataclass(frozen=True)
@@ -372,8 +527,11 @@ class Run:
         def read(files: list[Path]) -> pa.Table:
             if not files:
                 return RAW_SCHEMA.empty_table()
-            dataset = ds.dataset([str(f) for f in files], schema=RAW_SCHEMA, format="parquet")
-            return dataset.to_table(filter=_time_filter(t0, t1)).unify_dictionaries()
+            if not any(is_stream(f) for f in files):  # closed segments: as before streams
+                dataset = ds.dataset([str(f) for f in files], schema=RAW_SCHEMA, format="parquet")
+                return dataset.to_table(filter=_time_filter(t0, t1)).unify_dictionaries()
+            tables = _tables(files, RAW_SCHEMA, _time_filter(t0, t1))
+            return pa.concat_tables(tables).unify_dictionaries()
 
         table = _read(self.path / "raw", read)
         if channels is not None:
@@ -421,7 +579,7 @@ class Run:
             key=lambda i: groups[i].t_min,
         )
         held: dict[int, _Waiting] = {}  # by file-order position
-        opened: dict[Path, pq.ParquetFile] = {}
+        opened: dict[Path, pq.ParquetFile | _StreamFile] = {}
         todo = set(pending)
         # pending positions in file order by channel (None: row groups of mixed channels)
         by_channel: dict[str | None, deque[int]] = {}
@@ -451,7 +609,7 @@ class Run:
                 g = groups[j]
                 if g.file not in opened:
                     opened.clear()  # row groups come file by file
-                    opened[g.file] = pq.ParquetFile(g.file)
+                    opened[g.file] = _open_file(g.file)
                 held[j] = _Waiting(g.read(opened[g.file], channels, t0, t1))
 
         k = 0
@@ -476,10 +634,9 @@ class Run:
         def read(files: list[Path]) -> pa.Table:
             if not files:
                 return pa.table({"t_ns": pa.array([], pa.int64())})
-            tables = [
-                ds.dataset(str(f), format="parquet").to_table(filter=_time_filter(t0, t1))
-                for f in files
-            ]
+            tables = _tables(files, None, _time_filter(t0, t1))
+            if not tables:
+                return pa.table({"t_ns": pa.array([], pa.int64())})
             return pa.concat_tables(tables, promote_options="permissive")
 
         return _read(self.path / "results", read)
@@ -525,9 +682,10 @@ class Run:
             return min(p.t_min for p in pieces), max(p.t_max for p in pieces)
 
         def read(files: list[Path]) -> pa.Table:
-            return ds.dataset(
-                [str(f) for f in files], schema=RAW_SCHEMA, format="parquet"
-            ).to_table(columns=["t_ns"])
+            tables = _tables(files, RAW_SCHEMA, columns=["t_ns"])
+            return (
+                pa.concat_tables(tables) if tables else pa.table({"t_ns": pa.array([], pa.int64())})
+            )
 
         t = _read(self.path / "raw", read)["t_ns"]
         if len(t) == 0:

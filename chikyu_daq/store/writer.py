@@ -3,17 +3,28 @@
 Layout and reading: `chikyu_daq.store.reader` (module docstring). How crash safety is kept:
 
 - `write_raw`, `write_results` and `write_event` only buffer in memory (cheap, any thread).
-- A flusher thread, every `flush_s` (<= 1 s), writes the buffered rows as one small Parquet
-  file per table into the open segment's `.parts/` folder: temporary name, fsync, rename,
-  directory fsync. A Parquet file is unreadable until its footer is written; renaming only
-  finished files means every file a reader sees is complete. Events go to `events.jsonl`
-  with one `write` per event and are fsynced with each flush.
-- Every `segment_s` the open segment is compacted: its parts are read back, written as one
-  `seg-N.parquet` (tmp, fsync, rename) and only then the parts folder is removed. A crash in
+- A flusher thread, every `flush_s` (<= 1 s), appends the buffered rows of each table as one
+  Arrow IPC record batch to the open segment's stream file `seg-N.arrows` (opened once per
+  segment, its schema written with the first batch): one `write`, then `fdatasync`; the
+  directory is fsynced only when the file is created. ~0.1 ms a flush per table, where a
+  Parquet part per flush (tmp name, fsync, rename, directory fsync) cost ~2 ms. The reader
+  reads a stream up to its last complete batch, so a batch torn by a crash is simply not
+  there. Events go to `events.jsonl` with one `write` per event, fsynced by a flush that wrote.
+- A failed append (short write, ENOSPC, EIO from fdatasync) cuts the file back to its last
+  complete batch (a new file left empty is removed) and the file is never appended to again:
+  the Arrow writer has already counted the batch's dictionaries as sent. The rows stay pending
+  and the next append starts the segment's next stream file, `seg-N.K.arrows` (as does a
+  change of the results' columns, since a stream has one schema). An append that fails on a
+  file opened earlier is tried once more at once in a new file (a disk swapped under an open
+  descriptor).
+- Every `segment_s` the open segment is compacted: its streams are read back, written as one
+  `seg-N.parquet` (tmp, fsync, rename) and only then the streams are removed. A crash in
   between leaves both, and the reader prefers the compacted file, so nothing is read twice.
 
 So after `kill -9` or power loss everything older than `flush_s` (plus one write) is on disk and
-readable with `open_run`, with no repair step; a new process starts a new run.
+readable with `open_run`, with no repair step; a new process starts a new run. Runs written
+before issue 13 hold `seg-N.parts/` folders of Parquet parts instead of streams; they read as
+before.
 
 Storage faults never raise out of the write or flush paths (DESIGN "Degrade, never die"). A full or
 read-only disk, an I/O error or a deleted file or folder is counted by errno and logged at a limited
@@ -22,11 +33,12 @@ memory, up to `max_pending_bytes`, and is written by a later flush. Past that bo
 fails) new data is dropped and counted (`recorder_dropped_*`), never the pending data. A failed
 temporary file is removed (a full disk gets its space back), an event file or folder deleted under
 the recorder is created again (the manifest too), rows lost with deleted files are counted
-(`recorder_lost_rows`, `recorder_lost_events`), and a compaction that fails leaves its parts, which
-are readable, and is tried again at the next rotation and at close. So the run directory reads back
+(`recorder_lost_rows`, `recorder_lost_events`; a stream file deleted while open is noticed by its
+link count, one `fstat` a flush), and a compaction that fails leaves its streams, which are
+readable, and is tried again at the next rotation and at close. So the run directory reads back
 with `open_run` after any of these.
 
-Raw rows are grouped by channel within a part (each channel in time order), so the reader splits
+Raw rows are grouped by channel within a batch (each channel in time order), so the reader splits
 channels by slicing runs. A compacted raw segment goes further: in windows of `RAW_WINDOW_ROWS`
 rows (file order) each channel is a row group of its own, in its arrival order, so a replay
 decodes only the channels its estimators use (half the samples of a reference recording).
@@ -40,7 +52,6 @@ import json
 import logging
 import os
 import platform
-import shutil
 import threading
 import time
 from collections import deque
@@ -56,7 +67,7 @@ import pyarrow.parquet as pq
 
 from chikyu_daq.store.durable import Counts, Health, fsync_dir
 from chikyu_daq.store.events import Event, encode
-from chikyu_daq.store.reader import RAW_SCHEMA
+from chikyu_daq.store.reader import RAW_SCHEMA, STREAM_NAME, read_stream
 from drivers.sample import SampleBlock
 
 __all__ = ["Recorder"]
@@ -84,11 +95,6 @@ RAW_PARQUET: dict[str, Any] = {
 }
 #: Results segments (wide; their columns follow the config).
 RESULTS_PARQUET: dict[str, Any] = {"compression": "zstd"}
-#: Results parts, one a second of a few rows each, plain: zstd and dictionaries cost 2.4 ms per
-#: part (a quarter of a percent of a core) against 0.9 ms, to save a few kB until the segment
-#: is compacted (`RESULTS_PARQUET`; a crashed run's last segment stays in parts, < 4 MB).
-RESULTS_PART_PARQUET: dict[str, Any] = {"compression": "none", "use_dictionary": False}
-
 
 #: Rows of a compacted raw segment regrouped by channel at a time (`by_channel`): as many rows
 #: as a row group had before, so a replay holds as much of the recording in memory as then.
@@ -157,35 +163,104 @@ def _versions() -> dict[str, str]:
     return out
 
 
+class _Collect:
+    """A sink the Arrow stream writer serialises into, so each append reaches the file as one
+    `os.write` whose size is known (a failed append is cut back to the last good size)."""
+
+    closed = False
+
+    def __init__(self) -> None:
+        self.parts: list[bytes] = []
+
+    def write(self, data: Any) -> int:
+        self.parts.append(bytes(data))
+        return len(data)
+
+    def flush(self) -> None:
+        pass
+
+    def writable(self) -> bool:
+        return True
+
+    def take(self) -> bytes:
+        data = b"".join(self.parts)
+        self.parts.clear()
+        return data
+
+
+class _Stream:
+    """The open stream file of a segment: opened once, one record batch appended per flush.
+
+    The Arrow writer remembers which dictionaries it has emitted, so after a failed append the
+    file is never appended to again (cut back to its last good size, closed); the next append
+    starts a new stream file of the segment."""
+
+    def __init__(self, path: Path, fd: int, schema: pa.Schema) -> None:
+        self.path = path
+        self.fd = fd
+        self.schema = schema
+        self.sink = _Collect()
+        self.writer = pa.ipc.new_stream(self.sink, schema)
+        self.size = 0  # bytes of complete batches, durable
+        self.rows = 0
+
+    def append(self, table: pa.Table) -> None:
+        """Write and fdatasync one batch; raises OSError (the caller gives the file up)."""
+        self.writer.write_table(table)
+        data = memoryview(self.sink.take())
+        done = 0
+        while done < len(data):
+            n = os.write(self.fd, data[done:])
+            if n <= 0:
+                raise OSError(errno.ENOSPC, f"short write to {self.path.name}")
+            done += n
+        os.fdatasync(self.fd)
+        self.size += len(data)
+        self.rows += table.num_rows
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            os.close(self.fd)
+        self.fd = -1
+
+
 class _Segmented:
-    """One table kind (raw or results): parts of the open segment, compaction on rotation.
+    """One table kind (raw or results): the open segment's stream files, compaction on rotation.
+
+    The open segment is `seg-N.arrows` (then `seg-N.K.arrows` after a failed append or a schema
+    change): an Arrow IPC stream, opened once, one record batch appended per flush (a write and
+    an fdatasync: ~0.1 ms against ~2 ms for a Parquet file and its renames and fsyncs).
 
     `rows` is a ledger of the rows on disk per segment, so files deleted under the recorder are
-    noticed and their rows counted in `lost_rows` instead of vanishing silently; `files` one of
-    its Parquet files per segment (parts, or 1 once compacted), so `stats()` never lists the
-    folder (1,300 files at the end of a 10-min segment of a long run: ~6 ms a second).
+    noticed and their rows counted in `lost_rows` instead of vanishing silently; `files` the
+    number of its files per segment (stream files, or 1 once compacted), so `stats()` never
+    lists the folder.
     """
 
-    def __init__(
-        self,
-        folder: Path,
-        health: Health,
-        options: Mapping[str, Any],
-        part_options: Mapping[str, Any] | None = None,
-    ) -> None:
+    def __init__(self, folder: Path, health: Health, options: Mapping[str, Any]) -> None:
         self.folder = folder
         self.health = health
         self.options = options  # how its compacted segments are written
-        self.part_options = options if part_options is None else part_options
         self.segment = 0
-        self.part = 0
+        self.index = 0  # of the open segment's next stream file
+        self.stream: _Stream | None = None
         self.rows: dict[int, int] = {}
         self.files: dict[int, int] = {}
         self.uncompacted: list[int] = []
         self.lost_rows = 0
 
-    def parts_dir(self, segment: int | None = None) -> Path:
-        return self.folder / f"seg-{self.segment if segment is None else segment:06d}.parts"
+    def stream_path(self, segment: int, index: int) -> Path:
+        tail = f".{index}" if index else ""
+        return self.folder / f"seg-{segment:06d}{tail}.arrows"
+
+    def streams(self, segment: int) -> list[Path]:
+        """A closed segment's stream files, in order (listed once, at compaction)."""
+        found = []
+        for p in self.folder.glob(f"seg-{segment:06d}*.arrows") if self.folder.is_dir() else ():
+            m = STREAM_NAME.match(p.name)
+            if m and int(m.group(1)) == segment:
+                found.append((int(m.group(2) or 0), p))
+        return [p for _, p in sorted(found)]
 
     def compacted(self, segment: int) -> Path:
         return self.folder / f"seg-{segment:06d}.parquet"
@@ -200,8 +275,15 @@ class _Segmented:
         self.lost_rows += n
         self.health.note("deleted", f"{n} rows lost: {why}", logging.ERROR)
 
+    def _drop_stream(self) -> None:
+        """Give up the open stream file; the next append starts the segment's next one."""
+        if self.stream is not None:
+            self.stream.close()
+            self.stream = None
+            self.index += 1
+
     def check(self) -> None:
-        """Notice the folder or the open segment's parts deleted under us (rows counted)."""
+        """Notice the folder or the open stream file deleted under us (rows counted)."""
         if not self.rows:
             return
         if not self.folder.is_dir():
@@ -209,36 +291,88 @@ class _Segmented:
             self.rows.clear()
             self.files.clear()
             self.uncompacted.clear()
+            self._drop_stream()
             return
-        n = self.rows.get(self.segment, 0)
-        if n and not self.parts_dir().is_dir() and not self.compacted(self.segment).exists():
-            self._lost(n, f"{self.parts_dir()} was deleted")
-            del self.rows[self.segment]
-            self.files.pop(self.segment, None)
+        s = self.stream
+        if s is not None and s.rows and os.fstat(s.fd).st_nlink == 0:
+            self._lost(s.rows, f"{s.path} was deleted")
+            self.rows[self.segment] -= s.rows
+            self.files[self.segment] -= 1
+            if not self.rows[self.segment]:
+                del self.rows[self.segment]
+                self.files.pop(self.segment, None)
+            self._drop_stream()
 
     def write_part(self, table: pa.Table) -> None:
-        """One finished Parquet part in the open segment; raises OSError with nothing written."""
+        """Append one flush's rows to the open segment; raises OSError with nothing written
+        (a torn append is cut back, or left past the last complete batch the reader reads)."""
         if table.num_rows == 0:
             return
         if self.segment == 0:
             self.segment = 1
-        d = self.parts_dir()
-        if not d.is_dir():
-            d.mkdir(parents=True, exist_ok=True)
-            self._sync_dir(self.folder)
-        self.part += 1
-        _write_atomic(table, d / f"{self.part:06d}.parquet", self.part_options)
+        while True:
+            s = self.stream
+            if s is not None and not s.schema.equals(table.schema):
+                self._drop_stream()  # results columns changed: a stream has one schema
+                s = None
+            created = s is None
+            if s is None:
+                if not self.folder.is_dir():
+                    self.folder.mkdir(parents=True, exist_ok=True)
+                    self._sync_dir(self.folder.parent)
+                s = self.stream = self._open(table.schema)
+            try:
+                s.append(table)
+            except OSError:
+                self._give_back(s)
+                if created:
+                    raise
+                continue  # the open file may be stale (a disk swapped): once more, a new file
+            except BaseException:
+                self._give_back(s)
+                raise
+            break
         self.rows[self.segment] = self.rows.get(self.segment, 0) + table.num_rows
-        self.files[self.segment] = self.files.get(self.segment, 0) + 1
-        self._sync_dir(d)
+        if created:
+            self.files[self.segment] = self.files.get(self.segment, 0) + 1
+            self._sync_dir(self.folder)
+
+    def _open(self, schema: pa.Schema) -> _Stream:
+        """The open segment's next stream file, created (never an existing one reused)."""
+        while True:
+            path = self.stream_path(self.segment, self.index)
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o644)
+            except FileExistsError:
+                self.index += 1
+                continue
+            return _Stream(path, fd, schema)
+
+    def _give_back(self, s: _Stream) -> None:
+        """After a failed append: the file cut back to its complete batches (a new empty one
+        removed, so a full disk gets its space back); never appended to again."""
+        try:
+            if s.size:
+                os.ftruncate(s.fd, s.size)
+            else:
+                s.path.unlink()
+        except OSError:  # left as is: the reader stops at the last complete batch
+            pass
+        s.close()
+        self.stream = None
+        if s.size:
+            self.index += 1
 
     def advance(self) -> None:
         """Close the open segment (to be compacted); the next rows start segment N+1."""
+        if self.stream is not None:
+            self.stream.close()
+            self.stream = None
         if self.segment:
             if self.rows.get(self.segment):
                 self.uncompacted.append(self.segment)
             self.segment += 1
-        self.part = 0
+        self.index = 0
 
     def compact_pending(self) -> None:
         """Compact closed segments into `seg-N.parquet`; raises OSError, leaving the rest."""
@@ -246,36 +380,34 @@ class _Segmented:
             seg = self.uncompacted[0]
             try:
                 self._compact(seg)
-            except pa.ArrowException as exc:  # a part damaged on disk: the readable ones stay
-                self.health.note("unreadable", f"segment {seg} left as parts: {exc}")
+            except pa.ArrowException as exc:  # a damaged stream: what is readable stays
+                self.health.note("unreadable", f"segment {seg} left as streams: {exc}")
             self.uncompacted.pop(0)
 
     def _compact(self, segment: int) -> None:
-        d = self.parts_dir(segment)
+        files = self.streams(segment)
         target = self.compacted(segment)
-        files = sorted(d.glob("*.parquet")) if d.is_dir() else []
         expected = self.rows.get(segment, 0)
-        if files and not target.exists():
-            table = pa.concat_tables(
-                [pq.read_table(f) for f in files], promote_options="permissive"
-            )
+        tables = [t for t in (read_stream(f) for f in files) if t is not None and t.num_rows]
+        if tables and not target.exists():
+            table = pa.concat_tables(tables, promote_options="permissive")
             groups = None
             if "channel" in table.column_names:
                 table = table.unify_dictionaries().combine_chunks()
                 groups = by_channel(table)
             if table.num_rows < expected:
-                self._lost(expected - table.num_rows, f"parts of {target.name} were deleted")
+                self._lost(expected - table.num_rows, f"streams of {target.name} were deleted")
             self.rows[segment] = table.num_rows
             _write_atomic(table, target, self.options, groups)
-        elif not files and not target.exists() and expected:
-            self._lost(expected, f"{d} was deleted")
+        elif not tables and not target.exists() and expected:
+            self._lost(expected, f"the streams of segment {segment} were deleted")
             self.rows.pop(segment, None)
         if target.exists():
             self.files[segment] = 1
         else:
             self.files.pop(segment, None)
-        if d.exists():
-            shutil.rmtree(d)
+        for f in files:
+            f.unlink(missing_ok=True)
         self._sync_dir(self.folder)
 
 
@@ -325,9 +457,7 @@ class Recorder:
         }
         self.health = Health(f"recorder {self.run_id}:", log)
         self._raw = _Segmented(self.path / "raw", self.health, RAW_PARQUET)
-        self._results = _Segmented(
-            self.path / "results", self.health, RESULTS_PARQUET, RESULTS_PART_PARQUET
-        )
+        self._results = _Segmented(self.path / "results", self.health, RESULTS_PARQUET)
         self._lock = threading.Lock()  # buffers
         self._io_lock = threading.Lock()  # files
         self._raw_buf: Chunks = {}

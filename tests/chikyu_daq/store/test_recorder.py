@@ -139,9 +139,9 @@ def test_a_block_larger_than_the_pending_bound_is_kept_while_the_disk_works(
     assert len(run.results()["rey_kg"]) == n
 
 
-def test_results_parts_are_plain_and_segments_compressed(tmp_path: Path) -> None:
-    """Parts, one a second, skip zstd (cheap to write); the compacted segment has it; the rows
-    read back the same from both."""
+def test_results_stream_then_compressed_segment_read_back_the_same(tmp_path: Path) -> None:
+    """The open segment is an Arrow stream (cheap to append to); the compacted segment has
+    zstd; the rows read back the same from both."""
     import pyarrow.parquet as pq
 
     rec = Recorder(tmp_path / "runs", run_id="r", autoflush=False)
@@ -149,11 +149,10 @@ def test_results_parts_are_plain_and_segments_compressed(tmp_path: Path) -> None
     cols = {"rey_kg_h": np.linspace(0.0, 1.0, 10), "q_yield": np.zeros(10, np.uint8)}
     rec.write_results(t, cols)
     rec.flush()
-    (part,) = (rec.path / "results").glob("seg-*.parts/*.parquet")
-    assert pq.ParquetFile(part).metadata.row_group(0).column(1).compression == "UNCOMPRESSED"
+    assert [p.name for p in (rec.path / "results").iterdir()] == ["seg-000001.arrows"]
     before = open_run(rec.path).results_table()
     rec.close()
-    (seg,) = (rec.path / "results").glob("seg-*.parquet")
+    (seg,) = (rec.path / "results").iterdir()
     assert pq.ParquetFile(seg).metadata.row_group(0).column(1).compression == "ZSTD"
     after = open_run(rec.path).results_table()
     assert before.equals(after)
@@ -165,9 +164,8 @@ def test_file_count_is_kept_without_listing_the_folder(
 ) -> None:
     """`stats()` runs once a second for the health record: late in a segment of a long run the
     raw folder holds over a thousand files, so it counts them from its own ledger, and the
-    count agrees with what a reader finds through parts, a deleted parts folder and compaction."""
+    count agrees with what a reader finds through streams, a deleted stream and compaction."""
     import pathlib
-    import shutil
 
     from chikyu_daq.store.reader import segment_files
 
@@ -188,14 +186,17 @@ def test_file_count_is_kept_without_listing_the_folder(
     for k in range(3):
         rec.write_raw(block(k))
         rec.flush()
-    assert files() == 3
-    shutil.rmtree(raw / "seg-000001.parts")  # deleted under the recorder
+    assert files() == 1
+    (raw / "seg-000001.arrows").unlink()  # deleted under the recorder
     rec.flush()
     assert files() == 0
+    assert rec.stats()["recorder_lost_rows"] == sum(
+        len(t) for k in range(3) for t, _, _ in block(k).values()
+    )
     for k in range(3, 5):
         rec.write_raw(block(k))
         rec.flush()
-    assert files() == 2
+    assert files() == 1
     rec.close()  # the open segment compacted into one file
     assert files() == 1
 

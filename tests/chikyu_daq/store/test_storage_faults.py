@@ -183,8 +183,9 @@ def test_recorder_on_read_only_mount_recovers(tmp_path: Path) -> None:
     rec.flush()
     with read_only(root):
         rec.write_raw(blocks[1])
+        rec.write_results(blocks[1]["ft201.volume_flow"][0][:3], {"y": np.ones(3)})
         rec.write_event({"kind": "reload"})
-        rec.flush()  # raised OSError EROFS before
+        rec.flush()  # raised OSError EROFS before (a new file: the results' stream)
         assert rec.stats()["recorder_errors_erofs"] >= 1
         rec.write_raw(blocks[2])
         rec.flush()
@@ -192,6 +193,7 @@ def test_recorder_on_read_only_mount_recovers(tmp_path: Path) -> None:
     rec.close()
     run = open_run(root / "r")
     np.testing.assert_array_equal(run.raw()["ft201.volume_flow"][1], joined(blocks)[1])
+    assert len(run.results()["y"]) == 3
     assert [e["kind"] for e in run.events()] == ["reload"]
 
 
@@ -325,22 +327,20 @@ def test_reader_skips_files_a_disk_fault_left_unreadable(tmp_path: Path) -> None
         rec.flush()
     rec.write_event({"kind": "a"})
     rec.flush()
-    parts = tmp_path / "r" / "raw" / "seg-000001.parts"
-    saved = {p.name: p.read_bytes() for p in parts.iterdir()}
+    stream = tmp_path / "r" / "raw" / "seg-000001.arrows"
+    saved = stream.read_bytes()
     rec.close()
-    # A crash between compaction and removing the parts, and the compacted file lost its data.
-    parts.mkdir()
-    for name, data in saved.items():
-        (parts / name).write_bytes(data)
+    # A crash between compaction and removing the stream, and the compacted file lost its data;
+    # the stream's last batch never reached the disk whole.
+    stream.write_bytes(saved[:-10])
     compacted = tmp_path / "r" / "raw" / "seg-000001.parquet"
     compacted.write_bytes(compacted.read_bytes()[:10])
-    (parts / "000002.parquet").write_bytes(b"")  # a part whose blocks never reached the disk
     results = next((tmp_path / "r" / "results").glob("*.parquet"))
     results.write_bytes(b"\0" * 100)
     with open(tmp_path / "r" / "events.jsonl", "ab") as f:
         f.write(b"\0\0\0\0\n\xff\xfe\n")
     run = open_run(tmp_path / "r")  # raised ArrowInvalid before
-    kept = [blocks[0], blocks[2]]
+    kept = [blocks[0], blocks[1]]
     np.testing.assert_array_equal(run.raw()["ft201.volume_flow"][1], joined(kept)[1])
     assert run.time_range() == (int(joined(kept)[0][0]), int(joined(kept)[0][-1]))
     assert run.results_table().num_rows == 0
@@ -349,9 +349,9 @@ def test_reader_skips_files_a_disk_fault_left_unreadable(tmp_path: Path) -> None
 
 def test_eio_from_fsync_is_absorbed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """EIO has no real source on this machine (no device-mapper; a loop device over a full
-    filesystem reports ENOSPC), so it is injected at the os boundary: `os.fsync` fails as a
-    dying disk's writeback would, for a while, then works again."""
-    real_fsync = os.fsync
+    filesystem reports ENOSPC), so it is injected at the os boundary: `os.fsync` and
+    `os.fdatasync` fail as a dying disk's writeback would, for a while, then work again."""
+    real_fsync, real_fdatasync = os.fsync, os.fdatasync
 
     def dying(fd: int) -> None:
         raise OSError(errno.EIO, "Input/output error")
@@ -363,6 +363,7 @@ def test_eio_from_fsync_is_absorbed(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     rec.flush()
     spool.append(lines(0, 10))
     monkeypatch.setattr(os, "fsync", dying)
+    monkeypatch.setattr(os, "fdatasync", dying)
     rec.write_raw(blocks[1])
     rec.flush()  # raised OSError EIO before
     spool.append(lines(10, 20))
@@ -371,6 +372,7 @@ def test_eio_from_fsync_is_absorbed(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     assert spool.stats().health["spool_errors_eio"] >= 1
     assert not list((tmp_path / "runs").rglob("*.tmp"))
     monkeypatch.setattr(os, "fsync", real_fsync)
+    monkeypatch.setattr(os, "fdatasync", real_fdatasync)
     rec.write_raw(blocks[2])
     spool.append(lines(20, 30))
     rec.close()
@@ -405,13 +407,14 @@ def test_start_on_a_read_only_disk_then_it_comes_back(tmp_path: Path) -> None:
     spool.close()
 
 
-def test_a_damaged_part_does_not_stop_close(tmp_path: Path) -> None:
+def test_a_damaged_stream_does_not_stop_close(tmp_path: Path) -> None:
     rec = Recorder(tmp_path, run_id="r", autoflush=False, flush_s=0.5)
     for k in range(2):
         rec.write_raw(block(k, 50))
         rec.flush()
-    (tmp_path / "r" / "raw" / "seg-000001.parts" / "000001.parquet").write_bytes(b"PAR1")
-    rec.close()  # raised ArrowInvalid before
-    assert rec.stats()["recorder_errors_unreadable"] == 1
+    stream = tmp_path / "r" / "raw" / "seg-000001.arrows"
+    os.truncate(stream, stream.stat().st_size - 10)  # the second batch torn under the recorder
+    rec.close()
+    assert rec.stats()["recorder_lost_rows"] == 50
     v = open_run(tmp_path / "r").raw()["ft201.volume_flow"][1]
-    np.testing.assert_array_equal(v, block(1, 50)["ft201.volume_flow"][1])
+    np.testing.assert_array_equal(v, block(0, 50)["ft201.volume_flow"][1])
