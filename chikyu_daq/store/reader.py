@@ -96,11 +96,10 @@ def _stream_batches(path: Path) -> tuple[pa.Schema, list[pa.RecordBatch]] | None
     """A stream file's schema and complete batches; None if not even its schema is there.
 
     A torn tail (a crash or a failed write mid-append) ends the file quietly: it is debug
-    logged, never an error, as the writer makes every batch before it durable first."""
-    try:
-        data = pa.memory_map(str(path)).read_buffer()
-    except OSError:
-        return None
+    logged, never an error, as the writer makes every batch before it durable first. A file
+    that cannot be opened raises OSError (gone: compacted meanwhile; the caller lists again)."""
+    with pa.OSFile(str(path)) as f:  # read, not mapped: the writer may cut a torn tail off
+        data = f.read_buffer()
     try:
         reader = pa.ipc.open_stream(data)
     except (OSError, pa.ArrowException):
@@ -451,7 +450,10 @@ def _parse_row_groups(
 ) -> tuple[_RowGroup, ...] | None:
     """`_file_row_groups` of one version of a file (the arguments after `path` name it)."""
     if is_stream(path):
-        return _stream_row_groups(path)
+        try:
+            return _stream_row_groups(path)
+        except OSError:
+            return None
     try:
         meta = pq.read_metadata(path)
         arrow = meta.schema.to_arrow_schema()
