@@ -65,7 +65,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from chikyu_daq.store.durable import Counts, Health, fsync_dir
+from chikyu_daq.store.durable import Counts, Health, fsync_dir, reason_of
 from chikyu_daq.store.events import Event, encode
 from chikyu_daq.store.reader import RAW_SCHEMA, STREAM_NAME, read_stream
 from drivers.sample import SampleBlock
@@ -203,17 +203,20 @@ class _Stream:
         self.writer = pa.ipc.new_stream(self.sink, schema)
         self.size = 0  # bytes of complete batches, durable
         self.rows = 0
+        self.whole = False  # the last append's batch is all in the file (maybe not durable)
 
     def append(self, table: pa.Table) -> None:
         """Write and fdatasync one batch; raises OSError (the caller gives the file up)."""
         self.writer.write_table(table)
         data = memoryview(self.sink.take())
         done = 0
+        self.whole = False
         while done < len(data):
             n = os.write(self.fd, data[done:])
             if n <= 0:
                 raise OSError(errno.ENOSPC, f"short write to {self.path.name}")
             done += n
+        self.whole = True
         os.fdatasync(self.fd)
         self.size += len(data)
         self.rows += table.num_rows
@@ -323,8 +326,10 @@ class _Segmented:
                 s = self.stream = self._open(table.schema)
             try:
                 s.append(table)
-            except OSError:
-                self._give_back(s)
+            except OSError as exc:
+                if self._give_back(s):  # a whole batch that stays: written, never twice
+                    self.health.note(reason_of(exc), f"{s.path.name}: {exc}", logging.ERROR)
+                    break
                 if created:
                     raise
                 continue  # the open file may be stale (a disk swapped): once more, a new file
@@ -348,20 +353,24 @@ class _Segmented:
                 continue
             return _Stream(path, fd, schema)
 
-    def _give_back(self, s: _Stream) -> None:
+    def _give_back(self, s: _Stream) -> bool:
         """After a failed append: the file cut back to its complete batches (a new empty one
-        removed, so a full disk gets its space back); never appended to again."""
+        removed, so a full disk gets its space back); never appended to again. True if that
+        failed with the batch whole in the file (only its fdatasync failed): the reader reads
+        it, so its rows must count as written, not be written again."""
+        kept = False
         try:
             if s.size:
                 os.ftruncate(s.fd, s.size)
             else:
                 s.path.unlink()
         except OSError:  # left as is: the reader stops at the last complete batch
-            pass
+            kept = s.whole
         s.close()
         self.stream = None
-        if s.size:
+        if s.size or kept:
             self.index += 1
+        return kept
 
     def advance(self) -> None:
         """Close the open segment (to be compacted); the next rows start segment N+1."""

@@ -222,3 +222,31 @@ def test_the_compacted_segment_wins_over_a_stream_left_by_a_crash(tmp_path: Path
     (rec.path / "raw" / "seg-000001.arrows").write_bytes(saved)
     assert_raw(rec.path, blocks)
     assert [p.name for p in segment_files(rec.path / "raw")] == ["seg-000001.parquet"]
+
+
+def test_a_batch_that_cannot_be_cut_off_is_not_written_twice(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """fdatasync fails after the whole batch was written and the file cannot be cut back: the
+    reader will read that batch, so its rows count as written (the error counted) and the
+    next flush goes to a new stream file."""
+
+    def eio(*_a: object) -> None:
+        raise OSError(errno.EIO, "Input/output error")
+
+    rec = Recorder(tmp_path / "runs", run_id="r", autoflush=False)
+    blocks = [block(k) for k in range(3)]
+    rec.write_raw(blocks[0])
+    rec.flush()
+    with monkeypatch.context() as m:
+        m.setattr(os, "fdatasync", eio)
+        m.setattr(os, "ftruncate", eio)
+        rec.write_raw(blocks[1])
+        rec.flush()
+    assert rec.stats()["recorder_errors_eio"] == 1 and rec.stats()["recorder_pending_samples"] == 0
+    rec.write_raw(blocks[2])
+    rec.flush()
+    assert rec.stats()["recorder_files"] == len(segment_files(rec.path / "raw")) == 2
+    assert_raw(rec.path, blocks)
+    rec.close()
+    assert_raw(rec.path, blocks)
