@@ -11,10 +11,17 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from chikyu_daq.store.reader import open_run, read_stream, segment_files
+from chikyu_daq.store.reader import (
+    RAW_SCHEMA,
+    open_run,
+    read_segment_file,
+    read_stream,
+    segment_files,
+)
 from chikyu_daq.store.writer import Recorder
 
 T0 = 1_700_000_000_000_000_000
@@ -205,6 +212,13 @@ def test_the_parts_layout_of_old_recordings_reads_the_same(tmp_path: Path) -> No
             for u, v in zip(x[ch], y[ch], strict=True):
                 np.testing.assert_array_equal(u, v)
     assert_raw(old, blocks)
+    exported = [  # what export reads, file by file, in either layout
+        pa.concat_tables(
+            read_segment_file(f, RAW_SCHEMA) for f in segment_files(d / "raw", check=True)
+        )
+        for d in (new, old)
+    ]
+    assert exported[0].equals(exported[1]) and exported[0].num_rows == a.raw_table().num_rows
     manifest = json.loads((old / "manifest.json").read_text())
     assert manifest["run_id"] == "r"
 
