@@ -619,7 +619,7 @@ def export_run(
 ) -> int:  # fmt: skip
     """A run's raw samples as long CSV or Parquet (`channel,time,value,quality`), segment by
     segment; the run's events go next to it as `<out>.events.jsonl`. Returns rows written."""
-    from chikyu_daq.store.reader import RAW_SCHEMA, segment_files
+    from chikyu_daq.store.reader import RAW_SCHEMA, read_segment_file, segment_files
 
     out.parent.mkdir(parents=True, exist_ok=True)
     parquet = out.suffix.lower() in (".parquet", ".pq")
@@ -627,7 +627,7 @@ def export_run(
     writer: Any = None
     try:
         for f in segment_files(run.path / "raw"):
-            table = pq.read_table(f, schema=RAW_SCHEMA)
+            table = read_segment_file(f, RAW_SCHEMA)
             if t0 is not None or t1 is not None:
                 lo = t0 if t0 is not None else -(2**63)
                 hi = t1 if t1 is not None else 2**63 - 1

@@ -205,3 +205,17 @@ def test_a_run_written_to_influxd_by_the_pipeline_imports_back_to_the_same_resul
     # float64 values travel as shortest round-trip decimals and times as integer ns, so the
     # line protocol's precision here is exact
     assert_same(got, ref)
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_a_run_still_open_exports_every_flushed_sample(tmp_path: Path, suffix: str) -> None:
+    """A crashed (or still recording) run's last segment is the recorder's append-only stream,
+    not Parquet: the export reads it like the replay does."""
+    from chikyu_daq.fleet.importer import export_run
+
+    rec = Recorder(tmp_path / "runs", run_id="open", autoflush=False)
+    t = T0 + np.arange(50, dtype=np.int64) * 100_000_000
+    rec.write_raw({"ft201.volume_flow": (t, 330.0 + np.arange(50.0), np.zeros(50, np.uint8))})
+    rec.flush()  # durable and readable, segment not compacted: as after kill -9
+    run = open_run(tmp_path / "runs" / "open")
+    assert export_run(run, tmp_path / f"out{suffix}") == run.raw_table().num_rows == 50
