@@ -9,6 +9,7 @@ import os
 import signal
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -47,7 +48,12 @@ def daemon_config(path: Path, *, influx_url: str | None, mqtt_port: int | None) 
 
 
 class NotifySocket:
-    """What systemd listens on: datagrams of `KEY=value` lines from the service."""
+    """What systemd listens on: datagrams of `KEY=value` lines from the service.
+
+    Read all the time by a thread, as systemd does: the kernel queues only
+    `net.unix.max_dgram_qlen` (10 by default) unread datagrams and the daemon's non-blocking
+    sends past that are lost, so a socket read only when a test looks would drop STOPPING=1
+    sent after a minute of watchdog pings."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -55,19 +61,31 @@ class NotifySocket:
         self.sock.bind(str(path))
         self.sock.settimeout(0.2)
         self.messages: list[dict[str, str]] = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._reader = threading.Thread(target=self._read, name=f"notify-{path.name}", daemon=True)
+        self._reader.start()
 
-    def pump(self) -> None:
-        for _ in range(1000):
+    def _read(self) -> None:
+        while not self._stop.is_set():  # bounded by close() (and the process's end)
             try:
                 data = self.sock.recv(4096)
             except TimeoutError:
-                return
+                continue
+            except OSError:
+                return  # closed
             fields = dict(line.split("=", 1) for line in data.decode().splitlines() if "=" in line)
-            self.messages.append(fields)
+            with self._lock:
+                self.messages.append(fields)
 
     def seen(self, key: str, value: str | None = None) -> list[dict[str, str]]:
-        self.pump()
-        return [m for m in self.messages if key in m and (value is None or m[key] == value)]
+        with self._lock:
+            return [m for m in self.messages if key in m and (value is None or m[key] == value)]
+
+    def close(self) -> None:
+        self._stop.set()
+        self._reader.join(5)
+        self.sock.close()
 
 
 @dataclass
