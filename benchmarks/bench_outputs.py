@@ -25,19 +25,21 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import gzip
 import http.client
-import json
 import platform
 import shutil
 import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from publish import publish
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -213,9 +215,9 @@ def raw_ingest(url: str, db: str, batches: list[bytes]) -> float:
     return elapsed
 
 
-def bench_drain(n_lines: int = 1_000_000) -> dict[str, Any]:
-    if shutil.which("influxd") is None:
-        return {"skipped": "influxd not installed"}
+@contextlib.contextmanager
+def bench_influxd() -> Iterator[tuple[Any, Path]]:
+    """A real influxd with a `bench` database in a temporary folder (also yielded), killed after."""
     from tests.servers import Influxd
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -224,46 +226,54 @@ def bench_drain(n_lines: int = 1_000_000) -> dict[str, Any]:
         server.start()
         try:
             server.create_db("bench")
-            spool = Spool(Path(tmp) / "spool", 2 << 30)
-            rng = np.random.default_rng(1)
-            block = 50_000
-            t_start = time.perf_counter()
-            lines: list[bytes] = []
-            for k in range(0, n_lines, block):
-                t = T0 + np.arange(k, k + block, dtype=np.int64) * 1_000_000
-                body = encode_block("ft201", TAGS, t, fields(block, rng))
-                spool.append(body)
-                lines.extend(body.splitlines(keepends=True))
-            spool.sync()
-            spool_s = time.perf_counter() - t_start
-            spooled_bytes = spool.stats().spool_bytes
-            batches = [
-                gzip.compress(b"".join(lines[i : i + RAW_BATCH]), 1)
-                for i in range(0, len(lines), RAW_BATCH)
-            ]
-            del lines
-            raw_s = []
-            server.create_db("raw1")
-            raw_s.append(raw_ingest(server.url, "raw1", batches))
-
-            async def drain() -> float:
-                up = Uploader(spool, V1Writer(server.url, "bench"))
-                task = asyncio.create_task(up.run())
-                t0 = time.perf_counter()
-                while not spool.empty():
-                    await asyncio.sleep(0.05)
-                elapsed = time.perf_counter() - t0
-                await up.aclose()
-                await task
-                return elapsed
-
-            drain_s = asyncio.run(drain())
-            server.create_db("raw2")
-            raw_s.append(raw_ingest(server.url, "raw2", batches))
-            res = server.query('SELECT count("volume_flow") FROM "ft201"', "bench")
-            stored = res["results"][0]["series"][0]["values"][0][1]
+            yield server, Path(tmp)
         finally:
             server.kill()
+
+
+def bench_drain(n_lines: int = 1_000_000) -> dict[str, Any]:
+    if shutil.which("influxd") is None:
+        return {"skipped": "influxd not installed"}
+
+    with bench_influxd() as (server, tmp):
+        spool = Spool(Path(tmp) / "spool", 2 << 30)
+        rng = np.random.default_rng(1)
+        block = 50_000
+        t_start = time.perf_counter()
+        lines: list[bytes] = []
+        for k in range(0, n_lines, block):
+            t = T0 + np.arange(k, k + block, dtype=np.int64) * 1_000_000
+            body = encode_block("ft201", TAGS, t, fields(block, rng))
+            spool.append(body)
+            lines.extend(body.splitlines(keepends=True))
+        spool.sync()
+        spool_s = time.perf_counter() - t_start
+        spooled_bytes = spool.stats().spool_bytes
+        batches = [
+            gzip.compress(b"".join(lines[i : i + RAW_BATCH]), 1)
+            for i in range(0, len(lines), RAW_BATCH)
+        ]
+        del lines
+        raw_s = []
+        server.create_db("raw1")
+        raw_s.append(raw_ingest(server.url, "raw1", batches))
+
+        async def drain() -> float:
+            up = Uploader(spool, V1Writer(server.url, "bench"))
+            task = asyncio.create_task(up.run())
+            t0 = time.perf_counter()
+            while not spool.empty():
+                await asyncio.sleep(0.05)
+            elapsed = time.perf_counter() - t0
+            await up.aclose()
+            await task
+            return elapsed
+
+        drain_s = asyncio.run(drain())
+        server.create_db("raw2")
+        raw_s.append(raw_ingest(server.url, "raw2", batches))
+        res = server.query('SELECT count("volume_flow") FROM "ft201"', "bench")
+        stored = res["results"][0]["series"][0]["values"][0][1]
     raw_rate = n_lines / statistics.mean(raw_s)
     return {
         "lines": n_lines,
@@ -289,7 +299,6 @@ def bench_live_upload(window_s: float = 20.0, tick_s: float = 1 / 6) -> dict[str
 
     from chikyu_daq.config.model import load_config
     from chikyu_daq.sinks.fanout import Outputs
-    from tests.servers import Influxd
 
     ticks = reference_ticks(int((window_s + 5) / tick_s) + 2, tick_s)
     health = {"dev": {f"d{i}": {"ok": True, "polls": i, "ms": 2.5} for i in range(40)}}
@@ -343,18 +352,11 @@ def bench_live_upload(window_s: float = 20.0, tick_s: float = 1 / 6) -> dict[str
             "all_lines_sent": st["lines_sent"] == st["lines_spooled"] if upload else None,
         }
 
-    with tempfile.TemporaryDirectory() as tmp:
-        (Path(tmp) / "influxd").mkdir()
-        server = Influxd(Path(tmp) / "influxd")
-        server.start()
-        try:
-            server.create_db("bench")
-            res = {
-                name: asyncio.run(run(server.url, Path(tmp) / name, upload))
-                for name, upload in (("uploader_on", True), ("uploader_off", False))
-            }
-        finally:
-            server.kill()
+    with bench_influxd() as (server, tmp):
+        res = {
+            name: asyncio.run(run(server.url, Path(tmp) / name, upload))
+            for name, upload in (("uploader_on", True), ("uploader_off", False))
+        }
     return {
         **res,
         "upload_cpu_share": round(
@@ -416,12 +418,7 @@ def main() -> None:
         "recorder": bench_recorder(args.recorder_samples),
         "drain": bench_drain(args.drain_lines),
     }
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.out:
-        out = args.out if args.out.suffix == ".json" else args.out / "outputs.json"
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(text + "\n")
+    publish(result, args.out, "outputs.json")
 
 
 if __name__ == "__main__":

@@ -6,7 +6,8 @@ ticks/s (`bench_outputs.reference_ticks`), `write_results` of ~60 columns at 10 
 flusher thread every `flush_s` = 0.5 s onto the real disk. Measured per window: CPU of the
 whole process per second (feeder and flusher, nothing else runs) and of the flusher thread
 alone, voluntary context switches per second, flushes. Baseline in the same run: the writer
-of `--baseline-rev` (default `integ3`, one Parquet part per flush and table), loaded from git
+of `--baseline-rev` (default `f502232`, the last with one Parquet part per flush and table),
+loaded from git
 into a temporary module; rounds alternate between the two. After each round the run is closed
 and both writers' compacted segments are compared (same rows, and whether the Parquet bytes
 are identical).
@@ -18,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import json
 import platform
 import resource
 import statistics
@@ -32,6 +32,7 @@ from types import ModuleType
 from typing import Any
 
 import numpy as np
+from publish import publish
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -153,7 +154,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--window-s", type=float, default=10.0)
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--baseline-rev", default="integ3")
+    ap.add_argument("--baseline-rev", default="f502232")
     ap.add_argument("--dir", type=Path, default=None, help="where runs go (default: a temp dir)")
     args = ap.parse_args()
     old = baseline_writer(args.baseline_rev)
@@ -188,12 +189,7 @@ def main() -> None:
         "rounds": per,
         "check": check,
     }
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.out:
-        out = args.out if args.out.suffix == ".json" else args.out / "recorder.json"
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(text + "\n")
+    publish(result, args.out, "recorder.json")
 
 
 if __name__ == "__main__":

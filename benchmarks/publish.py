@@ -11,9 +11,13 @@ from pathlib import Path
 from typing import Any
 
 
-def publish(result: dict[str, Any], out: Path, name: str) -> None:
-    """Write `result` to `out/name` (creating `out`) and print the same text."""
+def publish(result: dict[str, Any], out: Path | None, name: str) -> None:
+    """Print `result` as JSON and write the same text to `out/name`, or to `out` itself when it
+    names a `.json` file (folders created; `None`: print only)."""
     text = json.dumps(result, indent=2)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / name).write_text(text + "\n")
     print(text)
+    if out is None:
+        return
+    path = out if out.suffix == ".json" else out / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text + "\n")
