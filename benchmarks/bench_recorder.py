@@ -8,8 +8,8 @@ whole process per second (feeder and flusher, nothing else runs) and of the flus
 alone, voluntary context switches per second, flushes. Baseline in the same run: the writer
 of `--baseline-rev` (default `f502232`, the last with one Parquet part per flush and table),
 loaded from git into a temporary module; rounds alternate between the two. After each round
-the run is closed and both writers' compacted segments are compared (same rows, and whether the Parquet bytes
-are identical).
+the run is closed and both writers' compacted segments are compared (same rows, and whether
+the Parquet bytes are identical).
 
     python benchmarks/bench_recorder.py --out benchmarks/out [--window-s 10 --rounds 3]
 """
