@@ -10,8 +10,9 @@ of a recording compacted since issue 13 decodes only its channels' row groups, a
 the replay of `--baseline-ref` (default the previous commit; on a branch, `main`) from a scratch
 export of the repo, of recordings that code wrote itself (the recording's encoding is part of
 what is measured), whose results and events must be bit-identical (`identical_to_baseline`).
-The load average is recorded before and after: other work on the machine slows wall-clock
-figures first.
+The two trees' replays alternate round by round (`--repeat` rounds, least CPU kept), so a drift
+of the host's speed hits both. The load average is recorded before and after: other work on the
+machine slows wall-clock figures first.
 
     python benchmarks/bench_product.py --out benchmarks/out [--hours 24] [--baseline-ref REF]
 """
@@ -125,9 +126,8 @@ def export(ref: str, into: Path) -> str:
     return commit
 
 
-def replay_figures(root: Path, run: Path, out: Path, hours: float, repeat: int) -> dict[str, Any]:
-    """Best of `repeat` replays of `run` by code at `root` (the kernels already compiled)."""
-    runs = [_run_json(REPLAY, [str(run), str(out)], root) for _ in range(repeat)]
+def replay_figures(runs: list[dict[str, Any]], hours: float) -> dict[str, Any]:
+    """The figures of the replay with the least CPU among `runs` (the kernels already compiled)."""
     r = min(runs, key=lambda x: x["cpu_s"])
     span = hours * 3600
     return {
@@ -147,7 +147,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "out")
     ap.add_argument("--hours", type=float, default=24.0)
-    ap.add_argument("--repeat", type=int, default=2, help="replays per figure (best CPU kept)")
+    ap.add_argument("--repeat", type=int, default=4, help="rounds of replays (best CPU kept)")
     ap.add_argument("--baseline-ref", default="HEAD~1", help="commit whose replay is the baseline")
     ap.add_argument("--no-baseline", action="store_true")
     args = ap.parse_args()
@@ -180,9 +180,15 @@ def main() -> None:
             run = runs[name, "replay_short"]
             _run_json(REPLAY, [str(run), str(tmp / f"warm-{name}")], root)
         for key, hours in lengths.items():
-            for name, root in roots.items():
-                out = tmp / f"{name}-{key}"
-                fig = replay_figures(root, runs[name, key], out, hours, args.repeat)
+            # rounds alternate which tree goes first: a drift of the host's speed during the
+            # run (seen as 25 % between back-to-back replays of identical code) hits both
+            got: dict[str, list[dict[str, Any]]] = {name: [] for name in roots}
+            for i in range(args.repeat):
+                for name, root in list(roots.items())[:: 1 if i % 2 == 0 else -1]:
+                    out = str(tmp / f"{name}-{key}")
+                    got[name].append(_run_json(REPLAY, [str(runs[name, key]), out], root))
+            for name in roots:
+                fig = replay_figures(got[name], hours)
                 if name == "current":
                     result[key].update(fig)
                 else:
