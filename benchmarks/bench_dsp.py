@@ -183,14 +183,11 @@ def compile_times() -> dict[str, float]:
     return res
 
 
-def best_of(fn, repeat: int) -> tuple[float, object]:  # type: ignore[no-untyped-def]
-    best = np.inf
-    result = None
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        result = fn()
-        best = min(best, time.perf_counter() - t0)
-    return best, result
+def timed(fn, *args):  # type: ignore[no-untyped-def]
+    """(seconds, result) of one call."""
+    t0 = time.perf_counter()
+    result = fn(*args)
+    return time.perf_counter() - t0, result
 
 
 def main() -> None:
@@ -206,9 +203,15 @@ def main() -> None:
     n = int(args.hours * 3600 * 10)
     grid = raw["p_discharge_bar"][0][0] + 5_000_000_000 + np.arange(n, dtype=np.int64) * STEP_NS
     grid = grid[grid <= min(t[-1] for t, _, _ in raw.values())]
-    t_align, (vals, quals) = best_of(lambda: dsp_align(raw, grid), args.repeat)
-    t_chain, chain_out = best_of(lambda: dsp_chain(p, grid, vals, quals), args.repeat)
-    t_pandas, pandas_out = best_of(lambda: pandas_chain(p, grid, raw), max(1, args.repeat - 2))
+    # rounds interleave the two chains, so a drift of the host's speed hits both; best of each
+    t_align = t_chain = t_pandas = np.inf
+    for _ in range(args.repeat):
+        t, (vals, quals) = timed(dsp_align, raw, grid)
+        t_align = min(t_align, t)
+        t, chain_out = timed(dsp_chain, p, grid, vals, quals)
+        t_chain = min(t_chain, t)
+        t, pandas_out = timed(pandas_chain, p, grid, raw)
+        t_pandas = min(t_pandas, t)
     bad = disagreements(chain_out, pandas_out)  # type: ignore[arg-type]
     if bad:
         sys.exit("pandas reference disagrees with the kernel: " + "; ".join(bad))
