@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -82,6 +83,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                             out["cpu_share"],
                             out.get("latency_ms_p99"),
                             out.get("rss_mb"),
+                            file=sys.stderr,  # progress; stdout is the JSON
                             flush=True,
                         )
             BL.REPO = new
@@ -89,6 +91,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         finally:
             BL.stop(rig)
     res["loadavg_after"] = os.getloadavg()
+    med = {
+        f"{n}_{ph}": statistics.median(o["cpu_share"] for o in res[f"{n}_{ph}"])
+        for ph in phases
+        for n in ("base", "new")
+    }
+    res["median_cpu_share"] = med
+    res["new_over_base"] = {ph: round(med[f"new_{ph}"] / med[f"base_{ph}"], 3) for ph in phases}
     return res
 
 

@@ -222,6 +222,7 @@ def main() -> None:
         print(json.dumps(summarize(plants, a.hours), indent=2))
         return
     faults = tuple(f for f in a.faults.split(",") if f)
+    out = a.out if a.out.suffix == ".json" else a.out / "campaign.json"  # a folder: `make bench`
     t0 = time.perf_counter()
     res = campaign(
         a.plants,
@@ -229,14 +230,13 @@ def main() -> None:
         faults,
         a.seed,
         a.workers,
-        a.out.with_suffix(".plants.jsonl"),
+        out.with_suffix(".plants.jsonl"),
         a.day,
         a.lab_delay_s,
     )
     res["wall_s"] = round(time.perf_counter() - t0, 1)
     res["command"] = " ".join(sys.argv)
-    a.out.parent.mkdir(parents=True, exist_ok=True)
-    a.out.write_text(json.dumps(res, indent=2) + "\n")
+    out.write_text(json.dumps(res, indent=2) + "\n")
     print(json.dumps(res.get("summary", {}), indent=2))
 
 
