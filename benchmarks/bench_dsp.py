@@ -212,7 +212,7 @@ def main() -> None:
         t_chain = min(t_chain, t)
         t, pandas_out = timed(pandas_chain, p, grid, raw)
         t_pandas = min(t_pandas, t)
-    bad = disagreements(chain_out, pandas_out)  # type: ignore[arg-type]
+    bad = disagreements(chain_out, pandas_out)
     if bad:
         sys.exit("pandas reference disagrees with the kernel: " + "; ".join(bad))
     rec = {

@@ -49,6 +49,7 @@ from chikyu_daq.sinks.influx.sink import Uploader, V1Writer  # noqa: E402
 from chikyu_daq.sinks.influx.spool import Spool  # noqa: E402
 from chikyu_daq.store.reader import open_run  # noqa: E402
 from chikyu_daq.store.writer import Recorder  # noqa: E402
+from drivers.sample import SampleBlock  # noqa: E402
 
 T0 = 1_700_000_000_000_000_000
 TAGS = {"vessel": "chikyu", "run": "bench"}
@@ -380,7 +381,7 @@ def bench_recorder(n_samples: int = 10_000_000, channels: int = 40) -> dict[str,
         t_start = time.perf_counter()
         for b in range(n_blocks):
             t = T0 + (b * per_block + np.arange(per_block, dtype=np.int64)) * 10_000_000
-            rec.write_raw({n: (t, v, q) for n in names})
+            rec.write_raw({n: SampleBlock(t, v, q) for n in names})
         rec.close()
         write_s = time.perf_counter() - t_start
         dropped = rec.stats()["recorder_dropped_samples"]  # refused: the disk writer fell behind
