@@ -181,7 +181,7 @@ def campaign(
         work = Path(tmp)
         out["faults"] = fault_runs(faults, work)
         jobs = [(seed0 + i, hours, work, day, lab_delay_s) for i in range(plants)]
-        with get_context("spawn").Pool(workers) as pool, jsonl.open("a") as f:
+        with get_context("spawn").Pool(workers) as pool, jsonl.open("w") as f:
             for r in pool.imap_unordered(_plant, jobs):
                 out["plants"].append(r)
                 f.write(json.dumps(r) + "\n")
