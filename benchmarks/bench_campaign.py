@@ -37,6 +37,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from benchmarks.publish import json_path  # noqa: E402
 from chikyu_daq.config.model import Config, load_config  # noqa: E402
 from chikyu_daq.replay.engine import ReplayOptions, replay  # noqa: E402
 from chikyu_daq.rig.synth import record_synth  # noqa: E402
@@ -222,7 +223,7 @@ def main() -> None:
         print(json.dumps(summarize(plants, a.hours), indent=2))
         return
     faults = tuple(f for f in a.faults.split(",") if f)
-    out = a.out if a.out.suffix == ".json" else a.out / "campaign.json"  # a folder: `make bench`
+    out = json_path(a.out, "campaign.json")
     t0 = time.perf_counter()
     res = campaign(
         a.plants,

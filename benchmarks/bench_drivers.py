@@ -33,6 +33,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from benchmarks.publish import json_path  # noqa: E402
 from chikyu_daq.config.model import load_config  # noqa: E402
 from drivers.acquisition import Acquisition  # noqa: E402
 from drivers.endpoints import override_buses  # noqa: E402
@@ -290,7 +291,7 @@ if __name__ == "__main__":
     res = asyncio.run(main(a))
     text = json.dumps(res, indent=2)
     if a.out:
-        out = a.out if a.out.suffix == ".json" else a.out / "drivers.json"  # a directory
+        out = json_path(a.out, "drivers.json")
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(text + "\n", encoding="utf-8")
     print(text)

@@ -34,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import dsp  # noqa: E402
 from benchmarks.pandas_chain import pandas_chain  # noqa: E402
+from benchmarks.publish import json_path  # noqa: E402
 from dsp.chain import ROLES, Block, init_state, process_block  # noqa: E402
 from dsp.params import ALARM_NAMES, ChainParams  # noqa: E402
 
@@ -232,7 +233,7 @@ def main() -> None:
         "roles": list(ROLES),
     }
     out = Path(args.out)
-    out = out if out.suffix == ".json" else out / "dsp.json"  # a directory: `make bench`
+    out = json_path(out, "dsp.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(rec, indent=2))
     print(json.dumps(rec, indent=2))

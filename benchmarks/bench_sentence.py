@@ -20,6 +20,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from benchmarks.publish import json_path  # noqa: E402
 from drivers.sentence import SentenceParser  # noqa: E402
 
 
@@ -73,7 +74,7 @@ def main() -> None:
     text = json.dumps({"bytes": n, "chunk_bytes": 1024, "results": out}, indent=1)
     print(text)
     if args.out is not None:
-        path = args.out if args.out.suffix == ".json" else args.out / "bench_sentence.json"
+        path = json_path(args.out, "bench_sentence.json")
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text + "\n")
 

@@ -11,6 +11,11 @@ from pathlib import Path
 from typing import Any
 
 
+def json_path(out: Path, name: str) -> Path:
+    """`out` itself when it names a `.json` file, else `out/name` (`make bench` passes a folder)."""
+    return out if out.suffix == ".json" else out / name
+
+
 def publish(result: dict[str, Any], out: Path | None, name: str) -> None:
     """Print `result` as JSON and write the same text to `out/name`, or to `out` itself when it
     names a `.json` file (folders created; `None`: print only)."""
@@ -18,6 +23,6 @@ def publish(result: dict[str, Any], out: Path | None, name: str) -> None:
     print(text)
     if out is None:
         return
-    path = out if out.suffix == ".json" else out / name
+    path = json_path(out, name)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text + "\n")
